@@ -1,0 +1,53 @@
+# The commands users type. Everything installs what it needs first (scripts/setup.sh is idempotent).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PODIUM := $(VENV)/bin/podium
+
+.PHONY: setup test test-unit test-integration test-cluster lint typecheck crds crds-check bench \
+        cluster-up cluster-down demo clean
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	@bash scripts/test.sh
+
+test-unit: setup
+	$(PY) -m pytest tests/unit -q
+
+test-integration: setup
+	$(PY) -m pytest tests/integration -q
+
+test-cluster: setup
+	$(PY) -m pytest tests/cluster -q
+
+lint: setup
+	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/mypy
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+crds: setup
+	$(PY) -m podium.api.crdgen crds
+
+crds-check: crds
+	git diff --exit-code crds/
+
+bench: setup
+	$(PY) -m bench.run
+
+cluster-up: setup
+	$(PODIUM) cluster up
+
+cluster-down: setup
+	$(PODIUM) cluster down
+
+demo: setup
+	@bash scripts/demo.sh
+
+clean:
+	-$(PODIUM) cluster down
+	rm -rf .podium .pytest_cache .mypy_cache .ruff_cache

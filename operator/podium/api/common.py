@@ -1,0 +1,172 @@
+"""Building blocks shared by the Podium API models.
+
+Validation rules that a schema alone cannot express are declared once, as :class:`Rule`: the CRD generator
+emits each as a CEL ``x-kubernetes-validations`` entry (so the API server rejects bad specs) and the model runs
+the same rule's Python check (so the operator and the CLI reject them with the same message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+GROUP = "podium.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Kubernetes object names: DNS-1123 subdomain (Agents, Teams) and label (stage/task names).
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+CAPABILITY_PATTERN = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+
+# Bounded strings also keep the CEL rules' estimated cost within what the API server accepts.
+AgentName = Annotated[str, Field(max_length=253, pattern=NAME_PATTERN)]
+TaskName = Annotated[str, Field(max_length=63, pattern=LABEL_PATTERN)]
+CapabilityName = Annotated[str, Field(min_length=1, max_length=63, pattern=CAPABILITY_PATTERN)]
+RoleName = CapabilityName
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule: ``cel`` for the API server, ``check`` for Python; one ``message`` for both."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+
+
+class Model(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are an error, as in a structural CRD."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+        validate_default=True,
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        broken = [rule.message for rule in type(self).rules if not rule.check(self)]
+        if broken:
+            raise ValueError("; ".join(broken))
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form the API server stores (camelCase, unset optional fields left out)."""
+        data: dict[str, Any] = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return data
+
+
+def exactly_one(*fields: str) -> Rule:
+    """Rule: exactly one of ``fields`` (Python names) is set."""
+    wire = [to_camel(f) for f in fields]
+    return Rule(
+        cel="[" + ", ".join(f"has(self.{w})" for w in wire) + "].filter(x, x).size() == 1",
+        message=f"exactly one of {', '.join(wire)} must be set",
+        check=lambda m: sum(getattr(m, f) is not None for f in fields) == 1,
+    )
+
+
+class Priority(StrEnum):
+    critical = "critical"
+    important = "important"
+    optional = "optional"
+
+
+CONDITION_TYPE_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(Model):
+    """A status condition as the Kubernetes API conventions describe it."""
+
+    type: str = Field(max_length=316, pattern=CONDITION_TYPE_PATTERN)
+    status: ConditionStatus
+    reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    message: str = Field(default="", max_length=32768)
+    last_transition_time: str = Field(description="RFC 3339 time of the last status change")
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class LabelSelectorRequirement(Model):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class LabelSelector(Model):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+    rules = (
+        Rule(
+            cel="has(self.matchLabels) || has(self.matchExpressions)",
+            message="a selector needs matchLabels or matchExpressions",
+            check=lambda m: bool(m.match_labels) or bool(m.match_expressions),
+        ),
+    )
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for key, value in (self.match_labels or {}).items():
+            if labels.get(key) != value:
+                return False
+        for req in self.match_expressions or []:
+            present = req.key in labels
+            inside = present and labels[req.key] in (req.values or [])
+            if (
+                (req.operator == "In" and not inside)
+                or (req.operator == "NotIn" and inside)
+                or (req.operator == "Exists" and not present)
+                or (req.operator == "DoesNotExist" and present)
+            ):
+                return False
+        return True
+
+    def to_label_selector_string(self) -> str:
+        """The ``key=value,key in (a,b)`` form the list APIs take."""
+        parts = [f"{k}={v}" for k, v in sorted((self.match_labels or {}).items())]
+        for req in self.match_expressions or []:
+            values = ",".join(req.values or [])
+            parts.append(
+                {
+                    "In": f"{req.key} in ({values})",
+                    "NotIn": f"{req.key} notin ({values})",
+                    "Exists": req.key,
+                    "DoesNotExist": f"!{req.key}",
+                }[req.operator]
+            )
+        return ",".join(parts)
+
+
+class ObjectMeta(Model):
+    """The part of metadata Podium reads; the rest is kept as the API server sent it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    generation: int | None = None
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Resource(Model):
+    """Base of the three kinds: apiVersion, kind, metadata, spec, status."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["podium.dev/v1alpha1"] = "podium.dev/v1alpha1"
+    kind: str
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)

@@ -1,0 +1,163 @@
+"""CustomResourceDefinitions for the three kinds, built from the models (the single source of truth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from podium.api.agent import AgentSpec, AgentStatus
+from podium.api.common import GROUP, VERSION
+from podium.api.orchestration import OrchestrationSpec, OrchestrationStatus
+from podium.api.schema import Schema, model_schema
+from podium.api.team import TeamSpec, TeamStatus
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    json_path: str
+    type: str = "string"
+    description: str = ""
+    priority: int = 0
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "jsonPath": self.json_path}
+        if self.description:
+            out["description"] = self.description
+        if self.priority:
+            out["priority"] = self.priority
+        return out
+
+
+AGE = Column("Age", ".metadata.creationTimestamp", "date")
+
+
+@dataclass(frozen=True)
+class Kind:
+    kind: str
+    plural: str
+    short_names: tuple[str, ...]
+    spec: type[BaseModel]
+    status: type[BaseModel]
+    columns: tuple[Column, ...]
+    scale: bool = False
+    extra_subresources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.plural}.{GROUP}"
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.plural}.yaml"
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        kind="Agent",
+        plural="agents",
+        short_names=("ag",),
+        spec=AgentSpec,
+        status=AgentStatus,
+        scale=True,
+        columns=(
+            Column("Role", ".spec.role"),
+            Column("Ready", ".status.ready", description="ready replicas / replicas"),
+            Column("Phase", ".status.phase"),
+            Column("Load", ".status.load", "number"),
+            Column("Breaker", ".status.breaker", priority=1),
+            Column("Priority", ".spec.priority", priority=1),
+            AGE,
+        ),
+    ),
+    Kind(
+        kind="Team",
+        plural="teams",
+        short_names=("tm",),
+        spec=TeamSpec,
+        status=TeamStatus,
+        columns=(
+            Column("Ready", ".status.ready", description="ready members / members"),
+            Column("Degraded", ".status.degraded", "boolean"),
+            Column("Lead", ".spec.lead", priority=1),
+            AGE,
+        ),
+    ),
+    Kind(
+        kind="Orchestration",
+        plural="orchestrations",
+        short_names=("orch",),
+        spec=OrchestrationSpec,
+        status=OrchestrationStatus,
+        columns=(
+            Column("Strategy", ".spec.strategy"),
+            Column("Phase", ".status.phase"),
+            Column("Progress", ".status.progress"),
+            Column("Cost", ".status.cost", "number", priority=1),
+            Column("Team", ".spec.team", priority=1),
+            AGE,
+        ),
+    ),
+)
+
+
+def _status_schema(model: type[BaseModel]) -> Schema:
+    schema = model_schema(model)
+    conditions = schema["properties"].get("conditions")
+    if conditions is not None:
+        # Conditions are a map keyed by type, so server-side apply merges them per condition.
+        conditions["x-kubernetes-list-type"] = "map"
+        conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return schema
+
+
+def crd(kind: Kind) -> dict[str, Any]:
+    subresources: dict[str, Any] = {"status": {}}
+    if kind.scale:
+        subresources["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": kind.name, "labels": {"app.kubernetes.io/part-of": "podium"}},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind.kind,
+                "listKind": f"{kind.kind}List",
+                "plural": kind.plural,
+                "singular": kind.kind.lower(),
+                "shortNames": list(kind.short_names),
+                "categories": ["podium"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": subresources,
+                    "additionalPrinterColumns": [c.to_wire() for c in kind.columns],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": (kind.spec.__doc__ or kind.kind).strip().splitlines()[0],
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": model_schema(kind.spec),
+                                "status": _status_schema(kind.status),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

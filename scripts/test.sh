@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole suite: lint, type-check, CRD drift, then every test tier. `make test` runs this after setup.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH"
+
+echo "== ruff"
+ruff check operator tests bench
+ruff format --check operator tests bench
+echo "== mypy"
+mypy
+echo "== crds are what the models generate"
+python -m podium.api.crdgen crds >/dev/null
+if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$(git status --porcelain -- crds)" ]; then
+  git --no-pager diff --stat -- crds
+  echo "crds/ differ from the models: run 'make crds' and commit the result" >&2
+  exit 1
+fi
+echo "== tests"
+python -m pytest tests -ra "$@"

@@ -31,10 +31,10 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 crds: setup
-	$(PY) -m podium.api.crdgen crds
+	$(PY) -m podium.api.crdgen crds charts/podium/crds
 
 crds-check: crds
-	git diff --exit-code crds/
+	git diff --exit-code crds/ charts/podium/crds/
 
 bench: setup
 	$(PY) -m bench.run

@@ -10,9 +10,9 @@ ruff format --check operator tests bench
 echo "== mypy"
 mypy
 echo "== crds are what the models generate"
-python -m podium.api.crdgen crds >/dev/null
-if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$(git status --porcelain -- crds)" ]; then
-  git --no-pager diff --stat -- crds
+python -m podium.api.crdgen crds charts/podium/crds >/dev/null
+if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$(git status --porcelain -- crds charts/podium/crds)" ]; then
+  git --no-pager diff --stat -- crds charts/podium/crds
   echo "crds/ differ from the models: run 'make crds' and commit the result" >&2
   exit 1
 fi

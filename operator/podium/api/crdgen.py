@@ -1,4 +1,4 @@
-"""Write crds/*.yaml from the API models: `python -m podium.api.crdgen crds` (`make crds`)."""
+"""Write the CRDs from the API models into each folder named (`make crds`: crds/ and the Helm chart's crds/)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def write_all(directory: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    for path in write_all(Path(args[0] if args else "crds")):
-        print(f"wrote {path}")
+    for directory in args or ["crds", "charts/podium/crds"]:
+        for path in write_all(Path(directory)):
+            print(f"wrote {path}")
     return 0
 
 

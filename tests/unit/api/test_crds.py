@@ -132,3 +132,9 @@ def test_cel_rules_are_present_where_a_schema_alone_cannot_say_it() -> None:
 def test_conditions_merge_by_type() -> None:
     status = schema_of(load("agents.yaml"))["properties"]["status"]
     assert status["properties"]["conditions"]["x-kubernetes-list-map-keys"] == ["type"]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.kind)
+def test_helm_chart_ships_the_same_crds(kind: Any) -> None:
+    chart_copy = ROOT / "charts/podium/crds" / kind.file_name
+    assert chart_copy.read_text() == (CRD_DIR / kind.file_name).read_text(), "run `make crds`"

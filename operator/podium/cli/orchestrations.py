@@ -1,0 +1,180 @@
+"""`podium run`: submit an Orchestration, watch it, show its result and its conversation history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from podium.api.common import GROUP, VERSION
+from podium.api.validation import SpecError, parse
+
+PLURAL = "orchestrations"
+FINISHED = ("Succeeded", "Failed")
+
+
+def _api() -> Any:
+    from kubernetes import client, config
+
+    try:
+        config.load_kube_config()
+    except Exception:
+        config.load_incluster_config()
+    return client.CustomObjectsApi()
+
+
+def _get(api: Any, namespace: str, name: str) -> dict[str, Any]:
+    obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    return obj
+
+
+def submit(path: Path, namespace: str) -> list[str]:
+    """Create or update every Orchestration in the file; Agents and Teams in it are validated and skipped."""
+    from kubernetes.client.exceptions import ApiException
+
+    api = _api()
+    names = []
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        parse(doc)  # the same checks as the API server, with the same messages, before anything is sent
+        if doc["kind"] != "Orchestration":
+            continue
+        name = doc["metadata"]["name"]
+        try:
+            current = _get(api, namespace, name)
+            doc["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            api.replace_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, doc)
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc)
+        names.append(name)
+    return names
+
+
+def describe(status: dict[str, Any]) -> str:
+    parts = [status.get("phase") or "Pending", status.get("progress") or "0/0"]
+    if status.get("cost"):
+        parts.append(f"cost {status['cost']:.4f}")
+    if status.get("tokens"):
+        parts.append(f"tokens {status['tokens']}")
+    if status.get("degraded"):
+        parts.append("degraded")
+    if status.get("message"):
+        parts.append(status["message"])
+    return "  ".join(parts)
+
+
+def watch(namespace: str, name: str, timeout: float, interval: float = 1.0) -> int:
+    api = _api()
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        status = _get(api, namespace, name).get("status") or {}
+        line = describe(status)
+        if line != last:
+            print(f"{time.strftime('%H:%M:%S')}  {name}  {line}", flush=True)
+            last = line
+        if status.get("phase") in FINISHED:
+            return 0 if status["phase"] == "Succeeded" else 1
+        if time.monotonic() > deadline:
+            print(f"{name}: still {status.get('phase') or 'Pending'} after {timeout:.0f}s", file=sys.stderr)
+            return 3
+        time.sleep(interval)
+
+
+def result(namespace: str, name: str, redis_url: str) -> int:
+    status = _get(_api(), namespace, name).get("status") or {}
+    if "result" in status:
+        value = status["result"]
+    elif status.get("resultRef"):
+        value = _load_ref(redis_url, status["resultRef"])
+    else:
+        print(f"{name} has no result yet ({status.get('phase') or 'Pending'})", file=sys.stderr)
+        return 1
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _load_ref(redis_url: str, ref: str) -> Any:
+    import redis
+
+    key = ref.removeprefix("redis:")
+    raw = redis.Redis.from_url(redis_url).get(key)
+    if raw is None:
+        raise SystemExit(f"the result at {ref} has expired or was deleted")
+    return json.loads(raw)
+
+
+def history(namespace: str, name: str, redis_url: str, limit: int) -> int:
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from podium.engine.bus import Bus
+
+    async def fetch() -> list[Any]:
+        client = Redis.from_url(redis_url)
+        try:
+            entries: list[Any] = await Bus(client).history(orchestration=f"{namespace}/{name}", limit=limit)
+            return entries
+        finally:
+            await client.aclose()
+
+    for entry in asyncio.run(fetch()):
+        print(json.dumps(entry if isinstance(entry, dict) else getattr(entry, "__dict__", str(entry)), default=str))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import os
+
+    parser = argparse.ArgumentParser(prog="podium run", description=__doc__)
+    parser.add_argument("-n", "--namespace", default="default")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("PODIUM_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        help="for result references and history (env PODIUM_REDIS_URL)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("submit", help="create or update the Orchestrations in a file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--watch", action="store_true", help="then watch them to the end")
+    p.add_argument("--timeout", type=float, default=600)
+    p = sub.add_parser("watch", help="print progress until the run finishes")
+    p.add_argument("name")
+    p.add_argument("--timeout", type=float, default=600)
+    p = sub.add_parser("result", help="print the result (inline or by reference)")
+    p.add_argument("name")
+    p = sub.add_parser("history", help="print the conversation history of a run")
+    p.add_argument("name")
+    p.add_argument("--limit", type=int, default=200)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "submit":
+            names = submit(args.file, args.namespace)
+            for name in names:
+                print(f"orchestration.{GROUP}/{name} submitted")
+            if args.watch:
+                return max((watch(args.namespace, n, args.timeout) for n in names), default=0)
+            return 0
+        if args.command == "watch":
+            return watch(args.namespace, args.name, args.timeout)
+        if args.command == "result":
+            return result(args.namespace, args.name, args.redis_url)
+        return history(args.namespace, args.name, args.redis_url, args.limit)
+    except SpecError as e:
+        print(f"podium run: {e.kind} {e.name!r} is invalid:", file=sys.stderr)
+        for problem in e.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2

@@ -1,0 +1,142 @@
+"""The one interface every backend implements, and the conventions they share for reading answers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from podium.api.agent import AgentSpec
+
+# Keys a backend may use to report more than the output itself: {"output": ..., "quality": 0.8, "tokens": 12}.
+ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost"})
+
+
+class TaskLike(Protocol):
+    """What a backend reads from a task (``podium.engine.messages.Task`` satisfies it)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def input(self) -> Any: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def orchestration(self) -> str: ...
+    @property
+    def attempt(self) -> int: ...
+    @property
+    def meta(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class BackendOutput:
+    output: Any
+    quality: float | None = None
+    tokens: int = 0
+    cost: float | None = None  # None: the runtime prices the task from the Agent's pricing
+
+
+class BackendError(Exception):
+    """The backend ran and failed; the message is what the orchestration sees as the task's error."""
+
+
+class Backend(Protocol):
+    name: str
+    timeout_seconds: int | None  # the backend's own cap on a task, if its spec sets one
+
+    async def start(self) -> None:
+        """Prepare (import, open sessions); raise BackendError if the backend can never work."""
+
+    async def run(self, task: TaskLike) -> BackendOutput:
+        """Do the task; raise for errors. Cancellation (timeout, shutdown) must stop the work."""
+
+    def handles(self, kind: str) -> bool:
+        """False: the runtime answers this kind itself (see podium.agent.defaults)."""
+
+    async def close(self) -> None: ...
+
+
+def task_document(task: TaskLike) -> dict[str, Any]:
+    """The task as the JSON that http/command backends receive."""
+    return {
+        "id": task.id,
+        "kind": str(task.kind),
+        "input": task.input,
+        "namespace": task.namespace,
+        "agent": task.agent,
+        "orchestration": task.orchestration,
+        "attempt": task.attempt,
+        "meta": task.meta,
+    }
+
+
+def _quality(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BackendError(f"quality must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise BackendError(f"quality must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def from_value(value: Any) -> BackendOutput:
+    """Read an answer: a dict made only of envelope keys (with ``output``) is unwrapped; anything else is output."""
+    if isinstance(value, BackendOutput):
+        return value
+    if isinstance(value, dict) and "output" in value and set(value) <= ENVELOPE_KEYS:
+        tokens = value.get("tokens") or 0
+        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+            raise BackendError(f"tokens must be a non-negative integer, got {tokens!r}")
+        cost = value.get("cost")
+        if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
+            raise BackendError(f"cost must be a non-negative number, got {cost!r}")
+        return BackendOutput(value["output"], _quality(value.get("quality")), tokens, cost)
+    return BackendOutput(value)
+
+
+def parse_text(text: str) -> Any:
+    """JSON if it is JSON, else the text itself (stripped): how command and llm answers are read."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[", '"') or stripped in ("true", "false", "null"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            pass
+    return stripped
+
+
+def tail(text: str, limit: int = 2000) -> str:
+    """The end of a long message: the last lines of stderr are where programs say what went wrong."""
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def build_backend(spec: AgentSpec) -> Backend:
+    """The backend the spec names. Imports lazily so an agent only loads what it uses."""
+    kind = spec.backend.type
+    if kind == "command":
+        from podium.agent.backends.command import CommandRunner
+
+        assert spec.backend.command is not None
+        return CommandRunner(spec.backend.command)
+    if kind == "python":
+        from podium.agent.backends.python import PythonRunner
+
+        assert spec.backend.python is not None
+        return PythonRunner(spec.backend.python)
+    if kind == "llm":
+        from podium.agent.backends.llm import LLMRunner
+
+        assert spec.backend.llm is not None
+        return LLMRunner(spec.backend.llm)
+    from podium.agent.backends.http import HTTPRunner
+
+    assert spec.backend.http is not None
+    return HTTPRunner(spec.backend.http)

@@ -1,0 +1,47 @@
+"""Prometheus metrics of one agent replica, in a registry of its own (tests run several runtimes per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class AgentMetrics:
+    def __init__(self, agent: str, namespace: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"agent": agent, "namespace": namespace}
+        self.tasks = Counter(
+            "podium_agent_tasks",
+            "Tasks finished by this replica, by outcome (ok, error, timeout)",
+            ["outcome", *labels],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "podium_agent_task_duration_seconds",
+            "Time from start to result of a task",
+            list(labels),
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge("podium_agent_in_flight", "Tasks running now", list(labels), registry=self.registry)
+        self.tokens = Counter("podium_agent_tokens", "Model tokens used", list(labels), registry=self.registry)
+        self.backend_errors = Counter(
+            "podium_agent_backend_errors",
+            "Tasks whose backend raised or timed out",
+            list(labels),
+            registry=self.registry,
+        )
+        self.labels = labels
+        self.in_flight.labels(**labels).set(0)
+        for outcome in ("ok", "error", "timeout"):
+            self.tasks.labels(outcome=outcome, **labels)
+
+    def finished(self, outcome: str, seconds: float, tokens: int) -> None:
+        self.tasks.labels(outcome=outcome, **self.labels).inc()
+        self.duration.labels(**self.labels).observe(seconds)
+        if tokens:
+            self.tokens.labels(**self.labels).inc(tokens)
+        if outcome != "ok":
+            self.backend_errors.labels(**self.labels).inc()
+
+    def set_in_flight(self, value: int) -> None:
+        self.in_flight.labels(**self.labels).set(value)

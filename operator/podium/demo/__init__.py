@@ -1,0 +1,1 @@
+"""Deterministic demo agents: the examples and the strategy tests run without a hosted model."""

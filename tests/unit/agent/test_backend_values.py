@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from podium.agent.backends.base import BackendError, BackendOutput, from_value, parse_text, tail
+from podium.agent.backends.llm import build_messages, chat_url, read_completion
+from podium.engine.messages import Task
+
+
+def test_envelope_is_unwrapped() -> None:
+    assert from_value({"output": [1, 2], "quality": 0.5, "tokens": 7}) == BackendOutput([1, 2], 0.5, 7)
+
+
+def test_dict_with_other_keys_is_plain_output() -> None:
+    value = {"output": 1, "note": "x"}
+    assert from_value(value) == BackendOutput(value)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"output": 1, "quality": 1.5}, {"output": 1, "tokens": -1}, {"output": 1, "quality": "hi"}]
+)
+def test_bad_envelope_is_an_error(bad: dict[str, object]) -> None:
+    with pytest.raises(BackendError):
+        from_value(bad)
+
+
+def test_text_or_json() -> None:
+    assert parse_text(' {"a": 1}\n') == {"a": 1}
+    assert parse_text("[1,2]") == [1, 2]
+    assert parse_text("hello world\n") == "hello world"
+    assert parse_text("{not json") == "{not json"
+    assert parse_text("42") == "42"  # bare numbers stay text: "42" from `wc` is a word, not a JSON value
+
+
+def test_tail_keeps_the_end() -> None:
+    assert tail("x" * 5000 + "END", 10).endswith("END")
+
+
+def test_llm_helpers() -> None:
+    task = Task(id="t", kind="review", input={"code": "x=1"}, namespace="n", agent="a")
+    messages = build_messages("be terse", task)
+    assert messages[0] == {"role": "system", "content": "be terse"}
+    assert "Review" in messages[1]["content"] and "x=1" in messages[1]["content"]
+    assert chat_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
+    out = read_completion({"choices": [{"message": {"content": '{"quality": 0.9}'}}], "usage": {"total_tokens": 33}})
+    assert out == BackendOutput({"quality": 0.9}, 0.9, 33)
+    with pytest.raises(BackendError, match="choices"):
+        read_completion({"error": "nope"})

@@ -1,0 +1,407 @@
+"""The run context every strategy works through: dispatch with memoised journal, agent selection, retries,
+circuit breakers, budgets, degradation, suspend/cancel and progress.
+
+A strategy calls :meth:`RunContext.run_task` with a step id that names the task's place in its plan. The task id
+is ``<uid>:<step>:<attempt>``, so re-running a strategy after a restart finds finished steps in the journal and
+re-attaches to steps in flight; strategies have no resume code of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import redis.asyncio as aioredis
+
+from podium.api.orchestration import Limits, Target
+from podium.engine import degradation, selection
+from podium.engine.budget import Budget
+from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
+from podium.engine.messages import Result, Task
+from podium.engine.progress import Progress, TaskRecord
+from podium.engine.resilience import OPEN, BreakerStore, backoff_delay
+from podium.engine.stats import PerfStats, StatsStore
+
+# Time an agent gets beyond its own timeout to report, so its own timeout error wins over ours.
+RESULT_GRACE_SECONDS = 5.0
+
+
+class TaskBus(Protocol):
+    """The part of :class:`podium.engine.bus.Bus` the engine uses."""
+
+    async def dispatch(self, task: Task) -> None: ...
+    async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109
+    async def get_result(self, task: Task) -> Result | None: ...
+
+
+class TaskFailed(Exception):
+    """Every attempt of a step failed, on every agent that could do it."""
+
+    def __init__(self, step: str, errors: list[str], priorities: list[str]) -> None:
+        self.step = step
+        self.errors = errors
+        self.priorities = priorities
+        detail = "; ".join(errors[-3:]) or "no agent available"
+        super().__init__(f"step {step!r} failed: {detail}")
+
+
+class RunCancelled(Exception):
+    pass
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None] | None]
+SuspendProbe = Callable[[], Awaitable[bool]]
+Validator = Callable[[Any], str | None]
+
+
+@dataclass
+class RunOptions:
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    suspend_poll_seconds: float = 1.0
+
+
+class RunContext:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        bus: TaskBus,
+        directory: AgentDirectory,
+        uid: str,
+        namespace: str,
+        name: str,
+        limits: Limits | None = None,
+        state: Any = None,
+        team: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        is_suspended: SuspendProbe | None = None,
+        options: RunOptions | None = None,
+    ) -> None:
+        self.redis = redis
+        self.bus = bus
+        self.directory = directory
+        self.uid = uid
+        self.namespace = namespace
+        self.name = name
+        self.team = team
+        self.state = state
+        self.limits = limits or Limits()
+        self.options = options or RunOptions()
+        self.journal = Journal(redis, namespace, name, uid)
+        self.budget = Budget(redis, namespace, name, uid, self.limits)
+        self.breakers = BreakerStore(redis, namespace)
+        self.stats = StatsStore(redis, namespace)
+        self.degraded = False
+        self.notes: list[str] = []
+        self.records: dict[str, TaskRecord] = {}
+        self.expected = 0
+        self._on_progress = on_progress
+        self._is_suspended = is_suspended
+        self._cancelled: str | None = None
+        self._assigned: dict[str, int] = {}  # in-flight tasks this run handed each agent: load it adds
+
+    # ------------------------------------------------------------------ lifecycle hooks
+    @property
+    def orchestration(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    async def start(self) -> None:
+        await self.budget.start(self.options.clock())
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        self._cancelled = reason
+
+    async def wait_if_suspended(self) -> None:
+        """Block while the orchestration is suspended; in-flight tasks finish, nothing new is dispatched."""
+        if self._is_suspended is None:
+            return
+        while await self._is_suspended():
+            if self._cancelled:
+                break
+            await self.options.sleep(self.options.suspend_poll_seconds)
+
+    async def checkpoint(self) -> None:
+        """Before each dispatch: honour cancel and suspend, then the budgets."""
+        if self._cancelled:
+            raise RunCancelled(self._cancelled)
+        await self.wait_if_suspended()
+        if self._cancelled:
+            raise RunCancelled(self._cancelled)
+        await self.budget.check(self.options.clock())
+
+    def degrade(self, note: str) -> None:
+        self.degraded = True
+        self.notes.append(note)
+
+    def expect(self, steps: int) -> None:
+        """Tell progress how many more tasks the strategy plans (done/total in status)."""
+        self.expected += steps
+
+    # ------------------------------------------------------------------ agents
+    async def perf(self, agents: Sequence[AgentInfo]) -> dict[str, PerfStats]:
+        return {a.name: await self.stats.get(a.name) for a in agents}
+
+    async def ranked(self, agents: Sequence[AgentInfo], required: Sequence[str] = ()) -> list[AgentInfo]:
+        """Agents best first for a task needing ``required`` capabilities, skipping ones whose breaker is open."""
+        return selection.rank(agents, await self.perf(agents), required=required, assigned=self._assigned)
+
+    async def candidates(self, target: Target) -> list[AgentInfo]:
+        required = [target.capability] if target.capability else []
+        return await self.ranked(self.directory.resolve(target), required)
+
+    def assigned(self, agent: str) -> int:
+        return self._assigned.get(agent, 0)
+
+    # ------------------------------------------------------------------ the one way to run a task
+    async def run_task(
+        self,
+        step: str,
+        kind: str,
+        input: Any,
+        *,
+        target: Target | None = None,
+        agent: str | None = None,
+        agents: Sequence[str] | None = None,
+        required: Sequence[str] = (),
+        retries: int | None = None,
+        fallback: Sequence[str] = (),
+        validate: Validator | None = None,
+        timeout_seconds: float | None = None,
+    ) -> Result:
+        """Run one step to a successful Result or raise :class:`TaskFailed`.
+
+        Who: ``agent`` (that one), ``agents`` (in that order) or ``target`` (ranked by load, success and
+        capability), then ``fallback``. Each agent gets ``retries`` retries (default: its resilience) with
+        exponential backoff and jitter; an agent whose breaker is open is skipped. ``validate`` returns an
+        error message for an output that must not be accepted (it then counts as a failed attempt).
+        """
+        entry = await self.journal.get(step)
+        record = self.records.setdefault(step, TaskRecord(step=step, kind=str(kind)))
+        if entry is not None and entry.state == DONE:
+            return self._replay(entry, record)
+        names = await self._candidate_names(target, agent, agents, required, fallback)
+        errors: list[str] = []
+        attempt = 0
+        tried: list[str] = []
+        if entry is not None and entry.state == DISPATCHED:
+            # In flight when the previous run stopped: wait for that task instead of dispatching a duplicate.
+            attempt, tried = entry.attempt, list(entry.history)
+            task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds)
+            task.id = entry.task_id
+            result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
+            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried)
+            if isinstance(outcome, Result):
+                return outcome
+            errors.append(outcome)
+        for name in names:
+            info = self.directory.get(name)
+            limit = info.resilience.retry.limit if retries is None else retries
+            for retry in range(limit + 1):
+                if not await self._breaker_allows(info):
+                    errors.append(f"{name}: circuit breaker open")
+                    break
+                if retry > 0:
+                    await self.options.sleep(backoff_delay(retry, info.resilience.retry.backoff, self.options.rng))
+                await self.checkpoint()
+                attempt += 1
+                tried.append(name)
+                task = self._task(step, kind, input, name, attempt, timeout_seconds or info.resilience.timeout_seconds)
+                await self._dispatch(step, record, task, tried)
+                result = await self._wait(task, name, timeout_seconds)
+                outcome = await self._settle(step, record, name, task, result, validate, tried)
+                if isinstance(outcome, Result):
+                    return outcome
+                errors.append(outcome)
+        priorities = [self.directory.get(n).priority for n in names if n in self.directory]
+        await self._finish(step, record, attempt, tried, None, errors[-1] if errors else "no agent available")
+        raise TaskFailed(step, errors, priorities)
+
+    async def try_task(self, step: str, kind: str, input: Any, **how: Any) -> Result | None:
+        """:meth:`run_task`, but a lost step degrades the run instead of failing it, unless its agents are
+        critical (see :func:`podium.engine.degradation.assess`)."""
+        try:
+            return await self.run_task(step, kind, input, **how)
+        except TaskFailed as exc:
+            if degradation.assess(exc.priorities) is degradation.Verdict.FAIL:
+                raise
+            self.degrade(str(exc))
+            return None
+
+    # ------------------------------------------------------------------ internals
+    async def _candidate_names(
+        self,
+        target: Target | None,
+        agent: str | None,
+        agents: Sequence[str] | None,
+        required: Sequence[str],
+        fallback: Sequence[str],
+    ) -> list[str]:
+        if agent is not None:
+            names = [agent]
+        elif agents is not None:
+            names = list(agents)
+        elif target is not None:
+            names = [a.name for a in await self.ranked(self.directory.resolve(target), required)]
+        else:
+            raise ValueError("run_task needs agent, agents or target")
+        for name in [*names, *fallback]:
+            self.directory.get(name)  # unknown names are a spec error, reported as such
+        return list(dict.fromkeys([*names, *fallback]))
+
+    def _task(self, step: str, kind: str, input: Any, agent: str, attempt: int, timeout: float | None) -> Task:
+        return Task(
+            id=f"{self.uid}:{step}:{attempt}",
+            kind=str(kind),
+            input=input,
+            namespace=self.namespace,
+            agent=agent,
+            orchestration=self.orchestration,
+            attempt=attempt,
+            timeout_seconds=timeout,
+            meta={"step": step, "uid": self.uid},
+        )
+
+    async def _breaker_allows(self, info: AgentInfo) -> bool:
+        breaker = await self.breakers.load(info.name)
+        config = info.resilience.circuit_breaker
+        now = self.options.clock()
+        if not breaker.allows(now, config):
+            return False
+        if breaker.state == OPEN:
+            await self.breakers.save(info.name, breaker.before_dispatch(now, config))
+        return True
+
+    async def _dispatch(self, step: str, record: TaskRecord, task: Task, tried: list[str]) -> None:
+        now = self.options.clock()
+        # Journal first: if we crash between the two writes the restart waits for a task that never went out,
+        # times out and retries; the other order could run the task twice.
+        await self.journal.put(
+            Entry(step, DISPATCHED, task.id, task.agent, task.attempt, str(task.kind), started_at=now, history=tried)
+        )
+        await self.budget.count_dispatch()
+        record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
+        record.started_at = record.started_at or now
+        self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
+        await self.bus.dispatch(task)
+        await self._report()
+
+    async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
+        info = self.directory.get(agent) if agent in self.directory else None
+        timeout = timeout_seconds or (info.resilience.timeout_seconds if info else 120)
+        remaining = await self.budget.remaining_seconds(self.options.clock())
+        try:
+            return await self.bus.wait_result(task, max(0.0, min(timeout + RESULT_GRACE_SECONDS, remaining)))
+        finally:
+            self._assigned[agent] = max(0, self._assigned.get(agent, 0) - 1)
+
+    async def _settle(
+        self,
+        step: str,
+        record: TaskRecord,
+        agent: str,
+        task: Task,
+        result: Result | None,
+        validate: Validator | None,
+        tried: list[str],
+    ) -> Result | str:
+        """Account for one attempt's outcome; a Result on success, else the error text."""
+        info = self.directory.get(agent) if agent in self.directory else None
+        config = info.resilience.circuit_breaker if info else None
+        if result is None:
+            error = f"{agent}: no result within the timeout (task {task.id})"
+        elif not result.ok:
+            error = f"{agent}: {result.error or 'failed'}"
+        else:
+            invalid = validate(result.output) if validate else None
+            error = f"{agent}: invalid output: {invalid}" if invalid else ""
+        if result is not None:
+            await self.budget.count_result(result.cost, result.tokens)
+            record.cost += result.cost
+            record.tokens += result.tokens
+        ok = not error
+        await self.stats.record(
+            agent, ok, result.duration_ms if result else 0.0, result.quality if result and result.ok else None
+        )
+        # A rejected output says nothing about the agent's health, so only errors and silence move its breaker.
+        if config is not None and (result is None or not result.ok):
+            breaker = await self.breakers.load(agent)
+            await self.breakers.save(agent, breaker.on_failure(self.options.clock(), config))
+        elif config is not None:
+            breaker = await self.breakers.load(agent)
+            if breaker.state != "closed" or breaker.failures:
+                await self.breakers.save(agent, breaker.on_success())
+        if ok:
+            assert result is not None
+            await self._finish(step, record, task.attempt, tried, result, None)
+            return result
+        record.error = error
+        return error
+
+    async def _finish(
+        self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
+    ) -> None:
+        now = self.options.clock()
+        await self.journal.put(
+            Entry(
+                step,
+                DONE,
+                result.task_id if result else f"{self.uid}:{step}:{attempt}",
+                result.agent if result and result.agent else (tried[-1] if tried else ""),
+                attempt,
+                record.kind,
+                ok=result is not None,
+                result=result.to_dict() if result else None,
+                started_at=record.started_at or now,
+                finished_at=now,
+                error=error,
+                history=tried,
+            )
+        )
+        record.state = "Succeeded" if result else "Failed"
+        record.finished_at = now
+        record.error = error
+        if result is not None and result.agent:
+            record.agent = result.agent
+        await self._report()
+
+    def _replay(self, entry: Entry, record: TaskRecord) -> Result:
+        record.agent, record.attempts, record.task_id = entry.agent, entry.attempt, entry.task_id
+        record.started_at, record.finished_at, record.error = entry.started_at, entry.finished_at, entry.error
+        if entry.ok and entry.result is not None:
+            result = Result.from_dict(entry.result)
+            record.state, record.cost, record.tokens = "Succeeded", result.cost, result.tokens
+            return result
+        record.state = "Failed"
+        raise TaskFailed(entry.step, [entry.error or "failed"], self._priorities(entry.history))
+
+    def _priorities(self, names: Sequence[str]) -> list[str]:
+        return [self.directory.get(n).priority for n in names if n in self.directory]
+
+    def progress(self) -> Progress:
+        records = sorted(self.records.values(), key=lambda r: (r.started_at or float("inf"), r.step))
+        done = sum(1 for r in records if r.state in ("Succeeded", "Failed", "Skipped"))
+        return Progress(
+            total=max(self.expected, len(records)),
+            done=done,
+            tasks=records,
+            cost=sum(r.cost for r in records),
+            tokens=sum(r.tokens for r in records),
+        )
+
+    def skip(self, step: str, kind: str, reason: str) -> None:
+        self.records[step] = TaskRecord(step=step, kind=kind, state="Skipped", error=reason)
+
+    async def _report(self) -> None:
+        if self._on_progress is None:
+            return
+        outcome = self._on_progress(self.progress())
+        if inspect.isawaitable(outcome):
+            await outcome

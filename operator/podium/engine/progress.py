@@ -1,0 +1,36 @@
+"""What the operator shows while a run goes: per-task records and done/total counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+TaskState = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
+
+
+@dataclass
+class TaskRecord:
+    step: str
+    kind: str
+    agent: str | None = None
+    state: TaskState = "Pending"
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    cost: float = 0.0
+    tokens: int = 0
+    task_id: str | None = None
+
+
+@dataclass
+class Progress:
+    total: int
+    done: int
+    tasks: list[TaskRecord] = field(default_factory=list)
+    cost: float = 0.0
+    tokens: int = 0
+
+    @property
+    def text(self) -> str:
+        return f"{self.done}/{self.total}"

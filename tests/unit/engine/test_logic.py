@@ -1,0 +1,78 @@
+import pytest
+
+from podium.api.orchestration import Limits
+from podium.engine.budget import BudgetExceeded, Usage, check
+from podium.engine.convergence import reached, round_converged, stalled_generations, swarm_converged
+from podium.engine.degradation import Verdict, assess, partial_verdict
+from podium.engine.graph import CycleError, downstream, layers, ready, sinks
+from podium.engine.stats import PerfStats, next_reputation
+
+DEPS = {"fetch": [], "parse": ["fetch"], "lint": ["parse"], "test": ["parse"], "report": ["lint", "test"]}
+
+
+def test_layers_order_tasks_after_their_dependencies() -> None:
+    assert layers(DEPS) == [["fetch"], ["parse"], ["lint", "test"], ["report"]]
+
+
+def test_cycles_and_unknown_dependencies_are_errors() -> None:
+    with pytest.raises(CycleError, match="a, b"):
+        layers({"a": ["b"], "b": ["a"], "c": []})
+    with pytest.raises(ValueError, match="unknown tasks: nope"):
+        layers({"a": ["nope"]})
+
+
+def test_ready_downstream_and_sinks() -> None:
+    assert ready(DEPS, finished={"fetch", "parse"}, started={"fetch", "parse"}) == ["lint", "test"]
+    assert downstream(DEPS, "parse") == {"lint", "test", "report"}
+    assert sinks(DEPS) == ["report"]
+
+
+def test_swarm_converges_after_patience_generations_without_improvement() -> None:
+    assert stalled_generations([0.2, 0.5, 0.505, 0.507], threshold=0.01) == 2
+    assert not swarm_converged([0.2, 0.5, 0.505], 0.01, patience=2)
+    assert swarm_converged([0.2, 0.5, 0.505, 0.507], 0.01, patience=2)
+    assert not swarm_converged([0.2, 0.5, 0.505, 0.6], 0.01, patience=2)  # improvement resets patience
+    assert reached(0.9, 0.9) and not reached(0.89, 0.9) and not reached(0.99, None)
+
+
+def test_round_converged() -> None:
+    assert round_converged(0.7, None, 0.01)  # nothing applied
+    assert not round_converged(None, 0.5, 0.01)
+    assert round_converged(0.5, 0.505, 0.01) and not round_converged(0.5, 0.6, 0.01)
+
+
+def test_degradation_by_priority() -> None:
+    assert assess(["optional"]) is Verdict.DEGRADE
+    assert assess(["important", "optional"]) is Verdict.DEGRADE
+    assert assess(["optional", "critical"]) is Verdict.FAIL
+    assert partial_verdict(3, 0) is None
+    assert partial_verdict(1, 2) is Verdict.DEGRADE
+    assert partial_verdict(0, 2) is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("usage", "limit"),
+    [
+        (Usage(elapsed=10), "timeoutSeconds"),
+        (Usage(tasks=5), "maxTasks"),
+        (Usage(cost=1.0), "maxCost"),
+        (Usage(tokens=100), "maxTokens"),
+    ],
+)
+def test_budget_check_names_the_limit_hit(usage: Usage, limit: str) -> None:
+    limits = Limits(timeout_seconds=10, max_tasks=5, max_cost=1.0, max_tokens=100)
+    with pytest.raises(BudgetExceeded) as exc:
+        check(limits, usage)
+    assert exc.value.limit == limit and limit in str(exc.value)
+    check(limits, Usage(tasks=4, cost=0.99, tokens=99, elapsed=9.9))
+
+
+def test_stats_recommendation_and_reputation() -> None:
+    assert PerfStats().recommendation == "no data yet"
+    assert PerfStats(completed=10, recent=(True,) * 10).recommendation == "healthy"
+    assert PerfStats(completed=5, failed=5, recent=(False,) * 5 + (True,) * 5).recommendation.startswith("unstable")
+    assert PerfStats(completed=6, failed=4, recent=(True,) * 8 + (False,) * 2).recommendation.startswith("unreliable")
+    assert PerfStats(completed=2, quality_sum=0.6, quality_n=2).recommendation.startswith("low quality")
+    assert PerfStats().expected_success == 0.5
+    assert next_reputation(None, True, None) > 0.5 > next_reputation(None, False, None)
+    assert next_reputation(0.5, True, 0.2) < 0.5

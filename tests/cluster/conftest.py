@@ -1,0 +1,80 @@
+"""The local Kubernetes cluster for tests/cluster: real etcd, kube-apiserver, controller-manager, scheduler.
+
+The session fixture reuses a cluster that already runs in the cluster directory (so a developer's
+`make cluster-up` makes test runs fast) and stops only a cluster it started itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from podium.localcluster.launcher import LocalCluster, State, child_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ClusterHandle:
+    dir: Path
+    kubeconfig: Path
+    bin: Path
+    api_url: str
+    state: State
+    env: dict[str, str]
+
+    def kubectl(self, *args: str, input: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run the pinned kubectl as admin; never raises on a non-zero exit (tests assert on it)."""
+        return subprocess.run(
+            [str(self.bin / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env,
+            check=False,
+        )
+
+
+def _want_node() -> bool | None:
+    raw = os.environ.get("PODIUM_CLUSTER_NODE")
+    return None if raw is None else raw.lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterHandle]:
+    root = Path(os.environ.get("PODIUM_CLUSTER_DIR", ROOT / ".podium"))
+    local = LocalCluster(root)
+    want_node = _want_node()
+    previous = local.load_state()
+    reuse = previous is not None and local.is_up(previous) and want_node in (None, previous.with_node)
+    state = previous if reuse and previous is not None else local.up(with_node=want_node, timeout=300)
+    env = child_env(state)
+    env["KUBECONFIG"] = str(local.paths.kubeconfig)
+    yield ClusterHandle(local.paths.root, local.paths.kubeconfig, local.paths.bin, state.api_url, state, env)
+    if not reuse and os.environ.get("PODIUM_KEEP_CLUSTER", "") not in ("1", "true", "yes"):
+        local.down(log=lambda _msg: None)
+
+
+@pytest.fixture(scope="session")
+def kube_client(cluster: ClusterHandle) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def namespace(cluster: ClusterHandle) -> Iterator[str]:
+    """A namespace of the test's own, deleted afterwards (without waiting for finalisation)."""
+    name = f"podium-test-{uuid.uuid4().hex[:8]}"
+    created = cluster.kubectl("create", "namespace", name)
+    assert created.returncode == 0, created.stderr
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")

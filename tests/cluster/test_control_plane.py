@@ -1,0 +1,148 @@
+"""The local control plane behaves like a real Kubernetes cluster: version, health, RBAC, controllers, lifecycle."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from podium.localcluster import processes
+from podium.localcluster.launcher import LocalCluster
+
+from .conftest import ClusterHandle
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
+    accounts = core.list_namespaced_service_account(namespace).items
+    return any(sa.metadata is not None and sa.metadata.name == "default" for sa in accounts)
+
+
+def test_server_is_the_pinned_kubernetes_version(cluster: ClusterHandle) -> None:
+    out = cluster.kubectl("version", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    versions = json.loads(out.stdout)
+    assert versions["serverVersion"]["gitVersion"] == "v1.34.4"
+    assert versions["clientVersion"]["gitVersion"] == "v1.34.4"
+
+
+def test_api_server_reports_ready(cluster: ClusterHandle) -> None:
+    out = cluster.kubectl("get", "--raw", "/readyz")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_kubernetes_service_gets_a_loopback_cluster_ip(kube_client: client.ApiClient, cluster: ClusterHandle) -> None:
+    svc = client.CoreV1Api(kube_client).read_namespaced_service("kubernetes", "default")
+    assert svc.spec is not None
+    assert svc.spec.cluster_ip == "127.96.0.1"
+    assert cluster.state.service_cidr == "127.96.0.0/16"
+
+
+def test_controller_manager_creates_default_service_accounts(kube_client: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(kube_client)
+
+    wait_for(lambda: has_default_sa(core, namespace), 30, f"the default ServiceAccount in {namespace}")
+
+
+def test_scheduler_considers_new_pods(kube_client: client.ApiClient, namespace: str) -> None:
+    # With or without a node, the scheduler records a PodScheduled condition (True, or False: Unschedulable).
+    core = client.CoreV1Api(kube_client)
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="probe"),
+        spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="none", command=["true"])]),
+    )
+    # Pod admission needs the namespace's default ServiceAccount, which the controller-manager creates.
+    wait_for(lambda: has_default_sa(core, namespace), 30, "the default ServiceAccount")
+    core.create_namespaced_pod(namespace, pod)
+
+    def scheduled_condition() -> bool:
+        status = core.read_namespaced_pod("probe", namespace).status
+        return status is not None and any(c.type == "PodScheduled" for c in (status.conditions or []))
+
+    wait_for(scheduled_condition, 30, "the scheduler to set PodScheduled")
+
+
+def test_rbac_limits_non_admin_identities(cluster: ClusterHandle) -> None:
+    node_kubeconfig = cluster.dir / "node.kubeconfig"
+    out = cluster.kubectl(f"--kubeconfig={node_kubeconfig}", "get", "secrets", "-A")
+    assert out.returncode != 0
+    assert "forbidden" in out.stderr.lower()
+    # The node identity is recognised as system:node:<name>, so the Node authorizer lets it read nodes.
+    who = cluster.kubectl(f"--kubeconfig={node_kubeconfig}", "auth", "whoami", "-o", "json")
+    assert who.returncode == 0, who.stderr
+    info = json.loads(who.stdout)["status"]["userInfo"]
+    assert info["username"] == f"system:node:{cluster.state.node_name}"
+    assert "system:nodes" in info["groups"]
+
+
+def test_node_is_ready_when_the_node_agent_runs(cluster: ClusterHandle) -> None:
+    if not cluster.state.with_node:
+        pytest.skip("cluster runs without the node agent (--no-node)")
+    out = cluster.kubectl("get", "node", cluster.state.node_name, "-o", "json")
+    assert out.returncode == 0, out.stderr
+    conditions = {c["type"]: c["status"] for c in json.loads(out.stdout)["status"]["conditions"]}
+    assert conditions.get("Ready") == "True"
+
+
+def test_up_on_a_running_cluster_returns_at_once(cluster: ClusterHandle) -> None:
+    local = LocalCluster(cluster.dir)
+    before = dict(cluster.state.pids)
+    started = time.monotonic()
+    state = local.up(with_node=cluster.state.with_node, log=lambda _m: None)
+    assert time.monotonic() - started < 3.0
+    assert state.pids == before
+
+
+def test_env_points_at_the_cluster(cluster: ClusterHandle) -> None:
+    lines = LocalCluster(cluster.dir).env_lines()
+    assert lines == [f"export KUBECONFIG={cluster.kubeconfig}", f"export PATH={cluster.bin}:$PATH"]
+    assert (cluster.bin / "kubectl").resolve().name == "kubectl"
+    assert (cluster.bin / "helm").resolve().exists()
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Path, cluster: ClusterHandle) -> None:
+    # A separate control plane in its own directory: proves ports are chosen free, and `down` leaves no process.
+    local = LocalCluster(tmp_path / "c2")
+    state = local.up(with_node=False, timeout=180, log=lambda _m: None)
+    try:
+        assert state.ports["kube-apiserver"] != cluster.state.ports["kube-apiserver"]
+        assert local.api_get(state, "/readyz")[0] == 200
+        assert local.status()["state"] == "running"
+        pids = dict(state.pids)
+    finally:
+        stopped = local.down(log=lambda _m: None)
+    assert stopped
+    assert all(not processes.group_members(pid) for pid in pids.values())
+    assert all(_port_free(port) for port in state.ports.values())
+    assert local.status()["state"] == "stopped"
+    # Certificates and data are kept: the same CA signs the next start's identities.
+    ca_before = (tmp_path / "c2" / "pki" / "ca.crt").read_bytes()
+    again = local.up(with_node=False, timeout=180, log=lambda _m: None)
+    try:
+        assert (tmp_path / "c2" / "pki" / "ca.crt").read_bytes() == ca_before
+        assert again.ports == state.ports
+    finally:
+        local.down(log=lambda _m: None)

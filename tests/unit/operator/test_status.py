@@ -1,0 +1,116 @@
+"""Agent and Team status as `kubectl get` and `kubectl describe` show them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podium.api.agent import BreakerState
+from podium.api.team import TeamSpec
+from podium.operator import agent_status, team_status
+from podium.operator.agent_status import Observed
+from podium.operator.health import HealthReport
+from podium.operator.team_status import AgentView
+
+T0 = 1_700_000_000.0
+
+
+def cond(status: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def agent(obs: Observed, old: dict[str, Any] | None = None, now: float = T0) -> dict[str, Any]:
+    return agent_status.status(obs, selector="podium.dev/agent=x", generation=3, old=old, now=now)
+
+
+def test_all_ready_agent() -> None:
+    s = agent(Observed(desired=2, replicas=2, ready=2, health=HealthReport(2, 2, 2, load=0.25)))
+    assert s["phase"] == "Ready"
+    assert s["ready"] == "2/2" and s["readyReplicas"] == 2 and s["replicas"] == 2
+    assert s["selector"] == "podium.dev/agent=x"
+    assert s["load"] == 0.25 and s["breaker"] == "closed"
+    assert cond(s, "Ready")["status"] == "True"
+    assert cond(s, "Degraded")["status"] == "False"
+    assert all(c["observedGeneration"] == 3 for c in s["conditions"])
+
+
+def test_phases() -> None:
+    assert agent(Observed(desired=1, replicas=1, ready=0))["phase"] == "Initializing"
+    assert agent(Observed(desired=1, replicas=1, ready=0), old={"phase": "Ready"})["phase"] == "Degraded"
+    busy = Observed(desired=1, replicas=1, ready=1, health=HealthReport(1, 1, 1, load=0.9))
+    assert agent(busy)["phase"] == "Busy"
+    assert agent(Observed(desired=1, replicas=1, ready=1, maintenance=True))["phase"] == "Maintenance"
+    assert agent(Observed(desired=1, replicas=1, ready=1, breaker=BreakerState.open))["phase"] == "Degraded"
+    assert agent(Observed(desired=1, replicas=1, ready=1, error="bad"))["phase"] == "Error"
+    assert agent(Observed(desired=1, replicas=1, ready=1, terminating=True))["phase"] == "Terminating"
+
+
+def test_scaled_to_zero_is_ready_not_available() -> None:
+    s = agent(Observed(desired=0, replicas=0, ready=0))
+    assert s["phase"] == "Ready" and s["ready"] == "0/0" and s["load"] == 0.0
+    assert cond(s, "Ready")["reason"] == "ScaledToZero"
+    assert cond(s, "Available")["status"] == "False"
+
+
+def test_invalid_spec_tells_why() -> None:
+    s = agent(Observed(desired=1, replicas=1, ready=1, error="spec.template: unknown field(s) hostNetwork"))
+    assert cond(s, "Ready")["reason"] == "InvalidSpec"
+    assert "hostNetwork" in cond(s, "Ready")["message"]
+    assert "hostNetwork" in s["message"]
+
+
+def test_lapsed_heartbeat_shows_degraded_with_replica_names() -> None:
+    s = agent(Observed(desired=2, replicas=2, ready=2, health=HealthReport(2, 2, 1, lapsed=["x-abc"])))
+    assert s["phase"] == "Degraded"
+    assert cond(s, "Degraded")["reason"] == "HeartbeatLost" and "x-abc" in cond(s, "Degraded")["message"]
+
+
+def test_transition_time_moves_only_on_status_change() -> None:
+    first = agent(Observed(desired=1, replicas=1, ready=1), now=T0)
+    same = agent(Observed(desired=1, replicas=1, ready=1), old=first, now=T0 + 100)
+    assert cond(same, "Ready")["lastTransitionTime"] == cond(first, "Ready")["lastTransitionTime"]
+    down = agent(Observed(desired=1, replicas=1, ready=0), old=first, now=T0 + 200)
+    assert cond(down, "Ready")["lastTransitionTime"] != cond(first, "Ready")["lastTransitionTime"]
+
+
+def view(name: str, priority: str = "important", phase: str = "Ready", **labels: str) -> AgentView:
+    return AgentView(name=name, labels=labels, priority=priority, phase=phase, replicas=1)
+
+
+def team(spec: dict[str, Any], agents: list[AgentView]) -> dict[str, Any]:
+    res = team_status.resolve(TeamSpec.model_validate(spec), {a.name: a for a in agents})
+    return team_status.status(res, generation=1, old=None, now=T0)
+
+
+def test_team_resolves_names_and_selectors_without_duplicates() -> None:
+    s = team(
+        {"lead": "plan", "members": [{"agent": "rev"}, {"selector": {"matchLabels": {"team": "q"}}}]},
+        [view("rev", team="q"), view("test", team="q"), view("other"), view("plan")],
+    )
+    assert s["members"] == ["rev", "test", "plan"]
+    assert s["memberCount"] == 3 and s["readyMembers"] == 3 and s["ready"] == "3/3"
+    assert s["degraded"] is False
+    assert cond(s, "Ready")["status"] == "True"
+
+
+def test_team_with_a_missing_agent_says_so() -> None:
+    s = team({"members": [{"agent": "rev"}, {"agent": "ghost"}]}, [view("rev")])
+    assert s["missing"] == ["ghost"]
+    c = cond(s, "MembersResolved")
+    assert c["status"] == "False" and c["reason"] == "AgentNotFound" and "ghost" in c["message"]
+    assert s["degraded"] is True
+
+
+def test_optional_member_down_degrades_critical_member_down_is_not_ready() -> None:
+    optional_down = team(
+        {"members": [{"agent": "a"}, {"agent": "b"}]},
+        [view("a", "critical"), view("b", "optional", phase="Degraded")],
+    )
+    assert optional_down["degraded"] is True
+    assert cond(optional_down, "Ready")["status"] == "True"
+    critical_down = team(
+        {"members": [{"agent": "a"}, {"agent": "b"}]},
+        [view("a", "critical", phase="Initializing"), view("b", "optional")],
+    )
+    assert cond(critical_down, "Ready")["status"] == "False"
+    assert cond(critical_down, "Ready")["reason"] == "CriticalMemberDown"
+    assert "a" in cond(critical_down, "Ready")["message"]

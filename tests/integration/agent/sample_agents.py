@@ -1,0 +1,30 @@
+"""Python-backend functions used by the agent tests (imported by `podium agent` subprocesses too)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+
+async def async_double(task: Any) -> dict[str, Any]:
+    return {"output": task.input * 2, "tokens": 5}
+
+
+def crash(task: Any) -> Any:
+    raise ValueError(f"cannot handle {task.input!r}")
+
+
+async def sleepy(task: Any) -> Any:
+    """Sleeps `input` seconds (async, cancellable); negative input raises."""
+    seconds = float(task.input)
+    if seconds < 0:
+        raise RuntimeError("negative sleep requested")
+    await asyncio.sleep(seconds)
+    return {"slept": seconds}
+
+
+async def block_loop(task: Any) -> Any:
+    """Blocks the event loop: what a careless async agent does. The liveness probe must notice."""
+    time.sleep(float(task.input))  # noqa: ASYNC251
+    return "unblocked"

@@ -1,0 +1,113 @@
+"""Pure parts of the local-cluster launcher: certificates, port choice, command lines, process-group stop."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from podium.localcluster import launcher, pki, processes
+
+
+def load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_apiserver_cert_covers_every_name_clients_use(tmp_path: Path) -> None:
+    pki.ensure_pki(tmp_path, launcher.cert_specs("podium-node", "127.96.0.0/16"))
+    cert = load(tmp_path / "apiserver.crt")
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(sans.get_values_for_type(x509.DNSName)) == {
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    }
+    assert set(sans.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("127.96.0.1"),
+    }
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usages
+    # Signed by our CA: verify the signature chain with the CA's public key.
+    cert.verify_directly_issued_by(load(tmp_path / "ca.crt"))
+
+
+@pytest.mark.parametrize(
+    ("name", "cn", "orgs"),
+    [
+        ("admin", "podium-admin", ["system:masters"]),
+        ("kube-controller-manager", "system:kube-controller-manager", []),
+        ("kube-scheduler", "system:kube-scheduler", []),
+        ("node", "system:node:n1", ["system:nodes"]),
+    ],
+)
+def test_client_identities_are_what_rbac_expects(tmp_path: Path, name: str, cn: str, orgs: list[str]) -> None:
+    pki.ensure_pki(tmp_path, launcher.cert_specs("n1", "127.96.0.0/16"))
+    subject = load(tmp_path / f"{name}.crt").subject
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)] == [cn]
+    assert [a.value for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)] == orgs
+    assert (tmp_path / f"{name}.key").stat().st_mode & 0o077 == 0
+
+
+def test_existing_pki_is_kept(tmp_path: Path) -> None:
+    specs = launcher.cert_specs("podium-node", "127.96.0.0/16")
+    pki.ensure_pki(tmp_path, specs)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    pki.ensure_pki(tmp_path, specs)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_service_cidr_must_be_loopback() -> None:
+    assert launcher.service_ip("127.96.0.0/16") == "127.96.0.1"
+    with pytest.raises(ValueError, match=r"127\.0\.0\.0/8"):
+        launcher.service_ip("10.96.0.0/12")
+
+
+def test_remembered_ports_are_kept_unless_taken() -> None:
+    previous = {"etcd": 41001, "etcd-peer": 41002, "kube-apiserver": 41003, "kube-controller-manager": 41004}
+    ports = launcher.assign_ports(previous, is_free=lambda p: p != 41003)
+    assert ports["etcd"] == 41001 and ports["etcd-peer"] == 41002 and ports["kube-controller-manager"] == 41004
+    assert ports["kube-apiserver"] != 41003
+    assert len(set(ports.values())) == len(launcher.PORT_NAMES)
+
+
+def test_commands_carry_the_flags_the_cluster_depends_on(tmp_path: Path) -> None:
+    state = launcher.State(ports=launcher.assign_ports({}), with_node=True)
+    cmds = launcher.commands(launcher.Paths(tmp_path), state, Path("/bins"))
+    assert list(cmds) == list(launcher.COMPONENTS)
+    api = cmds["kube-apiserver"]
+    assert "--authorization-mode=Node,RBAC" in api
+    assert "--service-cluster-ip-range=127.96.0.0/16" in api
+    assert "--bind-address=127.0.0.1" in api
+    node = cmds["node"]
+    assert node[node.index("--api-url") + 1] == state.api_url
+    assert node[node.index("--kubeconfig") + 1] == str(tmp_path / "node.kubeconfig")
+    assert "node" not in launcher.commands(launcher.Paths(tmp_path), launcher.State(ports=state.ports), Path("/b"))
+
+
+def test_stop_group_kills_children_and_term_ignorers(tmp_path: Path) -> None:
+    # A leader with a child that ignores SIGTERM: both must be gone after stop_group.
+    script = "trap '' TERM; sleep 300 & trap '' TERM; wait"
+    pid = processes.spawn(["bash", "-c", script], tmp_path / "log")
+    deadline = time.monotonic() + 5
+    while len(processes.group_members(pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(processes.group_members(pid)) >= 2
+    killed = processes.stop_group(pid, grace=0.5)
+    assert killed
+    assert processes.group_members(pid) == []
+    assert not processes.alive(pid)
+
+
+def test_spawned_process_logs_to_its_file(tmp_path: Path) -> None:
+    pid = processes.spawn(["bash", "-c", "echo hello-from-child"], tmp_path / "logs" / "c.log")
+    deadline = time.monotonic() + 5
+    while processes.alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "hello-from-child" in (tmp_path / "logs" / "c.log").read_text()

@@ -26,3 +26,13 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e '.[dev,bench]'
   touch "$stamp"
 fi
+
+# The local Kubernetes cluster's binaries (tests/cluster, `podium cluster up`), compiled from the pinned Go
+# module into ~/.cache/podium: a cold build takes long (see docs/localcluster.md), a warm one is a no-op.
+if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
+  if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
+    bash localcluster/build.sh
+  else
+    echo "setup: Go not found (expected /usr/local/go/bin): the local cluster's binaries are not built" >&2
+  fi
+fi

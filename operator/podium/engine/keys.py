@@ -1,0 +1,160 @@
+"""The Redis key schema of the bus: one hash tag per agent, one per orchestration.
+
+Every key of an agent is ``podium:{<namespace>/<agent>}:<suffix>`` and every key of an orchestration is
+``podium:{<namespace>/<orchestration>}:<suffix>``. Sharing the hash tag puts them in one Redis Cluster slot,
+so each multi-key Lua script stays legal on a cluster, and it lets a per-agent ACL user be limited to its
+own keys (:func:`agent_acl_rules`). Agent and orchestration suffixes never overlap, so an agent and an
+orchestration with the same name in one namespace cannot see each other's keys through the ACL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Kubernetes names are DNS-1123; we accept a little more (upper case, '_') for tests and local use, but
+# never the characters that would break a hash tag or an ACL glob pattern.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+
+GROUP = "workers"  # the one consumer group of every inbox
+
+
+def check_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid name: use letters, digits, '.', '_' or '-' "
+            f"(starting with a letter or digit, at most 253 characters)"
+        )
+    return value
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``"<namespace>/<name>"`` -> ``(namespace, name)`` with a clear error for anything else."""
+    namespace, sep, name = ref.partition("/")
+    if not sep:
+        raise ValueError(f"expected '<namespace>/<name>', got {ref!r}")
+    return check_name(namespace, "namespace"), check_name(name, "name")
+
+
+def agent_tag(namespace: str, agent: str) -> str:
+    return f"podium:{{{check_name(namespace, 'namespace')}/{check_name(agent, 'agent')}}}:"
+
+
+@dataclass(frozen=True)
+class AgentKeys:
+    """All keys of one agent. ``result``/``done`` keys are per task and carry a TTL."""
+
+    namespace: str
+    agent: str
+
+    @property
+    def prefix(self) -> str:
+        return agent_tag(self.namespace, self.agent)
+
+    @property
+    def inbox(self) -> str:  # stream of tasks; consumer group GROUP; acked entries are deleted
+        return self.prefix + "inbox"
+
+    @property
+    def results(self) -> str:  # stream of results (and the agent's reply history); producers XREAD it
+        return self.prefix + "results"
+
+    @property
+    def heartbeats(self) -> str:  # hash replica -> "load in_flight last_seen lease"
+        return self.prefix + "hb"
+
+    @property
+    def dlq(self) -> str:  # dead-letter stream
+        return self.prefix + "dlq"
+
+    @property
+    def direct(self) -> str:  # stream of direct messages to this agent
+        return self.prefix + "direct"
+
+    def result(self, task_id: str) -> str:
+        return f"{self.prefix}result:{task_id}"
+
+    def done(self, task_id: str, attempt: int) -> str:  # dedupe marker of one attempt
+        return f"{self.prefix}done:{task_id}:{attempt}"
+
+    @property
+    def pattern(self) -> str:  # every key of this agent, for SCAN
+        return _glob_escape(self.prefix) + "*"
+
+
+@dataclass(frozen=True)
+class OrchestrationKeys:
+    namespace: str
+    orchestration: str
+
+    @property
+    def prefix(self) -> str:
+        ns, name = check_name(self.namespace, "namespace"), check_name(self.orchestration, "orchestration")
+        return f"podium:{{{ns}/{name}}}:"
+
+    @property
+    def events(self) -> str:  # stream of published events
+        return self.prefix + "events"
+
+    @classmethod
+    def of(cls, ref: str) -> OrchestrationKeys:
+        return cls(*split_ref(ref))
+
+
+def _glob_escape(text: str) -> str:
+    # Names cannot hold glob characters, but the schema's braces are literal in Redis globs anyway;
+    # escape defensively so a future schema change cannot widen a pattern by accident.
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+# Commands an agent replica runs, directly or inside the bus's Lua scripts (Redis checks both).
+AGENT_COMMANDS: tuple[str, ...] = (
+    "ping",
+    "time",
+    "hello",
+    "client|setinfo",
+    "client|setname",
+    "xreadgroup",
+    "xack",
+    "xclaim",
+    "xpending",
+    "xadd",
+    "xdel",
+    "xrange",
+    "xrevrange",
+    "xlen",
+    "xgroup|create",
+    "xgroup|delconsumer",
+    "xinfo|consumers",
+    "xinfo|groups",
+    "get",
+    "set",
+    "hset",
+    "hget",
+    "hgetall",
+    "hdel",
+    "pexpire",
+    "pttl",
+    "evalsha",
+    "eval",
+    "script|load",
+    "script|exists",
+)
+
+
+def agent_acl_rules(namespace: str, agent: str) -> list[str]:
+    """ACL rules for ``ACL SETUSER <user> on ><password> <rules...>`` limiting a replica to its agent's keys.
+
+    The key patterns name each suffix rather than ``<prefix>*`` so that an orchestration that happens to
+    share the agent's name (and so its hash tag) stays out of reach.
+    """
+    keys = AgentKeys(namespace, agent)
+    prefix = _glob_escape(keys.prefix)
+    patterns = ["inbox", "results", "hb", "dlq", "direct", "result:*", "done:*"]
+    return [
+        "resetkeys",
+        *(f"~{prefix}{p}" for p in patterns),
+        "resetchannels",
+        "-@all",
+        *(f"+{c}" for c in AGENT_COMMANDS),
+    ]

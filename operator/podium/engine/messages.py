@@ -1,0 +1,216 @@
+"""The two messages that cross the bus: a Task to an agent, a Result back. Pure data, JSON on the wire.
+
+Decoding is strict and every failure is a :class:`MalformedMessage` that says what is wrong, because a
+consumer moves malformed entries to the dead-letter stream with that reason instead of crashing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+class TaskKind(StrEnum):
+    EXECUTE = "execute"
+    BID = "bid"
+    PROPOSE = "propose"
+    REVIEW = "review"
+    EXPLORE = "explore"
+    EVALUATE = "evaluate"
+    PLAN = "plan"
+    SYNTHESIZE = "synthesize"
+
+
+class MalformedMessage(ValueError):
+    """Bytes that are not a valid Task/Result; the message names the field and the problem."""
+
+
+class PayloadTooLarge(ValueError):
+    """A task whose encoded size exceeds the bus limit."""
+
+    def __init__(self, task_id: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"task {task_id!r} is {size} bytes encoded, over the bus limit of {limit} bytes; put large inputs in "
+            f"shared state or object storage and pass a reference, or raise the limit with "
+            f"Bus(max_payload_bytes=...)"
+        )
+        self.task_id = task_id
+        self.size = size
+        self.limit = limit
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON; NaN/Infinity are refused because other languages' parsers reject them."""
+    try:
+        return _DUMPS(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"value is not JSON-serialisable: {exc}") from exc
+
+
+def _decode_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedMessage(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MalformedMessage(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _str(data: dict[str, Any], key: str, what: str, *, required: bool = True, nonempty: bool = True) -> str:
+    if key not in data:
+        if required:
+            raise MalformedMessage(f"{what} has no field {key!r}")
+        return ""
+    value = data[key]
+    if not isinstance(value, str):
+        raise MalformedMessage(f"{what} field {key!r} must be a string, got {type(value).__name__}")
+    if nonempty and not value:
+        raise MalformedMessage(f"{what} field {key!r} must not be empty")
+    return value
+
+
+def _number(data: dict[str, Any], key: str, what: str, default: float | None) -> float | None:
+    value = data.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MalformedMessage(f"{what} field {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _int(data: dict[str, Any], key: str, what: str, default: int, minimum: int) -> int:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MalformedMessage(f"{what} field {key!r} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+@dataclass
+class Task:
+    id: str
+    kind: str
+    input: Any
+    namespace: str
+    agent: str
+    orchestration: str = ""  # "<namespace>/<name>" or "" for a task outside any orchestration
+    attempt: int = 1
+    timeout_seconds: float | None = None
+    created_at: float = field(default_factory=time.time)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return encode_json(
+            {
+                "id": self.id,
+                "kind": str(self.kind),
+                "input": self.input,
+                "namespace": self.namespace,
+                "agent": self.agent,
+                "orchestration": self.orchestration,
+                "attempt": self.attempt,
+                "timeout_seconds": self.timeout_seconds,
+                "created_at": self.created_at,
+                "meta": self.meta,
+            }
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Task:
+        what = "task"
+        data = _decode_object(raw, what)
+        task_id = _str(data, "id", what)
+        what = f"task {task_id!r}"
+        if "input" not in data:
+            raise MalformedMessage(f"{what} has no field 'input'")
+        meta = data.get("meta", {})
+        if not isinstance(meta, dict):
+            raise MalformedMessage(f"{what} field 'meta' must be an object, got {type(meta).__name__}")
+        timeout = _number(data, "timeout_seconds", what, None)
+        if timeout is not None and timeout <= 0:
+            raise MalformedMessage(f"{what} field 'timeout_seconds' must be > 0, got {timeout}")
+        created = _number(data, "created_at", what, None)
+        return cls(
+            id=task_id,
+            kind=_str(data, "kind", what),
+            input=data["input"],
+            namespace=_str(data, "namespace", what),
+            agent=_str(data, "agent", what),
+            orchestration=_str(data, "orchestration", what, required=False, nonempty=False),
+            attempt=_int(data, "attempt", what, 1, 1),
+            timeout_seconds=timeout,
+            created_at=time.time() if created is None else created,
+            meta=meta,
+        )
+
+
+@dataclass
+class Result:
+    task_id: str
+    attempt: int
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    quality: float | None = None
+    tokens: int = 0
+    cost: float = 0.0
+    duration_ms: float = 0.0
+    agent: str = ""
+    replica: str = ""
+    finished_at: float = field(default_factory=time.time)
+
+    def to_json(self) -> bytes:
+        return encode_json(self.to_dict()).encode()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "attempt": self.attempt,
+            "ok": self.ok,
+            "output": self.output,
+            "error": self.error,
+            "quality": self.quality,
+            "tokens": self.tokens,
+            "cost": self.cost,
+            "duration_ms": self.duration_ms,
+            "agent": self.agent,
+            "replica": self.replica,
+            "finished_at": self.finished_at,
+        }
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Result:
+        return cls.from_dict(_decode_object(raw, "result"))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        what = "result"
+        task_id = _str(data, "task_id", what)
+        what = f"result of task {task_id!r}"
+        ok = data.get("ok")
+        if not isinstance(ok, bool):
+            raise MalformedMessage(f"{what} field 'ok' must be true or false, got {ok!r}")
+        error = data.get("error")
+        if error is not None and not isinstance(error, str):
+            raise MalformedMessage(f"{what} field 'error' must be a string or null, got {type(error).__name__}")
+        finished = _number(data, "finished_at", what, None)
+        return cls(
+            task_id=task_id,
+            attempt=_int(data, "attempt", what, 1, 1),
+            ok=ok,
+            output=data.get("output"),
+            error=error,
+            quality=_number(data, "quality", what, None),
+            tokens=_int(data, "tokens", what, 0, 0),
+            cost=_number(data, "cost", what, 0.0) or 0.0,
+            duration_ms=_number(data, "duration_ms", what, 0.0) or 0.0,
+            agent=_str(data, "agent", what, required=False, nonempty=False),
+            replica=_str(data, "replica", what, required=False, nonempty=False),
+            finished_at=time.time() if finished is None else finished,
+        )

@@ -1,0 +1,184 @@
+"""Producers learn results from each agent's result stream: one background XREAD per Bus fans them out.
+
+The agent writes only its own keys (result key + result stream); a producer that waits registers a
+future, then (unless the reader was already watching before the task was dispatched) GETs the result
+key once, so a result written before the wait began is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from podium.engine.keys import AgentKeys
+from podium.engine.messages import MalformedMessage, Result, Task
+from podium.engine.records import text
+
+log = logging.getLogger(__name__)
+
+
+class ResultFanout:
+    def __init__(self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000) -> None:
+        self._redis = redis
+        self._buffer = buffer
+        self._block_ms = block_ms
+        self._streams: dict[str, str] = {}  # result stream key -> last id read
+        self._waiters: dict[str, list[asyncio.Future[Result]]] = {}  # result key -> futures
+        # Result keys of tasks dispatched while their stream was watched: their result will come through
+        # the stream, so a wait needs no GET. Results that arrive before anyone waits are kept in _arrived.
+        self._expected: OrderedDict[str, None] = OrderedDict()
+        self._arrived: OrderedDict[str, Result] = OrderedDict()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def watch(self, keys: AgentKeys) -> bool:
+        """Start reading this agent's result stream (from its current end). True if it was already watched."""
+        if keys.results in self._streams:
+            return True
+        last = await self._redis.xrevrange(keys.results, count=1)
+        if keys.results not in self._streams:  # another coroutine may have raced us here
+            self._streams[keys.results] = text(last[0][0]) if last else "0-0"
+            self._changed.set()
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._run(), name="podium-result-fanout")
+        return False
+
+    def expect(self, result_key: str) -> None:
+        self._expected[result_key] = None
+        while len(self._expected) > self._buffer:
+            self._expected.popitem(last=False)
+
+    async def wait(self, tasks: Sequence[Task], timeout: float) -> dict[str, Result]:  # noqa: ASYNC109
+        out: dict[str, Result] = {}
+        mine: list[tuple[str, asyncio.Future[Result]]] = []
+        to_get: list[tuple[str, str]] = []  # (task id, result key)
+        loop = asyncio.get_running_loop()
+        for task in tasks:
+            keys = AgentKeys(task.namespace, task.agent)
+            rkey = keys.result(task.id)
+            arrived = self._arrived.pop(rkey, None)
+            if arrived is not None:
+                out[task.id] = arrived
+                continue
+            fut: asyncio.Future[Result] = loop.create_future()
+            self._waiters.setdefault(rkey, []).append(fut)
+            mine.append((task.id, fut))
+            if rkey not in self._expected:
+                await self.watch(keys)
+                to_get.append((task.id, rkey))
+        try:
+            if to_get:
+                for start in range(0, len(to_get), 1000):
+                    chunk = to_get[start : start + 1000]
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for _, rkey in chunk:
+                            pipe.get(rkey)
+                        raws = await pipe.execute()
+                    for (_, rkey), raw in zip(chunk, raws, strict=True):
+                        if raw is not None:
+                            self._deliver(rkey, _decode(raw))
+            pending = [f for _, f in mine if not f.done()]
+            if pending and timeout > 0:
+                await asyncio.wait(pending, timeout=timeout)
+            for task_id, fut in mine:
+                if fut.done() and not fut.cancelled() and fut.exception() is None:
+                    out[task_id] = fut.result()
+        finally:
+            mine_ids = {id(f) for _, f in mine}
+            for task in tasks:
+                rkey = AgentKeys(task.namespace, task.agent).result(task.id)
+                waiters = self._waiters.get(rkey)
+                if waiters is None:
+                    continue
+                waiters[:] = [f for f in waiters if not f.done() and id(f) not in mine_ids]
+                if not waiters:
+                    del self._waiters[rkey]
+                self._expected.pop(rkey, None)
+        return out
+
+    def _deliver(self, rkey: str, result: Result | None) -> None:
+        if result is None:
+            return
+        waiters = self._waiters.get(rkey)
+        if waiters:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(result)
+            return
+        if rkey in self._expected:
+            del self._expected[rkey]
+            self._arrived[rkey] = result
+            while len(self._arrived) > self._buffer:
+                self._arrived.popitem(last=False)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self._closed and self._streams:
+            self._changed.clear()
+            read = asyncio.ensure_future(
+                self._redis.xread(dict(self._streams), count=2000, block=self._block_ms)  # type: ignore[arg-type]
+            )
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({read, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                if not read.done():
+                    # A new stream joined (or we are closing): drop this read so the next includes it.
+                    read.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError):
+                        await read
+            if read.cancelled():
+                continue
+            try:
+                reply = read.result()
+                backoff = 0.05
+            except RedisError as exc:
+                log.warning("result reader: %s; retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            self._consume(reply)
+
+    def _consume(self, reply: Any) -> None:
+        items = reply.items() if isinstance(reply, dict) else reply or []
+        for stream, entries in items:
+            skey = text(stream)
+            prefix = skey[: -len("results")]
+            last = None
+            for entry_id, fields in entries:
+                last = entry_id
+                if not fields:
+                    continue
+                task_id = text(fields.get(b"i", fields.get("i")))
+                rkey = f"{prefix}result:{task_id}"
+                if rkey in self._waiters or rkey in self._expected:
+                    self._deliver(rkey, _decode(fields.get(b"r", fields.get("r"))))
+            if last is not None and skey in self._streams:
+                self._streams[skey] = text(last)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await self._task
+            self._task = None
+
+
+def _decode(raw: Any) -> Result | None:
+    if raw is None:
+        return None
+    try:
+        return Result.from_json(raw)
+    except MalformedMessage as exc:
+        log.warning("ignoring a malformed result: %s", exc)
+        return None

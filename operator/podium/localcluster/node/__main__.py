@@ -1,0 +1,5 @@
+import sys
+
+from podium.localcluster.node import main
+
+sys.exit(main())

@@ -1,0 +1,365 @@
+"""One pod's life on the node: volumes, pod IP, /etc/hosts, its containers (restarts, probes), status, teardown."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from podium.localcluster.node import runtime
+from podium.localcluster.node.backoff import restart_delay, should_restart
+from podium.localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
+from podium.localcluster.node.hosts import render_hosts
+from podium.localcluster.node.kubeapi import ApiError
+from podium.localcluster.node.probes import ProbeCounter, ProbeSpec, run_probe
+from podium.localcluster.node.status import ContainerState, now, pod_status
+from podium.localcluster.node.volumes import VolumeError, container_mounts, materialize, token_requests
+
+if TYPE_CHECKING:
+    from podium.localcluster.node.agent import NodeAgent
+
+Obj = dict[str, Any]
+log = logging.getLogger("podium.node.pod")
+SHIM_DIR = Path(__file__).resolve().parent / "shim"
+# A container that ran this long before exiting starts the back-off over (kubelet: 2 x max back-off).
+BACKOFF_RESET_SECONDS = 600.0
+
+
+def pod_key(pod: Obj) -> str:
+    return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+@dataclass
+class Running:
+    proc: asyncio.subprocess.Process
+    started: float
+    killed_by_liveness: bool = False
+    probes: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class PodWorker:
+    def __init__(self, agent: NodeAgent, pod: Obj) -> None:
+        self.agent = agent
+        self.pod = pod
+        meta = pod["metadata"]
+        self.uid: str = meta["uid"]
+        self.name: str = meta["name"]
+        self.namespace: str = meta["namespace"]
+        self.dir = agent.state_dir / "pods" / f"{self.namespace}_{self.name}_{self.uid}"
+        self.hosts_file = self.dir / "etc-hosts"
+        self.start_time = now()
+        self.pod_ip: str | None = None
+        self.states = {c["name"]: ContainerState(c["name"]) for c in pod["spec"].get("containers") or []}
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs["name"] in self.states:  # keep counting across node restarts
+                self.states[cs["name"]].restart_count = int(cs.get("restartCount", 0))
+        self.running: dict[str, Running] = {}
+        self.volumes: dict[str, Path] = {}
+        self._dirty = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._status_task: asyncio.Task[None] | None = None
+        self.finished = False
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._status_task = asyncio.create_task(self._status_writer(), name=f"status {pod_key(self.pod)}")
+        self._tasks.append(asyncio.create_task(self._run(), name=f"pod {pod_key(self.pod)}"))
+
+    def update(self, pod: Obj) -> None:
+        self.pod = pod
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.states) and all(s.ready for s in self.states.values()) and not self._stopping.is_set()
+
+    async def _run(self) -> None:
+        prev = (self.pod.get("status") or {}).get("podIP")
+        if prev and self.agent.ipam.get(self.uid) is None:
+            with contextlib.suppress(ValueError):
+                self.agent.ipam.reserve(self.uid, prev)
+        self.pod_ip = self.agent.ipam.allocate(self.uid)
+        st = (self.pod.get("status") or {}).get("startTime")
+        if st:
+            from datetime import datetime
+
+            with contextlib.suppress(ValueError):
+                self.start_time = datetime.fromisoformat(st.replace("Z", "+00:00"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.write_hosts()
+        self.mark_dirty()
+        try:
+            await self._prepare_volumes()
+        except (VolumeError, ApiError, KeyError) as e:
+            for s in self.states.values():
+                s.state, s.reason, s.message = "waiting", "CreateContainerConfigError", str(e)
+            self.mark_dirty()
+            log.warning("pod %s: volumes: %s", pod_key(self.pod), e)
+            # Retry: the missing Secret/ConfigMap may be created later.
+            while not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=5)
+                if self._stopping.is_set():
+                    return
+                try:
+                    await self._prepare_volumes()
+                    break
+                except (VolumeError, ApiError, KeyError) as e2:
+                    for s in self.states.values():
+                        s.message = str(e2)
+                    self.mark_dirty()
+        runners = [
+            asyncio.create_task(self._container_loop(c), name=f"container {pod_key(self.pod)}/{c['name']}")
+            for c in self.pod["spec"].get("containers") or []
+        ]
+        self._tasks.extend(runners)
+        await asyncio.gather(*runners, return_exceptions=True)
+
+    async def _prepare_volumes(self) -> None:
+        sources = await self.fetch_sources()
+        tokens: dict[tuple[str, int], str] = {}
+        for aud, exp in token_requests(self.pod):
+            tokens[(aud, exp)] = await self.agent.request_token(self.pod, aud, exp)
+        assert self.pod_ip is not None
+        self.volumes = materialize(self.pod, self.dir, sources, tokens, self.pod_ip)
+
+    async def fetch_sources(self) -> Sources:
+        secrets, cms = referenced_objects(self.pod)
+        src = Sources()
+        for name in secrets:
+            obj = await self.agent.get_optional(f"/api/v1/namespaces/{self.namespace}/secrets/{name}")
+            if obj is not None:
+                src.secrets[name] = {
+                    k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("data") or {}).items()
+                }
+        for name in cms:
+            obj = await self.agent.get_optional(f"/api/v1/namespaces/{self.namespace}/configmaps/{name}")
+            if obj is not None:
+                src.config_maps[name] = dict(obj.get("data") or {})
+        return src
+
+    def write_hosts(self) -> None:
+        if self.pod_ip is None:
+            return
+        text = render_hosts(self.name, self.pod_ip, self.namespace, list(self.agent.services.values()))
+        # In place (same inode): the file is bind-mounted into running containers, a rename would not show there.
+        with open(self.hosts_file, "a+") as f:
+            f.seek(0)
+            if f.read() != text:
+                f.seek(0)
+                f.truncate()
+                f.write(text)
+
+    # ---- containers ------------------------------------------------------------------------------------------
+
+    def _base_env(self) -> dict[str, str]:
+        host, port = self.agent.api_host_port
+        env = {
+            "PATH": self.agent.pod_path,
+            "HOME": "/root",
+            "HOSTNAME": self.name,
+            "PODIUM_POD_IP": self.pod_ip or "",
+            "PODIUM_POD_NAME": self.name,
+            "PODIUM_POD_NAMESPACE": self.namespace,
+            "PODIUM_POD_UID": self.uid,
+        }
+        if self.pod["spec"].get("enableServiceLinks", True):
+            env.update(service_env(list(self.agent.services.values()), self.namespace))
+        env.update(
+            {
+                "KUBERNETES_SERVICE_HOST": host,
+                "KUBERNETES_SERVICE_PORT": str(port),
+                "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+                "KUBERNETES_PORT": f"tcp://{host}:{port}",
+            }
+        )
+        return env
+
+    async def _container_loop(self, c: Obj) -> None:
+        state = self.states[c["name"]]
+        policy = self.pod["spec"].get("restartPolicy", "Always")
+        backoff_index = state.restart_count
+        first = True
+        while not self._stopping.is_set():
+            if not first:
+                delay = restart_delay(backoff_index, base=self.agent.backoff_base)
+                if delay > 0:
+                    state.state, state.reason = "waiting", "CrashLoopBackOff"
+                    state.message = f"back-off {delay:g}s restarting failed container={c['name']} pod={self.name}"
+                    self.mark_dirty()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                    if self._stopping.is_set():
+                        return
+                state.restart_count += 1
+            first = False
+            try:
+                argv, env = await self._container_argv(c)
+            except runtime.NotRunnable as e:
+                state.state, state.reason, state.message, state.ready = "waiting", e.reason, e.message, False
+                self.mark_dirty()
+                # Not a crash: keep Waiting (and retry, the program may be installed later) without counting.
+                first = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=10)
+                continue
+            except (EnvError, VolumeError, ApiError) as e:
+                state.state, state.reason, state.message = "waiting", "CreateContainerConfigError", str(e)
+                self.mark_dirty()
+                first = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=5)
+                continue
+            log_path = self.dir / f"{c['name']}.log"
+            try:
+                proc = await runtime.start_process(argv, env, log_path)
+            except OSError as e:
+                state.state, state.reason, state.message = "waiting", "RunContainerError", str(e)
+                self.mark_dirty()
+                continue
+            (self.dir / f"{c['name']}.pid").write_text(str(proc.pid))
+            run = Running(proc, time.monotonic())
+            self.running[c["name"]] = run
+            state.state, state.reason, state.message, state.exit_code = "running", None, None, None
+            state.started_at, state.finished_at, state.started, state.pid = now(), None, True, proc.pid
+            state.ready = c.get("readinessProbe") is None
+            self.mark_dirty()
+            log.info("pod %s: started %s pid %d", pod_key(self.pod), c["name"], proc.pid)
+            run.probes = self._start_probes(c, run, env, argv)
+            code = await proc.wait()
+            # The leader is gone: sweep what it left in its group, so a restart never runs next to leftovers.
+            runtime.signal_group(proc.pid, signal.SIGKILL)
+            for t in run.probes:
+                t.cancel()
+            self.running.pop(c["name"], None)
+            state.state, state.ready, state.pid, state.finished_at = "terminated", False, None, now()
+            state.exit_code = code if code >= 0 else 128 - code
+            state.reason = "Completed" if code == 0 else "Error"
+            state.message = "liveness probe failed" if run.killed_by_liveness else None
+            ran_for = time.monotonic() - run.started
+            if ran_for >= BACKOFF_RESET_SECONDS:
+                backoff_index = 0
+            else:
+                backoff_index += 1
+            if self._stopping.is_set() or not should_restart(policy, state.exit_code):
+                state.final = True
+                self.mark_dirty()
+                return
+            state.last_terminated = state.terminated_dict()
+            self.mark_dirty()
+            log.info("pod %s: %s exited %d, restarting", pod_key(self.pod), c["name"], state.exit_code)
+
+    async def _container_argv(self, c: Obj) -> tuple[list[str], dict[str, str]]:
+        assert self.pod_ip is not None
+        sources = await self.fetch_sources()
+        env = container_env(self.pod, c, sources, self.pod_ip, self._base_env())
+        # Our shim first so wildcard binds land on the pod's address; the program's own PYTHONPATH follows.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SHIM_DIR), env.get("PYTHONPATH", "")) if p)
+        program = [expand(x, env) for x in list(c.get("command") or []) + list(c.get("args") or [])]
+        if not c.get("command"):
+            program = []
+        program[:1] = [runtime.resolve_program(program, env.get("PATH", self.agent.pod_path))]
+        mounts = container_mounts(c, self.volumes)
+        workdir = c.get("workingDir") or str(self.dir / "rootfs")
+        return runtime.launch_argv(program, mounts, self.hosts_file, workdir), env
+
+    def _start_probes(self, c: Obj, run: Running, env: dict[str, str], argv: list[str]) -> list[asyncio.Task[None]]:
+        tasks = []
+        for kind in ("readinessProbe", "livenessProbe"):
+            if c.get(kind):
+                spec = ProbeSpec.parse(c[kind])
+                tasks.append(asyncio.create_task(self._probe_loop(kind, spec, c, run, env)))
+        return tasks
+
+    async def _probe_loop(self, kind: str, spec: ProbeSpec, c: Obj, run: Running, env: dict[str, str]) -> None:
+        state = self.states[c["name"]]
+        counter = ProbeCounter(spec)
+        await asyncio.sleep(spec.initial_delay)
+        while run.proc.returncode is None:
+            exec_argv = None
+            if "exec" in spec.handler:
+                cmd = [expand(x, env) for x in spec.handler["exec"].get("command") or []]
+                # Enter the container's mount namespace so the probe sees the pod's files.
+                exec_argv = ["nsenter", "--target", str(run.proc.pid), "--mount", "--", *cmd]
+            assert self.pod_ip is not None
+            ok = await run_probe(spec, c, self.pod_ip, exec_argv, env)
+            verdict = counter.record(ok)
+            if kind == "readinessProbe":
+                if verdict is not None and verdict != state.ready:
+                    state.ready = verdict
+                    self.mark_dirty()
+            elif verdict is False:
+                log.info("pod %s: %s liveness probe failed, restarting", pod_key(self.pod), c["name"])
+                run.killed_by_liveness = True
+                grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+                await runtime.stop_process(run.proc, grace)
+                return
+            await asyncio.sleep(spec.period)
+
+    # ---- status ----------------------------------------------------------------------------------------------
+
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+        self.agent.pods_changed()
+
+    def status(self) -> Obj:
+        return pod_status(list(self.states.values()), self.pod_ip, self.start_time)
+
+    async def _status_writer(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await asyncio.sleep(0.05)  # coalesce bursts of changes into one write
+            try:
+                await self.agent.api.merge_patch(
+                    f"/api/v1/namespaces/{self.namespace}/pods/{self.name}/status", {"status": self.status()}
+                )
+            except ApiError as e:
+                if e.status == 404:
+                    return
+                log.warning("pod %s: status update failed: %s", pod_key(self.pod), e)
+                await asyncio.sleep(1)
+                self._dirty.set()
+            except Exception as e:  # network blips: try again, a stale status is worse than a late one
+                log.warning("pod %s: status update failed: %s", pod_key(self.pod), e)
+                await asyncio.sleep(1)
+                self._dirty.set()
+
+    # ---- teardown --------------------------------------------------------------------------------------------
+
+    async def stop(self, grace: float) -> None:
+        """SIGTERM every container's group, SIGKILL after `grace`, then wait for the container loops to end."""
+        self._stopping.set()
+        await asyncio.gather(
+            *(runtime.stop_process(r.proc, grace) for r in list(self.running.values())), return_exceptions=True
+        )
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def flush_status(self) -> None:
+        if self._status_task is not None:
+            with contextlib.suppress(ApiError, OSError, Exception):
+                await asyncio.wait_for(
+                    self.agent.api.merge_patch(
+                        f"/api/v1/namespaces/{self.namespace}/pods/{self.name}/status", {"status": self.status()}
+                    ),
+                    timeout=5,
+                )
+
+    def close(self, keep_logs: bool = True) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
+        self.agent.ipam.release(self.uid)
+        shutil.rmtree(self.dir / "volumes", ignore_errors=True)
+        for f in self.dir.glob("*.pid"):
+            f.unlink(missing_ok=True)
+        if not keep_logs:
+            shutil.rmtree(self.dir, ignore_errors=True)

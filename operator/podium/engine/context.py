@@ -101,6 +101,7 @@ class RunContext:
         self.stats = StatsStore(redis, namespace)
         self.degraded = False
         self.notes: list[str] = []
+        self.partial: Any = None  # best result so far, reported if the run stops early (budget, cancel)
         self.records: dict[str, TaskRecord] = {}
         self.expected = 0
         self._on_progress = on_progress

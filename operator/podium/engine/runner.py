@@ -1,0 +1,156 @@
+"""One call runs one Orchestration to its end: what the operator and the CLI call.
+
+Running it again with the same uid after a crash or a cancel resumes: the journal replays finished steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from podium.api.orchestration import OrchestrationSpec
+from podium.engine.budget import BudgetExceeded
+from podium.engine.context import (
+    ProgressCallback,
+    RunCancelled,
+    RunContext,
+    RunOptions,
+    SuspendProbe,
+    TaskBus,
+    TaskFailed,
+)
+from podium.engine.directory import AgentDirectory, UnknownAgent
+from podium.engine.progress import TaskRecord
+from podium.engine.strategies import StrategyFailed, get
+
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+
+
+@dataclass
+class RunOutcome:
+    phase: str  # Succeeded | Failed
+    result: Any = None
+    degraded: bool = False
+    cost: float = 0.0
+    tokens: int = 0
+    message: str = ""
+    reason: str = ""  # short CamelCase, for the condition and the Event
+    tasks: list[TaskRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _scope(directory: AgentDirectory, spec: OrchestrationSpec) -> AgentDirectory:
+    if spec.strategy == "hierarchical" and spec.team is None:
+        return directory  # the teams it names are its scope, resolved per team
+    return directory.scoped(team=spec.team, selector=spec.agent_selector)
+
+
+def _default_bus(redis: aioredis.Redis) -> TaskBus:
+    from podium.engine.bus import Bus  # imported late: the bus pulls in its Lua scripts
+
+    bus: TaskBus = Bus(redis)
+    return bus
+
+
+async def _with_live_load(bus: Any, directory: AgentDirectory, namespace: str) -> AgentDirectory:
+    """Loads from the replicas' heartbeats, so selection avoids busy agents."""
+    replicas = getattr(bus, "replicas", None)
+    if replicas is None:
+        return directory
+    loads: dict[str, float] = {}
+    for agent in directory.all():
+        alive = await replicas(namespace, agent.name)
+        if alive:
+            loads[agent.name] = sum(float(r.load) for r in alive) / len(alive)
+    return directory.with_load(loads)
+
+
+async def run_orchestration(
+    redis: aioredis.Redis,
+    directory: AgentDirectory,
+    namespace: str,
+    name: str,
+    uid: str,
+    spec: OrchestrationSpec,
+    on_progress: ProgressCallback | None = None,
+    *,
+    bus: TaskBus | None = None,
+    state: Any = None,
+    is_suspended: SuspendProbe | None = None,
+    options: RunOptions | None = None,
+) -> RunOutcome:
+    bus = bus or _default_bus(redis)
+    scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
+    ctx = RunContext(
+        redis=redis,
+        bus=bus,
+        directory=scoped,
+        uid=uid,
+        namespace=namespace,
+        name=name,
+        limits=spec.limits,
+        state=state,
+        team=spec.team,
+        on_progress=on_progress,
+        is_suspended=is_suspended,
+        options=options,
+    )
+    if not len(scoped):
+        return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
+    block = spec.block()
+    if block is None:
+        # Strategies whose block is optional run with its defaults.
+        from podium.api import orchestration as api
+
+        defaults = {"swarm": api.SwarmSpec, "centralCommand": api.CentralCommandSpec}
+        defaults |= {"peerToPeer": api.PeerToPeerSpec, "market": api.MarketSpec}
+        block = defaults[str(spec.strategy)]()
+    strategy = get(str(spec.strategy))
+    await ctx.start()
+    clock = ctx.options.clock
+    remaining = await ctx.budget.remaining_seconds(clock())
+    try:
+        # The budget check before each dispatch stops new work; this stops a run stuck waiting.
+        async with asyncio.timeout(max(remaining, 0.0)):
+            outcome = await strategy(ctx, block, spec.input)
+    except TimeoutError:
+        usage = await ctx.budget.usage(clock())
+        exc = BudgetExceeded("timeoutSeconds", round(usage.elapsed, 3), spec.limits.timeout_seconds)
+        return _finish(ctx, FAILED, "BudgetExceeded", str(exc), ctx.partial)
+    except BudgetExceeded as exc:
+        return _finish(ctx, FAILED, "BudgetExceeded", str(exc), ctx.partial)
+    except RunCancelled as exc:
+        return _finish(ctx, FAILED, "Cancelled", f"run cancelled: {exc}", ctx.partial)
+    except TaskFailed as exc:
+        return _finish(ctx, FAILED, "TaskFailed", str(exc), ctx.partial)
+    except StrategyFailed as exc:
+        return _finish(ctx, FAILED, "StrategyFailed", str(exc), ctx.partial)
+    except UnknownAgent as exc:
+        return _finish(ctx, FAILED, "InvalidSpec", str(exc))
+    reason = "Degraded" if outcome.degraded else "Completed"
+    message = "; ".join(outcome.notes) if outcome.degraded else "completed"
+    done = _finish(ctx, SUCCEEDED, reason, message, outcome.result)
+    done.degraded = outcome.degraded
+    return done
+
+
+def _finish(ctx: RunContext, phase: str, reason: str, message: str, result: Any = None) -> RunOutcome:
+    progress = ctx.progress()
+    return RunOutcome(
+        phase=phase,
+        result=result,
+        degraded=ctx.degraded,
+        cost=progress.cost,
+        tokens=progress.tokens,
+        message=message,
+        reason=reason,
+        tasks=progress.tasks,
+        notes=list(ctx.notes),
+    )
+
+
+__all__ = ["FAILED", "SUCCEEDED", "RunOutcome", "run_orchestration"]

@@ -1,0 +1,41 @@
+"""The seven strategies. Each is one module with ``async def run(ctx, spec, input) -> StrategyOutcome``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+MODULES = {
+    "hierarchical": "hierarchical",
+    "pipeline": "pipeline",
+    "swarm": "swarm",
+    "eventDriven": "event_driven",
+    "centralCommand": "central_command",
+    "peerToPeer": "peer_to_peer",
+    "market": "market",
+}
+
+
+@dataclass
+class StrategyOutcome:
+    result: Any
+    degraded: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class StrategyFailed(Exception):
+    """The strategy cannot produce a result; the message says why, for the orchestration's status."""
+
+
+StrategyRun = Callable[..., Awaitable[StrategyOutcome]]
+
+
+def get(strategy: str) -> StrategyRun:
+    try:
+        module = MODULES[strategy]
+    except KeyError:
+        raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(MODULES)}") from None
+    run: StrategyRun = importlib.import_module(f"podium.engine.strategies.{module}").run
+    return run

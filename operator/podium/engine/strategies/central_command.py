@@ -1,0 +1,111 @@
+"""centralCommand: a command center plans the tasks (or takes them from the spec) and assigns each to the best
+available agent by a weighted score of capability, past performance and load (default 0.5 / 0.3 / 0.2)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from podium.api.orchestration import AssignmentWeights, CentralCommandSpec, PlannedTask
+from podium.engine.context import RunContext, TaskFailed
+from podium.engine.degradation import Verdict, assess
+from podium.engine.directory import AgentInfo
+from podium.engine.messages import TaskKind
+from podium.engine.selection import capability_match, effective_load, weighted_score
+from podium.engine.stats import PerfStats
+from podium.engine.strategies import StrategyFailed, StrategyOutcome
+
+FAILOVER = 3  # agents tried per task: the assigned one, then the next best
+
+
+def parse_plan(output: Any) -> list[PlannedTask]:
+    """The planner's tasks: a list of ``{name, input?, capabilities?}`` or ``{"tasks": [...]}``."""
+    raw = output.get("tasks") if isinstance(output, dict) else output
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"a plan is a non-empty list of tasks (or {{'tasks': [...]}}), got {output!r:.200}")
+    try:
+        tasks = [PlannedTask.model_validate(t) for t in raw]
+    except ValidationError as exc:
+        raise ValueError(f"plan has an invalid task: {exc.errors()[0]['msg']}") from exc
+    names = [t.name for t in tasks]
+    if len(set(names)) != len(names):
+        raise ValueError("plan task names must be unique")
+    return tasks
+
+
+def assign(
+    tasks: Sequence[PlannedTask],
+    agents: Sequence[AgentInfo],
+    stats: dict[str, PerfStats],
+    weights: AssignmentWeights,
+) -> dict[str, list[str]]:
+    """For each task, capable agents best first. Greedy in task order: each assignment adds to the chosen
+    agent's load, so equal agents share the work instead of one taking it all."""
+    assigned: dict[str, int] = {}
+    plan: dict[str, list[str]] = {}
+    for task in tasks:
+        capable = [a for a in agents if a.ready and (not task.capabilities or capability_match(a, task.capabilities))]
+
+        def score(a: AgentInfo, task: PlannedTask = task) -> tuple[float, str]:
+            perf = stats.get(a.name, PerfStats()).expected_success
+            load = effective_load(a, assigned.get(a.name, 0))
+            return (-weighted_score(capability_match(a, task.capabilities), perf, load, weights), a.name)
+
+        ranked = [a.name for a in sorted(capable, key=score)]
+        plan[task.name] = ranked
+        if ranked:
+            assigned[ranked[0]] = assigned.get(ranked[0], 0) + 1
+    return plan
+
+
+def _plan_error(output: Any) -> str | None:
+    try:
+        parse_plan(output)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+async def run(ctx: RunContext, spec: CentralCommandSpec, input: Any) -> StrategyOutcome:
+    agents = ctx.directory.all()
+    if spec.tasks is not None:
+        tasks = list(spec.tasks)
+        workers = agents
+    else:
+        planner = spec.planner or ctx.directory.lead(ctx.team)
+        if planner is None:
+            raise StrategyFailed("centralCommand needs spec.centralCommand.tasks, a planner, or a team with a lead")
+        roster = [{"name": a.name, "role": a.role, "capabilities": a.capabilities} for a in agents]
+        plan = await ctx.run_task(
+            "plan", TaskKind.PLAN, {"input": input, "agents": roster}, agent=planner, validate=_plan_error
+        )
+        tasks = parse_plan(plan.output)
+        workers = [a for a in agents if a.name != planner] or agents  # the command center plans, others work
+    ctx.expect(len(tasks))
+    table = assign(tasks, workers, await ctx.perf(workers), spec.weights)
+
+    async def execute(task: PlannedTask) -> Any:
+        names = table[task.name][:FAILOVER]
+        if not names:
+            raise TaskFailed(f"task-{task.name}", [f"no ready agent has {', '.join(task.capabilities)}"], [])
+        payload = {"input": input if task.input is None else task.input, "task": task.name}
+        return (await ctx.run_task(f"task-{task.name}", TaskKind.EXECUTE, payload, agents=names)).output
+
+    settled = await asyncio.gather(*(execute(t) for t in tasks), return_exceptions=True)
+    results: dict[str, Any] = {}
+    for task, outcome in zip(tasks, settled, strict=True):
+        if not isinstance(outcome, BaseException):
+            results[task.name] = outcome
+        elif isinstance(outcome, TaskFailed) and assess(outcome.priorities) is Verdict.DEGRADE:
+            ctx.degrade(str(outcome))
+        else:
+            raise outcome
+    if not results:
+        raise StrategyFailed("every task failed: " + "; ".join(ctx.notes))
+    assignments = {t.name: (table[t.name][0] if table[t.name] else None) for t in tasks}
+    return StrategyOutcome(
+        result={"results": results, "assignments": assignments}, degraded=ctx.degraded, notes=ctx.notes
+    )

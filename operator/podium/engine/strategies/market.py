@@ -1,0 +1,113 @@
+"""market: each task is auctioned. Agents bid (price, estimated seconds); bids are scored by price, capability,
+reputation and time (default 0.3 / 0.4 / 0.2 / 0.1); with no acceptable bid the reserve price and minimum score
+are relaxed and the task re-auctioned once. The winner's reputation is updated from its result."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from podium.api.orchestration import MarketSpec, MarketTask
+from podium.engine.context import RunContext, TaskFailed
+from podium.engine.directory import AgentInfo
+from podium.engine.messages import Result, TaskKind
+from podium.engine.selection import Bid, capability_match, winner
+from podium.engine.strategies import StrategyFailed, StrategyOutcome
+
+
+def parse_bid(agent: AgentInfo, output: Any, capability: float, reputation: float) -> Bid | None:
+    """A bid from a bid task's output: ``{"price": p, "estimatedSeconds": s}``; ``{"decline": true}`` or no
+    price means no bid. A bid without a time estimate is taken as the agent's task timeout."""
+    if not isinstance(output, dict) or output.get("decline"):
+        return None
+    price = output.get("price", agent.pricing.per_task)  # a bid without a price asks the list price
+    seconds = output.get("estimatedSeconds", output.get("seconds", agent.resilience.timeout_seconds))
+    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return None
+    return Bid(agent.name, float(price), float(seconds), capability, reputation)
+
+
+def reserve(spec: MarketSpec, task: MarketTask) -> float | None:
+    limits = [p for p in (spec.reserve_price, task.max_price) if p is not None]
+    return min(limits) if limits else None
+
+
+async def _auction(
+    ctx: RunContext, spec: MarketSpec, task: MarketTask, bidders: list[AgentInfo], round_: int, ceiling: float | None
+) -> list[Bid]:
+    payload = {"task": task.name, "input": task.input, "capabilities": task.capabilities, "maxPrice": ceiling}
+
+    async def bid(agent: AgentInfo) -> Result | None:
+        try:
+            return await ctx.run_task(
+                f"auction-{task.name}-{round_}-bid-{agent.name}",
+                TaskKind.BID,
+                payload,
+                agent=agent.name,
+                retries=0,
+                timeout_seconds=spec.bid_timeout_seconds,
+            )
+        except TaskFailed:
+            return None  # no answer is no bid
+
+    answers = await asyncio.gather(*(bid(a) for a in bidders))
+    bids = []
+    for agent, answer in zip(bidders, answers, strict=True):
+        if answer is None:
+            continue
+        reputation = (await ctx.stats.get(agent.name)).reputation
+        made = parse_bid(agent, answer.output, capability_match(agent, task.capabilities), reputation or 0.5)
+        if made is not None:
+            bids.append(made)
+    return bids
+
+
+async def _sell(ctx: RunContext, spec: MarketSpec, task: MarketTask, input: Any) -> dict[str, Any]:
+    bidders = [a for a in ctx.directory.all() if not task.capabilities or capability_match(a, task.capabilities) > 0]
+    if not bidders:
+        raise StrategyFailed(f"task {task.name!r}: no agent has {', '.join(task.capabilities)}")
+    ceiling, floor = reserve(spec, task), spec.min_score
+    for round_ in (1, 2):
+        bids = await _auction(ctx, spec, task, bidders, round_, ceiling)
+        best, scores = winner(bids, spec.weights, reserve_price=ceiling, min_score=floor)
+        if best is not None:
+            break
+        if round_ == 1:
+            ceiling = None if ceiling is None else ceiling * spec.relax_factor
+            floor = floor / spec.relax_factor
+            ctx.notes.append(
+                f"task {task.name!r}: no acceptable bid; re-auctioned with reserve {ceiling}, minScore {floor:.3g}"
+            )
+    if best is None:
+        raise StrategyFailed(f"task {task.name!r}: no acceptable bid after re-auction ({len(bids)} bids)")
+    payload = {"input": input if task.input is None else task.input, "task": task.name, "price": best.price}
+    try:
+        result = await ctx.run_task(f"task-{task.name}", TaskKind.EXECUTE, payload, agent=best.agent)
+    except TaskFailed:
+        await ctx.stats.update_reputation(best.agent, False, None)
+        raise
+    await ctx.stats.update_reputation(best.agent, True, result.quality)
+    return {
+        "output": result.output,
+        "agent": best.agent,
+        "price": best.price,
+        "score": scores[best.agent],
+        "round": round_,
+    }
+
+
+async def run(ctx: RunContext, spec: MarketSpec, input: Any) -> StrategyOutcome:
+    tasks = spec.tasks or [MarketTask(name="task", input=input)]
+    ctx.expect(len(tasks) * (len(ctx.directory) + 1))
+    sold: dict[str, Any] = {}
+    for task in tasks:  # in order: each result updates reputations the next auction uses
+        try:
+            sold[task.name] = await _sell(ctx, spec, task, input)
+        except (TaskFailed, StrategyFailed) as exc:
+            ctx.degrade(str(exc))
+    if not sold:
+        raise StrategyFailed("no task was sold: " + "; ".join(ctx.notes))
+    result = sold["task"]["output"] if spec.tasks is None else sold
+    return StrategyOutcome(result=result, degraded=ctx.degraded, notes=ctx.notes)

@@ -8,6 +8,7 @@ tick, an operator restart) touches nothing that is already right.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -184,9 +185,14 @@ def secret(agent: Agent, password: str) -> dict[str, Any]:
             "kind": "Secret",
             "type": "Opaque",
             "metadata": _meta(agent, names(name)["secret"]),
-            "stringData": {"username": redis_username(namespace, name), "password": password},
+            # data, not stringData: server-side apply compares what is stored.
+            "data": {"username": _b64(redis_username(namespace, name)), "password": _b64(password)},
         }
     )
+
+
+def _b64(value: str) -> str:
+    return base64.b64encode(value.encode()).decode()
 
 
 def service(agent: Agent) -> dict[str, Any]:

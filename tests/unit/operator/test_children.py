@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -82,7 +83,8 @@ def test_config_map_holds_the_fields_the_runtime_reads() -> None:
 
 def test_secret_names_the_agents_own_redis_user() -> None:
     sec = children.secret(make_agent(), "s3cret")
-    assert sec["stringData"] == {"username": "podium-agent:team-a/rev", "password": "s3cret"}
+    decoded = {k: base64.b64decode(v).decode() for k, v in sec["data"].items()}
+    assert decoded == {"username": "podium-agent:team-a/rev", "password": "s3cret"}
 
 
 def test_hash_is_stable_and_moves_with_content_but_not_with_replicas() -> None:

@@ -1,0 +1,150 @@
+"""The few Kubernetes API calls the operator makes itself (kopf does the watching).
+
+Children are written with server-side apply under one field manager, so a field we stop setting is removed and
+fields others set (an HPA on the Deployment, a user's annotation) are left alone. A child is written only when the
+hash of its desired content differs from the one it carries: an idle reconcile makes no writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from podium.api.common import GROUP, VERSION
+from podium.operator.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
+
+FIELD_MANAGER = "podium-operator"
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
+
+
+def load_config() -> client.ApiClient:
+    """In a pod: the service account; elsewhere: KUBECONFIG or ~/.kube/config (as kubectl would)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _raw(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data)
+    return data
+
+
+class Kube:
+    """Typed-enough access to the four child kinds, the Agent/Team status and pods; blocking calls run in threads."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    def _ops(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+        return {
+            "Deployment": (self.apps.read_namespaced_deployment, self.apps.patch_namespaced_deployment),
+            "Service": (self.core.read_namespaced_service, self.core.patch_namespaced_service),
+            "ConfigMap": (self.core.read_namespaced_config_map, self.core.patch_namespaced_config_map),
+            "Secret": (self.core.read_namespaced_secret, self.core.patch_namespaced_secret),
+        }[kind]
+
+    def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        read, _ = self._ops(kind)
+        try:
+            return _raw(read(name, namespace, _preload_content=False))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self._get, kind, namespace, name)
+
+    def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        _, patch = self._ops(manifest["kind"])
+        meta = manifest["metadata"]
+        return _raw(
+            patch(
+                meta["name"],
+                meta["namespace"],
+                manifest,
+                field_manager=FIELD_MANAGER,
+                force=True,
+                _content_type=APPLY,
+                _preload_content=False,
+            )
+        )
+
+    async def ensure(self, manifest: dict[str, Any], existing: dict[str, Any] | None) -> str:
+        """Make the child match ``manifest``; return ``created``, ``updated``, ``scaled`` or ``unchanged``."""
+        want = manifest["metadata"]["annotations"][HASH_ANNOTATION]
+        if existing is None:
+            await asyncio.to_thread(self._apply, manifest)
+            return "created"
+        have = ((existing.get("metadata") or {}).get("annotations") or {}).get(HASH_ANNOTATION)
+        if have != want:
+            await asyncio.to_thread(self._apply, manifest)
+            return "updated"
+        if manifest["kind"] == "Deployment":
+            spec_replicas = (existing.get("spec") or {}).get("replicas")
+            applied = manifest["metadata"]["annotations"][APPLIED_REPLICAS_ANNOTATION]
+            have_applied = existing["metadata"]["annotations"].get(APPLIED_REPLICAS_ANNOTATION)
+            if spec_replicas != manifest["spec"]["replicas"] or have_applied != applied:
+                await asyncio.to_thread(self._apply, manifest)
+                return "scaled"
+        return "unchanged"
+
+    def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = _raw(
+            self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
+        )["items"]
+        return items
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._list_pods, namespace, selector)
+
+    def _delete_pod(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False)
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    async def delete_pod(self, namespace: str, name: str) -> bool:
+        """Restart a replica by deleting its pod at once: a frozen process would not honour a graceful stop."""
+        return await asyncio.to_thread(self._delete_pod, namespace, name)
+
+    def _patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"status": status},
+                _content_type=MERGE,
+                _preload_content=False,
+            )
+        except ApiException as e:
+            if e.status != 404:  # deleted meanwhile: nothing to report on
+                raise
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._patch_status, plural, namespace, name, status)
+
+
+def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:
+    if not secret:
+        return None
+    raw = (secret.get("data") or {}).get(key)
+    return base64.b64decode(raw).decode() if raw else None

@@ -46,6 +46,7 @@ from podium.engine.conflicts import (
 __all__ = [
     "Change",
     "ConflictResolution",
+    "Proposal",
     "Resolution",
     "SharedState",
     "SnapshotNotFound",
@@ -174,6 +175,14 @@ return 1
 """
 
 
+# KEYS: state, ver, meta. ARGV: key. One round trip, consistent (a MULTI pipeline costs twice as much client-side).
+_READ = """
+-- HGET of a missing field is false (not nil) in Lua, so the table has no holes and always has three entries.
+return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[2], ARGV[1]),
+        redis.call('HGET', KEYS[3], ARGV[1])}
+"""
+
+
 def _s(x: bytes | str) -> str:
     return x.decode() if isinstance(x, bytes) else x
 
@@ -271,6 +280,7 @@ class SharedState:
         self._write_script = redis.register_script(_WRITE)
         self._rollback_script = redis.register_script(_ROLLBACK)
         self._vote_script = redis.register_script(_VOTE)
+        self._read_script = redis.register_script(_READ)
 
     # ---- reads -------------------------------------------------------------------------------------------------
 
@@ -284,11 +294,7 @@ class SharedState:
         return {_s(k): _load(v) for k, v in raw.items()}
 
     async def _read(self, key: str) -> tuple[Any, int, dict[str, Any]]:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hget(self.k_state, key)
-            pipe.hget(self.k_ver, key)
-            pipe.hget(self.k_meta, key)
-            raw, ver, meta = await pipe.execute()
+        raw, ver, meta = await self._read_script(keys=[self.k_state, self.k_ver, self.k_meta], args=[key])
         return _load(raw), int(ver or 0), (_load(meta) or {"writer": "", "at": 0.0, "priority": 0})
 
     # ---- writes ------------------------------------------------------------------------------------------------
@@ -472,6 +478,10 @@ class SharedState:
                 continue
             return res
         raise VersionConflict(key, -1, (await self.get(key))[1])
+
+    async def proposals(self, key: str) -> list[Proposal]:
+        """The open proposals of `key`, oldest first (what voters are asked about)."""
+        return await self._open_proposals(key)
 
     async def _open_proposals(self, key: str) -> list[Proposal]:
         raw = await self.redis.hgetall(self.k_proposals)

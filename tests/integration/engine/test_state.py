@@ -149,7 +149,9 @@ async def test_consensus_majority_replaces_value_and_no_majority_keeps_it(client
     )
     assert pending.winner == "plan-A" and "proposal" in pending.reason
     assert (await state.get("doc"))[0] == "plan-A"  # nothing changes before the vote
-    (pid,) = [p.id for p in await state._open_proposals("doc")]
+    (proposal,) = await state.proposals("doc")
+    assert (proposal.writer, proposal.value) == ("bob", "plan-B")
+    pid = proposal.id
     await state.vote("doc", pid, voter="a", accept=True)
     await state.vote("doc", pid, voter="b", accept=True)
     await state.vote("doc", pid, voter="c", accept=False)

@@ -59,6 +59,11 @@ class InboxConsumer:
                 raise
         self._group_ready = True
 
+    async def join(self) -> None:
+        """Create the inbox's consumer group if needed and announce this replica (fetch does it lazily too)."""
+        await self._ensure_group()
+        await self.heartbeat(self._load, self._in_flight)
+
     async def fetch(self, count: int, block_ms: int) -> list[Delivery]:
         """Up to ``count`` tasks: reclaimed work first, then new entries (blocking up to ``block_ms``; 0 = no wait).
 

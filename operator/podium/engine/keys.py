@@ -112,7 +112,6 @@ AGENT_COMMANDS: tuple[str, ...] = (
     "ping",
     "time",
     "hello",
-    "client|setinfo",
     "client|setname",
     "xreadgroup",
     "xack",

@@ -77,7 +77,7 @@ def test_agent_keys_share_one_hash_tag() -> None:
 @pytest.mark.parametrize("bad", ["", "a/b", "a{b", "a*", "a b", "-x"])
 def test_bad_names_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="not a valid name"):
-        AgentKeys("ns", bad).inbox
+        _ = AgentKeys("ns", bad).inbox
 
 
 def test_split_ref_needs_namespace_and_name() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -55,6 +56,51 @@ async def test_concurrent_cas_writers_lose_no_update(redis_url: str) -> None:
     finally:
         for c in clients:
             await c.aclose()
+
+
+WRITER_PROCESS = """
+import asyncio, sys
+import redis.asyncio as aioredis
+from podium.engine.state import SharedState, VersionConflict
+
+async def main(url, orch, name, k):
+    r = aioredis.Redis.from_url(url)
+    state = SharedState(r, "team-ns", orch)
+    for _ in range(k):
+        while True:
+            value, version = await state.get("counter")
+            try:
+                await state.set("counter", (value or 0) + 1, writer=name, expected_version=version)
+                break
+            except VersionConflict:
+                pass
+    await r.aclose()
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+"""
+
+
+async def test_cas_writers_in_separate_processes_lose_no_update(client: aioredis.Redis, redis_url: str) -> None:
+    processes, increments = 4, 40
+    state = make(client)
+    orch = state.k_state.split("/")[1].split("}")[0]
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WRITER_PROCESS, redis_url, orch, f"p{i}", str(increments)
+        )
+        for i in range(processes)
+    ]
+    try:
+        codes = await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), timeout=120)
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+    assert codes == [0] * processes
+    assert await state.get("counter") == (processes * increments, processes * increments)
+    assert {c.writer for c in await state.history("counter", limit=1000)} == {f"p{i}" for i in range(processes)}
+    await state.delete_all()
 
 
 async def test_cas_rejects_a_stale_version_and_leaves_the_value(client: aioredis.Redis) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podium.engine.conflicts import (
@@ -80,12 +80,14 @@ def test_json_equality_distinguishes_true_from_one() -> None:
     assert merged == {"x": True} and conflicts == []
 
 
+@settings(max_examples=60, deadline=None)  # shared CI machine: no per-example deadline
 @given(base=objects, value=objects)
 def test_merging_a_value_with_itself_is_identity(base: dict[str, Any], value: dict[str, Any]) -> None:
     merged, conflicts = three_way_merge(base, value, value, pick_incoming=True)
     assert same(merged, value) and conflicts == []
 
 
+@settings(max_examples=60, deadline=None)  # shared CI machine: no per-example deadline
 @given(base=objects, ours=objects, theirs=objects, pick=st.booleans())
 def test_one_sided_changes_always_survive(
     base: dict[str, Any], ours: dict[str, Any], theirs: dict[str, Any], pick: bool
@@ -102,6 +104,7 @@ def test_one_sided_changes_always_survive(
         assert same(merged[k], v)
 
 
+@settings(max_examples=60, deadline=None)  # shared CI machine: no per-example deadline
 @given(base=objects, current=objects, incoming=objects, pick=st.booleans())
 def test_merge_result_only_contains_values_from_either_side(
     base: dict[str, Any], current: dict[str, Any], incoming: dict[str, Any], pick: bool

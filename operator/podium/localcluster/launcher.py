@@ -98,7 +98,16 @@ def cert_specs(node_name: str, service_cidr: str) -> list[pki.CertSpec]:
         pki.CertSpec("admin", "podium-admin", organizations=("system:masters",)),
         pki.CertSpec("kube-controller-manager", "system:kube-controller-manager"),
         pki.CertSpec("kube-scheduler", "system:kube-scheduler"),
-        pki.CertSpec("node", f"system:node:{node_name}", organizations=("system:nodes",)),
+        # Client towards the API server, and serving cert of the node's kubelet endpoint (kubectl logs): the
+        # API server checks it against --kubelet-certificate-authority.
+        pki.CertSpec(
+            "node",
+            f"system:node:{node_name}",
+            organizations=("system:nodes",),
+            dns_names=(node_name,),
+            ip_addresses=(HOST,),
+            server=True,
+        ),
         # The API server's identity towards the node agent (logs/exec), should it serve the kubelet API.
         pki.CertSpec("apiserver-kubelet-client", "kube-apiserver-kubelet-client", organizations=("system:masters",)),
     ]
@@ -323,8 +332,16 @@ class LocalCluster:
         except (urllib.error.URLError, OSError):
             return 0, b""
 
+    def owns(self, pid: int) -> bool:
+        """True if ``pid`` runs one of this cluster's components.
+
+        Pids in state.json may have been recycled since (reboot, long-stopped cluster): every component's command
+        line names the cluster directory, so an unrelated process is never mistaken for ours or signalled.
+        """
+        return processes.alive(pid) and str(self.paths.root) in processes.cmdline(pid)
+
     def running(self, state: State) -> dict[str, bool]:
-        return {name: processes.alive(pid) for name, pid in state.pids.items()}
+        return {name: self.owns(pid) for name, pid in state.pids.items()}
 
     def is_up(self, state: State) -> bool:
         expected = [c for c in COMPONENTS if c != "node" or state.with_node]
@@ -433,7 +450,8 @@ class LocalCluster:
             pid = state.pids.get(name)
             if pid is None:
                 continue
-            if processes.group_members(pid):
+            leader_recycled = processes.alive(pid) and not self.owns(pid)
+            if processes.group_members(pid) and not leader_recycled:
                 killed = processes.stop_group(pid)
                 log(f"stopped {name} (pid {pid}{', killed after grace period' if killed else ''})")
             del state.pids[name]

@@ -51,6 +51,14 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` joined by spaces, or "" if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def _reap(pid: int) -> None:
     # Only our own children can be reaped; for others (started by an earlier `up`) init reaps them.
     with contextlib.suppress(ChildProcessError, OSError):

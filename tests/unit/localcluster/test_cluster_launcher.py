@@ -111,3 +111,20 @@ def test_spawned_process_logs_to_its_file(tmp_path: Path) -> None:
     while processes.alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert "hello-from-child" in (tmp_path / "logs" / "c.log").read_text()
+
+
+def test_down_never_signals_a_process_that_is_not_the_clusters(tmp_path: Path) -> None:
+    # A pid remembered in state.json that now belongs to someone else (pid reuse) must survive `down`.
+    local = launcher.LocalCluster(tmp_path / "c")
+    stranger = processes.spawn(["sleep", "30"], tmp_path / "stranger.log")
+    ours = processes.spawn(["bash", "-c", "sleep 30", str(local.paths.root)], tmp_path / "ours.log")
+    try:
+        assert not local.owns(stranger) and local.owns(ours)
+        local.paths.root.mkdir(parents=True)
+        local.save_state(launcher.State(ports={}, pids={"etcd": stranger, "kube-apiserver": ours}))
+        assert local.down(log=lambda _m: None)
+        assert processes.alive(stranger)
+        assert not processes.alive(ours)
+    finally:
+        processes.stop_group(stranger, grace=1)
+        processes.stop_group(ours, grace=1)

@@ -1,0 +1,328 @@
+"""Each strategy end to end: real redis-server, real `podium agent` processes, the real bus."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from fleet import Fleet, info, start_fleet
+
+from podium.api.orchestration import OrchestrationSpec
+from podium.engine.bus import Bus
+from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
+from podium.engine.runner import RunOutcome, run_orchestration
+
+
+@pytest.fixture(scope="module")
+def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    yield from start_fleet(redis_url, Path(tmp_path_factory.mktemp("fleet")))
+
+
+@pytest.fixture
+async def engine(fleet: Fleet) -> AsyncIterator[Engine]:
+    fleet.reset()
+    client = aioredis.Redis.from_url(fleet.redis_url)
+    bus = Bus(client)
+    yield Engine(fleet, client, bus)
+    await bus.close()
+    await client.aclose()
+
+
+class Engine:
+    def __init__(self, fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+        self.fleet, self.redis, self.bus = fleet, redis, bus
+
+    async def run(
+        self, spec: dict[str, Any], agents: list[AgentInfo], teams: list[TeamInfo] = (), uid: str | None = None
+    ) -> tuple[RunOutcome, str]:
+        uid = uid or uuid.uuid4().hex[:12]
+        parsed = OrchestrationSpec.model_validate(spec)
+        directory = AgentDirectory(agents, teams)
+        outcome = await run_orchestration(
+            self.redis, directory, self.fleet.namespace, "orch", uid, parsed, bus=self.bus
+        )
+        return outcome, uid
+
+
+# ------------------------------------------------------------------------------------------- pipeline
+PIPELINE = {
+    "strategy": "pipeline",
+    "input": {"doc": "hello"},
+    "pipeline": {
+        "stages": [
+            {"name": "draft", "role": "writer", "input": {"style": "terse"}},
+            {
+                "name": "check",
+                "agent": "w2",
+                "retries": 1,
+                "fallback": "w3",
+                "validate": {"jsonSchema": {"type": "object", "required": ["agent", "input"]}},
+            },
+        ]
+    },
+}
+
+
+async def test_pipeline_runs_stages_in_order_feeding_each_output_forward(engine: Engine) -> None:
+    agents = [info("w1", "writer"), info("w2", "checker"), info("w3", "backup")]
+    outcome, uid = await engine.run(PIPELINE, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert [(a, s) for a, _, s in engine.fleet.log(uid)] == [("w1", "stage-draft"), ("w2", "stage-check")]
+    assert outcome.result["agent"] == "w2"
+    assert outcome.result["input"] == {"agent": "w1", "input": {"doc": "hello", "style": "terse"}}
+    assert [t.state for t in outcome.tasks] == ["Succeeded", "Succeeded"]
+
+
+async def test_pipeline_invalid_output_is_retried_then_goes_to_the_fallback(engine: Engine) -> None:
+    engine.fleet.set_mode("w2", output={"no": "schema"})
+    agents = [info("w1", "writer"), info("w2", "checker"), info("w3", "backup")]
+    outcome, uid = await engine.run(PIPELINE, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert [a for a, _, s in engine.fleet.log(uid) if s == "stage-check"] == ["w2", "w2", "w3"]
+    assert outcome.result["agent"] == "w3"
+    check = next(t for t in outcome.tasks if t.step == "stage-check")
+    assert check.attempts == 3 and check.agent == "w3"
+
+
+async def test_pipeline_fails_with_the_stage_error_when_fallback_fails_too(engine: Engine) -> None:
+    engine.fleet.set_mode("w2", fail_always=True)
+    engine.fleet.set_mode("w3", fail_always=True)
+    agents = [info("w1", "writer"), info("w2", "checker", priority="critical"), info("w3", "backup")]
+    outcome, _ = await engine.run(PIPELINE, agents)
+    assert outcome.phase == "Failed"
+    assert outcome.reason == "TaskFailed"
+    assert "stage-check" in outcome.message and "w3: " in outcome.message
+
+
+async def test_pipeline_skips_an_optional_stage_and_reports_degraded(engine: Engine) -> None:
+    engine.fleet.set_mode("w2", fail_always=True)
+    engine.fleet.set_mode("w3", fail_always=True)
+    agents = [
+        info("w1", "writer"),
+        info("w2", "checker", priority="optional"),
+        info("w3", "backup", priority="optional"),
+    ]
+    outcome, _ = await engine.run(PIPELINE, agents)
+    assert outcome.phase == "Succeeded" and outcome.degraded
+    assert outcome.result["agent"] == "w1"  # the draft, passed through
+
+
+# ------------------------------------------------------------------------------------------- hierarchical
+async def test_hierarchical_teams_research_and_analyse_then_synthesise_then_integrate(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", plan={"assignments": {"alpha": "part A", "beta": "part B"}})
+    agents = [
+        info("w1", "coordinator"),
+        info("w2", "researcher"),
+        info("w3", "analyzer"),
+        info("w4", "researcher"),
+        info("w5", "analyzer"),
+        info("w6", "lead"),
+    ]
+    teams = [TeamInfo("alpha", ("w2", "w3", "w6"), lead="w6"), TeamInfo("beta", ("w4", "w5", "w6"), lead="w6")]
+    spec = {
+        "strategy": "hierarchical",
+        "input": "build it",
+        "hierarchical": {"coordinator": "w1", "teams": ["alpha", "beta"]},
+    }
+    outcome, uid = await engine.run(spec, agents, teams)
+    assert outcome.phase == "Succeeded", outcome.message
+    log = engine.fleet.log(uid)
+    steps = [s for _, _, s in log]
+    assert steps[0] == "plan" and steps[-1] == "integrate"
+    for team, research, analysis in (("alpha", "w2", "w3"), ("beta", "w4", "w5")):
+        assert (research, "execute", f"team-{team}-research") in log
+        assert (analysis, "execute", f"team-{team}-analysis") in log
+        assert steps.index(f"team-{team}-synthesis") > max(
+            steps.index(f"team-{team}-research"), steps.index(f"team-{team}-analysis")
+        )
+    integrated = outcome.result["from"]["teams"]
+    assert integrated["alpha"]["from"]["task"] == "part A"
+    assert integrated["beta"]["from"]["research"]["input"]["task"] == "part B"
+
+
+# ------------------------------------------------------------------------------------------- swarm
+async def test_swarm_feeds_the_best_back_and_stops_at_the_target_score(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", gain=0.1)
+    engine.fleet.set_mode("w2", gain=0.2)
+    agents = [info("w1", "explorer"), info("w2", "explorer"), info("w3", "evaluator")]
+    spec = {"strategy": "swarm", "swarm": {"maxGenerations": 20, "topK": 2, "targetScore": 0.6}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    # Each generation builds on the best so far: 0.2, 0.4, 0.6 -> target reached in generation 3.
+    assert outcome.result["generations"] == 3
+    assert outcome.result["score"] == pytest.approx(0.6)
+    assert outcome.result["best"]["by"] == "w2"
+    assert len(outcome.result["knowledge"]) == 2
+
+
+async def test_swarm_stops_on_convergence(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", gain=0.0)
+    agents = [info("w1", "explorer"), info("w3", "evaluator")]
+    spec = {"strategy": "swarm", "swarm": {"maxGenerations": 50, "convergence": {"threshold": 0.01, "patience": 2}}}
+    outcome, _ = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded"
+    assert outcome.result["generations"] == 3
+
+
+async def test_runaway_swarm_is_stopped_by_max_tasks(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", gain=0.001)
+    agents = [info("w1", "explorer"), info("w3", "evaluator")]
+    spec = {
+        "strategy": "swarm",
+        "swarm": {"maxGenerations": 1000, "convergence": {"threshold": 0.0, "patience": 100}},
+        "limits": {"maxTasks": 9},
+    }
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Failed" and outcome.reason == "BudgetExceeded"
+    assert "maxTasks used 9 of 9" in outcome.message
+    assert len(engine.fleet.log(uid)) == 9
+    assert outcome.result is not None  # the best solution found before the stop
+
+
+async def test_runaway_swarm_is_stopped_by_timeout(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", gain=0.001, sleep=0.3)
+    agents = [info("w1", "explorer"), info("w3", "evaluator")]
+    spec = {
+        "strategy": "swarm",
+        "swarm": {"maxGenerations": 1000, "convergence": {"threshold": 0.0, "patience": 100}},
+        "limits": {"timeoutSeconds": 2},
+    }
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Failed" and outcome.reason == "BudgetExceeded"
+    assert "timeoutSeconds" in outcome.message
+    assert len(engine.fleet.log(uid)) < 15
+
+
+# ------------------------------------------------------------------------------------------- eventDriven
+EVENTS = {
+    "strategy": "eventDriven",
+    "input": "data",
+    "eventDriven": {
+        "tasks": [
+            {"name": "fetch", "agents": ["w1"]},
+            {"name": "lint", "agents": ["w2", "w3"], "dependsOn": ["fetch"]},
+            {"name": "test", "role": "tester", "dependsOn": ["fetch"]},
+            {"name": "report", "agents": ["w5"], "dependsOn": ["lint", "test"]},
+        ],
+        "synthesizer": "w6",
+    },
+}
+EVENT_AGENTS = [info("w1"), info("w2"), info("w3"), info("w4", "tester"), info("w5"), info("w6")]
+
+
+async def test_event_driven_runs_dependents_after_their_dependencies_and_fans_out(engine: Engine) -> None:
+    outcome, uid = await engine.run(EVENTS, EVENT_AGENTS)
+    assert outcome.phase == "Succeeded", outcome.message
+    steps = [s for _, _, s in engine.fleet.log(uid)]
+    assert steps[0] == "task-fetch"
+    assert {"task-lint-w2", "task-lint-w3", "task-test"} == set(steps[1:4])
+    assert steps[4:] == ["task-report", "synthesize"]
+    results = outcome.result["from"]["results"]
+    assert set(results["lint"]) == {"w2", "w3"}  # both agents' outputs kept
+    assert set(results["report"]["input"]["upstream"]) == {"lint", "test"}
+
+
+async def test_event_driven_keeps_successes_when_some_agents_of_a_task_fail(engine: Engine) -> None:
+    engine.fleet.set_mode("w3", fail_always=True)
+    outcome, _ = await engine.run(EVENTS, EVENT_AGENTS)
+    assert outcome.phase == "Succeeded" and outcome.degraded
+    assert set(outcome.result["from"]["results"]["lint"]) == {"w2"}
+
+
+async def test_event_driven_skips_dependents_of_a_failed_task_and_fails_only_if_all_fail(engine: Engine) -> None:
+    engine.fleet.set_mode("w4", fail_always=True)
+    outcome, _ = await engine.run(EVENTS, EVENT_AGENTS)
+    assert outcome.phase == "Succeeded" and outcome.degraded
+    states = {t.step: t.state for t in outcome.tasks}
+    assert states["task-test"] == "Failed" and states["task-report"] == "Skipped"
+    engine.fleet.set_mode("w1", fail_always=True)
+    outcome, _ = await engine.run(EVENTS, EVENT_AGENTS)
+    assert outcome.phase == "Failed" and "every task failed" in outcome.message
+
+
+# ------------------------------------------------------------------------------------------- centralCommand
+async def test_central_command_assigns_each_task_to_the_most_capable_agent(engine: Engine) -> None:
+    plan = {"tasks": [{"name": "code", "capabilities": ["python"]}, {"name": "audit", "capabilities": ["security"]}]}
+    engine.fleet.set_mode("w1", plan=plan)
+    agents = [
+        info("w1", "planner"),
+        info("w2", caps={"python": 0.9, "security": 0.1}),
+        info("w3", caps={"python": 0.2, "security": 0.9}),
+        info("w4", caps={"go": 1.0}),
+    ]
+    spec = {"strategy": "centralCommand", "input": "ship", "centralCommand": {"planner": "w1"}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert outcome.result["assignments"] == {"code": "w2", "audit": "w3"}
+    assert ("w2", "execute", "task-code") in engine.fleet.log(uid)
+    assert ("w3", "execute", "task-audit") in engine.fleet.log(uid)
+
+
+async def test_central_command_spreads_equal_work_and_fails_over(engine: Engine) -> None:
+    engine.fleet.set_mode("w2", fail_always=True)
+    agents = [info("w2", retries=0), info("w3"), info("w4")]
+    spec = {
+        "strategy": "centralCommand",
+        "centralCommand": {"tasks": [{"name": f"t{i}"} for i in range(3)]},
+    }
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert sorted(outcome.result["assignments"].values()) == ["w2", "w3", "w4"]  # one each
+    assert {a for a, _, _ in engine.fleet.log(uid) if a != "w2"} <= {"w3", "w4"}
+    assert len(outcome.result["results"]) == 3  # w2's task moved on to the next best agent
+
+
+# ------------------------------------------------------------------------------------------- peerToPeer
+async def test_peer_to_peer_applies_reviewed_proposals_until_converged(engine: Engine) -> None:
+    agents = [info("w1"), info("w2"), info("w3")]
+    spec = {"strategy": "peerToPeer", "input": {"base": True}, "peerToPeer": {"maxRounds": 5, "applyTop": 2}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    # Every review scores 0.8: round 2 does not move the score, so it converges there.
+    assert outcome.result["rounds"] == 2
+    kinds = [k for _, k, s in engine.fleet.log(uid) if s.startswith("round-1-")]
+    assert kinds.count("propose") == 3 and kinds.count("review") == 6
+    solution = outcome.result["solution"]
+    assert solution["base"] is True and len([k for k in solution if k.startswith("w")]) == 2
+
+
+async def test_peer_to_peer_applies_nothing_below_min_score(engine: Engine) -> None:
+    for w in ("w1", "w2", "w3"):
+        engine.fleet.set_mode(w, score=0.2)
+    spec = {"strategy": "peerToPeer", "input": {"base": True}, "peerToPeer": {"maxRounds": 5}}
+    outcome, _ = await engine.run(spec, [info("w1"), info("w2"), info("w3")])
+    assert outcome.result["solution"] == {"base": True} and outcome.result["rounds"] == 1
+
+
+# ------------------------------------------------------------------------------------------- market
+async def test_market_awards_the_best_bid_and_updates_reputation(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", price=5.0, seconds=10)
+    engine.fleet.set_mode("w2", price=1.0, seconds=10)
+    engine.fleet.set_mode("w3", decline=True)
+    agents = [info("w1", caps={"python": 1.0}), info("w2", caps={"python": 0.8}), info("w3", caps={"python": 1.0})]
+    spec = {"strategy": "market", "input": "job", "market": {"tasks": [{"name": "job", "capabilities": ["python"]}]}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert outcome.result["job"]["agent"] == "w2" and outcome.result["job"]["price"] == 1.0
+    assert ("w2", "execute", "task-job") in engine.fleet.log(uid)
+    rep = await engine.redis.hget(f"podium:{{{engine.fleet.namespace}/w2}}:stats", "reputation")
+    assert float(rep) > 0.5
+
+
+async def test_market_relaxes_the_reserve_once_then_gives_up(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", price=1.4)
+    agents = [info("w1")]
+    spec = {"strategy": "market", "input": "x", "market": {"reservePrice": 1.0, "relaxFactor": 1.5}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded" and outcome.result == {
+        "agent": "w1",
+        "input": {"input": "x", "task": "task", "price": 1.4},
+    }
+    assert [s for _, k, s in engine.fleet.log(uid) if k == "bid"] == ["auction-task-1-bid-w1", "auction-task-2-bid-w1"]
+    engine.fleet.set_mode("w1", price=9.0)
+    outcome, _ = await engine.run(spec, agents)
+    assert outcome.phase == "Failed" and "no acceptable bid after re-auction" in outcome.message

@@ -121,7 +121,9 @@ class NodeAgent:
         return {
             "capacity": self.capacity,
             "allocatable": self.capacity,
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": self.name}],
+            # InternalIP only: the API server dials the first address type it prefers (Hostname comes first by
+            # default), and the node name does not resolve.
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
             "conditions": [
                 cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "podium node does not track memory"),
                 cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "podium node does not track disk"),

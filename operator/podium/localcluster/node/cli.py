@@ -11,9 +11,12 @@ import signal
 import sys
 from pathlib import Path
 
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
 from podium.localcluster.node.agent import NodeAgent
 from podium.localcluster.node.kubeapi import KubeAPI
-from podium.localcluster.node.logserver import find_log, serve
+from podium.localcluster.node.logserver import can_serve, find_log, serve
 
 
 def parser() -> argparse.ArgumentParser:
@@ -25,6 +28,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pod-cidr", default="127.64.0.0/16", help="loopback range for pod addresses")
     p.add_argument("--api-url", default=None, help="API server URL given to pods (default: from the kubeconfig)")
     p.add_argument("--kubelet-port", type=int, default=0, help="HTTPS port of the log endpoint (0: any free)")
+    p.add_argument("--tls-cert-file", default=None, help="serving cert of the log endpoint (default: see docs)")
+    p.add_argument("--tls-private-key-file", default=None)
     p.add_argument("--client-ca-file", default=None, help="CA the API server's kubelet client cert must chain to")
     p.add_argument("--restart-backoff", type=float, default=10.0, help="base restart back-off in seconds")
     p.add_argument("--cpu", default="16", help="nominal cpu capacity (the node does not enforce limits)")
@@ -63,7 +68,20 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner, port = await serve(state_dir, args.name, "127.0.0.1", args.kubelet_port, args.client_ca_file)
+    cert, key, ca = args.tls_cert_file, args.tls_private_key_file, args.client_ca_file
+    if not cert:
+        # The local cluster signs the node's client cert for serving too (serverAuth, 127.0.0.1): the API server
+        # verifies the node with --kubelet-certificate-authority, so a self-signed cert would be refused.
+        cfg = k8s_client.Configuration()
+        k8s_config.load_kube_config(config_file=args.kubeconfig, client_configuration=cfg)
+        if cfg.cert_file and can_serve(cfg.cert_file):
+            cert, key = cfg.cert_file, cfg.key_file
+            ca = ca or cfg.ssl_ca_cert
+        else:
+            logging.getLogger("podium.node").warning(
+                "no serving certificate signed by the cluster CA: `kubectl logs` needs --tls-cert-file"
+            )
+    runner, port = await serve(state_dir, args.name, "127.0.0.1", args.kubelet_port, ca, cert, key)
     try:
         async with KubeAPI(args.kubeconfig) as api:
             agent = NodeAgent(

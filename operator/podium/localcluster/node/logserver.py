@@ -113,10 +113,33 @@ def make_app(state_dir: Path) -> web.Application:
     return app
 
 
+def can_serve(cert_file: str) -> bool:
+    """A certificate usable as the node's serving cert: serverAuth and a SAN for 127.0.0.1."""
+    import ipaddress
+
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    loopback = ipaddress.ip_address("127.0.0.1")
+    return x509.ExtendedKeyUsageOID.SERVER_AUTH in eku and loopback in san.get_values_for_type(x509.IPAddress)
+
+
 async def serve(
-    state_dir: Path, name: str, host: str, port: int, client_ca: str | None = None
+    state_dir: Path,
+    name: str,
+    host: str,
+    port: int,
+    client_ca: str | None = None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
 ) -> tuple[web.AppRunner, int]:
-    cert, key = self_signed(state_dir / "pki", name)
+    if cert_file and key_file:
+        cert, key = Path(cert_file), Path(key_file)
+    else:
+        cert, key = self_signed(state_dir / "pki", name)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(str(cert), str(key))
     if client_ca:

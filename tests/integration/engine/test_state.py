@@ -185,6 +185,31 @@ async def test_merge_combines_one_sided_changes_and_reports_true_conflicts(clien
     await state.delete_all()
 
 
+async def test_concurrent_merges_from_one_base_keep_every_field(redis_url: str) -> None:
+    writers = 10
+    clients = [aioredis.Redis.from_url(redis_url) for _ in range(writers)]
+    try:
+        orch = f"merge-{uuid.uuid4().hex[:8]}"
+        states = [SharedState(c, "team-ns", orch, resolution="merge") for c in clients]
+        await states[0].delete_all()
+        base_version = await states[0].set("findings", {"summary": "none"}, writer="lead")
+
+        async def contribute(i: int) -> Resolution | int:
+            return await states[i].update(
+                "findings", {"summary": "none", f"agent{i}": i}, writer=f"agent{i}", base_version=base_version
+            )
+
+        results = await asyncio.wait_for(asyncio.gather(*(contribute(i) for i in range(writers))), timeout=60)
+        value, _ = await states[0].get("findings")
+        assert value == {"summary": "none", **{f"agent{i}": i for i in range(writers)}}
+        assert sum(isinstance(r, int) for r in results) == 1  # exactly one lands cleanly, the rest are merged
+        assert len(await states[0].audit()) == writers - 1
+        await states[0].delete_all()
+    finally:
+        for c in clients:
+            await c.aclose()
+
+
 async def test_consensus_majority_replaces_value_and_no_majority_keeps_it(client: aioredis.Redis) -> None:
     state = make(client, "consensus")
     voters = ["a", "b", "c"]

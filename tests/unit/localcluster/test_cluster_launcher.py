@@ -117,7 +117,7 @@ def test_down_never_signals_a_process_that_is_not_the_clusters(tmp_path: Path) -
     # A pid remembered in state.json that now belongs to someone else (pid reuse) must survive `down`.
     local = launcher.LocalCluster(tmp_path / "c")
     stranger = processes.spawn(["sleep", "30"], tmp_path / "stranger.log")
-    ours = processes.spawn(["bash", "-c", "sleep 30", str(local.paths.root)], tmp_path / "ours.log")
+    ours = processes.spawn(["bash", "-c", "sleep 30; true", str(local.paths.root)], tmp_path / "ours.log")
     try:
         assert not local.owns(stranger) and local.owns(ours)
         local.paths.root.mkdir(parents=True)

@@ -1,0 +1,59 @@
+"""The operator's Prometheus metrics (served on --metrics-port)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter("podium_operator_reconciles_total", "Reconcile rounds by kind and outcome", ["kind", "outcome"])
+RECONCILE_SECONDS = Histogram(
+    "podium_operator_reconcile_duration_seconds",
+    "Time spent in one reconcile round",
+    ["kind", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AGENTS = Gauge("podium_agents", "Agents by lifecycle phase", ["phase"])
+BREAKER = Gauge(
+    "podium_agent_breaker_state", "Circuit breaker per agent: 0 closed, 1 half-open, 2 open", ["namespace", "agent"]
+)
+QUEUE_DEPTH = Gauge(
+    "podium_agent_queue_depth", "Tasks in an agent's inbox (waiting + in flight)", ["namespace", "agent"]
+)
+RESTARTS = Counter(
+    "podium_agent_replica_restarts_total", "Replicas restarted because their heartbeat lapsed", ["namespace", "agent"]
+)
+TEAMS_DEGRADED = Gauge("podium_teams_degraded", "Teams whose Degraded condition is True")
+
+BREAKER_VALUE = {"closed": 0, "halfOpen": 1, "open": 2}
+
+
+class Outcome:
+    """Mutable outcome label for :func:`timed`; defaults to success unless an exception escapes."""
+
+    def __init__(self) -> None:
+        self.value = "success"
+
+
+@contextmanager
+def timed(kind: str) -> Iterator[Outcome]:
+    outcome = Outcome()
+    start = time.perf_counter()
+    try:
+        yield outcome
+    except Exception:
+        outcome.value = "error"
+        raise
+    finally:
+        RECONCILES.labels(kind, outcome.value).inc()
+        RECONCILE_SECONDS.labels(kind, outcome.value).observe(time.perf_counter() - start)
+
+
+def forget_agent(namespace: str, agent: str) -> None:
+    for gauge in (BREAKER, QUEUE_DEPTH):
+        try:
+            gauge.remove(namespace, agent)
+        except KeyError:
+            pass

@@ -1,0 +1,284 @@
+"""Reconcile one Agent: its children and Redis user (``apply``), then its health and status (``observe``).
+
+Both are level-based: they look at what exists and make it match, so running them again (a timer tick, an
+operator restart, a missed event) is harmless. The kopf glue lives in ``podium.operator.handlers.agents``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from podium.api.agent import Agent, AgentPhase, BreakerState
+from podium.api.validation import explain
+from podium.metrics import operator as metrics
+from podium.operator import agent_status, children, redis_io
+from podium.operator.agent_status import Observed
+from podium.operator.children import ChildSettings, TemplateError
+from podium.operator.conditions import find, parse_rfc3339
+from podium.operator.health import Breaker, PodView, evaluate, step_breaker
+from podium.operator.kube import Kube, secret_value
+from podium.operator.settings import Settings
+
+log = logging.getLogger("podium.operator.agents")
+
+# (body, type "Normal"/"Warning", reason, message): kopf.event in the operator, a list in tests.
+EventFn = Callable[[Any, str, str, str], None]
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    spec_replicas: int
+    replicas: int
+    ready: int
+
+
+@dataclass
+class Memory:
+    """Per-agent facts kept between rounds (rebuilt from status after an operator restart)."""
+
+    breaker: Breaker | None = None
+    restart_counts: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, float] = field(default_factory=dict)  # pods we deleted, when
+    last_apply: float = 0.0
+    error: str | None = None
+
+
+def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView:
+    containers = status.get("containerStatuses") or []
+    running_state = (containers[0].get("state") or {}).get("running") if containers else None
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    started = parse_rfc3339(running_state.get("startedAt")) if running_state else None
+    if started is None and running_state is not None:
+        started = parse_rfc3339(status.get("startTime"))
+    return PodView(
+        name=name,
+        running=status.get("phase") == "Running" and running_state is not None,
+        ready=ready,
+        started_at=started,
+        terminating=bool(meta.get("deletionTimestamp")),
+        restarts=sum(int(c.get("restartCount") or 0) for c in containers),
+    )
+
+
+def parse_agent(body: dict[str, Any]) -> tuple[Agent | None, str | None]:
+    try:
+        return Agent.model_validate(dict(body)), None
+    except ValidationError as e:
+        return None, "invalid Agent: " + "; ".join(explain(e))
+
+
+def breaker_from_status(status: dict[str, Any]) -> Breaker:
+    state = BreakerState(status.get("breaker") or BreakerState.closed.value)
+    degraded = find(status.get("conditions"), "Degraded") or {}
+    opened = parse_rfc3339(degraded.get("lastTransitionTime")) if state != BreakerState.closed else None
+    return Breaker(state, 0, opened)
+
+
+class AgentReconciler:
+    def __init__(self, kube: Kube, redis: aioredis.Redis, settings: Settings, event: EventFn) -> None:
+        self.kube, self.redis, self.settings, self.event = kube, redis, settings, event
+        self.memory: dict[tuple[str, str], Memory] = {}
+        self.phases: dict[tuple[str, str], str] = {}  # for the agents-by-phase gauge
+        self.child_settings = ChildSettings(
+            agent_image=settings.agent_image,
+            redis_url=settings.pod_redis_url,
+            heartbeat_lease_seconds=settings.heartbeat_lease_seconds,
+        )
+
+    def remember(self, namespace: str, name: str) -> Memory:
+        return self.memory.setdefault((namespace, name), Memory())
+
+    async def apply(self, body: dict[str, Any]) -> None:
+        """Create or update the children and the Redis user; an invalid spec leaves the last good workload up."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        mem = self.remember(namespace, name)
+        mem.last_apply = time.monotonic()
+        agent, error = parse_agent(body)
+        if agent is None:
+            self._set_error(body, mem, error or "invalid Agent")
+            return
+        child = children.names(name)
+        existing = await asyncio.gather(
+            self.kube.get("Secret", namespace, child["secret"]),
+            self.kube.get("ConfigMap", namespace, child["configmap"]),
+            self.kube.get("Service", namespace, child["service"]),
+            self.kube.get("Deployment", namespace, child["deployment"]),
+        )
+        old_secret, old_cm, old_svc, old_dep = existing
+        password = secret_value(old_secret, "password") or redis_io.new_password()
+        await redis_io.ensure_acl_user(self.redis, namespace, name, password)
+        outcomes = {
+            "Secret": await self.kube.ensure(children.secret(agent, password), old_secret),
+            "ConfigMap": await self.kube.ensure(children.config_map(agent), old_cm),
+            "Service": await self.kube.ensure(children.service(agent), old_svc),
+        }
+        try:
+            current = (old_dep or {}).get("spec", {}).get("replicas")
+            last = ((old_dep or {}).get("metadata", {}).get("annotations") or {}).get(
+                children.APPLIED_REPLICAS_ANNOTATION
+            )
+            replicas = children.desired_replicas(agent.spec.replicas, int(last) if last else None, current)
+            outcomes["Deployment"] = await self.kube.ensure(
+                children.deployment(agent, self.child_settings, replicas), old_dep
+            )
+        except TemplateError as e:
+            self._set_error(body, mem, str(e))
+            return
+        if mem.error is not None:
+            self.event(body, "Normal", "SpecAccepted", "the spec is valid again; rolling it out")
+        mem.error = None
+        for kind, outcome in outcomes.items():
+            if outcome == "created":
+                self.event(body, "Normal", "Created", f"created {kind} {namespace}/{name}")
+            elif outcome == "updated":
+                self.event(body, "Normal", "Updated", f"updated {kind} to match the Agent's spec")
+            elif outcome == "scaled":
+                self.event(body, "Normal", "Scaled", f"Deployment replicas set to {agent.spec.replicas}")
+
+    def _set_error(self, body: dict[str, Any], mem: Memory, message: str) -> None:
+        if mem.error != message:
+            self.event(body, "Warning", "InvalidSpec", message)
+        mem.error = message
+
+    async def observe(
+        self,
+        body: dict[str, Any],
+        deployment: DeploymentView | None,
+        pods: Iterable[PodView],
+        *,
+        terminating: bool = False,
+    ) -> dict[str, Any]:
+        """Judge health, restart lapsed replicas, step the breaker and patch status if anything changed."""
+        meta, spec = body["metadata"], body.get("spec") or {}
+        namespace, name = meta["namespace"], meta["name"]
+        old = dict(body.get("status") or {})
+        mem = self.remember(namespace, name)
+        if mem.breaker is None:
+            mem.breaker = breaker_from_status(old)
+        pods = list(pods)
+        desired = deployment.spec_replicas if deployment else int(spec.get("replicas", 1))
+        runtime = None
+        if desired > 0 or (deployment and deployment.replicas):
+            try:
+                runtime = await redis_io.read_runtime(self.redis, namespace, name)
+            except (OSError, aioredis.RedisError) as e:
+                log.warning("cannot read %s/%s heartbeats from Redis: %s", namespace, name, e)
+        now = runtime.now if runtime else time.time()
+        lease = self.settings.heartbeat_lease_seconds
+        concurrency = int(spec.get("concurrency", 4))
+        report = evaluate(
+            pods,
+            runtime.heartbeats if runtime else None,
+            now=now,
+            lease_seconds=lease,
+            startup_grace_seconds=self.settings.startup_grace_seconds,
+            concurrency=concurrency,
+        )
+        failures = await self._restart_lapsed(body, mem, report.lapsed, now)
+        failures += self._count_crashes(body, mem, pods)
+        healthy = desired == 0 or (report.ready >= desired and not report.lapsed)
+        cb = (spec.get("resilience") or {}).get("circuitBreaker") or {}
+        before = BreakerState(mem.breaker.state)
+        mem.breaker = step_breaker(
+            mem.breaker,
+            new_failures=failures,
+            healthy=healthy,
+            now=now,
+            threshold=int(cb.get("failureThreshold", 5)),
+            recovery_seconds=float(cb.get("recoveryTimeoutSeconds", 60)),
+        )
+        after = BreakerState(mem.breaker.state)
+        if after != before:
+            reason = {"open": "BreakerOpened", "halfOpen": "BreakerHalfOpen", "closed": "BreakerClosed"}[after.value]
+            kind = "Warning" if after == BreakerState.open else "Normal"
+            self.event(body, kind, reason, f"circuit breaker {before.value} -> {after.value}")
+        obs = Observed(
+            desired=desired,
+            replicas=deployment.replicas if deployment else 0,
+            ready=report.ready,
+            health=report,
+            breaker=after,
+            error=mem.error,
+            maintenance=bool(spec.get("maintenance", False)),
+            terminating=terminating,
+        )
+        status = agent_status.status(
+            obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now
+        )
+        if runtime and runtime.stats is not None:
+            status["stats"] = runtime.stats
+        if old.get("phase") and old.get("phase") != status["phase"]:
+            kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
+            self.event(body, kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}")
+        if any(old.get(k) != v for k, v in status.items()):
+            await self.kube.patch_status("agents", namespace, name, status)
+        self.phases[(namespace, name)] = status["phase"]
+        self.publish_phases()
+        metrics.BREAKER.labels(namespace, name).set(metrics.BREAKER_VALUE[after.value])
+        if runtime and runtime.backlog is not None:
+            metrics.QUEUE_DEPTH.labels(namespace, name).set(runtime.backlog)
+        return status
+
+    async def _restart_lapsed(self, body: dict[str, Any], mem: Memory, lapsed: list[str], now: float) -> int:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        restarted = 0
+        for pod in lapsed:
+            if now - mem.deleted.get(pod, 0.0) < 30:
+                continue  # already deleting it; the watch has not caught up
+            self.event(body, "Warning", "HeartbeatLost", f"replica {pod} stopped heartbeating while its pod runs")
+            if await self.kube.delete_pod(namespace, pod):
+                mem.deleted[pod] = now
+                restarted += 1
+                metrics.RESTARTS.labels(namespace, name).inc()
+                # Its in-flight tasks are reclaimed by the surviving (or replacement) replicas once its lease
+                # has lapsed: the bus moves them with XAUTOCLAIM, so nothing is lost with the pod.
+                self.event(body, "Normal", "ReplicaRestarted", f"deleted pod {pod}; its tasks will be reclaimed")
+        for pod, at in list(mem.deleted.items()):
+            if now - at > 300:
+                del mem.deleted[pod]
+        return restarted
+
+    def _count_crashes(self, body: dict[str, Any], mem: Memory, pods: list[PodView]) -> int:
+        crashes = 0
+        seen = {}
+        for pod in pods:
+            seen[pod.name] = pod.restarts
+            previous = mem.restart_counts.get(pod.name)
+            if previous is not None and pod.restarts > previous:
+                crashes += pod.restarts - previous
+                self.event(body, "Warning", "ReplicaCrashed", f"replica {pod.name} restarted ({pod.restarts} total)")
+        mem.restart_counts = seen
+        return crashes
+
+    async def delete(self, body: dict[str, Any]) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        removed = await redis_io.delete_acl_user(self.redis, namespace, name)
+        await redis_io.purge_agent_keys(self.redis, namespace, name)
+        if removed:
+            self.event(
+                body, "Normal", "RedisUserDeleted", f"removed Redis user {children.redis_username(namespace, name)}"
+            )
+        self.memory.pop((namespace, name), None)
+        self.phases.pop((namespace, name), None)
+        self.publish_phases()
+        metrics.forget_agent(namespace, name)
+
+    def publish_phases(self) -> None:
+        counts = dict.fromkeys((p.value for p in AgentPhase), 0)
+        for phase in self.phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            metrics.AGENTS.labels(phase).set(count)
+
+    def due_for_resync(self, namespace: str, name: str) -> bool:
+        mem = self.remember(namespace, name)
+        return time.monotonic() - mem.last_apply >= self.settings.resync_seconds

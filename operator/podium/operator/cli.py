@@ -1,0 +1,105 @@
+"""`podium operator`: run the Kubernetes operator (kopf) that reconciles Agents and Teams.
+
+Runs the same as a pod (in-cluster service account) and as a local process (KUBECONFIG or ~/.kube/config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from podium.operator import settings as settings_module
+from podium.operator.settings import DEFAULT_REDIS_URL, Settings
+
+ENVIRONMENT = f"""environment (flags win):
+  PODIUM_REDIS_URL                  Redis the operator uses (default {DEFAULT_REDIS_URL})
+  PODIUM_REDIS_PASSWORD             password of the Redis default user (operator only; agents get ACL users)
+  PODIUM_AGENT_REDIS_URL            Redis URL agent pods dial (default: PODIUM_REDIS_URL without credentials)
+  PODIUM_AGENT_IMAGE                image of agent pods unless an Agent's spec.template.image overrides it
+  PODIUM_LOG_FORMAT                 json (default) or text
+  PODIUM_HEARTBEAT_LEASE_SECONDS    a replica silent for longer than this is restarted (default 10)
+  PODIUM_HEALTH_INTERVAL_SECONDS    how often each Agent's health is checked (default 5)
+  PODIUM_RESYNC_SECONDS             how often children are re-checked for drift (default 120)
+  PODIUM_STARTUP_GRACE_SECONDS      time a new replica has before its first heartbeat counts (default 30)
+  KUBECONFIG                        kubeconfig outside a cluster; in a pod the service account is used
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="podium operator",
+        description="Reconcile Agents into Deployments, Services, ConfigMaps, Secrets and Redis users; "
+        "watch their health; keep Agent and Team status current.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--standalone", action="store_true", help="no peering: the only operator replica")
+    mode.add_argument("--peering", metavar="NAME", help="kopf peering name: standby replicas take over")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
+    scope.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
+    p.add_argument("--kubeconfig", help="path to a kubeconfig (default: in-cluster, then KUBECONFIG)")
+    p.add_argument("--redis-url", help=f"overrides PODIUM_REDIS_URL (default {DEFAULT_REDIS_URL})")
+    p.add_argument("--agent-image", help="overrides PODIUM_AGENT_IMAGE")
+    p.add_argument("--metrics-port", type=int, default=9090, help="Prometheus metrics port; 0 disables (9090)")
+    p.add_argument("--metrics-host", default="0.0.0.0", help="address the metrics server binds (0.0.0.0)")
+    p.add_argument("--liveness", metavar="URL", help="kopf liveness endpoint, e.g. http://0.0.0.0:8081/healthz")
+    p.add_argument("--log-format", choices=["json", "text"], help="overrides PODIUM_LOG_FORMAT")
+    p.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    return p
+
+
+def configure(args: argparse.Namespace) -> Settings:
+    conf = Settings.from_env()
+    if args.redis_url:
+        conf.redis_url = args.redis_url
+    if args.agent_image:
+        conf.agent_image = args.agent_image
+    if args.log_format:
+        conf.log_format = args.log_format
+    if conf.log_format not in ("json", "text"):
+        raise SystemExit(f"podium operator: log format must be json or text, not {conf.log_format!r}")
+    if conf.heartbeat_lease_seconds < 1 or conf.health_interval_seconds < 1:
+        raise SystemExit("podium operator: heartbeat lease and health interval must be at least 1 second")
+    conf.namespaces = list(args.namespace)
+    return conf
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    conf = configure(args)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig
+    # Handler modules read intervals at import: settings first, then the imports.
+    settings_module.current = conf
+
+    import kopf
+
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if conf.log_format == "json" else kopf.LogFormat.FULL,
+        log_refkey="k8s" if conf.log_format == "json" else None,
+    )
+    import podium.operator.handlers  # noqa: F401  (registers every handler)
+
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr=args.metrics_host)
+    try:
+        kopf.run(
+            standalone=args.standalone or None,
+            peering_name=args.peering,
+            clusterwide=not conf.namespaces,
+            namespaces=conf.namespaces,
+            liveness_endpoint=args.liveness,
+        )
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

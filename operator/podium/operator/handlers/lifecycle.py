@@ -1,0 +1,56 @@
+"""Operator start-up and shutdown: kopf settings, the Kubernetes client and the Redis connection."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import redis.asyncio as aioredis
+
+from podium.operator import runtime
+from podium.operator import settings as operator_settings
+from podium.operator.agents import AgentReconciler
+from podium.operator.kube import Kube, load_config
+
+PREFIX = "podium.dev"
+
+
+def post_event(body: Any, type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message)
+
+
+@kopf.on.startup()  # type: ignore[arg-type]
+async def start(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
+    conf = operator_settings.current
+    # Progress and diff-base in annotations: the CRDs' structural status schema would prune status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/cleanup"
+    # Bounded watches so a silently dropped connection is noticed; the client timeout outlives the server's.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = 8
+    kube = Kube(load_config())
+    redis = aioredis.Redis.from_url(conf.redis_url, password=conf.redis_password, health_check_interval=30)
+    await redis.ping()
+    reconciler = AgentReconciler(kube, redis, conf, post_event)
+    runtime.set_runtime(runtime.Runtime(conf, kube, redis, reconciler))
+    logger.info("podium operator started: redis %s, agent image %s", conf.pod_redis_url, conf.agent_image)
+
+
+@kopf.on.cleanup()
+async def stop(**_: Any) -> None:
+    try:
+        current = runtime.get()
+    except RuntimeError:
+        return
+    await current.redis.aclose()
+    current.kube.api.close()
+    runtime.set_runtime(None)

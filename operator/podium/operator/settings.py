@@ -1,0 +1,64 @@
+"""Operator configuration: flags override environment variables, which override defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from podium import __version__
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SystemExit(f"podium operator: {name}={raw!r} is not a whole number") from None
+
+
+@dataclass
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_password: str | None = None
+    agent_redis_url: str | None = None  # what agent pods dial; defaults to redis_url without credentials
+    agent_image: str = f"ghcr.io/podium-dev/podium-agent:{__version__}"
+    log_format: str = "json"
+    heartbeat_lease_seconds: int = 10
+    health_interval_seconds: int = 5
+    resync_seconds: int = 120
+    startup_grace_seconds: int = 30
+    team_interval_seconds: int = 5
+    namespaces: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            redis_url=os.environ.get("PODIUM_REDIS_URL", DEFAULT_REDIS_URL),
+            redis_password=os.environ.get("PODIUM_REDIS_PASSWORD") or None,
+            agent_redis_url=os.environ.get("PODIUM_AGENT_REDIS_URL") or None,
+            agent_image=os.environ.get("PODIUM_AGENT_IMAGE") or cls.agent_image,
+            log_format=os.environ.get("PODIUM_LOG_FORMAT", "json"),
+            heartbeat_lease_seconds=_int_env("PODIUM_HEARTBEAT_LEASE_SECONDS", 10),
+            health_interval_seconds=_int_env("PODIUM_HEALTH_INTERVAL_SECONDS", 5),
+            resync_seconds=_int_env("PODIUM_RESYNC_SECONDS", 120),
+            startup_grace_seconds=_int_env("PODIUM_STARTUP_GRACE_SECONDS", 30),
+        )
+
+    @property
+    def pod_redis_url(self) -> str:
+        """Agents get their own credentials from their Secret, never the operator's."""
+        if self.agent_redis_url:
+            return self.agent_redis_url
+        parts = urlsplit(self.redis_url)
+        host = parts.hostname or "127.0.0.1"
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# Set by the CLI before the handler modules are imported (their timers read the intervals at import).
+current = Settings()

@@ -1,0 +1,385 @@
+"""The agent loop: fetch tasks from the inbox, run them through the backend within limits, report results,
+heartbeat, and drain on SIGTERM or maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from podium.agent import defaults
+from podium.agent.backends import Backend, BackendError, BackendOutput, build_backend
+from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
+from podium.agent.health import Health
+from podium.agent.http import ProbeServer
+from podium.agent.metrics import AgentMetrics
+from podium.api.agent import AgentSpec
+from podium.engine.bus import Bus
+from podium.engine.consumer import InboxConsumer
+from podium.engine.messages import Result, Task
+from podium.engine.records import Delivery
+
+log = logging.getLogger("podium.agent")
+
+FETCH_BLOCK_MS = 500  # also bounds how long SIGTERM waits for a blocked read
+CONFIG_POLL_SECONDS = 1.0
+TICK_SECONDS = 0.25
+# Kinds the runtime can answer itself when the backend does not handle them.
+DEFAULT_KINDS = frozenset({"bid"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Result
+    label: str  # ok | error | timeout (the metrics label)
+
+
+def effective_timeout(task: Task, spec: AgentSpec, backend_cap: int | None) -> float:
+    """The task's own timeout, else the Agent's resilience timeout; the backend's own limit caps both."""
+    limit = float(task.timeout_seconds or spec.resilience.timeout_seconds)
+    return min(limit, float(backend_cap)) if backend_cap else limit
+
+
+def price(spec: AgentSpec, kind: str, out: BackendOutput) -> float:
+    """Cost of one task: what the backend reported, else perTask plus tokens at per1kTokens. Bids are free."""
+    if out.cost is not None:
+        return out.cost
+    if kind == "bid":
+        return 0.0
+    return round(spec.pricing.per_task + out.tokens / 1000.0 * spec.pricing.per_1k_tokens, 8)
+
+
+class AgentRuntime:
+    def __init__(self, config: RuntimeConfig, backend: Backend | None = None) -> None:
+        self.config = config
+        self.spec = config.spec
+        self.backend = backend or build_backend(config.spec)
+        self.health = Health(stall_seconds=config.stall_seconds)
+        self.metrics = AgentMetrics(config.agent, config.namespace)
+        self.durations = defaults.RecentDurations()
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.slot_freed = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.maintenance = config.spec.maintenance
+        self.left = False
+        self.membership = asyncio.Lock()  # orders heartbeats against leave()
+        self.config_digest = ""
+        self.probes: ProbeServer | None = None
+        self.redis: aioredis.Redis | None = None
+        self.consumer: InboxConsumer | None = None
+
+    # -- controls (signal handlers call these) ------------------------------------------------------
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stop requested: draining", extra=self._who())
+        self.health.draining = True
+        self.stopping.set()
+
+    def set_maintenance(self, on: bool, why: str) -> None:
+        if on == self.maintenance:
+            return
+        self.maintenance = on
+        self.health.maintenance = on
+        log.info(f"maintenance {'on' if on else 'off'} ({why})", extra=self._who())
+        self.slot_freed.set()
+
+    def toggle_maintenance(self) -> None:
+        self.set_maintenance(not self.maintenance, "SIGUSR1")
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Serve until stopped; returns the process exit code."""
+        cfg = self.config
+        self.health.maintenance = self.maintenance
+        try:
+            self.config_digest = hashlib.sha256(cfg.config_path.read_bytes()).hexdigest()
+        except OSError:
+            self.config_digest = ""
+        self.probes = ProbeServer(self.health, self.metrics.registry, cfg.http_host, cfg.http_port)
+        try:
+            self.probes.start()
+        except OSError as exc:
+            log.error(str(exc), extra=self._who())
+            return 1
+        try:
+            try:
+                await self.backend.start()
+            except BackendError as exc:
+                log.error(f"backend cannot start: {exc}", extra=self._who())
+                return 1
+            self.health.backend_ready = True
+            self.redis = aioredis.Redis.from_url(
+                cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password
+            )
+            bus = Bus(self.redis)
+            self.consumer = bus.consumer(cfg.namespace, cfg.agent, cfg.replica, lease_seconds=cfg.lease_seconds)
+            log.info(
+                f"serving {cfg.namespace}/{cfg.agent} with the {self.backend.name} backend, "
+                f"concurrency {self.spec.concurrency}, probes on {cfg.http_host}:{self.probes.port}",
+                extra=self._who(),
+            )
+            helpers = [
+                asyncio.create_task(self._ticker(), name="ticker"),
+                asyncio.create_task(self._heartbeats(), name="heartbeats"),
+                asyncio.create_task(self._watch_config(), name="config-watch"),
+            ]
+            try:
+                await self._fetch_loop()
+                await self._drain()
+            finally:
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                await bus.close()
+                await self.redis.aclose()
+            log.info("stopped", extra=self._who())
+            return 0
+        finally:
+            await self.backend.close()
+            self.probes.stop()
+
+    async def _fetch_loop(self) -> None:
+        assert self.consumer is not None
+        failures = 0
+        while not self.stopping.is_set():
+            self.slot_freed.clear()  # before looking, so a slot freed from here on wakes the wait below
+            if self.maintenance:
+                await self._leave_when_idle()
+                await self._wait_slot(CONFIG_POLL_SECONDS)
+                continue
+            free = self.spec.concurrency - len(self.running)
+            if free <= 0:
+                await self._wait_slot(CONFIG_POLL_SECONDS)
+                continue
+            try:
+                if self.left:
+                    self.left = False  # back from maintenance: the next heartbeat re-registers the replica
+                deliveries = await self.consumer.fetch(free, FETCH_BLOCK_MS)
+                self.health.redis_ok = True
+                failures = 0
+            except (RedisError, OSError) as exc:
+                failures += 1
+                self.health.redis_ok = False
+                log.warning(f"redis fetch failed ({failures} in a row): {exc}", extra=self._who())
+                await self._sleep_or_stop(min(5.0, 0.2 * 2**failures))
+                continue
+            for delivery in deliveries:
+                if self.stopping.is_set() or self.maintenance:
+                    await self._release(delivery)  # fetched but not started: another replica takes it now
+                else:
+                    self._start(delivery)
+
+    async def _drain(self) -> None:
+        """Give in-flight tasks the grace period, hand back what is still running, then leave."""
+        if self.running:
+            log.info(f"waiting up to {self.config.grace_seconds:g}s for {len(self.running)} task(s)", extra=self._who())
+            _, pending = await asyncio.wait(list(self.running.values()), timeout=self.config.grace_seconds)
+            for job in pending:
+                job.cancel()  # the handler releases its delivery
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        await self._leave()
+
+    async def _leave_when_idle(self) -> None:
+        if not self.running and not self.left:
+            await self._leave()
+
+    async def _leave(self) -> None:
+        assert self.consumer is not None
+        async with self.membership:
+            try:
+                await self.consumer.leave()
+                self.left = True
+            except (RedisError, OSError) as exc:
+                log.warning(f"could not leave cleanly (others reclaim after the lease): {exc}", extra=self._who())
+
+    # -- one task -------------------------------------------------------------------------------------
+
+    def _start(self, delivery: Delivery) -> None:
+        job = asyncio.create_task(self._handle(delivery), name=f"task-{delivery.task.id}")
+        self.running[delivery.entry_id] = job
+        self.metrics.set_in_flight(len(self.running))
+
+        def done(_: asyncio.Task[None]) -> None:
+            self.running.pop(delivery.entry_id, None)
+            self.metrics.set_in_flight(len(self.running))
+            self.slot_freed.set()
+
+        job.add_done_callback(done)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        task = delivery.task
+        fields = self._task_fields(task)
+        log.info("task started", extra={**fields, "deliveries": delivery.deliveries})
+        started = time.monotonic()
+        try:
+            outcome = await self._execute(task, started)
+        except asyncio.CancelledError:
+            # Shutdown after the grace period: the work did not finish, so another replica must do it.
+            log.warning("task cut by shutdown, handing it back", extra=fields)
+            await asyncio.shield(self._release(delivery))
+            raise
+        seconds = time.monotonic() - started
+        self.metrics.finished(outcome.label, seconds, outcome.result.tokens)
+        if outcome.label == "ok":
+            self.durations.add(seconds)
+        await self._complete(delivery, outcome.result, fields)
+        level = logging.INFO if outcome.result.ok else logging.WARNING
+        message = "task done" if outcome.result.ok else f"task failed: {outcome.result.error}"
+        log.log(level, message, extra={**fields, "outcome": outcome.label, "duration_ms": round(seconds * 1000, 1)})
+
+    async def _execute(self, task: Task, started: float) -> Outcome:
+        kind = str(task.kind)
+        timeout = effective_timeout(task, self.spec, self.backend.timeout_seconds)
+        label, error, out = "ok", None, BackendOutput(None)
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                out = await self._answer(task)
+        except TimeoutError:
+            if scope.expired():
+                label, error = "timeout", f"timed out after {timeout:g}s"
+            else:
+                label, error = "error", "TimeoutError inside the backend"
+        except BackendError as exc:
+            label, error = "error", str(exc)
+        except Exception as exc:
+            label, error = "error", f"{type(exc).__name__}: {exc}"
+        ok = error is None
+        return Outcome(
+            Result(
+                task_id=task.id,
+                attempt=task.attempt,
+                ok=ok,
+                output=out.output if ok else None,
+                error=error,
+                quality=out.quality if ok else None,
+                tokens=out.tokens,
+                cost=price(self.spec, kind, out) if ok else 0.0,
+                duration_ms=round((time.monotonic() - started) * 1000, 3),
+                agent=self.config.agent,
+                replica=self.config.replica,
+            ),
+            label,
+        )
+
+    async def _answer(self, task: Task) -> BackendOutput:
+        kind = str(task.kind)
+        if self.backend.handles(kind):
+            try:
+                return await self.backend.run(task)
+            except NotImplementedError:
+                if kind not in DEFAULT_KINDS:
+                    raise BackendError(f"agent {self.config.agent} does not handle {kind!r} tasks") from None
+        elif kind not in DEFAULT_KINDS:
+            raise BackendError(f"agent {self.config.agent} does not handle {kind!r} tasks")
+        load = max(0, len(self.running) - 1) / self.spec.concurrency  # the other work; not this bid itself
+        return BackendOutput(defaults.bid(self.spec, task.input, load=load, eta_seconds=self.durations.average()))
+
+    async def _complete(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> None:
+        assert self.consumer is not None
+        # The result is the point of the work: retry through short Redis outages before giving up.
+        for attempt in range(1, 6):
+            try:
+                await self.consumer.complete(delivery, result)
+                self.health.redis_ok = True
+                return
+            except (RedisError, OSError) as exc:
+                self.health.redis_ok = False
+                log.warning(f"could not store result (try {attempt}/5): {exc}", extra=fields)
+                await asyncio.sleep(0.2 * 2**attempt)
+        log.error("result lost: the task will be redelivered after the lease", extra=fields)
+
+    async def _release(self, delivery: Delivery) -> None:
+        assert self.consumer is not None
+        try:
+            await self.consumer.release(delivery)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                f"release failed, the task returns after the lease: {exc}", extra=self._task_fields(delivery.task)
+            )
+
+    # -- background -----------------------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        while True:
+            self.health.tick()
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def _heartbeats(self) -> None:
+        assert self.consumer is not None
+        while True:
+            await asyncio.sleep(self.config.lease_seconds / 3)
+            async with self.membership:
+                if self.left:
+                    continue
+                try:
+                    await self.consumer.heartbeat(len(self.running) / self.spec.concurrency, len(self.running))
+                    self.health.redis_ok = True
+                except (RedisError, OSError) as exc:
+                    self.health.redis_ok = False
+                    log.warning(f"heartbeat failed: {exc}", extra=self._who())
+
+    async def _watch_config(self) -> None:
+        """Poll the spec file: ConfigMap updates swap a symlink, which inotify on the path would miss."""
+        path = self.config.config_path
+        while True:
+            await asyncio.sleep(CONFIG_POLL_SECONDS)
+            try:
+                raw = await asyncio.to_thread(path.read_bytes)
+            except OSError:
+                continue
+            digest = hashlib.sha256(raw).hexdigest()
+            if digest == self.config_digest:
+                continue
+            self.config_digest = digest
+            try:
+                spec = parse_spec(raw.decode("utf-8", errors="replace"), source=str(path))
+            except ConfigError as exc:
+                log.error(f"config change ignored: {exc}", extra=self._who())
+                continue
+            self.apply_spec(spec)
+
+    def apply_spec(self, spec: AgentSpec) -> None:
+        if spec.backend != self.spec.backend:
+            log.warning("backend changed in the config: restart the replica to apply it", extra=self._who())
+        previous = self.spec
+        self.spec = spec.model_copy(update={"backend": previous.backend})
+        # Only a change of the field counts, so that an edit elsewhere does not undo a SIGUSR1 toggle.
+        if spec.maintenance != previous.maintenance:
+            self.set_maintenance(spec.maintenance, "config file")
+        self.slot_freed.set()
+        log.info("config reloaded", extra=self._who())
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    async def _wait_slot(self, seconds: float) -> None:
+        stop = asyncio.create_task(self.stopping.wait())
+        slot = asyncio.create_task(self.slot_freed.wait())
+        await asyncio.wait([stop, slot], timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in (stop, slot):
+            waiter.cancel()
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    def _who(self) -> dict[str, Any]:
+        return {"agent": self.config.agent, "namespace": self.config.namespace, "replica": self.config.replica}
+
+    def _task_fields(self, task: Task) -> dict[str, Any]:
+        return {
+            **self._who(),
+            "task_id": task.id,
+            "kind": str(task.kind),
+            "attempt": task.attempt,
+            "orchestration": task.orchestration or None,
+        }

@@ -60,7 +60,7 @@ class Fleet:
 
     def log(self, uid: str) -> list[tuple[str, str, str]]:
         rows = self.sync().lrange(f"t:{self.namespace}:log:{uid}", 0, -1)
-        return [tuple(json.loads(r)) for r in rows]  # type: ignore[misc]
+        return [tuple(json.loads(r)) for r in rows]
 
 
 def start_fleet(redis_url: str, tmp: Path, names: list[str] = WORKERS) -> Iterator[Fleet]:

@@ -37,7 +37,7 @@ class Engine:
         self.fleet, self.redis, self.bus = fleet, redis, bus
 
     async def run(
-        self, spec: dict[str, Any], agents: list[AgentInfo], teams: list[TeamInfo] = (), uid: str | None = None
+        self, spec: dict[str, Any], agents: list[AgentInfo], teams: tuple[TeamInfo, ...] = (), uid: str | None = None
     ) -> tuple[RunOutcome, str]:
         uid = uid or uuid.uuid4().hex[:12]
         parsed = OrchestrationSpec.model_validate(spec)
@@ -122,7 +122,7 @@ async def test_hierarchical_teams_research_and_analyse_then_synthesise_then_inte
         info("w5", "analyzer"),
         info("w6", "lead"),
     ]
-    teams = [TeamInfo("alpha", ("w2", "w3", "w6"), lead="w6"), TeamInfo("beta", ("w4", "w5", "w6"), lead="w6")]
+    teams = (TeamInfo("alpha", ("w2", "w3", "w6"), lead="w6"), TeamInfo("beta", ("w4", "w5", "w6"), lead="w6"))
     spec = {
         "strategy": "hierarchical",
         "input": "build it",
@@ -150,7 +150,7 @@ async def test_swarm_feeds_the_best_back_and_stops_at_the_target_score(engine: E
     engine.fleet.set_mode("w2", gain=0.2)
     agents = [info("w1", "explorer"), info("w2", "explorer"), info("w3", "evaluator")]
     spec = {"strategy": "swarm", "swarm": {"maxGenerations": 20, "topK": 2, "targetScore": 0.6}}
-    outcome, uid = await engine.run(spec, agents)
+    outcome, _ = await engine.run(spec, agents)
     assert outcome.phase == "Succeeded", outcome.message
     # Each generation builds on the best so far: 0.2, 0.4, 0.6 -> target reached in generation 3.
     assert outcome.result["generations"] == 3
@@ -310,7 +310,7 @@ async def test_market_awards_the_best_bid_and_updates_reputation(engine: Engine)
     assert outcome.result["job"]["agent"] == "w2" and outcome.result["job"]["price"] == 1.0
     assert ("w2", "execute", "task-job") in engine.fleet.log(uid)
     rep = await engine.redis.hget(f"podium:{{{engine.fleet.namespace}/w2}}:stats", "reputation")
-    assert float(rep) > 0.5
+    assert rep is not None and float(rep) > 0.5
 
 
 async def test_market_relaxes_the_reserve_once_then_gives_up(engine: Engine) -> None:

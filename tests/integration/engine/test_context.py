@@ -1,0 +1,191 @@
+"""RunContext against real agents: durability across restarts, retries, breakers, budgets, suspend, progress."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from fleet import Fleet, info, start_fleet
+
+from podium.api.orchestration import Limits, OrchestrationSpec
+from podium.engine.budget import BudgetExceeded
+from podium.engine.bus import Bus
+from podium.engine.context import RunContext, TaskFailed
+from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.progress import Progress
+from podium.engine.resilience import OPEN, BreakerStore
+from podium.engine.runner import run_orchestration
+from podium.engine.stats import StatsStore
+
+
+@pytest.fixture(scope="module")
+def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    yield from start_fleet(redis_url, Path(tmp_path_factory.mktemp("fleet")), ["w1", "w2", "w3"])
+
+
+@pytest.fixture
+async def redis(fleet: Fleet) -> AsyncIterator[aioredis.Redis]:
+    fleet.reset()
+    client = aioredis.Redis.from_url(fleet.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def bus(redis: aioredis.Redis) -> AsyncIterator[Bus]:
+    b = Bus(redis)
+    yield b
+    await b.close()
+
+
+def context(fleet: Fleet, redis: aioredis.Redis, bus: Bus, agents: list[AgentInfo], **kw: Any) -> RunContext:
+    return RunContext(
+        redis=redis,
+        bus=bus,
+        directory=AgentDirectory(agents),
+        uid=kw.pop("uid", uuid.uuid4().hex[:12]),
+        namespace=fleet.namespace,
+        name="ctx",
+        **kw,
+    )
+
+
+PIPELINE = OrchestrationSpec.model_validate(
+    {
+        "strategy": "pipeline",
+        "input": 1,
+        "pipeline": {
+            "stages": [{"name": "one", "agent": "w1"}, {"name": "two", "agent": "w2"}, {"name": "three", "agent": "w3"}]
+        },
+    }
+)
+
+
+async def test_rerun_after_a_cancel_resumes_without_redoing_finished_or_in_flight_steps(
+    fleet: Fleet, redis: aioredis.Redis, bus: Bus
+) -> None:
+    fleet.set_mode("w3", sleep=1.5)
+    agents = [info("w1"), info("w2"), info("w3")]
+    uid = uuid.uuid4().hex[:12]
+    directory = AgentDirectory(agents)
+    first = asyncio.create_task(run_orchestration(redis, directory, fleet.namespace, "resume", uid, PIPELINE, bus=bus))
+    for _ in range(100):  # until stage three is running on its agent
+        if fleet.count(uid, "stage-three"):
+            break
+        await asyncio.sleep(0.05)
+    first.cancel()  # the operator went away mid-run
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    outcome = await run_orchestration(redis, directory, fleet.namespace, "resume", uid, PIPELINE, bus=bus)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert outcome.result["agent"] == "w3"
+    # Finished steps replayed from the journal, the in-flight one re-attached: each ran exactly once.
+    assert [fleet.count(uid, f"stage-{s}") for s in ("one", "two", "three")] == [1, 1, 1]
+    assert [t.state for t in outcome.tasks] == ["Succeeded"] * 3
+
+
+async def test_finished_run_replays_instantly_from_the_journal(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+    uid = uuid.uuid4().hex[:12]
+    directory = AgentDirectory([info("w1"), info("w2"), info("w3")])
+    first = await run_orchestration(redis, directory, fleet.namespace, "again", uid, PIPELINE, bus=bus)
+    again = await run_orchestration(redis, directory, fleet.namespace, "again", uid, PIPELINE, bus=bus)
+    assert again.result == first.result
+    assert len(fleet.log(uid)) == 3
+
+
+async def test_retries_with_backoff_until_success(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+    fleet.set_mode("w1", fail=2)
+    ctx = context(fleet, redis, bus, [info("w1", retries=3)])
+    await ctx.start()
+    result = await ctx.run_task("s", "execute", "x", agent="w1")
+    assert result.ok and result.attempt == 3
+    assert result.task_id == f"{ctx.uid}:s:3"
+    assert ctx.records["s"].attempts == 3 and ctx.records["s"].state == "Succeeded"
+    stats = await StatsStore(redis, fleet.namespace).get("w1")
+    assert (stats.completed, stats.failed) == (1, 2)
+
+
+async def test_next_suitable_agent_after_retries_run_out(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+    fleet.set_mode("w1", fail_always=True)
+    agents = [info("w1", "coder", retries=1, caps={"py": 1.0}), info("w2", "coder", caps={"py": 0.5})]
+    ctx = context(fleet, redis, bus, agents)
+    await ctx.start()
+    from podium.api.orchestration import Target
+
+    result = await ctx.run_task("s", "execute", "x", target=Target(capability="py"))
+    assert result.agent == "w2"
+    assert [a for a, _, _ in fleet.log(ctx.uid)] == ["w1", "w1", "w2"]
+
+
+async def test_breaker_opens_in_redis_and_stops_dispatch_to_the_agent(
+    fleet: Fleet, redis: aioredis.Redis, bus: Bus
+) -> None:
+    fleet.set_mode("w1", fail_always=True)
+    ctx = context(fleet, redis, bus, [info("w1", retries=0, threshold=2)])
+    await ctx.start()
+    for step in ("a", "b"):
+        with pytest.raises(TaskFailed):
+            await ctx.run_task(step, "execute", "x", agent="w1")
+    breaker = await BreakerStore(redis, fleet.namespace).load("w1")
+    assert breaker.state == OPEN
+    with pytest.raises(TaskFailed, match="circuit breaker open"):
+        await ctx.run_task("c", "execute", "x", agent="w1")
+    assert fleet.count(ctx.uid, "c") == 0
+
+
+async def test_max_cost_stops_dispatch_with_a_clear_reason(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+    fleet.set_mode("w1", output={"output": "done", "cost": 0.6, "tokens": 10})
+    ctx = context(fleet, redis, bus, [info("w1")], limits=Limits(max_cost=1.0))
+    await ctx.start()
+    await ctx.run_task("a", "execute", "x", agent="w1")
+    await ctx.run_task("b", "execute", "x", agent="w1")
+    with pytest.raises(BudgetExceeded) as exc:
+        await ctx.run_task("c", "execute", "x", agent="w1")
+    assert exc.value.limit == "maxCost" and "used 1.2 of 1" in str(exc.value)
+    assert fleet.count(ctx.uid, "c") == 0
+    assert ctx.progress().cost == pytest.approx(1.2) and ctx.progress().tokens == 20
+
+
+async def test_suspended_run_dispatches_nothing_until_resumed(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+    suspended = True
+
+    async def probe() -> bool:
+        return suspended
+
+    from podium.engine.context import RunOptions
+
+    ctx = context(fleet, redis, bus, [info("w1")], is_suspended=probe, options=RunOptions(suspend_poll_seconds=0.05))
+    await ctx.start()
+    task = asyncio.create_task(ctx.run_task("a", "execute", "x", agent="w1"))
+    await asyncio.sleep(0.5)
+    assert fleet.count(ctx.uid, "a") == 0 and not task.done()
+    suspended = False
+    assert (await task).ok
+
+
+async def test_progress_reports_each_task_and_done_over_total(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+    seen: list[Progress] = []
+    outcome = await run_orchestration(
+        redis,
+        AgentDirectory([info("w1"), info("w2"), info("w3")]),
+        fleet.namespace,
+        "progress",
+        uuid.uuid4().hex[:12],
+        PIPELINE,
+        seen.append,
+        bus=bus,
+    )
+    assert outcome.phase == "Succeeded"
+    assert seen[0].text == "0/3" and seen[-1].text == "3/3"
+    last = seen[-1].tasks
+    assert [(t.step, t.agent, t.state, t.attempts) for t in last] == [
+        ("stage-one", "w1", "Succeeded", 1),
+        ("stage-two", "w2", "Succeeded", 1),
+        ("stage-three", "w3", "Succeeded", 1),
+    ]
+    assert all(t.started_at and t.finished_at and t.finished_at >= t.started_at for t in last)

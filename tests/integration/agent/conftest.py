@@ -117,7 +117,13 @@ def start_agent(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Star
     started: list[AgentProcess] = []
 
     def start(
-        name: str, spec: dict[str, Any], *, replica: str | None = None, wait: bool = True, **env: str
+        name: str,
+        spec: dict[str, Any],
+        *,
+        replica: str | None = None,
+        wait: bool = True,
+        redis: str | None = None,
+        **env: str,
     ) -> AgentProcess:
         replica = replica or f"{name}-{len(started)}"
         config_path = tmp_path / f"{replica}.yaml"
@@ -130,7 +136,7 @@ def start_agent(redis_url: str, namespace: str, tmp_path: Path) -> Iterator[Star
             "PYTHONPATH": str(ROOT),
             "PODIUM_AGENT_NAME": name,
             "PODIUM_NAMESPACE": namespace,
-            "PODIUM_REDIS_URL": redis_url,
+            "PODIUM_REDIS_URL": redis or redis_url,
             "PODIUM_REPLICA": replica,
             "PODIUM_CONFIG": str(config_path),
             "PODIUM_HTTP_HOST": "127.0.0.1",

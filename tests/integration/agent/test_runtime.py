@@ -8,11 +8,13 @@ import sys
 import uuid
 from typing import Any
 
+import redis.asyncio as aioredis
 from tests.integration.agent.conftest import VENV_BIN, StartAgent
 from tests.integration.agent.helpers import echo_service, fake_llm, serve
 
 from podium.engine.bus import Bus
 from podium.engine.messages import Task
+from podium.localcluster.redis_server import RedisServer
 
 SAMPLES = "tests.integration.agent.sample_agents"
 
@@ -203,3 +205,20 @@ async def test_work_past_the_grace_period_is_handed_back(bus: Bus, namespace: st
     await asyncio.to_thread(start_agent, "sleeper", spec, replica="second")
     result = await bus.wait_result(task, 15)
     assert result is not None and result.ok and result.replica == "second"
+
+
+async def test_redis_outage_fails_readiness_not_liveness(
+    fresh_redis: RedisServer, namespace: str, start_agent: StartAgent
+) -> None:
+    spec = {"role": "doc", "backend": {"python": {"entrypoint": "podium.demo.agents:documenter"}}}
+    agent = start_agent("doc", spec, redis=fresh_redis.url)
+    await asyncio.to_thread(fresh_redis.stop)
+    await asyncio.to_thread(agent.wait_until, lambda: agent.probe("/readyz")[0] == 503, 10, "readyz 503")
+    assert "redis" in agent.probe("/readyz")[1] and agent.probe("/healthz")[0] == 200
+    await asyncio.to_thread(fresh_redis.start)
+    await asyncio.to_thread(agent.wait_until, lambda: agent.probe("/readyz")[0] == 200, 15, "readyz 200 again")
+    client = aioredis.Redis.from_url(fresh_redis.url)
+    async with Bus(client) as bus:
+        result = await run_task(bus, new_task(namespace, "doc", "execute", {"text": "back online"}))
+    await client.aclose()
+    assert result.ok and result.output["keywords"] == ["back", "online"]

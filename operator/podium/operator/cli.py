@@ -67,11 +67,29 @@ def configure(args: argparse.Namespace) -> Settings:
     return conf
 
 
+def preflight() -> str | None:
+    """Fail at once, with the fix, rather than have kopf retry a start-up that cannot succeed."""
+    from kubernetes import config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, OSError) as e:
+            return f"no Kubernetes credentials: not in a pod, and no usable kubeconfig ({e}); set KUBECONFIG"
+    return None
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     conf = configure(args)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+    problem = preflight()
+    if problem:
+        print(f"podium operator: {problem}", file=sys.stderr)
+        return 2
     # Handler modules read intervals at import: settings first, then the imports.
     settings_module.current = conf
 

@@ -1,0 +1,105 @@
+"""Scale: 300 Agents (replicas 0) and 50 Teams reconcile to their final state; time and peak operator memory.
+
+Slow (minutes) on a shared 2-core machine, so it runs only with PODIUM_SCALE_TEST=1. The numbers go to
+docs/benchmarks.md (`## Operator scale`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podium.localcluster.redis_server import RedisServer
+
+from .conftest import ClusterHandle
+from .test_operator import Operator, crds  # noqa: F401  (fixture)
+
+AGENTS = int(os.environ.get("PODIUM_SCALE_AGENTS", "300"))
+TEAMS = int(os.environ.get("PODIUM_SCALE_TEAMS", "50"))
+
+pytestmark = pytest.mark.skipif(os.environ.get("PODIUM_SCALE_TEST") != "1", reason="set PODIUM_SCALE_TEST=1")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture
+def scale_ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:  # noqa: F811
+    name = f"podium-scale-{uuid.uuid4().hex[:6]}"
+    assert cluster.kubectl("create", "namespace", name).returncode == 0
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def manifests(count_agents: int, count_teams: int) -> str:
+    items = []
+    for i in range(count_agents):
+        items.append(
+            {
+                "apiVersion": "podium.dev/v1alpha1",
+                "kind": "Agent",
+                "metadata": {"name": f"a{i:03d}", "labels": {"group": f"g{i % count_teams}"}},
+                "spec": {"role": "echo", "backend": {"command": {"args": ["cat"]}}, "replicas": 0},
+            }
+        )
+    for t in range(count_teams):
+        items.append(
+            {
+                "apiVersion": "podium.dev/v1alpha1",
+                "kind": "Team",
+                "metadata": {"name": f"t{t:02d}"},
+                "spec": {"members": [{"selector": {"matchLabels": {"group": f"g{t}"}}}]},
+            }
+        )
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def settled(cluster: ClusterHandle, ns: str) -> tuple[int, int]:
+    agents = json.loads(cluster.kubectl("get", "agents", "-n", ns, "-o", "json", timeout=120).stdout)["items"]
+    teams = json.loads(cluster.kubectl("get", "teams", "-n", ns, "-o", "json", timeout=120).stdout)["items"]
+    ready_agents = sum(1 for a in agents if (a.get("status") or {}).get("phase") == "Ready")
+    per_team = AGENTS // TEAMS
+    done_teams = sum(1 for t in teams if (t.get("status") or {}).get("memberCount", 0) >= per_team)
+    return ready_agents, done_teams
+
+
+def test_300_agents_and_50_teams(
+    cluster: ClusterHandle, scale_ns: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    op = Operator(cluster, scale_ns, redis_server.url, tmp_path / "operator.log")
+    op.start()
+    try:
+        assert op.process is not None
+        time.sleep(3)
+        start = time.monotonic()
+        out = cluster.kubectl("apply", "-n", scale_ns, "-f", "-", input=manifests(AGENTS, TEAMS), timeout=300)
+        assert out.returncode == 0, out.stderr
+        applied = time.monotonic() - start
+        deadline = start + 900
+        state = (0, 0)
+        while time.monotonic() < deadline:
+            state = settled(cluster, scale_ns)
+            if state == (AGENTS, TEAMS):
+                break
+            time.sleep(5)
+        elapsed = time.monotonic() - start
+        rss = peak_rss_mib(op.process.pid)
+        deployments = cluster.kubectl("get", "deployments", "-n", scale_ns, "-o", "name", timeout=120).stdout.split()
+        print(
+            f"\nSCALE agents={AGENTS} teams={TEAMS} applied={applied:.1f}s settled={elapsed:.1f}s peak_rss={rss:.0f}MiB"
+        )
+        assert state == (AGENTS, TEAMS), f"not settled after {elapsed:.0f}s: {state}"
+        assert len(deployments) == AGENTS
+        assert op.alive()
+    finally:
+        op.stop()

@@ -142,6 +142,17 @@ class RunContext:
         self.degraded = True
         self.notes.append(note)
 
+    async def share(self, key: str, value: Any) -> None:
+        """Put a value in the orchestration's shared state, where agents and people can read it."""
+        if self.state is not None:
+            await self.state.set(key, value, writer="engine")
+
+    async def publish(self, type: str, payload: Any) -> None:
+        """An event on the orchestration's stream (``podium run watch`` and agents can follow it)."""
+        publish = getattr(self.bus, "publish", None)
+        if publish is not None:
+            await publish(self.orchestration, type, payload, "engine")
+
     def expect(self, steps: int) -> None:
         """Tell progress how many more tasks the strategy plans (done/total in status)."""
         self.expected += steps
@@ -371,6 +382,9 @@ class RunContext:
         record.error = error
         if result is not None and result.agent:
             record.agent = result.agent
+        await self.publish(
+            "task.finished", {"step": step, "state": record.state, "agent": record.agent, "attempts": attempt}
+        )
         await self._report()
 
     def _replay(self, entry: Entry, record: TaskRecord) -> Result:

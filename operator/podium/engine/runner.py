@@ -84,6 +84,10 @@ async def run_orchestration(
     options: RunOptions | None = None,
 ) -> RunOutcome:
     bus = bus or _default_bus(redis)
+    if state is None:
+        from podium.engine.state import SharedState
+
+        state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
     scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
     ctx = RunContext(
         redis=redis,
@@ -109,8 +113,18 @@ async def run_orchestration(
         defaults = {"swarm": api.SwarmSpec, "centralCommand": api.CentralCommandSpec}
         defaults |= {"peerToPeer": api.PeerToPeerSpec, "market": api.MarketSpec}
         block = defaults[str(spec.strategy)]()
-    strategy = get(str(spec.strategy))
     await ctx.start()
+    await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
+    outcome = await _execute(ctx, spec, block)
+    await ctx.publish(
+        "run.finished",
+        {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]},
+    )
+    return outcome
+
+
+async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunOutcome:
+    strategy = get(str(spec.strategy))
     clock = ctx.options.clock
     remaining = await ctx.budget.remaining_seconds(clock())
     try:

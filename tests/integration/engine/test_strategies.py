@@ -15,6 +15,7 @@ from podium.api.orchestration import OrchestrationSpec
 from podium.engine.bus import Bus
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
 from podium.engine.runner import RunOutcome, run_orchestration
+from podium.engine.state import SharedState
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,9 @@ async def test_swarm_feeds_the_best_back_and_stops_at_the_target_score(engine: E
     assert outcome.result["score"] == pytest.approx(0.6)
     assert outcome.result["best"]["by"] == "w2"
     assert len(outcome.result["knowledge"]) == 2
+    # The top-k are shared knowledge: in the orchestration's shared state, for agents and people to read.
+    knowledge, version = await SharedState(engine.redis, engine.fleet.namespace, "orch").get("swarm/knowledge")
+    assert knowledge == outcome.result["knowledge"] and version == 3
 
 
 async def test_swarm_stops_on_convergence(engine: Engine) -> None:
@@ -224,6 +228,10 @@ async def test_event_driven_runs_dependents_after_their_dependencies_and_fans_ou
     results = outcome.result["from"]["results"]
     assert set(results["lint"]) == {"w2", "w3"}  # both agents' outputs kept
     assert set(results["report"]["input"]["upstream"]) == {"lint", "test"}
+    events = await engine.bus.history(orchestration=f"{engine.fleet.namespace}/orch", limit=1000)
+    mine = [e for e in events if e.payload.get("uid") == uid or e.type == "task.finished"]
+    assert mine[-1].type == "run.finished" and mine[-1].payload["phase"] == "Succeeded"
+    assert {e.payload["step"] for e in mine if e.type == "task.finished"} >= {"task-fetch", "synthesize"}
 
 
 async def test_event_driven_keeps_successes_when_some_agents_of_a_task_fail(engine: Engine) -> None:

@@ -87,6 +87,7 @@ async def run(ctx: RunContext, spec: EventDrivenSpec, input: Any) -> StrategyOut
                 exc = fut.exception()
                 if exc is None:
                     outputs[name] = fut.result()
+                    await ctx.share(f"eventDriven/{name}", outputs[name])
                 elif isinstance(exc, TaskFailed | StrategyFailed):
                     if isinstance(exc, TaskFailed) and assess(exc.priorities) is Verdict.FAIL:
                         raise exc

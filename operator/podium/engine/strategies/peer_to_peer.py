@@ -79,6 +79,7 @@ async def run(ctx: RunContext, spec: PeerToPeerSpec, input: Any) -> StrategyOutc
             score = new_score
             applied_log.append({"round": rounds, "applied": [{"author": a, "score": m} for a, m in chosen]})
             ctx.partial = solution
+            await ctx.share("peerToPeer/solution", solution)
         if converged:
             ctx.notes.append(f"converged in round {rounds}")
             break

@@ -87,6 +87,7 @@ async def run(ctx: RunContext, spec: SwarmSpec, input: Any) -> StrategyOutcome:
             best = knowledge[0]
         history.append(best["score"])
         ctx.partial = best
+        await ctx.share("swarm/knowledge", knowledge)
         if reached(best["score"], spec.target_score):
             ctx.notes.append(f"target score {spec.target_score} reached in generation {generation}")
             break

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
+import threading
 
 from podium.agent import logs
 from podium.agent.config import ConfigError, RuntimeConfig, from_env
@@ -58,4 +60,13 @@ async def _serve(config: RuntimeConfig) -> int:
     loop.add_signal_handler(signal.SIGTERM, runtime.request_stop)
     loop.add_signal_handler(signal.SIGINT, runtime.request_stop)
     loop.add_signal_handler(signal.SIGUSR1, runtime.toggle_maintenance)
-    return await runtime.run()
+    code = await runtime.run()
+    stuck = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if stuck:
+        # Sync python-backend calls that timed out cannot be stopped, and interpreter exit would wait for
+        # them until the kubelet's SIGKILL. Everything that matters (results, release, leave) is done.
+        logging.getLogger("podium.agent").warning(f"exiting with {len(stuck)} abandoned worker thread(s)")
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(code)
+    return code

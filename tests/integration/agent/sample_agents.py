@@ -28,3 +28,9 @@ async def block_loop(task: Any) -> Any:
     """Blocks the event loop: what a careless async agent does. The liveness probe must notice."""
     time.sleep(float(task.input))  # noqa: ASYNC251
     return "unblocked"
+
+
+def sync_sleep(task: Any) -> Any:
+    """A sync agent stuck in a call no one can interrupt."""
+    time.sleep(float(task.input))
+    return {"slept": task.input}

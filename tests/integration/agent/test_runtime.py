@@ -222,3 +222,17 @@ async def test_redis_outage_fails_readiness_not_liveness(
         result = await run_task(bus, new_task(namespace, "doc", "execute", {"text": "back online"}))
     await client.aclose()
     assert result.ok and result.output["keywords"] == ["back", "online"]
+
+
+async def test_stuck_sync_function_times_out_and_does_not_block_exit(
+    bus: Bus, namespace: str, start_agent: StartAgent
+) -> None:
+    spec = {"role": "stuck", "backend": {"python": {"entrypoint": f"{SAMPLES}:sync_sleep"}}}
+    agent = start_agent("stuck", spec)
+    result = await run_task(bus, new_task(namespace, "stuck", "execute", 120, timeout_seconds=1))
+    assert not result.ok and result.error == "timed out after 1s"
+    quick = await run_task(bus, new_task(namespace, "stuck", "execute", 0))
+    assert quick.ok
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.to_thread(agent.stop, 15) == 0
+    assert asyncio.get_running_loop().time() - started < 5

@@ -236,3 +236,10 @@ async def test_stuck_sync_function_times_out_and_does_not_block_exit(
     started = asyncio.get_running_loop().time()
     assert await asyncio.to_thread(agent.stop, 15) == 0
     assert asyncio.get_running_loop().time() - started < 5
+
+
+def test_backend_that_cannot_start_exits_1(start_agent: StartAgent) -> None:
+    spec = {"role": "x", "backend": {"python": {"entrypoint": "no_such_module_xyz:run"}}}
+    agent = start_agent("broken", spec, wait=False)
+    assert agent.proc.wait(20) == 1
+    assert any("cannot import 'no_such_module_xyz'" in line["msg"] for line in agent.logs())

@@ -100,14 +100,16 @@ class PodWorker:
         try:
             await self._prepare_volumes()
         except (VolumeError, ApiError, KeyError) as e:
+            # Like the kubelet's FailedMount: stay ContainerCreating and retry. A just-bound pod often gets 403 at
+            # first (the Node authorizer learns pod -> configmap/secret edges a moment later), and a missing
+            # Secret/ConfigMap may be created later.
             for s in self.states.values():
-                s.state, s.reason, s.message = "waiting", "CreateContainerConfigError", str(e)
+                s.state, s.reason, s.message = "waiting", "ContainerCreating", f"MountVolume failed: {e}"
             self.mark_dirty()
-            log.warning("pod %s: volumes: %s", pod_key(self.pod), e)
-            # Retry: the missing Secret/ConfigMap may be created later.
+            log.info("pod %s: volumes (will retry): %s", pod_key(self.pod), e)
             while not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), timeout=5)
+                    await asyncio.wait_for(self._stopping.wait(), timeout=1)
                 if self._stopping.is_set():
                     return
                 try:
@@ -115,7 +117,7 @@ class PodWorker:
                     break
                 except (VolumeError, ApiError, KeyError) as e2:
                     for s in self.states.values():
-                        s.message = str(e2)
+                        s.message = f"MountVolume failed: {e2}"
                     self.mark_dirty()
         runners = [
             asyncio.create_task(self._container_loop(c), name=f"container {pod_key(self.pod)}/{c['name']}")

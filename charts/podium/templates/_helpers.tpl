@@ -1,5 +1,10 @@
+{{- /* `helm install podium ...` names things `podium-*`, not `podium-podium-*`. */ -}}
 {{- define "podium.fullname" -}}
-{{- printf "%s-%s" .Release.Name "podium" | trunc 63 | trimSuffix "-" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "podium.labels" -}}
@@ -23,6 +28,8 @@ app.kubernetes.io/component: operator
 {{- define "podium.redisURL" -}}
 {{- if .Values.redis.url -}}
 {{- .Values.redis.url -}}
+{{- else if not .Values.redis.enabled -}}
+{{- fail "redis.enabled=false needs redis.url (e.g. redis://redis.example:6379/0) and, if it has a password, redis.existingSecret" -}}
 {{- else -}}
 {{- printf "redis://%s.%s.svc:6379/0" (include "podium.redisHost" .) .Release.Namespace -}}
 {{- end -}}

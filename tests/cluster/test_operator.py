@@ -115,7 +115,14 @@ def agent(name: str, replicas: int = 1, **spec: Any) -> dict[str, Any]:
         "apiVersion": "podium.dev/v1alpha1",
         "kind": "Agent",
         "metadata": {"name": name, "labels": {"team": "q"}},
-        "spec": {"role": "echo", "backend": {"command": {"args": ["cat"]}}, "replicas": replicas, **spec},
+        "spec": {
+            "role": "echo",
+            # capabilities given: the CRD's uniqueness rule currently fails when the list is absent
+            "capabilities": [{"name": "echo"}],
+            "backend": {"command": {"args": ["cat"]}},
+            "replicas": replicas,
+            **spec,
+        },
     }
 
 

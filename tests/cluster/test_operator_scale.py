@@ -49,7 +49,12 @@ def manifests(count_agents: int, count_teams: int) -> str:
                 "apiVersion": "podium.dev/v1alpha1",
                 "kind": "Agent",
                 "metadata": {"name": f"a{i:03d}", "labels": {"group": f"g{i % count_teams}"}},
-                "spec": {"role": "echo", "backend": {"command": {"args": ["cat"]}}, "replicas": 0},
+                "spec": {
+                    "role": "echo",
+                    "capabilities": [{"name": "echo"}],
+                    "backend": {"command": {"args": ["cat"]}},
+                    "replicas": 0,
+                },
             }
         )
     for t in range(count_teams):

@@ -88,14 +88,15 @@ class Kube:
         if existing is None:
             await asyncio.to_thread(self._apply, manifest)
             return "created"
-        have = ((existing.get("metadata") or {}).get("annotations") or {}).get(HASH_ANNOTATION)
+        annotations = (existing.get("metadata") or {}).get("annotations") or {}
+        have = annotations.get(HASH_ANNOTATION)
         if have != want:
             await asyncio.to_thread(self._apply, manifest)
             return "updated"
         if manifest["kind"] == "Deployment":
             spec_replicas = (existing.get("spec") or {}).get("replicas")
             applied = manifest["metadata"]["annotations"][APPLIED_REPLICAS_ANNOTATION]
-            have_applied = existing["metadata"]["annotations"].get(APPLIED_REPLICAS_ANNOTATION)
+            have_applied = annotations.get(APPLIED_REPLICAS_ANNOTATION)
             if spec_replicas != manifest["spec"]["replicas"] or have_applied != applied:
                 await asyncio.to_thread(self._apply, manifest)
                 return "scaled"

@@ -1,0 +1,128 @@
+"""The engine's AgentDirectory, built from the cluster's Agents and Teams, and the check that a run can start.
+
+Building is pure (raw API objects in, directory out) so it is tested without a cluster; ``fetch`` is the one
+API read (a list of Agents and one of Teams in the orchestration's namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from podium.api.agent import AgentSpec
+from podium.api.common import GROUP, VERSION
+from podium.api.orchestration import OrchestrationSpec
+from podium.api.team import TeamSpec
+from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
+from podium.operator.kube import Kube
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The raw Agents and Teams of one namespace, as the API returned them."""
+
+    agents: list[dict[str, Any]]
+    teams: list[dict[str, Any]]
+
+
+def agent_info(obj: dict[str, Any]) -> AgentInfo | None:
+    """One Agent as the engine sees it; None for an Agent whose spec does not parse (its own status says why)."""
+    meta = obj.get("metadata") or {}
+    try:
+        spec = AgentSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return None
+    status = obj.get("status") or {}
+    info = AgentInfo.from_spec(
+        meta["name"], spec, labels=dict(meta.get("labels") or {}), ready_replicas=int(status.get("readyReplicas") or 0)
+    )
+    load = status.get("load")
+    return replace(info, load=float(load)) if isinstance(load, int | float) else info
+
+
+def team_info(obj: dict[str, Any], agents: dict[str, AgentInfo]) -> TeamInfo | None:
+    """Members as the Team controller resolved them (status.members), else resolved here from the spec."""
+    meta = obj.get("metadata") or {}
+    try:
+        spec = TeamSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return None
+    resolved = (obj.get("status") or {}).get("members")
+    if isinstance(resolved, list):
+        members = [str(m) for m in resolved]
+    else:
+        members = []
+        for member in spec.members:
+            if member.agent is not None:
+                members.append(member.agent)
+            elif member.selector is not None:
+                members += [a.name for a in agents.values() if member.selector.matches(a.labels)]
+    return TeamInfo(name=meta["name"], members=tuple(dict.fromkeys(members)), lead=spec.lead)
+
+
+def build(snapshot: Snapshot) -> AgentDirectory:
+    agents = {a.name: a for a in (agent_info(o) for o in snapshot.agents) if a is not None}
+    teams = [t for t in (team_info(o, agents) for o in snapshot.teams) if t is not None]
+    return AgentDirectory(agents.values(), teams)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a run may start now; when not, a CamelCase reason and a message for the condition."""
+
+    ok: bool
+    reason: str = ""
+    message: str = ""
+
+
+def named_teams(spec: OrchestrationSpec) -> list[str]:
+    names = [spec.team] if spec.team else []
+    if spec.hierarchical is not None:
+        names += spec.hierarchical.teams
+    return list(dict.fromkeys(names))
+
+
+def readiness(spec: OrchestrationSpec, directory: AgentDirectory) -> Readiness:
+    """A run starts once its teams exist and every agent in its scope has a ready replica.
+
+    Agents that are not ready would make the engine wait out task timeouts or pick worse agents, and Agents,
+    Teams and Orchestrations are usually applied together; so the run waits (Pending) rather than fails.
+    """
+    teams = named_teams(spec)
+    missing = [t for t in teams if not _has_team(directory, t)]
+    if missing:
+        return Readiness(False, "TeamNotFound", f"team(s) {', '.join(missing)} do not exist in this namespace")
+    if spec.strategy == "hierarchical" and spec.team is None:
+        scope = [a for t in teams for a in directory.in_team(t)]
+    else:
+        scope = directory.scoped(team=spec.team, selector=spec.agent_selector).all()
+    if not scope:
+        where = f"team {spec.team}" if spec.team else ("agentSelector" if spec.agent_selector else "the namespace")
+        return Readiness(False, "NoAgents", f"no Agents in scope ({where})")
+    waiting = sorted({a.name for a in scope if not a.ready})
+    if waiting:
+        return Readiness(False, "AgentsNotReady", f"waiting for Agents to be ready: {', '.join(waiting[:10])}")
+    return Readiness(True)
+
+
+def _has_team(directory: AgentDirectory, name: str) -> bool:
+    try:
+        directory.team(name)
+    except UnknownAgent:
+        return False
+    return True
+
+
+def _list(kube: Kube, plural: str, namespace: str) -> list[dict[str, Any]]:
+    response: Any = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+    items: list[dict[str, Any]] = response.get("items") or []
+    return items
+
+
+async def fetch(kube: Kube, namespace: str) -> Snapshot:
+    agents = await asyncio.to_thread(_list, kube, "agents", namespace)
+    teams = await asyncio.to_thread(_list, kube, "teams", namespace)
+    return Snapshot(agents, teams)

@@ -1,0 +1,91 @@
+"""The AgentDirectory built from raw Agent and Team objects, and when a run may start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from podium.api.orchestration import OrchestrationSpec
+from podium.operator import orchestration_directory as od
+
+
+def agent(name: str, ready: int = 1, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": labels or {}},
+        "spec": {"role": spec.pop("role", "worker"), "backend": {"command": {"args": ["cat"]}}, **spec},
+        "status": {"readyReplicas": ready, "load": 0.25},
+    }
+
+
+def team(name: str, members: list[dict[str, Any]], lead: str | None = None, resolved: list[str] | None = None) -> Any:
+    obj: dict[str, Any] = {"metadata": {"name": name}, "spec": {"members": members, "lead": lead}}
+    if resolved is not None:
+        obj["status"] = {"members": resolved}
+    return obj
+
+
+def pipeline(**extra: Any) -> OrchestrationSpec:
+    return OrchestrationSpec.model_validate(
+        {"strategy": "pipeline", "pipeline": {"stages": [{"name": "a", "role": "worker"}]}, **extra}
+    )
+
+
+def test_agents_carry_spec_and_live_status_into_the_directory() -> None:
+    snap = od.Snapshot(
+        agents=[
+            agent(
+                "w1",
+                ready=2,
+                labels={"tier": "gold"},
+                replicas=2,
+                priority="critical",
+                capabilities=[{"name": "python", "level": 0.9}],
+                pricing={"perTask": 0.01},
+            ),
+            {"metadata": {"name": "broken"}, "spec": {"role": "x"}},  # no backend: skipped, not fatal
+        ],
+        teams=[],
+    )
+    d = od.build(snap)
+    assert [a.name for a in d.all()] == ["w1"]
+    w1 = d.get("w1")
+    assert (w1.ready_replicas, w1.replicas, w1.priority, w1.load) == (2, 2, "critical", 0.25)
+    assert w1.capabilities == {"python": 0.9} and w1.pricing.per_task == 0.01 and w1.labels == {"tier": "gold"}
+
+
+def test_team_members_come_from_status_else_from_names_and_selectors() -> None:
+    agents = [agent("a", labels={"team": "x"}), agent("b", labels={"team": "x"}), agent("c")]
+    d = od.build(
+        od.Snapshot(
+            agents=agents,
+            teams=[
+                team("resolved", [{"agent": "a"}], resolved=["a", "c"]),
+                team("fresh", [{"agent": "c"}, {"selector": {"matchLabels": {"team": "x"}}}], lead="c"),
+            ],
+        )
+    )
+    assert [a.name for a in d.in_team("resolved")] == ["a", "c"]
+    assert [a.name for a in d.in_team("fresh")] == ["c", "a", "b"] and d.lead("fresh") == "c"
+
+
+def test_readiness_explains_what_a_pending_run_waits_for() -> None:
+    d = od.build(od.Snapshot(agents=[agent("a", ready=0, labels={"k": "v"}), agent("b")], teams=[]))
+    missing = od.readiness(pipeline(team="nope"), d)
+    assert (missing.ok, missing.reason) == (False, "TeamNotFound") and "nope" in missing.message
+    empty = od.readiness(pipeline(agentSelector={"matchLabels": {"k": "other"}}), d)
+    assert (empty.ok, empty.reason) == (False, "NoAgents")
+    waiting = od.readiness(pipeline(), d)
+    assert (waiting.ok, waiting.reason) == (False, "AgentsNotReady") and "a" in waiting.message
+    assert od.readiness(pipeline(agentSelector={"matchLabels": {"k": "v"}}), d).reason == "AgentsNotReady"
+    ready = od.build(od.Snapshot(agents=[agent("a"), agent("b")], teams=[]))
+    assert od.readiness(pipeline(), ready).ok
+
+
+def test_hierarchical_without_a_team_needs_every_named_team() -> None:
+    spec = OrchestrationSpec.model_validate({"strategy": "hierarchical", "hierarchical": {"teams": ["t1", "t2"]}})
+    d = od.build(od.Snapshot(agents=[agent("a")], teams=[team("t1", [{"agent": "a"}])]))
+    r = od.readiness(spec, d)
+    assert (r.ok, r.reason) == (False, "TeamNotFound") and "t2" in r.message and "t1" not in r.message
+    both = od.build(
+        od.Snapshot(agents=[agent("a")], teams=[team("t1", [{"agent": "a"}]), team("t2", [{"agent": "a"}])])
+    )
+    assert od.readiness(spec, both).ok

@@ -8,16 +8,16 @@ from typing import Any
 import pytest
 
 from podium.api.orchestration import OrchestrationStatus
-from podium.engine.progress import Progress, TaskRecord
+from podium.engine.progress import Progress, TaskRecord, TaskState
 from podium.engine.runner import RunOutcome
 from podium.operator import orchestration_status as st
 from podium.operator.conditions import find
 
 
-def record(i: int, state: str = "Succeeded", started: float | None = 1000.0, **kw: Any) -> TaskRecord:
+def record(i: int, state: TaskState = "Succeeded", started: float | None = 1000.0, **kw: Any) -> TaskRecord:
     return TaskRecord(
         step=f"s{i}", kind="execute", agent="a", state=state, attempts=1, started_at=started, task_id=f"u:s{i}:1", **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_progress_fields_validate_against_the_api_model_and_keep_the_newest_100_tasks() -> None:

@@ -1,0 +1,324 @@
+"""Orchestrations on the local cluster: `podium operator` as a process, agents as real pods, kubectl apply.
+
+One module-scoped operator and one set of counting demo agents (tests/cluster/test_orchestrations_agents.py)
+serve every test; each test uses its own Orchestration names. Every agent execution is counted per task id in
+Redis, so "no task ran twice" is checked from the agents' side, not from the operator's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from podium.localcluster.redis_server import RedisServer
+
+from .conftest import ClusterHandle
+from .test_operator import Operator, crds, has_ready_node, wait_for
+
+__all__ = ["crds"]  # a fixture, used by name
+
+HERE = Path(__file__).resolve().parent
+DEMO = ("planner", "researcher", "analyzer", "synthesizer", "documenter")
+CAPABILITIES = {
+    "planner": [{"name": "planning", "level": 0.9}],
+    "researcher": [{"name": "research", "level": 0.9}],
+    "analyzer": [{"name": "analysis", "level": 0.8}, {"name": "evaluation", "level": 0.7}],
+    "synthesizer": [{"name": "writing", "level": 0.8}],
+    "documenter": [{"name": "writing", "level": 0.6}],
+}
+PRICES = {"planner": 0.004, "researcher": 0.002, "analyzer": 0.002, "synthesizer": 0.002, "documenter": 0.001}
+
+
+def agent(name: str, role: str, fn: str, redis_url: str, slow: float = 0.0) -> dict[str, Any]:
+    env = [
+        {"name": "PYTHONPATH", "value": str(HERE)},
+        {"name": "COUNT_REDIS_URL", "value": redis_url},
+        {"name": "SLOW_SECONDS", "value": str(slow)},
+    ]
+    return {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {
+            "name": name,
+            "labels": {"team": "research" if not slow else "slow", "podium.dev/example": "true"},
+        },
+        "spec": {
+            "role": role,
+            "capabilities": CAPABILITIES.get(fn, []),
+            "backend": {"python": {"entrypoint": f"test_orchestrations_agents:{fn}"}},
+            "pricing": {"perTask": PRICES.get(fn, 0.001)},
+            "resilience": {"timeoutSeconds": 30},
+            "template": {"env": env},
+        },
+    }
+
+
+def kubectl_apply(cluster: ClusterHandle, ns: str, *manifests: dict[str, Any]) -> None:
+    out = cluster.kubectl("apply", "-n", ns, "-f", "-", input="\n---\n".join(json.dumps(m) for m in manifests))
+    assert out.returncode == 0, out.stderr
+
+
+def orchestration(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Orchestration", "metadata": {"name": name}, "spec": spec}
+
+
+def obj(cluster: ClusterHandle, ns: str, name: str) -> dict[str, Any]:
+    out = cluster.kubectl("get", "-n", ns, "orchestration", name, "-o", "json")
+    return json.loads(out.stdout) if out.returncode == 0 else {}
+
+
+def status(cluster: ClusterHandle, ns: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = obj(cluster, ns, name).get("status") or {}
+    return found
+
+
+def finished(cluster: ClusterHandle, ns: str, name: str, timeout: float = 120) -> dict[str, Any]:
+    result: dict[str, Any] = wait_for(
+        f"{name} to finish",
+        lambda: (s := status(cluster, ns, name)).get("phase") in ("Succeeded", "Failed") and s,
+        timeout=timeout,
+    )
+    return result
+
+
+def events(cluster: ClusterHandle, ns: str, name: str) -> list[str]:
+    out = cluster.kubectl("get", "events", "-n", ns, f"--field-selector=involvedObject.name={name}", "-o", "json")
+    return [e["reason"] for e in json.loads(out.stdout)["items"]] if out.returncode == 0 else []
+
+
+def executions(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
+    return {str(k): int(v) for k, v in admin.hgetall(f"podium-test:exec:{ns}/{name}").items()}
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
+    if not has_ready_node(cluster):
+        pytest.skip("the local cluster has no Ready node to run agent pods")
+    name = f"podium-orch-{uuid.uuid4().hex[:6]}"
+    assert cluster.kubectl("create", "namespace", name).returncode == 0
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    r = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    op = Operator(cluster, ns, redis_server.url, tmp_path_factory.mktemp("operator") / "operator.log")
+    op.start()
+    yield op
+    op.stop()
+    if os.environ.get("PODIUM_SHOW_OPERATOR_LOG"):
+        print(op.log.read_text()[-20000:])
+
+
+@pytest.fixture(scope="module")
+def fleet(cluster: ClusterHandle, ns: str, operator: Operator, redis_server: RedisServer) -> list[str]:
+    """The demo agents (team research) and one slow worker (team slow), all Ready."""
+    manifests = [agent(name, name, name, redis_server.url) for name in DEMO]
+    manifests.append(agent("slow", "worker", "analyzer", redis_server.url, slow=1.5))
+    teams = [
+        {
+            "apiVersion": "podium.dev/v1alpha1",
+            "kind": "Team",
+            "metadata": {"name": "research"},
+            "spec": {"lead": "planner", "members": [{"selector": {"matchLabels": {"team": "research"}}}]},
+        },
+        {
+            "apiVersion": "podium.dev/v1alpha1",
+            "kind": "Team",
+            "metadata": {"name": "slow"},
+            "spec": {"members": [{"agent": "slow"}]},
+        },
+    ]
+    kubectl_apply(cluster, ns, *manifests, *teams)
+    names = [m["metadata"]["name"] for m in manifests]
+
+    def all_ready() -> bool:
+        out = cluster.kubectl("get", "-n", ns, "agents", "-o", "json")
+        items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+        return len(items) == len(names) and all((i.get("status") or {}).get("ready") == "1/1" for i in items)
+
+    wait_for("every agent Ready 1/1", all_ready, timeout=240, every=1.0)
+    return names
+
+
+SPECS: dict[str, dict[str, Any]] = {
+    "pipeline": {
+        "team": "research",
+        "input": {"topic": "redis streams for agent messaging"},
+        "pipeline": {
+            "stages": [
+                {"name": "gather", "role": "researcher"},
+                {"name": "analyse", "role": "analyzer", "validate": {"jsonSchema": {"type": "object"}}},
+                {"name": "summarise", "role": "documenter", "fallback": "synthesizer"},
+            ]
+        },
+    },
+    "hierarchical": {
+        "team": "research",
+        "input": {"goal": "Compare Redis Streams and Kafka for agent messaging"},
+        "hierarchical": {"coordinator": "planner", "teams": ["research"]},
+    },
+    "swarm": {
+        "agentSelector": {"matchLabels": {"team": "research"}},
+        "input": {"problem": "a short name for an agent operator"},
+        "swarm": {"explorerRole": "researcher", "evaluatorRole": "analyzer", "maxGenerations": 2, "topK": 2},
+    },
+    "eventDriven": {
+        "team": "research",
+        "input": {"topic": "what changed in this release"},
+        "eventDriven": {
+            "tasks": [
+                {"name": "gather", "role": "researcher"},
+                {"name": "analyse", "role": "analyzer", "dependsOn": ["gather"]},
+                {"name": "write", "agents": ["synthesizer"], "dependsOn": ["analyse"]},
+            ]
+        },
+    },
+    "centralCommand": {
+        "team": "research",
+        "input": {"goal": "triage three bug reports"},
+        "centralCommand": {"planner": "planner"},
+    },
+    "peerToPeer": {
+        "agentSelector": {"matchLabels": {"team": "research"}},
+        "input": {"draft": "Podium runs agents"},
+        "peerToPeer": {"maxRounds": 2, "applyTop": 1, "minScore": 0.3},
+    },
+    "market": {
+        "agentSelector": {"matchLabels": {"team": "research"}},
+        "input": {"text": "Podium is a Kubernetes operator that runs teams of AI agents."},
+        "market": {
+            "tasks": [
+                {"name": "summary", "capabilities": ["writing"]},
+                {"name": "facts", "capabilities": ["research"]},
+            ],
+            "reservePrice": 0.003,
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("strategy", list(SPECS))
+def test_each_strategy_applied_with_kubectl_runs_to_succeeded(
+    cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis, strategy: str
+) -> None:
+    name = f"run-{strategy.lower()}"
+    spec = {"strategy": strategy, **SPECS[strategy], "limits": {"timeoutSeconds": 120, "maxTasks": 60}}
+    kubectl_apply(cluster, ns, orchestration(name, **spec))
+    st = finished(cluster, ns, name)
+    assert st["phase"] == "Succeeded", st.get("message")
+    assert st["result"] not in (None, {}, []) and "resultRef" not in st
+    done, total = (int(x) for x in st["progress"].split("/"))
+    assert done == st["tasksDone"] >= 1 and total == st["tasksTotal"] >= done
+    assert st["startedAt"] <= st["completedAt"] and st["cost"] > 0
+    complete = next(c for c in st["conditions"] if c["type"] == "Complete")
+    assert (
+        complete["status"] == "True"
+        and complete["observedGeneration"] == obj(cluster, ns, name)["metadata"]["generation"]
+    )
+    ran = executions(admin, ns, name)
+    assert ran and set(ran.values()) == {1}, ran  # every task id executed exactly once
+    assert {t["agent"] for t in st["tasks"] if t["state"] == "Succeeded"} <= set(fleet)
+    wait_for("Started and Succeeded events", lambda: {"Started", "Succeeded"} <= set(events(cluster, ns, name)))
+
+
+def slow_pipeline(name: str, stages: int) -> dict[str, Any]:
+    return orchestration(
+        name,
+        strategy="pipeline",
+        team="slow",
+        input={"text": "slow work"},
+        pipeline={"stages": [{"name": f"s{i}", "agent": "slow", "retries": 0} for i in range(stages)]},
+        limits={"timeoutSeconds": 300, "maxTasks": 50},
+    )
+
+
+def test_missing_team_leaves_the_run_pending_with_a_reason(cluster: ClusterHandle, ns: str, fleet: list[str]) -> None:
+    kubectl_apply(cluster, ns, orchestration("no-team", strategy="swarm", team="ghosts"))
+    st = wait_for(
+        "Pending with TeamNotFound", lambda: (s := status(cluster, ns, "no-team")).get("phase") == "Pending" and s
+    )
+    running = next(c for c in st["conditions"] if c["type"] == "Running")
+    assert running["reason"] == "TeamNotFound" and "ghosts" in running["message"]
+    assert cluster.kubectl("delete", "-n", ns, "orchestration", "no-team", "--timeout=30s").returncode == 0
+
+
+def test_suspend_pauses_dispatch_and_resume_finishes(
+    cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
+) -> None:
+    name = "pausable"
+    kubectl_apply(cluster, ns, slow_pipeline(name, 5))
+    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    patch = cluster.kubectl("patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    assert patch.returncode == 0, patch.stderr
+    wait_for("phase Suspended", lambda: status(cluster, ns, name).get("phase") == "Suspended", timeout=30)
+    time.sleep(2.0)  # the stage in flight when suspend landed finishes
+    held = len(executions(admin, ns, name))
+    time.sleep(4.0)  # nearly three stage-lengths: a running pipeline would have moved on
+    assert len(executions(admin, ns, name)) == held
+    assert status(cluster, ns, name)["phase"] == "Suspended"
+    patch = cluster.kubectl(
+        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"suspend":false}}'
+    )
+    assert patch.returncode == 0, patch.stderr
+    st = finished(cluster, ns, name)
+    assert st["phase"] == "Succeeded" and st["tasksDone"] == 5
+    assert set(executions(admin, ns, name).values()) == {1}
+    wait_for("Suspended and Resumed events", lambda: {"Suspended", "Resumed"} <= set(events(cluster, ns, name)))
+
+
+def test_delete_cancels_the_run_and_purges_its_keys(
+    cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
+) -> None:
+    name = "doomed"
+    kubectl_apply(cluster, ns, slow_pipeline(name, 10))
+    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    started = time.monotonic()
+    deleted = cluster.kubectl("delete", "-n", ns, "orchestration", name, "--timeout=30s")
+    assert deleted.returncode == 0, deleted.stderr
+    assert time.monotonic() - started < 20
+    time.sleep(3.0)  # a stage in flight at deletion may still finish on its agent
+    ran = len(executions(admin, ns, name))
+    time.sleep(3.0)
+    assert len(executions(admin, ns, name)) == ran < 10
+    assert admin.keys(f"podium:{{{ns}/{name}}}:*") == []
+
+
+def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
+    cluster: ClusterHandle, ns: str, fleet: list[str], operator: Operator, admin: redis.Redis
+) -> None:
+    name = "survivor"
+    kubectl_apply(cluster, ns, slow_pipeline(name, 6))
+    wait_for("two stages done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 2, timeout=60)
+    assert operator.process is not None
+    operator.process.send_signal(signal.SIGKILL)
+    operator.process.wait(timeout=10)
+    operator.process = None
+    before = status(cluster, ns, name)
+    assert before["phase"] == "Running"
+    time.sleep(2.0)  # the run's in-flight stage keeps going on its agent with no operator
+    operator.start()
+    st = finished(cluster, ns, name, timeout=120)
+    assert st["phase"] == "Succeeded", st.get("message")
+    assert st["tasksDone"] == 6 and st["startedAt"] == before["startedAt"]
+    ran = executions(admin, ns, name)
+    assert len(ran) == 6 and set(ran.values()) == {1}, ran
+    wait_for("Continued event", lambda: "Continued" in events(cluster, ns, name))

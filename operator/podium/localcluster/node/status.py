@@ -112,7 +112,7 @@ def pod_status(
             _cond("Ready", all_ready and not done, start_time, not_ready_reason),
         ],
         "containerStatuses": [c.to_api() for c in containers],
-        "qosClass": "BestEffort",
+        # No qosClass: the API server computes it at creation from the resources and refuses any change.
     }
     if pod_ip:
         status["podIP"] = pod_ip

@@ -16,6 +16,7 @@ from podium.api.common import (
     RoleName,
     Rule,
     exactly_one,
+    unique_names,
 )
 
 
@@ -136,13 +137,7 @@ class AgentSpec(Model):
         default=None, description="pod template overrides: image, resources, env, nodeSelector, ..."
     )
 
-    rules = (
-        Rule(
-            cel="self.capabilities.all(c, self.capabilities.exists_one(d, d.name == c.name))",
-            message="capability names must be unique",
-            check=lambda m: len({c.name for c in m.capabilities}) == len(m.capabilities),
-        ),
-    )
+    rules = (unique_names("capabilities"),)
 
     def capability_level(self, name: str) -> float:
         return next((c.level for c in self.capabilities if c.name == name), 0.0)

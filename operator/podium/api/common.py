@@ -170,3 +170,16 @@ class Resource(Model):
     api_version: Literal["podium.dev/v1alpha1"] = "podium.dev/v1alpha1"
     kind: str
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+
+
+def unique_names(field: str, wire: str | None = None) -> Rule:
+    """Items of the list `field` (python name; `wire` is its JSON name) must have distinct `.name`s.
+
+    The CEL guards with has(): an omitted optional list is absent at the API server, not empty.
+    """
+    w = wire or field
+    return Rule(
+        cel=f"!has(self.{w}) || self.{w}.all(a, self.{w}.exists_one(b, b.name == a.name))",
+        message=f"each of {w} needs a unique name",
+        check=lambda m: len({i.name for i in getattr(m, field)}) == len(getattr(m, field)),
+    )

@@ -18,6 +18,7 @@ from podium.api.common import (
     Rule,
     TaskName,
     exactly_one,
+    unique_names,
 )
 
 
@@ -59,19 +60,6 @@ class Stage(Target):
     validate_: Validation | None = Field(default=None, alias="validate")
     retries: int = Field(default=2, ge=0, le=10, description="retries of this stage before the fallback")
     fallback: AgentName | None = None
-
-
-def _unique(items: list[Any]) -> bool:
-    names = [i.name for i in items]
-    return len(names) == len(set(names))
-
-
-def unique_names(path: str) -> Rule:
-    return Rule(
-        cel=f"self.{path}.all(a, self.{path}.exists_one(b, b.name == a.name))",
-        message=f"{path} names must be unique",
-        check=lambda m: _unique(getattr(m, path)),
-    )
 
 
 class PipelineSpec(Model):
@@ -135,7 +123,7 @@ class EventDrivenSpec(Model):
     rules = (
         unique_names("tasks"),
         Rule(
-            cel="self.tasks.all(t, t.dependsOn.all(d, self.tasks.exists(u, u.name == d)))",
+            cel="self.tasks.all(t, !has(t.dependsOn) || t.dependsOn.all(d, self.tasks.exists(u, u.name == d)))",
             message="every dependsOn entry must name a task of this orchestration",
             check=lambda m: all(d in {u.name for u in m.tasks} for t in m.tasks for d in t.depends_on),
         ),

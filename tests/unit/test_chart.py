@@ -195,3 +195,12 @@ def test_chart_crds_are_identical_to_the_generated_ones() -> None:
         assert in_chart[name] == body, f"charts/podium/crds/{name} differs from crds/{name}: run `make crds`"
     rendered = {d["metadata"]["name"] for d in find(render(), "CustomResourceDefinition")}
     assert rendered == {"agents.podium.dev", "teams.podium.dev", "orchestrations.podium.dev"}
+
+
+def test_service_monitor_selects_the_metrics_service_only_when_asked() -> None:
+    assert not find(render(), "ServiceMonitor")
+    docs = render("metrics.serviceMonitor.enabled=true")
+    service = one(docs, "Service", "podium-metrics")
+    selector = one(docs, "ServiceMonitor")["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    assert one(docs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]

@@ -1,0 +1,199 @@
+"""Podium installed with Helm on the local cluster: the operator runs as a pod, reconciles an Agent into an agent
+pod that reaches the chart's Redis by its Service name, runs a pipeline Orchestration to Succeeded, and
+`helm uninstall` takes the operator away.
+
+Each run installs its own release into its own namespaces, watching only its own workload namespace, so it can
+share the cluster with other tests (and a demo) without reconciling their Agents.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import ClusterHandle
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "podium"
+
+
+@dataclass
+class Release:
+    name: str
+    system: str  # where the operator and Redis run
+    namespace: str  # where the Agents and Orchestrations live
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(cluster.bin / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cluster.env,
+        check=False,
+    )
+
+
+def get(cluster: ClusterHandle, *args: str) -> dict[str, Any] | None:
+    out = cluster.kubectl("get", *args, "-o", "json")
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def diagnose(cluster: ClusterHandle, release: Release) -> str:
+    """What a person would look at first when the install or a run does not come up."""
+    parts = []
+    for ns in (release.system, release.namespace):
+        parts.append(cluster.kubectl("-n", ns, "get", "pods,agents,orchestrations", "-o", "wide").stdout)
+        parts.append(cluster.kubectl("-n", ns, "describe", "pods").stdout[-3000:])
+    parts.append(cluster.kubectl("-n", release.system, "logs", f"deploy/{release.name}", "--tail=60").stdout)
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def release(cluster: ClusterHandle) -> Iterator[Release]:
+    suffix = uuid.uuid4().hex[:6]
+    rel = Release(name=f"podium-e2e-{suffix}", system=f"podium-e2e-{suffix}-system", namespace=f"e2e-{suffix}")
+    assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
+    installed = helm(
+        cluster,
+        "install", rel.name, str(CHART),
+        "--namespace", rel.system, "--create-namespace",
+        "--set", f"watchNamespaces={{{rel.namespace}}}",
+        "--set", "heartbeatLeaseSeconds=5",
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    if installed.returncode != 0:
+        pytest.fail(f"helm install failed: {installed.stderr}\n{diagnose(cluster, rel)}")
+    yield rel
+    helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
+    cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def test_operator_and_redis_run_as_ready_pods(cluster: ClusterHandle, release: Release) -> None:
+    pods = get(cluster, "pods", "-n", release.system)
+    assert pods is not None
+    by_component = {p["metadata"]["labels"].get("app.kubernetes.io/component"): p for p in pods["items"]}
+    operator, redis = by_component["operator"], by_component["redis"]
+    assert ready(operator) and ready(redis), diagnose(cluster, release)
+    assert operator["spec"]["serviceAccountName"] == release.name
+    assert operator["spec"]["containers"][0]["command"] == ["podium", "operator"]
+    # The node runs Debian's redis-server bound to the pod's own loopback address.
+    assert redis["spec"]["containers"][0]["command"] == ["redis-server"]
+    assert redis["status"]["podIP"].startswith("127.64.")
+
+
+def agent_manifest(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "writer", "namespace": namespace, "labels": {"team": "e2e"}},
+        "spec": {
+            "role": "documenter",
+            "capabilities": [{"name": "writing", "level": 0.8}],
+            "backend": {"python": {"entrypoint": "podium.demo.agents:documenter"}},
+        },
+    }
+
+
+def pipeline_manifest(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Orchestration",
+        "metadata": {"name": "notes", "namespace": namespace},
+        "spec": {
+            "strategy": "pipeline",
+            "agentSelector": {"matchLabels": {"team": "e2e"}},
+            "input": {"text": "Helm installs the Podium operator and Redis on the local cluster"},
+            "pipeline": {
+                "stages": [
+                    {"name": "draft", "agent": "writer",
+                     "validate": {"jsonSchema": {"type": "object", "required": ["summary"]}}},
+                    {"name": "polish", "role": "documenter",
+                     "validate": {"jsonSchema": {"type": "object", "required": ["title", "summary"]}}},
+                ]
+            },
+            "limits": {"timeoutSeconds": 120, "maxTasks": 10},
+        },
+    }  # fmt: skip
+
+
+def test_in_cluster_operator_runs_an_agent_and_a_pipeline_to_succeeded(
+    cluster: ClusterHandle, release: Release
+) -> None:
+    ns = release.namespace
+    docs = yaml.safe_dump_all([agent_manifest(ns), pipeline_manifest(ns)])
+    applied = cluster.kubectl("apply", "-f", "-", input=docs)
+    assert applied.returncode == 0, applied.stderr
+
+    def agent_ready() -> bool:
+        agent = get(cluster, "agent", "writer", "-n", ns) or {}
+        return any(
+            c["type"] == "Ready" and c["status"] == "True" for c in agent.get("status", {}).get("conditions", [])
+        )
+
+    try:
+        wait_for("Agent writer Ready", agent_ready, timeout=120)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{diagnose(cluster, release)}") from None
+
+    # The agent pod dials the chart's Redis by Service name, with its own ACL user (not the operator's password).
+    pods = get(cluster, "pods", "-n", ns, "-l", "app.kubernetes.io/instance=writer") or {"items": []}
+    if not pods["items"]:
+        pods = get(cluster, "pods", "-n", ns) or {"items": []}
+    env = {e["name"]: e for e in pods["items"][0]["spec"]["containers"][0]["env"]}
+    assert env["PODIUM_REDIS_URL"]["value"] == f"redis://{release.name}-redis.{release.system}.svc:6379/0"
+    assert env["PODIUM_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] != f"{release.name}-redis"
+
+    def finished() -> dict[str, Any] | None:
+        status = (get(cluster, "orchestration", "notes", "-n", ns) or {}).get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    try:
+        status = wait_for("Orchestration notes to finish", finished, timeout=150)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{diagnose(cluster, release)}") from None
+    assert status["phase"] == "Succeeded", f"{status}\n{diagnose(cluster, release)}"
+    assert status.get("progress") == "2/2"
+    result = status.get("result")
+    assert isinstance(result, dict) and "summary" in json.dumps(result), status
+
+
+def test_helm_uninstall_removes_the_operator(cluster: ClusterHandle, release: Release) -> None:
+    out = helm(cluster, "uninstall", release.name, "--namespace", release.system, "--wait", "--timeout", "60s")
+    assert out.returncode == 0, out.stderr
+    assert get(cluster, "deployment", release.name, "-n", release.system) is None
+    assert get(cluster, "statefulset", f"{release.name}-redis", "-n", release.system) is None
+    assert get(cluster, "clusterrole", f"{release.name}-crds") is None
+
+    def operator_pods_gone() -> bool:
+        pods = get(cluster, "pods", "-n", release.system, "-l", "app.kubernetes.io/component=operator")
+        return pods is not None and not pods["items"]
+
+    wait_for("the operator pod to go", operator_pods_gone, timeout=60)
+    # CRDs stay (Helm never deletes them), so users' Agents and Orchestrations survive an uninstall.
+    assert get(cluster, "crd", "agents.podium.dev") is not None

@@ -108,6 +108,8 @@ def _glob_escape(text: str) -> str:
 
 
 # Commands an agent replica runs, directly or inside the bus's Lua scripts (Redis checks both).
+# Only commands Redis 7.0 knows: `client|setinfo` (7.2+) would make ACL SETUSER fail there, and redis-py
+# ignores the refusal of the CLIENT SETINFO it sends on connect, so leaving it out costs only CLIENT LIST labels.
 AGENT_COMMANDS: tuple[str, ...] = (
     "ping",
     "time",

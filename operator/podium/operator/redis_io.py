@@ -7,13 +7,11 @@ and re-applying restores users lost when a Redis without an ACL file restarts.
 
 from __future__ import annotations
 
-import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
 from podium.engine.keys import AgentKeys, agent_acl_rules
 from podium.engine.redisutil import text
@@ -25,24 +23,11 @@ def new_password() -> str:
     return secrets.token_urlsafe(32)
 
 
-UNKNOWN_RULE = re.compile(r"Error in ACL SETUSER modifier '([^']+)': Unknown command")
-
-
 async def ensure_acl_user(r: aioredis.Redis, namespace: str, agent: str, password: str) -> None:
+    # The rules name only commands Redis 7.0 knows (no CLIENT SETINFO: redis-py ignores its refusal), so the
+    # server accepts them whole; an error here is a real misconfiguration and must surface.
     rules = agent_acl_rules(namespace, agent)
-    # Older servers lack some subcommands the rules grant (CLIENT SETINFO came in 7.2): leave those out
-    # rather than fail, since a client that cannot call them just skips them.
-    for _ in range(len(rules) + 1):
-        try:
-            await r.execute_command(
-                "ACL", "SETUSER", redis_username(namespace, agent), "reset", "on", f">{password}", *rules
-            )
-            return
-        except ResponseError as e:
-            unknown = UNKNOWN_RULE.search(str(e))
-            if unknown is None or unknown.group(1) not in rules:
-                raise
-            rules = [rule for rule in rules if rule != unknown.group(1)]
+    await r.execute_command("ACL", "SETUSER", redis_username(namespace, agent), "reset", "on", f">{password}", *rules)
 
 
 async def acl_user_exists(r: aioredis.Redis, namespace: str, agent: str) -> bool:

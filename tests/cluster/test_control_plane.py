@@ -116,6 +116,8 @@ def test_env_points_at_the_cluster(cluster: ClusterHandle) -> None:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # Like the servers themselves: connections left in TIME_WAIT do not stop a restart from listening.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

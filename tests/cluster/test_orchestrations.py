@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ import redis
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .test_operator import Operator, crds, has_ready_node, wait_for
+from .test_operator import PODIUM, Operator, crds, has_ready_node, wait_for
 
 __all__ = ["crds"]  # a fixture, used by name
 
@@ -253,11 +254,10 @@ def slow_pipeline(name: str, stages: int) -> dict[str, Any]:
 
 def test_missing_team_leaves_the_run_pending_with_a_reason(cluster: ClusterHandle, ns: str, fleet: list[str]) -> None:
     kubectl_apply(cluster, ns, orchestration("no-team", strategy="swarm", team="ghosts"))
-    st = wait_for(
-        "Pending with TeamNotFound", lambda: (s := status(cluster, ns, "no-team")).get("phase") == "Pending" and s
-    )
+    st = wait_for("Pending", lambda: (s := status(cluster, ns, "no-team")).get("phase") == "Pending" and s)
     running = next(c for c in st["conditions"] if c["type"] == "Running")
     assert running["reason"] == "TeamNotFound" and "ghosts" in running["message"]
+    assert "startedAt" not in st
     assert cluster.kubectl("delete", "-n", ns, "orchestration", "no-team", "--timeout=30s").returncode == 0
 
 
@@ -322,3 +322,36 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     ran = executions(admin, ns, name)
     assert len(ran) == 6 and set(ran.values()) == {1}, ran
     wait_for("Continued event", lambda: "Continued" in events(cluster, ns, name))
+
+
+def test_podium_run_cli_submits_watches_and_shows_result_and_history(
+    cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    manifest = orchestration(
+        "via-cli",
+        strategy="pipeline",
+        team="research",
+        input={"topic": "operators"},
+        pipeline={"stages": [{"name": "gather", "role": "researcher"}, {"name": "write", "role": "documenter"}]},
+    )
+    path = tmp_path / "run.yaml"
+    path.write_text(json.dumps(manifest))
+    env = {**cluster.env, "KUBECONFIG": str(cluster.kubeconfig), "PODIUM_REDIS_URL": redis_server.url}
+
+    def podium(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PODIUM, "run", "-n", ns, *args], env=env, capture_output=True, text=True, timeout=150, check=False
+        )
+
+    submitted = podium("submit", str(path), "--watch", "--timeout=120")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    assert "via-cli" in submitted.stdout and "Succeeded" in submitted.stdout
+    shown = podium("result", "via-cli")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == status(cluster, ns, "via-cli")["result"]
+    told = podium("history", "via-cli")
+    assert told.returncode == 0, told.stderr
+    lines = told.stdout.splitlines()
+    assert "run.started" in lines[0] and "run.finished" in lines[-1]
+    assert any("researcher execute stage-gather [ok, attempt 1]" in line for line in lines), lines
+    assert any("documenter execute stage-write [ok" in line for line in lines), lines

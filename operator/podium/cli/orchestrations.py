@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -91,10 +92,10 @@ def watch(namespace: str, name: str, timeout: float, interval: float = 1.0) -> i
 
 def result(namespace: str, name: str, redis_url: str) -> int:
     status = _get(_api(), namespace, name).get("status") or {}
-    if "result" in status:
+    if status.get("resultRef"):
+        value = asyncio.run(_load_ref(redis_url, status["resultRef"]))
+    elif "result" in status:
         value = status["result"]
-    elif status.get("resultRef"):
-        value = _load_ref(redis_url, status["resultRef"])
     else:
         print(f"{name} has no result yet ({status.get('phase') or 'Pending'})", file=sys.stderr)
         return 1
@@ -102,33 +103,65 @@ def result(namespace: str, name: str, redis_url: str) -> int:
     return 0
 
 
-def _load_ref(redis_url: str, ref: str) -> Any:
-    import redis
+async def _load_ref(redis_url: str, ref: str) -> Any:
+    from redis.asyncio import Redis
 
-    key = ref.removeprefix("redis:")
-    raw = redis.Redis.from_url(redis_url).get(key)
-    if raw is None:
-        raise SystemExit(f"the result at {ref} has expired or was deleted")
-    return json.loads(raw)
+    from podium.operator.orchestration_store import load_result
+
+    client = Redis.from_url(redis_url)
+    try:
+        return await load_result(client, ref)
+    except (LookupError, ValueError) as e:
+        raise SystemExit(f"podium run result: {e}") from None
+    finally:
+        await client.aclose()
+
+
+def conversation_lines(events: list[Any], entries: list[Any]) -> list[tuple[float, str]]:
+    """The run as it happened: the engine's events and each step's exchange with its agent, by time."""
+    lines: list[tuple[float, str]] = []
+    for event in events:
+        payload = json.dumps(event.payload, ensure_ascii=False, default=str)
+        lines.append((float(event.at), f"{event.sender} {event.type} {payload}"))
+    for entry in entries:
+        result = entry.result or {}
+        said = result.get("output") if entry.ok else (entry.error or result.get("error"))
+        text = json.dumps(said, ensure_ascii=False, default=str)
+        state = "ok" if entry.ok else ("failed" if entry.ok is False else "in flight")
+        when = entry.finished_at or entry.started_at
+        lines.append(
+            (
+                float(when),
+                f"{entry.agent} {entry.kind or 'task'} {entry.step} [{state}, attempt {entry.attempt}] {text}",
+            )
+        )
+    return sorted(lines, key=lambda line: line[0])
 
 
 def history(namespace: str, name: str, redis_url: str, limit: int) -> int:
-    import asyncio
-
     from redis.asyncio import Redis
 
     from podium.engine.bus import Bus
+    from podium.engine.journal import Journal
 
-    async def fetch() -> list[Any]:
+    uid = _get(_api(), namespace, name)["metadata"]["uid"]
+
+    async def fetch() -> tuple[list[Any], list[Any]]:
         client = Redis.from_url(redis_url)
         try:
-            entries: list[Any] = await Bus(client).history(orchestration=f"{namespace}/{name}", limit=limit)
-            return entries
+            events = await Bus(client).history(orchestration=f"{namespace}/{name}", limit=limit)
+            entries = await Journal(client, namespace, name, uid).entries()
+            return list(events), entries
         finally:
             await client.aclose()
 
-    for entry in asyncio.run(fetch()):
-        print(json.dumps(entry if isinstance(entry, dict) else getattr(entry, "__dict__", str(entry)), default=str))
+    events, entries = asyncio.run(fetch())
+    lines = conversation_lines(events, entries)
+    if not lines:
+        print(f"{name}: no history (not started, or its keys were purged)", file=sys.stderr)
+        return 1
+    for at, line in lines[-limit:]:
+        print(f"{time.strftime('%H:%M:%S', time.localtime(at))}  {line}")
     return 0
 
 

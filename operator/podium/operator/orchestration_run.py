@@ -219,8 +219,6 @@ async def _drive(ctl: Controller, run: Runner) -> None:
                 # Started before a restart: its agents were there; the engine copes with any that went away.
                 directory = directory_mod.build(await directory_mod.fetch(ctl.deps.kube, ctl.namespace))
             else:
-                if ctl.phase is None:
-                    ctl.set_phase(st.PENDING, "Pending", "waiting for agents")
                 found = await ctl.wait_until_startable(spec)
                 if found is None:
                     return

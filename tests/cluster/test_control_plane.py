@@ -133,6 +133,11 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
         assert state.ports["kube-apiserver"] != cluster.state.ports["kube-apiserver"]
         assert local.api_get(state, "/readyz")[0] == 200
         assert local.status()["state"] == "running"
+        control_plane = dict(state.pids)
+        # Asking for the node adds it to the running control plane without restarting anything.
+        state = local.up(with_node=True, timeout=120, log=lambda _m: None)
+        assert state.with_node and local.node_ready(state)
+        assert {k: v for k, v in state.pids.items() if k != "node"} == control_plane
         pids = dict(state.pids)
     finally:
         stopped = local.down(log=lambda _m: None)

@@ -36,6 +36,9 @@ def write(path: Path, api_url: str, pki_dir: Path, identity: str) -> Path:
     """Write ``path`` for the identity whose cert/key are ``<pki_dir>/<identity>.{crt,key}``."""
     doc = render(api_url, pki_dir / "ca.crt", pki_dir / f"{identity}.crt", pki_dir / f"{identity}.key", identity)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    path.chmod(0o600)
+    # Write-then-rename: a kubectl reading the file during a repeated `up` never sees it half written.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    tmp.chmod(0o600)
+    tmp.replace(path)
     return path

@@ -352,13 +352,20 @@ class LocalCluster:
 
     # -- up ----------------------------------------------------------------------------------------------
     def up(self, *, with_node: bool | None = None, timeout: float = 120.0, log: Callable[[str], None] = print) -> State:
-        """Start the cluster, or return at once if it already runs with the same shape."""
+        """Start the cluster, or return at once if it already runs.
+
+        A running cluster is never restarted to satisfy ``with_node``: one with a node also serves a caller that
+        asked for none (other users may depend on that node), and a node is added to one that runs without.
+        If any component died, everything is stopped and started again with the same data, certs and ports.
+        """
         want_node = node_available() if with_node is None else with_node
         if want_node and not node_available():
             raise ClusterError("the node agent (podium.localcluster.node) is not installed; use --no-node")
         with self.locked():
             previous = self.load_state()
-            if previous is not None and previous.with_node == want_node and self.is_up(previous):
+            if previous is not None and self.is_up(previous):
+                if want_node and not previous.with_node:
+                    self._add_node(previous, timeout, log)
                 return previous
             if previous is not None:
                 self._stop(previous, log)
@@ -387,14 +394,29 @@ class LocalCluster:
         for identity in ("kube-controller-manager", "kube-scheduler", "node"):
             kubeconfig.write(p.component_kubeconfig(identity), state.api_url, p.pki, identity)
         for tool in ("kubectl", "helm"):
-            link = p.bin / tool
-            if link.is_symlink() or link.exists():
-                link.unlink()
-            link.symlink_to(bins / tool)
+            link, tmp = p.bin / tool, p.bin / f".{tool}.tmp"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(bins / tool)
+            tmp.replace(link)  # atomic: `.podium/bin/kubectl` never goes missing while in use
 
-    def _start(self, state: State, bins: Path, timeout: float, log: Callable[[str], None]) -> None:
+    def _add_node(self, state: State, timeout: float, log: Callable[[str], None]) -> None:
+        state.with_node = True
+        try:
+            self._start(state, self.bins, timeout, log, only=("node",))
+        except BaseException:
+            # The control plane was fine before: take back only what this call added.
+            pid = state.pids.pop("node", None)
+            if pid is not None:
+                processes.stop_group(pid)
+            state.with_node = False
+            self.save_state(state)
+            raise
+
+    def _start(
+        self, state: State, bins: Path, timeout: float, log: Callable[[str], None], only: tuple[str, ...] = COMPONENTS
+    ) -> None:
         self._prepare(state, bins)
-        cmds = commands(self.paths, state, bins)
+        cmds = {name: args for name, args in commands(self.paths, state, bins).items() if name in only}
         env = child_env(state)
         started = time.monotonic()
         deadline = started + timeout

@@ -24,6 +24,7 @@ class Observed:
     error: str | None = None  # why the spec cannot be applied (reason: InvalidSpec)
     maintenance: bool = False
     terminating: bool = False
+    replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
 
 
 def phase(obs: Observed, previous: str | None) -> AgentPhase:
@@ -39,7 +40,11 @@ def phase(obs: Observed, previous: str | None) -> AgentPhase:
         # Never ready yet: still starting. Was ready before: it lost every replica.
         was_up = previous in (AgentPhase.ready, AgentPhase.busy, AgentPhase.degraded)
         return AgentPhase.degraded if was_up else AgentPhase.initializing
-    if obs.health is not None and obs.health.lapsed:
+    if obs.replica_failed or (obs.health is not None and obs.health.lapsed):
+        return AgentPhase.degraded
+    if previous == AgentPhase.degraded and obs.ready < obs.desired:
+        # A lost replica keeps the Agent Degraded until its replacement is ready, not just for the round that saw
+        # the loss; a plain scale-up from Ready stays Ready (its Degraded condition still says ReplicasUnavailable).
         return AgentPhase.degraded
     load = obs.health.load if obs.health is not None else None
     if load is not None and load >= BUSY_LOAD:

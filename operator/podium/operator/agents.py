@@ -210,6 +210,7 @@ class AgentReconciler:
             error=mem.error,
             maintenance=bool(spec.get("maintenance", False)),
             terminating=terminating,
+            replica_failed=failures > 0,
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now

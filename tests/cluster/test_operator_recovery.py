@@ -1,0 +1,409 @@
+"""Health-driven recovery with real agent pods on the local cluster: frozen and killed replicas, the circuit
+breaker, maintenance, and each agent's own Redis credentials.
+
+Agent pods run as local processes on the node, so a test finds a replica's process by its PODIUM_REPLICA
+environment and freezes (SIGSTOP) or kills (SIGKILL) it like a wedged or crashed container. Each task's command
+counts its executions in Redis (``redis-cli HINCRBY``) so a test can tell a reclaimed, re-run task from one that
+simply finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import NoPermissionError
+
+from podium.engine.bus import Bus
+from podium.engine.keys import GROUP, AgentKeys
+from podium.engine.messages import Result, Task
+from podium.localcluster.redis_server import RedisServer
+
+from .conftest import ClusterHandle
+from .test_operator import CRDS, Operator, agent, apply, condition, get, has_ready_node, status_of, wait_for
+
+pytestmark = pytest.mark.cluster
+
+TASK_SECONDS = 8  # long enough that a replica is reliably mid-task when the test strikes
+
+
+@pytest.fixture(scope="module")
+def rns(cluster: ClusterHandle) -> Iterator[str]:
+    if not has_ready_node(cluster):
+        pytest.skip("the local cluster has no Ready node to run agent pods")
+    applied = cluster.kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in CRDS))
+    assert applied.returncode == 0, applied.stderr
+    ok = cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/agents.podium.dev")
+    assert ok.returncode == 0, ok.stderr
+    name = f"podium-rec-{uuid.uuid4().hex[:6]}"
+    assert cluster.kubectl("create", "namespace", name).returncode == 0
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def op(
+    cluster: ClusterHandle, rns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    o = Operator(cluster, rns, redis_server.url, tmp_path_factory.mktemp("operator") / "operator.log")
+    o.start()
+    yield o
+    o.stop()
+    if os.environ.get("PODIUM_SHOW_OPERATOR_LOG"):
+        print(o.log.read_text()[-20000:])
+
+
+@pytest.fixture(scope="module")
+def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    r = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
+    yield r
+    r.close()
+
+
+def slow_agent(name: str, server: RedisServer, ns: str, replicas: int, **spec: Any) -> dict[str, Any]:
+    counter = f"podium-test:exec:{ns}:{name}"
+    script = (
+        f'redis-cli -h {server.host} -p {server.port} HINCRBY {counter} "$PODIUM_TASK_ID" 1 >/dev/null; '
+        f"sleep {TASK_SECONDS}; cat"
+    )
+    return agent(name, replicas=replicas, concurrency=1, backend={"command": {"args": ["sh", "-c", script]}}, **spec)
+
+
+def executions(admin: redis.Redis, ns: str, name: str, task_id: str) -> int:
+    return int(admin.hget(f"podium-test:exec:{ns}:{name}", task_id) or 0)
+
+
+def dispatch(server: RedisServer, ns: str, name: str, inputs: list[str]) -> list[Task]:
+    tasks = [Task(id=f"t-{uuid.uuid4().hex[:8]}", kind="echo", input=i, namespace=ns, agent=name) for i in inputs]
+
+    async def send() -> None:
+        r = aioredis.Redis(host=server.host, port=server.port)
+        try:
+            await Bus(r).dispatch_many(tasks)
+        finally:
+            await r.aclose()
+
+    asyncio.run(send())
+    return tasks
+
+
+def result(admin: redis.Redis, task: Task) -> Result | None:
+    raw = admin.get(AgentKeys(task.namespace, task.agent).result(task.id))
+    return None if raw is None else Result.from_json(raw)
+
+
+def pending_by_replica(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
+    """In-flight entries per consumer (replica) of the agent's inbox group."""
+    try:
+        summary = admin.xpending(AgentKeys(ns, name).inbox, GROUP)
+    except redis.ResponseError:
+        return {}
+    return {c["name"]: int(c["pending"]) for c in summary.get("consumers") or []}
+
+
+def leader_pid(ns: str, pod: str) -> int | None:
+    """The container's leader (its process-group leader): the `podium agent` process of that pod."""
+    want = {f"PODIUM_REPLICA={pod}".encode(), f"PODIUM_NAMESPACE={ns}".encode()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            env = set((entry / "environ").read_bytes().split(b"\0"))
+            if want <= env and os.getpgid(pid) == pid and process_state(pid) != "Z":
+                return pid
+        except (OSError, ProcessLookupError):
+            continue
+    return None
+
+
+def restarted(ns: str, pod: str, old_pid: int) -> bool:
+    return leader_pid(ns, pod) not in (None, old_pid)
+
+
+def process_state(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def pods_of(cluster: ClusterHandle, ns: str, name: str) -> list[dict[str, Any]]:
+    out = cluster.kubectl("get", "pods", "-n", ns, "-l", f"podium.dev/agent={name}", "-o", "json")
+    return json.loads(out.stdout)["items"] if out.returncode == 0 else []
+
+
+def events(cluster: ClusterHandle, ns: str, name: str, since: float = 0.0) -> list[dict[str, Any]]:
+    """Events about the Agent, oldest first, created at or after ``since`` (epoch seconds)."""
+    out = cluster.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json")
+    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+    chosen = []
+    for e in items:
+        if e.get("involvedObject", {}).get("kind") != "Agent":
+            continue
+        stamp = e.get("lastTimestamp") or e.get("eventTime") or e["metadata"]["creationTimestamp"]
+        at = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        if at >= int(since):
+            chosen.append(e)
+    return sorted(chosen, key=lambda e: e["metadata"]["creationTimestamp"])
+
+
+def reasons(evts: list[dict[str, Any]]) -> list[str]:
+    return [e["reason"] for e in evts]
+
+
+class PhaseLog:
+    """Every phase the Agent's status showed, sampled while a test waits (transient phases included)."""
+
+    def __init__(self, cluster: ClusterHandle, ns: str, name: str) -> None:
+        self.cluster, self.ns, self.name = cluster, ns, name
+        self.seen: list[str] = []
+
+    def sample(self) -> dict[str, Any]:
+        status = status_of(self.cluster, self.ns, "agent", self.name)
+        phase = status.get("phase")
+        if phase and (not self.seen or self.seen[-1] != phase):
+            self.seen.append(phase)
+        return status
+
+
+def wait_ready(cluster: ClusterHandle, ns: str, name: str, replicas: int, timeout: float = 120) -> dict[str, Any]:
+    status: dict[str, Any] = wait_for(
+        f"{name} Ready {replicas}/{replicas}",
+        lambda: (
+            (s := status_of(cluster, ns, "agent", name)).get("ready") == f"{replicas}/{replicas}"
+            and s.get("phase") == "Ready"
+            and s
+        ),
+        timeout=timeout,
+    )
+    return status
+
+
+@contextlib.contextmanager
+def no_stopped_leftovers(pids: list[int]) -> Iterator[None]:
+    """Whatever happens, no frozen process group outlives the test (the node would wait out its grace period)."""
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_frozen_replica_is_restarted_and_its_task_completes_elsewhere(
+    cluster: ClusterHandle, rns: str, op: Operator, admin: redis.Redis, redis_server: RedisServer
+) -> None:
+    apply(cluster, rns, slow_agent("frozen", redis_server, rns, replicas=2))
+    wait_ready(cluster, rns, "frozen", 2)
+    tasks = dispatch(redis_server, rns, "frozen", ["alpha", "beta"])
+    holders = wait_for(
+        "each replica holding one task",
+        lambda: len(p := {r: n for r, n in pending_by_replica(admin, rns, "frozen").items() if n}) == 2 and p,
+    )
+    victim = sorted(holders)[0]
+    pid = wait_for(f"process of {victim}", lambda: leader_pid(rns, victim), timeout=10)
+    frozen_at = time.time()
+    phases = PhaseLog(cluster, rns, "frozen")
+    with no_stopped_leftovers([pid]):
+        os.killpg(pid, signal.SIGSTOP)
+        # The pod still looks alive to Kubernetes (no liveness failure yet): only the heartbeat tells.
+        story = wait_for(
+            "HeartbeatLost and ReplicaRestarted for the frozen replica",
+            lambda: (
+                phases.sample()
+                and {"HeartbeatLost", "ReplicaRestarted"}
+                <= set(reasons(ev := events(cluster, rns, "frozen", frozen_at)))
+                and ev
+            ),
+            timeout=40,
+        )
+        lost = next(e for e in story if e["reason"] == "HeartbeatLost")
+        assert victim in lost["message"] and lost["type"] == "Warning"
+        detected = time.time() - frozen_at
+        names = wait_for(
+            "the frozen pod replaced",
+            lambda: (
+                phases.sample()
+                and victim
+                not in (
+                    n := {
+                        p["metadata"]["name"]
+                        for p in pods_of(cluster, rns, "frozen")
+                        if not p["metadata"].get("deletionTimestamp")
+                    }
+                )
+                and len(n) == 2
+                and n
+            ),
+            timeout=60,
+        )
+        assert victim not in names
+        done = wait_for(
+            "both tasks finished",
+            lambda: phases.sample() and all(res := [result(admin, t) for t in tasks]) and res,
+            timeout=90,
+        )
+    assert [r.ok for r in done] == [True, True] and [r.output for r in done] == ["alpha", "beta"]
+    assert victim not in {r.replica for r in done}, "the frozen replica cannot have finished anything"
+    # The frozen replica had started one of them: it ran again on a survivor after the bus reclaimed it.
+    assert sorted(executions(admin, rns, "frozen", t.id) for t in tasks) == [1, 2]
+    wait_for("back to Ready 2/2", lambda: phases.sample().get("ready") == "2/2" and phases.seen[-1] == "Ready")
+    assert "Degraded" in phases.seen and phases.seen[-1] == "Ready", phases.seen
+    assert condition(status_of(cluster, rns, "agent", "frozen"), "Degraded")["status"] == "False"
+    print(f"frozen replica detected after {detected:.1f}s; phases {phases.seen}")
+
+
+def test_killed_replica_is_restarted_by_the_node_and_loses_no_task(
+    cluster: ClusterHandle, rns: str, op: Operator, admin: redis.Redis, redis_server: RedisServer
+) -> None:
+    apply(cluster, rns, slow_agent("killed", redis_server, rns, replicas=2))
+    wait_ready(cluster, rns, "killed", 2)
+    tasks = dispatch(redis_server, rns, "killed", ["one", "two"])
+    holders = wait_for(
+        "each replica holding one task",
+        lambda: len(p := {r: n for r, n in pending_by_replica(admin, rns, "killed").items() if n}) == 2 and p,
+    )
+    victim = sorted(holders)[0]
+    pid = wait_for(f"process of {victim}", lambda: leader_pid(rns, victim), timeout=10)
+    killed_at = time.time()
+    phases = PhaseLog(cluster, rns, "killed")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(
+        "a new process in the same pod",
+        lambda: phases.sample() is not None and (p := leader_pid(rns, victim)) not in (None, pid) and p,
+        timeout=30,
+    )
+    pod = next(p for p in pods_of(cluster, rns, "killed") if p["metadata"]["name"] == victim)
+    assert not pod["metadata"].get("deletionTimestamp"), "a crash is the node's to restart, not a pod deletion"
+    crashed = wait_for(
+        "ReplicaCrashed",
+        lambda: (
+            phases.sample()
+            and [e for e in events(cluster, rns, "killed", killed_at) if e["reason"] == "ReplicaCrashed"]
+        ),
+        timeout=30,
+    )
+    assert victim in crashed[0]["message"]
+    done = wait_for(
+        "both tasks finished",
+        lambda: phases.sample() and all(res := [result(admin, t) for t in tasks]) and res,
+        timeout=90,
+    )
+    assert [r.ok for r in done] == [True, True] and [r.output for r in done] == ["one", "two"]
+    assert sorted(executions(admin, rns, "killed", t.id) for t in tasks) == [1, 2], "the killed task ran again"
+    wait_for("back to Ready 2/2", lambda: phases.sample().get("ready") == "2/2" and phases.seen[-1] == "Ready")
+    assert "Degraded" in phases.seen, phases.seen
+    assert {"PhaseDegraded", "PhaseReady"} <= set(reasons(events(cluster, rns, "killed", killed_at)))
+    restarts = sum(int(c.get("restartCount", 0)) for c in pod["status"].get("containerStatuses") or [])
+    print(f"killed replica restarted (restartCount {restarts}); phases {phases.seen}")
+
+
+def test_repeated_crashes_open_the_breaker_and_recovery_closes_it(
+    cluster: ClusterHandle, rns: str, op: Operator, redis_server: RedisServer
+) -> None:
+    breaker = {"circuitBreaker": {"failureThreshold": 2, "recoveryTimeoutSeconds": 6}}
+    apply(cluster, rns, slow_agent("flaky", redis_server, rns, replicas=1, resilience=breaker))
+    wait_ready(cluster, rns, "flaky", 1)
+    (pod,) = [p["metadata"]["name"] for p in pods_of(cluster, rns, "flaky")]
+    start = time.time()
+    # Crash it again as soon as it is back, until the breaker opens (a healthy round forgives one failure,
+    # so the kills must come faster than the recovery).
+    for _ in range(4):
+        pid = wait_for("the replica's process", lambda: leader_pid(rns, pod), timeout=30)
+        os.kill(pid, signal.SIGKILL)
+        wait_for("the node restarts it", lambda: restarted(rns, pod, pid), timeout=30)
+        time.sleep(2.5)  # one health round sees the new restart count
+        if status_of(cluster, rns, "agent", "flaky").get("breaker") == "open":
+            break
+    opened = wait_for(
+        "breaker open", lambda: (s := status_of(cluster, rns, "agent", "flaky")).get("breaker") == "open" and s
+    )
+    assert opened["phase"] == "Degraded"
+    assert condition(opened, "Degraded")["reason"] == "BreakerOpen"
+    closed = wait_for(
+        "breaker closed after the half-open probe",
+        lambda: (s := status_of(cluster, rns, "agent", "flaky")).get("breaker") == "closed" and s,
+        timeout=60,
+    )
+    wait_ready(cluster, rns, "flaky", 1, timeout=30)
+    assert condition(closed, "Degraded")["status"] == "False" or closed["phase"] != "Ready"
+    story = reasons(events(cluster, rns, "flaky", start))
+    assert "ReplicaCrashed" in story
+    order = [r for r in story if r.startswith("Breaker")]
+    assert order[:3] == ["BreakerOpened", "BreakerHalfOpen", "BreakerClosed"], story
+
+
+def test_maintenance_finishes_in_flight_work_and_takes_nothing_new(
+    cluster: ClusterHandle, rns: str, op: Operator, admin: redis.Redis, redis_server: RedisServer
+) -> None:
+    apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1))
+    wait_ready(cluster, rns, "resting", 1)
+    (first,) = dispatch(redis_server, rns, "resting", ["in-flight"])
+    wait_for("the task in flight", lambda: sum(pending_by_replica(admin, rns, "resting").values()) == 1)
+    apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1, maintenance=True))
+    status = wait_for(
+        "phase Maintenance",
+        lambda: (s := status_of(cluster, rns, "agent", "resting")).get("phase") == "Maintenance" and s,
+    )
+    assert condition(status, "Ready")["reason"] == "Maintenance"
+    # The replica learns it through its mounted config and stops passing /readyz.
+    wait_for(
+        "the replica drains", lambda: status_of(cluster, rns, "agent", "resting").get("ready") == "0/1", timeout=60
+    )
+    finished = wait_for("the in-flight task finishes", lambda: result(admin, first), timeout=30)
+    assert finished.ok and finished.output == "in-flight"
+    (later,) = dispatch(redis_server, rns, "resting", ["later"])
+    time.sleep(6)
+    assert result(admin, later) is None and executions(admin, rns, "resting", later.id) == 0
+    assert admin.xlen(AgentKeys(rns, "resting").inbox) >= 1
+    apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1, maintenance=False))
+    done = wait_for("the waiting task runs after maintenance", lambda: result(admin, later), timeout=60)
+    assert done.ok and done.output == "later"
+    wait_ready(cluster, rns, "resting", 1, timeout=60)
+
+
+def test_replicas_use_their_own_redis_user_which_cannot_reach_other_agents(
+    cluster: ClusterHandle, rns: str, op: Operator, admin: redis.Redis, redis_server: RedisServer
+) -> None:
+    apply(cluster, rns, slow_agent("keyed", redis_server, rns, replicas=1))
+    apply(cluster, rns, agent("neighbour", replicas=0))
+    wait_ready(cluster, rns, "keyed", 1)
+    secret = wait_for("the credentials Secret", lambda: get(cluster, rns, "secret", "keyed-redis"))
+    creds = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    # The rules are accepted by this Redis as they are: nothing was dropped to make SETUSER pass.
+    user = admin.execute_command("ACL", "GETUSER", creds["username"])
+    granted = user["commands"] if isinstance(user, dict) else user[user.index("commands") + 1]
+    assert "+xreadgroup" in granted and "+evalsha" in granted
+    # The running replica logged in as that user (its heartbeat is its work reaching Redis).
+    clients = admin.client_list()
+    assert any(c["user"] == creds["username"] for c in clients), [c["user"] for c in clients]
+    (task,) = dispatch(redis_server, rns, "keyed", ["own keys"])
+    done = wait_for("a task through the agent's own user", lambda: result(admin, task), timeout=60)
+    assert done.ok and done.output == "own keys"
+    r = redis.Redis(
+        host=redis_server.host, port=redis_server.port, username=creds["username"], password=creds["password"]
+    )
+    try:
+        mine = AgentKeys(rns, "keyed")
+        assert r.xlen(mine.inbox) >= 1 and r.hgetall(mine.heartbeats)
+        theirs = AgentKeys(rns, "neighbour")
+        with pytest.raises(NoPermissionError):
+            r.xlen(theirs.inbox)
+        with pytest.raises(NoPermissionError):
+            r.hset(theirs.heartbeats, "intruder", "0 0 0 0")
+    finally:
+        r.close()

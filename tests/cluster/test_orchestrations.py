@@ -355,3 +355,25 @@ def test_podium_run_cli_submits_watches_and_shows_result_and_history(
     assert "run.started" in lines[0] and "run.finished" in lines[-1]
     assert any("researcher execute stage-gather [ok, attempt 1]" in line for line in lines), lines
     assert any("documenter execute stage-write [ok" in line for line in lines), lines
+
+
+def test_apply_to_first_dispatch_next_to_the_engine_called_directly(
+    cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer
+) -> None:
+    """bench/orchestration.py's operator figures, on the test fleet (printed with -s; bounded here)."""
+    import asyncio
+    import sys
+
+    sys.path.insert(0, str(HERE.parents[1]))
+    from bench import orchestration as bench
+
+    from podium.operator import orchestration_directory as od
+
+    via_operator = bench.apply_to_first_dispatch(cluster.kubectl, redis_server.url, ns, "researcher", runs=3)
+    agents = json.loads(cluster.kubectl("get", "-n", ns, "agents", "-o", "json").stdout)["items"]
+    directory = od.build(od.Snapshot(agents, []))
+    direct = asyncio.run(bench.direct_first_dispatch(redis_server.url, ns, directory, "researcher", runs=3))
+    print("\n" + bench.summary("operator (kubectl apply)", via_operator))
+    print(bench.summary("engine called directly", direct))
+    assert all(r["first_dispatch"] < 10.0 for r in via_operator), via_operator
+    assert all(r["first_dispatch"] < 1.0 for r in direct), direct

@@ -73,7 +73,9 @@ def progress_fields(progress: Progress) -> dict[str, Any]:
 
 def conditions(phase: str, reason: str, message: str, *, degraded: bool = False) -> list[Cond]:
     """The conditions of a phase; ``reason``/``message`` explain it (the engine's reason once finished)."""
-    running = Cond("Running", phase == RUNNING, "Running" if phase == RUNNING else phase, message)
+    # While Pending, the reason is what the run waits for (TeamNotFound, AgentsNotReady, ...).
+    why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
+    running = Cond("Running", phase == RUNNING, why, message)
     suspended = Cond("Suspended", phase == SUSPENDED, "Suspended" if phase == SUSPENDED else "NotSuspended")
     out = [running, suspended]
     if phase in TERMINAL:

@@ -111,3 +111,11 @@ async def test_writer_keeps_fields_of_a_failed_patch_for_the_next_one() -> None:
     writer.stage({"progress": "1/3"})
     await writer.flush()
     assert seen == [{"phase": "Running", "progress": "1/3"}]
+
+
+def test_a_pending_run_says_what_it_waits_for() -> None:
+    fields = st.phase_fields("Pending", "AgentsNotReady", "waiting for a, b", generation=2, old_conditions=None)
+    running = find(fields["conditions"], "Running")
+    assert running is not None and running["status"] == "False"
+    assert (running["reason"], running["message"]) == ("AgentsNotReady", "waiting for a, b")
+    assert find(fields["conditions"], "Complete") is None

@@ -135,6 +135,24 @@ def issue(ca: CA, spec: CertSpec) -> tuple[PrivateKey, x509.Certificate]:
     return key, cert
 
 
+def matches(cert: x509.Certificate, spec: CertSpec) -> bool:
+    """True if ``cert`` already is what ``spec`` asks for (subject, SANs, usages), so it can be kept."""
+    want = _name(spec.common_name, spec.organizations)
+    if cert.subject != want:
+        return False
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        dns, ips = set(sans.get_values_for_type(x509.DNSName)), set(sans.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        dns, ips = set(), set()
+    if dns != set(spec.dns_names) or ips != {ipaddress.ip_address(ip) for ip in spec.ip_addresses}:
+        return False
+    usages = set(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+    return (ExtendedKeyUsageOID.SERVER_AUTH in usages) == spec.server and (
+        ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    ) == spec.client
+
+
 def key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -169,7 +187,8 @@ def load_ca(directory: Path) -> CA | None:
 def ensure_pki(directory: Path, specs: list[CertSpec]) -> CA:
     """Create (once) the CA, the service-account key pair and every leaf in ``specs`` under ``directory``.
 
-    Files that exist are kept, so a restarted cluster keeps its identities and existing tokens stay valid.
+    Files that exist and still match their spec are kept, so a restarted cluster keeps its identities and
+    existing tokens stay valid.
     """
     ca = load_ca(directory)
     if ca is None:
@@ -183,7 +202,8 @@ def ensure_pki(directory: Path, specs: list[CertSpec]) -> CA:
         _write(directory / "sa.pub", public_key_pem(sa))
     for spec in specs:
         crt, key_file = directory / f"{spec.name}.crt", directory / f"{spec.name}.key"
-        if crt.exists() and key_file.exists():
+        # Kept unless the spec changed (e.g. a newer Podium adds a SAN): then the identity is issued again.
+        if crt.exists() and key_file.exists() and matches(x509.load_pem_x509_certificate(crt.read_bytes()), spec):
             continue
         key, cert = issue(ca, spec)
         _write(key_file, key_pem(key), private=True)

@@ -128,3 +128,18 @@ def test_down_never_signals_a_process_that_is_not_the_clusters(tmp_path: Path) -
     finally:
         processes.stop_group(stranger, grace=1)
         processes.stop_group(ours, grace=1)
+
+
+def test_node_cert_serves_on_loopback_and_is_reissued_when_it_did_not(tmp_path: Path) -> None:
+    # An older cluster directory holds a client-only node cert; `up` must upgrade it, signed by the same CA.
+    specs = launcher.cert_specs("n1", "127.96.0.0/16")
+    node = next(s for s in specs if s.name == "node")
+    ca = pki.ensure_pki(tmp_path, [pki.CertSpec("node", node.common_name, node.organizations)])
+    old = (tmp_path / "node.crt").read_bytes()
+    pki.ensure_pki(tmp_path, specs)
+    cert = load(tmp_path / "node.crt")
+    assert (tmp_path / "node.crt").read_bytes() != old
+    assert ExtendedKeyUsageOID.SERVER_AUTH in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)
+    cert.verify_directly_issued_by(ca.cert)

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from podium.localcluster import launcher, pki, processes
+from podium.localcluster import build, launcher, pki, processes
 
 
 def load(path: Path) -> x509.Certificate:
@@ -143,3 +143,45 @@ def test_node_cert_serves_on_loopback_and_is_reissued_when_it_did_not(tmp_path: 
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert ipaddress.ip_address("127.0.0.1") in sans.get_values_for_type(x509.IPAddress)
     cert.verify_directly_issued_by(ca.cert)
+
+
+def processes_mentioning(text: str) -> list[int]:
+    pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    return [pid for pid in pids if processes.alive(pid) and text in processes.cmdline(pid)]
+
+
+def fake_bins(directory: Path, etcd_script: str) -> Path:
+    directory.mkdir()
+    for name in build.BINARIES:
+        path = directory / name
+        path.write_text(f"#!/bin/bash\n{etcd_script if name == 'etcd' else 'exit 0'}\n")
+        path.chmod(0o755)
+    return directory
+
+
+def test_up_names_the_log_when_a_component_dies(tmp_path: Path) -> None:
+    bins = fake_bins(tmp_path / "bins", "echo 'etcd: listen tcp: address already in use' >&2; exit 1")
+    local = launcher.LocalCluster(tmp_path / "c", bins=bins)
+    with pytest.raises(launcher.ClusterError) as caught:
+        local.up(with_node=False, timeout=20, log=lambda _m: None)
+    message = str(caught.value)
+    assert "etcd exited during start-up" in message
+    assert str(local.paths.log("etcd")) in message
+    assert "address already in use" in message
+    state = local.load_state()
+    assert state is not None and state.pids == {}
+
+
+def test_up_times_out_with_the_log_and_leaves_nothing_running(tmp_path: Path) -> None:
+    # A leader with a child: both must be gone afterwards, not just the pid the launcher knows.
+    bins = fake_bins(tmp_path / "bins", 'sleep 60 & echo "waiting for quorum, pids $$ $!"; wait')
+    local = launcher.LocalCluster(tmp_path / "c", bins=bins)
+    started = time.monotonic()
+    with pytest.raises(launcher.ClusterError, match="etcd not ready in time") as caught:
+        local.up(with_node=False, timeout=1.5, log=lambda _m: None)
+    assert time.monotonic() - started < 20
+    assert "waiting for quorum" in str(caught.value)
+    line = next(x for x in local.paths.log("etcd").read_text().splitlines() if "pids" in x)
+    leader, child = (int(p) for p in line.split("pids ")[1].split())
+    assert not processes.alive(leader) and not processes.alive(child)
+    assert processes_mentioning(str(local.paths.root)) == []

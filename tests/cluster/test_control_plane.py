@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -153,3 +155,26 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
         assert again.ports == state.ports
     finally:
         local.down(log=lambda _m: None)
+
+
+def test_cli_status_and_env_describe_the_running_cluster(cluster: ClusterHandle) -> None:
+    podium = [sys.executable, "-m", "podium", "cluster"]
+    status = subprocess.run([*podium, "status", "--json", "--dir", str(cluster.dir)], capture_output=True, text=True)
+    assert status.returncode == 0, status.stderr
+    info = json.loads(status.stdout)
+    assert info["state"] == "running" and info["api_ready"] is True
+    assert info["api_url"] == cluster.api_url
+    assert all(c["alive"] for c in info["components"].values())
+    env = subprocess.run([*podium, "env", "--dir", str(cluster.dir)], capture_output=True, text=True)
+    # What a user pastes into a shell must make kubectl talk to this cluster.
+    shell = f"{env.stdout.strip()}; kubectl get --raw /readyz"
+    out = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, env=cluster.env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_helm_is_the_pinned_version(cluster: ClusterHandle) -> None:
+    out = subprocess.run([str(cluster.bin / "helm"), "version", "--short"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # `go install` leaves helm's patch version unstamped (it reports "v3.19"); the minor is what charts check.
+    assert out.stdout.startswith("v3.19")

@@ -14,16 +14,21 @@ from podium.localcluster.launcher import ClusterError, LocalCluster
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="podium cluster", description="Start/stop the local Kubernetes cluster.")
     p.add_argument("--dir", type=Path, default=Path(".podium"), help="cluster directory (default: .podium)")
+    # --dir is accepted before or after the subcommand; SUPPRESS keeps the subcommand from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", type=Path, default=argparse.SUPPRESS, help="cluster directory (default: .podium)")
     sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the cluster (builds the binaries the first time); no-op if running")
+    up = sub.add_parser(
+        "up", parents=[common], help="start the cluster (builds the binaries the first time); no-op if running"
+    )
     node = up.add_mutually_exclusive_group()
     node.add_argument("--no-node", dest="node", action="store_false", default=None, help="control plane only")
     node.add_argument("--node", dest="node", action="store_true", help="require the node agent")
     up.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for readiness (default 180)")
-    sub.add_parser("down", help="stop every process of the cluster (data is kept)")
-    status = sub.add_parser("status", help="show components, pids and readiness")
+    sub.add_parser("down", parents=[common], help="stop every process of the cluster (data is kept)")
+    status = sub.add_parser("status", parents=[common], help="show components, pids and readiness")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser("env", help="print shell exports: eval $(podium cluster env)")
+    sub.add_parser("env", parents=[common], help="print shell exports: eval $(podium cluster env)")
     return p
 
 
@@ -53,7 +58,7 @@ def main(argv: list[str]) -> int:
                 print(f"{info['state']}  {info.get('api_url', '')}  dir={info['dir']}")
                 for name, comp in info.get("components", {}).items():
                     print(f"  {name:<24} pid {comp['pid']:<8} {'alive' if comp['alive'] else 'DEAD':<6} {comp['log']}")
-                if info.get("node"):
+                if info.get("node_ready") is not None:
                     print(f"  node {info['node']}: {'Ready' if info.get('node_ready') else 'not Ready'}")
             return 0 if info["state"] == "running" else 1
         if args.command == "env":

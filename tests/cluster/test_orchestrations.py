@@ -377,3 +377,25 @@ def test_apply_to_first_dispatch_next_to_the_engine_called_directly(
     print(bench.summary("engine called directly", direct))
     assert all(r["first_dispatch"] < 10.0 for r in via_operator), via_operator
     assert all(r["first_dispatch"] < 1.0 for r in direct), direct
+
+
+def test_a_finished_run_is_not_rerun_when_its_spec_changes(
+    cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
+) -> None:
+    name = "immutable"
+    kubectl_apply(cluster, ns, slow_pipeline(name, 1))
+    assert finished(cluster, ns, name)["phase"] == "Succeeded"
+    ran = executions(admin, ns, name)
+    patch = cluster.kubectl(
+        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"input":"again"}}'
+    )
+    assert patch.returncode == 0, patch.stderr
+
+    def ignored() -> dict[str, Any] | None:
+        st = status(cluster, ns, name)
+        return next((c for c in st.get("conditions") or [] if c["type"] == "SpecIgnored"), None)
+
+    cond = wait_for("SpecIgnored condition", ignored, timeout=30)
+    assert cond["reason"] == "RunFinished" and cond["observedGeneration"] == 2
+    time.sleep(2.0)
+    assert status(cluster, ns, name)["phase"] == "Succeeded" and executions(admin, ns, name) == ran

@@ -15,7 +15,14 @@ from podium.localcluster.node.ipam import PodIPAllocator, PodIPExhausted
 from podium.localcluster.node.runtime import NotRunnable, mount_script, resolve_program
 from podium.localcluster.node.services import PodView, desired_routes
 from podium.localcluster.node.status import ContainerState, now, pod_phase, pod_status
-from podium.localcluster.node.volumes import Mount, VolumeError, container_mounts, materialize, token_requests
+from podium.localcluster.node.volumes import (
+    Mount,
+    VolumeError,
+    container_mounts,
+    materialize,
+    refresh,
+    token_requests,
+)
 
 POD = {
     "metadata": {"name": "web-1", "namespace": "team", "uid": "u1", "labels": {"app": "web"}},
@@ -182,6 +189,19 @@ def test_volumes_materialized(tmp_path: Path) -> None:
     assert mounts == [Mount(sa, "/var/run/secrets/kubernetes.io/serviceaccount", True)]
     with pytest.raises(VolumeError, match='secret "s" not found'):
         materialize(pod, tmp_path / "x", Sources(config_maps=src.config_maps), {("", 3607): "T"}, "127.64.0.2")
+
+
+def test_volume_refresh_updates_files_in_the_same_directory(tmp_path: Path) -> None:
+    pod = {"spec": {"volumes": [{"name": "cfg", "configMap": {"name": "c"}}, {"name": "scratch", "emptyDir": {}}]}}
+    vols = materialize(pod, tmp_path, Sources(config_maps={"c": {"a.json": "1", "old": "x"}}), {}, "127.1.0.5")
+    inode = vols["cfg"].stat().st_ino  # containers see the volume through a bind mount of this very directory
+    assert refresh(pod, tmp_path, Sources(config_maps={"c": {"a.json": "1", "old": "x"}})) == []
+    assert refresh(pod, tmp_path, Sources(config_maps={"c": {"a.json": "2"}})) == ["cfg"]
+    assert (vols["cfg"] / "a.json").read_text() == "2" and not (vols["cfg"] / "old").exists()
+    assert vols["cfg"].stat().st_ino == inode
+    # The ConfigMap gone (the pod is being deleted): keep the last content rather than empty the volume.
+    assert refresh(pod, tmp_path, Sources()) == []
+    assert (vols["cfg"] / "a.json").read_text() == "2"
 
 
 def test_resolve_program_reasons() -> None:

@@ -21,7 +21,7 @@ from podium.localcluster.node.hosts import render_hosts
 from podium.localcluster.node.kubeapi import ApiError
 from podium.localcluster.node.probes import ProbeCounter, ProbeSpec, run_probe
 from podium.localcluster.node.status import ContainerState, now, pod_status
-from podium.localcluster.node.volumes import VolumeError, container_mounts, materialize, token_requests
+from podium.localcluster.node.volumes import VolumeError, container_mounts, materialize, refresh, token_requests
 
 if TYPE_CHECKING:
     from podium.localcluster.node.agent import NodeAgent
@@ -31,6 +31,9 @@ log = logging.getLogger("podium.node.pod")
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 # A container that ran this long before exiting starts the back-off over (kubelet: 2 x max back-off).
 BACKOFF_RESET_SECONDS = 600.0
+# How often running pods' secret/configMap volumes are re-read (the kubelet's sync period is about a minute; a
+# local cluster wants edits, e.g. an Agent's maintenance flag, to arrive within seconds).
+VOLUME_REFRESH_SECONDS = 3.0
 
 
 def pod_key(pod: Obj) -> str:
@@ -124,7 +127,25 @@ class PodWorker:
             for c in self.pod["spec"].get("containers") or []
         ]
         self._tasks.extend(runners)
+        self._tasks.append(asyncio.create_task(self._refresh_volumes(), name=f"volumes {pod_key(self.pod)}"))
         await asyncio.gather(*runners, return_exceptions=True)
+
+    async def _refresh_volumes(self) -> None:
+        if not any("secret" in v or "configMap" in v for v in self.pod["spec"].get("volumes") or []):
+            return
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=VOLUME_REFRESH_SECONDS)
+            if self._stopping.is_set():
+                return
+            try:
+                sources = await self.fetch_sources()
+                changed = await asyncio.to_thread(refresh, self.pod, self.dir, sources)
+            except Exception as e:  # the API or the disk: the files stay as they are until the next period
+                log.info("pod %s: volume refresh (will retry): %s", pod_key(self.pod), e)
+                continue
+            if changed:
+                log.info("pod %s: updated volumes %s", pod_key(self.pod), ", ".join(changed))
 
     async def _prepare_volumes(self) -> None:
         sources = await self.fetch_sources()

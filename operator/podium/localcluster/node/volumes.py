@@ -77,6 +77,60 @@ def _downward(root: Path, pod: Obj, items: list[Obj], pod_ip: str, mode: int) ->
             _write(root / it["path"], value, int(it.get("mode", mode)))
 
 
+def _keyed_volume(root: Path, v: Obj, sources: Sources) -> None:
+    """A secret or configMap volume's files under ``root``."""
+    if "secret" in v:
+        s = v["secret"]
+        n, kind, data = s["secretName"], "secret", sources.secrets.get(s["secretName"])
+    else:
+        s = v["configMap"]
+        n, kind, data = s["name"], "configmap", sources.config_maps.get(s["name"])
+    _keyed(root, kind, n, data, s.get("items"), bool(s.get("optional")), int(s.get("defaultMode", 0o644)))
+
+
+def refresh(pod: Obj, pod_dir: Path, sources: Sources) -> list[str]:
+    """Bring running pods' secret and configMap volumes up to date in place, as the kubelet does; returns the
+    names of the volumes that changed.
+
+    Files are replaced inside the existing directories: containers see the volume through a bind mount of that
+    directory, so a new directory would stay invisible to them. A volume whose object vanished keeps its files.
+    """
+    changed: list[str] = []
+    staging = pod_dir / "volumes-refresh"
+    for v in pod.get("spec", {}).get("volumes") or []:
+        live = pod_dir / "volumes" / v["name"]
+        if ("secret" not in v and "configMap" not in v) or not live.is_dir():
+            continue
+        stage = staging / v["name"]
+        if stage.exists():
+            shutil.rmtree(stage)
+        stage.mkdir(parents=True)
+        try:
+            _keyed_volume(stage, v, sources)
+        except VolumeError:
+            continue
+        if _sync_tree(stage, live):
+            changed.append(v["name"])
+    if staging.exists():
+        shutil.rmtree(staging)
+    return changed
+
+
+def _sync_tree(staged: Path, live: Path) -> bool:
+    changed = False
+    wanted = {f.relative_to(staged) for f in staged.rglob("*") if f.is_file()}
+    for rel in sorted(wanted):
+        src, dst = staged / rel, live / rel
+        content, mode = src.read_bytes(), src.stat().st_mode & 0o7777
+        if not dst.is_file() or dst.read_bytes() != content or dst.stat().st_mode & 0o7777 != mode:
+            _write(dst, content, mode)
+            changed = True
+    for f in [f for f in live.rglob("*") if f.is_file() and f.relative_to(live) not in wanted]:
+        f.unlink()
+        changed = True
+    return changed
+
+
 def materialize(pod: Obj, pod_dir: Path, sources: Sources, tokens: dict[TokenKey, str], pod_ip: str) -> dict[str, Path]:
     """Create every volume under `pod_dir/volumes/<name>`; returns volume name -> host path."""
     out: dict[str, Path] = {}
@@ -95,30 +149,8 @@ def materialize(pod: Obj, pod_dir: Path, sources: Sources, tokens: dict[TokenKey
         out[name] = root
         if "emptyDir" in v:
             continue
-        if "secret" in v:
-            s = v["secret"]
-            n = s["secretName"]
-            _keyed(
-                root,
-                "secret",
-                n,
-                sources.secrets.get(n),
-                s.get("items"),
-                bool(s.get("optional")),
-                int(s.get("defaultMode", 0o644)),
-            )
-        elif "configMap" in v:
-            c = v["configMap"]
-            n = c["name"]
-            _keyed(
-                root,
-                "configmap",
-                n,
-                sources.config_maps.get(n),
-                c.get("items"),
-                bool(c.get("optional")),
-                int(c.get("defaultMode", 0o644)),
-            )
+        if "secret" in v or "configMap" in v:
+            _keyed_volume(root, v, sources)
         elif "downwardAPI" in v:
             d = v["downwardAPI"]
             _downward(root, pod, d.get("items") or [], pod_ip, int(d.get("defaultMode", 0o644)))

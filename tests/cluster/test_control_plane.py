@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -140,6 +142,17 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
         state = local.up(with_node=True, timeout=120, log=lambda _m: None)
         assert state.with_node and local.node_ready(state)
         assert {k: v for k, v in state.pids.items() if k != "node"} == control_plane
+        # A crashed component is restarted alone; the rest keep running untouched.
+        os.kill(state.pids["kube-scheduler"], signal.SIGKILL)
+        wait_for(lambda: not processes.alive(state.pids["kube-scheduler"]), 10, "the scheduler to die")
+        assert local.status()["state"] == "degraded"
+        repaired = local.up(timeout=120, log=lambda _m: None)
+        assert repaired.pids["kube-scheduler"] != state.pids["kube-scheduler"]
+        assert {k: v for k, v in repaired.pids.items() if k != "kube-scheduler"} == {
+            k: v for k, v in state.pids.items() if k != "kube-scheduler"
+        }
+        assert local.status()["state"] == "running"
+        state = repaired
         pids = dict(state.pids)
     finally:
         stopped = local.down(log=lambda _m: None)

@@ -354,19 +354,18 @@ class LocalCluster:
     def up(self, *, with_node: bool | None = None, timeout: float = 120.0, log: Callable[[str], None] = print) -> State:
         """Start the cluster, or return at once if it already runs.
 
-        A running cluster is never restarted to satisfy ``with_node``: one with a node also serves a caller that
-        asked for none (other users may depend on that node), and a node is added to one that runs without.
-        If any component died, everything is stopped and started again with the same data, certs and ports.
+        A running cluster is never restarted as a whole: one with a node also serves a caller that asked for none
+        (other users may depend on that node); components that died (or a node asked for and not yet running) are
+        started again beside the live ones, with the same ports, data and certificates. If that fails, only what
+        this call started is stopped. With nothing alive, everything starts from the remembered state.
         """
         want_node = node_available() if with_node is None else with_node
         if want_node and not node_available():
             raise ClusterError("the node agent (podium.localcluster.node) is not installed; use --no-node")
         with self.locked():
             previous = self.load_state()
-            if previous is not None and self.is_up(previous):
-                if want_node and not previous.with_node:
-                    self._add_node(previous, timeout, log)
-                return previous
+            if previous is not None and any(self.running(previous).values()):
+                return self._repair(previous, want_node, timeout, log)
             if previous is not None:
                 self._stop(previous, log)
             bins = build.ensure_binaries(self.bins)
@@ -399,18 +398,30 @@ class LocalCluster:
             tmp.symlink_to(bins / tool)
             tmp.replace(link)  # atomic: `.podium/bin/kubectl` never goes missing while in use
 
-    def _add_node(self, state: State, timeout: float, log: Callable[[str], None]) -> None:
-        state.with_node = True
+    def _repair(self, state: State, want_node: bool, timeout: float, log: Callable[[str], None]) -> State:
+        alive = self.running(state)
+        had_node = state.with_node
+        state.with_node = had_node or want_node
+        dead = tuple(c for c in COMPONENTS if (c != "node" or state.with_node) and not alive.get(c, False))
+        if not dead:
+            self._wait_ready("kube-apiserver", state, time.monotonic() + timeout)
+            return state
+        log(f"restarting {', '.join(dead)} beside the running {', '.join(c for c in alive if alive[c])}")
+        for name in dead:
+            # A dead leader may leave children in its group (the node's pods): they go before a new one starts.
+            self._stop_one(state, name, log)
         try:
-            self._start(state, self.bins, timeout, log, only=("node",))
+            self._start(state, build.ensure_binaries(self.bins), timeout, log, only=dead)
         except BaseException:
-            # The control plane was fine before: take back only what this call added.
-            pid = state.pids.pop("node", None)
-            if pid is not None:
-                processes.stop_group(pid)
-            state.with_node = False
+            # What ran before this call keeps running: take back only what this call started.
+            for name in dead:
+                pid = state.pids.pop(name, None)
+                if pid is not None:
+                    processes.stop_group(pid)
+            state.with_node = had_node
             self.save_state(state)
             raise
+        return state
 
     def _start(
         self, state: State, bins: Path, timeout: float, log: Callable[[str], None], only: tuple[str, ...] = COMPONENTS
@@ -469,15 +480,18 @@ class LocalCluster:
 
     def _stop(self, state: State, log: Callable[[str], None]) -> None:
         for name in reversed(COMPONENTS):
-            pid = state.pids.get(name)
-            if pid is None:
-                continue
-            leader_recycled = processes.alive(pid) and not self.owns(pid)
-            if processes.group_members(pid) and not leader_recycled:
-                killed = processes.stop_group(pid)
-                log(f"stopped {name} (pid {pid}{', killed after grace period' if killed else ''})")
-            del state.pids[name]
-            self.save_state(state)
+            self._stop_one(state, name, log)
+
+    def _stop_one(self, state: State, name: str, log: Callable[[str], None]) -> None:
+        pid = state.pids.get(name)
+        if pid is None:
+            return
+        leader_recycled = processes.alive(pid) and not self.owns(pid)
+        if processes.group_members(pid) and not leader_recycled:
+            killed = processes.stop_group(pid)
+            log(f"stopped {name} (pid {pid}{', killed after grace period' if killed else ''})")
+        del state.pids[name]
+        self.save_state(state)
 
     def status(self) -> dict[str, Any]:
         state = self.load_state()

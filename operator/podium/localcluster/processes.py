@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+MAX_LOG_BYTES = 20 * 1024 * 1024
+
 
 def spawn(args: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     """Start ``args`` in a new session with stdout+stderr appended to ``log_file``; return its pid.
@@ -20,6 +22,9 @@ def spawn(args: list[str], log_file: Path, env: dict[str, str] | None = None, cw
     The child outlives this Python process on purpose: `podium cluster up` returns while the cluster runs.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    # Logs are appended across restarts (the previous run's end explains a restart); one old copy bounds them.
+    if log_file.exists() and log_file.stat().st_size > MAX_LOG_BYTES:
+        log_file.replace(log_file.with_name(log_file.name + ".1"))
     with log_file.open("ab") as log:
         log.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(args)}\n".encode())
         log.flush()

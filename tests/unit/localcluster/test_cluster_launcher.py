@@ -185,3 +185,12 @@ def test_up_times_out_with_the_log_and_leaves_nothing_running(tmp_path: Path) ->
     leader, child = (int(p) for p in line.split("pids ")[1].split())
     assert not processes.alive(leader) and not processes.alive(child)
     assert processes_mentioning(str(local.paths.root)) == []
+
+
+def test_a_large_log_is_rotated_once_at_start(tmp_path: Path) -> None:
+    log = tmp_path / "big.log"
+    log.write_bytes(b"old\n" * (processes.MAX_LOG_BYTES // 4 + 1))
+    pid = processes.spawn(["true"], log)
+    processes.stop_group(pid, grace=2)
+    assert (tmp_path / "big.log.1").stat().st_size > processes.MAX_LOG_BYTES
+    assert log.stat().st_size < 1024 and "starting: true" in log.read_text()

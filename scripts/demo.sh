@@ -30,6 +30,8 @@ eval "$(podium cluster env)"
 kubectl get nodes
 
 step "install Podium with Helm (operator + Redis as pods)"
+# The namespace first: with watchNamespaces the chart puts a Role into it.
+kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 # shellcheck disable=SC2086  # DEMO_HELM_ARGS is a list of flags
 if ! helm upgrade --install "$release" charts/podium --namespace "$system" --create-namespace \
   --wait --timeout 4m ${DEMO_HELM_ARGS:-}; then
@@ -48,7 +50,6 @@ redis_pw=$(kubectl -n "$system" get secret "$release-redis" -o jsonpath='{.data.
 export PODIUM_REDIS_URL="redis://:$redis_pw@$redis_ip:6379/0"
 
 step "agents and teams in namespace $ns"
-kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$ns" apply -f examples/agents.yaml -f examples/teams.yaml
 if ! kubectl -n "$ns" wait agent --all --for=condition=Ready --timeout=180s; then
   kubectl -n "$ns" get agents,pods >&2 || true
@@ -72,13 +73,13 @@ for example in "${strategies[@]}"; do
     kubectl -n "$ns" delete orchestration "$name" --wait=true --timeout=60s
     kubectl -n "$ns" apply -f "examples/$example.yaml" >/dev/null
   fi
-  if podium run watch "$name" -n "$ns" --timeout "$run_timeout"; then
-    podium run result "$name" -n "$ns" || failed+=("$name")
+  if podium run -n "$ns" watch "$name" --timeout "$run_timeout"; then
+    podium run -n "$ns" result "$name" || failed+=("$name")
   else
     failed+=("$name")
     printf '\033[31m%s did not succeed\033[0m; try:\n  kubectl -n %s describe orchestration %s\n' "$name" "$ns" "$name" >&2
-    printf '  kubectl -n %s logs deploy/%s | grep %s\n  podium run history %s -n %s\n' \
-      "$system" "$release" "$name" "$name" "$ns" >&2
+    printf '  kubectl -n %s logs deploy/%s | grep %s\n  podium run -n %s history %s\n' \
+      "$system" "$release" "$name" "$ns" "$name" >&2
   fi
 done
 

@@ -87,6 +87,10 @@ def release(cluster: ClusterHandle) -> Iterator[Release]:
         pytest.fail(f"helm install failed: {installed.stderr}\n{diagnose(cluster, rel)}")
     yield rel
     helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
+    # Without its operator nothing removes the podium.dev finalizers, and the namespace would hang in Terminating.
+    for kind in ("orchestrations", "agents"):
+        for obj in cluster.kubectl("get", kind, "-n", rel.namespace, "-o", "name").stdout.split():
+            cluster.kubectl("patch", obj, "-n", rel.namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
     cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
 
 
@@ -183,7 +187,16 @@ def test_in_cluster_operator_runs_an_agent_and_a_pipeline_to_succeeded(
     assert isinstance(result, dict) and "summary" in json.dumps(result), status
 
 
-def test_helm_uninstall_removes_the_operator(cluster: ClusterHandle, release: Release) -> None:
+def test_operator_cleans_up_deleted_agents_then_helm_uninstall_removes_it(
+    cluster: ClusterHandle, release: Release
+) -> None:
+    # Delete the workload while the operator runs: its finalizers drop the agent's Redis user and the run's keys.
+    deleted = cluster.kubectl(
+        "delete", "orchestrations,agents", "--all", "-n", release.namespace, "--wait=true", "--timeout=90s"
+    )
+    assert deleted.returncode == 0, f"{deleted.stderr}\n{diagnose(cluster, release)}"
+    assert cluster.kubectl("get", "agents", "-n", release.namespace, "-o", "name").stdout.strip() == ""
+
     out = helm(cluster, "uninstall", release.name, "--namespace", release.system, "--wait", "--timeout", "60s")
     assert out.returncode == 0, out.stderr
     assert get(cluster, "deployment", release.name, "-n", release.system) is None

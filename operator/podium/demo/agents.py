@@ -31,6 +31,9 @@ def _text(value: Any) -> str:
         for key in ("goal", "topic", "text", "problem", "question", "task", "description", "solution", "code"):
             if isinstance(value.get(key), str):
                 return str(value[key])
+        # Strategies wrap the orchestration's input: {"input": {...}, "generation": 2, ...}.
+        if "input" in value and value["input"] is not None:
+            return _text(value["input"])
     return json.dumps(value, sort_keys=True)
 
 
@@ -85,6 +88,11 @@ def _score(task_input: Any) -> float:
 
 def _common(kind: str, task_input: Any, who: str) -> dict[str, Any] | None:
     """Kinds every demo agent answers the same way."""
+    if kind == "evaluate" and isinstance(task_input, dict) and isinstance(task_input.get("solutions"), list):
+        # swarm: one score per candidate, in order.
+        asked = _text(task_input)
+        scores = [coverage(_solution_of(s), asked) for s in task_input["solutions"]]
+        return {"output": {"scores": scores, "by": who}, "quality": max(scores, default=0.0)}
     if kind in ("review", "evaluate"):
         score = _score(task_input)
         verdict = "good" if score >= 0.75 else "needs work" if score >= 0.4 else "poor"
@@ -114,31 +122,19 @@ def synthesize_results(task_input: Any, who: str) -> dict[str, Any]:
 
 
 def plan_tasks(goal: str, max_tasks: int = 4) -> list[dict[str, Any]]:
-    """research each facet of the goal, analyse the findings, then synthesise: a small dependency graph."""
+    """research each facet of the goal, analyse the findings, then synthesise: a small dependency graph.
+
+    Each task is what centralCommand accepts (name, input, capabilities); the graph is in ``input.dependsOn``."""
     facets = keywords(goal, limit=max(1, max_tasks - 2)) or ["goal"]
     tasks: list[dict[str, Any]] = [
-        {
-            "name": f"research-{facet}",
-            "capability": "research",
-            "kind": "execute",
-            "input": {"topic": facet, "goal": goal},
-            "dependsOn": [],
-        }
+        {"name": f"research-{facet}", "capabilities": ["research"], "input": {"topic": facet, "goal": goal}}
         for facet in facets
     ]
     research = [t["name"] for t in tasks]
-    tasks.append(
-        {"name": "analyze", "capability": "analysis", "kind": "execute", "input": {"goal": goal}, "dependsOn": research}
-    )
-    tasks.append(
-        {
-            "name": "synthesize",
-            "capability": "writing",
-            "kind": "synthesize",
-            "input": {"goal": goal},
-            "dependsOn": ["analyze"],
-        }
-    )
+    tasks.append({"name": "analyze", "capabilities": ["analysis"], "input": {"goal": goal, "dependsOn": research}})
+    tasks.append({"name": "synthesize", "capabilities": ["writing"], "input": {"goal": goal, "dependsOn": ["analyze"]}})
+    for t in tasks:
+        t["input"].setdefault("dependsOn", [])
     return tasks
 
 

@@ -4,6 +4,8 @@ from typing import Any
 
 from podium.demo import agents
 from podium.engine.messages import Task
+from podium.engine.strategies.central_command import parse_plan
+from podium.engine.strategies.swarm import parse_scores
 
 
 def run(fn: Any, kind: str, data: Any) -> Any:
@@ -14,8 +16,16 @@ def test_planner_returns_a_dependency_graph() -> None:
     plan = run(agents.planner, "plan", {"goal": "Compare Redis streams and Kafka for agent messaging"})
     names = [t["name"] for t in plan["tasks"]]
     assert names[-2:] == ["analyze", "synthesize"] and len(names) >= 3
-    assert all(dep in names for t in plan["tasks"] for dep in t["dependsOn"])
+    assert all(dep in names for t in plan["tasks"] for dep in t["input"]["dependsOn"])
+    # The shape centralCommand accepts, so the demo planner can command.
+    assert parse_plan(plan)[0].capabilities == ["research"]
     assert plan == run(agents.planner, "plan", {"goal": "Compare Redis streams and Kafka for agent messaging"})
+
+
+def test_swarm_evaluation_scores_every_solution_in_order() -> None:
+    task = {"input": {"problem": "cache invalidation strategy"}, "solutions": ["cache invalidation strategy", "x"]}
+    out = run(agents.analyzer, "evaluate", task)
+    assert parse_scores(out["output"], 2) == [1.0, 0.0]
 
 
 def test_review_scores_coverage() -> None:

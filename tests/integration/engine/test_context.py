@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from fleet import Fleet, info, start_fleet
+from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 from podium.api.orchestration import Limits, OrchestrationSpec
 from podium.engine.budget import BudgetExceeded

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from fleet import Fleet, info, start_fleet
+from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.engine.bus import Bus

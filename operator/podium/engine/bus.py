@@ -15,7 +15,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 from podium.engine import scripts
-from podium.engine.consumer import InboxConsumer
+from podium.engine.consumer import InboxConsumer, reraise_swallowed_cancel
 from podium.engine.keys import GROUP, AgentKeys, OrchestrationKeys
 from podium.engine.messages import PayloadTooLarge, Result, Task, encode_json
 from podium.engine.records import (
@@ -201,6 +201,7 @@ class Bus:
             from_id = last[0][0] if last else "0-0"
         while True:
             reply: Any = await self.redis.xread({key: from_id}, count=500, block=1000)
+            reraise_swallowed_cancel()
             for _stream, entries in reply.items() if isinstance(reply, dict) else reply or []:
                 for entry_id, raw_fields in entries:
                     from_id = text(entry_id)

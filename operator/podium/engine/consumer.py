@@ -6,6 +6,7 @@ script, which records a result only for the first completion of a task id + atte
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -95,6 +96,7 @@ class InboxConsumer:
             reply = await self._redis.xreadgroup(
                 GROUP, self.replica, {self.keys.inbox: from_id}, count=count, block=block_ms
             )
+            reraise_swallowed_cancel()
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
@@ -203,6 +205,14 @@ class InboxConsumer:
         """Clean exit: drop the heartbeat; the consumer is deleted if it holds nothing (else others reclaim it)."""
         self._reclaimed.clear()
         await self.bus.scripts.leave(keys=[self.keys.inbox, self.keys.heartbeats], args=[GROUP, self.replica])
+
+
+def reraise_swallowed_cancel() -> None:
+    # redis-py can return normally from a blocking read that was cancelled (the cancel is eaten inside
+    # its timeout handling); without this a cancelled fetch loop would keep running.
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
 
 
 def _stream_entries(reply: Any) -> list[tuple[Any, list[tuple[Any, Any]]]]:

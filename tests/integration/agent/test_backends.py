@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.agent.helpers import echo_service, fake_llm, serve
 
 from podium.agent.backends import BackendError, build_backend
 from podium.api.agent import AgentSpec
 from podium.engine.messages import Task
+from tests.integration.agent.helpers import echo_service, fake_llm, serve
 
 VENV_BIN = Path(sys.executable).parent
 

@@ -9,12 +9,12 @@ import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
-from tests.integration.agent.conftest import VENV_BIN, StartAgent
-from tests.integration.agent.helpers import echo_service, fake_llm, serve
 
 from podium.engine.bus import Bus
 from podium.engine.messages import Task
 from podium.localcluster.redis_server import RedisServer
+from tests.integration.agent.conftest import VENV_BIN, StartAgent
+from tests.integration.agent.helpers import echo_service, fake_llm, serve
 
 SAMPLES = "tests.integration.agent.sample_agents"
 

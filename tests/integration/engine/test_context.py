@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 from podium.api.orchestration import Limits, OrchestrationSpec
 from podium.engine.budget import BudgetExceeded
@@ -21,6 +20,7 @@ from podium.engine.progress import Progress
 from podium.engine.resilience import OPEN, BreakerStore
 from podium.engine.runner import run_orchestration
 from podium.engine.stats import StatsStore
+from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 
 @pytest.fixture(scope="module")

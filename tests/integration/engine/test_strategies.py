@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.engine.bus import Bus
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
 from podium.engine.runner import RunOutcome, run_orchestration
 from podium.engine.state import SharedState
+from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 
 @pytest.fixture(scope="module")

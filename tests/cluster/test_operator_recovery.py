@@ -142,6 +142,20 @@ def process_state(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
+def node_refreshes_volumes(cluster: ClusterHandle) -> bool:
+    """Whether the node process was started after the node learnt to refresh volumes (it loads code once)."""
+    from podium.localcluster.node import volumes
+
+    pid = cluster.state.pids.get("node")
+    if not pid or not hasattr(volumes, "refresh"):
+        return False
+    try:
+        started = Path(f"/proc/{pid}").stat().st_mtime
+    except OSError:
+        return False
+    return started >= Path(volumes.__file__).stat().st_mtime
+
+
 def pods_of(cluster: ClusterHandle, ns: str, name: str) -> list[dict[str, Any]]:
     out = cluster.kubectl("get", "pods", "-n", ns, "-l", f"podium.dev/agent={name}", "-o", "json")
     return json.loads(out.stdout)["items"] if out.returncode == 0 else []
@@ -351,6 +365,8 @@ def test_repeated_crashes_open_the_breaker_and_recovery_closes_it(
 def test_maintenance_finishes_in_flight_work_and_takes_nothing_new(
     cluster: ClusterHandle, rns: str, op: Operator, admin: redis.Redis, redis_server: RedisServer
 ) -> None:
+    if not node_refreshes_volumes(cluster):
+        pytest.skip("the running node predates its volume refresh: restart the cluster to load it")
     apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1))
     wait_ready(cluster, rns, "resting", 1)
     (first,) = dispatch(redis_server, rns, "resting", ["in-flight"])
@@ -400,7 +416,7 @@ def test_replicas_use_their_own_redis_user_which_cannot_reach_other_agents(
     )
     try:
         mine = AgentKeys(rns, "keyed")
-        assert r.xlen(mine.inbox) >= 1 and r.hgetall(mine.heartbeats)
+        assert r.get(mine.result(task.id)) is not None and r.hgetall(mine.heartbeats)
         theirs = AgentKeys(rns, "neighbour")
         with pytest.raises(NoPermissionError):
             r.xlen(theirs.inbox)

@@ -52,7 +52,7 @@ async def recorded(client: aioredis.Redis, ns: str) -> Counter[str]:
     return Counter(fields[b"i"].decode() for _id, fields in rows)
 
 
-async def drain(consumer: InboxConsumer, bus: Bus, tasks: list[Task], timeout: float) -> dict[str, Result]:
+async def drain(consumer: InboxConsumer, bus: Bus, tasks: list[Task], within: float) -> dict[str, Result]:
     """Run ``consumer`` until every task has a result; returns the results."""
 
     async def work() -> None:
@@ -62,15 +62,13 @@ async def drain(consumer: InboxConsumer, bus: Bus, tasks: list[Task], timeout: f
 
     worker = asyncio.create_task(work())
     try:
-        return await bus.wait_results(tasks, timeout)
+        return await bus.wait_results(tasks, within)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
 
 
-async def test_tasks_of_a_consumer_that_stops_are_reclaimed_and_completed_once(
-    client: aioredis.Redis, ns: str
-) -> None:
+async def test_tasks_of_a_consumer_that_stops_are_reclaimed_and_completed_once(client: aioredis.Redis, ns: str) -> None:
     async with Bus(client) as bus:
         tasks = tasks_for(ns, 8)
         await bus.dispatch_many(tasks)
@@ -79,7 +77,7 @@ async def test_tasks_of_a_consumer_that_stops_are_reclaimed_and_completed_once(
         assert len(held) == 5
         survivor = bus.consumer(ns, "worker", "survivor", lease_seconds=LEASE)
         started = time.monotonic()
-        results = await drain(survivor, bus, tasks, timeout=10)
+        results = await drain(survivor, bus, tasks, within=10)
         assert len(results) == 8 and time.monotonic() - started < 3
         assert all(r.replica == "survivor" for r in results.values())
         assert await recorded(client, ns) == Counter({t.id: 1 for t in tasks})
@@ -88,17 +86,37 @@ async def test_tasks_of_a_consumer_that_stops_are_reclaimed_and_completed_once(
         assert (await bus.get_result(held[0].task)).replica == "survivor"  # type: ignore[union-attr]
 
 
-async def test_sigkilled_worker_process_tasks_finish_on_the_survivor(
-    redis_url: str, client: aioredis.Redis, ns: str
-) -> None:
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "bench._peers.podium_worker", "--url", redis_url, "--namespace", ns]
-        + ["--agent", "worker", "--replica", "doomed", "--lease", str(LEASE), "--delay-ms", "60000"],
+def start_worker(url: str, ns: str, *, replica: str, delay_ms: float) -> subprocess.Popen[str]:
+    """The bench's worker peer: a replica that holds each batch for ``delay_ms`` before completing it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench._peers.podium_worker",
+            "--url",
+            url,
+            "--namespace",
+            ns,
+            "--agent",
+            "worker",
+            "--replica",
+            replica,
+            "--lease",
+            str(LEASE),
+            "--delay-ms",
+            str(delay_ms),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'operator'}"},
     )
+
+
+async def test_sigkilled_worker_process_tasks_finish_on_the_survivor(
+    redis_url: str, client: aioredis.Redis, ns: str
+) -> None:
+    worker = start_worker(redis_url, ns, replica="doomed", delay_ms=60_000)
     try:
         assert worker.stdout is not None
         assert worker.stdout.readline().strip() == "ready"
@@ -112,7 +130,7 @@ async def test_sigkilled_worker_process_tasks_finish_on_the_survivor(
             assert await bus.queue_depth(ns, "worker") == 20
             survivor = bus.consumer(ns, "worker", "survivor", lease_seconds=LEASE)
             started = time.monotonic()
-            results = await drain(survivor, bus, tasks, timeout=10)
+            results = await drain(survivor, bus, tasks, within=10)
             elapsed = time.monotonic() - started
             assert len(results) == 20, f"only {len(results)} of 20 finished"
             assert elapsed < 3, f"recovery took {elapsed:.2f}s"
@@ -201,7 +219,7 @@ async def test_acknowledged_results_survive_a_redis_crash_with_aof(fresh_redis: 
                 stored = await bus.get_result(d.task)
                 assert stored is not None and stored.output == d.task.input
             assert await bus.queue_depth(ns, "worker") == 10
-            rest = await drain(consumer, bus, tasks, timeout=10)
+            rest = await drain(consumer, bus, tasks, within=10)
             assert set(rest) == {t.id for t in tasks}
             assert await consumer.complete(done[0], ok(done[0], "r1")) is False  # dedupe survived too
     finally:

@@ -191,3 +191,22 @@ def test_helm_is_the_pinned_version(cluster: ClusterHandle) -> None:
     assert out.returncode == 0, out.stderr
     # `go install` leaves helm's patch version unstamped (it reports "v3.19"); the minor is what charts check.
     assert out.stdout.startswith("v3.19")
+
+
+def test_two_concurrent_ups_start_one_cluster(tmp_path: Path, cluster: ClusterHandle) -> None:
+    # Two terminals (or two test sessions) running `up` at once must share one cluster, not race two etcds.
+    root = tmp_path / "c3"
+    cmd = [sys.executable, "-m", "podium", "cluster", "up", "--dir", str(root), "--no-node"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    try:
+        outputs = [p.communicate(timeout=240)[0] for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], outputs
+        assert sum("etcd ready" in out for out in outputs) == 1, outputs
+        data_dir = f"--data-dir={root.resolve()}/etcd"
+        pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+        assert len([pid for pid in pids if processes.alive(pid) and data_dir in processes.cmdline(pid)]) == 1
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "podium", "cluster", "down", "--dir", str(root)], capture_output=True, text=True
+        )
+        assert down.returncode == 0, down.stderr

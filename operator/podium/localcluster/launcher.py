@@ -223,6 +223,8 @@ def commands(paths: Paths, state: State, bins: Path) -> dict[str, list[str]]:
             f"--kubeconfig={paths.component_kubeconfig('kube-controller-manager')}",
             f"--authentication-kubeconfig={paths.component_kubeconfig('kube-controller-manager')}",
             f"--authorization-kubeconfig={paths.component_kubeconfig('kube-controller-manager')}",
+            # No front proxy here: skip reading its request-header CA, which would otherwise be logged as missing.
+            "--authentication-skip-lookup=true",
             f"--bind-address={HOST}",
             f"--secure-port={p['kube-controller-manager']}",
             f"--cert-dir={k / 'kube-controller-manager'}",
@@ -242,6 +244,8 @@ def commands(paths: Paths, state: State, bins: Path) -> dict[str, list[str]]:
             f"--kubeconfig={paths.component_kubeconfig('kube-scheduler')}",
             f"--authentication-kubeconfig={paths.component_kubeconfig('kube-scheduler')}",
             f"--authorization-kubeconfig={paths.component_kubeconfig('kube-scheduler')}",
+            # No front proxy here: skip reading its request-header CA, which would otherwise be logged as missing.
+            "--authentication-skip-lookup=true",
             f"--bind-address={HOST}",
             f"--secure-port={p['kube-scheduler']}",
             f"--cert-dir={k / 'kube-scheduler'}",

@@ -74,7 +74,14 @@ for example in "${strategies[@]}"; do
     kubectl -n "$ns" apply -f "examples/$example.yaml" >/dev/null
   fi
   if podium run -n "$ns" watch "$name" --timeout "$run_timeout"; then
-    podium run -n "$ns" result "$name" || failed+=("$name")
+    if result=$(podium run -n "$ns" result "$name"); then
+      # Results can be long: the first lines show the shape; the command prints all of it.
+      printf '%s\n' "$result" | head -n 30
+      lines=$(printf '%s\n' "$result" | wc -l)
+      if [ "$lines" -gt 30 ]; then echo "  ... ($lines lines: podium run -n $ns result $name)"; fi
+    else
+      failed+=("$name")
+    fi
   else
     failed+=("$name")
     printf '\033[31m%s did not succeed\033[0m; try:\n  kubectl -n %s describe orchestration %s\n' "$name" "$ns" "$name" >&2

@@ -30,5 +30,6 @@ if [ ! -x "$out/etcd" ]; then
 fi
 if [ ! -x "$out/helm" ]; then
   echo "building helm $HELM_VERSION" >&2
-  GOBIN="$out" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
 fi

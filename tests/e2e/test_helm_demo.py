@@ -8,6 +8,7 @@ share the cluster with other tests (and a demo) without reconciling their Agents
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from .conftest import ClusterHandle
@@ -45,8 +47,12 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float =
 
 
 def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    # The cluster's bin/ symlink, or the cached build it points to (the symlink is rewritten by every `up`).
+    binary = cluster.bin / "helm"
+    if not binary.exists():
+        binary = Path.home() / ".cache" / "podium" / "k8s-v1.34.4" / "bin" / "helm"
     return subprocess.run(
-        [str(cluster.bin / "helm"), f"--kubeconfig={cluster.kubeconfig}", *args],
+        [str(binary), f"--kubeconfig={cluster.kubeconfig}", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -109,6 +115,24 @@ def test_operator_and_redis_run_as_ready_pods(cluster: ClusterHandle, release: R
     # The node runs Debian's redis-server bound to the pod's own loopback address.
     assert redis["spec"]["containers"][0]["command"] == ["redis-server"]
     assert redis["status"]["podIP"].startswith("127.64.")
+
+
+def test_redis_requires_the_generated_password_on_pod_ip_and_service(cluster: ClusterHandle, release: Release) -> None:
+    secret = get(cluster, "secret", f"{release.name}-redis", "-n", release.system)
+    assert secret is not None
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    assert len(password) == 32
+    pod = get(cluster, "pod", f"{release.name}-redis-0", "-n", release.system)
+    service = get(cluster, "service", f"{release.name}-redis", "-n", release.system)
+    assert pod is not None and service is not None
+    for host in (pod["status"]["podIP"], service["spec"]["clusterIP"]):
+        anonymous = redis.Redis(host=host, port=6379, socket_timeout=5)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
+        admin = redis.Redis(host=host, port=6379, password=password, socket_timeout=5)
+        assert admin.ping() is True
+        admin.close()
 
 
 def agent_manifest(namespace: str) -> dict[str, Any]:

@@ -57,6 +57,8 @@ class _Scripts:
         self.dead_letter: AsyncScript = redis.register_script(scripts.DEAD_LETTER)
         self.release: AsyncScript = redis.register_script(scripts.RELEASE)
         self.leave: AsyncScript = redis.register_script(scripts.LEAVE)
+        self.dispatch_many: AsyncScript = redis.register_script(scripts.DISPATCH_MANY)
+        self.complete_many: AsyncScript = redis.register_script(scripts.COMPLETE_MANY)
 
 
 class Bus:
@@ -123,16 +125,24 @@ class Bus:
             await self._fanout.watch(keys)
         for task, keys, _ in encoded:
             self._fanout.expect(keys.result(task.id))
+        by_agent: dict[AgentKeys, list[tuple[Task, bytes]]] = {}
+        for task, keys, raw in encoded:
+            by_agent.setdefault(keys, []).append((task, raw))
         async with self.redis.pipeline(transaction=False) as pipe:
-            for _, keys, raw in encoded:
-                await self.scripts.dispatch(keys=[keys.inbox], args=[raw, self.max_queue], client=pipe)
+            for keys, items in by_agent.items():
+                if len(items) == 1:
+                    await self.scripts.dispatch(keys=[keys.inbox], args=[items[0][1], self.max_queue], client=pipe)
+                else:
+                    args = [self.max_queue, *(raw for _, raw in items)]
+                    await self.scripts.dispatch_many(keys=[keys.inbox], args=args, client=pipe)
             replies = await pipe.execute(raise_on_error=False)
-        for (task, keys, _), reply in zip(encoded, replies, strict=True):
+        for (keys, items), reply in zip(by_agent.items(), replies, strict=True):
             if isinstance(reply, ResponseError):
                 if "QUEUEFULL" in str(reply):
                     raise QueueFull(
-                        f"agent {keys.namespace}/{keys.agent} already has {self.max_queue} queued tasks; "
-                        f"task {task.id!r} was not dispatched (raise Bus(max_queue=...) or add replicas)"
+                        f"agent {keys.namespace}/{keys.agent} cannot take {len(items)} more tasks (limit "
+                        f"{self.max_queue} queued); task {items[0][0].id!r} and the rest of its batch were not "
+                        f"dispatched (raise Bus(max_queue=...) or add replicas)"
                     )
                 raise reply
 

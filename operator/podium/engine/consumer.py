@@ -164,11 +164,15 @@ class InboxConsumer:
         """Like :meth:`complete` for many deliveries in one round trip (one script call each, pipelined)."""
         if not done:
             return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for delivery, result in done:
-                keys, args = self._complete_args(delivery, result)
-                await self.bus.scripts.complete(keys=keys, args=args, client=pipe)
-            replies = await pipe.execute()
+        keys: list[str] = [self.keys.inbox, self.keys.results]
+        args: list[Any] = [GROUP, self.bus.result_ttl_seconds, self.bus.stream_maxlen]
+        for delivery, result in done:
+            task = delivery.task
+            if result.task_id != task.id:
+                raise ValueError(f"result is for task {result.task_id!r} but the delivery is task {task.id!r}")
+            keys += [self.keys.result(task.id), self.keys.done(task.id, task.attempt)]
+            args += [delivery.entry_id, task.id, result.to_json()]
+        replies = await self.bus.scripts.complete_many(keys=keys, args=args)
         return [bool(r) for r in replies]
 
     async def release(self, delivery: Delivery) -> None:

@@ -150,3 +150,39 @@ end
 local s = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000, ARGV[2])
 return #s
 """
+
+# Batched forms: one script call for many tasks of one agent (same keys, same guarantees, one round trip
+# and one command to parse instead of one per task).
+# KEYS: inbox.  ARGV: max queue length, task json...  All or nothing when the queue would overflow.
+DISPATCH_MANY = """
+local n = #ARGV - 1
+if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then
+  return redis.error_reply('QUEUEFULL inbox ' .. KEYS[1] .. ' holds ' .. ARGV[1] .. ' tasks')
+end
+for i = 2, #ARGV do redis.call('XADD', KEYS[1], '*', 't', ARGV[i]) end
+return n
+"""
+
+# KEYS: inbox, results stream, then per item: result key, dedupe key.
+# ARGV: group, ttl seconds, results maxlen, then per item: entry id, task id, result json.
+# Returns one 1/0 per item, as COMPLETE does.
+COMPLETE_MANY = """
+local group, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
+local out = {}
+local n = (#KEYS - 2) / 2
+for i = 1, n do
+  local rkey, dkey = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local id, tid, res = ARGV[1 + 3 * i], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
+  local fresh = redis.call('SET', dkey, '1', 'NX', 'EX', ttl)
+  redis.call('XACK', KEYS[1], group, id)
+  redis.call('XDEL', KEYS[1], id)
+  if fresh then
+    redis.call('SET', rkey, res, 'EX', ttl)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'i', tid, 'r', res)
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
+"""

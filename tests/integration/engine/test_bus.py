@@ -150,7 +150,7 @@ async def test_queue_full_is_a_clear_error(client: aioredis.Redis, ns: str) -> N
     tiny = Bus(client, max_queue=3)
     try:
         await tiny.dispatch_many([task(ns, i) for i in range(3)])
-        with pytest.raises(QueueFull, match="already has 3 queued tasks"):
+        with pytest.raises(QueueFull, match="limit 3 queued"):
             await tiny.dispatch(task(ns, 3))
     finally:
         await tiny.close()

@@ -1,0 +1,1 @@
+"""Worker processes for the benchmarks: one module per system, each reading its Redis URL from the environment."""

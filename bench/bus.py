@@ -1,0 +1,521 @@
+"""Message-bus benchmark: Podium's bus against Celery, Dramatiq, taskiq and a raw redis-py loop.
+
+Same workload everywhere: a producer sends no-op tasks to 2 worker processes and collects every result.
+- throughput: as many tasks as the system will take (bounded by a task count and a time limit);
+- latency: p50/p99 round trip at a fixed offered rate (open loop: tasks are sent on schedule whether or
+  not earlier ones have finished), measured from the scheduled send time to the result in the producer;
+- recovery (Podium only): kill -9 a worker holding in-flight tasks, time until all finish on the survivor.
+Each system gets its own redis-server on a free loopback port.
+
+    python -m bench.bus [--quick] [--json] [--only podium,raw]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from podium.engine.bus import Bus
+from podium.engine.messages import Task
+from podium.localcluster.redis_server import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSTEMS = ("podium", "raw", "taskiq", "dramatiq", "celery")
+
+
+@dataclass
+class Plan:
+    tasks: int  # throughput run: at most this many tasks...
+    seconds: float  # ...and at most this long
+    rate: int  # latency run: offered tasks per second...
+    rate_seconds: float  # ...for this long
+
+
+FULL = Plan(tasks=20_000, seconds=10, rate=1000, rate_seconds=4)
+QUICK = Plan(tasks=4_000, seconds=4, rate=1000, rate_seconds=2)
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def pooled(url: str) -> aioredis.Redis:
+    # A blocking pool: a burst of concurrent senders waits for a connection instead of failing.
+    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=64))
+
+
+def peer_env(url: str) -> dict[str, str]:
+    return {**os.environ, "PODIUM_BENCH_REDIS_URL": url, "PYTHONPATH": f"{ROOT}:{ROOT / 'operator'}"}
+
+
+def spawn(args: list[str], url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args, cwd=ROOT, env=peer_env(url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def start_piped(args: list[str], url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(args, cwd=ROOT, env=peer_env(url), stdout=subprocess.PIPE, text=True)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+class System:
+    """One system under test: its workers, a batched throughput run, and a single send-and-wait."""
+
+    name = ""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def workers(self) -> list[list[str]]:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        return None
+
+    async def batch(self, n: int, deadline: float) -> int:
+        """Send up to n tasks, stop sending at the deadline, wait for every sent one; returns how many finished."""
+        raise NotImplementedError
+
+    async def one(self, i: int) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class PodiumSystem(System):
+    name = "podium"
+    chunk, window = 500, 8
+
+    def workers(self) -> list[list[str]]:
+        return [
+            [sys.executable, "-m", "bench._peers.podium_worker", "--url", self.url, "--replica", f"w{i}"]
+            for i in (1, 2)
+        ]
+
+    async def start(self) -> None:
+        self.client = pooled(self.url)
+        self.bus = Bus(self.client, max_queue=1_000_000)
+        self.seq = 0
+
+    def _task(self, i: int) -> Task:
+        self.seq += 1
+        return Task(id=f"b{self.seq}", kind="execute", input=i, namespace="bench", agent="noop")
+
+    async def batch(self, n: int, deadline: float) -> int:
+        slots = asyncio.Semaphore(self.window)
+        finished = 0
+
+        async def chunk(tasks: list[Task]) -> None:
+            nonlocal finished
+            try:
+                await self.bus.dispatch_many(tasks)
+                finished += len(await self.bus.wait_results(tasks, 60))
+            finally:
+                slots.release()
+
+        running = []
+        for start in range(0, n, self.chunk):
+            if time.monotonic() > deadline:
+                break
+            await slots.acquire()
+            running.append(asyncio.create_task(chunk([self._task(i) for i in range(start, start + self.chunk)])))
+        await asyncio.gather(*running)
+        return finished
+
+    async def one(self, i: int) -> None:
+        task = self._task(i)
+        await self.bus.dispatch(task)
+        if await self.bus.wait_result(task, 30) is None:
+            raise TimeoutError(task.id)
+
+    async def close(self) -> None:
+        await self.bus.close()
+        await self.client.aclose()
+
+
+class RawSystem(System):
+    name = "raw"
+    chunk, window = 500, 8
+
+    def workers(self) -> list[list[str]]:
+        return [[sys.executable, "-m", "bench._peers.raw_worker", f"w{i}"] for i in (1, 2)]
+
+    async def start(self) -> None:
+        self.client = pooled(self.url)
+        self.waiters: dict[bytes, asyncio.Future[None]] = {}
+        self.seq = 0
+        last = await self.client.xrevrange("raw:replies", count=1)
+        self.last = last[0][0] if last else b"0-0"
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            streams: Any = {"raw:replies": self.last}
+            reply: Any = await self.client.xread(streams, count=2000, block=100)
+            for _s, entries in reply.items() if isinstance(reply, dict) else reply or []:
+                for entry_id, fields in entries:
+                    self.last = entry_id
+                    fut = self.waiters.pop(fields[b"i"], None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+
+    def _ids(self, n: int) -> list[bytes]:
+        out = []
+        for _ in range(n):
+            self.seq += 1
+            out.append(str(self.seq).encode())
+        return out
+
+    async def _send(self, ids: list[bytes]) -> list[asyncio.Future[None]]:
+        loop = asyncio.get_running_loop()
+        futs = []
+        for i in ids:
+            futs.append(loop.create_future())
+            self.waiters[i] = futs[-1]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.xadd("raw:tasks", {"i": i, "payload": b'{"input":1}'})
+            await pipe.execute()
+        return futs
+
+    async def batch(self, n: int, deadline: float) -> int:
+        slots = asyncio.Semaphore(self.window)
+        finished = 0
+
+        async def chunk(ids: list[bytes]) -> None:
+            nonlocal finished
+            try:
+                done, _ = await asyncio.wait(await self._send(ids), timeout=60)
+                finished += len(done)
+            finally:
+                slots.release()
+
+        running = []
+        for _start in range(0, n, self.chunk):
+            if time.monotonic() > deadline:
+                break
+            await slots.acquire()
+            running.append(asyncio.create_task(chunk(self._ids(self.chunk))))
+        await asyncio.gather(*running)
+        return finished
+
+    async def one(self, i: int) -> None:
+        [fut] = await self._send(self._ids(1))
+        await asyncio.wait_for(fut, 30)
+
+    async def close(self) -> None:
+        self.reader.cancel()
+        await asyncio.gather(self.reader, return_exceptions=True)
+        await self.client.aclose()
+
+
+class TaskiqSystem(System):
+    name = "taskiq"
+    window = 1000
+
+    def workers(self) -> list[list[str]]:
+        return [[sys.executable, "-m", "taskiq", "worker", "bench._peers.taskiq_app:broker", "--workers", "2"]]
+
+    async def start(self) -> None:
+        os.environ["PODIUM_BENCH_REDIS_URL"] = self.url
+        from bench._peers import taskiq_app
+
+        self.app = taskiq_app
+        await taskiq_app.broker.startup()
+
+    async def _run(self, i: int) -> None:
+        handle = await self.app.noop.kiq(i)
+        result = await handle.wait_result(check_interval=0.002, timeout=60)
+        if result.is_err:
+            raise RuntimeError(str(result.error))
+
+    async def batch(self, n: int, deadline: float) -> int:
+        slots = asyncio.Semaphore(self.window)
+        finished = 0
+
+        async def run(i: int) -> None:
+            nonlocal finished
+            try:
+                await self._run(i)
+                finished += 1
+            finally:
+                slots.release()
+
+        running = []
+        for i in range(n):
+            if time.monotonic() > deadline:
+                break
+            await slots.acquire()
+            running.append(asyncio.create_task(run(i)))
+        await asyncio.gather(*running, return_exceptions=True)
+        return finished
+
+    async def one(self, i: int) -> None:
+        await self._run(i)
+
+    async def close(self) -> None:
+        await self.app.broker.shutdown()
+
+
+class ThreadedSystem(System):
+    """Celery and Dramatiq clients are synchronous: the producer drives them from a thread pool."""
+
+    threads = 64
+
+    async def start(self) -> None:
+        self.pool = ThreadPoolExecutor(self.threads)
+
+    def send_and_wait(self, i: int) -> None:
+        raise NotImplementedError
+
+    async def batch(self, n: int, deadline: float) -> int:
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self.threads * 2)
+        finished = 0
+
+        async def run(i: int) -> None:
+            nonlocal finished
+            try:
+                await loop.run_in_executor(self.pool, self.send_and_wait, i)
+                finished += 1
+            finally:
+                slots.release()
+
+        running = []
+        for i in range(n):
+            if time.monotonic() > deadline:
+                break
+            await slots.acquire()
+            running.append(asyncio.create_task(run(i)))
+        await asyncio.gather(*running, return_exceptions=True)
+        return finished
+
+    async def one(self, i: int) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.pool, self.send_and_wait, i)
+
+    async def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class CelerySystem(ThreadedSystem):
+    name = "celery"
+
+    def workers(self) -> list[list[str]]:
+        base = [sys.executable, "-m", "celery", "-A", "bench._peers.celery_app", "worker", "--pool=solo"]
+        flags = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"]
+        return [[*base, "-n", f"w{i}@bench", *flags] for i in (1, 2)]
+
+    async def start(self) -> None:
+        os.environ["PODIUM_BENCH_REDIS_URL"] = self.url
+        from bench._peers import celery_app
+
+        self.app = celery_app
+        await super().start()
+
+    def send_and_wait(self, i: int) -> None:
+        self.app.noop.apply_async((i,)).get(timeout=60)
+
+
+class DramatiqSystem(ThreadedSystem):
+    name = "dramatiq"
+
+    def workers(self) -> list[list[str]]:
+        return [[sys.executable, "-m", "dramatiq", "bench._peers.dramatiq_app", "--processes", "2", "--threads", "8"]]
+
+    async def start(self) -> None:
+        os.environ["PODIUM_BENCH_REDIS_URL"] = self.url
+        from bench._peers import dramatiq_app
+
+        self.app = dramatiq_app
+        await super().start()
+
+    def send_and_wait(self, i: int) -> None:
+        self.app.noop.send(i).get_result(block=True, timeout=60_000)
+
+
+CLASSES: dict[str, type[System]] = {
+    c.name: c for c in (PodiumSystem, RawSystem, TaskiqSystem, DramatiqSystem, CelerySystem)
+}
+
+
+async def open_loop(one: Callable[[int], Awaitable[None]], rate: int, seconds: float) -> tuple[list[float], int]:
+    """Send ``rate`` tasks/s for ``seconds`` on a fixed schedule; latencies (ms) from scheduled send to result."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    errors = 0
+
+    async def timed(i: int, scheduled: float) -> None:
+        nonlocal errors
+        try:
+            await one(i)
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+        except Exception:
+            errors += 1
+
+    start = time.perf_counter()
+    running = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        running.append(asyncio.create_task(timed(i, scheduled)))
+    await asyncio.gather(*running)
+    return latencies, errors
+
+
+async def measure(name: str, plan: Plan) -> dict[str, Any]:
+    with RedisServer() as server:
+        system = CLASSES[name](server.url)
+        procs = [spawn(args, server.url) for args in system.workers()]
+        try:
+            await system.start()
+            await asyncio.wait_for(asyncio.gather(*(system.one(-i) for i in range(1, 51))), 60)  # warm up
+            started = time.perf_counter()
+            done = await system.batch(plan.tasks, time.monotonic() + plan.seconds)
+            elapsed = time.perf_counter() - started
+            latencies, errors = await open_loop(system.one, plan.rate, plan.rate_seconds)
+            await system.close()
+        finally:
+            stop(procs)
+    return {
+        "tasks_per_s": round(done / elapsed, 1),
+        "throughput_tasks": done,
+        "p50_ms": round(percentile(latencies, 0.50), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
+        "mean_ms": round(statistics.fmean(latencies), 3) if latencies else None,
+        "offered_per_s": plan.rate,
+        "latency_tasks": len(latencies),
+        "errors": errors,
+    }
+
+
+async def recovery(lease: float = 1.0, tasks: int = 200) -> dict[str, Any]:
+    """kill -9 a Podium worker that holds ``tasks`` in flight; seconds until all finish on the survivor."""
+    with RedisServer() as server:
+        client = aioredis.Redis.from_url(server.url)
+        bus = Bus(client)
+        worker = [sys.executable, "-m", "bench._peers.podium_worker", "--url", server.url, "--lease", str(lease)]
+        doomed = start_piped(
+            [*worker, "--replica", "doomed", "--delay-ms", "600000", "--batch", str(tasks)], server.url
+        )
+        survivor: subprocess.Popen[bytes] | None = None
+        try:
+            assert doomed.stdout is not None
+            doomed.stdout.readline()  # ready
+            batch = [Task(id=f"r{i}", kind="execute", input=i, namespace="bench", agent="noop") for i in range(tasks)]
+            await bus.dispatch_many(batch)
+            await asyncio.sleep(0.3)
+            held = await bus.in_flight("bench", "noop")
+            survivor = spawn([*worker, "--replica", "survivor"], server.url)
+            await asyncio.sleep(0.5)  # the survivor is up and idle
+            killed = time.perf_counter()
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+            results = await bus.wait_results(batch, 30)
+            took = time.perf_counter() - killed
+        finally:
+            if doomed.poll() is None:
+                doomed.kill()
+                doomed.wait()
+            stop([survivor] if survivor else [])
+            await bus.close()
+            await client.aclose()
+    return {
+        "lease_seconds": lease,
+        "in_flight_at_kill": held,
+        "completed": len(results),
+        "seconds_to_all_done": round(took, 3),
+    }
+
+
+def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float]:
+    podium = systems.get("podium", {}).get("tasks_per_s")
+    out = {}
+    for name, row in systems.items():
+        if name != "podium" and podium and row.get("tasks_per_s"):
+            out[f"podium_vs_{name}_throughput"] = round(podium / row["tasks_per_s"], 2)
+    return out
+
+
+async def run(plan: Plan, only: list[str]) -> dict[str, Any]:
+    systems: dict[str, dict[str, Any]] = {}
+    for name in only:
+        try:
+            systems[name] = await measure(name, plan)
+        except Exception as exc:  # one broken competitor must not hide the others' numbers
+            systems[name] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(f"# {name}: {systems[name]}", file=sys.stderr, flush=True)
+    report: dict[str, Any] = {"systems": systems, "ratios": ratios(systems)}
+    if "podium" in only:
+        report["recovery"] = await recovery()
+    report["plan"] = plan.__dict__
+    report["cpus"] = os.cpu_count()
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"{'system':<10} {'tasks/s':>10} {'p50 ms':>8} {'p99 ms':>8}  (p50/p99 at {report['plan']['rate']}/s)"]
+    for name, row in report["systems"].items():
+        if "error" in row:
+            lines.append(f"{name:<10} error: {row['error']}")
+        else:
+            lines.append(f"{name:<10} {row['tasks_per_s']:>10.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+    for key, value in report["ratios"].items():
+        lines.append(f"{key}: {value}x")
+    if "recovery" in report:
+        r = report["recovery"]
+        lines.append(
+            f"recovery: {r['in_flight_at_kill']} in flight at kill -9, all {r['completed']} done "
+            f"{r['seconds_to_all_done']}s later (lease {r['lease_seconds']}s)"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="fewer tasks, shorter runs")
+    parser.add_argument("--only", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    args = parser.parse_args(argv)
+    only = [s for s in args.only.split(",") if s]
+    unknown = set(only) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}; choose from {', '.join(SYSTEMS)}")
+    report = asyncio.run(run(QUICK if args.quick else FULL, only))
+    print(json.dumps(report, indent=2) if args.json else table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

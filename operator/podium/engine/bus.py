@@ -133,7 +133,7 @@ class Bus:
                 if len(items) == 1:
                     await self.scripts.dispatch(keys=[keys.inbox], args=[items[0][1], self.max_queue], client=pipe)
                 else:
-                    args = [self.max_queue, *(raw for _, raw in items)]
+                    args: list[Any] = [self.max_queue, *(raw for _, raw in items)]
                     await self.scripts.dispatch_many(keys=[keys.inbox], args=args, client=pipe)
             replies = await pipe.execute(raise_on_error=False)
         for (keys, items), reply in zip(by_agent.items(), replies, strict=True):

@@ -211,6 +211,28 @@ def test_in_cluster_operator_runs_an_agent_and_a_pipeline_to_succeeded(
     assert isinstance(result, dict) and "summary" in json.dumps(result), status
 
 
+def test_helm_upgrade_keeps_the_redis_password_and_the_agent_running(cluster: ClusterHandle, release: Release) -> None:
+    def password() -> str:
+        secret = get(cluster, "secret", f"{release.name}-redis", "-n", release.system)
+        assert secret is not None
+        return str(secret["data"]["password"])
+
+    before = password()
+    upgraded = helm(
+        cluster, "upgrade", release.name, str(CHART), "--namespace", release.system,
+        "--reuse-values", "--set", "logFormat=text", "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    assert upgraded.returncode == 0, f"{upgraded.stderr}\n{diagnose(cluster, release)}"
+    assert password() == before
+    deployment = get(cluster, "deployment", release.name, "-n", release.system)
+    assert deployment is not None
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PODIUM_LOG_FORMAT"] == "text"
+    # The new operator pod picks the Agent up again and finds it healthy.
+    agent = get(cluster, "agent", "writer", "-n", release.namespace) or {}
+    assert agent.get("status", {}).get("phase") in ("Ready", "Busy"), agent.get("status")
+
+
 def test_operator_cleans_up_deleted_agents_then_helm_uninstall_removes_it(
     cluster: ClusterHandle, release: Release
 ) -> None:

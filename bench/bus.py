@@ -139,7 +139,8 @@ class PodiumSystem(System):
             nonlocal finished
             try:
                 await self.bus.dispatch_many(tasks)
-                finished += len(await self.bus.wait_results(tasks, 60))
+                got = await self.bus.wait_results(tasks, 60)
+                finished += len(got)
             finally:
                 slots.release()
 

@@ -12,6 +12,7 @@ import base64
 import json
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from typing import Any
 import pytest
 import redis
 import yaml
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .conftest import ClusterHandle
 
@@ -126,7 +129,8 @@ def test_redis_requires_the_generated_password_on_pod_ip_and_service(cluster: Cl
     service = get(cluster, "service", f"{release.name}-redis", "-n", release.system)
     assert pod is not None and service is not None
     for host in (pod["status"]["podIP"], service["spec"]["clusterIP"]):
-        anonymous = redis.Redis(host=host, port=6379, socket_timeout=5)
+        # No retries: redis-py counts an authentication failure as a connection error and would back off.
+        anonymous = redis.Redis(host=host, port=6379, socket_timeout=5, retry=Retry(NoBackoff(), 0))
         with pytest.raises(redis.AuthenticationError):
             anonymous.ping()
         anonymous.close()
@@ -209,6 +213,16 @@ def test_in_cluster_operator_runs_an_agent_and_a_pipeline_to_succeeded(
     assert status.get("progress") == "2/2"
     result = status.get("result")
     assert isinstance(result, dict) and "summary" in json.dumps(result), status
+
+
+def test_metrics_service_serves_the_operator_metrics(cluster: ClusterHandle, release: Release) -> None:
+    service = get(cluster, "service", f"{release.name}-metrics", "-n", release.system)
+    assert service is not None
+    url = f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read().decode()
+    reconciles = [line for line in body.splitlines() if line.startswith("podium_operator_reconciles_total{")]
+    assert any(float(line.rsplit(" ", 1)[1]) >= 1 for line in reconciles), reconciles
 
 
 def test_helm_upgrade_keeps_the_redis_password_and_the_agent_running(cluster: ClusterHandle, release: Release) -> None:

@@ -50,9 +50,10 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
 ]  # fmt: skip
 CRD_READ = {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
             "verbs": ["get", "list", "watch"]}  # fmt: skip
+NAMESPACES_READ = {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}
 CLUSTER_ONLY_RULES: list[dict[str, Any]] = [
     CRD_READ,
-    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    NAMESPACES_READ,
     {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["get", "list", "watch", "patch"]},
 ]
 
@@ -152,7 +153,7 @@ def test_cluster_wide_rbac_is_exactly_what_the_operator_touches() -> None:
     assert not find(docs, "Role") and not find(docs, "RoleBinding")
 
 
-def test_watch_namespaces_gives_one_role_per_namespace_and_only_crd_read_cluster_wide() -> None:
+def test_watch_namespaces_gives_one_role_per_namespace_and_only_discovery_cluster_wide() -> None:
     docs = render("watchNamespaces={team-a,team-b}")
     roles = find(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
@@ -160,7 +161,7 @@ def test_watch_namespaces_gives_one_role_per_namespace_and_only_crd_read_cluster
         assert as_set(r["rules"]) == as_set(NAMESPACED_RULES)
     assert sorted(b["metadata"]["namespace"] for b in find(docs, "RoleBinding")) == ["team-a", "team-b"]
     cluster_roles = find(docs, "ClusterRole")
-    assert len(cluster_roles) == 1 and as_set(cluster_roles[0]["rules"]) == as_set([CRD_READ])
+    assert len(cluster_roles) == 1 and as_set(cluster_roles[0]["rules"]) == as_set([CRD_READ, NAMESPACES_READ])
     args = operator_container(docs)["args"]
     assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
 

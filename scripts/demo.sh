@@ -4,6 +4,7 @@
 # Safe to run again. `scripts/demo.sh pipeline swarm` runs only those examples.
 #
 # Environment: DEMO_NAMESPACE (default demo), DEMO_RUN_TIMEOUT seconds per orchestration (default 180),
+# DEMO_DEADLINE seconds for everything after the cluster is up (default 900),
 # DEMO_HELM_ARGS extra `helm upgrade --install` flags (e.g. "--set watchNamespaces={demo}").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ step "local cluster (the first run builds Kubernetes from source: allow 20-40 mi
 podium cluster up || fail "the local cluster did not start" "podium cluster status" "ls .podium/logs/"
 eval "$(podium cluster env)"
 kubectl get nodes
+
+deadline=$((SECONDS + ${DEMO_DEADLINE:-900}))  # everything after the cluster is up (not the first build)
 
 step "install Podium with Helm (operator + Redis as pods)"
 # The namespace first: with watchNamespaces the chart puts a Role into it.
@@ -73,7 +76,10 @@ for example in "${strategies[@]}"; do
     kubectl -n "$ns" delete orchestration "$name" --wait=true --timeout=60s
     kubectl -n "$ns" apply -f "examples/$example.yaml" >/dev/null
   fi
-  if podium run -n "$ns" watch "$name" --timeout "$run_timeout"; then
+  left=$((deadline - SECONDS))
+  [ "$left" -gt 0 ] || fail "the demo ran out of time (DEMO_DEADLINE=${DEMO_DEADLINE:-900}s) before $name" \
+    "kubectl -n $ns get orchestrations" "kubectl -n $system logs deploy/$release | tail -50"
+  if podium run -n "$ns" watch "$name" --timeout "$((left < run_timeout ? left : run_timeout))"; then
     if result=$(podium run -n "$ns" result "$name"); then
       # Results can be long: the first lines show the shape; the command prints all of it.
       printf '%s\n' "$result" | head -n 30

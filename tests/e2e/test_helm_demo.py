@@ -92,15 +92,18 @@ def release(cluster: ClusterHandle) -> Iterator[Release]:
         "--set", "heartbeatLeaseSeconds=5",
         "--wait", "--timeout", "180s",
     )  # fmt: skip
-    if installed.returncode != 0:
-        pytest.fail(f"helm install failed: {installed.stderr}\n{diagnose(cluster, rel)}")
-    yield rel
-    helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
-    # Without its operator nothing removes the podium.dev finalizers, and the namespace would hang in Terminating.
-    for kind in ("orchestrations", "agents"):
-        for obj in cluster.kubectl("get", kind, "-n", rel.namespace, "-o", "name").stdout.split():
-            cluster.kubectl("patch", obj, "-n", rel.namespace, "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
-    cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
+    try:
+        if installed.returncode != 0:
+            pytest.fail(f"helm install failed: {installed.stderr}\n{diagnose(cluster, rel)}")
+        yield rel
+    finally:
+        helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
+        # Without its operator nothing removes the podium.dev finalizers: the namespace would hang in Terminating.
+        for kind in ("orchestrations", "agents"):
+            for obj in cluster.kubectl("get", kind, "-n", rel.namespace, "-o", "name").stdout.split():
+                patch = '{"metadata":{"finalizers":null}}'
+                cluster.kubectl("patch", obj, "-n", rel.namespace, "--type=merge", "-p", patch)
+        cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
 
 
 def ready(pod: dict[str, Any]) -> bool:

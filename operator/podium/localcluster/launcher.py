@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 from podium.localcluster import build, kubeconfig, pki, processes
 
 DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
+DEFAULT_POD_CIDR = "127.64.0.0/16"
 DEFAULT_NODE_NAME = "podium-node"
 HOST = "127.0.0.1"
 # Start order; `down` stops in reverse so nothing loses its API server while still running.
@@ -48,6 +50,7 @@ class ClusterError(RuntimeError):
 class State:
     ports: dict[str, int]
     service_cidr: str = DEFAULT_SERVICE_CIDR
+    pod_cidr: str = DEFAULT_POD_CIDR
     node_name: str = DEFAULT_NODE_NAME
     pids: dict[str, int] = field(default_factory=dict)
     with_node: bool = False
@@ -65,10 +68,21 @@ class State:
         return cls(
             ports={str(k): int(v) for k, v in raw["ports"].items()},
             service_cidr=str(raw.get("service_cidr", DEFAULT_SERVICE_CIDR)),
+            pod_cidr=str(raw.get("pod_cidr", DEFAULT_POD_CIDR)),
             node_name=str(raw.get("node_name", DEFAULT_NODE_NAME)),
             pids={str(k): int(v) for k, v in raw.get("pids", {}).items()},
             with_node=bool(raw.get("with_node", False)),
         )
+
+
+def loopback_ranges(directory: Path) -> tuple[str, str]:
+    """(service CIDR, pod CIDR) for a cluster kept in ``directory``.
+
+    Derived from the directory so that two clusters on one machine (two checkouts, a CI clone beside a dev
+    cluster) never hand out the same ClusterIPs or pod addresses: both would bind them on the host's loopback.
+    """
+    slot = zlib.crc32(str(directory.resolve()).encode()) % 16
+    return f"127.{96 + slot}.0.0/16", f"127.{64 + slot}.0.0/16"
 
 
 def service_ip(cidr: str) -> str:
@@ -264,6 +278,8 @@ def commands(paths: Paths, state: State, bins: Path) -> dict[str, list[str]]:
             str(paths.node_state),
             "--service-cidr",
             state.service_cidr,
+            "--pod-cidr",
+            state.pod_cidr,
             "--api-url",
             state.api_url,
         ]
@@ -373,9 +389,11 @@ class LocalCluster:
             if previous is not None:
                 self._stop(previous, log)
             bins = build.ensure_binaries(self.bins)
+            service_cidr, pod_cidr = loopback_ranges(self.paths.root)
             state = State(
                 ports=assign_ports(previous.ports if previous else {}),
-                service_cidr=previous.service_cidr if previous else DEFAULT_SERVICE_CIDR,
+                service_cidr=previous.service_cidr if previous else service_cidr,
+                pod_cidr=previous.pod_cidr if previous else pod_cidr,
                 node_name=previous.node_name if previous else DEFAULT_NODE_NAME,
                 with_node=want_node,
             )
@@ -517,6 +535,7 @@ class LocalCluster:
             "node_ready": self.node_ready(state) if state.with_node and ready else None,
             "ports": state.ports,
             "service_cidr": state.service_cidr,
+            "pod_cidr": state.pod_cidr,
         }
 
     def env_lines(self) -> list[str]:

@@ -194,3 +194,13 @@ def test_a_large_log_is_rotated_once_at_start(tmp_path: Path) -> None:
     processes.stop_group(pid, grace=2)
     assert (tmp_path / "big.log.1").stat().st_size > processes.MAX_LOG_BYTES
     assert log.stat().st_size < 1024 and "starting: true" in log.read_text()
+
+
+def test_loopback_ranges_are_stable_per_directory_and_differ_between_checkouts(tmp_path: Path) -> None:
+    ranges = {launcher.loopback_ranges(tmp_path / f"checkout-{i}") for i in range(8)}
+    assert launcher.loopback_ranges(tmp_path / "checkout-0") == launcher.loopback_ranges(tmp_path / "checkout-0")
+    assert len(ranges) > 1  # a dev cluster and a CI clone side by side do not share addresses
+    for service, pods in ranges:
+        assert ipaddress.ip_network(service).subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+        assert ipaddress.ip_network(pods).subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+        assert not ipaddress.ip_network(service).overlaps(ipaddress.ip_network(pods))

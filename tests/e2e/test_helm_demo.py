@@ -79,8 +79,21 @@ def diagnose(cluster: ClusterHandle, release: Release) -> str:
     return "\n".join(parts)
 
 
+def cluster_wide_operators(cluster: ClusterHandle) -> list[str]:
+    """Podium operators already watching every namespace: they would reconcile this test's Agents too."""
+    found = get(cluster, "deployments", "-A", "-l", "app.kubernetes.io/name=podium") or {"items": []}
+    return [
+        f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+        for d in found["items"]
+        if "--all-namespaces" in d["spec"]["template"]["spec"]["containers"][0].get("args", [])
+    ]
+
+
 @pytest.fixture(scope="module")
 def release(cluster: ClusterHandle) -> Iterator[Release]:
+    others = cluster_wide_operators(cluster)
+    if others:
+        pytest.skip(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
     suffix = uuid.uuid4().hex[:6]
     rel = Release(name=f"podium-e2e-{suffix}", system=f"podium-e2e-{suffix}-system", namespace=f"e2e-{suffix}")
     assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
@@ -273,3 +286,27 @@ def test_operator_cleans_up_deleted_agents_then_helm_uninstall_removes_it(
     wait_for("the operator pod to go", operator_pods_gone, timeout=60)
     # CRDs stay (Helm never deletes them), so users' Agents and Orchestrations survive an uninstall.
     assert get(cluster, "crd", "agents.podium.dev") is not None
+
+
+def test_operator_without_redis_stays_unready_and_says_why(cluster: ClusterHandle) -> None:
+    suffix = uuid.uuid4().hex[:6]
+    name, system = f"podium-nored-{suffix}", f"podium-nored-{suffix}"
+    installed = helm(
+        cluster, "install", name, str(CHART), "--namespace", system, "--create-namespace",
+        "--set", "redis.enabled=false", "--set", "redis.url=redis://127.0.0.1:1/0",
+        "--set", f"watchNamespaces={{{system}}}", "--set", "logFormat=text",
+    )  # fmt: skip
+    try:
+        assert installed.returncode == 0, installed.stderr
+
+        def complaint() -> str | None:
+            log = cluster.kubectl("-n", system, "logs", f"deploy/{name}", "--tail=20").stdout
+            return log if "not reachable yet" in log else None
+
+        log = wait_for("the operator to report Redis unreachable", complaint, timeout=60)
+        assert "redis://127.0.0.1:1/0" in log
+        pods = get(cluster, "pods", "-n", system) or {"items": []}
+        assert pods["items"] and not any(ready(p) for p in pods["items"])
+    finally:
+        helm(cluster, "uninstall", name, "--namespace", system, "--wait", "--timeout", "60s")
+        cluster.kubectl("delete", "namespace", system, "--wait=false")

@@ -39,7 +39,12 @@ async def start(settings: kopf.OperatorSettings, logger: logging.Logger, **_: An
     settings.execution.max_workers = 8
     kube = Kube(load_config())
     redis = aioredis.Redis.from_url(conf.redis_url, password=conf.redis_password, health_check_interval=30)
-    await redis.ping()
+    try:
+        await redis.ping()
+    except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
+        # Installed together, Redis usually starts a moment after the operator: retry soon, not after kopf's 60 s.
+        await redis.aclose()
+        raise kopf.TemporaryError(f"Redis at {conf.pod_redis_url} not reachable yet: {e}", delay=2) from e
     reconciler = AgentReconciler(kube, redis, conf, post_event)
     runtime.set_runtime(runtime.Runtime(conf, kube, redis, reconciler))
     logger.info("podium operator started: redis %s, agent image %s", conf.pod_redis_url, conf.agent_image)

@@ -69,13 +69,9 @@ failed=()
 for example in "${strategies[@]}"; do
   [ -f "examples/$example.yaml" ] || fail "no example named $example" "ls examples/"
   step "orchestration: $example"
+  # A finished run is never re-run by `apply`: delete one left by an earlier demo so this one runs afresh.
+  kubectl -n "$ns" delete -f "examples/$example.yaml" --ignore-not-found --wait=true --timeout=60s >/dev/null
   name=$(kubectl -n "$ns" apply -f "examples/$example.yaml" -o name | cut -d/ -f2)
-  # A finished run is not re-run by `apply`: start it again from scratch so every demo shows a fresh run.
-  phase=$(kubectl -n "$ns" get orchestration "$name" -o jsonpath='{.status.phase}')
-  if [ "$phase" = Succeeded ] || [ "$phase" = Failed ]; then
-    kubectl -n "$ns" delete orchestration "$name" --wait=true --timeout=60s
-    kubectl -n "$ns" apply -f "examples/$example.yaml" >/dev/null
-  fi
   left=$((deadline - SECONDS))
   [ "$left" -gt 0 ] || fail "the demo ran out of time (DEMO_DEADLINE=${DEMO_DEADLINE:-900}s) before $name" \
     "kubectl -n $ns get orchestrations" "kubectl -n $system logs deploy/$release | tail -50"
@@ -99,7 +95,8 @@ done
 step "what ran"
 kubectl -n "$ns" get orchestrations
 echo
-echo "Stop everything with: make cluster-down   (or keep it and: helm uninstall $release -n $system)"
+echo "The operator now reconciles Agents in every namespace. Before running tests/cluster or tests/e2e on this"
+echo "cluster (they start their own operators): helm uninstall $release -n $system. Stop everything: make cluster-down"
 if [ "${#failed[@]}" -gt 0 ]; then
   fail "${#failed[@]} orchestration(s) did not succeed: ${failed[*]}" "kubectl -n $ns describe orchestrations"
 fi

@@ -12,9 +12,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from podium.engine import scripts
+from podium.engine.coalesce import Coalescer
 from podium.engine.consumer import InboxConsumer, reraise_swallowed_cancel
 from podium.engine.keys import GROUP, AgentKeys, OrchestrationKeys
 from podium.engine.messages import PayloadTooLarge, Result, Task, encode_json
@@ -41,6 +42,10 @@ __all__ = [
     "QueueFull",
     "ReplicaInfo",
 ]
+
+
+# One dispatch call's tasks, grouped by agent inbox.
+_DispatchRequest = list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
 
 
 class QueueFull(RuntimeError):
@@ -90,9 +95,12 @@ class Bus:
         self.max_queue = max_queue
         self.scripts = _Scripts(redis)
         self._fanout = ResultFanout(redis, buffer=result_buffer)
+        self._dispatcher: Coalescer[_DispatchRequest] = Coalescer(self._send_dispatches)
 
     async def close(self) -> None:
-        """Stop the background result reader (the Redis client stays the caller's)."""
+        """Send what was already dispatched, stop the background result reader (the Redis client stays the
+        caller's)."""
+        await self._dispatcher.aclose()
         await self._fanout.close()
 
     async def __aenter__(self) -> Bus:
@@ -115,11 +123,20 @@ class Bus:
         return raw
 
     async def dispatch(self, task: Task) -> None:
-        """Append the task to its agent's inbox. Raises PayloadTooLarge, or QueueFull when the backlog is full."""
+        """Append the task to its agent's inbox. Raises PayloadTooLarge, or QueueFull when the backlog is full.
+
+        Concurrent calls (same event-loop tick, or while a send is in flight) share one pipelined round trip.
+        """
         await self.dispatch_many([task])
 
     async def dispatch_many(self, tasks: Sequence[Task]) -> None:
-        """Dispatch many tasks in one pipelined round trip (all are validated before any is sent)."""
+        """Dispatch many tasks in one pipelined round trip (all are validated before any is sent).
+
+        QueueFull names the first agent whose inbox refused this call's tasks for it; the tasks of this call
+        for other agents were dispatched.
+        """
+        if not tasks:
+            return
         encoded = [(task, AgentKeys(task.namespace, task.agent), self._encode(task)) for task in tasks]
         for keys in {k for _, k, _ in encoded}:
             await self._fanout.watch(keys)
@@ -128,23 +145,64 @@ class Bus:
         by_agent: dict[AgentKeys, list[tuple[Task, bytes]]] = {}
         for task, keys, raw in encoded:
             by_agent.setdefault(keys, []).append((task, raw))
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for keys, items in by_agent.items():
+        await self._dispatcher.submit(list(by_agent.items()))
+
+    async def _send_dispatches(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
+        """One pipeline for many dispatch calls: one script call per (call, agent), so each call keeps its own
+        all-or-nothing QueueFull check per agent, exactly as if it had been sent alone."""
+        calls: list[tuple[AsyncScript, list[Any], list[Any]]] = []
+        for request in requests:
+            for keys, items in request:
                 if len(items) == 1:
-                    await self.scripts.dispatch(keys=[keys.inbox], args=[items[0][1], self.max_queue], client=pipe)
+                    calls.append((self.scripts.dispatch, [keys.inbox], [items[0][1], self.max_queue]))
                 else:
-                    args: list[Any] = [self.max_queue, *(raw for _, raw in items)]
-                    await self.scripts.dispatch_many(keys=[keys.inbox], args=args, client=pipe)
-            replies = await pipe.execute(raise_on_error=False)
-        for (keys, items), reply in zip(by_agent.items(), replies, strict=True):
-            if isinstance(reply, ResponseError):
-                if "QUEUEFULL" in str(reply):
-                    raise QueueFull(
-                        f"agent {keys.namespace}/{keys.agent} cannot take {len(items)} more tasks (limit "
-                        f"{self.max_queue} queued); task {items[0][0].id!r} and the rest of its batch were not "
-                        f"dispatched (raise Bus(max_queue=...) or add replicas)"
-                    )
-                raise reply
+                    calls.append((self.scripts.dispatch_many, [keys.inbox], [self.max_queue, *(r for _, r in items)]))
+        replies = iter(await self._evalsha_pipelined(calls))
+        outcomes: list[BaseException | None] = []
+        for request in requests:
+            error: BaseException | None = None
+            for keys, items in request:
+                reply = next(replies)
+                if error is None and isinstance(reply, ResponseError):
+                    error = self._dispatch_error(keys, items, reply)
+            outcomes.append(error)
+        return outcomes
+
+    def _dispatch_error(self, keys: AgentKeys, items: list[tuple[Task, bytes]], reply: ResponseError) -> Exception:
+        if "QUEUEFULL" in str(reply):
+            return QueueFull(
+                f"agent {keys.namespace}/{keys.agent} cannot take {len(items)} more tasks (limit "
+                f"{self.max_queue} queued); task {items[0][0].id!r} and the rest of its batch were not "
+                f"dispatched (raise Bus(max_queue=...) or add replicas)"
+            )
+        return reply
+
+    async def _evalsha_pipelined(self, calls: list[tuple[AsyncScript, list[Any], list[Any]]]) -> list[Any]:
+        """EVALSHA each call in one pipeline; replies in order, errors as values.
+
+        Plain EVALSHA rather than redis-py's script-in-pipeline, which sends SCRIPT EXISTS first: a second
+        round trip on every pipeline. A script the server lost (restart, SCRIPT FLUSH) is loaded and only
+        the calls that failed with NOSCRIPT (and so did nothing) are sent again.
+        """
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    script, keys, args = calls[i]
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                got = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, reply in zip(todo, got, strict=True):
+                replies[i] = reply
+                if isinstance(reply, NoScriptError):
+                    missing.append(i)
+            if not missing or attempt:
+                break
+            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
+                script.sha = text(await self.redis.script_load(script.script))
+            todo = missing
+        return replies
 
     async def get_result(self, task: Task) -> Result | None:
         raw = await self.redis.get(AgentKeys(task.namespace, task.agent).result(task.id))
@@ -247,7 +305,8 @@ class Bus:
                     at=result.finished_at,
                 )
             )
-        events.sort(key=lambda e: stream_id_key(e.id))
+        # Ids of two streams tie within one millisecond (each restarts its sequence): the sender's clock breaks it.
+        events.sort(key=lambda e: (stream_id_key(e.id)[0], e.at, stream_id_key(e.id)[1]))
         return events[-limit:]
 
     # -- operations --------------------------------------------------------------------------------

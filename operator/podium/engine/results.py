@@ -31,6 +31,7 @@ class ResultFanout:
         self._block_ms = block_ms
         self._streams: dict[str, str] = {}  # result stream key -> last id read
         self._waiters: dict[str, list[asyncio.Future[Result]]] = {}  # result key -> futures
+        self._starting: dict[str, asyncio.Task[None]] = {}  # result stream key -> its first lookup
         # Result keys of tasks dispatched while their stream was watched: their result will come through
         # the stream, so a wait needs no GET. Results that arrive before anyone waits are kept in _arrived.
         self._expected: OrderedDict[str, None] = OrderedDict()
@@ -43,13 +44,25 @@ class ResultFanout:
         """Start reading this agent's result stream (from its current end). True if it was already watched."""
         if keys.results in self._streams:
             return True
-        last = await self._redis.xrevrange(keys.results, count=1)
-        if keys.results not in self._streams:  # another coroutine may have raced us here
-            self._streams[keys.results] = text(last[0][0]) if last else "0-0"
+        # Concurrent first dispatches to one agent share one lookup: one connection, not one per caller, and
+        # they resume in call order (so their tasks are queued in that order).
+        starting = self._starting.get(keys.results)
+        if starting is None:
+            starting = asyncio.get_running_loop().create_task(self._start(keys.results))
+            self._starting[keys.results] = starting
+        await asyncio.shield(starting)
+        return False
+
+    async def _start(self, stream: str) -> None:
+        try:
+            last = await self._redis.xrevrange(stream, count=1)
+        finally:
+            self._starting.pop(stream, None)
+        if stream not in self._streams:
+            self._streams[stream] = text(last[0][0]) if last else "0-0"
             self._changed.set()
             if self._task is None or self._task.done():
                 self._task = asyncio.get_running_loop().create_task(self._run(), name="podium-result-fanout")
-        return False
 
     def expect(self, result_key: str) -> None:
         self._expected[result_key] = None

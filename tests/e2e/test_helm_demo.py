@@ -127,13 +127,13 @@ def test_operator_and_redis_run_as_ready_pods(cluster: ClusterHandle, release: R
     pods = get(cluster, "pods", "-n", release.system)
     assert pods is not None
     by_component = {p["metadata"]["labels"].get("app.kubernetes.io/component"): p for p in pods["items"]}
-    operator, redis = by_component["operator"], by_component["redis"]
-    assert ready(operator) and ready(redis), diagnose(cluster, release)
+    operator, redis_pod = by_component["operator"], by_component["redis"]
+    assert ready(operator) and ready(redis_pod), diagnose(cluster, release)
     assert operator["spec"]["serviceAccountName"] == release.name
     assert operator["spec"]["containers"][0]["command"] == ["podium", "operator"]
     # The node runs Debian's redis-server bound to the pod's own loopback address.
-    assert redis["spec"]["containers"][0]["command"] == ["redis-server"]
-    assert redis["status"]["podIP"].startswith("127.64.")
+    assert redis_pod["spec"]["containers"][0]["command"] == ["redis-server"]
+    assert redis_pod["status"]["podIP"].startswith("127.64.")
 
 
 def test_redis_requires_the_generated_password_on_pod_ip_and_service(cluster: ClusterHandle, release: Release) -> None:
@@ -211,8 +211,7 @@ def test_in_cluster_operator_runs_an_agent_and_a_pipeline_to_succeeded(
 
     # The agent pod dials the chart's Redis by Service name, with its own ACL user (not the operator's password).
     pods = get(cluster, "pods", "-n", ns, "-l", "app.kubernetes.io/instance=writer") or {"items": []}
-    if not pods["items"]:
-        pods = get(cluster, "pods", "-n", ns) or {"items": []}
+    assert pods["items"], diagnose(cluster, release)
     env = {e["name"]: e for e in pods["items"][0]["spec"]["containers"][0]["env"]}
     assert env["PODIUM_REDIS_URL"]["value"] == f"redis://{release.name}-redis.{release.system}.svc:6379/0"
     assert env["PODIUM_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] != f"{release.name}-redis"

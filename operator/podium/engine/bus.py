@@ -6,6 +6,7 @@ Key schema in :mod:`podium.engine.keys`, scripts in :mod:`podium.engine.scripts`
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from typing import Any
@@ -31,7 +32,7 @@ from podium.engine.records import (
     stream_id_key,
     text,
 )
-from podium.engine.results import ResultFanout
+from podium.engine.results import ResultFanout, result_key
 
 __all__ = [
     "Bus",
@@ -46,6 +47,11 @@ __all__ = [
 
 # One dispatch call's tasks, grouped by agent inbox.
 _DispatchRequest = list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
+
+
+@functools.lru_cache(maxsize=4096)
+def _agent_keys(namespace: str, agent: str) -> AgentKeys:
+    return AgentKeys(namespace, agent)
 
 
 class QueueFull(RuntimeError):
@@ -137,15 +143,15 @@ class Bus:
         """
         if not tasks:
             return
-        encoded = [(task, AgentKeys(task.namespace, task.agent), self._encode(task)) for task in tasks]
-        for keys in {k for _, k, _ in encoded}:
+        by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
+        for task in tasks:
+            by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task)))
+        request = [(_agent_keys(*agent), items) for agent, items in by_agent.items()]
+        for keys, _items in request:
             await self._fanout.watch(keys)
-        for task, keys, _ in encoded:
-            self._fanout.expect(keys.result(task.id))
-        by_agent: dict[AgentKeys, list[tuple[Task, bytes]]] = {}
-        for task, keys, raw in encoded:
-            by_agent.setdefault(keys, []).append((task, raw))
-        await self._dispatcher.submit(list(by_agent.items()))
+        for task in tasks:
+            self._fanout.expect(result_key(task))
+        await self._dispatcher.submit(request)
 
     async def _send_dispatches(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
         """One pipeline for many dispatch calls: one script call per (call, agent), so each call keeps its own

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +23,17 @@ from podium.engine.messages import MalformedMessage, Result, Task
 from podium.engine.records import text
 
 log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _result_prefix(namespace: str, agent: str) -> str:
+    return AgentKeys(namespace, agent).result("")
+
+
+def result_key(task: Task) -> str:
+    """``AgentKeys(task.namespace, task.agent).result(task.id)``, without re-validating the names every time
+    (the per-task producer path runs this several times per task)."""
+    return _result_prefix(task.namespace, task.agent) + task.id
 
 
 class ResultFanout:
@@ -74,9 +86,8 @@ class ResultFanout:
         mine: list[tuple[str, asyncio.Future[Result]]] = []
         to_get: list[tuple[str, str]] = []  # (task id, result key)
         loop = asyncio.get_running_loop()
-        for task in tasks:
-            keys = AgentKeys(task.namespace, task.agent)
-            rkey = keys.result(task.id)
+        rkeys = [result_key(task) for task in tasks]
+        for task, rkey in zip(tasks, rkeys, strict=True):
             arrived = self._arrived.pop(rkey, None)
             if arrived is not None:
                 out[task.id] = arrived
@@ -85,7 +96,7 @@ class ResultFanout:
             self._waiters.setdefault(rkey, []).append(fut)
             mine.append((task.id, fut))
             if rkey not in self._expected:
-                await self.watch(keys)
+                await self.watch(AgentKeys(task.namespace, task.agent))
                 to_get.append((task.id, rkey))
         try:
             if to_get:
@@ -106,8 +117,7 @@ class ResultFanout:
                     out[task_id] = fut.result()
         finally:
             mine_ids = {id(f) for _, f in mine}
-            for task in tasks:
-                rkey = AgentKeys(task.namespace, task.agent).result(task.id)
+            for rkey in rkeys:
                 waiters = self._waiters.get(rkey)
                 if waiters is None:
                     continue

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 
 from podium.operator import settings as settings_module
@@ -37,6 +38,12 @@ def parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--standalone", action="store_true", help="no peering: the only operator replica")
     mode.add_argument("--peering", metavar="NAME", help="kopf peering name: standby replicas take over")
+    p.add_argument(
+        "--priority",
+        type=int,
+        help="peering priority: the highest live replica works, the others stand by (default: random per process; "
+        "kopf pauses every replica when two share one)",
+    )
     scope = p.add_mutually_exclusive_group()
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
     scope.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
@@ -106,9 +113,11 @@ def main(argv: list[str]) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port, addr=args.metrics_host)
+    priority = args.priority if args.priority is not None else (random.randint(1, 2**31 - 1) if args.peering else 0)
     try:
         kopf.run(
             standalone=args.standalone or None,
+            priority=priority,
             peering_name=args.peering,
             clusterwide=not conf.namespaces,
             namespaces=conf.namespaces,

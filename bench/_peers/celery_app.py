@@ -1,6 +1,6 @@
 """Celery with a Redis broker and result backend; the task does nothing.
 
-    PODIUM_BENCH_REDIS_URL=redis://... celery -A bench._peers.celery_app worker --pool=solo
+PODIUM_BENCH_REDIS_URL=redis://... celery -A bench._peers.celery_app worker --pool=solo
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Dramatiq with a Redis broker and the Results middleware (Redis backend); the actor does nothing.
 
-    PODIUM_BENCH_REDIS_URL=redis://... dramatiq bench._peers.dramatiq_app
+PODIUM_BENCH_REDIS_URL=redis://... dramatiq bench._peers.dramatiq_app
 """
 
 from __future__ import annotations

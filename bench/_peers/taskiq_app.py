@@ -1,6 +1,6 @@
 """taskiq with taskiq-redis: RedisStreamBroker and RedisAsyncResultBackend; the task does nothing.
 
-    PODIUM_BENCH_REDIS_URL=redis://... taskiq worker bench._peers.taskiq_app:broker
+PODIUM_BENCH_REDIS_URL=redis://... taskiq worker bench._peers.taskiq_app:broker
 """
 
 from __future__ import annotations

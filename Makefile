@@ -50,4 +50,5 @@ demo: setup
 
 clean:
 	-$(PODIUM) cluster down
-	rm -rf .podium .pytest_cache .mypy_cache .ruff_cache
+	-$(PODIUM) cluster down --dir .podium-test
+	rm -rf .podium .podium-test .pytest_cache .mypy_cache .ruff_cache

@@ -50,7 +50,9 @@ def _want_node() -> bool | None:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ClusterHandle]:
-    root = Path(os.environ.get("PODIUM_CLUSTER_DIR", ROOT / ".podium"))
+    # A cluster of the tests' own (not the demo's .podium/): the demo's operator watches every namespace and would
+    # reconcile the tests' objects too. Different directories get different loopback ranges, so both can run.
+    root = Path(os.environ.get("PODIUM_CLUSTER_DIR", ROOT / ".podium-test"))
     local = LocalCluster(root)
     want_node = _want_node()
     previous = local.load_state()

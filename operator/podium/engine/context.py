@@ -159,7 +159,7 @@ class RunContext:
 
     # ------------------------------------------------------------------ agents
     async def perf(self, agents: Sequence[AgentInfo]) -> dict[str, PerfStats]:
-        return {a.name: await self.stats.get(a.name) for a in agents}
+        return await self.stats.get_many([a.name for a in agents])  # one round trip for all of them
 
     async def ranked(self, agents: Sequence[AgentInfo], required: Sequence[str] = ()) -> list[AgentInfo]:
         """Agents best first for a task needing ``required`` capabilities, skipping ones whose breaker is open."""

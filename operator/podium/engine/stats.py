@@ -6,7 +6,9 @@ Agent's status. Reputation (the market's view of an agent) lives in the same has
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -106,15 +108,28 @@ class StatsStore:
         return value
 
     async def get(self, agent: str) -> PerfStats:
-        raw = await self._redis.hgetall(stats_key(self._namespace, agent))
-        recent = await self._redis.lrange(recent_key(self._namespace, agent), 0, -1)
-        f = {text(k): text(v) for k, v in raw.items()}
-        return PerfStats(
-            completed=int(f.get("completed", 0)),
-            failed=int(f.get("failed", 0)),
-            total_ms=float(f.get("total_ms", 0.0)),
-            quality_sum=float(f.get("quality_sum", 0.0)),
-            quality_n=int(f.get("quality_n", 0)),
-            recent=tuple(text(r) == "1" for r in recent),
-            reputation=float(f["reputation"]) if "reputation" in f else None,
-        )
+        return (await self.get_many([agent]))[agent]
+
+    async def get_many(self, agents: Sequence[str]) -> dict[str, PerfStats]:
+        """Stats of many agents in one round trip (selection ranks every candidate before each dispatch)."""
+        if not agents:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hgetall(stats_key(self._namespace, agent))
+                pipe.lrange(recent_key(self._namespace, agent), 0, -1)
+            replies = await pipe.execute()
+        return {agent: _parse(replies[2 * i], replies[2 * i + 1]) for i, agent in enumerate(agents)}
+
+
+def _parse(raw: Any, recent: Any) -> PerfStats:
+    f = {text(k): text(v) for k, v in (raw or {}).items()}
+    return PerfStats(
+        completed=int(f.get("completed", 0)),
+        failed=int(f.get("failed", 0)),
+        total_ms=float(f.get("total_ms", 0.0)),
+        quality_sum=float(f.get("quality_sum", 0.0)),
+        quality_n=int(f.get("quality_n", 0)),
+        recent=tuple(text(r) == "1" for r in recent or []),
+        reputation=float(f["reputation"]) if "reputation" in f else None,
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from podium.api.orchestration import Limits
 from podium.engine.redisutil import text
@@ -56,6 +57,7 @@ class Budget:
         self._key = budget_key(namespace, name)
         self._uid = uid
         self.limits = limits
+        self._started: float | None = None  # fixed once start() has run: no read needed for the clock
 
     async def start(self, now: float) -> float:
         """Record when the run began (first start only, per uid) and return it."""
@@ -66,7 +68,8 @@ class Budget:
         await self._redis.hsetnx(self._key, "uid", self._uid)
         await self._redis.hsetnx(self._key, "started", repr(now))
         started = await self._redis.hget(self._key, "started")
-        return float(text(started)) if started is not None else now
+        self._started = float(text(started)) if started is not None else now
+        return self._started
 
     async def usage(self, now: float) -> Usage:
         raw = await self._redis.hgetall(self._key)
@@ -84,11 +87,20 @@ class Budget:
     async def count_dispatch(self) -> None:
         await self._redis.hincrby(self._key, "tasks", 1)
 
+    def queue_dispatch(self, pipe: Pipeline) -> None:
+        """:meth:`count_dispatch` as a command on the caller's pipeline (sent with its other writes)."""
+        pipe.hincrby(self._key, "tasks", 1)
+
     async def count_result(self, cost: float, tokens: int) -> None:
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hincrbyfloat(self._key, "cost", cost)
-        pipe.hincrby(self._key, "tokens", tokens)
+        self.queue_result(pipe, cost, tokens)
         await pipe.execute()
 
+    def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
+        pipe.hincrbyfloat(self._key, "cost", cost)
+        pipe.hincrby(self._key, "tokens", tokens)
+
     async def remaining_seconds(self, now: float) -> float:
+        if self._started is not None:
+            return self.limits.timeout_seconds - (now - self._started)
         return self.limits.timeout_seconds - (await self.usage(now)).elapsed

@@ -25,7 +25,7 @@ from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.messages import Result, Task
 from podium.engine.progress import Progress, TaskRecord
-from podium.engine.resilience import OPEN, BreakerStore, backoff_delay
+from podium.engine.resilience import OPEN, BreakerStore, backoff_delay, parse_breaker
 from podium.engine.stats import PerfStats, StatsStore
 
 # Time an agent gets beyond its own timeout to report, so its own timeout error wins over ours.
@@ -295,10 +295,15 @@ class RunContext:
         now = self.options.clock()
         # Journal first: if we crash between the two writes the restart waits for a task that never went out,
         # times out and retries; the other order could run the task twice.
-        await self.journal.put(
-            Entry(step, DISPATCHED, task.id, task.agent, task.attempt, str(task.kind), started_at=now, history=tried)
-        )
-        await self.budget.count_dispatch()
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip, applied in this order
+            self.journal.queue_put(
+                pipe,
+                Entry(
+                    step, DISPATCHED, task.id, task.agent, task.attempt, str(task.kind), started_at=now, history=tried
+                ),
+            )
+            self.budget.queue_dispatch(pipe)
+            await pipe.execute()
         record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
         record.started_at = record.started_at or now
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
@@ -334,20 +339,25 @@ class RunContext:
         else:
             invalid = validate(result.output) if validate else None
             error = f"{agent}: invalid output: {invalid}" if invalid else ""
-        if result is not None:
-            await self.budget.count_result(result.cost, result.tokens)
-            record.cost += result.cost
-            record.tokens += result.tokens
         ok = not error
-        await self.stats.record(
-            agent, ok, result.duration_ms if result else 0.0, result.quality if result and result.ok else None
-        )
+        # Budget and stats writes and the breaker read share one round trip.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if result is not None:
+                self.budget.queue_result(pipe, result.cost, result.tokens)
+                record.cost += result.cost
+                record.tokens += result.tokens
+            self.stats.queue_record(
+                pipe, agent, ok, result.duration_ms if result else 0.0, result.quality if result and result.ok else None
+            )
+            if config is not None:
+                self.breakers.queue_load(pipe, agent)
+            replies = await pipe.execute()
         # A rejected output says nothing about the agent's health, so only errors and silence move its breaker.
         if config is not None and (result is None or not result.ok):
-            breaker = await self.breakers.load(agent)
+            breaker = parse_breaker(replies[-1])
             await self.breakers.save(agent, breaker.on_failure(self.options.clock(), config))
         elif config is not None:
-            breaker = await self.breakers.load(agent)
+            breaker = parse_breaker(replies[-1])
             if breaker.state != "closed" or breaker.failures:
                 await self.breakers.save(agent, breaker.on_success())
         if ok:

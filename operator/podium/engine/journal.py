@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from podium.engine.redisutil import text
 
@@ -56,6 +57,10 @@ class Journal:
 
     async def put(self, entry: Entry) -> None:
         await self._redis.hset(self._key, entry.step, json.dumps(asdict(entry)))
+
+    def queue_put(self, pipe: Pipeline, entry: Entry) -> None:
+        """:meth:`put` as a command on the caller's pipeline (sent with its other writes, in order)."""
+        pipe.hset(self._key, entry.step, json.dumps(asdict(entry)))
 
     async def entries(self) -> list[Entry]:
         raw = await self._redis.hgetall(self._key)

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from podium.api.agent import Backoff, CircuitBreaker
 
@@ -67,6 +68,13 @@ def breaker_key(namespace: str, agent: str) -> str:
     return f"podium:{{{namespace}/{agent}}}:breaker"
 
 
+def parse_breaker(raw: Any) -> Breaker:
+    if raw is None:
+        return Breaker()
+    data: dict[str, Any] = json.loads(raw)
+    return Breaker(**data)
+
+
 class BreakerStore:
     """Breakers kept in Redis, so the operator can show them in Agent status and every run shares them."""
 
@@ -75,11 +83,11 @@ class BreakerStore:
         self._namespace = namespace
 
     async def load(self, agent: str) -> Breaker:
-        raw = await self._redis.get(breaker_key(self._namespace, agent))
-        if raw is None:
-            return Breaker()
-        data: dict[str, Any] = json.loads(raw)
-        return Breaker(**data)
+        return parse_breaker(await self._redis.get(breaker_key(self._namespace, agent)))
+
+    def queue_load(self, pipe: Pipeline, agent: str) -> None:
+        """:meth:`load` as a command on the caller's pipeline; :func:`parse_breaker` its reply."""
+        pipe.get(breaker_key(self._namespace, agent))
 
     async def save(self, agent: str, breaker: Breaker) -> None:
         await self._redis.set(breaker_key(self._namespace, agent), json.dumps(asdict(breaker)))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from podium.engine.redisutil import text
 
@@ -90,8 +91,13 @@ class StatsStore:
         self._namespace = namespace
 
     async def record(self, agent: str, ok: bool, duration_ms: float, quality: float | None) -> None:
-        key, recent = stats_key(self._namespace, agent), recent_key(self._namespace, agent)
         pipe = self._redis.pipeline(transaction=True)
+        self.queue_record(pipe, agent, ok, duration_ms, quality)
+        await pipe.execute()
+
+    def queue_record(self, pipe: Pipeline, agent: str, ok: bool, duration_ms: float, quality: float | None) -> None:
+        """:meth:`record` as commands on the caller's pipeline."""
+        key, recent = stats_key(self._namespace, agent), recent_key(self._namespace, agent)
         pipe.hincrby(key, "completed" if ok else "failed", 1)
         pipe.hincrbyfloat(key, "total_ms", duration_ms)
         if quality is not None:
@@ -99,7 +105,6 @@ class StatsStore:
             pipe.hincrby(key, "quality_n", 1)
         pipe.lpush(recent, "1" if ok else "0")
         pipe.ltrim(recent, 0, RECENT - 1)
-        await pipe.execute()
 
     async def update_reputation(self, agent: str, ok: bool, quality: float | None) -> float:
         current = (await self.get(agent)).reputation

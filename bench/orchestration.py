@@ -1,21 +1,27 @@
-"""Engine overhead: how fast RunContext pushes tasks through the real bus to trivial agents.
+"""Engine overhead: what RunContext adds per step on top of the bare bus, measured side by side.
 
-Starts its own redis-server on loopback, runs in-process echo consumers on the real bus (so agent work is ~0
-and what is measured is the engine: journal, budget, breaker, stats, selection, dispatch, result), then runs
-centralCommand with N independent tasks and a pipeline of M stages. Bounded: at most 64 tasks per run (the API cap).
+Starts its own redis-server on loopback and runs in-process echo consumers on the real bus (agent work ~0), then:
+- a pipeline of N no-op stages through run_orchestration (journal, budget, breaker, stats, selection, events),
+- the same N steps sent directly through the bus (sequential dispatch + wait_result to the same echo agents),
+- per-step overhead = engine ms/step - bus ms/step, and Redis round trips per step for each,
+- centralCommand with T independent tasks, and a replay of a finished run from its journal.
+Bounded: at most 64 tasks per run (the API cap), a few runs each.
 
-    .venv/bin/python -m bench.orchestration --tasks 64 --agents 4
+    .venv/bin/python -m bench.orchestration [--quick] [--json] [--stages 20] [--tasks 64] [--agents 4]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,65 +29,181 @@ import redis.asyncio as aioredis
 from podium.api.orchestration import OrchestrationSpec
 from podium.engine.bus import Bus
 from podium.engine.directory import AgentDirectory, AgentInfo
-from podium.engine.messages import Result
+from podium.engine.messages import Result, Task
 from podium.engine.runner import run_orchestration
 from podium.localcluster.redis_server import RedisServer
 
 NAMESPACE = "bench"
 
 
+@dataclass
+class Plan:
+    stages: int  # pipeline length (sequential no-op steps)
+    tasks: int  # centralCommand: independent tasks in one run
+    agents: int  # echo agents
+    runs: int  # repetitions of each measurement; medians are reported
+
+    def check(self) -> None:
+        if not 1 <= self.tasks <= 64 or not 1 <= self.stages <= 64:
+            raise ValueError("tasks and stages must be within 1..64 (the API caps tasks per orchestration)")
+        if self.agents < 1 or self.runs < 1:
+            raise ValueError("agents and runs must be >= 1")
+
+
+FULL = Plan(stages=20, tasks=64, agents=4, runs=7)
+QUICK = Plan(stages=20, tasks=64, agents=4, runs=3)
+
+
 async def echo(bus: Bus, agent: str, stop: asyncio.Event) -> None:
     consumer = bus.consumer(NAMESPACE, agent, f"{agent}-0")
     while not stop.is_set():
-        for d in await consumer.fetch(16, 100):
-            result = Result(d.task.id, d.task.attempt, True, output={"by": agent}, agent=agent, replica="0")
-            await consumer.complete(d, result)
+        batch = await consumer.fetch(16, 100)
+        if batch:
+            now = time.time()
+            await consumer.complete_many(
+                [
+                    (
+                        d,
+                        Result(
+                            d.task.id,
+                            d.task.attempt,
+                            True,
+                            output={"by": agent},
+                            agent=agent,
+                            replica="0",
+                            finished_at=now,
+                        ),
+                    )
+                    for d in batch
+                ]
+            )
 
 
-async def main(tasks: int, agents: int, stages: int) -> None:
+class CountingConnection(aioredis.Connection):
+    """Counts requests written (a pipeline is one): the round trips of the client that uses it."""
+
+    sent = 0
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingConnection.sent += 1
+        await super().send_packed_command(command, check_health)
+
+
+def counting_client(url: str) -> aioredis.Redis:
+    return aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection))
+
+
+def pipeline_spec(stages: int) -> OrchestrationSpec:
+    return OrchestrationSpec.model_validate(
+        {"strategy": "pipeline", "pipeline": {"stages": [{"name": f"s{i}", "role": "worker"} for i in range(stages)]}}
+    )
+
+
+def central_spec(tasks: int) -> OrchestrationSpec:
+    return OrchestrationSpec.model_validate(
+        {"strategy": "centralCommand", "centralCommand": {"tasks": [{"name": f"t{i}"} for i in range(tasks)]}}
+    )
+
+
+async def timed(work: Callable[[], Awaitable[Any]]) -> tuple[float, int, Any]:
+    """(seconds, round trips of the engine's client, work's value) of one run."""
+    before = CountingConnection.sent
+    started = time.perf_counter()
+    value = await work()
+    return time.perf_counter() - started, CountingConnection.sent - before, value
+
+
+async def run(plan: Plan) -> dict[str, Any]:
+    plan.check()
     with RedisServer() as server:
-        redis = aioredis.Redis.from_url(server.url)
-        bus = Bus(redis)
-        names = [f"a{i}" for i in range(agents)]
+        # The engine (and the direct baseline) on a counted client; the echo agents on their own.
+        redis, agents_redis = counting_client(server.url), aioredis.Redis.from_url(server.url)
+        bus, agents_bus = Bus(redis), Bus(agents_redis)
+        names = [f"a{i}" for i in range(plan.agents)]
         stop = asyncio.Event()
-        loops = [asyncio.create_task(echo(bus, n, stop)) for n in names]
+        loops = [asyncio.create_task(echo(agents_bus, n, stop)) for n in names]
         directory = AgentDirectory([AgentInfo(name=n, role="worker", concurrency=16) for n in names])
-        try:
-            for label, spec in (
-                (
-                    f"centralCommand, {tasks} parallel tasks",
-                    {
-                        "strategy": "centralCommand",
-                        "centralCommand": {"tasks": [{"name": f"t{i}"} for i in range(tasks)]},
-                    },
-                ),
-                (
-                    f"pipeline, {stages} sequential stages",
-                    {
-                        "strategy": "pipeline",
-                        "pipeline": {"stages": [{"name": f"s{i}", "role": "worker"} for i in range(stages)]},
-                    },
-                ),
-            ):
-                parsed = OrchestrationSpec.model_validate(spec)
-                uid = uuid.uuid4().hex[:12]
-                started = time.perf_counter()
-                outcome = await run_orchestration(redis, directory, NAMESPACE, "bench", uid, parsed, bus=bus)
-                first = time.perf_counter() - started
-                started = time.perf_counter()
-                await run_orchestration(redis, directory, NAMESPACE, "bench", uid, parsed, bus=bus)
-                replay = time.perf_counter() - started
-                n = len(outcome.tasks)
-                spans = [(t.finished_at or 0) - (t.started_at or 0) for t in outcome.tasks]
-                print(
-                    f"{label}: {outcome.phase}, {n} tasks in {first:.2f}s = {n / first:.0f} tasks/s; "
-                    f"task p50 {statistics.median(spans) * 1000:.1f} ms; replay from journal {replay:.2f}s"
+        seq = 0
+
+        async def engine(spec: OrchestrationSpec) -> Any:
+            uid = uuid.uuid4().hex[:12]
+            outcome = await run_orchestration(redis, directory, NAMESPACE, f"bench-{uid}", uid, spec, bus=bus)
+            if outcome.phase != "Succeeded":
+                raise RuntimeError(f"bench run ended {outcome.phase}: {outcome.message}")
+            return uid
+
+        async def direct(steps: int) -> None:
+            nonlocal seq
+            for i in range(steps):
+                seq += 1
+                task = Task(
+                    id=f"direct-{seq}",
+                    kind="execute",
+                    input={"step": i},
+                    namespace=NAMESPACE,
+                    agent=names[i % len(names)],
                 )
+                await bus.dispatch(task)
+                if await bus.wait_result(task, 30) is None:
+                    raise TimeoutError(f"no result for {task.id}")
+
+        try:
+            pipeline, central = pipeline_spec(plan.stages), central_spec(plan.tasks)
+            await engine(pipeline)  # warm up: connections, scripts, result streams, imports
+            await direct(plan.stages)
+            eng, bus_only = [], []
+            for _ in range(plan.runs):  # interleaved, so a load spike hits both sides alike
+                eng.append(await timed(lambda: engine(pipeline)))
+                bus_only.append(await timed(lambda: direct(plan.stages)))
+            wide = [await timed(lambda: engine(central)) for _ in range(plan.runs)]
+            uid = wide[-1][2]
+            replay = await timed(
+                lambda: run_orchestration(redis, directory, NAMESPACE, f"bench-{uid}", uid, central, bus=bus),
+            )
         finally:
             stop.set()
             await asyncio.gather(*loops)
             await bus.close()
+            await agents_bus.close()
             await redis.aclose()
+            await agents_redis.aclose()
+    n = plan.stages
+    engine_ms = statistics.median(t for t, _, _ in eng) * 1000 / n
+    bus_ms = statistics.median(t for t, _, _ in bus_only) * 1000 / n
+    wide_s = statistics.median(t for t, _, _ in wide)
+    return {
+        "pipeline": {
+            "stages": n,
+            "engine_ms_per_step": round(engine_ms, 3),
+            "bus_ms_per_step": round(bus_ms, 3),
+            "overhead_ms_per_step": round(engine_ms - bus_ms, 3),
+            "engine_round_trips_per_step": round(statistics.median(c for _, c, _ in eng) / n, 1),
+            "bus_round_trips_per_step": round(statistics.median(c for _, c, _ in bus_only) / n, 1),
+        },
+        "central_command": {
+            "tasks": plan.tasks,
+            "seconds": round(wide_s, 4),
+            "tasks_per_s": round(plan.tasks / wide_s, 1),
+            "round_trips_per_task": round(statistics.median(c for _, c, _ in wide) / plan.tasks, 1),
+        },
+        "replay": {"tasks": plan.tasks, "seconds": round(replay[0], 4), "round_trips": replay[1]},
+        "plan": asdict(plan),
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    p, c, r = report["pipeline"], report["central_command"], report["replay"]
+    return "\n".join(
+        [
+            f"pipeline of {p['stages']} no-op stages: engine {p['engine_ms_per_step']:.2f} ms/step "
+            f"({p['engine_round_trips_per_step']} Redis round trips/step), bus directly {p['bus_ms_per_step']:.2f} "
+            f"ms/step ({p['bus_round_trips_per_step']} round trips/step): "
+            f"overhead {p['overhead_ms_per_step']:.2f} ms/step",
+            f"centralCommand, {c['tasks']} parallel tasks: {c['seconds'] * 1000:.0f} ms = {c['tasks_per_s']:.0f} "
+            f"tasks/s ({c['round_trips_per_task']} round trips/task)",
+            f"replay of that run from its journal: {r['seconds'] * 1000:.1f} ms ({r['round_trips']} round trips)",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------- apply -> dispatch
@@ -175,12 +297,25 @@ def summary(label: str, rows: list[dict[str, float]]) -> str:
     return f"{label}: apply/start -> first dispatch p50 {first * 1000:.0f} ms; -> Succeeded p50 {total * 1000:.0f} ms"
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--stages", type=int)
+    parser.add_argument("--tasks", type=int)
+    parser.add_argument("--agents", type=int)
+    parser.add_argument("--runs", type=int)
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    plan = Plan(**{k: getattr(args, k) if getattr(args, k) is not None else v for k, v in asdict(plan).items()})
+    try:
+        plan.check()
+    except ValueError as exc:
+        parser.error(str(exc))
+    report = asyncio.run(run(plan))
+    print(json.dumps(report, indent=2) if args.json else table(report))
+    return 0
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=64)
-    parser.add_argument("--agents", type=int, default=4)
-    parser.add_argument("--stages", type=int, default=20)
-    args = parser.parse_args()
-    if not 1 <= args.tasks <= 64 or not 1 <= args.stages <= 64:
-        parser.error("--tasks and --stages must be within 1..64 (the API caps tasks per orchestration)")
-    asyncio.run(main(args.tasks, args.agents, args.stages))
+    sys.exit(main())

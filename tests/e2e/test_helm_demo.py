@@ -309,3 +309,59 @@ def test_operator_without_redis_stays_unready_and_says_why(cluster: ClusterHandl
     finally:
         helm(cluster, "uninstall", name, "--namespace", system, "--wait", "--timeout", "60s")
         cluster.kubectl("delete", "namespace", system, "--wait=false")
+
+
+def test_two_replicas_elect_one_and_hand_over_when_it_goes(cluster: ClusterHandle) -> None:
+    if cluster_wide_operators(cluster):
+        pytest.skip("a cluster-wide Podium runs: helm uninstall it")
+    suffix = uuid.uuid4().hex[:6]
+    name, system, ns = f"podium-ha-{suffix}", f"podium-ha-{suffix}-system", f"ha-{suffix}"
+    assert cluster.kubectl("create", "namespace", ns).returncode == 0
+    installed = helm(
+        cluster, "install", name, str(CHART), "--namespace", system, "--create-namespace",
+        "--set", "replicaCount=2", "--set", f"watchNamespaces={{{ns}}}", "--set", "logFormat=text",
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    try:
+        assert installed.returncode == 0, installed.stderr
+
+        def operator_pods() -> list[str]:
+            pods = get(cluster, "pods", "-n", system, "-l", "app.kubernetes.io/component=operator") or {"items": []}
+            return [
+                p["metadata"]["name"] for p in pods["items"] if ready(p) and "deletionTimestamp" not in p["metadata"]
+            ]
+
+        def working(pod: str) -> bool:
+            # kopf starts paused and logs only transitions: the active replica's last word is "Resuming".
+            peering = [
+                line
+                for line in cluster.kubectl("-n", system, "logs", pod).stdout.splitlines()
+                if "Pausing operations" in line or "Resuming operations" in line
+            ]
+            return bool(peering) and "Resuming operations" in peering[-1]
+
+        def agent_ready(agent: str) -> bool:
+            body = get(cluster, "agent", agent, "-n", ns) or {}
+            return body.get("status", {}).get("phase") == "Ready"
+
+        def one_active() -> str | None:
+            pods = operator_pods()
+            active = [p for p in pods if working(p)]
+            return active[0] if len(pods) == 2 and len(active) == 1 else None
+
+        first = wait_for("one active replica and one standby", one_active, timeout=60)
+        manifest = agent_manifest(ns)
+        assert cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest)).returncode == 0
+        wait_for("Agent writer Ready", lambda: agent_ready("writer"), timeout=90)
+
+        assert cluster.kubectl("-n", system, "delete", "pod", first, "--wait=true").returncode == 0
+        manifest["metadata"]["name"] = "writer2"
+        assert cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest)).returncode == 0
+        wait_for("Agent writer2 Ready after the active replica went", lambda: agent_ready("writer2"), timeout=90)
+        second = wait_for("one active replica again", one_active, timeout=60)
+        assert second != first
+    finally:
+        for agent in ("writer", "writer2"):
+            cluster.kubectl("-n", ns, "delete", "agent", agent, "--ignore-not-found", "--timeout=60s")
+        helm(cluster, "uninstall", name, "--namespace", system, "--wait", "--timeout", "60s")
+        cluster.kubectl("delete", "namespace", ns, system, "--wait=false")

@@ -9,6 +9,7 @@ share the cluster with other tests (and a demo) without reconciling their Agents
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import subprocess
 import time
@@ -133,7 +134,8 @@ def test_operator_and_redis_run_as_ready_pods(cluster: ClusterHandle, release: R
     assert operator["spec"]["containers"][0]["command"] == ["podium", "operator"]
     # The node runs Debian's redis-server bound to the pod's own loopback address.
     assert redis_pod["spec"]["containers"][0]["command"] == ["redis-server"]
-    assert redis_pod["status"]["podIP"].startswith("127.64.")
+    pod_ip = ipaddress.ip_address(redis_pod["status"]["podIP"])
+    assert pod_ip.is_loopback and str(pod_ip) != "127.0.0.1"
 
 
 def test_redis_requires_the_generated_password_on_pod_ip_and_service(cluster: ClusterHandle, release: Release) -> None:

@@ -98,7 +98,13 @@ def as_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 def test_helm_lint_passes_for_default_and_toggled_values() -> None:
-    for sets in ([], ["redis.enabled=false", "redis.url=redis://redis.example:6379/0"], ["watchNamespaces={a,b}"]):
+    toggles = (
+        [],
+        ["redis.enabled=false", "redis.url=redis://redis.example:6379/0"],
+        ["watchNamespaces={a,b}", "replicaCount=2"],
+        ["replicaCount=3", "metrics.serviceMonitor.enabled=true", "redis.persistence.enabled=true"],
+    )
+    for sets in toggles:
         args = ["lint", str(CHART), "--strict", "--namespace", NAMESPACE, *KUBE]
         for s in sets:
             args += ["--set", s]

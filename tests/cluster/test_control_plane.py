@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -52,8 +53,9 @@ def test_api_server_reports_ready(cluster: ClusterHandle) -> None:
 def test_kubernetes_service_gets_a_loopback_cluster_ip(kube_client: client.ApiClient, cluster: ClusterHandle) -> None:
     svc = client.CoreV1Api(kube_client).read_namespaced_service("kubernetes", "default")
     assert svc.spec is not None
-    assert svc.spec.cluster_ip == "127.96.0.1"
-    assert cluster.state.service_cidr == "127.96.0.0/16"
+    cidr = ipaddress.ip_network(cluster.state.service_cidr)
+    assert cidr.subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+    assert svc.spec.cluster_ip == str(cidr.network_address + 1)
 
 
 def test_controller_manager_creates_default_service_accounts(kube_client: client.ApiClient, namespace: str) -> None:

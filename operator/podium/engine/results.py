@@ -36,13 +36,33 @@ def result_key(task: Task) -> str:
     return _result_prefix(task.namespace, task.agent) + task.id
 
 
+class _Waiting:
+    """One wait() call: a single future for all its tasks, not one each (callbacks per task cost more than
+    the rest of the result path)."""
+
+    __slots__ = ("done", "out", "pending")
+
+    def __init__(self, done: asyncio.Future[None], out: dict[str, Result]) -> None:
+        self.done = done
+        self.out = out  # task id -> result, filled as results arrive
+        self.pending: dict[str, str] = {}  # result key -> task id, still missing
+
+    def deliver(self, rkey: str, result: Result) -> None:
+        task_id = self.pending.pop(rkey, None)
+        if task_id is None:
+            return
+        self.out[task_id] = result
+        if not self.pending and not self.done.done():
+            self.done.set_result(None)
+
+
 class ResultFanout:
     def __init__(self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000) -> None:
         self._redis = redis
         self._buffer = buffer
         self._block_ms = block_ms
         self._streams: dict[str, str] = {}  # result stream key -> last id read
-        self._waiters: dict[str, list[asyncio.Future[Result]]] = {}  # result key -> futures
+        self._waiters: dict[str, list[_Waiting]] = {}  # result key -> the wait() calls that want it
         self._starting: dict[str, asyncio.Task[None]] = {}  # result stream key -> its first lookup
         # Result keys of tasks dispatched while their stream was watched: their result will come through
         # the stream, so a wait needs no GET. Results that arrive before anyone waits are kept in _arrived.
@@ -83,58 +103,48 @@ class ResultFanout:
 
     async def wait(self, tasks: Sequence[Task], timeout: float) -> dict[str, Result]:  # noqa: ASYNC109
         out: dict[str, Result] = {}
-        mine: list[tuple[str, asyncio.Future[Result]]] = []
-        to_get: list[tuple[str, str]] = []  # (task id, result key)
-        loop = asyncio.get_running_loop()
+        waiting = _Waiting(asyncio.get_running_loop().create_future(), out)
+        to_get: list[str] = []  # result keys to GET once (their stream was not watched at dispatch)
         rkeys = [result_key(task) for task in tasks]
-        for task, rkey in zip(tasks, rkeys, strict=True):
-            arrived = self._arrived.pop(rkey, None)
-            if arrived is not None:
-                out[task.id] = arrived
-                continue
-            fut: asyncio.Future[Result] = loop.create_future()
-            self._waiters.setdefault(rkey, []).append(fut)
-            mine.append((task.id, fut))
-            if rkey not in self._expected:
-                await self.watch(AgentKeys(task.namespace, task.agent))
-                to_get.append((task.id, rkey))
         try:
-            if to_get:
-                for start in range(0, len(to_get), 1000):
-                    chunk = to_get[start : start + 1000]
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for _, rkey in chunk:
-                            pipe.get(rkey)
-                        raws = await pipe.execute()
-                    for (_, rkey), raw in zip(chunk, raws, strict=True):
-                        if raw is not None:
-                            self._deliver(rkey, _decode(raw))
-            pending = [f for _, f in mine if not f.done()]
-            if pending and timeout > 0:
-                await asyncio.wait(pending, timeout=timeout)
-            for task_id, fut in mine:
-                if fut.done() and not fut.cancelled() and fut.exception() is None:
-                    out[task_id] = fut.result()
-        finally:
-            mine_ids = {id(f) for _, f in mine}
-            for rkey in rkeys:
-                waiters = self._waiters.get(rkey)
-                if waiters is None:
+            for task, rkey in zip(tasks, rkeys, strict=True):
+                arrived = self._arrived.pop(rkey, None)
+                if arrived is not None:
+                    out[task.id] = arrived
                     continue
-                waiters[:] = [f for f in waiters if not f.done() and id(f) not in mine_ids]
-                if not waiters:
-                    del self._waiters[rkey]
+                waiting.pending[rkey] = task.id
+                self._waiters.setdefault(rkey, []).append(waiting)
+                if rkey not in self._expected:
+                    await self.watch(AgentKeys(task.namespace, task.agent))
+                    to_get.append(rkey)
+            for start in range(0, len(to_get), 1000):
+                chunk = to_get[start : start + 1000]
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for rkey in chunk:
+                        pipe.get(rkey)
+                    raws = await pipe.execute()
+                for rkey, raw in zip(chunk, raws, strict=True):
+                    if raw is not None:
+                        self._deliver(rkey, _decode(raw))
+            if waiting.pending and timeout > 0:
+                await asyncio.wait([waiting.done], timeout=timeout)
+        finally:
+            for rkey in rkeys:
+                groups = self._waiters.get(rkey)
+                if groups is not None:
+                    groups[:] = [g for g in groups if g is not waiting]
+                    if not groups:
+                        del self._waiters[rkey]
                 self._expected.pop(rkey, None)
-        return out
+        return dict(out)
 
     def _deliver(self, rkey: str, result: Result | None) -> None:
         if result is None:
             return
-        waiters = self._waiters.get(rkey)
-        if waiters:
-            for fut in waiters:
-                if not fut.done():
-                    fut.set_result(result)
+        groups = self._waiters.get(rkey)
+        if groups:
+            for waiting in groups:
+                waiting.deliver(rkey, result)
             return
         if rkey in self._expected:
             del self._expected[rkey]

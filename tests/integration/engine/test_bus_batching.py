@@ -148,3 +148,25 @@ async def test_results_of_batched_dispatches_reach_their_waiters(client: aioredi
 
         results, _ = await asyncio.gather(asyncio.gather(*(one(t) for t in tasks)), work())
         assert [r.output if r else None for r in results] == list(range(200))
+
+
+async def test_overlapping_waits_each_get_their_results_and_a_timeout_returns_what_finished(
+    client: aioredis.Redis, ns: str
+) -> None:
+    async with Bus(client) as bus:
+        consumer = bus.consumer(ns, "worker", "r1")
+        await consumer.join()
+        tasks = [task(ns, i) for i in range(6)]
+        await bus.dispatch_many(tasks)
+        wide = asyncio.create_task(bus.wait_results(tasks, 5))  # all six
+        narrow = asyncio.create_task(bus.wait_results(tasks[:2], 5))  # two of the same
+        partial = asyncio.create_task(bus.wait_results(tasks[3:], 0.5))  # one of its three never finishes here
+        deliveries = await consumer.fetch(6, 1000)
+        await consumer.complete_many(
+            [(d, Result(d.task.id, d.task.attempt, True, output=d.task.input["n"])) for d in deliveries[:5]]
+        )
+        got_partial = await partial
+        assert sorted(got_partial) == ["t3", "t4"]
+        assert sorted(r.output for r in (await narrow).values()) == [0, 1]
+        await consumer.complete(deliveries[5], Result("t5", 1, True, output=5))
+        assert sorted(r.output for r in (await wide).values()) == list(range(6))

@@ -12,7 +12,7 @@ from podium.localcluster.node.backoff import restart_delay, should_restart
 from podium.localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
 from podium.localcluster.node.hosts import render_hosts
 from podium.localcluster.node.ipam import PodIPAllocator, PodIPExhausted
-from podium.localcluster.node.runtime import NotRunnable, mount_script, resolve_program
+from podium.localcluster.node.runtime import NotRunnable, mount_script, resolve_program, stage_dir
 from podium.localcluster.node.services import PodView, desired_routes
 from podium.localcluster.node.status import ContainerState, now, pod_phase, pod_status
 from podium.localcluster.node.volumes import (
@@ -221,7 +221,7 @@ def test_mount_script_runs_in_private_namespace(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("127.96.0.5 api\n")
     target = tmp_path / "mnt"
-    script = mount_script([Mount(tmp_path / "vol", str(target), True)], hosts, str(tmp_path))
+    script = mount_script([Mount(tmp_path / "vol", str(target), True)], hosts, str(tmp_path), stage=tmp_path / "st")
     cmd = [
         "unshare",
         "--mount",
@@ -268,3 +268,24 @@ def test_routes_from_ready_selected_pods() -> None:
     assert desired_routes([svc], pods) == {("127.96.0.5", 80): [("127.64.0.2", 8000)]}
     off_loopback = {**svc, "spec": {**svc["spec"], "clusterIP": "10.0.0.5"}}
     assert desired_routes([off_loopback], pods) == {}
+
+
+def test_a_volume_over_the_node_directory_hides_neither_sources_nor_the_program(tmp_path: Path) -> None:
+    """An emptyDir mounted at a parent of the node's state dir (agent pods mount one at /tmp; a checkout may live
+    under /tmp) must not hide the other volumes' sources nor the program the container runs."""
+    node = tmp_path / "node"
+    (node / "config").mkdir(parents=True)
+    (node / "config" / "agent.json").write_text('{"role": "x"}\n')
+    (node / "empty").mkdir()
+    program_dir = node / "venv" / "bin"
+    program_dir.mkdir(parents=True)
+    program = program_dir / "show"
+    program.write_text("#!/bin/sh\ncat /etc/podium-test/agent.json; ls -A " + str(tmp_path) + "\n")
+    program.chmod(0o755)
+    mounts = [Mount(node / "empty", str(tmp_path), False), Mount(node / "config", "/etc/podium-test", True)]
+    stage = stage_dir([node / "stage", tmp_path.parent / f"{tmp_path.name}-stage"], [m.target for m in mounts])
+    assert not str(stage).startswith(str(tmp_path) + "/")
+    script = mount_script(mounts, None, "/", stage=stage, keep_visible=[program_dir.parent])
+    cmd = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "x", str(program)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ['{"role": "x"}', "node"]  # the emptyDir shows only the re-exposed program path

@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,7 +294,21 @@ class PodWorker:
         program[:1] = [runtime.resolve_program(program, env.get("PATH", self.agent.pod_path))]
         mounts = container_mounts(c, self.volumes)
         workdir = c.get("workingDir") or str(self.dir / "rootfs")
-        return runtime.launch_argv(program, mounts, self.hosts_file, workdir), env
+        stage = runtime.stage_dir(
+            [self.dir / "stage", Path("/run/podium-node/stage"), Path("/var/lib/podium-node/stage")],
+            [m.target for m in mounts],
+        )
+        # What the container needs of the host even under a volume mounted above it (say an emptyDir at /tmp
+        # while the checkout lives under /tmp): the program, the Python it runs on, PYTHONPATH, the pod's dir.
+        keep = [
+            Path(program[0]).parent.parent,
+            Path(sys.prefix),
+            Path(sys.base_prefix),
+            self.dir,
+            *(Path(p) for p in env["PYTHONPATH"].split(os.pathsep) if p),
+        ]
+        argv = runtime.launch_argv(program, mounts, self.hosts_file, workdir, stage=stage, keep_visible=keep)
+        return argv, env
 
     def _start_probes(self, c: Obj, run: Running, env: dict[str, str], argv: list[str]) -> list[asyncio.Task[None]]:
         tasks = []

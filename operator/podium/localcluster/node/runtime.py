@@ -13,6 +13,7 @@ import os
 import shlex
 import shutil
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from podium.localcluster.node.volumes import Mount
@@ -45,20 +46,53 @@ def resolve_program(argv: list[str], search_path: str) -> str:
     return found
 
 
-def mount_script(mounts: list[Mount], hosts_file: Path | None, workdir: str) -> str:
-    """Shell run inside the new mount namespace before `exec "$@"`."""
-    lines = ["set -e"]
+def _covers(target: str, path: str) -> bool:
+    """True when mounting at ``target`` hides ``path``."""
+    t = target.rstrip("/") or "/"
+    return t == "/" or path == t or path.startswith(t + "/")
+
+
+def stage_dir(candidates: Sequence[Path], targets: Sequence[str]) -> Path:
+    """The first candidate that no mount target hides: sources are bound there before any target is mounted."""
+    for c in candidates:
+        if not any(_covers(t, str(c)) for t in targets):
+            return c
+    raise NotRunnable("MountConflict", f"every staging directory is hidden by a volume mount ({', '.join(targets)})")
+
+
+def mount_script(
+    mounts: list[Mount], hosts_file: Path | None, workdir: str, *, stage: Path, keep_visible: Sequence[Path] = ()
+) -> str:
+    """Shell run inside the new mount namespace before `exec "$@"`.
+
+    Every source is first bound under ``stage``, then mounted at its target: a volume mounted at a parent of
+    another's source (an emptyDir at /tmp while the node's state lives under /tmp) would otherwise hide it.
+    Host paths in ``keep_visible`` (the program, its Python, the pod's directory) that a target would hide are
+    bound back on top of that target, so the container still finds them.
+    """
     binds = list(mounts)
     if hosts_file is not None:
         binds.append(Mount(hosts_file, "/etc/hosts", True))
+    targets = [m.target for m in binds]
+    binds += [Mount(p, str(p), False) for p in dict.fromkeys(keep_visible) if any(_covers(t, str(p)) for t in targets)]
+    lines = ["set -e"]
+    staged: list[tuple[Mount, str]] = []
+    for i, m in enumerate(binds):
+        slot = shlex.quote(str(stage / str(i)))
+        if m.source.is_dir():
+            lines.append(f"mkdir -p {slot}")
+        else:
+            lines.append(f"mkdir -p {shlex.quote(str(stage))}; [ -e {slot} ] || : > {slot}")
+        lines.append(f"mount --bind {shlex.quote(str(m.source))} {slot}")
+        staged.append((m, slot))
     # Parents before children, so a mount inside another mount's path lands on top.
-    for m in sorted(binds, key=lambda m: m.target.rstrip("/").count("/")):
-        src, dst = shlex.quote(str(m.source)), shlex.quote(m.target)
+    for m, slot in sorted(staged, key=lambda ms: ms[0].target.rstrip("/").count("/")):
+        dst = shlex.quote(m.target)
         if m.source.is_dir():
             lines.append(f"mkdir -p {dst}")
         else:
             lines.append(f"mkdir -p $(dirname {dst}); [ -e {dst} ] || : > {dst}")
-        lines.append(f"mount --bind {src} {dst}")
+        lines.append(f"mount --bind {slot} {dst}")
         if m.read_only:
             lines.append(f"mount -o remount,bind,ro {dst}")
     lines.append(f"mkdir -p {shlex.quote(workdir)}; cd {shlex.quote(workdir)}")
@@ -66,8 +100,16 @@ def mount_script(mounts: list[Mount], hosts_file: Path | None, workdir: str) -> 
     return "\n".join(lines)
 
 
-def launch_argv(program_argv: list[str], mounts: list[Mount], hosts_file: Path | None, workdir: str) -> list[str]:
-    script = mount_script(mounts, hosts_file, workdir)
+def launch_argv(
+    program_argv: list[str],
+    mounts: list[Mount],
+    hosts_file: Path | None,
+    workdir: str,
+    *,
+    stage: Path,
+    keep_visible: Sequence[Path] = (),
+) -> list[str]:
+    script = mount_script(mounts, hosts_file, workdir, stage=stage, keep_visible=keep_visible)
     return [
         "unshare",
         "--mount",

@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from kubernetes import client, config
 
 from podium.localcluster.launcher import LocalCluster, State, child_env
+from podium.localcluster.redis_server import RedisServer
+
+from .helpers import apply_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,3 +84,17 @@ def namespace(cluster: ClusterHandle) -> Iterator[str]:
     assert created.returncode == 0, created.stderr
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(scope="module")
+def crds(cluster: ClusterHandle) -> None:
+    """The project's CRDs applied and Established (once per module)."""
+    apply_crds(cluster)
+
+
+@pytest.fixture(scope="module")
+def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A plain client on the test Redis, as an administrator would use it."""
+    r = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
+    yield r
+    r.close()

@@ -33,7 +33,19 @@ from podium.engine.messages import Result, Task
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .test_operator import CRDS, Operator, agent, apply, condition, get, has_ready_node, status_of, wait_for
+from .helpers import (
+    Operator,
+    agent,
+    apply,
+    apply_crds,
+    condition,
+    get,
+    has_ready_node,
+    module_namespace,
+    running_operator,
+    status_of,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -44,33 +56,15 @@ TASK_SECONDS = 8  # long enough that a replica is reliably mid-task when the tes
 def rns(cluster: ClusterHandle) -> Iterator[str]:
     if not has_ready_node(cluster):
         pytest.skip("the local cluster has no Ready node to run agent pods")
-    applied = cluster.kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in CRDS))
-    assert applied.returncode == 0, applied.stderr
-    ok = cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/agents.podium.dev")
-    assert ok.returncode == 0, ok.stderr
-    name = f"podium-rec-{uuid.uuid4().hex[:6]}"
-    assert cluster.kubectl("create", "namespace", name).returncode == 0
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false")
+    apply_crds(cluster)
+    yield from module_namespace(cluster, "podium-rec")
 
 
 @pytest.fixture(scope="module")
 def op(
     cluster: ClusterHandle, rns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    o = Operator(cluster, rns, redis_server.url, tmp_path_factory.mktemp("operator") / "operator.log")
-    o.start()
-    yield o
-    o.stop()
-    if os.environ.get("PODIUM_SHOW_OPERATOR_LOG"):
-        print(o.log.read_text()[-20000:])
-
-
-@pytest.fixture(scope="module")
-def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    r = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
-    yield r
-    r.close()
+    yield from running_operator(cluster, rns, redis_server, tmp_path_factory)
 
 
 def slow_agent(name: str, server: RedisServer, ns: str, replicas: int, **spec: Any) -> dict[str, Any]:

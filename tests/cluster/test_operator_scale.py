@@ -18,7 +18,7 @@ import pytest
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .test_operator import Operator, crds  # noqa: F401  (fixture)
+from .helpers import Operator
 
 AGENTS = int(os.environ.get("PODIUM_SCALE_AGENTS", "300"))
 TEAMS = int(os.environ.get("PODIUM_SCALE_TEAMS", "50"))
@@ -34,7 +34,7 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @pytest.fixture
-def scale_ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:  # noqa: F811
+def scale_ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
     name = f"podium-scale-{uuid.uuid4().hex[:6]}"
     assert cluster.kubectl("create", "namespace", name).returncode == 0
     yield name

@@ -8,11 +8,9 @@ Redis, so "no task ran twice" is checked from the agents' side, not from the ope
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,7 @@ import redis
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .test_operator import PODIUM, Operator, crds, has_ready_node, wait_for
-
-__all__ = ["crds"]  # a fixture, used by name
+from .helpers import PODIUM, Operator, has_ready_node, module_namespace, running_operator, wait_for
 
 HERE = Path(__file__).resolve().parent
 DEMO = ("planner", "researcher", "analyzer", "synthesizer", "documenter")
@@ -104,29 +100,14 @@ def executions(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
 def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
     if not has_ready_node(cluster):
         pytest.skip("the local cluster has no Ready node to run agent pods")
-    name = f"podium-orch-{uuid.uuid4().hex[:6]}"
-    assert cluster.kubectl("create", "namespace", name).returncode == 0
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false")
-
-
-@pytest.fixture(scope="module")
-def admin(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    r = redis.Redis(host=redis_server.host, port=redis_server.port, decode_responses=True)
-    yield r
-    r.close()
+    yield from module_namespace(cluster, "podium-orch")
 
 
 @pytest.fixture(scope="module")
 def operator(
     cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
-    op = Operator(cluster, ns, redis_server.url, tmp_path_factory.mktemp("operator") / "operator.log")
-    op.start()
-    yield op
-    op.stop()
-    if os.environ.get("PODIUM_SHOW_OPERATOR_LOG"):
-        print(op.log.read_text()[-20000:])
+    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

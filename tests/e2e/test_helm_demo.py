@@ -9,13 +9,13 @@ share the cluster with other tests (and a demo) without reconciling their Agents
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import subprocess
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..cluster.helpers import wait_for as cluster_wait_for
 from .conftest import ClusterHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,15 +40,8 @@ class Release:
     namespace: str  # where the Agents and Orchestrations live
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+# Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
+wait_for = functools.partial(cluster_wait_for, every=1.0)
 
 
 def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

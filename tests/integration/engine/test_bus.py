@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,25 +12,6 @@ from redis.exceptions import NoPermissionError
 from podium.engine.bus import Bus, QueueFull
 from podium.engine.keys import AgentKeys, agent_acl_rules
 from podium.engine.messages import PayloadTooLarge, Result, Task
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(redis_url)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-async def bus(client: aioredis.Redis) -> AsyncIterator[Bus]:
-    b = Bus(client)
-    yield b
-    await b.close()
-
-
-@pytest.fixture
-def ns() -> str:
-    return "t" + uuid.uuid4().hex[:10]
 
 
 def task(ns: str, i: int | str, agent: str = "worker", **kw: object) -> Task:

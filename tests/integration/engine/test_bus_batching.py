@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,18 +14,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from podium.engine.bus import Bus, QueueFull
 from podium.engine.keys import AgentKeys
 from podium.engine.messages import PayloadTooLarge, Result, Task
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(redis_url)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-def ns() -> str:
-    return "b" + uuid.uuid4().hex[:10]
 
 
 def task(ns: str, i: int, agent: str = "worker", size: int = 0) -> Task:

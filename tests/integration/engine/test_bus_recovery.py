@@ -9,9 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,18 +22,6 @@ from podium.localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
 LEASE = 0.3
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    c = aioredis.Redis.from_url(redis_url)
-    yield c
-    await c.aclose()
-
-
-@pytest.fixture
-def ns() -> str:
-    return "t" + uuid.uuid4().hex[:10]
 
 
 def tasks_for(ns: str, n: int) -> list[Task]:

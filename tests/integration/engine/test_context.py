@@ -29,23 +29,17 @@ def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture
-async def redis(fleet: Fleet) -> AsyncIterator[aioredis.Redis]:
+async def client(fleet: Fleet) -> AsyncIterator[aioredis.Redis]:
+    """Overrides the conftest client (and so the Bus built on it): the fleet is reset before each test."""
     fleet.reset()
-    client = aioredis.Redis.from_url(fleet.redis_url)
-    yield client
-    await client.aclose()
+    c = aioredis.Redis.from_url(fleet.redis_url)
+    yield c
+    await c.aclose()
 
 
-@pytest.fixture
-async def bus(redis: aioredis.Redis) -> AsyncIterator[Bus]:
-    b = Bus(redis)
-    yield b
-    await b.close()
-
-
-def context(fleet: Fleet, redis: aioredis.Redis, bus: Bus, agents: list[AgentInfo], **kw: Any) -> RunContext:
+def context(fleet: Fleet, client: aioredis.Redis, bus: Bus, agents: list[AgentInfo], **kw: Any) -> RunContext:
     return RunContext(
-        redis=redis,
+        redis=client,
         bus=bus,
         directory=AgentDirectory(agents),
         uid=kw.pop("uid", uuid.uuid4().hex[:12]),
@@ -67,13 +61,13 @@ PIPELINE = OrchestrationSpec.model_validate(
 
 
 async def test_rerun_after_a_cancel_resumes_without_redoing_finished_or_in_flight_steps(
-    fleet: Fleet, redis: aioredis.Redis, bus: Bus
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:
     fleet.set_mode("w3", sleep=1.5)
     agents = [info("w1"), info("w2"), info("w3")]
     uid = uuid.uuid4().hex[:12]
     directory = AgentDirectory(agents)
-    first = asyncio.create_task(run_orchestration(redis, directory, fleet.namespace, "resume", uid, PIPELINE, bus=bus))
+    first = asyncio.create_task(run_orchestration(client, directory, fleet.namespace, "resume", uid, PIPELINE, bus=bus))
     for _ in range(100):  # until stage three is running on its agent
         if fleet.count(uid, "stage-three"):
             break
@@ -81,7 +75,7 @@ async def test_rerun_after_a_cancel_resumes_without_redoing_finished_or_in_fligh
     first.cancel()  # the operator went away mid-run
     with pytest.raises(asyncio.CancelledError):
         await first
-    outcome = await run_orchestration(redis, directory, fleet.namespace, "resume", uid, PIPELINE, bus=bus)
+    outcome = await run_orchestration(client, directory, fleet.namespace, "resume", uid, PIPELINE, bus=bus)
     assert outcome.phase == "Succeeded", outcome.message
     assert outcome.result["agent"] == "w3"
     # Finished steps replayed from the journal, the in-flight one re-attached: each ran exactly once.
@@ -89,31 +83,31 @@ async def test_rerun_after_a_cancel_resumes_without_redoing_finished_or_in_fligh
     assert [t.state for t in outcome.tasks] == ["Succeeded"] * 3
 
 
-async def test_finished_run_replays_instantly_from_the_journal(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+async def test_finished_run_replays_instantly_from_the_journal(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
     uid = uuid.uuid4().hex[:12]
     directory = AgentDirectory([info("w1"), info("w2"), info("w3")])
-    first = await run_orchestration(redis, directory, fleet.namespace, "again", uid, PIPELINE, bus=bus)
-    again = await run_orchestration(redis, directory, fleet.namespace, "again", uid, PIPELINE, bus=bus)
+    first = await run_orchestration(client, directory, fleet.namespace, "again", uid, PIPELINE, bus=bus)
+    again = await run_orchestration(client, directory, fleet.namespace, "again", uid, PIPELINE, bus=bus)
     assert again.result == first.result
     assert len(fleet.log(uid)) == 3
 
 
-async def test_retries_with_backoff_until_success(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+async def test_retries_with_backoff_until_success(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
     fleet.set_mode("w1", fail=2)
-    ctx = context(fleet, redis, bus, [info("w1", retries=3)])
+    ctx = context(fleet, client, bus, [info("w1", retries=3)])
     await ctx.start()
     result = await ctx.run_task("s", "execute", "x", agent="w1")
     assert result.ok and result.attempt == 3
     assert result.task_id == f"{ctx.uid}:s:3"
     assert ctx.records["s"].attempts == 3 and ctx.records["s"].state == "Succeeded"
-    stats = await StatsStore(redis, fleet.namespace).get("w1")
+    stats = await StatsStore(client, fleet.namespace).get("w1")
     assert (stats.completed, stats.failed) == (1, 2)
 
 
-async def test_next_suitable_agent_after_retries_run_out(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+async def test_next_suitable_agent_after_retries_run_out(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
     fleet.set_mode("w1", fail_always=True)
     agents = [info("w1", "coder", retries=1, caps={"py": 1.0}), info("w2", "coder", caps={"py": 0.5})]
-    ctx = context(fleet, redis, bus, agents)
+    ctx = context(fleet, client, bus, agents)
     await ctx.start()
     from podium.api.orchestration import Target
 
@@ -123,24 +117,24 @@ async def test_next_suitable_agent_after_retries_run_out(fleet: Fleet, redis: ai
 
 
 async def test_breaker_opens_in_redis_and_stops_dispatch_to_the_agent(
-    fleet: Fleet, redis: aioredis.Redis, bus: Bus
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:
     fleet.set_mode("w1", fail_always=True)
-    ctx = context(fleet, redis, bus, [info("w1", retries=0, threshold=2)])
+    ctx = context(fleet, client, bus, [info("w1", retries=0, threshold=2)])
     await ctx.start()
     for step in ("a", "b"):
         with pytest.raises(TaskFailed):
             await ctx.run_task(step, "execute", "x", agent="w1")
-    breaker = await BreakerStore(redis, fleet.namespace).load("w1")
+    breaker = await BreakerStore(client, fleet.namespace).load("w1")
     assert breaker.state == OPEN
     with pytest.raises(TaskFailed, match="circuit breaker open"):
         await ctx.run_task("c", "execute", "x", agent="w1")
     assert fleet.count(ctx.uid, "c") == 0
 
 
-async def test_max_cost_stops_dispatch_with_a_clear_reason(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+async def test_max_cost_stops_dispatch_with_a_clear_reason(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
     fleet.set_mode("w1", output={"output": "done", "cost": 0.6, "tokens": 10})
-    ctx = context(fleet, redis, bus, [info("w1")], limits=Limits(max_cost=1.0))
+    ctx = context(fleet, client, bus, [info("w1")], limits=Limits(max_cost=1.0))
     await ctx.start()
     await ctx.run_task("a", "execute", "x", agent="w1")
     await ctx.run_task("b", "execute", "x", agent="w1")
@@ -151,7 +145,7 @@ async def test_max_cost_stops_dispatch_with_a_clear_reason(fleet: Fleet, redis: 
     assert ctx.progress().cost == pytest.approx(1.2) and ctx.progress().tokens == 20
 
 
-async def test_suspended_run_dispatches_nothing_until_resumed(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+async def test_suspended_run_dispatches_nothing_until_resumed(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
     suspended = True
 
     async def probe() -> bool:
@@ -159,7 +153,7 @@ async def test_suspended_run_dispatches_nothing_until_resumed(fleet: Fleet, redi
 
     from podium.engine.context import RunOptions
 
-    ctx = context(fleet, redis, bus, [info("w1")], is_suspended=probe, options=RunOptions(suspend_poll_seconds=0.05))
+    ctx = context(fleet, client, bus, [info("w1")], is_suspended=probe, options=RunOptions(suspend_poll_seconds=0.05))
     await ctx.start()
     task = asyncio.create_task(ctx.run_task("a", "execute", "x", agent="w1"))
     await asyncio.sleep(0.5)
@@ -168,10 +162,10 @@ async def test_suspended_run_dispatches_nothing_until_resumed(fleet: Fleet, redi
     assert (await task).ok
 
 
-async def test_progress_reports_each_task_and_done_over_total(fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+async def test_progress_reports_each_task_and_done_over_total(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
     seen: list[Progress] = []
     outcome = await run_orchestration(
-        redis,
+        client,
         AgentDirectory([info("w1"), info("w2"), info("w3")]),
         fleet.namespace,
         "progress",

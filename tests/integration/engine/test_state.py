@@ -6,7 +6,6 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,13 +13,6 @@ import redis.asyncio as aioredis
 
 from podium.engine.conflicts import ConflictResolution, Resolution
 from podium.engine.state import Change, SharedState, SnapshotNotFound, UnknownProposal, VersionConflict
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    r = aioredis.Redis.from_url(redis_url)
-    yield r
-    await r.aclose()
 
 
 def make(client: aioredis.Redis, resolution: ConflictResolution = "merge", **kw: Any) -> SharedState:

@@ -1,0 +1,32 @@
+"""Fixtures shared by the engine integration tests: a client on the session's redis-server, a Bus, a namespace."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from podium.engine.bus import Bus
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    c = aioredis.Redis.from_url(redis_url)
+    yield c
+    await c.aclose()
+
+
+@pytest.fixture
+async def bus(client: aioredis.Redis) -> AsyncIterator[Bus]:
+    """A Bus over `client` (a module may override `client`, e.g. to reset its fleet first)."""
+    b = Bus(client)
+    yield b
+    await b.close()
+
+
+@pytest.fixture
+def ns() -> str:
+    """A namespace of the test's own, so tests sharing one redis-server never see each other's keys."""
+    return "t" + uuid.uuid4().hex[:10]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-import aiohttp
-
+from podium.agent.backends._http import JSONPoster
 from podium.agent.backends.base import BackendError, BackendOutput, TaskLike, from_value, tail, task_document
 from podium.api.agent import HTTPBackend
 
@@ -16,31 +15,20 @@ class HTTPRunner:
     def __init__(self, spec: HTTPBackend) -> None:
         self.spec = spec
         self.timeout_seconds = spec.timeout_seconds
-        self.session: aiohttp.ClientSession | None = None
+        self.client = JSONPoster("http")
 
     async def start(self) -> None:
-        if self.session is None:
-            self.session = aiohttp.ClientSession()
+        await self.client.start()
 
     def handles(self, kind: str) -> bool:
         return kind != "bid"
 
     async def run(self, task: TaskLike) -> BackendOutput:
-        await self.start()
-        assert self.session is not None
-        try:
-            async with self.session.post(self.spec.url, json=task_document(task), headers=self.spec.headers) as resp:
-                text = await resp.text()
-                if resp.status >= 400:
-                    raise BackendError(f"http: {resp.status} {resp.reason} from {self.spec.url}: {tail(text, 500)}")
-        except aiohttp.ClientError as exc:
-            raise BackendError(f"http: cannot reach {self.spec.url}: {exc}") from exc
+        text = await self.client.post(self.spec.url, task_document(task), self.spec.headers)
         try:
             return from_value(json.loads(text))
         except json.JSONDecodeError:
             raise BackendError(f"http: answer from {self.spec.url} is not JSON: {tail(text, 500)}") from None
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        await self.client.close()

@@ -6,8 +6,7 @@ import json
 import os
 from typing import Any
 
-import aiohttp
-
+from podium.agent.backends._http import JSONPoster
 from podium.agent.backends.base import BackendError, BackendOutput, TaskLike, parse_text, tail
 from podium.api.agent import LLMBackend
 
@@ -60,19 +59,16 @@ class LLMRunner:
     def __init__(self, spec: LLMBackend) -> None:
         self.spec = spec
         self.timeout_seconds = spec.timeout_seconds
-        self.session: aiohttp.ClientSession | None = None
+        self.client = JSONPoster("llm")
 
     async def start(self) -> None:
-        if self.session is None:
-            self.session = aiohttp.ClientSession()
+        await self.client.start()
 
     def handles(self, kind: str) -> bool:
         # Prices and capacity are the runtime's knowledge, not the model's.
         return kind != "bid"
 
     async def run(self, task: TaskLike) -> BackendOutput:
-        await self.start()
-        assert self.session is not None
         body: dict[str, Any] = {
             "model": self.spec.model,
             "messages": build_messages(self.spec.system_prompt, task),
@@ -84,13 +80,7 @@ class LLMRunner:
         api_key = os.environ.get(API_KEY_ENV)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        try:
-            async with self.session.post(chat_url(self.spec.base_url), json=body, headers=headers) as resp:
-                text = await resp.text()
-                if resp.status >= 400:
-                    raise BackendError(f"llm: {resp.status} {resp.reason} from {self.spec.base_url}: {tail(text, 500)}")
-        except aiohttp.ClientError as exc:
-            raise BackendError(f"llm: cannot reach {self.spec.base_url}: {exc}") from exc
+        text = await self.client.post(chat_url(self.spec.base_url), body, headers, shown_url=self.spec.base_url)
         try:
             payload = json.loads(text)
         except json.JSONDecodeError:
@@ -98,6 +88,4 @@ class LLMRunner:
         return read_completion(payload)
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        await self.client.close()

@@ -8,15 +8,16 @@ serving certificate unless started with --kubelet-certificate-authority, so a se
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import ipaddress
 import ssl
 from pathlib import Path
 
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+
+from podium.localcluster.pki import cert_builder, cert_pem, key_pem, new_key
 
 
 def self_signed(cert_dir: Path, name: str) -> tuple[Path, Path]:
@@ -24,30 +25,13 @@ def self_signed(cert_dir: Path, name: str) -> tuple[Path, Path]:
     if cert_path.exists() and key_path.exists():
         return cert_path, key_path
     cert_dir.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = new_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    import ipaddress
-
-    t = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(t - dt.timedelta(minutes=5))
-        .not_valid_after(t + dt.timedelta(days=3650))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    san = x509.SubjectAlternativeName([x509.DNSName(name), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = cert_builder(subject, subject, key).add_extension(san, critical=False).sign(key, hashes.SHA256())
+    key_path.write_bytes(key_pem(key))
     key_path.chmod(0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert_pem(cert))
     return cert_path, key_path
 
 

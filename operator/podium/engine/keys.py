@@ -36,8 +36,12 @@ def split_ref(ref: str) -> tuple[str, str]:
     return check_name(namespace, "namespace"), check_name(name, "name")
 
 
+def _tag(namespace: str, name: str, what: str) -> str:
+    return f"podium:{{{check_name(namespace, 'namespace')}/{check_name(name, what)}}}:"
+
+
 def agent_tag(namespace: str, agent: str) -> str:
-    return f"podium:{{{check_name(namespace, 'namespace')}/{check_name(agent, 'agent')}}}:"
+    return _tag(namespace, agent, "agent")
 
 
 @dataclass(frozen=True)
@@ -89,8 +93,7 @@ class OrchestrationKeys:
 
     @property
     def prefix(self) -> str:
-        ns, name = check_name(self.namespace, "namespace"), check_name(self.orchestration, "orchestration")
-        return f"podium:{{{ns}/{name}}}:"
+        return _tag(self.namespace, self.orchestration, "orchestration")
 
     @property
     def events(self) -> str:  # stream of published events

@@ -235,8 +235,7 @@ class Bus:
             raise PayloadTooLarge(f"event {type}", len(body), self.max_payload_bytes)
         return {"type": type, "sender": sender, "payload": body, "at": f"{time.time():.6f}"}
 
-    async def publish(self, orchestration: str, type: str, payload: Any, sender: str) -> str:
-        key = OrchestrationKeys.of(orchestration).events
+    async def _append_event(self, key: str, type: str, payload: Any, sender: str) -> str:
         entry = await self.redis.xadd(
             key,
             self._event_fields(type, payload, sender),  # type: ignore[arg-type]
@@ -245,15 +244,11 @@ class Bus:
         )
         return text(entry)
 
+    async def publish(self, orchestration: str, type: str, payload: Any, sender: str) -> str:
+        return await self._append_event(OrchestrationKeys.of(orchestration).events, type, payload, sender)
+
     async def send_direct(self, namespace: str, to_agent: str, type: str, payload: Any, sender: str) -> str:
-        key = AgentKeys(namespace, to_agent).direct
-        entry = await self.redis.xadd(
-            key,
-            self._event_fields(type, payload, sender),  # type: ignore[arg-type]
-            maxlen=self.stream_maxlen,
-            approximate=True,
-        )
-        return text(entry)
+        return await self._append_event(AgentKeys(namespace, to_agent).direct, type, payload, sender)
 
     def subscribe(
         self, orchestration: str, types: Collection[str] | None = None, from_id: str = "$"

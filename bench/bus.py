@@ -87,6 +87,30 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
             p.wait()
 
 
+async def windowed(n: int, deadline: float, window: int, job: Callable[[int], Awaitable[None]]) -> int:
+    """Run job(0..n-1) with at most `window` in flight, starting none after the deadline; returns how many
+    succeeded (a failed job counts as not finished rather than ending the run)."""
+    slots = asyncio.Semaphore(window)
+    finished = 0
+
+    async def run(i: int) -> None:
+        nonlocal finished
+        try:
+            await job(i)
+            finished += 1
+        finally:
+            slots.release()
+
+    running = []
+    for i in range(n):
+        if time.monotonic() > deadline:
+            break
+        await slots.acquire()
+        running.append(asyncio.create_task(run(i)))
+    await asyncio.gather(*running, return_exceptions=True)
+    return finished
+
+
 class System:
     """One system under test: its workers, a batched throughput run, and a single send-and-wait."""
 
@@ -261,25 +285,7 @@ class TaskiqSystem(System):
             raise RuntimeError(str(result.error))
 
     async def batch(self, n: int, deadline: float) -> int:
-        slots = asyncio.Semaphore(self.window)
-        finished = 0
-
-        async def run(i: int) -> None:
-            nonlocal finished
-            try:
-                await self._run(i)
-                finished += 1
-            finally:
-                slots.release()
-
-        running = []
-        for i in range(n):
-            if time.monotonic() > deadline:
-                break
-            await slots.acquire()
-            running.append(asyncio.create_task(run(i)))
-        await asyncio.gather(*running, return_exceptions=True)
-        return finished
+        return await windowed(n, deadline, self.window, self.one)
 
     async def one(self, i: int) -> None:
         await self._run(i)
@@ -300,26 +306,7 @@ class ThreadedSystem(System):
         raise NotImplementedError
 
     async def batch(self, n: int, deadline: float) -> int:
-        loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self.threads * 2)
-        finished = 0
-
-        async def run(i: int) -> None:
-            nonlocal finished
-            try:
-                await loop.run_in_executor(self.pool, self.send_and_wait, i)
-                finished += 1
-            finally:
-                slots.release()
-
-        running = []
-        for i in range(n):
-            if time.monotonic() > deadline:
-                break
-            await slots.acquire()
-            running.append(asyncio.create_task(run(i)))
-        await asyncio.gather(*running, return_exceptions=True)
-        return finished
+        return await windowed(n, deadline, self.threads * 2, self.one)
 
     async def one(self, i: int) -> None:
         await asyncio.get_running_loop().run_in_executor(self.pool, self.send_and_wait, i)

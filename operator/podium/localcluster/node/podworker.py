@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from podium.localcluster.node.agent import NodeAgent
 
 Obj = dict[str, Any]
+# operator/podium/localcluster/node/podworker.py -> the directory holding the `podium` package
+PACKAGE_DIR = Path(__file__).resolve().parents[3]
 log = logging.getLogger("podium.node.pod")
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 # A container that ran this long before exiting starts the back-off over (kubelet: 2 x max back-off).
@@ -299,9 +301,11 @@ class PodWorker:
             [m.target for m in mounts],
         )
         # What the container needs of the host even under a volume mounted above it (say an emptyDir at /tmp
-        # while the checkout lives under /tmp): the program, the Python it runs on, PYTHONPATH, the pod's dir.
+        # while the checkout lives under /tmp): the program, the Python it runs on, PYTHONPATH, the pod's dir, and
+        # the podium package itself (an editable install points into the checkout).
         keep = [
             Path(program[0]).parent.parent,
+            PACKAGE_DIR,
             Path(sys.prefix),
             Path(sys.base_prefix),
             self.dir,

@@ -79,4 +79,5 @@ class Coalescer(Generic[T]):
         """Wait until everything already submitted has been sent."""
         runner = self._runner
         if runner is not None and not runner.done() and runner.get_loop() is asyncio.get_running_loop():
-            await asyncio.shield(runner)
+            # wait(), not await: the callers hear the send's outcome; closing must not raise it a second time.
+            await asyncio.wait([runner])

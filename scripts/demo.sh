@@ -95,8 +95,8 @@ done
 step "what ran"
 kubectl -n "$ns" get orchestrations
 echo
-echo "The operator now reconciles Agents in every namespace. Before running tests/cluster or tests/e2e on this"
-echo "cluster (they start their own operators): helm uninstall $release -n $system. Stop everything: make cluster-down"
+echo "Use the cluster: eval \$(.venv/bin/podium cluster env); kubectl get podium -A. Stop everything: make cluster-down"
+echo "(make test runs on a cluster of its own in .podium-test/, so it does not disturb this one.)"
 if [ "${#failed[@]}" -gt 0 ]; then
   fail "${#failed[@]} orchestration(s) did not succeed: ${failed[*]}" "kubectl -n $ns describe orchestrations"
 fi

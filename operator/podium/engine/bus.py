@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-from podium.engine import scripts
+from podium.engine import cancellation, scripts
 from podium.engine.coalesce import Coalescer
 from podium.engine.consumer import InboxConsumer, reraise_swallowed_cancel
 from podium.engine.keys import GROUP, AgentKeys, OrchestrationKeys
@@ -70,6 +70,7 @@ class _Scripts:
         self.leave: AsyncScript = redis.register_script(scripts.LEAVE)
         self.dispatch_many: AsyncScript = redis.register_script(scripts.DISPATCH_MANY)
         self.complete_many: AsyncScript = redis.register_script(scripts.COMPLETE_MANY)
+        self.cancel: AsyncScript = redis.register_script(scripts.CANCEL)
 
 
 class Bus:
@@ -323,6 +324,12 @@ class Bus:
         return sorted(
             (parse_replica(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)), key=lambda r: r.replica
         )
+
+    async def cancel(self, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]:
+        """Stop an orchestration's queued tasks on these agents: undelivered ones are deleted (count by agent
+        returned), delivered ones are settled by their consumer as cancelled without running. Tasks already
+        handed to a replica's code finish. See :mod:`podium.engine.cancellation`."""
+        return await cancellation.cancel(self, self.scripts.cancel, orchestration, agents, uid)
 
     async def queue_depth(self, namespace: str, agent: str) -> int:
         """Tasks not yet completed: undelivered plus in flight (acknowledged entries are deleted)."""

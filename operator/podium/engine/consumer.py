@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from podium.engine.cancellation import cancelled_result, is_cancelled
 from podium.engine.keys import GROUP, AgentKeys
 from podium.engine.messages import MalformedMessage, Result, Task
 from podium.engine.records import Delivery, fields_of, text
@@ -68,7 +69,8 @@ class InboxConsumer:
     async def fetch(self, count: int, block_ms: int) -> list[Delivery]:
         """Up to ``count`` tasks: reclaimed work first, then new entries (blocking up to ``block_ms``; 0 = no wait).
 
-        Malformed entries are moved to the dead-letter stream with the reason and never returned.
+        Malformed entries are moved to the dead-letter stream with the reason and never returned; tasks of a
+        cancelled orchestration are completed as failed ("cancelled: ...") and never returned either.
         """
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
@@ -89,7 +91,20 @@ class InboxConsumer:
         if len(out) < count:
             block = block_ms if block_ms > 0 and not out else None
             out.extend(await self._read(">", count - len(out), block))
-        return out
+        return await self._settle_cancelled(out)
+
+    async def _settle_cancelled(self, deliveries: list[Delivery]) -> list[Delivery]:
+        # Only work that belongs to an orchestration pays the extra round trip; the set is read fresh each
+        # time so a cancel is seen by the very next fetch (reclaimed and restart-recovered entries included).
+        if not any(d.task.orchestration for d in deliveries):
+            return deliveries
+        cancelled = {text(m) for m in await self._redis.smembers(self.keys.cancelled)}
+        if not cancelled:
+            return deliveries
+        dropped = [d for d in deliveries if is_cancelled(d.task, cancelled)]
+        if dropped:
+            await self.complete_many([(d, cancelled_result(d.task, self.replica)) for d in dropped])
+        return [d for d in deliveries if not is_cancelled(d.task, cancelled)]
 
     async def _read(self, from_id: str, count: int, block_ms: int | None) -> list[Delivery]:
         try:

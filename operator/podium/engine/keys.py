@@ -75,6 +75,10 @@ class AgentKeys:
     def direct(self) -> str:  # stream of direct messages to this agent
         return self.prefix + "direct"
 
+    @property
+    def cancelled(self) -> str:  # set of cancelled orchestrations ("ns/name" or "ns/name@uid"); the operator writes it
+        return self.prefix + "cancelled"
+
     def result(self, task_id: str) -> str:
         return f"{self.prefix}result:{task_id}"
 
@@ -133,6 +137,7 @@ AGENT_COMMANDS: tuple[str, ...] = (
     "xinfo|groups",
     "get",
     "set",
+    "smembers",
     "hset",
     "hget",
     "hgetall",
@@ -150,7 +155,8 @@ def agent_acl_rules(namespace: str, agent: str) -> list[str]:
     """ACL rules for ``ACL SETUSER <user> on ><password> <rules...>`` limiting a replica to its agent's keys.
 
     The key patterns name each suffix rather than ``<prefix>*`` so that an orchestration that happens to
-    share the agent's name (and so its hash tag) stays out of reach.
+    share the agent's name (and so its hash tag) stays out of reach. The ``cancelled`` set is read-only
+    (``%R~``): the operator writes it, a replica only checks it, so a replica cannot un-cancel anything.
     """
     keys = AgentKeys(namespace, agent)
     prefix = _glob_escape(keys.prefix)
@@ -158,6 +164,7 @@ def agent_acl_rules(namespace: str, agent: str) -> list[str]:
     return [
         "resetkeys",
         *(f"~{prefix}{p}" for p in patterns),
+        f"%R~{prefix}cancelled",
         "resetchannels",
         "-@all",
         *(f"+{c}" for c in AGENT_COMMANDS),

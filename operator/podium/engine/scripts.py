@@ -186,3 +186,54 @@ for i = 1, n do
 end
 return out
 """
+
+# KEYS: inbox, cancelled set.  ARGV: group, member, orchestration ref, uid ('' = any), ttl seconds,
+# cursor (an entry id, '' on the first call), max entries to scan.
+# Marks the orchestration cancelled for this agent (the consumer completes delivered tasks of it without
+# running them) and deletes its undelivered inbox entries: those after the group's last-delivered id (all of
+# them when no group exists yet). Entries already delivered stay: their consumer settles them. Scans at most
+# ``max entries`` per call so a long inbox never blocks Redis for long; returns {removed, next cursor or ''}.
+CANCEL = """
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local function parse(id)
+  local _, _, ms, seq = string.find(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function after(a, b)
+  local am, as = parse(a)
+  local bm, bs = parse(b)
+  return am > bm or (am == bm and as > bs)
+end
+local from = '0-0'
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if ok then
+  for _, g in ipairs(groups) do
+    local info = {}
+    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+    if info['name'] == ARGV[1] then from = info['last-delivered-id'] end
+  end
+end
+if ARGV[6] ~= '' and after(ARGV[6], from) then from = ARGV[6] end
+local budget = tonumber(ARGV[7])
+local rows = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', budget)
+local removed = 0
+for _, row in ipairs(rows) do
+  local f = row[2]
+  for k = 1, #f, 2 do
+    if f[k] == 't' then
+      local good, task = pcall(cjson.decode, f[k + 1])
+      if good and type(task) == 'table' and task['orchestration'] == ARGV[3] then
+        local meta = task['meta']
+        if ARGV[4] == '' or (type(meta) == 'table' and meta['uid'] == ARGV[4]) then
+          redis.call('XDEL', KEYS[1], row[1])
+          removed = removed + 1
+        end
+      end
+    end
+  end
+end
+local cursor = ''
+if #rows >= budget then cursor = rows[#rows][1] end
+return {removed, cursor}
+"""

@@ -12,14 +12,13 @@ import asyncio
 import signal
 import time
 
-import redis.asyncio as aioredis
-
 from podium.engine.bus import Bus
+from podium.engine.connection import connect
 from podium.engine.messages import Result
 
 
 async def run(args: argparse.Namespace) -> None:
-    client = aioredis.Redis.from_url(args.url)
+    client = connect(args.url)
     bus = Bus(client)
     consumer = bus.consumer(args.namespace, args.agent, args.replica, lease_seconds=args.lease)
     stop = asyncio.Event()

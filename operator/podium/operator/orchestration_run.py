@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.validation import explain
+from podium.engine.bus import Bus
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
 from podium.operator import orchestration_directory as directory_mod
@@ -304,6 +305,20 @@ def ignored_change(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"conditions": kept + merge(status.get("conditions"), [cond], generation), "observedGeneration": generation}
 
 
-async def cleanup(redis: aioredis.Redis, namespace: str, name: str) -> int:
-    """After deletion: the journal, budget, events, state and stored results go."""
-    return await store.purge(redis, namespace, name)
+async def cleanup(
+    redis: aioredis.Redis, namespace: str, name: str, uid: str | None = None, agents: Iterable[str] = ()
+) -> tuple[int, dict[str, int]]:
+    """After deletion: the run's queued tasks are cancelled on every agent it dispatched to (from its journal)
+    and on ``agents`` (the namespace's, for tasks the journal may not show yet), then the journal, budget,
+    events, state and stored results go. Returns (keys purged, queued tasks removed by agent).
+
+    With ``uid`` only that run's tasks are cancelled, so a re-applied Orchestration of the same name runs.
+    Safe to call twice: the cancel mark is idempotent and a second purge finds little.
+    """
+    targets = await store.journal_agents(redis, namespace, name) | set(agents)
+    bus = Bus(redis)
+    try:
+        removed = await bus.cancel(f"{namespace}/{name}", targets, uid)
+    finally:
+        await bus.close()
+    return await store.purge(redis, namespace, name), removed

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from podium.engine.journal import Entry, journal_key
 from podium.engine.keys import OrchestrationKeys
 
 REF_PREFIX = "redis:"
@@ -32,6 +33,19 @@ async def load_result(redis: aioredis.Redis, ref: str) -> Any:
     if raw is None:
         raise LookupError(f"the result at {ref} has expired or was deleted")
     return json.loads(raw)
+
+
+async def journal_agents(redis: aioredis.Redis, namespace: str, name: str) -> set[str]:
+    """Every agent a run of this orchestration dispatched to (any uid, retries included), from its journals."""
+    agents: set[str] = set()
+    pattern = journal_key(namespace, name).replace("[", "\\[").replace("]", "\\]") + ":*"
+    async for key in redis.scan_iter(match=pattern, count=500):
+        for raw in (await redis.hgetall(key)).values():
+            entry = Entry(**json.loads(raw))
+            agents.add(entry.agent)
+            agents.update(entry.history)
+    agents.discard("")
+    return agents
 
 
 async def purge(redis: aioredis.Redis, namespace: str, name: str, batch: int = 500) -> int:

@@ -1,7 +1,8 @@
 """kopf handlers for Orchestrations: one daemon per run, a note on changes after the end, cleanup on delete.
 
 The daemon is the run: kopf starts it for every Orchestration (again after an operator restart, which is how a
-Running one resumes) and stops it on deletion or operator exit. Deletion cancels the run and purges its keys.
+Running one resumes) and stops it on deletion or operator exit. Deletion cancels the run, cancels its tasks still
+queued in agents' inboxes (so they never run) and purges its keys.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import Any
 
 import kopf
 
-from podium.operator import orchestration_run, runtime
+from podium.operator import orchestration_directory, orchestration_run, runtime
 
 ORCHESTRATIONS = ("podium.dev", "v1alpha1", "orchestrations")
+Log = logging.Logger | logging.LoggerAdapter[Any]
 
 
 def _deps(body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger) -> orchestration_run.Deps:
@@ -35,9 +37,8 @@ async def run(body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.ObjectL
     deps = _deps(body, logger)
     await orchestration_run.drive(deps, body, lambda: bool(stopped))
     if _deleted(stopped):
-        meta = body["metadata"]
-        removed = await orchestration_run.cleanup(deps.redis, meta["namespace"], meta["name"])
-        logger.info("run cancelled by deletion; %d keys purged", removed)
+        purged, removed = await _cancel_and_purge(body, logger)
+        logger.info("run cancelled by deletion; %d queued tasks removed, %d keys purged", sum(removed.values()), purged)
 
 
 @kopf.on.update(*ORCHESTRATIONS, field="spec")
@@ -50,8 +51,26 @@ async def spec_changed(body: kopf.Body, **_: Any) -> None:
         kopf.event(body, type="Warning", reason="SpecIgnored", message=patch["conditions"][-1]["message"])
 
 
-@kopf.on.delete(*ORCHESTRATIONS)
-async def cleanup(body: kopf.Body, **_: Any) -> None:
-    """The daemon cancelled the run already; purge again in case it wrote a key on its way out."""
+async def _namespace_agents(namespace: str, logger: Log) -> list[str]:
+    # The journal names the agents the run dispatched to; the namespace's Agents also cover a dispatch that
+    # raced the journal write. Best effort: deletion must not hang on the API server (the journal suffices).
+    try:
+        snapshot = await orchestration_directory.fetch(runtime.get().kube, namespace)
+    except Exception as exc:
+        logger.warning("cannot list the namespace's Agents to cancel queued tasks (journal only): %s", exc)
+        return []
+    return [str(a["metadata"]["name"]) for a in snapshot.agents]
+
+
+async def _cancel_and_purge(body: kopf.Body, logger: Log) -> tuple[int, dict[str, int]]:
     meta = body["metadata"]
-    await orchestration_run.cleanup(runtime.get().redis, meta["namespace"], meta["name"])
+    agents = await _namespace_agents(meta["namespace"], logger)
+    return await orchestration_run.cleanup(
+        runtime.get().redis, meta["namespace"], meta["name"], uid=meta.get("uid"), agents=agents
+    )
+
+
+@kopf.on.delete(*ORCHESTRATIONS)
+async def cleanup(body: kopf.Body, logger: Log, **_: Any) -> None:
+    """The daemon cancelled the run already; cancel and purge again in case it wrote on its way out."""
+    await _cancel_and_purge(body, logger)

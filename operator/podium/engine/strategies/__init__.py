@@ -7,15 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-MODULES = {
-    "hierarchical": "hierarchical",
-    "pipeline": "pipeline",
-    "swarm": "swarm",
-    "eventDriven": "event_driven",
-    "centralCommand": "central_command",
-    "peerToPeer": "peer_to_peer",
-    "market": "market",
-}
+from podium.api.orchestration import STRATEGY_BLOCKS
+
+# One module per strategy, named like its spec block (the API already maps wire name -> block name).
+MODULES = STRATEGY_BLOCKS
 
 
 @dataclass

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.engine.bus import Bus
+from podium.engine.keys import agent_acl_rules
 
 
 @pytest.fixture
@@ -30,3 +31,16 @@ async def bus(client: aioredis.Redis) -> AsyncIterator[Bus]:
 def ns() -> str:
     """A namespace of the test's own, so tests sharing one redis-server never see each other's keys."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+async def worker_bus(redis_url: str, client: aioredis.Redis, ns: str) -> AsyncIterator[Bus]:
+    """A Bus whose client logs in as agent `worker`'s own Redis ACL user (the rules the operator installs)."""
+    user, password = f"agent-{ns}", uuid.uuid4().hex
+    await client.execute_command("ACL", "SETUSER", user, "on", f">{password}", *agent_acl_rules(ns, "worker"))
+    restricted = aioredis.Redis.from_url(redis_url, username=user, password=password)
+    b = Bus(restricted)
+    yield b
+    await b.close()
+    await restricted.aclose()
+    await client.execute_command("ACL", "DELUSER", user)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from podium.engine.bus import Bus, QueueFull
-from podium.engine.keys import AgentKeys, agent_acl_rules
+from podium.engine.keys import AgentKeys
 from podium.engine.messages import PayloadTooLarge, Result, Task
 
 
@@ -235,28 +234,21 @@ async def test_purge_agent_deletes_every_key_of_that_agent_only(bus: Bus, client
 
 
 async def test_acl_user_from_agent_acl_rules_can_work_but_not_touch_other_agents(
-    redis_url: str, client: aioredis.Redis, bus: Bus, ns: str
+    bus: Bus, worker_bus: Bus, ns: str
 ) -> None:
-    user, password = f"agent-{ns}", uuid.uuid4().hex
-    await client.execute_command("ACL", "SETUSER", user, "on", f">{password}", *agent_acl_rules(ns, "worker"))
-    restricted = aioredis.Redis.from_url(redis_url, username=user, password=password)
-    agent_bus = Bus(restricted)
-    try:
-        await bus.dispatch_many([task(ns, 1), task(ns, 2)])
-        consumer = agent_bus.consumer(ns, "worker", "r1", lease_seconds=0.2)
-        await consumer.join()
-        got = await consumer.fetch(2, 1000)
-        assert await consumer.complete(got[0], ok(got[0].task))
-        await consumer.release(got[1])
-        await asyncio.sleep(0.3)
-        await consumer.reclaim()
-        await consumer.leave()
-        assert (await bus.get_result(got[0].task)) is not None
-        with pytest.raises(NoPermissionError):
-            await restricted.xlen(AgentKeys(ns, "other").inbox)
-        with pytest.raises(NoPermissionError):
-            await restricted.get(f"podium:{{{ns}/worker}}:events")  # an orchestration named like the agent
-    finally:
-        await agent_bus.close()
-        await restricted.aclose()
-        await client.execute_command("ACL", "DELUSER", user)
+    agent_bus = worker_bus
+    restricted = agent_bus.redis
+    await bus.dispatch_many([task(ns, 1), task(ns, 2)])
+    consumer = agent_bus.consumer(ns, "worker", "r1", lease_seconds=0.2)
+    await consumer.join()
+    got = await consumer.fetch(2, 1000)
+    assert await consumer.complete(got[0], ok(got[0].task))
+    await consumer.release(got[1])
+    await asyncio.sleep(0.3)
+    await consumer.reclaim()
+    await consumer.leave()
+    assert (await bus.get_result(got[0].task)) is not None
+    with pytest.raises(NoPermissionError):
+        await restricted.xlen(AgentKeys(ns, "other").inbox)
+    with pytest.raises(NoPermissionError):
+        await restricted.get(f"podium:{{{ns}/worker}}:events")  # an orchestration named like the agent

@@ -12,7 +12,7 @@ from podium.localcluster.node.backoff import restart_delay, should_restart
 from podium.localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
 from podium.localcluster.node.hosts import render_hosts
 from podium.localcluster.node.ipam import PodIPAllocator, PodIPExhausted
-from podium.localcluster.node.runtime import NotRunnable, mount_script, resolve_program, stage_dir
+from podium.localcluster.node.runtime import NotRunnable, launch_argv, resolve_program, stage_dir
 from podium.localcluster.node.services import PodView, desired_routes
 from podium.localcluster.node.status import ContainerState, now, pod_phase, pod_status
 from podium.localcluster.node.volumes import (
@@ -221,21 +221,13 @@ def test_mount_script_runs_in_private_namespace(tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("127.96.0.5 api\n")
     target = tmp_path / "mnt"
-    script = mount_script([Mount(tmp_path / "vol", str(target), True)], hosts, str(tmp_path), stage=tmp_path / "st")
-    cmd = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-        "/bin/sh",
-        "-c",
-        script,
-        "x",
-        "/bin/sh",
-        "-c",
-        f"cat {target}/f; cat /etc/hosts; touch {target}/g 2>/dev/null || echo read-only",
-    ]
+    cmd = launch_argv(
+        ["/bin/sh", "-c", f"cat {target}/f; cat /etc/hosts; touch {target}/g 2>/dev/null || echo read-only"],
+        [Mount(tmp_path / "vol", str(target), True)],
+        hosts,
+        str(tmp_path),
+        stage=tmp_path / "st",
+    )
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert out == "secret-content127.96.0.5 api\nread-only\n"
     assert not (target / "f").exists()  # the host does not see the mount
@@ -285,7 +277,6 @@ def test_a_volume_over_the_node_directory_hides_neither_sources_nor_the_program(
     mounts = [Mount(node / "empty", str(tmp_path), False), Mount(node / "config", "/etc/podium-test", True)]
     stage = stage_dir([node / "stage", tmp_path.parent / f"{tmp_path.name}-stage"], [m.target for m in mounts])
     assert not str(stage).startswith(str(tmp_path) + "/")
-    script = mount_script(mounts, None, "/", stage=stage, keep_visible=[program_dir.parent])
-    cmd = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script, "x", str(program)]
+    cmd = launch_argv([str(program)], mounts, None, "/", stage=stage, keep_visible=[program_dir.parent])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     assert out.splitlines() == ['{"role": "x"}', "node"]  # the emptyDir shows only the re-exposed program path

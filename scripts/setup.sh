@@ -33,6 +33,8 @@ if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
   if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
     bash localcluster/build.sh
   else
-    echo "setup: Go not found (expected /usr/local/go/bin): the local cluster's binaries are not built" >&2
+    echo "setup: Go >= 1.24 not found (looked on PATH and in /usr/local/go/bin): the local cluster cannot be" >&2
+    echo "built, and tests/cluster, tests/e2e and the demo need it. Install Go, or PODIUM_SKIP_K8S_BUILD=1." >&2
+    exit 1
   fi
 fi

@@ -97,7 +97,7 @@ def test_rbac_limits_non_admin_identities(cluster: ClusterHandle) -> None:
 
 def test_node_is_ready_when_the_node_agent_runs(cluster: ClusterHandle) -> None:
     if not cluster.state.with_node:
-        pytest.skip("cluster runs without the node agent (--no-node)")
+        pytest.fail("the cluster runs without the node agent (--no-node, PODIUM_CLUSTER_NODE=0)")
     out = cluster.kubectl("get", "node", cluster.state.node_name, "-o", "json")
     assert out.returncode == 0, out.stderr
     conditions = {c["type"]: c["status"] for c in json.loads(out.stdout)["status"]["conditions"]}

@@ -81,7 +81,7 @@ def test_kubectl_scale_reaches_the_deployment(cluster: ClusterHandle, ns: str, o
 
 def test_pods_become_ready_and_status_says_so(cluster: ClusterHandle, ns: str, operator: Operator) -> None:
     if not has_ready_node(cluster):
-        pytest.skip("the local cluster has no Ready node to run agent pods")
+        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
     apply(cluster, ns, agent("runner", replicas=1))
     status = wait_for(
         "Agent Ready 1/1",

@@ -55,7 +55,7 @@ TASK_SECONDS = 8  # long enough that a replica is reliably mid-task when the tes
 @pytest.fixture(scope="module")
 def rns(cluster: ClusterHandle) -> Iterator[str]:
     if not has_ready_node(cluster):
-        pytest.skip("the local cluster has no Ready node to run agent pods")
+        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
     apply_crds(cluster)
     yield from module_namespace(cluster, "podium-rec")
 
@@ -134,20 +134,6 @@ def process_state(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[0]
-
-
-def node_refreshes_volumes(cluster: ClusterHandle) -> bool:
-    """Whether the node process was started after the node learnt to refresh volumes (it loads code once)."""
-    from podium.localcluster.node import volumes
-
-    pid = cluster.state.pids.get("node")
-    if not pid or not hasattr(volumes, "refresh"):
-        return False
-    try:
-        started = Path(f"/proc/{pid}").stat().st_mtime
-    except OSError:
-        return False
-    return started >= Path(volumes.__file__).stat().st_mtime
 
 
 def pods_of(cluster: ClusterHandle, ns: str, name: str) -> list[dict[str, Any]]:
@@ -371,11 +357,6 @@ def test_maintenance_finishes_in_flight_work_and_takes_nothing_new(
         lambda: (s := status_of(cluster, rns, "agent", "resting")).get("phase") == "Maintenance" and s,
     )
     assert condition(status, "Ready")["reason"] == "Maintenance"
-    if not node_refreshes_volumes(cluster):
-        apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1, maintenance=False))
-        wait_ready(cluster, rns, "resting", 1, timeout=60)
-        assert wait_for("the in-flight task finishes", lambda: result(admin, first), timeout=30).ok
-        pytest.skip("the running node predates its volume refresh (restart the cluster): drain not checked")
     # The replica learns it through its mounted config and stops passing /readyz.
     wait_for(
         "the replica drains", lambda: status_of(cluster, rns, "agent", "resting").get("ready") == "0/1", timeout=60

@@ -1,6 +1,6 @@
 """Scale: 300 Agents (replicas 0) and 50 Teams reconcile to their final state; time and peak operator memory.
 
-Slow (minutes) on a shared 2-core machine, so it runs only with PODIUM_SCALE_TEST=1. The numbers go to
+At full scale it takes minutes on a shared 2-core machine, so the suite runs it at 30/5. The numbers go to
 docs/benchmarks.md (`## Operator scale`).
 """
 
@@ -20,10 +20,10 @@ from podium.localcluster.redis_server import RedisServer
 from .conftest import ClusterHandle
 from .helpers import Operator
 
-AGENTS = int(os.environ.get("PODIUM_SCALE_AGENTS", "300"))
-TEAMS = int(os.environ.get("PODIUM_SCALE_TEAMS", "50"))
-
-pytestmark = pytest.mark.skipif(os.environ.get("PODIUM_SCALE_TEST") != "1", reason="set PODIUM_SCALE_TEST=1")
+# The suite runs a tenth of the issue's scale; the figures in docs/benchmarks.md come from
+# PODIUM_SCALE_AGENTS=300 PODIUM_SCALE_TEAMS=50.
+AGENTS = int(os.environ.get("PODIUM_SCALE_AGENTS", "30"))
+TEAMS = int(os.environ.get("PODIUM_SCALE_TEAMS", "5"))
 
 
 def peak_rss_mib(pid: int) -> float:

@@ -99,7 +99,7 @@ def executions(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
     if not has_ready_node(cluster):
-        pytest.skip("the local cluster has no Ready node to run agent pods")
+        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
     yield from module_namespace(cluster, "podium-orch")
 
 

@@ -88,7 +88,7 @@ def cluster_wide_operators(cluster: ClusterHandle) -> list[str]:
 def release(cluster: ClusterHandle) -> Iterator[Release]:
     others = cluster_wide_operators(cluster)
     if others:
-        pytest.skip(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
+        pytest.fail(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
     suffix = uuid.uuid4().hex[:6]
     rel = Release(name=f"podium-e2e-{suffix}", system=f"podium-e2e-{suffix}-system", namespace=f"e2e-{suffix}")
     assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
@@ -309,7 +309,7 @@ def test_operator_without_redis_stays_unready_and_says_why(cluster: ClusterHandl
 
 def test_two_replicas_elect_one_and_hand_over_when_it_goes(cluster: ClusterHandle) -> None:
     if cluster_wide_operators(cluster):
-        pytest.skip("a cluster-wide Podium runs: helm uninstall it")
+        pytest.fail("a cluster-wide Podium runs: helm uninstall it")
     suffix = uuid.uuid4().hex[:6]
     name, system, ns = f"podium-ha-{suffix}", f"podium-ha-{suffix}-system", f"ha-{suffix}"
     assert cluster.kubectl("create", "namespace", ns).returncode == 0

@@ -29,7 +29,13 @@ def _helm() -> str | None:
 
 
 HELM = _helm()
-pytestmark = pytest.mark.skipif(HELM is None, reason="helm not built yet: run `make setup`")
+
+
+@pytest.fixture(autouse=True)
+def _helm_is_built() -> None:
+    if HELM is None:
+        pytest.fail("helm is not built: run `make setup` (localcluster/build.sh)")
+
 
 # What the operator calls, resource by resource (docs/operator.md): a rule more is a privilege nobody
 # reviewed, a rule less is a 403 at run time.

@@ -12,12 +12,9 @@ from hypothesis import strategies as st
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
-from podium.engine import connection
 from podium.engine.bus import Bus
 from podium.engine.connection import connect, hiredis_packing
 from podium.engine.messages import Result, Task
-
-pytestmark = pytest.mark.skipif(not connection.HIREDIS_PACKING, reason="hiredis is not installed")
 
 args_strategy = st.lists(st.text() | st.binary() | st.integers() | st.floats(allow_nan=False), min_size=1, max_size=8)
 

@@ -108,6 +108,22 @@ def pending_by_replica(admin: redis.Redis, ns: str, name: str) -> dict[str, int]
     return {c["name"]: int(c["pending"]) for c in summary.get("consumers") or []}
 
 
+def running_on_both_replicas(admin: redis.Redis, ns: str, name: str, tasks: list[Task]) -> dict[str, int]:
+    """Wait until each replica holds one task and both tasks have started executing.
+
+    Being pending is not enough: a replica can be killed between reading a task and starting
+    it, and then the task runs only once, after the reclaim.
+    """
+    return wait_for(
+        "each replica running one task",
+        lambda: (
+            len(p := {r: n for r, n in pending_by_replica(admin, ns, name).items() if n}) == 2
+            and all(executions(admin, ns, name, t.id) == 1 for t in tasks)
+            and p
+        ),
+    )
+
+
 def leader_pid(ns: str, pod: str) -> int | None:
     """The container's leader (its process-group leader): the `podium agent` process of that pod."""
     want = {f"PODIUM_REPLICA={pod}".encode(), f"PODIUM_NAMESPACE={ns}".encode()}
@@ -205,10 +221,7 @@ def test_frozen_replica_is_restarted_and_its_task_completes_elsewhere(
     apply(cluster, rns, slow_agent("frozen", redis_server, rns, replicas=2))
     wait_ready(cluster, rns, "frozen", 2)
     tasks = dispatch(redis_server, rns, "frozen", ["alpha", "beta"])
-    holders = wait_for(
-        "each replica holding one task",
-        lambda: len(p := {r: n for r, n in pending_by_replica(admin, rns, "frozen").items() if n}) == 2 and p,
-    )
+    holders = running_on_both_replicas(admin, rns, "frozen", tasks)
     victim = sorted(holders)[0]
     pid = wait_for(f"process of {victim}", lambda: leader_pid(rns, victim), timeout=10)
     frozen_at = time.time()
@@ -268,10 +281,7 @@ def test_killed_replica_is_restarted_by_the_node_and_loses_no_task(
     apply(cluster, rns, slow_agent("killed", redis_server, rns, replicas=2))
     wait_ready(cluster, rns, "killed", 2)
     tasks = dispatch(redis_server, rns, "killed", ["one", "two"])
-    holders = wait_for(
-        "each replica holding one task",
-        lambda: len(p := {r: n for r, n in pending_by_replica(admin, rns, "killed").items() if n}) == 2 and p,
-    )
+    holders = running_on_both_replicas(admin, rns, "killed", tasks)
     victim = sorted(holders)[0]
     pid = wait_for(f"process of {victim}", lambda: leader_pid(rns, victim), timeout=10)
     killed_at = time.time()

@@ -360,7 +360,7 @@ def test_maintenance_finishes_in_flight_work_and_takes_nothing_new(
     apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1))
     wait_ready(cluster, rns, "resting", 1)
     (first,) = dispatch(redis_server, rns, "resting", ["in-flight"])
-    wait_for("the task in flight", lambda: sum(pending_by_replica(admin, rns, "resting").values()) == 1)
+    wait_for("the task in flight", lambda: executions(admin, rns, "resting", first.id) == 1)
     apply(cluster, rns, slow_agent("resting", redis_server, rns, replicas=1, maintenance=True))
     status = wait_for(
         "phase Maintenance",

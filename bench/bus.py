@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 
 from podium.engine.bus import Bus
 from podium.engine.connection import connect
+from podium.engine.consumer import DEFAULT_LEASE_SECONDS
 from podium.engine.messages import Task
 from podium.localcluster.redis_server import RedisServer
 
@@ -471,7 +472,7 @@ async def run(plan: Plan, only: list[str]) -> dict[str, Any]:
     if "podium" in only:
         report["recovery"] = await recovery()
         if plan is FULL:  # the default lease too: what a user gets without tuning (about lease + reclaim interval)
-            report["recovery_default_lease"] = await recovery(lease=5.0)
+            report["recovery_default_lease"] = await recovery(lease=DEFAULT_LEASE_SECONDS)
     report["plan"] = plan.__dict__
     report["cpus"] = os.cpu_count()
     return report

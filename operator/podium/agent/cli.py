@@ -23,7 +23,7 @@ environment:
   PODIUM_HTTP_HOST/PORT  probe and metrics server (default 0.0.0.0:8080)
   PODIUM_LOG_FORMAT      json | text (default json)
   PODIUM_GRACE_SECONDS   time in-flight tasks get after SIGTERM (default 25)
-  PODIUM_LEASE_SECONDS   heartbeat lease (default 5)
+  PODIUM_LEASE_SECONDS   heartbeat lease (default 4)
   PODIUM_STALL_SECONDS   event loop stall that fails /healthz (default 10)
   PODIUM_LLM_API_KEY     API key for the llm backend
 

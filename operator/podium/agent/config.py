@@ -16,10 +16,10 @@ import yaml
 from pydantic import ValidationError
 
 from podium.api.agent import AgentSpec
+from podium.engine.consumer import DEFAULT_LEASE_SECONDS
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRACE_SECONDS = 25.0
-DEFAULT_LEASE_SECONDS = 5.0
 DEFAULT_STALL_SECONDS = 10.0
 
 

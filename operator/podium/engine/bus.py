@@ -17,7 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from podium.engine import cancellation, scripts
 from podium.engine.coalesce import Coalescer
-from podium.engine.consumer import InboxConsumer, reraise_swallowed_cancel
+from podium.engine.consumer import DEFAULT_LEASE_SECONDS, InboxConsumer, reraise_swallowed_cancel
 from podium.engine.keys import GROUP, AgentKeys, OrchestrationKeys
 from podium.engine.messages import PayloadTooLarge, Result, Task, encode_json
 from podium.engine.records import (
@@ -223,7 +223,9 @@ class Bus:
         """Results by task id of those tasks that finished within ``timeout`` seconds (missing ones absent)."""
         return await self._fanout.wait(tasks, timeout)
 
-    def consumer(self, namespace: str, agent: str, replica: str, *, lease_seconds: float = 5.0) -> InboxConsumer:
+    def consumer(
+        self, namespace: str, agent: str, replica: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> InboxConsumer:
         return InboxConsumer(self, namespace, agent, replica, lease_seconds=lease_seconds)
 
     # -- events and direct messages ---------------------------------------------------------------

@@ -23,8 +23,15 @@ if TYPE_CHECKING:
     from podium.engine.bus import Bus
 
 
+# Lease expiry plus at most one reclaim interval (lease/4) is how long a dead replica's work waits: 4 s keeps
+# that within 5 s, while a live replica has to miss three heartbeats (one per lease/3) before it loses work.
+DEFAULT_LEASE_SECONDS = 4.0
+
+
 class InboxConsumer:
-    def __init__(self, bus: Bus, namespace: str, agent: str, replica: str, *, lease_seconds: float = 5.0) -> None:
+    def __init__(
+        self, bus: Bus, namespace: str, agent: str, replica: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS
+    ) -> None:
         if lease_seconds <= 0:
             raise ValueError(f"lease_seconds must be > 0, got {lease_seconds}")
         if not replica:

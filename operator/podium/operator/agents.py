@@ -90,7 +90,6 @@ class AgentReconciler:
         self.child_settings = ChildSettings(
             agent_image=settings.agent_image,
             redis_url=settings.pod_redis_url,
-            heartbeat_lease_seconds=settings.heartbeat_lease_seconds,
         )
 
     def remember(self, namespace: str, name: str) -> Memory:

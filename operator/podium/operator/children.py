@@ -70,7 +70,6 @@ class ChildSettings:
 
     agent_image: str
     redis_url: str
-    heartbeat_lease_seconds: int = 10
     image_pull_policy: str = "IfNotPresent"
 
 
@@ -272,7 +271,6 @@ def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
         {"name": "PODIUM_HTTP_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
         {"name": "PODIUM_HTTP_PORT", "value": str(HTTP_PORT)},
         {"name": "PODIUM_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
-        {"name": "PODIUM_HEARTBEAT_LEASE_SECONDS", "value": str(settings.heartbeat_lease_seconds)},
     ]
     # Maintenance reaches running replicas through the mounted file; rolling the pods for it would defeat
     # the drain, so it is left out of the hash that triggers a rollout.

@@ -22,6 +22,7 @@ from podium.agent.http import ProbeServer
 from podium.agent.metrics import AgentMetrics
 from podium.api.agent import AgentSpec
 from podium.engine.bus import Bus
+from podium.engine.connection import connect
 from podium.engine.consumer import InboxConsumer
 from podium.engine.messages import Result, Task
 from podium.engine.records import Delivery
@@ -117,9 +118,7 @@ class AgentRuntime:
                 log.error(f"backend cannot start: {exc}", extra=self._who())
                 return 1
             self.health.backend_ready = True
-            self.redis = aioredis.Redis.from_url(
-                cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password
-            )
+            self.redis = connect(cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password)
             bus = Bus(self.redis)
             self.consumer = bus.consumer(cfg.namespace, cfg.agent, cfg.replica, lease_seconds=cfg.lease_seconds)
             log.info(

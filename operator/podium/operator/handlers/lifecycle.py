@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 import redis.asyncio as aioredis
 
+from podium.engine.connection import connect
 from podium.operator import runtime
 from podium.operator import settings as operator_settings
 from podium.operator.agents import AgentReconciler
@@ -38,7 +39,7 @@ async def start(settings: kopf.OperatorSettings, logger: logging.Logger, **_: An
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     kube = Kube(load_config())
-    redis = aioredis.Redis.from_url(conf.redis_url, password=conf.redis_password, health_check_interval=30)
+    redis = connect(conf.redis_url, password=conf.redis_password, health_check_interval=30)
     try:
         await redis.ping()
     except (aioredis.ConnectionError, aioredis.TimeoutError) as e:

@@ -25,7 +25,7 @@ from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.messages import Result, Task
 from podium.engine.progress import Progress, TaskRecord
-from podium.engine.resilience import OPEN, BreakerStore, backoff_delay, parse_breaker
+from podium.engine.resilience import BreakerStore, backoff_delay, parse_breaker
 from podium.engine.stats import PerfStats, StatsStore
 
 # Time an agent gets beyond its own timeout to report, so its own timeout error wins over ours.
@@ -282,14 +282,9 @@ class RunContext:
         )
 
     async def _breaker_allows(self, info: AgentInfo) -> bool:
-        breaker = await self.breakers.load(info.name)
-        config = info.resilience.circuit_breaker
-        now = self.options.clock()
-        if not breaker.allows(now, config):
-            return False
-        if breaker.state == OPEN:
-            await self.breakers.save(info.name, breaker.before_dispatch(now, config))
-        return True
+        # A plain read first: a closed breaker (the usual case) needs no watched transaction.
+        seen = await self.breakers.load(info.name)
+        return await self.breakers.admit(info.name, self.options.clock(), info.resilience.circuit_breaker, seen=seen)
 
     async def _dispatch(self, step: str, record: TaskRecord, task: Task, tried: list[str]) -> None:
         now = self.options.clock()
@@ -352,14 +347,10 @@ class RunContext:
             if config is not None:
                 self.breakers.queue_load(pipe, agent)
             replies = await pipe.execute()
-        # A rejected output says nothing about the agent's health, so only errors and silence move its breaker.
-        if config is not None and (result is None or not result.ok):
-            breaker = parse_breaker(replies[-1])
-            await self.breakers.save(agent, breaker.on_failure(self.options.clock(), config))
-        elif config is not None:
-            breaker = parse_breaker(replies[-1])
-            if breaker.state != "closed" or breaker.failures:
-                await self.breakers.save(agent, breaker.on_success())
+        if config is not None:
+            # A rejected output says nothing about the agent's health, so only errors and silence move its breaker.
+            healthy = result is not None and result.ok
+            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(replies[-1]))
         if ok:
             assert result is not None
             await self._finish(step, record, task.attempt, tried, result, None)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from podium.api.agent import Backoff, CircuitBreaker
 
@@ -33,21 +35,29 @@ def backoff_delay(retry: int, backoff: Backoff, rng: random.Random | None = None
 
 @dataclass(frozen=True)
 class Breaker:
-    """One agent's circuit breaker. ``opened_at`` is a wall-clock time so every operator replica agrees."""
+    """One agent's circuit breaker. Times are wall-clock so every operator replica agrees.
+
+    ``opened_at`` is when it last opened; ``probe_at`` when the current half-open probe went out. Half-open
+    admits no other task while its probe is out, but a probe that never reports (its run died) only holds the
+    breaker for one recovery timeout: then the next dispatch becomes the probe.
+    """
 
     state: str = CLOSED
     failures: int = 0
     opened_at: float = 0.0
+    probe_at: float = 0.0
 
     def allows(self, now: float, config: CircuitBreaker) -> bool:
-        """May a task go to this agent now? An open breaker lets one probe through after the recovery timeout."""
-        if self.state != OPEN:
+        """May a task go to this agent now? Open and half-open admit one probe per recovery timeout."""
+        if self.state == CLOSED:
             return True
-        return now - self.opened_at >= config.recovery_timeout_seconds
+        since = self.opened_at if self.state == OPEN else self.probe_at
+        return now - since >= config.recovery_timeout_seconds
 
     def before_dispatch(self, now: float, config: CircuitBreaker) -> Breaker:
-        if self.state == OPEN and self.allows(now, config):
-            return replace(self, state=HALF_OPEN)
+        """The breaker once a task is dispatched at ``now``: that task is the probe if it is not closed."""
+        if self.state != CLOSED and self.allows(now, config):
+            return replace(self, state=HALF_OPEN, probe_at=now)
         return self
 
     def on_success(self) -> Breaker:
@@ -62,6 +72,20 @@ class Breaker:
             return Breaker(state=OPEN, failures=failures, opened_at=now)
         return replace(self, failures=failures)
 
+    def on_result(self, ok: bool, now: float, config: CircuitBreaker) -> Breaker:
+        return self.on_success() if ok else self.on_failure(now, config)
+
+
+_FIELDS = frozenset(f.name for f in fields(Breaker))
+
+# Optimistic retries per update. Each lost race means another writer committed, so N concurrent writers
+# need at most N attempts; this bound only stops a livelock from spinning for ever.
+MAX_UPDATE_ATTEMPTS = 64
+
+
+class BreakerContention(RuntimeError):
+    """An update lost the race to other writers :data:`MAX_UPDATE_ATTEMPTS` times in a row."""
+
 
 def breaker_key(namespace: str, agent: str) -> str:
     # Same hash tag as the agent's other keys, so a Redis Cluster keeps them on one slot.
@@ -72,11 +96,16 @@ def parse_breaker(raw: Any) -> Breaker:
     if raw is None:
         return Breaker()
     data: dict[str, Any] = json.loads(raw)
-    return Breaker(**data)
+    # Fields a newer or older writer added or dropped must not make the breaker unreadable.
+    return Breaker(**{k: v for k, v in data.items() if k in _FIELDS})
 
 
 class BreakerStore:
-    """Breakers kept in Redis, so the operator can show them in Agent status and every run shares them."""
+    """Breakers kept in Redis, so the operator can show them in Agent status and every run shares them.
+
+    Every change is a compare-and-set (WATCH/MULTI with retry) around the pure :class:`Breaker` steps, so
+    concurrent failures from parallel tasks or other runs all count and only one dispatch becomes the probe.
+    """
 
     def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
         self._redis = redis
@@ -90,4 +119,45 @@ class BreakerStore:
         pipe.get(breaker_key(self._namespace, agent))
 
     async def save(self, agent: str, breaker: Breaker) -> None:
+        """Overwrite the breaker (tests and resets); concurrent code uses :meth:`update`."""
         await self._redis.set(breaker_key(self._namespace, agent), json.dumps(asdict(breaker)))
+
+    async def update(
+        self, agent: str, step: Callable[[Breaker], Breaker], *, seen: Breaker | None = None
+    ) -> tuple[Breaker, Breaker]:
+        """Apply ``step`` to the stored breaker atomically; returns (before, after) as committed.
+
+        ``seen`` is a value the caller has just read: if ``step`` leaves it unchanged nothing is written, as if
+        the update had run at that read (saves the watched round trips on the common closed-and-healthy path).
+        """
+        if seen is not None and step(seen) == seen:
+            return seen, seen
+        key = breaker_key(self._namespace, agent)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for _ in range(MAX_UPDATE_ATTEMPTS):
+                try:
+                    await pipe.watch(key)
+                    before = parse_breaker(await pipe.get(key))
+                    after = step(before)
+                    if after == before:
+                        return before, after  # leaving the block unwatches
+                    pipe.multi()
+                    pipe.set(key, json.dumps(asdict(after)))
+                    await pipe.execute()
+                    return before, after
+                except WatchError:
+                    continue  # someone else committed in between: step from their value
+        raise BreakerContention(f"breaker of {self._namespace}/{agent}: {MAX_UPDATE_ATTEMPTS} updates lost the race")
+
+    async def admit(self, agent: str, now: float, config: CircuitBreaker, *, seen: Breaker | None = None) -> bool:
+        """May a task go to ``agent`` at ``now``? If the breaker is open or half-open, True for one caller only:
+        the probe, recorded with its time."""
+        before, _ = await self.update(agent, lambda b: b.before_dispatch(now, config), seen=seen)
+        return before.allows(now, config)
+
+    async def record(
+        self, agent: str, ok: bool, now: float, config: CircuitBreaker, *, seen: Breaker | None = None
+    ) -> Breaker:
+        """Count one task outcome (success closes, error or silence counts a failure); the new breaker."""
+        _, after = await self.update(agent, lambda b: b.on_result(ok, now, config), seen=seen)
+        return after

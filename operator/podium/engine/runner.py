@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -24,6 +24,7 @@ from podium.engine.context import (
 )
 from podium.engine.directory import AgentDirectory, UnknownAgent
 from podium.engine.progress import TaskRecord
+from podium.engine.records import ReplicaInfo
 from podium.engine.strategies import StrategyFailed, get
 
 SUCCEEDED = "Succeeded"
@@ -49,21 +50,23 @@ def _scope(directory: AgentDirectory, spec: OrchestrationSpec) -> AgentDirectory
     return directory.scoped(team=spec.team, selector=spec.agent_selector)
 
 
-def _default_bus(redis: aioredis.Redis) -> TaskBus:
+class RunBus(TaskBus, Protocol):
+    """What a run needs of :class:`podium.engine.bus.Bus`: the task bus, plus live replicas for their load."""
+
+    async def replicas(self, namespace: str, agent: str) -> list[ReplicaInfo]: ...
+
+
+def _default_bus(redis: aioredis.Redis) -> RunBus:
     from podium.engine.bus import Bus  # imported late: the bus pulls in its Lua scripts
 
-    bus: TaskBus = Bus(redis)
-    return bus
+    return Bus(redis)
 
 
-async def _with_live_load(bus: Any, directory: AgentDirectory, namespace: str) -> AgentDirectory:
+async def _with_live_load(bus: RunBus, directory: AgentDirectory, namespace: str) -> AgentDirectory:
     """Loads from the replicas' heartbeats, so selection avoids busy agents."""
-    replicas = getattr(bus, "replicas", None)
-    if replicas is None:
-        return directory
     loads: dict[str, float] = {}
     for agent in directory.all():
-        alive = await replicas(namespace, agent.name)
+        alive = await bus.replicas(namespace, agent.name)
         if alive:
             loads[agent.name] = sum(float(r.load) for r in alive) / len(alive)
     return directory.with_load(loads)
@@ -78,7 +81,7 @@ async def run_orchestration(
     spec: OrchestrationSpec,
     on_progress: ProgressCallback | None = None,
     *,
-    bus: TaskBus | None = None,
+    bus: RunBus | None = None,
     state: Any = None,
     is_suspended: SuspendProbe | None = None,
     options: RunOptions | None = None,

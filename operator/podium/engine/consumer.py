@@ -46,6 +46,10 @@ class InboxConsumer:
         self._group_ready = False
         self._own_pending_checked = False
         self._reclaimed: list[Delivery] = []
+        # Read the cancelled set along with every new batch once this consumer has had orchestration work
+        # (it saves such batches a second round trip); an agent fed only direct tasks never needs the set, so
+        # it keeps its one-command read.
+        self._reads_cancelled = False
         self._last_reclaim = 0.0
         self._last_heartbeat = 0.0
         self._load = 0.0
@@ -95,23 +99,59 @@ class InboxConsumer:
         take = min(count - len(out), len(self._reclaimed))
         out.extend(self._reclaimed[:take])
         del self._reclaimed[:take]
+        cancelled: set[str] | None = None
         if len(out) < count:
             block = block_ms if block_ms > 0 and not out else None
-            out.extend(await self._read(">", count - len(out), block))
-        return await self._settle_cancelled(out)
+            if self._reads_cancelled:
+                fresh, cancelled = await self._read_new(count - len(out), block)
+            else:
+                fresh = await self._read(">", count - len(out), block)
+            out.extend(fresh)
+        return await self._settle_cancelled(out, cancelled)
 
-    async def _settle_cancelled(self, deliveries: list[Delivery]) -> list[Delivery]:
-        # Only work that belongs to an orchestration pays the extra round trip; the set is read fresh each
-        # time so a cancel is seen by the very next fetch (reclaimed and restart-recovered entries included).
+    async def _settle_cancelled(self, deliveries: list[Delivery], cancelled: set[str] | None) -> list[Delivery]:
+        """Complete tasks of cancelled orchestrations as failed and return the others.
+
+        ``cancelled`` is the set as read with (after) this fetch's XREADGROUP, or None if there was no such read:
+        then it is read now, and only if some task belongs to an orchestration. Either way it is no older than
+        the entries it judges, so a cancel is seen by the very next fetch (reclaimed and restart-recovered
+        entries included).
+        """
         if not any(d.task.orchestration for d in deliveries):
             return deliveries
-        cancelled = {text(m) for m in await self._redis.smembers(self.keys.cancelled)}
+        self._reads_cancelled = True
+        if cancelled is None:
+            cancelled = {text(m) for m in await self._redis.smembers(self.keys.cancelled)}
         if not cancelled:
             return deliveries
         dropped = [d for d in deliveries if is_cancelled(d.task, cancelled)]
         if dropped:
             await self.complete_many([(d, cancelled_result(d.task, self.replica)) for d in dropped])
         return [d for d in deliveries if not is_cancelled(d.task, cancelled)]
+
+    async def _read_new(self, count: int, block_ms: int | None) -> tuple[list[Delivery], set[str]]:
+        """New entries, and the cancelled set as it is once the (possibly blocking) read returns.
+
+        Both go in one pipeline: Redis runs the SMEMBERS only after the XREADGROUP has returned, so the set is
+        as fresh as a separate read after it, and the batch costs one round trip instead of two.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xreadgroup(GROUP, self.replica, {self.keys.inbox: ">"}, count=count, block=block_ms)
+            pipe.smembers(self.keys.cancelled)
+            try:
+                reply, members = await pipe.execute()
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._lost_group()
+                return [], set()
+        reraise_swallowed_cancel()
+        return await self._deliveries(">", reply), {text(m) for m in members}
+
+    async def _lost_group(self) -> None:
+        # The inbox was purged or Redis lost it: recreate and read again next time.
+        self._group_ready = False
+        await self._ensure_group()
 
     async def _read(self, from_id: str, count: int, block_ms: int | None) -> list[Delivery]:
         try:
@@ -122,10 +162,11 @@ class InboxConsumer:
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            # The inbox was purged or Redis lost it: recreate and read again next time.
-            self._group_ready = False
-            await self._ensure_group()
+            await self._lost_group()
             return []
+        return await self._deliveries(from_id, reply)
+
+    async def _deliveries(self, from_id: str, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
         for _stream, entries in _stream_entries(reply):
             deliveries = 1 if from_id == ">" else 2

@@ -1,0 +1,78 @@
+"""The cancelled check rides along with the inbox read: one round trip per batch, and the set is still fresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from podium.engine.bus import Bus
+from podium.engine.consumer import InboxConsumer
+from podium.engine.messages import Task
+from podium.localcluster.redis_server import RedisServer
+
+from .latency_proxy import latency_proxy
+
+DELAY = 0.05  # seconds every reply is held: far above local work, so the clock counts round trips
+
+
+def task(ns: str, orch: str, i: int) -> Task:
+    return Task(id=f"{orch}-{i}", kind="execute", input=i, namespace=ns, agent="worker", orchestration=f"{ns}/{orch}")
+
+
+@pytest.fixture
+async def slow_bus(redis_server: RedisServer) -> AsyncIterator[Bus]:
+    """A Bus whose every reply crosses a link with DELAY of latency."""
+    async with latency_proxy(redis_server.host, redis_server.port, DELAY) as (host, port):
+        client = aioredis.Redis(host=host, port=port)
+        b = Bus(client)
+        yield b
+        await b.close()
+        await client.aclose()
+
+
+async def warm(consumer: InboxConsumer, bus: Bus, ns: str) -> None:
+    # The first fetch joins the group, heartbeats, recovers its own pending entries and reclaims; after it
+    # (with a long lease) a fetch is only the read itself. It also shows the consumer orchestration work.
+    await bus.dispatch(task(ns, "b", 0))
+    assert [d.task.id for d in await consumer.fetch(8, 0)] == ["b-0"]
+
+
+async def test_a_batch_of_orchestration_work_takes_one_round_trip(slow_bus: Bus, bus: Bus, ns: str) -> None:
+    consumer = slow_bus.consumer(ns, "worker", "r1", lease_seconds=600)
+    await warm(consumer, bus, ns)
+    await bus.dispatch_many([task(ns, "b", i) for i in range(1, 4)])
+
+    started = time.perf_counter()
+    got = await consumer.fetch(8, 0)
+    elapsed = time.perf_counter() - started
+
+    assert [d.task.id for d in got] == ["b-1", "b-2", "b-3"]
+    assert DELAY <= elapsed < 1.6 * DELAY, f"fetch took {elapsed * 1000:.0f} ms with {DELAY * 1000:.0f} ms per reply"
+
+
+async def test_a_cancel_made_while_the_read_blocks_still_stops_the_task(bus: Bus, ns: str) -> None:
+    consumer = bus.consumer(ns, "worker", "r1", lease_seconds=600)
+    await warm(consumer, bus, ns)
+    fetch = asyncio.create_task(consumer.fetch(8, 5000))
+    await asyncio.sleep(0.1)  # the read is blocked on the empty inbox now
+    await bus.cancel(f"{ns}/a", ["worker"])
+    straggler = task(ns, "a", 1)  # sent after the cancel (a late dispatch): it wakes the blocked read
+    await bus.dispatch(straggler)
+
+    assert await asyncio.wait_for(fetch, 5) == []
+    got = await bus.get_result(straggler)
+    assert got is not None and not got.ok and got.error == f"cancelled: orchestration {ns}/a was deleted"
+
+
+async def test_a_purged_inbox_is_recreated_and_read_again(bus: Bus, ns: str) -> None:
+    consumer = bus.consumer(ns, "worker", "r1", lease_seconds=600)
+    await warm(consumer, bus, ns)
+    await bus.purge_agent(ns, "worker")
+
+    assert await consumer.fetch(8, 0) == []  # NOGROUP: the group is made again, nothing lost or raised
+    await bus.dispatch(task(ns, "b", 1))
+    assert [d.task.id for d in await consumer.fetch(8, 0)] == ["b-1"]

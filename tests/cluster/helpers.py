@@ -112,6 +112,12 @@ def has_ready_node(cluster: ClusterHandle) -> bool:
     return False
 
 
+def require_ready_node(cluster: ClusterHandle) -> None:
+    """Fail (never skip) a test that needs agent pods when the node is not Ready: a skip would hide it."""
+    if not has_ready_node(cluster):
+        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
+
+
 def agent(name: str, replicas: int = 1, **spec: Any) -> dict[str, Any]:
     """An echo Agent (team q) running `cat`; `spec` overrides or adds spec fields."""
     return {

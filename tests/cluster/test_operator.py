@@ -19,8 +19,8 @@ from .helpers import (
     apply,
     condition,
     get,
-    has_ready_node,
     module_namespace,
+    require_ready_node,
     running_operator,
     status_of,
     wait_for,
@@ -80,8 +80,7 @@ def test_kubectl_scale_reaches_the_deployment(cluster: ClusterHandle, ns: str, o
 
 
 def test_pods_become_ready_and_status_says_so(cluster: ClusterHandle, ns: str, operator: Operator) -> None:
-    if not has_ready_node(cluster):
-        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
+    require_ready_node(cluster)
     apply(cluster, ns, agent("runner", replicas=1))
     status = wait_for(
         "Agent Ready 1/1",

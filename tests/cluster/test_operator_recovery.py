@@ -40,8 +40,8 @@ from .helpers import (
     apply_crds,
     condition,
     get,
-    has_ready_node,
     module_namespace,
+    require_ready_node,
     running_operator,
     status_of,
     wait_for,
@@ -54,8 +54,7 @@ TASK_SECONDS = 8  # long enough that a replica is reliably mid-task when the tes
 
 @pytest.fixture(scope="module")
 def rns(cluster: ClusterHandle) -> Iterator[str]:
-    if not has_ready_node(cluster):
-        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
+    require_ready_node(cluster)
     apply_crds(cluster)
     yield from module_namespace(cluster, "podium-rec")
 

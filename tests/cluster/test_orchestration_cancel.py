@@ -20,7 +20,7 @@ from podium.engine.keys import GROUP, AgentKeys
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .helpers import Operator, has_ready_node, module_namespace, running_operator, wait_for
+from .helpers import Operator, module_namespace, require_ready_node, running_operator, wait_for
 from .test_orchestrations import agent, executions, finished, kubectl_apply, obj, orchestration, status
 
 AGENTS = ("worker-a", "worker-b")
@@ -31,8 +31,7 @@ NAME = "queued"
 
 @pytest.fixture(scope="module")
 def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    if not has_ready_node(cluster):
-        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
+    require_ready_node(cluster)
     yield from module_namespace(cluster, "podium-cancel")
 
 

@@ -21,7 +21,7 @@ import redis
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .helpers import PODIUM, Operator, has_ready_node, module_namespace, running_operator, wait_for
+from .helpers import PODIUM, Operator, module_namespace, require_ready_node, running_operator, wait_for
 
 HERE = Path(__file__).resolve().parent
 DEMO = ("planner", "researcher", "analyzer", "synthesizer", "documenter")
@@ -98,8 +98,7 @@ def executions(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    if not has_ready_node(cluster):
-        pytest.fail("the local cluster has no Ready node to run agent pods: see .podium-test/logs/node.log")
+    require_ready_node(cluster)
     yield from module_namespace(cluster, "podium-orch")
 
 

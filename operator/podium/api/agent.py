@@ -120,6 +120,27 @@ class Pricing(Model):
     per_1k_tokens: float = Field(default=0.0, ge=0.0, alias="per1kTokens")
 
 
+class Autoscaling(Model):
+    """The operator's built-in scaler: replicas follow the inbox backlog, down to zero if minReplicas is 0."""
+
+    min_replicas: int = Field(default=1, ge=0, le=1000, description="floor; 0 lets an idle agent scale to zero")
+    max_replicas: int = Field(ge=1, le=1000, description="ceiling")
+    target_backlog_per_replica: int = Field(
+        default=10, ge=1, le=1_000_000, description="undelivered + in-flight tasks one replica should carry"
+    )
+    scale_down_delay_seconds: int = Field(
+        default=120, ge=0, le=86400, description="a lower recommendation must hold this long before scaling down"
+    )
+
+    rules = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+            check=lambda m: m.min_replicas <= m.max_replicas,
+        ),
+    )
+
+
 class AgentSpec(Model):
     """An Agent: a specialised AI agent run as `podium agent` replicas that consume its task inbox."""
 
@@ -135,6 +156,9 @@ class AgentSpec(Model):
     maintenance: bool = Field(default=False, description="drain: finish in-flight work, accept nothing new")
     template: dict[str, Any] | None = Field(
         default=None, description="pod template overrides: image, resources, env, nodeSelector, ..."
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None, description="scale on inbox backlog; when set, the operator owns spec.replicas"
     )
 
     rules = (unique_names("capabilities"),)
@@ -169,6 +193,12 @@ class AgentStats(Model):
     recommendation: str | None = None
 
 
+class AutoscalingStatus(Model):
+    backlog: int = Field(default=0, ge=0, description="undelivered + in-flight tasks in the inbox")
+    desired_replicas: int = Field(default=0, ge=0, description="the autoscaler's current recommendation")
+    last_scale_time: str | None = Field(default=None, description="RFC 3339 time the autoscaler last scaled")
+
+
 class AgentStatus(Model):
     phase: AgentPhase | None = None
     replicas: int = 0
@@ -181,6 +211,7 @@ class AgentStatus(Model):
     message: str | None = None
     conditions: list[Condition] | None = None
     observed_generation: int | None = None
+    autoscaling: AutoscalingStatus | None = None
 
 
 class Agent(Resource):

@@ -44,6 +44,7 @@ NAMESPACED_RULES: list[dict[str, Any]] = [
      "verbs": ["get", "list", "watch", "patch", "update"]},
     {"apiGroups": ["podium.dev"], "resources": ["agents/status", "teams/status", "orchestrations/status"],
      "verbs": ["get", "patch", "update"]},
+    {"apiGroups": ["podium.dev"], "resources": ["agents/scale"], "verbs": ["get", "patch"]},
     {"apiGroups": ["podium.dev"], "resources": ["agents/finalizers", "orchestrations/finalizers"],
      "verbs": ["update"]},
     {"apiGroups": ["apps"], "resources": ["deployments"],

@@ -22,6 +22,11 @@ BREAKER = Gauge(
 QUEUE_DEPTH = Gauge(
     "podium_agent_queue_depth", "Tasks in an agent's inbox (waiting + in flight)", ["namespace", "agent"]
 )
+DESIRED_REPLICAS = Gauge(
+    "podium_agent_autoscaler_desired_replicas",
+    "Replicas the built-in backlog autoscaler wants for an agent (agents with spec.autoscaling only)",
+    ["namespace", "agent"],
+)
 RESTARTS = Counter(
     "podium_agent_replica_restarts_total", "Replicas restarted because their heartbeat lapsed", ["namespace", "agent"]
 )
@@ -52,8 +57,15 @@ def timed(kind: str) -> Iterator[Outcome]:
 
 
 def forget_agent(namespace: str, agent: str) -> None:
-    for gauge in (BREAKER, QUEUE_DEPTH):
+    for gauge in (BREAKER, QUEUE_DEPTH, DESIRED_REPLICAS):
         try:
             gauge.remove(namespace, agent)
         except KeyError:
             pass
+
+
+def forget_autoscaler(namespace: str, agent: str) -> None:
+    try:
+        DESIRED_REPLICAS.remove(namespace, agent)
+    except KeyError:
+        pass

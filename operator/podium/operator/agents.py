@@ -16,13 +16,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from podium.api.agent import Agent, AgentPhase, BreakerState
+from podium.api.agent import Agent, AgentPhase, Autoscaling, BreakerState
 from podium.api.validation import explain
 from podium.metrics import operator as metrics
-from podium.operator import agent_status, children, redis_io
+from podium.operator import agent_status, autoscale, children, redis_io
 from podium.operator.agent_status import Observed
 from podium.operator.children import ChildSettings, TemplateError
-from podium.operator.conditions import find, parse_rfc3339
+from podium.operator.conditions import find, now_rfc3339, parse_rfc3339
 from podium.operator.health import Breaker, PodView, evaluate, step_breaker
 from podium.operator.kube import Kube, secret_value
 from podium.operator.settings import Settings
@@ -49,6 +49,10 @@ class Memory:
     deleted: dict[str, float] = field(default_factory=dict)  # pods we deleted, when
     last_apply: float = 0.0
     error: str | None = None
+    # The autoscaler's recommendations inside the scale-down window (None: not rebuilt since the operator started),
+    # and the generation the Agent reaches through our last scale: an older body is stale and must not re-decide.
+    autoscale_window: autoscale.Window | None = None
+    scaled_to_generation: int = 0
 
 
 def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView:
@@ -165,8 +169,10 @@ class AgentReconciler:
             mem.breaker = breaker_from_status(old)
         pods = list(pods)
         desired = deployment.spec_replicas if deployment else int(spec.get("replicas", 1))
+        scaling = _autoscaling(spec)
         runtime = None
-        if desired > 0 or (deployment and deployment.replicas):
+        # An autoscaled agent at zero still needs its backlog read: that is what wakes it up.
+        if desired > 0 or (deployment and deployment.replicas) or scaling is not None:
             try:
                 runtime = await redis_io.read_runtime(self.redis, namespace, name)
             except (OSError, aioredis.RedisError) as e:
@@ -216,6 +222,14 @@ class AgentReconciler:
         )
         if runtime and runtime.stats is not None:
             status["stats"] = runtime.stats
+        if scaling is not None:
+            auto = await self._autoscale(body, mem, scaling, runtime, old, terminating=terminating)
+            if auto is not None:
+                status["autoscaling"] = auto
+        elif old.get("autoscaling") is not None:
+            status["autoscaling"] = None  # autoscaling was switched off: the merge patch removes the block
+            mem.autoscale_window = None
+            metrics.forget_autoscaler(namespace, name)
         if old.get("phase") and old.get("phase") != status["phase"]:
             kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
             self.event(body, kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}")
@@ -227,6 +241,55 @@ class AgentReconciler:
         if runtime and runtime.backlog is not None:
             metrics.QUEUE_DEPTH.labels(namespace, name).set(runtime.backlog)
         return status
+
+    async def _autoscale(
+        self,
+        body: dict[str, Any],
+        mem: Memory,
+        scaling: Autoscaling,
+        runtime: redis_io.AgentRuntime | None,
+        old: dict[str, Any],
+        *,
+        terminating: bool,
+    ) -> dict[str, Any] | None:
+        """One autoscaler round: decide from the backlog, patch agents/scale if the count changes; the status block.
+
+        Without a backlog reading (Redis unreachable) it decides nothing and keeps the last status block.
+        """
+        meta, spec = body["metadata"], body.get("spec") or {}
+        namespace, name = meta["namespace"], meta["name"]
+        if runtime is None or runtime.backlog is None:
+            return None
+        previous = old.get("autoscaling") or {}
+        last_scale = previous.get("lastScaleTime")
+        current = int(spec.get("replicas", 1))
+        generation = int(meta.get("generation") or 0)
+        paused = terminating or mem.error is not None or bool(spec.get("maintenance", False))
+        if paused or generation < mem.scaled_to_generation:
+            # Draining or deleting: leave the count alone. A body older than our own last scale would only make
+            # us undo it (and announce it twice).
+            desired = current if paused else int(previous.get("desiredReplicas", current))
+            return _autoscaling_status(runtime.backlog, desired, last_scale)
+        if mem.autoscale_window is None:
+            # After an operator restart, the last decision counts as this round's: no scale-down before the delay.
+            seeded = previous.get("desiredReplicas")
+            mem.autoscale_window = ((runtime.now, int(seeded)),) if seeded is not None else ()
+        policy = autoscale.Policy.of(scaling)
+        decision = autoscale.decide(mem.autoscale_window, runtime.now, runtime.backlog, current, policy)
+        mem.autoscale_window = decision.window
+        metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
+        if decision.desired != current and await self.kube.patch_scale("agents", namespace, name, decision.desired):
+            mem.scaled_to_generation = generation + 1
+            last_scale = now_rfc3339(runtime.now)
+            reason = "ScaledUp" if decision.desired > current else "ScaledDown"
+            self.event(
+                body,
+                "Normal",
+                reason,
+                f"backlog {runtime.backlog} (target {policy.target_backlog_per_replica}/replica): "
+                f"replicas {current} -> {decision.desired}",
+            )
+        return _autoscaling_status(runtime.backlog, decision.desired, last_scale)
 
     async def _restart_lapsed(self, body: dict[str, Any], mem: Memory, lapsed: list[str], now: float) -> int:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
@@ -282,3 +345,21 @@ class AgentReconciler:
     def due_for_resync(self, namespace: str, name: str) -> bool:
         mem = self.remember(namespace, name)
         return time.monotonic() - mem.last_apply >= self.settings.resync_seconds
+
+
+def _autoscaling(spec: dict[str, Any]) -> Autoscaling | None:
+    raw = spec.get("autoscaling")
+    if raw is None:
+        return None
+    try:
+        return Autoscaling.model_validate(raw)
+    except ValidationError as e:  # the CRD rejects this; an older CRD might not
+        log.warning("ignoring invalid spec.autoscaling: %s", "; ".join(explain(e)))
+        return None
+
+
+def _autoscaling_status(backlog: int, desired: int, last_scale: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"backlog": backlog, "desiredReplicas": desired}
+    if last_scale is not None:
+        out["lastScaleTime"] = last_scale
+    return out

@@ -143,6 +143,28 @@ class Kube:
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         await asyncio.to_thread(self._patch_status, plural, namespace, name, status)
 
+    def _patch_scale(self, plural: str, namespace: str, name: str, replicas: int) -> bool:
+        try:
+            self.custom.patch_namespaced_custom_object_scale(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                name,
+                {"spec": {"replicas": replicas}},
+                _content_type=MERGE,
+                _preload_content=False,
+            )
+            return True
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+
+    async def patch_scale(self, plural: str, namespace: str, name: str, replicas: int) -> bool:
+        """Set spec.replicas through the scale subresource, as `kubectl scale` and an HPA do; False if gone."""
+        return await asyncio.to_thread(self._patch_scale, plural, namespace, name, replicas)
+
 
 def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:
     if not secret:

@@ -16,6 +16,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# promtool checks and unit-tests the chart's alert rules (tests/unit/test_chart_monitoring.py). Debian ships
+# it in the prometheus package; without recommends, so no node exporter comes along.
+if ! command -v promtool >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  else
+    echo "setup: please install promtool (Debian/Ubuntu package: prometheus)" >&2; exit 1
+  fi
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

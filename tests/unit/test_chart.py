@@ -105,7 +105,7 @@ def as_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
 
 
 def test_helm_lint_passes_for_default_and_toggled_values() -> None:
-    toggles = (
+    toggles: tuple[list[str], ...] = (
         [],
         ["redis.enabled=false", "redis.url=redis://redis.example:6379/0"],
         ["watchNamespaces={a,b}", "replicaCount=2"],

@@ -1,0 +1,388 @@
+"""The chart's monitoring and disruption options: ServiceMonitor, agent PodMonitor, PrometheusRule, PDB.
+
+The alert rules are checked against what the code really exports (the operator's default registry and an
+agent's registry), validated by `promtool check rules` and made to fire (or not) on synthetic series with
+`promtool test rules`.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
+
+import podium.metrics.operator as operator_metrics
+from podium.agent.metrics import AgentMetrics
+from podium.api.agent import Agent, AgentPhase
+from podium.operator import children
+from podium.operator.children import ChildSettings
+from tests.unit.test_chart import _helm_is_built, find, helm, one, render  # noqa: F401  (autouse fixture)
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+MONITORING_ON = ("metrics.serviceMonitor.enabled=true", "metrics.podMonitor.enabled=true",
+                 "metrics.prometheusRule.enabled=true")  # fmt: skip
+# Labels Prometheus attaches to a target's series (ServiceMonitor/PodMonitor discovery), beside the metric's own.
+TARGET_LABELS = {"job", "instance", "namespace", "service", "pod", "container", "endpoint"}
+OPERATOR_JOB = 'job="podium-metrics"'  # the ServiceMonitor's job: the metrics Service's name
+
+
+# --- a small PromQL reader: which metrics an expression selects, with which label matchers -----------------
+
+_KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
+# Aggregation operators may put `by (...)` between their name and their parenthesis.
+_AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
+                 "topk", "quantile", "limitk", "limit_ratio"}  # fmt: skip
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+_IDENT = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_NUMBER = re.compile(r"[0-9][0-9a-zA-Z_.]*")  # numbers, and durations outside brackets (offset 5m)
+_MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
+
+
+def _matchers(body: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    body, pos = body.strip(), 0
+    while pos < len(body):
+        m = _MATCHER.match(body, pos)
+        if not m:
+            raise ValueError(f"cannot read label matchers {{{body}}}")
+        found[m.group(1)] = m.group(3)
+        pos = m.end()
+    return found
+
+
+def _skip_string(expr: str, i: int) -> int:
+    quote, i = expr[i], i + 1
+    while expr[i] != quote:
+        i += 2 if expr[i] == "\\" else 1
+    return i + 1
+
+
+def _closing_brace(expr: str, i: int) -> int:
+    """Index of the `}` closing the `{` at ``i``; braces inside label values do not count."""
+    i += 1
+    while expr[i] != "}":
+        i = _skip_string(expr, i) if expr[i] == '"' else i + 1
+    return i
+
+
+def selectors(expr: str) -> list[tuple[str, dict[str, str]]]:
+    """Every vector selector in a PromQL expression as (metric name, {label: value}); names from __name__ too."""
+    out: list[tuple[str, dict[str, str]]] = []
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if c in "\"'`":
+            i = _skip_string(expr, i)
+        elif c == "[":  # range or subquery durations
+            i = expr.index("]", i) + 1
+        elif c == "{":  # a selector with no name before it
+            end = _closing_brace(expr, i)
+            labels = _matchers(expr[i + 1 : end])
+            out.append((labels.pop("__name__", ""), labels))
+            i = end + 1
+        elif c.isdigit() or (c == "." and expr[i + 1 : i + 2].isdigit()):
+            i = _NUMBER.match(expr, i).end()  # type: ignore[union-attr]
+        elif m := _IDENT.match(expr, i):
+            word, i = m.group(0), m.end()
+            rest = expr[i:].lstrip()
+            if word.lower() in _LABEL_LISTS and rest.startswith("("):
+                i = expr.index(")", i) + 1
+            elif word.lower() in _KEYWORDS | _AGGREGATIONS or rest.startswith("("):
+                continue  # an operator, or a function / aggregation
+            elif rest.startswith("{"):
+                start = expr.index("{", i)
+                end = _closing_brace(expr, start)
+                out.append((word, _matchers(expr[start + 1 : end])))
+                i = end + 1
+            else:
+                out.append((word, {}))
+        else:
+            i += 1
+    return out
+
+
+def test_promql_reader_finds_metrics_and_not_functions_labels_or_strings() -> None:
+    expr = (
+        'sum by (kind, phase) (rate(a_total{outcome="error", x=~"b_total|{c}"}[15m] offset 5m))\n'
+        '  / on (kind) group_left () max without (pod) (b) > 0.1 and absent({__name__="c", job="j"}) or 1e3'
+    )
+    assert selectors(expr) == [("a_total", {"outcome": "error", "x": "b_total|{c}"}), ("b", {}), ("c", {"job": "j"})]
+    with pytest.raises(ValueError, match="cannot read"):
+        selectors("a{job=j}")
+
+
+# --- what the code exports ---------------------------------------------------------------------------------
+
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "summary": ("", "_count", "_sum", "_created"),
+    "info": ("_info",),
+}
+
+
+def exported_names(registry: CollectorRegistry) -> set[str]:
+    """The sample names a scrape of ``registry`` can show, families without children yet included."""
+    return {family.name + s for family in registry.collect() for s in _SUFFIXES.get(family.type, ("",))}
+
+
+def exported_labels(collectors: list[MetricWrapperBase]) -> dict[str, set[str]]:
+    """Family name -> the label names its series carry."""
+    labels: dict[str, set[str]] = {}
+    for c in collectors:
+        family = next(iter(c.describe()))
+        for s in _SUFFIXES.get(family.type, ("",)):
+            # Histogram buckets also carry `le`.
+            labels[family.name + s] = set(c._labelnames) | ({"le"} if s == "_bucket" else set())
+    return labels
+
+
+def code_metrics() -> tuple[set[str], dict[str, set[str]]]:
+    """Names and labels the operator (default registry, served by `podium operator`) and an agent export."""
+    agent = AgentMetrics("writer", "team-a")
+    names = exported_names(REGISTRY) | exported_names(agent.registry)
+    collectors = [
+        v for v in (*vars(operator_metrics).values(), *vars(agent).values()) if isinstance(v, MetricWrapperBase)
+    ]
+    return names, exported_labels(collectors)
+
+
+def rendered_rules(*sets: str) -> list[dict[str, Any]]:
+    rule = one(render(*MONITORING_ON, *sets), "PrometheusRule")
+    rules: list[dict[str, Any]] = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    return rules
+
+
+def test_alerts_use_only_metrics_and_labels_the_code_exports() -> None:
+    names, labels = code_metrics()
+    assert "podium_operator_reconciles_total" in names and "podium_agent_tasks_total" in names  # the reader works
+    rules = rendered_rules()
+    assert len(rules) >= 7
+    for rule in rules:
+        found = selectors(rule["expr"])
+        assert found, rule["alert"]
+        for name, matchers in found:
+            assert name in names, f"{rule['alert']}: {name} is not a metric Podium exports"
+            unknown = matchers.keys() - labels[name] - TARGET_LABELS
+            assert not unknown, f"{rule['alert']}: {name} has no label {unknown}"
+            if "phase" in matchers:
+                assert set(matchers["phase"].split("|")) <= {p.value for p in AgentPhase}, rule["alert"]
+
+
+def test_every_alert_says_what_happened_and_links_a_runbook_section() -> None:
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in OPERATIONS_DOC.read_text().splitlines()
+        if line.startswith("#")
+    }
+    rules = rendered_rules("metrics.prometheusRule.runbookBaseURL=https://docs.example/ops")
+    for rule in rules:
+        notes = rule["annotations"]
+        assert notes["summary"] and notes["description"], rule["alert"]
+        base, _, anchor = notes["runbook_url"].partition("#")
+        assert base == "https://docs.example/ops", rule["alert"]
+        assert anchor in headings, f"{rule['alert']}: docs/operations.md has no section #{anchor}"
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+
+
+# --- promtool --------------------------------------------------------------------------------------------
+
+PROMTOOL = shutil.which("promtool")
+
+
+def promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    if PROMTOOL is None:
+        pytest.fail("promtool is not installed: run scripts/setup.sh (Debian package prometheus)")
+    return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, timeout=60, check=False, cwd=cwd)
+
+
+def write_rules(path: Path, rules_object: dict[str, Any], annotations: bool = True) -> None:
+    groups = rules_object["spec"]["groups"]
+    if not annotations:
+        # `promtool test rules` compares annotations whole; the alert tests below are about when and for what.
+        groups = [{**g, "rules": [{k: v for k, v in r.items() if k != "annotations"} for r in g["rules"]]}
+                  for g in groups]  # fmt: skip
+    path.write_text(yaml.safe_dump({"groups": groups}))
+
+
+def test_promtool_accepts_the_rendered_rules(tmp_path: Path) -> None:
+    for sets in ((), ('metrics.prometheusRule.operatorSelector=namespace="ops"\\,service="podium"',)):
+        write_rules(tmp_path / "rules.yaml", one(render(*MONITORING_ON, *sets), "PrometheusRule"))
+        out = promtool("check", "rules", "rules.yaml", cwd=tmp_path)
+        assert out.returncode == 0, out.stdout + out.stderr
+
+
+def series(name: str, values: str, **labels: str) -> dict[str, str]:
+    inner = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{name}{{{inner}}}", "values": values}
+
+
+def op_series(name: str, values: str, **labels: str) -> dict[str, str]:
+    return series(name, values, job="podium-metrics", **labels)
+
+
+def fires(alert: str, at: str, *expected: dict[str, str]) -> dict[str, Any]:
+    return {"eval_time": at, "alertname": alert, "exp_alerts": [{"exp_labels": e} for e in expected]}
+
+
+WRITER = {"namespace": "team-a", "agent": "writer"}
+READER = {"namespace": "team-a", "agent": "reader"}
+WARN = {"severity": "warning"}
+
+# Each case: input series (1m apart) and, at given times, exactly the alerts expected (none = [] after it).
+ALERT_CASES: list[dict[str, Any]] = [
+    {  # no operator series at all: down; the other group's operator is up
+        "input_series": [series("podium_teams_degraded", "0x10", job="something-else")],
+        "alert_rule_test": [
+            fires("PodiumOperatorDown", "3m"),
+            fires("PodiumOperatorDown", "6m", {"severity": "critical", "job": "podium-metrics"}),
+        ],
+    },
+    {
+        "input_series": [
+            op_series("podium_teams_degraded", "0 0 2x20"),
+            op_series("podium_agent_breaker_state", "0 0 2x20", **WRITER),
+            op_series("podium_agent_breaker_state", "0 1 1x20", **READER),  # half-open: a probe is out
+            op_series("podium_agents", "0 0 1x20", phase="Degraded"),
+            op_series("podium_agents", "0 0 0x20", phase="Error"),
+            op_series("podium_agents", "4x22", phase="Ready"),
+            op_series("podium_agent_queue_depth", "50+10x30", **WRITER),  # above the threshold and growing
+            op_series("podium_agent_queue_depth", "500x30", **READER),  # large but steady: being worked off
+            op_series("podium_agent_replica_restarts_total", "0+1x10", **WRITER),
+            op_series("podium_agent_replica_restarts_total", "0 1 1 1 1 1 1 1 1 1 1", **READER),
+            op_series("podium_operator_reconciles_total", "0+1x30", kind="Agent", outcome="error"),
+            op_series("podium_operator_reconciles_total", "0+1x30", kind="Agent", outcome="success"),
+            op_series("podium_operator_reconciles_total", "0x30", kind="Team", outcome="error"),
+            op_series("podium_operator_reconciles_total", "0+5x30", kind="Team", outcome="success"),
+            series("podium_agent_tasks_total", "0+1x20", outcome="ok", **WRITER),
+            series("podium_agent_tasks_total", "0+1x20", outcome="timeout", **WRITER),
+            series("podium_agent_backend_errors_total", "0+1x20", **WRITER),
+            series("podium_agent_tasks_total", "0+9x20", outcome="ok", **READER),
+            series("podium_agent_tasks_total", "0+1x20", outcome="error", **READER),
+            series("podium_agent_backend_errors_total", "0+1x20", **READER),  # 10%: under the 25% line
+        ],
+        "alert_rule_test": [
+            fires("PodiumOperatorDown", "10m"),
+            fires("PodiumAgentBreakerOpen", "5m"),
+            fires("PodiumAgentBreakerOpen", "8m", {**WARN, **WRITER}),
+            fires("PodiumTeamsDegraded", "10m"),
+            fires("PodiumTeamsDegraded", "18m", WARN),
+            fires("PodiumAgentsUnhealthy", "8m"),
+            fires("PodiumAgentsUnhealthy", "13m", {**WARN, "phase": "Degraded"}),
+            fires("PodiumAgentBacklogGrowing", "15m"),
+            fires("PodiumAgentBacklogGrowing", "25m", {**WARN, **WRITER}),
+            fires("PodiumAgentReplicasRestarting", "10m", {**WARN, **WRITER}),
+            fires("PodiumReconcileErrors", "30m", {**WARN, "kind": "Agent"}),
+            fires("PodiumAgentTaskFailures", "20m", {**WARN, **WRITER}),
+        ],
+    },
+]
+
+
+def test_alerts_fire_for_what_they_name_and_stay_quiet_otherwise(tmp_path: Path) -> None:
+    write_rules(tmp_path / "rules.yaml", one(render(*MONITORING_ON), "PrometheusRule"), annotations=False)
+    tests = [{"interval": "1m", **case} for case in ALERT_CASES]
+    (tmp_path / "tests.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests})
+    )
+    out = promtool("test", "rules", "tests.yaml", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    tested = {t["alertname"] for case in ALERT_CASES for t in case["alert_rule_test"]}
+    assert tested == {r["alert"] for r in rendered_rules()}, "every alert has a case"
+
+
+# --- monitors and the PDB ----------------------------------------------------------------------------------
+
+
+def test_monitoring_and_pdb_are_off_by_default() -> None:
+    docs = render()
+    for kind in ("ServiceMonitor", "PodMonitor", "PrometheusRule", "PodDisruptionBudget"):
+        assert not find(docs, kind), kind
+
+
+def test_service_monitor_takes_interval_and_labels_and_keeps_the_agents_namespace_label() -> None:
+    docs = render("metrics.serviceMonitor.enabled=true", "metrics.serviceMonitor.interval=15s",
+                  "metrics.serviceMonitor.labels.release=kube-prometheus-stack")  # fmt: skip
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["interval"] == "15s" and endpoint["honorLabels"] is True
+    out = helm("template", "podium", str(ROOT / "charts" / "podium"), "--kube-version", "v1.34.4",
+               "--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.enabled=false")  # fmt: skip
+    assert out.returncode != 0 and "metrics.enabled" in out.stderr
+
+
+def agent_pod(name: str, namespace: str) -> dict[str, Any]:
+    agent = Agent.model_validate(
+        {"metadata": {"name": name, "namespace": namespace, "uid": f"u-{name}", "generation": 1},
+         "spec": {"role": "writer", "backend": {"command": {"args": ["cat"]}}}}
+    )  # fmt: skip
+    settings = ChildSettings(agent_image="ghcr.io/podium-dev/podium-agent:0.1.0", redis_url="redis://r:6379/0")
+    template: dict[str, Any] = children.deployment(agent, settings, 1)["spec"]["template"]
+    return template
+
+
+def test_pod_monitor_scrapes_every_agent_pod_the_operator_makes() -> None:
+    docs = render("metrics.podMonitor.enabled=true", "metrics.podMonitor.labels.team=platform")
+    monitor = one(docs, "PodMonitor")
+    assert monitor["metadata"]["labels"]["team"] == "platform"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    endpoint = monitor["spec"]["podMetricsEndpoints"][0]
+    for pod in (agent_pod("writer", "team-a"), agent_pod("a-much-longer-reviewer-name", "team-b")):
+        assert selector.items() <= pod["metadata"]["labels"].items()
+        ports = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        assert endpoint["port"] in ports
+        assert str(ports[endpoint["port"]]) == pod["metadata"]["annotations"]["prometheus.io/port"]
+    assert endpoint["path"] == "/metrics"
+    # The operator's own pods are not agents.
+    operator_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert not selector.items() <= operator_labels.items()
+
+    namespaced = one(render("metrics.podMonitor.enabled=true", "watchNamespaces={team-a,team-b}"), "PodMonitor")
+    assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        ((), False),  # auto with one replica: a PDB would block every drain
+        (("replicaCount=2",), True),
+        (("replicaCount=3", "podDisruptionBudget.enabled=false"), False),
+        (("podDisruptionBudget.enabled=true",), True),
+    ],
+)
+def test_pdb_keeps_one_operator_pod_through_drains(sets: tuple[str, ...], expected: bool) -> None:
+    docs = render(*sets)
+    pdbs = find(docs, "PodDisruptionBudget")
+    assert bool(pdbs) == expected
+    if pdbs:
+        spec = pdbs[0]["spec"]
+        assert pdbs[0]["apiVersion"] == "policy/v1" and spec["minAvailable"] == 1
+        pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+        assert spec["selector"]["matchLabels"].items() <= pod_labels.items()
+        # Redis is a separate workload the PDB must not hold.
+        redis_labels = one(docs, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
+        assert not spec["selector"]["matchLabels"].items() <= redis_labels.items()
+
+
+def test_pdb_setting_other_than_auto_true_false_is_refused() -> None:
+    out = helm("template", "podium", str(ROOT / "charts" / "podium"), "--kube-version", "v1.34.4",
+               "--set", "podDisruptionBudget.enabled=sometimes")  # fmt: skip
+    assert out.returncode != 0 and "auto, true or false" in out.stderr
+
+
+def test_helm_lint_is_clean_with_everything_on() -> None:
+    sets = (*MONITORING_ON, "replicaCount=2", "watchNamespaces={a}")
+    args = [a for s in sets for a in ("--set", s)]
+    out = helm("lint", str(ROOT / "charts" / "podium"), "--strict", "--kube-version", "v1.34.4", *args)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -386,3 +386,15 @@ def test_helm_lint_is_clean_with_everything_on() -> None:
     args = [a for s in sets for a in ("--set", s)]
     out = helm("lint", str(ROOT / "charts" / "podium"), "--strict", "--kube-version", "v1.34.4", *args)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_rules_without_a_way_to_find_the_operator_are_refused_with_the_fix() -> None:
+    chart = str(ROOT / "charts" / "podium")
+    out = helm("template", "podium", chart, "--kube-version", "v1.34.4", "--set", "metrics.prometheusRule.enabled=true")
+    assert out.returncode != 0
+    assert "metrics.serviceMonitor.enabled=true" in out.stderr and "operatorSelector" in out.stderr
+    own_scrape = render("metrics.prometheusRule.enabled=true", 'metrics.prometheusRule.operatorSelector=job="ops"')
+    down = next(
+        r for r in one(own_scrape, "PrometheusRule")["spec"]["groups"][0]["rules"] if r["alert"] == "PodiumOperatorDown"
+    )
+    assert down["expr"] == 'absent(podium_teams_degraded{job="ops"})'

@@ -234,6 +234,14 @@ def test_metrics_service_serves_the_operator_metrics(cluster: ClusterHandle, rel
         body = response.read().decode()
     reconciles = [line for line in body.splitlines() if line.startswith("podium_operator_reconciles_total{")]
     assert any(float(line.rsplit(" ", 1)[1]) >= 1 for line in reconciles), reconciles
+    # The pipeline of the test before this one ended Succeeded: it is counted, with its duration.
+    runs = [line for line in body.splitlines() if line.startswith("podium_orchestrations_finished_total{")]
+    counted = [line for line in runs if 'strategy="pipeline"' in line and 'phase="Succeeded"' in line]
+    assert counted and float(counted[0].rsplit(" ", 1)[1]) >= 1, runs
+    assert any(
+        line.startswith('podium_orchestration_duration_seconds_count{phase="Succeeded",strategy="pipeline"}')
+        for line in body.splitlines()
+    ), body
 
 
 def test_helm_upgrade_keeps_the_redis_password_and_the_agent_running(cluster: ClusterHandle, release: Release) -> None:

@@ -31,6 +31,17 @@ RESTARTS = Counter(
     "podium_agent_replica_restarts_total", "Replicas restarted because their heartbeat lapsed", ["namespace", "agent"]
 )
 TEAMS_DEGRADED = Gauge("podium_teams_degraded", "Teams whose Degraded condition is True")
+RUNS_FINISHED = Counter(
+    "podium_orchestrations_finished_total",
+    "Orchestration runs that ended, by strategy, phase (Succeeded, Failed) and reason",
+    ["namespace", "strategy", "phase", "reason"],
+)
+RUN_SECONDS = Histogram(
+    "podium_orchestration_duration_seconds",
+    "Wall time of ended runs from startedAt to the end",
+    ["strategy", "phase"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 10800),
+)
 
 BREAKER_VALUE = {"closed": 0, "halfOpen": 1, "open": 2}
 
@@ -54,6 +65,12 @@ def timed(kind: str) -> Iterator[Outcome]:
     finally:
         RECONCILES.labels(kind, outcome.value).inc()
         RECONCILE_SECONDS.labels(kind, outcome.value).observe(time.perf_counter() - start)
+
+
+def run_finished(namespace: str, strategy: str, phase: str, reason: str, seconds: float | None) -> None:
+    RUNS_FINISHED.labels(namespace, strategy, phase, reason).inc()
+    if seconds is not None:
+        RUN_SECONDS.labels(strategy, phase).observe(max(0.0, seconds))
 
 
 def forget_agent(namespace: str, agent: str) -> None:

@@ -23,6 +23,7 @@ from podium.api.validation import explain
 from podium.engine.bus import Bus
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
+from podium.metrics import operator as metrics
 from podium.operator import orchestration_directory as directory_mod
 from podium.operator import orchestration_status as st
 from podium.operator import orchestration_store as store
@@ -112,6 +113,7 @@ class Controller:
         self.phase = outcome.phase
         self.writer.stage(fields | result | {"startedAt": self.started_at})
         await self.writer.flush()
+        self._count(outcome.phase, outcome.reason)
         if outcome.degraded:
             self.event("Warning", "Degraded", "; ".join(outcome.notes) or outcome.message)
         if outcome.phase == FAILED:
@@ -123,7 +125,15 @@ class Controller:
         self.set_phase(FAILED, reason, message)
         self.writer.stage({"completedAt": now_rfc3339()})
         await self.writer.flush()
+        self._count(FAILED, reason)
         self.event("Warning", "Failed", f"{reason}: {message}")
+
+    def _count(self, phase: str, reason: str) -> None:
+        # The strategy is a CRD enum, so the label stays bounded even for a spec that failed later checks.
+        strategy = str((self.body.get("spec") or {}).get("strategy") or "unknown")
+        started = parse_rfc3339(self.started_at)
+        seconds = None if started is None else time.time() - started
+        metrics.run_finished(self.namespace, strategy, phase, reason, seconds)
 
     # ------------------------------------------------------------------ waiting
     async def sleep(self, seconds: float) -> None:

@@ -53,6 +53,10 @@ class Memory:
     # and the generation the Agent reaches through our last scale: an older body is stale and must not re-decide.
     autoscale_window: autoscale.Window | None = None
     scaled_to_generation: int = 0
+    # Kept here, not re-read from the body's status: a round that overlaps ours (the timer and the update handler
+    # both observe) carries a status from before our patch and would write the old values back.
+    last_scale_time: str | None = None
+    autoscale_desired: int | None = None
 
 
 def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView:
@@ -228,7 +232,7 @@ class AgentReconciler:
                 status["autoscaling"] = auto
         elif old.get("autoscaling") is not None:
             status["autoscaling"] = None  # autoscaling was switched off: the merge patch removes the block
-            mem.autoscale_window = None
+            mem.autoscale_window, mem.autoscale_desired, mem.last_scale_time = None, None, None
             metrics.forget_autoscaler(namespace, name)
         if old.get("phase") and old.get("phase") != status["phase"]:
             kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
@@ -261,26 +265,26 @@ class AgentReconciler:
         if runtime is None or runtime.backlog is None:
             return None
         previous = old.get("autoscaling") or {}
-        last_scale = previous.get("lastScaleTime")
+        if mem.autoscale_window is None:
+            mem.last_scale_time = previous.get("lastScaleTime")
         current = int(spec.get("replicas", 1))
         generation = int(meta.get("generation") or 0)
         paused = terminating or mem.error is not None or bool(spec.get("maintenance", False))
         if paused or generation < mem.scaled_to_generation:
             # Draining or deleting: leave the count alone. A body older than our own last scale would only make
             # us undo it (and announce it twice).
-            desired = current if paused else int(previous.get("desiredReplicas", current))
-            return _autoscaling_status(runtime.backlog, desired, last_scale)
+            desired = current if paused or mem.autoscale_desired is None else mem.autoscale_desired
+            return _autoscaling_status(runtime.backlog, desired, mem.last_scale_time)
         if mem.autoscale_window is None:
             # After an operator restart, the last decision counts as this round's: no scale-down before the delay.
             seeded = previous.get("desiredReplicas")
             mem.autoscale_window = ((runtime.now, int(seeded)),) if seeded is not None else ()
         policy = autoscale.Policy.of(scaling)
         decision = autoscale.decide(mem.autoscale_window, runtime.now, runtime.backlog, current, policy)
-        mem.autoscale_window = decision.window
+        mem.autoscale_window, mem.autoscale_desired = decision.window, decision.desired
         metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
-        if decision.desired != current and await self.kube.patch_scale("agents", namespace, name, decision.desired):
-            mem.scaled_to_generation = generation + 1
-            last_scale = now_rfc3339(runtime.now)
+        if decision.desired != current and await self._patch_scale(mem, namespace, name, generation, decision.desired):
+            mem.last_scale_time = now_rfc3339(runtime.now)
             reason = "ScaledUp" if decision.desired > current else "ScaledDown"
             self.event(
                 body,
@@ -289,7 +293,19 @@ class AgentReconciler:
                 f"backlog {runtime.backlog} (target {policy.target_backlog_per_replica}/replica): "
                 f"replicas {current} -> {decision.desired}",
             )
-        return _autoscaling_status(runtime.backlog, decision.desired, last_scale)
+        return _autoscaling_status(runtime.backlog, decision.desired, mem.last_scale_time)
+
+    async def _patch_scale(self, mem: Memory, namespace: str, name: str, generation: int, replicas: int) -> bool:
+        # Marked before the await: an overlapping round holding the same (now stale) body must not scale again.
+        before, mem.scaled_to_generation = mem.scaled_to_generation, generation + 1
+        try:
+            patched = await self.kube.patch_scale("agents", namespace, name, replicas)
+        except BaseException:
+            mem.scaled_to_generation = before
+            raise
+        if not patched:
+            mem.scaled_to_generation = before
+        return patched
 
     async def _restart_lapsed(self, body: dict[str, Any], mem: Memory, lapsed: list[str], now: float) -> int:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]

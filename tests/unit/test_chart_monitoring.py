@@ -21,6 +21,7 @@ from prometheus_client.metrics import MetricWrapperBase
 import podium.metrics.operator as operator_metrics
 from podium.agent.metrics import AgentMetrics
 from podium.api.agent import Agent, AgentPhase
+from podium.api.orchestration import OrchestrationPhase
 from podium.operator import children
 from podium.operator.children import ChildSettings
 from tests.unit.test_chart import _helm_is_built, find, helm, one, render  # noqa: F401  (autouse fixture)
@@ -175,7 +176,8 @@ def test_alerts_use_only_metrics_and_labels_the_code_exports() -> None:
             unknown = matchers.keys() - labels[name] - TARGET_LABELS
             assert not unknown, f"{rule['alert']}: {name} has no label {unknown}"
             if "phase" in matchers:
-                assert set(matchers["phase"].split("|")) <= {p.value for p in AgentPhase}, rule["alert"]
+                phases = OrchestrationPhase if name.startswith("podium_orchestration") else AgentPhase
+                assert set(matchers["phase"].split("|")) <= {p.value for p in phases}, rule["alert"]
 
 
 def test_every_alert_says_what_happened_and_links_a_runbook_section() -> None:
@@ -234,6 +236,7 @@ def fires(alert: str, at: str, *expected: dict[str, str]) -> dict[str, Any]:
     return {"eval_time": at, "alertname": alert, "exp_alerts": [{"exp_labels": e} for e in expected]}
 
 
+RUNS = "podium_orchestrations_finished_total"
 WRITER = {"namespace": "team-a", "agent": "writer"}
 READER = {"namespace": "team-a", "agent": "reader"}
 WARN = {"severity": "warning"}
@@ -269,6 +272,10 @@ ALERT_CASES: list[dict[str, Any]] = [
             series("podium_agent_tasks_total", "0+9x20", outcome="ok", **READER),
             series("podium_agent_tasks_total", "0+1x20", outcome="error", **READER),
             series("podium_agent_backend_errors_total", "0+1x20", **READER),  # 10%: under the 25% line
+            op_series(RUNS, "0+1x30", namespace="team-a", strategy="swarm", phase="Failed", reason="BudgetExceeded"),
+            op_series(RUNS, "0+1x30", namespace="team-a", strategy="swarm", phase="Succeeded", reason="Completed"),
+            op_series(RUNS, "0+1x30", namespace="team-a", strategy="market", phase="Failed", reason="TaskFailed"),
+            op_series(RUNS, "0+9x30", namespace="team-a", strategy="market", phase="Succeeded", reason="Completed"),
         ],
         "alert_rule_test": [
             fires("PodiumOperatorDown", "10m"),
@@ -283,6 +290,19 @@ ALERT_CASES: list[dict[str, Any]] = [
             fires("PodiumAgentReplicasRestarting", "10m", {**WARN, **WRITER}),
             fires("PodiumReconcileErrors", "30m", {**WARN, "kind": "Agent"}),
             fires("PodiumAgentTaskFailures", "20m", {**WARN, **WRITER}),
+            # swarm: half its runs fail, market 10%: neither is over the 0.5 line.
+            fires("PodiumOrchestrationsFailing", "20m"),
+        ],
+    },
+    {
+        "input_series": [
+            op_series("podium_teams_degraded", "0x30"),
+            op_series(RUNS, "0+3x30", namespace="team-a", strategy="swarm", phase="Failed", reason="BudgetExceeded"),
+            op_series(RUNS, "0+1x30", namespace="team-a", strategy="swarm", phase="Succeeded", reason="Completed"),
+            op_series(RUNS, "0+1x30", namespace="team-b", strategy="swarm", phase="Succeeded", reason="Completed"),
+        ],
+        "alert_rule_test": [
+            fires("PodiumOrchestrationsFailing", "10m", {**WARN, "namespace": "team-a", "strategy": "swarm"}),
         ],
     },
 ]

@@ -181,3 +181,30 @@ def test_scales_from_zero_on_backlog_and_back_to_zero_after_the_delay(
     assert downs[0] == "3 -> 2" and downs[-1].endswith("-> 0") and len(downs) <= 3, said
     print(f"scale-up 0 -> 3 {scale_up_seconds:.1f}s after dispatch; events: {said}")
     assert operator.alive()
+
+
+def test_a_manual_scale_lasts_until_the_next_decision_and_the_operator_does_not_fight_itself(
+    cluster: ClusterHandle, ns: str, operator: Operator
+) -> None:
+    name = "manual"
+    apply(
+        cluster,
+        ns,
+        agent(name, replicas=0, autoscaling={"minReplicas": 0, "maxReplicas": 2, "scaleDownDelaySeconds": 5}),
+    )
+    wait_for("the autoscaler's first reading", lambda: status_of(cluster, ns, "agent", name).get("autoscaling"))
+    since = time.time()
+    out = cluster.kubectl("scale", "-n", ns, f"agent/{name}", "--replicas=2")
+    assert out.returncode == 0, out.stderr
+    # An empty inbox recommends 0 and nothing in the window needed more: the next round takes it back down.
+    wait_for("spec.replicas back to 0", lambda: spec_replicas(cluster, ns, name) == 0, timeout=15)
+    # Three health rounds (2 s each) and a resync later it is still 0, after exactly one ScaledDown.
+    time.sleep(10)
+    assert spec_replicas(cluster, ns, name) == 0
+    said = [
+        (e["reason"], e["message"], int(e.get("count") or 1))
+        for e in events(cluster, ns, name, since)
+        if e["reason"] in ("ScaledUp", "ScaledDown")
+    ]
+    assert said == [("ScaledDown", "backlog 0 (target 10/replica): replicas 2 -> 0", 1)], said
+    assert operator.alive()

@@ -260,6 +260,8 @@ ALERT_CASES: list[dict[str, Any]] = [
             op_series("podium_agents", "4x22", phase="Ready"),
             op_series("podium_agent_queue_depth", "50+10x30", **WRITER),  # above the threshold and growing
             op_series("podium_agent_queue_depth", "500x30", **READER),  # large but steady: being worked off
+            op_series("podium_agent_dead_letters", "0 0 0 2 2 2x30", **WRITER),  # two arrive at 3m, then none
+            op_series("podium_agent_dead_letters", "7x35", **READER),  # old ones, nothing new
             op_series("podium_agent_replica_restarts_total", "0+1x10", **WRITER),
             op_series("podium_agent_replica_restarts_total", "0 1 1 1 1 1 1 1 1 1 1", **READER),
             op_series("podium_operator_reconciles_total", "0+1x30", kind="Agent", outcome="error"),
@@ -288,6 +290,9 @@ ALERT_CASES: list[dict[str, Any]] = [
             fires("PodiumAgentBacklogGrowing", "15m"),
             fires("PodiumAgentBacklogGrowing", "25m", {**WARN, **WRITER}),
             fires("PodiumAgentReplicasRestarting", "10m", {**WARN, **WRITER}),
+            fires("PodiumAgentDeadLetters", "2m"),
+            fires("PodiumAgentDeadLetters", "10m", {**WARN, **WRITER}),
+            fires("PodiumAgentDeadLetters", "34m"),
             fires("PodiumReconcileErrors", "30m", {**WARN, "kind": "Agent"}),
             fires("PodiumAgentTaskFailures", "20m", {**WARN, **WRITER}),
             # swarm: half its runs fail, market 10%: neither is over the 0.5 line.

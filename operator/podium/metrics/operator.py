@@ -22,6 +22,11 @@ BREAKER = Gauge(
 QUEUE_DEPTH = Gauge(
     "podium_agent_queue_depth", "Tasks in an agent's inbox (waiting + in flight)", ["namespace", "agent"]
 )
+DEAD_LETTERS = Gauge(
+    "podium_agent_dead_letters",
+    "Entries in an agent's dead-letter stream (malformed or too often redelivered tasks; trimmed like other streams)",
+    ["namespace", "agent"],
+)
 DESIRED_REPLICAS = Gauge(
     "podium_agent_autoscaler_desired_replicas",
     "Replicas the built-in backlog autoscaler wants for an agent (agents with spec.autoscaling only)",
@@ -74,7 +79,7 @@ def run_finished(namespace: str, strategy: str, phase: str, reason: str, seconds
 
 
 def forget_agent(namespace: str, agent: str) -> None:
-    for gauge in (BREAKER, QUEUE_DEPTH, DESIRED_REPLICAS):
+    for gauge in (BREAKER, QUEUE_DEPTH, DEAD_LETTERS, DESIRED_REPLICAS):
         try:
             gauge.remove(namespace, agent)
         except KeyError:

@@ -244,6 +244,8 @@ class AgentReconciler:
         metrics.BREAKER.labels(namespace, name).set(metrics.BREAKER_VALUE[after.value])
         if runtime and runtime.backlog is not None:
             metrics.QUEUE_DEPTH.labels(namespace, name).set(runtime.backlog)
+        if runtime:
+            metrics.DEAD_LETTERS.labels(namespace, name).set(runtime.dead_letters)
         return status
 
     async def _autoscale(

@@ -75,6 +75,7 @@ class AgentRuntime:
     heartbeats: list[Heartbeat] | None
     backlog: int | None
     stats: dict[str, Any] | None
+    dead_letters: int = 0
 
 
 def backlog_of(length: int, groups: list[dict[Any, Any]] | Exception) -> int:
@@ -106,14 +107,16 @@ async def read_runtime(r: aioredis.Redis, namespace: str, agent: str) -> AgentRu
     pipe.hgetall(keys.heartbeats)
     pipe.xlen(keys.inbox)
     pipe.xinfo_groups(keys.inbox)
+    pipe.xlen(keys.dlq)
     # XINFO GROUPS fails on a missing inbox (a new agent); that answer must not fail the round's other reads.
-    seconds_micros, beats, length, groups = await pipe.execute(raise_on_error=False)
-    for answer in (seconds_micros, beats, length):
+    seconds_micros, beats, length, groups, dead = await pipe.execute(raise_on_error=False)
+    for answer in (seconds_micros, beats, length, dead):
         if isinstance(answer, Exception):
             raise answer
     now = float(seconds_micros[0]) + float(seconds_micros[1]) / 1e6
     backlog = backlog_of(int(length), groups)
-    return AgentRuntime(now, parse_heartbeats(beats), backlog, await _stats(r, namespace, agent))
+    stats = await _stats(r, namespace, agent)
+    return AgentRuntime(now, parse_heartbeats(beats), backlog, stats, dead_letters=int(dead))
 
 
 async def _stats(r: aioredis.Redis, namespace: str, agent: str) -> dict[str, Any] | None:

@@ -68,3 +68,16 @@ async def test_lag_redis_cannot_compute_falls_back_to_the_stream_length(bus: Bus
     await bus.redis.xdel(inbox, later)
     assert (await bus.redis.xinfo_groups(inbox))[0]["lag"] is None
     assert await backlog(bus, ns, agent) == 4  # 1 in flight + 3 waiting
+
+
+async def test_dead_letters_are_counted_apart_from_the_backlog(bus: Bus) -> None:
+    ns, agent = f"bl-{uuid.uuid4().hex[:6]}", "worker"
+    assert (await redis_io.read_runtime(bus.redis, ns, agent)).dead_letters == 0
+    inbox = AgentKeys(ns, agent).inbox
+    await bus.dispatch_many([Task(id="good", kind="echo", input=1, namespace=ns, agent=agent)])
+    await bus.redis.xadd(inbox, {"t": "{not json"})  # what a broken producer might write
+    consumer = InboxConsumer(bus, ns, agent, "r0")
+    got = await consumer.fetch(10, block_ms=100)
+    assert [d.task.id for d in got] == ["good"]
+    runtime = await redis_io.read_runtime(bus.redis, ns, agent)
+    assert runtime.dead_letters == 1 and runtime.backlog == 1

@@ -21,7 +21,15 @@ import redis
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .helpers import PODIUM, Operator, module_namespace, require_ready_node, running_operator, wait_for
+from .helpers import (
+    PODIUM,
+    Operator,
+    module_namespace,
+    require_ready_node,
+    running_operator,
+    status_of,
+    wait_for,
+)
 
 HERE = Path(__file__).resolve().parent
 DEMO = ("planner", "researcher", "analyzer", "synthesizer", "documenter")
@@ -217,8 +225,19 @@ def test_each_strategy_applied_with_kubectl_runs_to_succeeded(
     )
     ran = executions(admin, ns, name)
     assert ran and set(ran.values()) == {1}, ran  # every task id executed exactly once
-    assert {t["agent"] for t in st["tasks"] if t["state"] == "Succeeded"} <= set(fleet)
+    worked = {t["agent"] for t in st["tasks"] if t["state"] == "Succeeded"}
+    assert worked <= set(fleet)
     wait_for("Started and Succeeded events", lambda: {"Started", "Succeeded"} <= set(events(cluster, ns, name)))
+    # The engine's per-agent performance reaches the Agents' status in the operator's next health round.
+    agent_name = sorted(worked)[0]
+    stats = wait_for(
+        f"performance stats in Agent {agent_name}'s status",
+        lambda: (
+            (s := status_of(cluster, ns, "agent", agent_name).get("stats") or {}).get("tasksCompleted", 0) >= 1 and s
+        ),
+        timeout=60,
+    )
+    assert 0 < stats["successRate"] <= 1 and stats["averageLatencySeconds"] >= 0 and stats["recommendation"], stats
 
 
 def slow_pipeline(name: str, stages: int) -> dict[str, Any]:

@@ -121,13 +121,17 @@ class StatsStore:
             return {}
         async with self._redis.pipeline(transaction=False) as pipe:
             for agent in agents:
-                pipe.hgetall(stats_key(self._namespace, agent))
-                pipe.lrange(recent_key(self._namespace, agent), 0, -1)
+                self.queue_get(pipe, agent)
             replies = await pipe.execute()
-        return {agent: _parse(replies[2 * i], replies[2 * i + 1]) for i, agent in enumerate(agents)}
+        return {agent: parse_stats(replies[2 * i], replies[2 * i + 1]) for i, agent in enumerate(agents)}
+
+    def queue_get(self, pipe: Pipeline, agent: str) -> None:
+        """:meth:`get` as two commands on the caller's pipeline; :func:`parse_stats` takes their two replies."""
+        pipe.hgetall(stats_key(self._namespace, agent))
+        pipe.lrange(recent_key(self._namespace, agent), 0, -1)
 
 
-def _parse(raw: Any, recent: Any) -> PerfStats:
+def parse_stats(raw: Any, recent: Any) -> PerfStats:
     f = {text(k): text(v) for k, v in (raw or {}).items()}
     return PerfStats(
         completed=int(f.get("completed", 0)),

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from podium.engine.keys import GROUP, AgentKeys, agent_acl_rules
 from podium.engine.redisutil import text
+from podium.engine.stats import PerfStats, StatsStore, parse_stats
 from podium.operator.children import redis_username
 from podium.operator.health import Heartbeat
 
@@ -108,21 +109,19 @@ async def read_runtime(r: aioredis.Redis, namespace: str, agent: str) -> AgentRu
     pipe.xlen(keys.inbox)
     pipe.xinfo_groups(keys.inbox)
     pipe.xlen(keys.dlq)
+    StatsStore(r, namespace).queue_get(pipe, agent)
     # XINFO GROUPS fails on a missing inbox (a new agent); that answer must not fail the round's other reads.
-    seconds_micros, beats, length, groups, dead = await pipe.execute(raise_on_error=False)
-    for answer in (seconds_micros, beats, length, dead):
+    seconds_micros, beats, length, groups, dead, perf_hash, perf_recent = await pipe.execute(raise_on_error=False)
+    for answer in (seconds_micros, beats, length, dead, perf_hash, perf_recent):
         if isinstance(answer, Exception):
             raise answer
     now = float(seconds_micros[0]) + float(seconds_micros[1]) / 1e6
     backlog = backlog_of(int(length), groups)
-    stats = await _stats(r, namespace, agent)
+    stats = _status_stats(parse_stats(perf_hash, perf_recent))
     return AgentRuntime(now, parse_heartbeats(beats), backlog, stats, dead_letters=int(dead))
 
 
-async def _stats(r: aioredis.Redis, namespace: str, agent: str) -> dict[str, Any] | None:
-    from podium.engine.stats import StatsStore
-
-    perf = await StatsStore(r, namespace).get(agent)
+def _status_stats(perf: PerfStats) -> dict[str, Any] | None:
     if not perf.tasks:
         return None
     out: dict[str, Any] = {

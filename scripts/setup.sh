@@ -7,23 +7,15 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# promtool checks and unit-tests the chart's alert rules (tests/unit/test_chart_monitoring.py); Debian ships it in
+# the prometheus package. Without recommends, so no node exporter comes along.
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
   else
-    echo "setup: please install: ${need_apt[*]}" >&2; exit 1
-  fi
-fi
-
-# promtool checks and unit-tests the chart's alert rules (tests/unit/test_chart_monitoring.py). Debian ships
-# it in the prometheus package; without recommends, so no node exporter comes along.
-if ! command -v promtool >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-  else
-    echo "setup: please install promtool (Debian/Ubuntu package: prometheus)" >&2; exit 1
+    echo "setup: please install: ${need_apt[*]} (promtool comes in the prometheus package)" >&2; exit 1
   fi
 fi
 

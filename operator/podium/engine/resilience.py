@@ -10,9 +10,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import WatchError
 
 from podium.api.agent import Backoff, CircuitBreaker
+from podium.engine.redisutil import watched_update
 
 CLOSED = "closed"
 OPEN = "open"
@@ -78,14 +78,6 @@ class Breaker:
 
 _FIELDS = frozenset(f.name for f in fields(Breaker))
 
-# Optimistic retries per update. Each lost race means another writer committed, so N concurrent writers
-# need at most N attempts; this bound only stops a livelock from spinning for ever.
-MAX_UPDATE_ATTEMPTS = 64
-
-
-class BreakerContention(RuntimeError):
-    """An update lost the race to other writers :data:`MAX_UPDATE_ATTEMPTS` times in a row."""
-
 
 def breaker_key(namespace: str, agent: str) -> str:
     # Same hash tag as the agent's other keys, so a Redis Cluster keeps them on one slot.
@@ -133,21 +125,13 @@ class BreakerStore:
         if seen is not None and step(seen) == seen:
             return seen, seen
         key = breaker_key(self._namespace, agent)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for _ in range(MAX_UPDATE_ATTEMPTS):
-                try:
-                    await pipe.watch(key)
-                    before = parse_breaker(await pipe.get(key))
-                    after = step(before)
-                    if after == before:
-                        return before, after  # leaving the block unwatches
-                    pipe.multi()
-                    pipe.set(key, json.dumps(asdict(after)))
-                    await pipe.execute()
-                    return before, after
-                except WatchError:
-                    continue  # someone else committed in between: step from their value
-        raise BreakerContention(f"breaker of {self._namespace}/{agent}: {MAX_UPDATE_ATTEMPTS} updates lost the race")
+
+        async def load(pipe: Pipeline) -> Breaker:
+            return parse_breaker(await pipe.get(key))
+
+        return await watched_update(
+            self._redis, key, load, step, lambda pipe, after: pipe.set(key, json.dumps(asdict(after)))
+        )
 
     async def admit(self, agent: str, now: float, config: CircuitBreaker, *, seen: Breaker | None = None) -> bool:
         """May a task go to ``agent`` at ``now``? If the breaker is open or half-open, True for one caller only:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from podium.engine.redisutil import text
+from podium.engine.redisutil import text, watched_update
 
 RECENT = 10  # outcomes remembered for "recent failures"
 REPUTATION_ALPHA = 0.3  # weight of the newest outcome in the reputation's moving average
@@ -107,10 +107,21 @@ class StatsStore:
         pipe.ltrim(recent, 0, RECENT - 1)
 
     async def update_reputation(self, agent: str, ok: bool, quality: float | None) -> float:
-        current = (await self.get(agent)).reputation
-        value = next_reputation(current, ok, quality)
-        await self._redis.hset(stats_key(self._namespace, agent), "reputation", repr(value))
-        return value
+        """Fold one outcome into the agent's reputation; concurrent results of parallel auctions all count."""
+        key = stats_key(self._namespace, agent)
+
+        async def load(pipe: Pipeline) -> float | None:
+            raw = await pipe.hget(key, "reputation")
+            return None if raw is None else float(text(raw))
+
+        _, value = await watched_update(
+            self._redis,
+            key,
+            load,
+            lambda current: next_reputation(current, ok, quality),
+            lambda pipe, new: pipe.hset(key, "reputation", repr(new)),
+        )
+        return cast(float, value)  # step is next_reputation, which always returns a number
 
     async def get(self, agent: str) -> PerfStats:
         return (await self.get_many([agent]))[agent]

@@ -20,7 +20,6 @@ from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (
-    ROOT,
     Operator,
     agent,
     apply,
@@ -32,7 +31,6 @@ from .helpers import (
     wait_for,
 )
 
-EXAMPLE = ROOT / "examples" / "autoscaling" / "hpa.yaml"
 # The HPA controller syncs every 15 s, and its REST mapper may need a 30 s reset to see a CRD made after it started.
 HPA_TIMEOUT = 120.0
 PODS_TIMEOUT = 180.0  # three agent processes starting on a shared 2-core machine
@@ -140,12 +138,6 @@ def settled(cluster: ClusterHandle, ns: str, name: str, want: int) -> dict[str, 
     assert status["selector"] == f"podium.dev/agent={name}"
     wait_for(f"{want} Ready pods", lambda: ready_pods(cluster, ns, status["selector"]) == want, PODS_TIMEOUT)
     return status
-
-
-def test_hpa_example_is_accepted(cluster: ClusterHandle, ns: str) -> None:
-    out = cluster.kubectl("apply", "-n", ns, "--dry-run=server", "-f", str(EXAMPLE))
-    assert out.returncode == 0, out.stderr
-    assert "horizontalpodautoscaler.autoscaling/summarizer created (server dry run)" in out.stdout
 
 
 def test_hpa_scales_an_agent_and_the_operator_follows_without_fighting(

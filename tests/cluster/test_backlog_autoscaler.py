@@ -19,7 +19,6 @@ from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (
-    ROOT,
     Operator,
     agent,
     apply,
@@ -34,7 +33,6 @@ from .test_operator_recovery import dispatch, events, executions, pending_by_rep
 
 pytestmark = pytest.mark.cluster
 
-EXAMPLE = ROOT / "examples" / "autoscaling" / "backlog.yaml"
 # Long enough that the first scale-down (10 s after the backlog fell to 3) finds all three replicas mid-task,
 # short enough for PODIUM_GRACE_SECONDS (25) to let a terminating replica finish its task.
 TASK_SECONDS = 20
@@ -85,12 +83,6 @@ class Sample:
     pods: set[str] = field(default_factory=set)
     busy: dict[str, int] = field(default_factory=dict)  # replica -> tasks in flight
     done: int = 0  # tasks with a result
-
-
-def test_backlog_example_is_accepted(cluster: ClusterHandle, ns: str) -> None:
-    out = cluster.kubectl("apply", "-n", ns, "--dry-run=server", "-f", str(EXAMPLE))
-    assert out.returncode == 0, out.stderr
-    assert "agent.podium.dev/drafter created (server dry run)" in out.stdout
 
 
 def test_scales_from_zero_on_backlog_and_back_to_zero_after_the_delay(

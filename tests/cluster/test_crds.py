@@ -66,10 +66,21 @@ def test_valid_agent_applies_and_shows_in_printer_columns(
     assert "PRIORITY" in wide.stdout.splitlines()[0] and "BREAKER" in wide.stdout.splitlines()[0]
 
 
+# Examples for add-ons this cluster does not run (their CRDs are not installed here).
+NOT_SERVED_HERE = ("keda.sh/",)
+
+
 def test_every_example_is_accepted(cluster: ClusterHandle, crds: list[str], namespace: str) -> None:
-    for path in sorted((ROOT / "examples").glob("*.yaml")):
-        out = cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", str(path))
-        assert out.returncode == 0, f"{path.name}: {out.stderr}"
+    checked = 0
+    for path in sorted((ROOT / "examples").rglob("*.yaml")):
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        served = [d for d in docs if not str(d.get("apiVersion", "")).startswith(NOT_SERVED_HERE)]
+        if not served:
+            continue
+        out = cluster.kubectl("apply", "-n", namespace, "--dry-run=server", "-f", "-", input=yaml.safe_dump_all(served))
+        assert out.returncode == 0, f"{path.relative_to(ROOT)}: {out.stderr}"
+        checked += len(served)
+    assert checked >= 15, "the examples were not found"
 
 
 def test_orchestration_short_name_lists_with_columns(cluster: ClusterHandle, crds: list[str], namespace: str) -> None:

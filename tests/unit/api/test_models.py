@@ -13,15 +13,16 @@ from podium.api.validation import SpecError, parse
 
 ROOT = Path(__file__).resolve().parents[3]
 BAD_SPECS: list[dict[str, Any]] = yaml.safe_load((ROOT / "tests/data/bad-specs.yaml").read_text())
-EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
 
 
 def example_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Every Podium object in examples/ (the autoscaling ones sit next to HPA and KEDA objects)."""
     return [
-        (f"{path.name}:{doc['metadata']['name']}", doc)
+        (f"{path.relative_to(ROOT / 'examples')}:{doc['metadata']['name']}", doc)
         for path in EXAMPLES
         for doc in yaml.safe_load_all(path.read_text())
-        if doc
+        if doc and str(doc.get("apiVersion", "")).startswith("podium.dev/")
     ]
 
 

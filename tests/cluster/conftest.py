@@ -20,7 +20,7 @@ from kubernetes import client, config
 from podium.localcluster.launcher import LocalCluster, State, child_env
 from podium.localcluster.redis_server import RedisServer
 
-from .helpers import apply_crds
+from .helpers import Operator, apply_crds, module_namespace, running_operator
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -90,6 +90,21 @@ def namespace(cluster: ClusterHandle) -> Iterator[str]:
 def crds(cluster: ClusterHandle) -> None:
     """The project's CRDs applied and Established (once per module)."""
     apply_crds(cluster)
+
+
+@pytest.fixture(scope="module")
+def ns(cluster: ClusterHandle, crds: None, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A namespace of the test module's own (named after the module), with the CRDs applied; deleted after it."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    yield from module_namespace(cluster, f"podium-{module}"[:50])
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    """`podium operator` as a local process watching the module's namespace, stopped after the module."""
+    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
-
-from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (
@@ -24,9 +19,7 @@ from .helpers import (
     agent,
     apply,
     get,
-    module_namespace,
     require_ready_node,
-    running_operator,
     status_of,
     wait_for,
 )
@@ -34,18 +27,6 @@ from .helpers import (
 # The HPA controller syncs every 15 s, and its REST mapper may need a 30 s reset to see a CRD made after it started.
 HPA_TIMEOUT = 120.0
 PODS_TIMEOUT = 180.0  # three agent processes starting on a shared 2-core machine
-
-
-@pytest.fixture(scope="module")
-def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    yield from module_namespace(cluster, "podium-hpa")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
 
 
 def hpa(name: str, target: str, min_replicas: int, max_replicas: int) -> dict[str, Any]:

@@ -7,7 +7,6 @@ Each task's command counts its executions in Redis (as in test_operator_recovery
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,9 +22,7 @@ from .helpers import (
     agent,
     apply,
     get,
-    module_namespace,
     require_ready_node,
-    running_operator,
     status_of,
     wait_for,
 )
@@ -38,18 +35,6 @@ pytestmark = pytest.mark.cluster
 TASK_SECONDS = 20
 DELAY = 10
 PODS_TIMEOUT = 180.0  # three agent processes starting on a shared 2-core machine
-
-
-@pytest.fixture(scope="module")
-def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    yield from module_namespace(cluster, "podium-bas")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
 
 
 def autoscaled_agent(name: str, server: RedisServer, ns: str) -> dict[str, Any]:

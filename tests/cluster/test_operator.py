@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 import redis
-
-from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (
@@ -19,25 +15,10 @@ from .helpers import (
     apply,
     condition,
     get,
-    module_namespace,
     require_ready_node,
-    running_operator,
     status_of,
     wait_for,
 )
-
-
-@pytest.fixture(scope="module")
-def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    yield from module_namespace(cluster, "podium-op")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
-
 
 CHILDREN = (("deployment", "{}"), ("service", "{}"), ("configmap", "{}-config"), ("secret", "{}-redis"))
 

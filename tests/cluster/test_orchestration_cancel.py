@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,26 +19,13 @@ from podium.engine.keys import GROUP, AgentKeys
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .helpers import Operator, module_namespace, require_ready_node, running_operator, wait_for
+from .helpers import Operator, require_ready_node, wait_for
 from .test_orchestrations import agent, executions, finished, kubectl_apply, obj, orchestration, status
 
 AGENTS = ("worker-a", "worker-b")
 SLOW_SECONDS = 3.0  # long enough that twelve tasks on two agents take ~18 s: deletion lands mid-run
 TASKS = 12
 NAME = "queued"
-
-
-@pytest.fixture(scope="module")
-def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    require_ready_node(cluster)
-    yield from module_namespace(cluster, "podium-cancel")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
 
 
 def agents_ready(cluster: ClusterHandle, ns: str) -> bool:
@@ -51,6 +37,7 @@ def agents_ready(cluster: ClusterHandle, ns: str) -> bool:
 @pytest.fixture(scope="module")
 def workers(cluster: ClusterHandle, ns: str, operator: Operator, redis_server: RedisServer) -> tuple[str, ...]:
     """Two slow agents that each run one task at a time, so the rest of their share waits in the inbox."""
+    require_ready_node(cluster)
     manifests = []
     for name in AGENTS:
         manifest = agent(name, "worker", "analyzer", redis_server.url, slow=SLOW_SECONDS)

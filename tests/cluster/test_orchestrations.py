@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,7 @@ from .conftest import ClusterHandle
 from .helpers import (
     PODIUM,
     Operator,
-    module_namespace,
     require_ready_node,
-    running_operator,
     status_of,
     wait_for,
 )
@@ -105,21 +102,9 @@ def executions(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
-    require_ready_node(cluster)
-    yield from module_namespace(cluster, "podium-orch")
-
-
-@pytest.fixture(scope="module")
-def operator(
-    cluster: ClusterHandle, ns: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Operator]:
-    yield from running_operator(cluster, ns, redis_server, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def fleet(cluster: ClusterHandle, ns: str, operator: Operator, redis_server: RedisServer) -> list[str]:
     """The demo agents (team research) and one slow worker (team slow), all Ready."""
+    require_ready_node(cluster)
     manifests = [agent(name, name, name, redis_server.url) for name in DEMO]
     manifests.append(agent("slow", "worker", "analyzer", redis_server.url, slow=1.5))
     teams = [

@@ -21,7 +21,7 @@ from podium.localcluster.node.envvars import EnvError, Sources, container_env, e
 from podium.localcluster.node.hosts import render_hosts
 from podium.localcluster.node.kubeapi import ApiError
 from podium.localcluster.node.probes import ProbeCounter, ProbeSpec, run_probe
-from podium.localcluster.node.status import ContainerState, now, pod_status
+from podium.localcluster.node.status import ContainerState, now, pod_status, restore_counts
 from podium.localcluster.node.volumes import VolumeError, container_mounts, materialize, refresh, token_requests
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def pod_key(pod: Obj) -> str:
 class Running:
     proc: asyncio.subprocess.Process
     started: float
-    killed_by_liveness: bool = False
+    killed_by: str | None = None  # the probe ("liveness", "startup") that stopped it, for the terminated message
     probes: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -64,9 +64,11 @@ class PodWorker:
         self.start_time = now()
         self.pod_ip: str | None = None
         self.states = {c["name"]: ContainerState(c["name"]) for c in pod["spec"].get("containers") or []}
-        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-            if cs["name"] in self.states:  # keep counting across node restarts
-                self.states[cs["name"]].restart_count = int(cs.get("restartCount", 0))
+        self.init_states = {c["name"]: ContainerState(c["name"]) for c in pod["spec"].get("initContainers") or []}
+        if self.init_states:
+            for s in self.states.values():
+                s.reason = "PodInitializing"
+        restore_counts(self.states, self.init_states, pod.get("status") or {})
         self.running: dict[str, Running] = {}
         self.volumes: dict[str, Path] = {}
         self._dirty = asyncio.Event()
@@ -109,7 +111,7 @@ class PodWorker:
             # Like the kubelet's FailedMount: stay ContainerCreating and retry. A just-bound pod often gets 403 at
             # first (the Node authorizer learns pod -> configmap/secret edges a moment later), and a missing
             # Secret/ConfigMap may be created later.
-            for s in self.states.values():
+            for s in self.all_states():
                 s.state, s.reason, s.message = "waiting", "ContainerCreating", f"MountVolume failed: {e}"
             self.mark_dirty()
             log.info("pod %s: volumes (will retry): %s", pod_key(self.pod), e)
@@ -122,16 +124,58 @@ class PodWorker:
                     await self._prepare_volumes()
                     break
                 except (VolumeError, ApiError, KeyError) as e2:
-                    for s in self.states.values():
+                    for s in self.all_states():
                         s.message = f"MountVolume failed: {e2}"
                     self.mark_dirty()
+        # Volumes are in place: until the init containers are done everything waits on them (kubelet wording).
+        waiting_reason = "PodInitializing" if self.init_states else "ContainerCreating"
+        for s in self.all_states():
+            if s.state == "waiting" and s.reason == "ContainerCreating":
+                s.reason, s.message = waiting_reason, None
+        self._tasks.append(asyncio.create_task(self._refresh_volumes(), name=f"volumes {pod_key(self.pod)}"))
+        if not await self._run_init_containers():
+            return
+        policy = self.pod["spec"].get("restartPolicy", "Always")
         runners = [
-            asyncio.create_task(self._container_loop(c), name=f"container {pod_key(self.pod)}/{c['name']}")
+            asyncio.create_task(
+                self._container_loop(c, self.states[c["name"]], policy),
+                name=f"container {pod_key(self.pod)}/{c['name']}",
+            )
             for c in self.pod["spec"].get("containers") or []
         ]
         self._tasks.extend(runners)
-        self._tasks.append(asyncio.create_task(self._refresh_volumes(), name=f"volumes {pod_key(self.pod)}"))
         await asyncio.gather(*runners, return_exceptions=True)
+
+    def all_states(self) -> list[ContainerState]:
+        return [*self.init_states.values(), *self.states.values()]
+
+    async def _run_init_containers(self) -> bool:
+        """Each init container to completion, in order; False when the main containers must not start."""
+        # An init container is retried on failure unless the pod never restarts anything (kubelet semantics).
+        policy = "Never" if self.pod["spec"].get("restartPolicy", "Always") == "Never" else "OnFailure"
+        for c in self.pod["spec"].get("initContainers") or []:
+            state = self.init_states[c["name"]]
+            if state.final and state.exit_code == 0:
+                continue  # completed before the node restarted
+            if c.get("restartPolicy") == "Always":
+                # A sidecar runs beside the main containers for the pod's life; running it to completion here
+                # would block the pod or run it wrongly, so say plainly that the node does not do it.
+                state.state, state.reason = "waiting", "SidecarContainersNotSupported"
+                state.message = "the podium node does not run init containers with restartPolicy Always (sidecars)"
+                self.mark_dirty()
+                await self._stopping.wait()
+                return False
+            await self._container_loop(c, state, policy)
+            if not (state.final and state.exit_code == 0):
+                return False  # failed for good (phase Failed) or the pod is being stopped
+            state.ready = True
+            self.mark_dirty()
+        if self.init_states:
+            for s in self.states.values():
+                if s.state == "waiting" and s.reason == "PodInitializing":
+                    s.reason = "ContainerCreating"
+            self.mark_dirty()
+        return True
 
     async def _refresh_volumes(self) -> None:
         if not any("secret" in v or "configMap" in v for v in self.pod["spec"].get("volumes") or []):
@@ -210,9 +254,8 @@ class PodWorker:
         )
         return env
 
-    async def _container_loop(self, c: Obj) -> None:
-        state = self.states[c["name"]]
-        policy = self.pod["spec"].get("restartPolicy", "Always")
+    async def _container_loop(self, c: Obj, state: ContainerState, policy: str) -> None:
+        """Run one container, restarting it under `policy`, until it is final or the pod stops."""
         backoff_index = state.restart_count
         first = True
         while not self._stopping.is_set():
@@ -257,10 +300,13 @@ class PodWorker:
             self.running[c["name"]] = run
             state.state, state.reason, state.message, state.exit_code = "running", None, None, None
             state.started_at, state.finished_at, state.started, state.pid = now(), None, True, proc.pid
-            state.ready = c.get("readinessProbe") is None
+            # With a startup probe the container is neither started nor ready until that probe says so.
+            state.started = c.get("startupProbe") is None
+            state.ready = state.started and c.get("readinessProbe") is None and c["name"] in self.states
             self.mark_dirty()
             log.info("pod %s: started %s pid %d", pod_key(self.pod), c["name"], proc.pid)
-            run.probes = self._start_probes(c, run, env, argv)
+            if c["name"] in self.states:  # init containers have no probes
+                run.probes = self._start_probes(c, run, env)
             code = await proc.wait()
             # The leader is gone: sweep what it left in its group, so a restart never runs next to leftovers.
             runtime.signal_group(proc.pid, signal.SIGKILL)
@@ -270,7 +316,7 @@ class PodWorker:
             state.state, state.ready, state.pid, state.finished_at = "terminated", False, None, now()
             state.exit_code = code if code >= 0 else 128 - code
             state.reason = "Completed" if code == 0 else "Error"
-            state.message = "liveness probe failed" if run.killed_by_liveness else None
+            state.message = f"{run.killed_by} probe failed" if run.killed_by else None
             ran_for = time.monotonic() - run.started
             if ran_for >= BACKOFF_RESET_SECONDS:
                 backoff_index = 0
@@ -314,7 +360,14 @@ class PodWorker:
         argv = runtime.launch_argv(program, mounts, self.hosts_file, workdir, stage=stage, keep_visible=keep)
         return argv, env
 
-    def _start_probes(self, c: Obj, run: Running, env: dict[str, str], argv: list[str]) -> list[asyncio.Task[None]]:
+    def _start_probes(self, c: Obj, run: Running, env: dict[str, str]) -> list[asyncio.Task[None]]:
+        if c.get("startupProbe"):
+            # Readiness and liveness wait for it: _probe_loop starts them once the startup probe succeeds.
+            spec = ProbeSpec.parse(c["startupProbe"])
+            return [asyncio.create_task(self._probe_loop("startupProbe", spec, c, run, env))]
+        return self._steady_probes(c, run, env)
+
+    def _steady_probes(self, c: Obj, run: Running, env: dict[str, str]) -> list[asyncio.Task[None]]:
         tasks = []
         for kind in ("readinessProbe", "livenessProbe"):
             if c.get(kind):
@@ -325,7 +378,8 @@ class PodWorker:
     async def _probe_loop(self, kind: str, spec: ProbeSpec, c: Obj, run: Running, env: dict[str, str]) -> None:
         state = self.states[c["name"]]
         counter = ProbeCounter(spec)
-        await asyncio.sleep(spec.initial_delay)
+        # Counted from the container's start, as the kubelet does, also for probes that waited on a startup probe.
+        await asyncio.sleep(max(0.0, spec.initial_delay - (time.monotonic() - run.started)))
         while run.proc.returncode is None:
             exec_argv = None
             if "exec" in spec.handler:
@@ -339,9 +393,17 @@ class PodWorker:
                 if verdict is not None and verdict != state.ready:
                     state.ready = verdict
                     self.mark_dirty()
+            elif kind == "startupProbe" and verdict is True:
+                state.started = True
+                state.ready = c.get("readinessProbe") is None
+                self.mark_dirty()
+                log.info("pod %s: %s startup probe succeeded", pod_key(self.pod), c["name"])
+                run.probes.extend(self._steady_probes(c, run, env))
+                return
             elif verdict is False:
-                log.info("pod %s: %s liveness probe failed, restarting", pod_key(self.pod), c["name"])
-                run.killed_by_liveness = True
+                what = kind.removesuffix("Probe")
+                log.info("pod %s: %s %s probe failed, restarting", pod_key(self.pod), c["name"], what)
+                run.killed_by = what
                 grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
                 await runtime.stop_process(run.proc, grace)
                 return
@@ -354,7 +416,9 @@ class PodWorker:
         self.agent.pods_changed()
 
     def status(self) -> Obj:
-        return pod_status(list(self.states.values()), self.pod_ip, self.start_time)
+        return pod_status(
+            list(self.states.values()), self.pod_ip, self.start_time, init_containers=list(self.init_states.values())
+        )
 
     async def _status_writer(self) -> None:
         while True:

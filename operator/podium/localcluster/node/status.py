@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -70,8 +71,38 @@ class ContainerState:
         return out
 
 
-def pod_phase(containers: list[ContainerState]) -> str:
-    if not containers:
+def restore_counts(
+    states: dict[str, ContainerState], init_states: dict[str, ContainerState], status: dict[str, Any]
+) -> None:
+    """Carry restart counts (and finished init containers) over from the status a previous node wrote."""
+    for cs in status.get("containerStatuses") or []:
+        if cs["name"] in states:
+            states[cs["name"]].restart_count = int(cs.get("restartCount", 0))
+    conditions = status.get("conditions") or []
+    done = any(c.get("type") == "Initialized" and c.get("status") == "True" for c in conditions)
+    for cs in status.get("initContainerStatuses") or []:
+        s = init_states.get(cs["name"])
+        if s is None:
+            continue
+        s.restart_count = int(cs.get("restartCount", 0))
+        if done:  # the kubelet does not run init containers again once the pod was initialized
+            s.state, s.reason, s.exit_code = "terminated", "Completed", 0
+            s.final, s.ready, s.started = True, True, False
+
+
+def init_failed(init_containers: Sequence[ContainerState]) -> bool:
+    """An init container failed for good (restartPolicy Never): the pod never gets to its main containers."""
+    return any(c.final and c.exit_code != 0 for c in init_containers)
+
+
+def initialized(init_containers: Sequence[ContainerState]) -> bool:
+    return all(c.final and c.exit_code == 0 for c in init_containers)
+
+
+def pod_phase(containers: list[ContainerState], init_containers: Sequence[ContainerState] = ()) -> str:
+    if init_failed(init_containers):
+        return "Failed"
+    if not containers or not initialized(init_containers):
         return "Pending"
     if all(c.final for c in containers):
         return "Succeeded" if all(c.exit_code == 0 for c in containers) else "Failed"
@@ -93,10 +124,15 @@ def _cond(kind: str, ok: bool, since: datetime, reason: str | None = None) -> di
 
 
 def pod_status(
-    containers: list[ContainerState], pod_ip: str | None, start_time: datetime, host_ip: str = "127.0.0.1"
+    containers: list[ContainerState],
+    pod_ip: str | None,
+    start_time: datetime,
+    host_ip: str = "127.0.0.1",
+    init_containers: Sequence[ContainerState] = (),
 ) -> dict[str, Any]:
     """The full `status` block; conditions keep `start_time` as transition time (good enough for the node)."""
-    phase = pod_phase(containers)
+    phase = pod_phase(containers, init_containers)
+    inited = initialized(init_containers)
     all_ready = bool(containers) and all(c.ready for c in containers)
     done = phase in ("Succeeded", "Failed")
     not_ready_reason = "PodCompleted" if done else "ContainersNotReady"
@@ -107,13 +143,15 @@ def pod_status(
         "startTime": rfc3339(start_time),
         "conditions": [
             _cond("PodScheduled", True, start_time),
-            _cond("Initialized", True, start_time),
+            _cond("Initialized", inited, start_time, "ContainersNotInitialized"),
             _cond("ContainersReady", all_ready and not done, start_time, not_ready_reason),
             _cond("Ready", all_ready and not done, start_time, not_ready_reason),
         ],
         "containerStatuses": [c.to_api() for c in containers],
         # No qosClass: the API server computes it at creation from the resources and refuses any change.
     }
+    if init_containers:
+        status["initContainerStatuses"] = [c.to_api() for c in init_containers]
     if pod_ip:
         status["podIP"] = pod_ip
         status["podIPs"] = [{"ip": pod_ip}]

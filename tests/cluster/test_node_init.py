@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from podium.localcluster.node.status import ContainerState, now, pod_status
+from podium.localcluster.node.status import ContainerState, now, pod_status, restore_counts
 
 from .conftest import ClusterHandle
 from .test_node import PY, apply, wait_for
@@ -254,3 +254,39 @@ def test_status_while_initializing_and_after_an_init_failure() -> None:
     assert st["phase"] == "Running"
     assert {c["type"]: c["status"] for c in st["conditions"]}["Initialized"] == "True"
     assert "initContainerStatuses" not in pod_status([main], None, t)
+
+
+def test_a_restarted_node_keeps_init_counts_and_does_not_rerun_finished_init_containers() -> None:
+    previous = {
+        "conditions": [{"type": "Initialized", "status": "True"}],
+        "initContainerStatuses": [{"name": "setup", "restartCount": 2}],
+        "containerStatuses": [{"name": "main", "restartCount": 1}],
+    }
+    main, setup = {"main": ContainerState("main")}, {"setup": ContainerState("setup")}
+    restore_counts(main, setup, previous)
+    assert main["main"].restart_count == 1
+    assert setup["setup"].restart_count == 2 and setup["setup"].final and setup["setup"].exit_code == 0
+
+    setup = {"setup": ContainerState("setup")}
+    restore_counts(main, setup, {**previous, "conditions": [{"type": "Initialized", "status": "False"}]})
+    assert setup["setup"].restart_count == 2 and not setup["setup"].final  # not done yet: runs again
+
+
+def test_sidecar_init_container_waits_with_a_clear_reason(
+    cluster: ClusterHandle, namespace: str, core: client.CoreV1Api
+) -> None:
+    spec = {
+        "initContainers": [py("proxy", "import time; time.sleep(600)", restartPolicy="Always")],
+        "containers": [py("main", "import time; time.sleep(600)")],
+    }
+    create_pod(cluster, namespace, core, bare_pod("sidecar", spec))
+
+    def waiting() -> client.V1ContainerStateWaiting | None:
+        ics = core.read_namespaced_pod("sidecar", namespace).status.init_container_statuses
+        w = ics[0].state.waiting if ics else None
+        return w if w and w.reason not in ("PodInitializing", "ContainerCreating") else None
+
+    w = wait_for("sidecar waiting", waiting)
+    assert w.reason == "SidecarContainersNotSupported" and "restartPolicy Always" in w.message
+    pod = core.read_namespaced_pod("sidecar", namespace)
+    assert pod.status.phase == "Pending" and pod.status.container_statuses[0].state.waiting.reason == "PodInitializing"

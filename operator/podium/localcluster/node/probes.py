@@ -1,4 +1,4 @@
-"""Readiness and liveness probes: httpGet, tcpSocket and exec, with the kubelet's counting rules."""
+"""Startup, readiness and liveness probes: httpGet, tcpSocket and exec, with the kubelet's counting rules."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.engine.keys import GROUP, AgentKeys, agent_acl_rules
+from podium.engine.keys import AgentKeys, agent_acl_rules
 from podium.engine.redisutil import text
 from podium.engine.stats import PerfStats, StatsStore, parse_stats
 from podium.operator.children import redis_username
@@ -79,46 +79,20 @@ class AgentRuntime:
     dead_letters: int = 0
 
 
-def backlog_of(length: int, groups: list[dict[Any, Any]] | Exception) -> int:
-    """Undelivered (the group's lag) + delivered but unacknowledged (its pending) entries of an inbox.
-
-    Without the group (no replica has started yet) every entry is undelivered: XLEN. Redis reports no lag when
-    it cannot tell (entries deleted ahead of the group); since acked entries are deleted, XLEN is then the same
-    count.
-    """
-    if isinstance(groups, Exception):
-        if "no such key" in str(groups).lower():
-            return length
-        raise groups
-    for group in groups:
-        info = {text(k): v for k, v in group.items()}
-        if text(info.get("name", b"")) != GROUP:
-            continue
-        lag = info.get("lag")
-        if lag is None:
-            return length
-        return int(lag) + int(info.get("pending") or 0)
-    return length
-
-
 async def read_runtime(r: aioredis.Redis, namespace: str, agent: str) -> AgentRuntime:
     keys = AgentKeys(namespace, agent)
     pipe = r.pipeline(transaction=False)
     pipe.time()
     pipe.hgetall(keys.heartbeats)
     pipe.xlen(keys.inbox)
-    pipe.xinfo_groups(keys.inbox)
     pipe.xlen(keys.dlq)
     StatsStore(r, namespace).queue_get(pipe, agent)
-    # XINFO GROUPS fails on a missing inbox (a new agent); that answer must not fail the round's other reads.
-    seconds_micros, beats, length, groups, dead, perf_hash, perf_recent = await pipe.execute(raise_on_error=False)
-    for answer in (seconds_micros, beats, length, dead, perf_hash, perf_recent):
-        if isinstance(answer, Exception):
-            raise answer
+    seconds_micros, beats, length, dead, perf_hash, perf_recent = await pipe.execute()
     now = float(seconds_micros[0]) + float(seconds_micros[1]) / 1e6
-    backlog = backlog_of(int(length), groups)
+    # Every acknowledgement deletes its entry (COMPLETE, RELEASE, DEAD_LETTER, CANCEL), so the inbox's length is
+    # the backlog: undelivered plus delivered-but-unfinished tasks.
     stats = _status_stats(parse_stats(perf_hash, perf_recent))
-    return AgentRuntime(now, parse_heartbeats(beats), backlog, stats, dead_letters=int(dead))
+    return AgentRuntime(now, parse_heartbeats(beats), int(length), stats, dead_letters=int(dead))
 
 
 def _status_stats(perf: PerfStats) -> dict[str, Any] | None:

@@ -52,7 +52,7 @@ async def test_backlog_counts_undelivered_and_in_flight_tasks(bus: Bus) -> None:
     assert await backlog(bus, ns, agent) == 0
 
 
-async def test_lag_redis_cannot_compute_falls_back_to_the_stream_length(bus: Bus) -> None:
+async def test_a_deleted_queued_task_leaves_the_backlog_even_where_redis_loses_the_lag(bus: Bus) -> None:
     ns, agent = f"bl-{uuid.uuid4().hex[:6]}", "worker"
     inbox = AgentKeys(ns, agent).inbox
     await bus.dispatch_many([Task(id=f"t{i}", kind="echo", input=i, namespace=ns, agent=agent) for i in range(5)])

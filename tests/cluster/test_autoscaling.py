@@ -121,6 +121,15 @@ def settled(cluster: ClusterHandle, ns: str, name: str, want: int) -> dict[str, 
     return status
 
 
+def hpa_reads(cluster: ClusterHandle, ns: str, name: str, replicas: int) -> None:
+    """Wait until the HPA reports the count it read through the Agent's scale subresource (on its next sync)."""
+    wait_for(
+        f"HPA currentReplicas {replicas}",
+        lambda: (get(cluster, ns, "hpa", name) or {}).get("status", {}).get("currentReplicas") == replicas,
+        HPA_TIMEOUT,
+    )
+
+
 def test_hpa_scales_an_agent_and_the_operator_follows_without_fighting(
     cluster: ClusterHandle, ns: str, operator: Operator
 ) -> None:
@@ -131,12 +140,7 @@ def test_hpa_scales_an_agent_and_the_operator_follows_without_fighting(
 
     apply(cluster, ns, hpa(name, name, min_replicas=3, max_replicas=4))
     settled(cluster, ns, name, 3)
-    # The HPA reports what it read through agents/scale on its next sync.
-    wait_for(
-        "HPA currentReplicas 3",
-        lambda: (get(cluster, ns, "hpa", name) or {}).get("status", {}).get("currentReplicas") == 3,
-        HPA_TIMEOUT,
-    )
+    hpa_reads(cluster, ns, name, 3)
     table = cluster.kubectl("get", "hpa", "-n", ns, name)
     header, row = table.stdout.splitlines()[:2]
     assert header.split()[:6] == ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS"]
@@ -150,11 +154,7 @@ def test_hpa_scales_an_agent_and_the_operator_follows_without_fighting(
 
     apply(cluster, ns, hpa(name, name, min_replicas=1, max_replicas=2))
     settled(cluster, ns, name, 2)
-    wait_for(
-        "HPA currentReplicas 2",
-        lambda: (get(cluster, ns, "hpa", name) or {}).get("status", {}).get("currentReplicas") == 2,
-        HPA_TIMEOUT,
-    )
+    hpa_reads(cluster, ns, name, 2)
     hold(cluster, ns, name, 2, resync_seconds(operator) + 5)
     assert rescales(cluster, ns, name) == {"New size: 3": 1, "New size: 2": 1}
     assert operator.alive()

@@ -299,7 +299,7 @@ class PodWorker:
             run = Running(proc, time.monotonic())
             self.running[c["name"]] = run
             state.state, state.reason, state.message, state.exit_code = "running", None, None, None
-            state.started_at, state.finished_at, state.started, state.pid = now(), None, True, proc.pid
+            state.started_at, state.finished_at, state.pid = now(), None, proc.pid
             # With a startup probe the container is neither started nor ready until that probe says so.
             state.started = c.get("startupProbe") is None
             state.ready = state.started and c.get("readinessProbe") is None and c["name"] in self.states

@@ -21,7 +21,6 @@ from typing import Any
 from bench import bus, orchestration
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("bus", "orchestration")
 
 
 def context(quick: bool) -> dict[str, Any]:
@@ -43,6 +42,7 @@ def run_orchestration(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, 
 
 
 RUNNERS = {"bus": run_bus, "orchestration": run_orchestration}
+BENCHMARKS = tuple(RUNNERS)
 
 
 def main(argv: list[str] | None = None) -> int:

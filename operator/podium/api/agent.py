@@ -169,7 +169,8 @@ class Retry(Model):
     """Retries on this agent after a task's first attempt fails, so the agent gets at most limit + 1 attempts;
     0 means a single attempt. An attempt fails on an error, on a timeout, or when a pipeline stage's validate
     schema rejects its output. With its attempts used up (or its circuit breaker open) the task goes to the next
-    suitable agent, where that agent's own limit applies, and fails once none is left. A pipeline stage's retries
+    agent that may do it (another agent of the role or capability, a fallback), where that agent's own limit
+    applies, and fails once none is left. A pipeline stage's retries
     replaces this limit for that stage; market bids are never retried. Every attempt counts against the
     orchestration's limits.maxTasks."""
     backoff: Backoff = Field(default_factory=Backoff)

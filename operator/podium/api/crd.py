@@ -14,7 +14,8 @@ from podium.api.orchestration import Orchestration
 from podium.api.schema import Schema, model_schema, models_in, prose
 from podium.api.team import Team
 
-# The fields every Kubernetes object has, described as the built-in kinds describe them.
+# The fields every Kubernetes object has, described as the built-in kinds describe them. The API server refuses
+# anything but name/generateName restrictions under metadata and publishes its own ObjectMeta (described) there.
 OBJECT_FIELDS: dict[str, Schema] = {
     "apiVersion": {
         "type": "string",
@@ -24,11 +25,7 @@ OBJECT_FIELDS: dict[str, Schema] = {
         "type": "string",
         "description": "The REST resource this object represents, in CamelCase.",
     },
-    "metadata": {
-        "type": "object",
-        "description": "Standard object metadata: name, namespace, labels, annotations, ... "
-        "(kubectl explain pod.metadata lists them).",
-    },
+    "metadata": {"type": "object"},
 }
 
 

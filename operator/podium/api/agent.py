@@ -21,57 +21,112 @@ from podium.api.common import (
 
 
 class Capability(Model):
+    """A skill of the agent and how good it is at it."""
+
     name: CapabilityName
-    level: float = Field(default=1.0, ge=0.0, le=1.0, description="proficiency in [0, 1]")
+    """The skill, e.g. `python` or `security` (lowercase letters, digits, `-`, `_` and `.`). Work aimed at a
+    capability (a pipeline stage's or an eventDriven task's `capability`, the `capabilities` of a centralCommand
+    or market task) goes only to agents that list it."""
+    level: float = Field(default=1.0, ge=0.0, le=1.0)
+    """Proficiency from 0 (none) to 1 (expert). When several agents could take a task, its capability match
+    (the mean level over the capabilities the task needs) weighs 0.5 of an agent's score. An agent with level 0
+    is never chosen by centralCommand or market for tasks that need only this capability."""
 
 
 class CommandBackend(Model):
-    """Runs a program per task: task input as JSON on stdin (or as arguments); JSON or text output."""
+    """Runs a program once per task in the agent's container: the task input goes to its stdin (or its last
+    argument), and its stdout is the output: parsed as JSON when it is JSON, else kept as text. A non-zero exit
+    fails the attempt with the tail of stderr."""
 
-    args: list[str] = Field(min_length=1, description="program and arguments; args[0] must be on PATH")
-    input_mode: Literal["stdin", "args"] = Field(
-        default="stdin", description="stdin: task JSON on stdin; args: task JSON appended as the last argument"
-    )
+    args: list[str] = Field(min_length=1)
+    """The program and its arguments, run without a shell (no globbing, no `$VAR` expansion). `args[0]` must be
+    on the container's PATH or an executable path; if not, the agent exits at start-up with code 1."""
+    input_mode: Literal["stdin", "args"] = "stdin"
+    """How the task input reaches the program. stdin: written to its standard input. args: appended as one last
+    argument, with stdin empty. Either way a string input goes as it is (so linters can read source text) and
+    anything else as JSON."""
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    """Upper limit in seconds for one run of the program; the task's own timeout (resilience.timeoutSeconds)
+    applies when it is lower. Unset: only the task's timeout applies. On timeout the program's whole process group
+    gets SIGTERM, then SIGKILL 2 s later, and the attempt fails with `timed out after Ns`."""
     env: dict[str, str] | None = None
+    """Extra environment variables for the program, added to the agent container's environment.
+    PODIUM_TASK_ID, PODIUM_TASK_KIND, PODIUM_TASK_ATTEMPT and PODIUM_ORCHESTRATION are always set for the task
+    and win over entries of the same name."""
     working_dir: str | None = None
+    """Directory the program starts in. Unset: the agent process's own working directory. A directory that does
+    not exist fails every attempt."""
 
 
 class PythonBackend(Model):
-    """Calls ``module:function`` (sync or async) with the task: the way users write custom agents."""
+    """Calls a Python function in the agent process for each task: the way to write a custom agent."""
 
     entrypoint: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$",
-        description="module:function",
     )
+    """`module:function`, e.g. `mypkg.agents:review`. The module must be importable in the agent image; if
+    not, the agent exits at start-up with code 1. The function receives the task (kind, input, id, meta) and
+    returns the output, or an envelope `{output, quality, tokens, cost}`. An `async def` runs on the agent's event
+    loop and is cancelled on timeout; a plain function runs in a worker thread whose result is dropped on
+    timeout (the thread itself runs on)."""
 
 
 class SecretKeyRef(Model):
+    """One key of a Secret in the Agent's namespace."""
+
     name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
     key: str = Field(min_length=1, max_length=253)
+    """Key in the Secret whose value is used."""
 
 
 class LLMBackend(Model):
-    """An OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM)."""
+    """Sends each task to an OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp,
+    LiteLLM): a system prompt, then a user message made of an instruction for the task's kind and its input. The
+    answer's content is the output (parsed as JSON when it is JSON; a numeric `quality` in it becomes the
+    result's quality), and `usage.total_tokens` counts as the task's tokens."""
 
     model: str = Field(min_length=1)
-    base_url: str = Field(alias="baseURL", pattern=r"^https?://", description="e.g. http://vllm:8000/v1")
+    """Model name sent with every request, e.g. `gpt-4o-mini`, or the name a local server loaded."""
+    base_url: str = Field(alias="baseURL", pattern=r"^https?://")
+    """Base URL of the API, e.g. `http://vllm:8000/v1`; requests go to `<baseURL>/chat/completions` (a URL
+    that already ends in `/chat/completions` is used as it is). An unreachable endpoint or an HTTP status of 400 or
+    more fails the attempt, naming the URL."""
     api_key_secret_ref: SecretKeyRef | None = None
+    """The Secret key that holds the API key, sent as `Authorization: Bearer <key>`. The agent reads the key
+    from its environment variable PODIUM_LLM_API_KEY; the operator does not fill that variable from this
+    reference yet, so also set it in spec.template.env (valueFrom.secretKeyRef). Unset: requests carry no
+    Authorization header (fine for local servers)."""
     system_prompt: str | None = None
+    """System message sent before every task. Unset: no system message."""
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    """Sampling temperature sent with every request; 0 makes answers as repeatable as the server allows."""
     max_tokens: int | None = Field(default=None, ge=1)
+    """Most tokens the model may generate per answer (`max_tokens` of the request). Unset: the server's own
+    limit."""
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    """Upper limit in seconds for one request; the task's own timeout (resilience.timeoutSeconds) applies when
+    it is lower. Unset: only the task's timeout applies."""
 
 
 class HTTPBackend(Model):
-    """POSTs the task as JSON to a URL and takes the JSON answer."""
+    """POSTs each task as JSON (id, kind, input, namespace, agent, orchestration, attempt, meta) to a URL; the
+    JSON answer is the output, or an envelope `{output, quality, tokens, cost}`. An answer that is not JSON, an
+    unreachable URL or a status of 400 or more fails the attempt."""
 
     url: str = Field(pattern=r"^https?://")
+    """Where tasks are posted; must start with `http://` or `https://`."""
     headers: dict[str, str] | None = None
+    """Extra HTTP headers sent with every request, e.g. an Authorization header."""
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    """Upper limit in seconds for one request; the task's own timeout (resilience.timeoutSeconds) applies when
+    it is lower. Unset: only the task's timeout applies."""
 
 
 class Backend(Model):
+    """What does the agent's work: exactly one of command, python, llm or http (the API server checks it).
+    Changing the backend rolls the agent's pods."""
+
     command: CommandBackend | None = None
     python: PythonBackend | None = None
     llm: LLMBackend | None = None
@@ -85,10 +140,18 @@ class Backend(Model):
 
 
 class Backoff(Model):
+    """The wait before each retry on the same agent: it grows by `factor` from `initialSeconds` up to
+    `maxSeconds`, so retry n waits min(maxSeconds, initialSeconds x factor^(n-1)) seconds, less with jitter."""
+
     initial_seconds: float = Field(default=1.0, gt=0, le=3600)
+    """Wait before the first retry, in seconds."""
     factor: float = Field(default=2.0, ge=1.0, le=10.0)
+    """How much each wait grows over the one before; 1 keeps every wait at initialSeconds."""
     max_seconds: float = Field(default=30.0, gt=0, le=86400)
+    """Longest wait, in seconds; must be at least initialSeconds (the API server checks it)."""
     jitter: bool = True
+    """True: each wait is drawn at random between half the computed wait and all of it, so the retries of many
+    tasks spread out. False: exactly the computed wait."""
 
     rules = (
         Rule(
@@ -100,37 +163,81 @@ class Backoff(Model):
 
 
 class Retry(Model):
-    limit: int = Field(default=3, ge=0, le=20, description="retries after the first attempt")
+    """How often a failed task is tried again on this agent before the next suitable agent gets it."""
+
+    limit: int = Field(default=3, ge=0, le=20)
+    """Retries on this agent after a task's first attempt fails, so the agent gets at most limit + 1 attempts;
+    0 means a single attempt. An attempt fails on an error, on a timeout, or when a pipeline stage's validate
+    schema rejects its output. With its attempts used up (or its circuit breaker open) the task goes to the next
+    agent that may do it (another agent of the role or capability, a fallback), where that agent's own limit
+    applies, and fails once none is left. A pipeline stage's retries
+    replaces this limit for that stage; market bids are never retried. Every attempt counts against the
+    orchestration's limits.maxTasks."""
     backoff: Backoff = Field(default_factory=Backoff)
 
 
 class CircuitBreaker(Model):
+    """Stops sending work to an agent that keeps failing, then tests its recovery. These settings drive two
+    breakers: the engine's, fed by task attempts and checked before every dispatch (an open breaker sends the
+    task to the next suitable agent), and the operator's, fed by replica failures and shown in status.breaker
+    (open or half-open: phase Degraded, condition Degraded reason BreakerOpen or BreakerHalfOpen)."""
+
     failure_threshold: int = Field(default=5, ge=1, le=1000)
+    """Failures that open a breaker. Engine: failed attempts in a row (errors and timeouts; a success resets the
+    count, outputs rejected by validation do not count). Operator: replica restarts after a lost heartbeat and
+    container crashes, where each healthy health round forgives one past failure, so slow flapping still opens
+    it. 1 opens on the first failure."""
     recovery_timeout_seconds: int = Field(default=60, ge=1, le=86400)
+    """Seconds an open breaker waits before letting work through again. Engine: the first task after that is a
+    single probe (no other task goes to the agent meanwhile); its success closes the breaker, its failure opens
+    it for another full timeout, and a probe that never reports frees the breaker after one more timeout.
+    Operator: after this time the breaker goes half-open; a health round with every replica ready closes it, and
+    another failure opens it again."""
 
 
 class Resilience(Model):
-    timeout_seconds: int = Field(default=120, ge=1, le=86400, description="per-task timeout")
+    """Timeouts, retries and circuit breaking for this agent's tasks."""
+
+    timeout_seconds: int = Field(default=120, ge=1, le=86400)
+    """How long one attempt at a task may run, in seconds. The replica stops the work then (a backend's own
+    timeoutSeconds may stop it earlier) and reports `timed out after Ns`; the engine waits 5 s longer for that
+    report, then counts the attempt as failed. The agent pods' terminationGracePeriodSeconds is this plus 5 s
+    (at least 30, at most 3600), and a market bid without a time estimate is taken to need this long."""
     retry: Retry = Field(default_factory=Retry)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
 
 class Pricing(Model):
-    per_task: float = Field(default=0.0, ge=0.0, description="basis for market bids and cost accounting")
+    """What the agent's work costs: each task's cost, counted against an orchestration's limits.maxCost, and
+    the agent's price in market auctions. Any currency unit, as long as limits.maxCost uses the same one."""
+
+    per_task: float = Field(default=0.0, ge=0.0)
+    """Price of one task attempt, and the price the agent bids in market auctions (bids themselves are free).
+    A backend that reports a cost of its own replaces perTask + tokens for that task."""
     per_1k_tokens: float = Field(default=0.0, ge=0.0, alias="per1kTokens")
+    """Price per 1000 tokens the backend reports (the llm backend reports the model's usage), added to perTask.
+    0: tokens are still counted against limits.maxTokens but cost nothing."""
 
 
 class Autoscaling(Model):
-    """The operator's built-in scaler: replicas follow the inbox backlog, down to zero if minReplicas is 0."""
+    """The operator's built-in autoscaler: replicas follow the inbox backlog (tasks waiting plus in flight),
+    read every health round (PODIUM_HEALTH_INTERVAL_SECONDS). It scales up at once and down only after
+    scaleDownDelaySeconds, by patching spec.replicas through the scale subresource (Events ScaledUp, ScaledDown).
+    While it is set the autoscaler owns spec.replicas: do not also point an HPA or KEDA at the Agent, and in
+    maintenance it leaves the count alone. Remove it to hand spec.replicas back."""
 
-    min_replicas: int = Field(default=1, ge=0, le=1000, description="floor; 0 lets an idle agent scale to zero")
-    max_replicas: int = Field(ge=1, le=1000, description="ceiling")
-    target_backlog_per_replica: int = Field(
-        default=10, ge=1, le=1_000_000, description="undelivered + in-flight tasks one replica should carry"
-    )
-    scale_down_delay_seconds: int = Field(
-        default=120, ge=0, le=86400, description="a lower recommendation must hold this long before scaling down"
-    )
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    """Fewest replicas. 0 lets an idle Agent run no pods: its first queued task wakes it, since any backlog gets
+    at least one replica."""
+    max_replicas: int = Field(ge=1, le=1000)
+    """Most replicas; at least minReplicas (the API server checks it)."""
+    target_backlog_per_replica: int = Field(default=10, ge=1, le=1_000_000)
+    """Backlog one replica should carry: the autoscaler wants ceil(backlog / this) replicas, within minReplicas
+    and maxReplicas. A value above concurrency leaves tasks waiting in the inbox even at full scale."""
+    scale_down_delay_seconds: int = Field(default=120, ge=0, le=86400)
+    """How long a lower recommendation must hold before replicas go down: the count falls only to the highest
+    recommendation seen within this window, so a backlog that drains for a moment does not make replicas flap.
+    0 scales down at once. After an operator restart its last decision counts as just made."""
 
     rules = (
         Rule(
@@ -142,24 +249,45 @@ class Autoscaling(Model):
 
 
 class AgentSpec(Model):
-    """An Agent: a specialised AI agent run as `podium agent` replicas that consume its task inbox."""
+    """What the agent is and how it runs: its role and capabilities, the backend that does its work, how many
+    replicas, and how its tasks are retried, priced and ranked."""
 
     role: RoleName
+    """What the agent does, e.g. `researcher` or `reviewer` (lowercase letters, digits, `-`, `_` and `.`).
+    Orchestrations pick agents by role (a stage's or task's `role`, the hierarchical research, analysis and
+    synthesis roles, the swarm's explorer and evaluator roles), and planners see it in their roster."""
     description: str | None = Field(default=None, max_length=4096)
+    """What the agent is for, in words for people; Podium does not act on it."""
     capabilities: list[Capability] = Field(default_factory=list, max_length=64)
+    """What the agent is good at, each with a level; names must be unique. Empty: the agent can still be chosen
+    by name or role, but not for work that asks for a capability."""
     backend: Backend
     replicas: int = Field(default=1, ge=0, le=1000)
-    concurrency: int = Field(default=4, ge=1, le=1024, description="in-flight tasks per replica")
+    """Number of `podium agent` pods; they all consume the Agent's one inbox. 0 runs no pods: the Agent is Ready
+    (reason ScaledToZero) and its tasks wait in the inbox until it scales up. This is the scale subresource, so
+    `kubectl scale` and an HPA set it; with autoscaling set, the operator's autoscaler does."""
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    """Tasks one replica runs at the same time; a replica takes no more from the inbox than it can start.
+    status.load is in-flight tasks over concurrency x replicas, and the Agent shows Busy from 0.8."""
     priority: Priority = Priority.important
     pricing: Pricing = Field(default_factory=Pricing)
     resilience: Resilience = Field(default_factory=Resilience)
-    maintenance: bool = Field(default=False, description="drain: finish in-flight work, accept nothing new")
-    template: dict[str, Any] | None = Field(
-        default=None, description="pod template overrides: image, resources, env, nodeSelector, ..."
-    )
-    autoscaling: Autoscaling | None = Field(
-        default=None, description="scale on inbox backlog; when set, the operator owns spec.replicas"
-    )
+    maintenance: bool = False
+    """Drain the agent without deleting it: each replica finishes its in-flight tasks, takes no new ones and
+    fails /readyz, while new tasks wait in the inbox. Phase Maintenance; pods are not restarted, and the
+    autoscaler leaves replicas alone. False resumes the work."""
+    template: dict[str, Any] | None = None
+    """Overrides for the agent pods, in the Kubernetes Pod and Container shapes. Container: image,
+    imagePullPolicy, resources, env (merged by name; PODIUM_AGENT_NAME, PODIUM_NAMESPACE, PODIUM_REDIS_USERNAME
+    and PODIUM_REDIS_PASSWORD cannot be overridden), envFrom, volumeMounts (added), command, args, workingDir. Pod:
+    nodeSelector, tolerations, affinity, serviceAccountName, priorityClassName, imagePullSecrets, volumes (added),
+    topologySpreadConstraints, terminationGracePeriodSeconds, runtimeClassName. Metadata: labels and annotations
+    (merged; the operator's own keys win). Any other key is refused: phase Error, condition Ready reason
+    InvalidSpec naming it, while the last valid Deployment keeps running. Unset: the operator's agent image and
+    defaults."""
+    autoscaling: Autoscaling | None = None
+    """Turns on the built-in backlog autoscaler. Unset: replicas stays where the manifest, `kubectl scale` or an
+    HPA put it."""
 
     rules = (unique_names("capabilities"),)
 
@@ -168,6 +296,18 @@ class AgentSpec(Model):
 
 
 class AgentPhase(StrEnum):
+    """Where the Agent is, the first that applies:
+
+    - Terminating: being deleted.
+    - Error: the spec cannot be applied (message says why); the last valid workload keeps running.
+    - Maintenance: spec.maintenance is true; replicas drain.
+    - Degraded: the breaker is not closed, a replica crashed or lost its heartbeat (until every replica is ready
+      again), or every replica was lost after having been up.
+    - Initializing: no replica has become ready yet.
+    - Busy: load is 0.8 or more.
+    - Ready: serving; also at 0 replicas, with tasks waiting in the inbox.
+    """
+
     initializing = "Initializing"
     ready = "Ready"
     busy = "Busy"
@@ -178,43 +318,86 @@ class AgentPhase(StrEnum):
 
 
 class BreakerState(StrEnum):
+    """closed: work flows. open: failures reached failureThreshold; work is held back until
+    recoveryTimeoutSeconds have passed. halfOpen: testing whether the agent has recovered."""
+
     closed = "closed"
     open = "open"
     half_open = "halfOpen"
 
 
 class AgentStats(Model):
+    """The agent's track record over every orchestration in its namespace, kept by the engine in Redis and
+    copied here each health round; absent until the agent has run a task. Counts are per attempt: a task tried
+    three times counts three times."""
+
     tasks_completed: int = 0
+    """Attempts that succeeded."""
     tasks_failed: int = 0
+    """Attempts that failed: errors, timeouts and outputs rejected by validation."""
     success_rate: float | None = None
+    """tasksCompleted / (tasksCompleted + tasksFailed), from 0 to 1."""
     average_latency_seconds: float | None = None
+    """Mean duration of an attempt in seconds, as the replicas measured it; an attempt that never reported (the
+    engine gave up waiting) counts as 0."""
     average_quality: float | None = None
+    """Mean quality, from 0 to 1, of the successful attempts that reported one (a backend's `quality`, or a
+    `quality` number in an llm answer); absent while none has."""
     recent_failures: int = 0
+    """Failed attempts among the last 10."""
     recommendation: str | None = None
+    """A one-line verdict: `no data yet`; `unstable: ...` when 5 or more of the last 10 attempts failed;
+    `unreliable: ...` when the success rate is under 80% after 5 or more attempts; `low quality: ...` when the
+    average quality is under 0.5; else `healthy`."""
 
 
 class AutoscalingStatus(Model):
-    backlog: int = Field(default=0, ge=0, description="undelivered + in-flight tasks in the inbox")
-    desired_replicas: int = Field(default=0, ge=0, description="the autoscaler's current recommendation")
-    last_scale_time: str | None = Field(default=None, description="RFC 3339 time the autoscaler last scaled")
+    """What the built-in autoscaler saw and decided in its last round; present while spec.autoscaling is set."""
+
+    backlog: int = Field(default=0, ge=0)
+    """Tasks in the inbox at the last round: waiting plus in flight."""
+    desired_replicas: int = Field(default=0, ge=0)
+    """The replicas the autoscaler decided on, which it wrote to spec.replicas."""
+    last_scale_time: str | None = None
+    """When the autoscaler last changed spec.replicas (RFC 3339); absent until it first does."""
 
 
 class AgentStatus(Model):
+    """What the operator observes of the Agent, refreshed every health round (PODIUM_HEALTH_INTERVAL_SECONDS)
+    and written only when something changed."""
+
     phase: AgentPhase | None = None
     replicas: int = 0
+    """Pods the Agent's Deployment has now; the scale subresource's status replicas, which an HPA reads."""
     ready_replicas: int = 0
-    ready: str | None = Field(default=None, description="readyReplicas/replicas, for kubectl get")
+    """Pods that pass /readyz: Redis reachable, backend started, neither draining nor in maintenance."""
+    ready: str | None = None
+    """Ready pods over desired pods, e.g. `2/3`, as `kubectl get` shows it."""
     selector: str | None = None
-    load: float | None = Field(default=None, description="in-flight tasks / capacity, across replicas")
+    """Label selector of the Agent's pods (`podium.dev/agent=<name>`), published through the scale
+    subresource so an HPA can find the pods to measure."""
+    load: float | None = None
+    """In-flight tasks over capacity (concurrency x replicas that heartbeat), from 0 (idle) to 1 (full). 0 with
+    no replicas; absent while no replica heartbeats."""
     breaker: BreakerState | None = None
+    """The operator's circuit breaker over replica failures (see spec.resilience.circuitBreaker)."""
     stats: AgentStats | None = None
     message: str | None = None
+    """Why the Agent is not fine, in one line: the spec error in phase Error, else the message of the Degraded
+    condition; absent when all is well."""
     conditions: list[Condition] | None = None
+    """Ready, Available and Degraded; e.g. Ready reason ScaledToZero, Degraded reason HeartbeatLost or
+    BreakerOpen."""
     observed_generation: int | None = None
+    """The metadata.generation this status was computed for; older than the Agent's generation while a change
+    has not been reconciled yet."""
     autoscaling: AutoscalingStatus | None = None
 
 
 class Agent(Resource):
+    """An Agent: one specialised AI agent (a role, capabilities and a backend that does the work), run by the
+    operator as a Deployment of `podium agent` replicas that consume the Agent's task inbox in Redis."""
+
     kind: Literal["Agent"] = "Agent"
     spec: AgentSpec
     status: AgentStatus | None = None

@@ -41,7 +41,11 @@ class Rule:
 
 
 class Model(BaseModel):
-    """camelCase on the wire, snake_case in Python; unknown fields are an error, as in a structural CRD."""
+    """camelCase on the wire, snake_case in Python; unknown fields are an error, as in a structural CRD.
+
+    Each field's docstring (the string literal under it) is its description in the CRD, which ``kubectl explain``
+    shows; ``tests/unit/api/test_descriptions.py`` fails on any CRD field without one (docs/api.md).
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -49,6 +53,7 @@ class Model(BaseModel):
         extra="forbid",
         use_enum_values=True,
         validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     rules: ClassVar[tuple[Rule, ...]] = ()
@@ -77,6 +82,15 @@ def exactly_one(*fields: str) -> Rule:
 
 
 class Priority(StrEnum):
+    """What losing this agent's work means for an orchestration:
+
+    - `critical`: a step that no agent could finish fails the whole run, and a Team with a critical member that
+      is not Ready or Busy is not Ready (reason CriticalMemberDown).
+    - `important`: a lost step degrades the run instead: it goes on without that piece and ends marked degraded.
+      A member that is down makes its Team Degraded.
+    - `optional`: treated like important today; it marks work the result can do without.
+    """
+
     critical = "critical"
     important = "important"
     optional = "optional"
@@ -89,25 +103,44 @@ ConditionStatus = Literal["True", "False", "Unknown"]
 
 
 class Condition(Model):
-    """A status condition as the Kubernetes API conventions describe it."""
+    """One aspect of the object's state, as the Kubernetes API conventions describe conditions."""
 
     type: str = Field(max_length=316, pattern=CONDITION_TYPE_PATTERN)
+    """Which aspect this condition is about, e.g. Ready or Degraded; at most one condition per type."""
     status: ConditionStatus
+    """Whether the condition holds: True, False or Unknown."""
     reason: str = Field(max_length=1024, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
+    """Why the status is what it is, as one CamelCase word that tools and alerts can match on."""
     message: str = Field(default="", max_length=32768)
-    last_transition_time: str = Field(description="RFC 3339 time of the last status change")
+    """Details for people; may be empty."""
+    last_transition_time: str
+    """When the status last changed (RFC 3339). A new reason or message alone does not move it."""
     observed_generation: int | None = Field(default=None, ge=0)
+    """The metadata.generation of the spec this condition was computed for; older than the object's generation
+    while a change has not been reconciled yet."""
 
 
 class LabelSelectorRequirement(Model):
+    """One requirement on an Agent's labels: a key, an operator and, for In and NotIn, values."""
+
     key: str
+    """The label key the requirement is about."""
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    """In: the label is present with one of values. NotIn: the label is absent or has none of values. Exists:
+    the label is present, whatever its value. DoesNotExist: the label is absent."""
     values: list[str] | None = None
+    """Label values for In and NotIn; ignored by Exists and DoesNotExist. In with no values matches nothing;
+    NotIn with no values matches every Agent."""
 
 
 class LabelSelector(Model):
+    """Selects Agents by their labels, as Kubernetes label selectors do: an Agent matches when it has every
+    matchLabels entry and meets every matchExpressions requirement. At least one of the two must be given."""
+
     match_labels: dict[str, str] | None = None
+    """Labels an Agent must carry, each with exactly this value."""
     match_expressions: list[LabelSelectorRequirement] | None = None
+    """Requirements an Agent's labels must all meet."""
 
     rules = (
         Rule(

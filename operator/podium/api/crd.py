@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
-from podium.api.agent import AgentSpec, AgentStatus
-from podium.api.common import GROUP, VERSION
-from podium.api.orchestration import OrchestrationSpec, OrchestrationStatus
-from podium.api.schema import Schema, model_schema
-from podium.api.team import TeamSpec, TeamStatus
+from podium.api.agent import Agent
+from podium.api.common import GROUP, VERSION, Resource
+from podium.api.orchestration import Orchestration
+from podium.api.schema import Schema, model_schema, models_in, prose
+from podium.api.team import Team
+
+# The fields every Kubernetes object has, described as the built-in kinds describe them. The API server refuses
+# anything but name/generateName restrictions under metadata and publishes its own ObjectMeta (described) there.
+OBJECT_FIELDS: dict[str, Schema] = {
+    "apiVersion": {
+        "type": "string",
+        "description": "The versioned schema of this representation of an object: podium.dev/v1alpha1.",
+    },
+    "kind": {
+        "type": "string",
+        "description": "The REST resource this object represents, in CamelCase.",
+    },
+    "metadata": {"type": "object"},
+}
 
 
 @dataclass(frozen=True)
@@ -36,14 +51,28 @@ AGE = Column("Age", ".metadata.creationTimestamp", "date")
 
 @dataclass(frozen=True)
 class Kind:
-    kind: str
+    resource: type[Resource]
     plural: str
     short_names: tuple[str, ...]
-    spec: type[BaseModel]
-    status: type[BaseModel]
     columns: tuple[Column, ...]
     scale: bool = False
     extra_subresources: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.resource.model_fields["kind"].default)
+
+    @property
+    def spec(self) -> type[BaseModel]:
+        return self._model("spec")
+
+    @property
+    def status(self) -> type[BaseModel]:
+        return self._model("status")
+
+    def _model(self, name: str) -> type[BaseModel]:
+        (model,) = models_in(self.resource.model_fields[name].annotation)
+        return model
 
     @property
     def name(self) -> str:
@@ -56,11 +85,9 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind(
-        kind="Agent",
+        resource=Agent,
         plural="agents",
         short_names=("ag",),
-        spec=AgentSpec,
-        status=AgentStatus,
         scale=True,
         columns=(
             Column("Role", ".spec.role"),
@@ -73,11 +100,9 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        kind="Team",
+        resource=Team,
         plural="teams",
         short_names=("tm",),
-        spec=TeamSpec,
-        status=TeamStatus,
         columns=(
             Column("Ready", ".status.ready", description="ready members / members"),
             Column("Degraded", ".status.degraded", "boolean"),
@@ -86,11 +111,9 @@ KINDS: tuple[Kind, ...] = (
         ),
     ),
     Kind(
-        kind="Orchestration",
+        resource=Orchestration,
         plural="orchestrations",
         short_names=("orch",),
-        spec=OrchestrationSpec,
-        status=OrchestrationStatus,
         columns=(
             Column("Strategy", ".spec.strategy"),
             Column("Phase", ".status.phase"),
@@ -146,12 +169,10 @@ def crd(kind: Kind) -> dict[str, Any]:
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": (kind.spec.__doc__ or kind.kind).strip().splitlines()[0],
+                            "description": prose(kind.resource.__doc__ or kind.kind),
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                **copy.deepcopy(OBJECT_FIELDS),
                                 "spec": model_schema(kind.spec),
                                 "status": _status_schema(kind.status),
                             },

@@ -10,33 +10,61 @@ from podium.api.common import AgentName, Condition, LabelSelector, Model, Resour
 
 
 class TeamMember(Model):
+    """One entry of the member list: exactly one of agent (a name) or selector (labels)."""
+
     agent: AgentName | None = None
+    """Name of an Agent in the Team's namespace. If it does not exist it is listed in status.missing and the
+    Team is Degraded (condition MembersResolved reason AgentNotFound) until it is created."""
     selector: LabelSelector | None = None
+    """Every Agent of the namespace whose labels match is a member, including Agents created later (members
+    are resolved again on every Team change and every 5 s). Matching nothing is not an error."""
 
     rules = (exactly_one("agent", "selector"),)
 
 
 class TeamSpec(Model):
-    """A Team: Agents that work together, named or selected by labels, with an optional lead."""
+    """Who is in the Team and who leads it."""
 
     description: str | None = Field(default=None, max_length=4096)
-    lead: AgentName | None = Field(default=None, description="Agent that leads: plans and integrates")
+    """What the team is for, in words for people; Podium does not act on it."""
+    lead: AgentName | None = None
+    """Agent that leads the Team; it counts as a member. Strategies fall back to the lead of the orchestration's
+    team where the spec names no agent: the hierarchical coordinator and a team's synthesiser, the
+    centralCommand planner. A lead that does not exist is listed in status.missing."""
     members: list[TeamMember] = Field(min_length=1, max_length=256)
+    """Member entries, by name or selector; an Agent named or matched more than once counts once."""
 
 
 class TeamStatus(Model):
-    members: list[str] | None = Field(default=None, description="resolved member Agent names")
+    """Membership and readiness as the operator last resolved them."""
+
+    members: list[str] | None = None
+    """Names of the member Agents that exist (named, selected and the lead), each once."""
     member_count: int = 0
+    """How many names members holds."""
     ready_members: int = 0
-    ready: str | None = Field(default=None, description="readyMembers/memberCount, for kubectl get")
-    missing: list[str] | None = Field(default=None, description="named members that do not exist")
+    """Members in phase Ready or Busy."""
+    ready: str | None = None
+    """readyMembers/memberCount, e.g. `3/4`, as `kubectl get` shows it."""
+    missing: list[str] | None = None
+    """Names in the spec (members or lead) with no Agent in the namespace."""
     degraded: bool = False
+    """True when a member is not Ready or Busy, or a named Agent is missing."""
     message: str | None = None
+    """Why the Team is not fine, in one line; absent when it is."""
     conditions: list[Condition] | None = None
+    """MembersResolved (False, reason AgentNotFound, while named Agents are missing), Ready (False, reason
+    CriticalMemberDown when a critical member is down, NoMembers when nothing matches) and Degraded (reason
+    MembersDown or MembersMissing)."""
     observed_generation: int | None = None
+    """The metadata.generation this status was computed for."""
 
 
 class Team(Resource):
+    """A Team: Agents that work together, named or selected by labels, with an optional lead. An Orchestration
+    uses a Team as the set of agents it may use (spec.team), and the hierarchical strategy hands each of its teams
+    a part of the work."""
+
     kind: Literal["Team"] = "Team"
     spec: TeamSpec
     status: TeamStatus | None = None

@@ -29,10 +29,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.connection import connect
-from podium.engine.consumer import DEFAULT_LEASE_SECONDS
-from podium.engine.messages import Task
+from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect
+from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS
+from podium.dataplane.messages import Task
 from podium.localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,9 +27,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
-from podium.engine.bus import Bus
+from podium.dataplane.bus import Bus
+from podium.dataplane.messages import Result, Task
 from podium.engine.directory import AgentDirectory, AgentInfo
-from podium.engine.messages import Result, Task
 from podium.engine.runner import run_orchestration
 from podium.localcluster.redis_server import RedisServer
 

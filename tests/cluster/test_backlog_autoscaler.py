@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from podium.engine.messages import Result
+from podium.dataplane.messages import Result
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle

@@ -27,9 +27,9 @@ import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
-from podium.engine.bus import Bus
-from podium.engine.keys import GROUP, AgentKeys
-from podium.engine.messages import Result, Task
+from podium.dataplane.bus import Bus
+from podium.dataplane.keys import GROUP, AgentKeys
+from podium.dataplane.messages import Result, Task
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from podium.engine.keys import GROUP, AgentKeys
+from podium.dataplane.keys import GROUP, AgentKeys
 from podium.localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle

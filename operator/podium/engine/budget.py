@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from podium.api.orchestration import Limits
-from podium.engine.redisutil import text
+from podium.dataplane.redisutil import text
 
 
 class BudgetExceeded(Exception):

@@ -13,7 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from podium.engine.redisutil import text
+from podium.dataplane.redisutil import text
 
 DISPATCHED = "dispatched"
 DONE = "done"

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from podium.api.agent import Backoff, CircuitBreaker
-from podium.engine.redisutil import watched_update
+from podium.dataplane.redisutil import watched_update
 
 CLOSED = "closed"
 OPEN = "open"

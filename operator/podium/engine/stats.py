@@ -13,7 +13,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from podium.engine.redisutil import text, watched_update
+from podium.dataplane.redisutil import text, watched_update
 
 RECENT = 10  # outcomes remembered for "recent failures"
 REPUTATION_ALPHA = 0.3  # weight of the newest outcome in the reputation's moving average

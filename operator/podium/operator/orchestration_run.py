@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.validation import explain
-from podium.engine.bus import Bus
+from podium.dataplane.bus import Bus
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
 from podium.metrics import operator as metrics

@@ -11,8 +11,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from podium.dataplane.keys import OrchestrationKeys
 from podium.engine.journal import Entry, journal_key
-from podium.engine.keys import OrchestrationKeys
 
 REF_PREFIX = "redis:"
 

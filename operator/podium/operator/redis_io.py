@@ -1,6 +1,6 @@
 """What the operator reads and writes in Redis: agents' ACL users, heartbeats, backlog and stats.
 
-Each agent's replicas log in as their own ACL user, limited by `podium.engine.keys.agent_acl_rules` to that
+Each agent's replicas log in as their own ACL user, limited by `podium.dataplane.keys.agent_acl_rules` to that
 agent's keys. The operator re-applies the user on every full reconcile: `ACL SETUSER ... reset` is idempotent,
 and re-applying restores users lost when a Redis without an ACL file restarts.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.engine.keys import AgentKeys, agent_acl_rules
-from podium.engine.redisutil import text
+from podium.dataplane.keys import AgentKeys, agent_acl_rules
+from podium.dataplane.redisutil import text
 from podium.engine.stats import PerfStats, StatsStore, parse_stats
 from podium.operator.children import redis_username
 from podium.operator.health import Heartbeat
@@ -55,7 +55,7 @@ async def redis_now(r: aioredis.Redis) -> float:
 
 
 def parse_heartbeats(raw: dict[Any, Any]) -> list[Heartbeat]:
-    """Entries are ``load in_flight last_seen_ms lease_ms`` (see podium.engine.scripts.HEARTBEAT)."""
+    """Entries are ``load in_flight last_seen_ms lease_ms`` (see podium.dataplane.scripts.HEARTBEAT)."""
     out = []
     for replica, value in raw.items():
         parts = text(value).split()

@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from podium.engine.bus import Bus
+from podium.dataplane.bus import Bus
 from podium.localcluster.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.consumer import InboxConsumer
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import Result, Task
+from podium.dataplane.bus import Bus
+from podium.dataplane.consumer import InboxConsumer
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import Result, Task
 from podium.localcluster.redis_server import RedisServer
 from podium.operator import redis_io
 

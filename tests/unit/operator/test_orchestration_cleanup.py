@@ -9,9 +9,9 @@ from dataclasses import asdict
 import pytest
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
+from podium.dataplane.bus import Bus
+from podium.dataplane.messages import Task
 from podium.engine.journal import Entry, Journal
-from podium.engine.messages import Task
 from podium.operator import orchestration_run
 from podium.operator import orchestration_store as store
 

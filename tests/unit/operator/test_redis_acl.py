@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from podium.engine.keys import AgentKeys
+from podium.dataplane.keys import AgentKeys
 from podium.localcluster.redis_server import RedisServer
 from podium.operator import redis_io
 from podium.operator.children import redis_username

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 import redis.asyncio as aioredis
 
-from podium.engine.connection import connect
+from podium.dataplane.connection import connect
 from podium.operator import runtime
 from podium.operator import settings as operator_settings
 from podium.operator.agents import AgentReconciler

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podium.engine.conflicts import (
+from podium.dataplane.conflicts import (
     Proposal,
     Write,
     check_strategy,

@@ -1,6 +1,6 @@
 """Pure conflict logic for shared state: pick a winner, three-way merge JSON objects, tally consensus votes.
 
-No I/O here: `podium.engine.state` reads the candidates from Redis, calls these functions, and writes the outcome.
+No I/O here: `podium.dataplane.state` reads the candidates from Redis, calls these functions, and writes the outcome.
 """
 
 from __future__ import annotations

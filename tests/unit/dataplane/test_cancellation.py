@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from podium.engine.cancellation import cancelled_result, is_cancelled, member
-from podium.engine.keys import agent_acl_rules
-from podium.engine.messages import Task
+from podium.dataplane.cancellation import cancelled_result, is_cancelled, member
+from podium.dataplane.keys import agent_acl_rules
+from podium.dataplane.messages import Task
 
 
 def task(orch: str, uid: object = "u1") -> Task:

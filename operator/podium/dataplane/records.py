@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from podium.engine.messages import Task
+from podium.dataplane.messages import Task
 
 
 @dataclass

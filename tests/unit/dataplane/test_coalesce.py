@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from podium.engine.coalesce import Coalescer
+from podium.dataplane.coalesce import Coalescer
 
 
 class Recorder:

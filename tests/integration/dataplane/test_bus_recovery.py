@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus, Delivery, InboxConsumer
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import Result, Task
+from podium.dataplane.bus import Bus, Delivery, InboxConsumer
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import Result, Task
 from podium.localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]

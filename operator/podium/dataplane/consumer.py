@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from podium.engine.cancellation import cancelled_result, is_cancelled
-from podium.engine.keys import GROUP, AgentKeys
-from podium.engine.messages import MalformedMessage, Result, Task
-from podium.engine.records import Delivery, fields_of, text
+from podium.dataplane.cancellation import cancelled_result, is_cancelled
+from podium.dataplane.keys import GROUP, AgentKeys
+from podium.dataplane.messages import MalformedMessage, Result, Task
+from podium.dataplane.records import Delivery, fields_of, text
 
 if TYPE_CHECKING:
-    from podium.engine.bus import Bus
+    from podium.dataplane.bus import Bus
 
 
 # Lease expiry plus at most one reclaim interval (lease/4) is how long a dead replica's work waits: 4 s keeps

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.keys import agent_acl_rules
+from podium.dataplane.bus import Bus
+from podium.dataplane.keys import agent_acl_rules
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ multi-key update atomically, also work on Redis Cluster. Layout (prefix `podium:
 - `<prefix>:proposals`  hash  proposal id -> JSON {key, value, writer, at}
 - `<prefix>:votes`      hash  proposal id -> JSON {voter: accept}
 
-Pure conflict logic lives in `podium.engine.conflicts`.
+Pure conflict logic lives in `podium.dataplane.conflicts`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from podium.engine.conflicts import (
+from podium.dataplane.conflicts import (
     Change,
     ChangeKind,
     ConflictResolution,

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podium.engine.keys import AgentKeys, OrchestrationKeys, agent_acl_rules, split_ref
-from podium.engine.messages import MalformedMessage, PayloadTooLarge, Result, Task, TaskKind
+from podium.dataplane.keys import AgentKeys, OrchestrationKeys, agent_acl_rules, split_ref
+from podium.dataplane.messages import MalformedMessage, PayloadTooLarge, Result, Task, TaskKind
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from redis.exceptions import NoPermissionError
 
-from podium.engine import cancellation
-from podium.engine.bus import Bus
-from podium.engine.consumer import InboxConsumer
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import Result, Task
+from podium.dataplane import cancellation
+from podium.dataplane.bus import Bus
+from podium.dataplane.consumer import InboxConsumer
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import Result, Task
 
 
 def task(ns: str, orch: str, i: int, uid: str = "u1", agent: str = "worker") -> Task:

@@ -18,9 +18,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import MalformedMessage, Result, Task
-from podium.engine.records import text
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import MalformedMessage, Result, Task
+from podium.dataplane.records import text
 
 log = logging.getLogger(__name__)
 

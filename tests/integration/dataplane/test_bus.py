@@ -8,9 +8,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
-from podium.engine.bus import Bus, QueueFull
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import PayloadTooLarge, Result, Task
+from podium.dataplane.bus import Bus, QueueFull
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import PayloadTooLarge, Result, Task
 
 
 def task(ns: str, i: int | str, agent: str = "worker", **kw: object) -> Task:

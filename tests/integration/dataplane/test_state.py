@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from podium.engine.conflicts import ConflictResolution, Resolution
-from podium.engine.state import Change, SharedState, SnapshotNotFound, UnknownProposal, VersionConflict
+from podium.dataplane.conflicts import ConflictResolution, Resolution
+from podium.dataplane.state import Change, SharedState, SnapshotNotFound, UnknownProposal, VersionConflict
 
 
 def make(client: aioredis.Redis, resolution: ConflictResolution = "merge", **kw: Any) -> SharedState:
@@ -53,7 +53,7 @@ async def test_concurrent_cas_writers_lose_no_update(redis_url: str) -> None:
 WRITER_PROCESS = """
 import asyncio, sys
 import redis.asyncio as aioredis
-from podium.engine.state import SharedState, VersionConflict
+from podium.dataplane.state import SharedState, VersionConflict
 
 async def main(url, orch, name, k):
     r = aioredis.Redis.from_url(url)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podium.engine.messages import MalformedMessage, Result, Task, encode_json
+from podium.dataplane.messages import MalformedMessage, Result, Task, encode_json
 
 _MISSING = object()
 # For each field: the usual value, values of other types or out of range, and "absent".

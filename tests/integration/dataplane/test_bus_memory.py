@@ -6,9 +6,9 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import Result, Task
+from podium.dataplane.bus import Bus
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import Result, Task
 from podium.localcluster.redis_server import RedisServer
 
 TOTAL, BATCH, MAXLEN = 50_000, 500, 1_000

@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from podium.engine.bus import Bus, QueueFull
-from podium.engine.keys import AgentKeys
-from podium.engine.messages import PayloadTooLarge, Result, Task
+from podium.dataplane.bus import Bus, QueueFull
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import PayloadTooLarge, Result, Task
 
 
 def task(ns: str, i: int, agent: str = "worker", size: int = 0) -> Task:

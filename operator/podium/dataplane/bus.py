@@ -1,7 +1,7 @@
 """The message bus over Redis Streams: task inboxes with results, events, direct messages, history, DLQ.
 
-Key schema in :mod:`podium.engine.keys`, scripts in :mod:`podium.engine.scripts`; the consumer side is
-:class:`podium.engine.consumer.InboxConsumer`. See docs/data-plane.md.
+Key schema in :mod:`podium.dataplane.keys`, scripts in :mod:`podium.dataplane.scripts`; the consumer side is
+:class:`podium.dataplane.consumer.InboxConsumer`. See docs/data-plane.md.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, ResponseError
 
-from podium.engine import cancellation, scripts
-from podium.engine.coalesce import Coalescer
-from podium.engine.consumer import DEFAULT_LEASE_SECONDS, InboxConsumer, reraise_swallowed_cancel
-from podium.engine.keys import GROUP, AgentKeys, OrchestrationKeys
-from podium.engine.messages import PayloadTooLarge, Result, Task, encode_json
-from podium.engine.records import (
+from podium.dataplane import cancellation, scripts
+from podium.dataplane.coalesce import Coalescer
+from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, InboxConsumer, reraise_swallowed_cancel
+from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys
+from podium.dataplane.messages import PayloadTooLarge, Result, Task, encode_json
+from podium.dataplane.records import (
     DeadLetter,
     Delivery,
     Event,
@@ -32,7 +32,7 @@ from podium.engine.records import (
     stream_id_key,
     text,
 )
-from podium.engine.results import ResultFanout, result_key
+from podium.dataplane.results import ResultFanout, result_key
 
 __all__ = [
     "Bus",
@@ -330,7 +330,7 @@ class Bus:
     async def cancel(self, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]:
         """Stop an orchestration's queued tasks on these agents: undelivered ones are deleted (count by agent
         returned), delivered ones are settled by their consumer as cancelled without running. Tasks already
-        handed to a replica's code finish. See :mod:`podium.engine.cancellation`."""
+        handed to a replica's code finish. See :mod:`podium.dataplane.cancellation`."""
         return await cancellation.cancel(self, self.scripts.cancel, orchestration, agents, uid)
 
     async def queue_depth(self, namespace: str, agent: str) -> int:

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.consumer import InboxConsumer
-from podium.engine.messages import Task
+from podium.dataplane.bus import Bus
+from podium.dataplane.consumer import InboxConsumer
+from podium.dataplane.messages import Task
 from podium.localcluster.redis_server import RedisServer
 
 

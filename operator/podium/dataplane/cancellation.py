@@ -1,8 +1,8 @@
 """Cancelling an orchestration's queued tasks: the rules (pure) and the per-agent Redis side.
 
 The operator marks the orchestration in each agent's ``cancelled`` set and deletes its undelivered inbox
-entries (:data:`podium.engine.scripts.CANCEL`, one agent per call). Entries already delivered cannot be taken
-back from a replica, so :class:`podium.engine.consumer.InboxConsumer` checks the set and settles the cancelled
+entries (:data:`podium.dataplane.scripts.CANCEL`, one agent per call). Entries already delivered cannot be taken
+back from a replica, so :class:`podium.dataplane.consumer.InboxConsumer` checks the set and settles the cancelled
 ones with a failed Result instead of handing them out: nothing runs, nothing stays pending, and the bus's
 dedupe marker still records exactly one result per task id + attempt.
 """
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 from redis.commands.core import AsyncScript
 
-from podium.engine.keys import GROUP, AgentKeys, check_name, split_ref
-from podium.engine.messages import Result, Task
+from podium.dataplane.keys import GROUP, AgentKeys, check_name, split_ref
+from podium.dataplane.messages import Result, Task
 
 if TYPE_CHECKING:
-    from podium.engine.bus import Bus
+    from podium.dataplane.bus import Bus
 
 SCAN_BATCH = 1000  # inbox entries one CANCEL call looks at: bounds how long one call holds Redis
 

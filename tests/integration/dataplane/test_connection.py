@@ -1,4 +1,4 @@
-"""Clients from podium.engine.connection.connect(): same bytes on the wire as redis-py, against a real server."""
+"""Clients from podium.dataplane.connection.connect(): same bytes on the wire as redis-py, against a real server."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
-from podium.engine.bus import Bus
-from podium.engine.connection import connect, hiredis_packing
-from podium.engine.messages import Result, Task
+from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect, hiredis_packing
+from podium.dataplane.messages import Result, Task
 
 args_strategy = st.lists(st.text() | st.binary() | st.integers() | st.floats(allow_nan=False), min_size=1, max_size=8)
 

@@ -350,7 +350,7 @@ def test_apply_to_first_dispatch_next_to_the_engine_called_directly(
 
     sys.path.insert(0, str(HERE.parents[1]))
     from bench import orchestration as bench
-    from podium.operator import orchestration_directory as od
+    from podium.operator.orchestrations import directory as od
 
     via_operator = bench.apply_to_first_dispatch(cluster.kubectl, redis_server.url, ns, "researcher", runs=3)
     agents = json.loads(cluster.kubectl("get", "-n", ns, "agents", "-o", "json").stdout)["items"]

@@ -17,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from podium.api.common import GROUP, VERSION
-from podium.operator.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
+from podium.operator.agents.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
 
 FIELD_MANAGER = "podium-operator"
 APPLY = "application/apply-patch+yaml"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from podium.operator.agents import AgentReconciler
+from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube
 from podium.operator.settings import Settings
 

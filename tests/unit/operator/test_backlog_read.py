@@ -13,7 +13,7 @@ from podium.dataplane.consumer import InboxConsumer
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.messages import Result, Task
 from podium.localcluster.redis_server import RedisServer
-from podium.operator import redis_io
+from podium.operator.agents import redis_io
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from podium.api.agent import Agent
-from podium.operator import children
-from podium.operator.children import ChildSettings, TemplateError
+from podium.operator.agents import children
+from podium.operator.agents.children import ChildSettings, TemplateError
 
 SETTINGS = ChildSettings(agent_image="ghcr.io/podium-dev/podium-agent:0.1.0", redis_url="redis://127.0.0.1:6379/0")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from podium.api.agent import BreakerState
-from podium.operator.health import Breaker, HealthReport, Heartbeat, PodView, evaluate, step_breaker
+from podium.operator.agents.health import Breaker, HealthReport, Heartbeat, PodView, evaluate, step_breaker
 
 NOW = 1_000_000.0
 

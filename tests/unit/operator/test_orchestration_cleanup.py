@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from podium.dataplane.bus import Bus
 from podium.dataplane.messages import Task
 from podium.engine.journal import Entry, Journal
-from podium.operator import orchestration_run
-from podium.operator import orchestration_store as store
+from podium.operator.orchestrations import run as orchestration_run
+from podium.operator.orchestrations import store
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from podium.operator import orchestration_store as store
+from podium.operator.orchestrations import store
 
 
 @pytest.fixture

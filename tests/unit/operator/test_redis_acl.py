@@ -10,8 +10,8 @@ from redis.exceptions import AuthenticationError, NoPermissionError
 
 from podium.dataplane.keys import AgentKeys
 from podium.localcluster.redis_server import RedisServer
-from podium.operator import redis_io
-from podium.operator.children import redis_username
+from podium.operator.agents import redis_io
+from podium.operator.agents.children import redis_username
 
 
 @pytest.fixture

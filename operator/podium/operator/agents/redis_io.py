@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 from podium.dataplane.keys import AgentKeys, agent_acl_rules
 from podium.dataplane.redisutil import text
 from podium.engine.stats import PerfStats, StatsStore, parse_stats
-from podium.operator.children import redis_username
-from podium.operator.health import Heartbeat
+from podium.operator.agents.children import redis_username
+from podium.operator.agents.health import Heartbeat
 
 
 def new_password() -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-from podium.operator.handlers import agents, indexes, lifecycle, orchestrations, teams
+from podium.operator import indexes, lifecycle
+from podium.operator.agents import handlers as agents
+from podium.operator.orchestrations import handlers as orchestrations
+from podium.operator.teams import handlers as teams
 
 __all__ = ["agents", "indexes", "lifecycle", "orchestrations", "teams"]

@@ -7,9 +7,8 @@ from typing import Any
 
 import kopf
 
-from podium.metrics import operator as metrics
-from podium.operator import runtime
-from podium.operator.children import short_value
+from podium.operator import metrics, runtime
+from podium.operator.agents.children import short_value
 from podium.operator.settings import current as settings
 
 AGENTS = ("podium.dev", "v1alpha1", "agents")

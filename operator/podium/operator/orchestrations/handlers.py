@@ -12,7 +12,9 @@ from typing import Any
 
 import kopf
 
-from podium.operator import orchestration_directory, orchestration_run, runtime
+from podium.operator import runtime
+from podium.operator.orchestrations import directory as orchestration_directory
+from podium.operator.orchestrations import run as orchestration_run
 
 ORCHESTRATIONS = ("podium.dev", "v1alpha1", "orchestrations")
 Log = logging.Logger | logging.LoggerAdapter[Any]

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.api.agent import AgentPhase, BreakerState
+from podium.operator.agents.health import HealthReport
 from podium.operator.conditions import Cond, merge
-from podium.operator.health import HealthReport
 
 BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
 

@@ -23,12 +23,12 @@ from podium.api.validation import explain
 from podium.dataplane.bus import Bus
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
-from podium.metrics import operator as metrics
-from podium.operator import orchestration_directory as directory_mod
-from podium.operator import orchestration_status as st
-from podium.operator import orchestration_store as store
+from podium.operator import metrics
 from podium.operator.conditions import Cond, merge, now_rfc3339, parse_rfc3339
 from podium.operator.kube import Kube
+from podium.operator.orchestrations import directory as directory_mod
+from podium.operator.orchestrations import status as st
+from podium.operator.orchestrations import store
 
 PLURAL = "orchestrations"
 Runner = Callable[..., Coroutine[Any, Any, RunOutcome]]

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from podium.dataplane.connection import connect
 from podium.operator import runtime
 from podium.operator import settings as operator_settings
-from podium.operator.agents import AgentReconciler
+from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
 
 PREFIX = "podium.dev"

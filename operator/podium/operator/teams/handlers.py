@@ -9,11 +9,11 @@ from pydantic import ValidationError
 
 from podium.api.team import TeamSpec
 from podium.api.validation import explain
-from podium.metrics import operator as metrics
-from podium.operator import runtime, team_status
+from podium.operator import metrics, runtime
 from podium.operator.conditions import Cond, merge
 from podium.operator.settings import current as settings
-from podium.operator.team_status import AgentView
+from podium.operator.teams import status as team_status
+from podium.operator.teams.status import AgentView
 
 TEAMS = ("podium.dev", "v1alpha1", "teams")
 degraded_teams: set[tuple[str, str]] = set()

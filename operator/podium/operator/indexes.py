@@ -6,10 +6,10 @@ from typing import Any
 
 import kopf
 
-from podium.operator.agents import DeploymentView, pod_view
-from podium.operator.children import AGENT_LABEL, MANAGED_BY
-from podium.operator.health import PodView
-from podium.operator.team_status import AgentView
+from podium.operator.agents.children import AGENT_LABEL, MANAGED_BY
+from podium.operator.agents.health import PodView
+from podium.operator.agents.reconcile import DeploymentView, pod_view
+from podium.operator.teams.status import AgentView
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 

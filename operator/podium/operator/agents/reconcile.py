@@ -1,7 +1,7 @@
 """Reconcile one Agent: its children and Redis user (``apply``), then its health and status (``observe``).
 
 Both are level-based: they look at what exists and make it match, so running them again (a timer tick, an
-operator restart, a missed event) is harmless. The kopf glue lives in ``podium.operator.handlers.agents``.
+operator restart, a missed event) is harmless. The kopf glue lives in ``podium.operator.agents.handlers``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from pydantic import ValidationError
 
 from podium.api.agent import Agent, AgentPhase, Autoscaling, BreakerState
 from podium.api.validation import explain
-from podium.metrics import operator as metrics
-from podium.operator import agent_status, autoscale, children, redis_io
-from podium.operator.agent_status import Observed
-from podium.operator.children import ChildSettings, TemplateError
+from podium.operator import metrics
+from podium.operator.agents import autoscale, children, redis_io
+from podium.operator.agents import status as agent_status
+from podium.operator.agents.children import ChildSettings, TemplateError
+from podium.operator.agents.health import Breaker, PodView, evaluate, step_breaker
+from podium.operator.agents.status import Observed
 from podium.operator.conditions import find, now_rfc3339, parse_rfc3339
-from podium.operator.health import Breaker, PodView, evaluate, step_breaker
 from podium.operator.kube import Kube, secret_value
 from podium.operator.settings import Settings
 
-log = logging.getLogger("podium.operator.agents")
+log = logging.getLogger("podium.operator.agents.reconcile")
 
 # (body, type "Normal"/"Warning", reason, message): kopf.event in the operator, a list in tests.
 EventFn = Callable[[Any, str, str, str], None]

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
-
-from podium.localcluster import processes
-from podium.localcluster.launcher import LocalCluster
+from podium_localcluster import processes
+from podium_localcluster.launcher import LocalCluster
 
 from .conftest import ClusterHandle
 

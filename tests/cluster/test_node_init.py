@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-
-from podium.localcluster.node.status import ContainerState, now, pod_status, restore_counts
+from podium_localcluster.node.status import ContainerState, now, pod_status, restore_counts
 
 from .conftest import ClusterHandle
 from .test_node import PY, apply, wait_for

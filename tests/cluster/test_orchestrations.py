@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-
-from podium.localcluster.redis_server import RedisServer
+from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (

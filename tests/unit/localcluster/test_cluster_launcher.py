@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from podium.localcluster import build, launcher, pki, processes
+from podium_localcluster import build, launcher, pki, processes
 
 
 def load(path: Path) -> x509.Certificate:

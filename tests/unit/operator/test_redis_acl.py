@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from podium_localcluster.redis_server import RedisServer
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from podium.dataplane.keys import AgentKeys
-from podium.localcluster.redis_server import RedisServer
 from podium.operator.agents import redis_io
 from podium.operator.agents.children import redis_username
 

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
-from podium.localcluster.pki import cert_builder, cert_pem, key_pem, new_key
+from podium_localcluster.pki import cert_builder, cert_pem, key_pem, new_key
 
 
 def self_signed(cert_dir: Path, name: str) -> tuple[Path, Path]:

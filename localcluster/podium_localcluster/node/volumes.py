@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podium.localcluster.node.envvars import EnvError, Sources, field_value
+from podium_localcluster.node.envvars import EnvError, Sources, field_value
 
 Obj = dict[str, Any]
 TokenKey = tuple[str, int]  # (audience, expirationSeconds)

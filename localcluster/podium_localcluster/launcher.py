@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podium.localcluster import build, kubeconfig, pki, processes
+from podium_localcluster import build, kubeconfig, pki, processes
 
 DEFAULT_SERVICE_CIDR = "127.96.0.0/16"
 DEFAULT_POD_CIDR = "127.64.0.0/16"
@@ -183,7 +183,7 @@ def node_command() -> list[str]:
 
 
 def node_available() -> bool:
-    return importlib.util.find_spec("podium.localcluster.node") is not None
+    return importlib.util.find_spec("podium_localcluster.node") is not None
 
 
 def commands(paths: Paths, state: State, bins: Path) -> dict[str, list[str]]:
@@ -381,7 +381,7 @@ class LocalCluster:
         """
         want_node = node_available() if with_node is None else with_node
         if want_node and not node_available():
-            raise ClusterError("the node agent (podium.localcluster.node) is not installed; use --no-node")
+            raise ClusterError("the node agent (podium_localcluster.node) is not installed; use --no-node")
         with self.locked():
             previous = self.load_state()
             if previous is not None and any(self.running(previous).values()):

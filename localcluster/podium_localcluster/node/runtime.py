@@ -16,7 +16,7 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from podium.localcluster.node.volumes import Mount
+from podium_localcluster.node.volumes import Mount
 
 
 class NotRunnable(Exception):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 
 def main(argv: list[str] | None = None) -> int:
-    # Imported lazily so `import podium.localcluster.node` stays cheap for the CLI dispatcher.
-    from podium.localcluster.node.cli import main as _main
+    # Imported lazily so `import podium_localcluster.node` stays cheap for the CLI dispatcher.
+    from podium_localcluster.node.cli import main as _main
 
     return _main(argv)
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
-from podium.localcluster.node.agent import NodeAgent
-from podium.localcluster.node.kubeapi import KubeAPI
-from podium.localcluster.node.logserver import can_serve, find_log, serve
+from podium_localcluster.node.agent import NodeAgent
+from podium_localcluster.node.kubeapi import KubeAPI
+from podium_localcluster.node.logserver import can_serve, find_log, serve
 
 
 def parser() -> argparse.ArgumentParser:

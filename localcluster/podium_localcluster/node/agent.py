@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from podium.localcluster.node.ipam import PodIPAllocator
-from podium.localcluster.node.kubeapi import ApiError, KubeAPI
-from podium.localcluster.node.podworker import PodWorker, pod_key
-from podium.localcluster.node.services import PodView, ServiceProxy, desired_routes
-from podium.localcluster.node.status import rfc3339
+from podium_localcluster.node.ipam import PodIPAllocator
+from podium_localcluster.node.kubeapi import ApiError, KubeAPI
+from podium_localcluster.node.podworker import PodWorker, pod_key
+from podium_localcluster.node.services import PodView, ServiceProxy, desired_routes
+from podium_localcluster.node.status import rfc3339
 
 Obj = dict[str, Any]
 log = logging.getLogger("podium.node")

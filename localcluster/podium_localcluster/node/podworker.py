@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from podium.localcluster.node import runtime
-from podium.localcluster.node.backoff import restart_delay, should_restart
-from podium.localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
-from podium.localcluster.node.hosts import render_hosts
-from podium.localcluster.node.kubeapi import ApiError
-from podium.localcluster.node.probes import ProbeCounter, ProbeSpec, run_probe
-from podium.localcluster.node.status import ContainerState, now, pod_status, restore_counts
-from podium.localcluster.node.volumes import VolumeError, container_mounts, materialize, refresh, token_requests
+from podium_localcluster.node import runtime
+from podium_localcluster.node.backoff import restart_delay, should_restart
+from podium_localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
+from podium_localcluster.node.hosts import render_hosts
+from podium_localcluster.node.kubeapi import ApiError
+from podium_localcluster.node.probes import ProbeCounter, ProbeSpec, run_probe
+from podium_localcluster.node.status import ContainerState, now, pod_status, restore_counts
+from podium_localcluster.node.volumes import VolumeError, container_mounts, materialize, refresh, token_requests
 
 if TYPE_CHECKING:
-    from podium.localcluster.node.agent import NodeAgent
+    from podium_localcluster.node.agent import NodeAgent
 
 Obj = dict[str, Any]
 # operator/podium/localcluster/node/podworker.py -> the directory holding the `podium` package

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from podium.localcluster.launcher import ClusterError, LocalCluster
+from podium_localcluster.launcher import ClusterError, LocalCluster
 
 
 def parser() -> argparse.ArgumentParser:

@@ -25,13 +25,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.bus import Bus
 from podium.dataplane.messages import Result, Task
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.runner import run_orchestration
+from podium_localcluster.redis_server import RedisServer
 
 NAMESPACE = "bench"
 

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH"
 
 echo "== ruff"
-ruff check operator tests bench
-ruff format --check operator tests bench
+ruff check operator localcluster tests bench
+ruff format --check operator localcluster tests bench
 echo "== mypy"
 mypy
 echo "== crds are what the models generate"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,9 +15,9 @@ BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 GO_BIN = Path("/usr/local/go/bin")
 
 
-def repo_root() -> Path:
-    # operator/podium/localcluster/build.py -> repo root is four levels up.
-    return Path(__file__).resolve().parents[3]
+def module_dir() -> Path:
+    # localcluster/podium_localcluster/build.py -> localcluster/, the Go module with build.sh.
+    return Path(__file__).resolve().parents[1]
 
 
 def bin_dir() -> Path:
@@ -40,7 +40,7 @@ def ensure_binaries(directory: Path | None = None) -> Path:
     todo = missing(target)
     if not todo:
         return target
-    script = repo_root() / "localcluster" / "build.sh"
+    script = module_dir() / "build.sh"
     if not script.exists():
         raise RuntimeError(f"missing {', '.join(todo)} in {target} and no build script at {script}")
     env = dict(os.environ)

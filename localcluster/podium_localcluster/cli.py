@@ -1,4 +1,8 @@
-"""`podium cluster up|down|status|env`: the local Kubernetes cluster from the command line."""
+"""`podium-cluster up|down|status|env|node`: the local Kubernetes cluster from the command line.
+
+`node` runs the node agent (the cluster's `up` starts it; it is a verb of its own so the node runs from the same
+installation as the cluster).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from podium_localcluster.launcher import ClusterError, LocalCluster
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="podium cluster", description="Start/stop the local Kubernetes cluster.")
+    p = argparse.ArgumentParser(prog="podium-cluster", description="Start/stop the local Kubernetes cluster.")
     p.add_argument("--dir", type=Path, default=Path(".podium"), help="cluster directory (default: .podium)")
     # --dir is accepted before or after the subcommand; SUPPRESS keeps the subcommand from resetting it.
     common = argparse.ArgumentParser(add_help=False)
@@ -28,7 +32,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("down", parents=[common], help="stop every process of the cluster (data is kept)")
     status = sub.add_parser("status", parents=[common], help="show components, pids and readiness")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    sub.add_parser("env", parents=[common], help="print shell exports: eval $(podium cluster env)")
+    sub.add_parser("env", parents=[common], help="print shell exports: eval $(podium-cluster env)")
+    # Listed for --help only: main() hands `node` and everything after it to the node agent's own parser.
+    sub.add_parser("node", add_help=False, help="run the node agent (pods as local processes); `up` starts it")
     return p
 
 
@@ -36,7 +42,12 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["node"]:
+        from podium_localcluster.node import main as node_main
+
+        return node_main(argv[1:])
     args = parser().parse_args(argv)
     cluster = LocalCluster(args.dir)
     try:
@@ -44,7 +55,7 @@ def main(argv: list[str]) -> int:
             started = time.monotonic()
             state = cluster.up(with_node=args.node, timeout=args.timeout, log=_log)
             _log(f"cluster up at {state.api_url} in {time.monotonic() - started:.1f}s")
-            _log(f"  eval $(podium cluster env --dir {args.dir})  # then: kubectl get nodes")
+            _log(f"  eval $(podium-cluster env --dir {args.dir})  # then: kubectl get nodes")
             return 0
         if args.command == "down":
             if not cluster.down(log=_log):
@@ -65,9 +76,9 @@ def main(argv: list[str]) -> int:
             print("; ".join(cluster.env_lines()))
             return 0
     except ClusterError as exc:
-        _log(f"podium cluster {args.command}: {exc}")
+        _log(f"podium-cluster {args.command}: {exc}")
         return 1
     except RuntimeError as exc:  # build failures
-        _log(f"podium cluster {args.command}: {exc}")
+        _log(f"podium-cluster {args.command}: {exc}")
         return 1
     return 2

@@ -178,8 +178,8 @@ class Paths:
 
 
 def node_command() -> list[str]:
-    script = Path(sys.executable).parent / "podium"
-    return [str(script), "node"] if script.exists() else [sys.executable, "-m", "podium", "node"]
+    script = Path(sys.executable).parent / "podium-cluster"
+    return [str(script), "node"] if script.exists() else [sys.executable, "-m", "podium_localcluster", "node"]
 
 
 def node_available() -> bool:
@@ -315,7 +315,7 @@ class LocalCluster:
         except FileNotFoundError:
             return None
         except (ValueError, KeyError) as exc:
-            raise ClusterError(f"{self.paths.state} is corrupt ({exc}); run `podium cluster down` to reset") from exc
+            raise ClusterError(f"{self.paths.state} is corrupt ({exc}); run `podium-cluster down` to reset") from exc
 
     def save_state(self, state: State) -> None:
         tmp = self.paths.state.with_suffix(".tmp")

@@ -19,7 +19,7 @@ MAX_LOG_BYTES = 20 * 1024 * 1024
 def spawn(args: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     """Start ``args`` in a new session with stdout+stderr appended to ``log_file``; return its pid.
 
-    The child outlives this Python process on purpose: `podium cluster up` returns while the cluster runs.
+    The child outlives this Python process on purpose: `podium-cluster up` returns while the cluster runs.
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     # Logs are appended across restarts (the previous run's end explains a restart); one old copy bounds them.

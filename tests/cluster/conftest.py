@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import redis
 from kubernetes import client, config
+
 from podium_localcluster.launcher import LocalCluster, State, child_env
 from podium_localcluster.redis_server import RedisServer
 

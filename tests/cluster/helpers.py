@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from podium_localcluster.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:  # conftest imports this module for its fixtures

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import redis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.dataplane.messages import Result
+from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (

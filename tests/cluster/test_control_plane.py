@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client
+
 from podium_localcluster import processes
 from podium_localcluster.launcher import LocalCluster
 

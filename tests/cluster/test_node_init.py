@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from podium_localcluster.node.status import ContainerState, now, pod_status, restore_counts
 
 from .conftest import ClusterHandle

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 from redis.exceptions import NoPermissionError
 
 from podium.dataplane.bus import Bus
 from podium.dataplane.keys import GROUP, AgentKeys
 from podium.dataplane.messages import Result, Task
+from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import (

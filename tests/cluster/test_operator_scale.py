@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle

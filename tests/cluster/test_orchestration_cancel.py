@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import redis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.dataplane.keys import GROUP, AgentKeys
+from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import Operator, require_ready_node, wait_for

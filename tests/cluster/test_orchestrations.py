@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import redis
+
 from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle

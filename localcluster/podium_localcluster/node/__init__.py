@@ -1,4 +1,4 @@
-"""`podium node`: a node agent that runs the pods bound to it as local processes (no container runtime)."""
+"""`podium-cluster node`: a node agent that runs the pods bound to it as local processes (no container runtime)."""
 
 from __future__ import annotations
 

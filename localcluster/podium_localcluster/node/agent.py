@@ -23,7 +23,7 @@ Obj = dict[str, Any]
 log = logging.getLogger("podium.node")
 KUBELET_VERSION = "v1.34.4"
 LEASE_SECONDS = 40
-SHUTDOWN_GRACE_CAP = 5.0  # `podium cluster down` SIGKILLs the node 10 s after SIGTERM
+SHUTDOWN_GRACE_CAP = 5.0  # `podium-cluster down` SIGKILLs the node 10 s after SIGTERM
 
 
 def micro_time() -> str:

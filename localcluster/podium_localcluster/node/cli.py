@@ -1,4 +1,4 @@
-"""`podium node`: command line of the node agent."""
+"""`podium-cluster node`: command line of the node agent."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from podium_localcluster.node.logserver import can_serve, find_log, serve
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="podium node", description="Run the pods bound to this node as local processes.")
+    p = argparse.ArgumentParser(
+        prog="podium-cluster node", description="Run the pods bound to this node as local processes."
+    )
     p.add_argument("--kubeconfig", required=False, help="kubeconfig of the node identity (system:node:<name>)")
     p.add_argument("--name", default="podium-node", help="Node name (default podium-node)")
     p.add_argument("--state-dir", default=".podium/node", help="pod directories, logs, certificates")
@@ -42,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _logs(state_dir: Path, args: list[str]) -> int:
     if not args or "/" not in args[0]:
-        print("usage: podium node logs <namespace>/<pod> [container]", file=sys.stderr)
+        print("usage: podium-cluster node logs <namespace>/<pod> [container]", file=sys.stderr)
         return 2
     ns, pod = args[0].split("/", 1)
     container = args[1] if len(args) > 1 else None
@@ -51,12 +53,12 @@ def _logs(state_dir: Path, args: list[str]) -> int:
         logs = sorted(dirs[-1].glob("*.log")) if dirs else []
         if len(logs) != 1:
             names = ", ".join(p.stem for p in logs) or "none"
-            print(f"podium node logs: name a container ({names})", file=sys.stderr)
+            print(f"podium-cluster node logs: name a container ({names})", file=sys.stderr)
             return 2
         container = logs[0].stem
     path = find_log(state_dir, ns, pod, container)
     if path is None:
-        print(f"podium node logs: no log for {ns}/{pod} {container} under {state_dir}", file=sys.stderr)
+        print(f"podium-cluster node logs: no log for {ns}/{pod} {container} under {state_dir}", file=sys.stderr)
         return 1
     sys.stdout.buffer.write(path.read_bytes())
     return 0
@@ -111,20 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command:
         if args.command[0] == "logs":
             return _logs(Path(args.state_dir), args.command[1:])
-        print(f"podium node: unknown command {args.command[0]!r} (only `logs`)", file=sys.stderr)
+        print(f"podium-cluster node: unknown command {args.command[0]!r} (only `logs`)", file=sys.stderr)
         return 2
     if not args.kubeconfig:
-        print("podium node: --kubeconfig is required", file=sys.stderr)
+        print("podium-cluster node: --kubeconfig is required", file=sys.stderr)
         return 2
     for flag, value in (("--service-cidr", args.service_cidr), ("--pod-cidr", args.pod_cidr)):
         try:
             net = ipaddress.ip_network(value)
         except ValueError as e:
-            print(f"podium node: {flag}: {e}", file=sys.stderr)
+            print(f"podium-cluster node: {flag}: {e}", file=sys.stderr)
             return 2
         if not net.subnet_of(ipaddress.ip_network("127.0.0.0/8")):  # type: ignore[arg-type]
             print(
-                f"podium node: {flag} {value} must be inside 127.0.0.0/8 (pods and services live on loopback)",
+                f"podium-cluster node: {flag} {value} must be inside 127.0.0.0/8 (pods and services live on loopback)",
                 file=sys.stderr,
             )
             return 2

@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from podium_localcluster.node.agent import NodeAgent
 
 Obj = dict[str, Any]
-# operator/podium/localcluster/node/podworker.py -> the directory holding the `podium` package
-PACKAGE_DIR = Path(__file__).resolve().parents[3]
 log = logging.getLogger("podium.node.pod")
 SHIM_DIR = Path(__file__).resolve().parent / "shim"
 # A container that ran this long before exiting starts the back-off over (kubelet: 2 x max back-off).
@@ -41,6 +39,11 @@ VOLUME_REFRESH_SECONDS = 3.0
 
 def pod_key(pod: Obj) -> str:
     return f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+
+
+def import_path() -> list[Path]:
+    """The directories on this Python's import path (what the pods' Python, the same installation, imports from)."""
+    return [Path(p) for p in sys.path if p and Path(p).is_dir()]
 
 
 @dataclass
@@ -348,10 +351,11 @@ class PodWorker:
         )
         # What the container needs of the host even under a volume mounted above it (say an emptyDir at /tmp
         # while the checkout lives under /tmp): the program, the Python it runs on, PYTHONPATH, the pod's dir, and
-        # the podium package itself (an editable install points into the checkout).
+        # the node's import path: pods run the node's own Python, and an editable install of the programs they run
+        # (`podium agent`) puts its checkout there.
         keep = [
             Path(program[0]).parent.parent,
-            PACKAGE_DIR,
+            *import_path(),
             Path(sys.prefix),
             Path(sys.base_prefix),
             self.dir,

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 import yaml
-from podium_localcluster.redis_server import free_port
 
 from podium.dataplane.bus import Bus
+from podium_localcluster.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent

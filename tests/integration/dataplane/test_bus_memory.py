@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.dataplane.bus import Bus
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.messages import Result, Task
+from podium_localcluster.redis_server import RedisServer
 
 TOTAL, BATCH, MAXLEN = 50_000, 500, 1_000
 

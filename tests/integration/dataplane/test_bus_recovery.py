@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.dataplane.bus import Bus, Delivery, InboxConsumer
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.messages import Result, Task
+from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
 LEASE = 0.3

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.dataplane.bus import Bus
 from podium.dataplane.consumer import InboxConsumer
 from podium.dataplane.messages import Task
+from podium_localcluster.redis_server import RedisServer
 
 
 def task(ns: str, orch: str, i: int) -> Task:

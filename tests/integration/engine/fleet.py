@@ -21,10 +21,10 @@ from typing import Any
 
 import redis
 import yaml
-from podium_localcluster.redis_server import free_port
 
 from podium.api.agent import Backoff, CircuitBreaker, Resilience, Retry
 from podium.engine.directory import AgentInfo
+from podium_localcluster.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent

@@ -7,6 +7,7 @@ import ssl
 from pathlib import Path
 
 from cryptography import x509
+
 from podium_localcluster.node.logserver import self_signed
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from podium_localcluster.node.backoff import restart_delay, should_restart
 from podium_localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
 from podium_localcluster.node.hosts import render_hosts

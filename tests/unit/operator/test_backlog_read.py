@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 
 from podium.dataplane.bus import Bus
 from podium.dataplane.consumer import InboxConsumer
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.messages import Result, Task
 from podium.operator.agents import redis_io
+from podium_localcluster.redis_server import RedisServer
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
-from podium_localcluster.redis_server import RedisServer
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from podium.dataplane.keys import AgentKeys
 from podium.operator.agents import redis_io
 from podium.operator.agents.children import redis_username
+from podium_localcluster.redis_server import RedisServer
 
 
 @pytest.fixture

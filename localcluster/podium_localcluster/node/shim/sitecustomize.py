@@ -1,4 +1,4 @@
-"""Loaded by Python programs in pods run by `podium node` (the node puts this folder on PYTHONPATH).
+"""Loaded by Python programs in pods run by `podium-cluster node` (the node puts this folder on PYTHONPATH).
 
 Pods share the host's network stack; each has its own loopback address (PODIUM_POD_IP). A server that binds the
 wildcard (0.0.0.0, "" or ::) would take the port on every address and collide with the same server in another

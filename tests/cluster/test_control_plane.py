@@ -173,7 +173,7 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
 
 
 def test_cli_status_and_env_describe_the_running_cluster(cluster: ClusterHandle) -> None:
-    podium = [sys.executable, "-m", "podium", "cluster"]
+    podium = [sys.executable, "-m", "podium_localcluster"]
     status = subprocess.run([*podium, "status", "--json", "--dir", str(cluster.dir)], capture_output=True, text=True)
     assert status.returncode == 0, status.stderr
     info = json.loads(status.stdout)
@@ -198,7 +198,7 @@ def test_helm_is_the_pinned_version(cluster: ClusterHandle) -> None:
 def test_two_concurrent_ups_start_one_cluster(tmp_path: Path, cluster: ClusterHandle) -> None:
     # Two terminals (or two test sessions) running `up` at once must share one cluster, not race two etcds.
     root = tmp_path / "c3"
-    cmd = [sys.executable, "-m", "podium", "cluster", "up", "--dir", str(root), "--no-node"]
+    cmd = [sys.executable, "-m", "podium_localcluster", "up", "--dir", str(root), "--no-node"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
         outputs = [p.communicate(timeout=240)[0] for p in procs]
@@ -209,6 +209,6 @@ def test_two_concurrent_ups_start_one_cluster(tmp_path: Path, cluster: ClusterHa
         assert len([pid for pid in pids if processes.alive(pid) and data_dir in processes.cmdline(pid)]) == 1
     finally:
         down = subprocess.run(
-            [sys.executable, "-m", "podium", "cluster", "down", "--dir", str(root)], capture_output=True, text=True
+            [sys.executable, "-m", "podium_localcluster", "down", "--dir", str(root)], capture_output=True, text=True
         )
         assert down.returncode == 0, down.stderr

@@ -106,7 +106,7 @@ def result(namespace: str, name: str, redis_url: str) -> int:
 async def _load_ref(redis_url: str, ref: str) -> Any:
     from redis.asyncio import Redis
 
-    from podium.operator.orchestrations.store import load_result
+    from podium.dataplane.runs import load_result
 
     client = Redis.from_url(redis_url)
     try:

@@ -6,7 +6,6 @@ Key schema in :mod:`podium.dataplane.keys`, scripts in :mod:`podium.dataplane.sc
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any
@@ -18,7 +17,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from podium.dataplane import cancellation, scripts
 from podium.dataplane.coalesce import Coalescer
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, InboxConsumer, reraise_swallowed_cancel
-from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys
+from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys
 from podium.dataplane.messages import PayloadTooLarge, Result, Task, encode_json
 from podium.dataplane.records import (
     DeadLetter,
@@ -47,11 +46,6 @@ __all__ = [
 
 # One dispatch call's tasks, grouped by agent inbox.
 _DispatchRequest = list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
-
-
-@functools.lru_cache(maxsize=4096)
-def _agent_keys(namespace: str, agent: str) -> AgentKeys:
-    return AgentKeys(namespace, agent)
 
 
 class QueueFull(RuntimeError):
@@ -147,7 +141,7 @@ class Bus:
         by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
         for task in tasks:
             by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task)))
-        request = [(_agent_keys(*agent), items) for agent, items in by_agent.items()]
+        request = [(agent_keys(*agent), items) for agent, items in by_agent.items()]
         for keys, _items in request:
             await self._fanout.watch(keys)
         for task in tasks:
@@ -344,15 +338,3 @@ class Bus:
         except ResponseError:  # no inbox or no group yet
             return 0
         return int(summary.get("pending", 0)) if isinstance(summary, dict) else 0
-
-    async def purge_agent(self, namespace: str, agent: str) -> None:
-        """Delete every key of an agent (inbox, results, heartbeats, dead letters, direct messages)."""
-        keys = AgentKeys(namespace, agent)
-        batch: list[Any] = []
-        async for key in self.redis.scan_iter(match=keys.pattern, count=1000):
-            batch.append(key)
-            if len(batch) >= 500:
-                await self.redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            await self.redis.unlink(*batch)

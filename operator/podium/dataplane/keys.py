@@ -1,4 +1,4 @@
-"""The Redis key schema of the bus: one hash tag per agent, one per orchestration.
+"""The Redis key schema of Podium: one hash tag per agent, one per orchestration. Every key is built here.
 
 Every key of an agent is ``podium:{<namespace>/<agent>}:<suffix>`` and every key of an orchestration is
 ``podium:{<namespace>/<orchestration>}:<suffix>``. Sharing the hash tag puts them in one Redis Cluster slot,
@@ -9,6 +9,7 @@ orchestration with the same name in one namespace cannot see each other's keys t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -79,6 +80,18 @@ class AgentKeys:
     def cancelled(self) -> str:  # set of cancelled orchestrations ("ns/name" or "ns/name@uid"); the operator writes it
         return self.prefix + "cancelled"
 
+    @property
+    def stats(self) -> str:  # hash of task outcomes and reputation (podium.dataplane.perf); engines write it
+        return self.prefix + "stats"
+
+    @property
+    def recent(self) -> str:  # list of the latest outcomes, newest first ("1" ok, "0" failed)
+        return self.prefix + "recent"
+
+    @property
+    def breaker(self) -> str:  # the agent's circuit breaker, JSON (podium.dataplane.breakers); engines write it
+        return self.prefix + "breaker"
+
     def result(self, task_id: str) -> str:
         return f"{self.prefix}result:{task_id}"
 
@@ -103,9 +116,37 @@ class OrchestrationKeys:
     def events(self) -> str:  # stream of published events
         return self.prefix + "events"
 
+    def journal(self, uid: str) -> str:  # hash step -> JSON entry of one run (the uid: a re-created one starts afresh)
+        return f"{self.prefix}journal:{uid}"
+
+    @property
+    def journals(self) -> str:  # the journals of every run of this name, for SCAN
+        return _glob_escape(self.prefix) + "journal:*"
+
+    @property
+    def budget(self) -> str:  # hash of the run's usage (podium.dataplane.usage)
+        return self.prefix + "budget"
+
+    @property
+    def state(self) -> str:  # prefix of the shared state's keys (podium.dataplane.state)
+        return self.prefix + "state"
+
+    def result(self, uid: str) -> str:  # a finished run's result too large for its status, JSON
+        return f"{self.prefix}result:{uid}"
+
+    @property
+    def pattern(self) -> str:  # every key of this orchestration, for SCAN
+        return _glob_escape(self.prefix) + "*"
+
     @classmethod
     def of(cls, ref: str) -> OrchestrationKeys:
         return cls(*split_ref(ref))
+
+
+@functools.lru_cache(maxsize=4096)
+def agent_keys(namespace: str, agent: str) -> AgentKeys:
+    """:class:`AgentKeys`, cached: hot paths (every dispatch, every selection) skip re-validating the names."""
+    return AgentKeys(namespace, agent)
 
 
 def _glob_escape(text: str) -> str:

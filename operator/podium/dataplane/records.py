@@ -1,9 +1,10 @@
-"""Plain records the bus hands out, and helpers to decode Redis replies into them (pure, no I/O)."""
+"""Plain records the data plane hands out, and their codecs to and from Redis values (pure, no I/O)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from podium.dataplane.messages import Task
@@ -18,11 +19,14 @@ class Delivery:
 
 @dataclass
 class ReplicaInfo:
+    """One replica's heartbeat: hash ``AgentKeys.heartbeats``, replica -> ``"load in_flight last_seen_ms lease_ms"``
+    (written by ``podium.dataplane.scripts.HEARTBEAT``)."""
+
     replica: str
-    load: float
-    in_flight: int
     last_seen: float  # unix seconds, Redis clock
-    lease_seconds: float
+    load: float = 0.0
+    in_flight: int = 0
+    lease_seconds: float = 0.0
 
 
 @dataclass
@@ -61,14 +65,54 @@ def fields_of(raw: Any) -> dict[str, str]:
 
 
 def parse_replica(name: str, value: str) -> ReplicaInfo:
-    load, in_flight, seen_ms, lease_ms = value.split(" ")
+    """One heartbeat entry; ValueError for a malformed one."""
+    parts = value.split()
+    if len(parts) < 3:
+        raise ValueError(f"heartbeat of {name!r} is not 'load in_flight last_seen_ms lease_ms': {value!r}")
     return ReplicaInfo(
         replica=name,
-        load=float(load),
-        in_flight=int(in_flight),
-        last_seen=int(seen_ms) / 1000.0,
-        lease_seconds=int(lease_ms) / 1000.0,
+        last_seen=float(parts[2]) / 1000.0,
+        load=float(parts[0]),
+        in_flight=int(float(parts[1])),
+        lease_seconds=float(parts[3]) / 1000.0 if len(parts) > 3 else 0.0,
     )
+
+
+def parse_replicas(raw: Mapping[Any, Any]) -> list[ReplicaInfo]:
+    """Every well-formed entry of a heartbeats hash (HGETALL reply); a malformed one is skipped, not fatal."""
+    out = []
+    for replica, value in raw.items():
+        try:
+            out.append(parse_replica(text(replica), text(value)))
+        except ValueError:
+            continue
+    return out
+
+
+@dataclass
+class Entry:
+    """One step of a run's journal: hash ``OrchestrationKeys.journal(uid)``, step -> this entry as JSON."""
+
+    step: str
+    state: str  # dispatched | done
+    task_id: str
+    agent: str
+    attempt: int
+    kind: str = ""
+    ok: bool | None = None
+    result: dict[str, Any] | None = None  # the Result's JSON form, once done
+    started_at: float = 0.0
+    finished_at: float | None = None
+    error: str | None = None
+    history: list[str] = field(default_factory=list)  # agents tried, in order
+
+
+def encode_entry(entry: Entry) -> str:
+    return json.dumps(asdict(entry))
+
+
+def decode_entry(raw: bytes | str) -> Entry:
+    return Entry(**json.loads(text(raw)))
 
 
 def parse_event(entry_id: str, fields: dict[str, str]) -> Event:

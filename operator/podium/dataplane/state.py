@@ -42,6 +42,7 @@ from podium.dataplane.conflicts import (
     same,
     tally,
 )
+from podium.dataplane.keys import OrchestrationKeys
 
 __all__ = [
     "Change",
@@ -258,7 +259,7 @@ class SharedState:
         self.history_maxlen = history_maxlen
         self.ttl = ttl_seconds or 0
         self.base_window = base_window
-        prefix = f"podium:{{{namespace}/{orchestration}}}:state"
+        prefix = OrchestrationKeys(namespace, orchestration).state
         self.k_state = prefix
         self.k_ver = f"{prefix}:ver"
         self.k_meta = f"{prefix}:meta"

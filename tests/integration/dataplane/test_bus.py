@@ -11,6 +11,7 @@ from redis.exceptions import NoPermissionError
 from podium.dataplane.bus import Bus, QueueFull
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.messages import PayloadTooLarge, Result, Task
+from podium.dataplane.purge import purge_agent
 
 
 def task(ns: str, i: int | str, agent: str = "worker", **kw: object) -> Task:
@@ -228,7 +229,7 @@ async def test_purge_agent_deletes_every_key_of_that_agent_only(bus: Bus, client
         [d] = await consumer.fetch(1, 1000)
         await consumer.complete(d, ok(t))
         await consumer.heartbeat(0, 0)
-    await bus.purge_agent(ns, "worker")
+    await purge_agent(bus.redis, ns, "worker")
     assert [k async for k in client.scan_iter(match=f"podium:{{{ns}/worker}}:*")] == []
     assert len([k async for k in client.scan_iter(match=f"podium:{{{ns}/keep}}:*")]) >= 4
 

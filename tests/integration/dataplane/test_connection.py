@@ -15,6 +15,7 @@ from redis.exceptions import DataError
 from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect, hiredis_packing
 from podium.dataplane.messages import Result, Task
+from podium.dataplane.purge import purge_agent
 
 args_strategy = st.lists(st.text() | st.binary() | st.integers() | st.floats(allow_nan=False), min_size=1, max_size=8)
 
@@ -76,7 +77,7 @@ async def test_a_bus_task_round_trips_through_hiredis_packed_clients(redis_url: 
         assert await consumer.complete_many(done) == [True] * 50
         got = await bus.wait_results(tasks, 5)
         assert {tid: r.output for tid, r in got.items()} == {t.id: t.input for t in tasks}
-        await bus.purge_agent(ns, "a")
+        await purge_agent(bus.redis, ns, "a")
     finally:
         await bus.close()
         await worker_bus.close()

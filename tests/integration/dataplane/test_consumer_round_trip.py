@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from podium.dataplane.bus import Bus
 from podium.dataplane.consumer import InboxConsumer
 from podium.dataplane.messages import Task
+from podium.dataplane.purge import purge_agent
 from podium_localcluster.redis_server import RedisServer
 
 
@@ -80,7 +81,7 @@ async def test_a_cancel_made_while_the_read_blocks_still_stops_the_task(bus: Bus
 async def test_a_purged_inbox_is_recreated_and_read_again(bus: Bus, ns: str) -> None:
     consumer = bus.consumer(ns, "worker", "r1", lease_seconds=600)
     await warm(consumer, bus, ns)
-    await bus.purge_agent(ns, "worker")
+    await purge_agent(bus.redis, ns, "worker")
 
     assert await consumer.fetch(8, 0) == []  # NOGROUP: the group is made again, nothing lost or raised
     await bus.dispatch(task(ns, "b", 1))

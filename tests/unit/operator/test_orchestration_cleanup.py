@@ -9,11 +9,12 @@ from dataclasses import asdict
 import pytest
 import redis.asyncio as aioredis
 
+from podium.dataplane import runs
 from podium.dataplane.bus import Bus
 from podium.dataplane.messages import Task
+from podium.dataplane.purge import purge_agent
 from podium.engine.journal import Entry, Journal
 from podium.operator.orchestrations import run as orchestration_run
-from podium.operator.orchestrations import store
 
 
 @pytest.fixture
@@ -41,8 +42,8 @@ async def test_journal_names_every_agent_a_run_dispatched_to(r: aioredis.Redis) 
     await journal.put(Entry(step="s2", state="dispatched", task_id="t2", agent="c", attempt=2, history=["b", "c"]))
     await r.hset("podium:{nsj/run}:journal:uid-0", "s1", json.dumps(asdict(Entry("s1", "done", "t", "d", 1))))
     await r.hset("podium:{nsj/run-2}:journal:uid-1", "s1", json.dumps(asdict(Entry("s1", "done", "t", "x", 1))))
-    assert await store.journal_agents(r, "nsj", "run") == {"a", "b", "c", "d"}
-    assert await store.journal_agents(r, "nsj", "nothing") == set()
+    assert await runs.journal_agents(r, "nsj", "run") == {"a", "b", "c", "d"}
+    assert await runs.journal_agents(r, "nsj", "nothing") == set()
 
 
 async def test_cleanup_cancels_the_runs_queued_tasks_on_its_agents_and_purges_its_keys(r: aioredis.Redis) -> None:
@@ -64,4 +65,4 @@ async def test_cleanup_cancels_the_runs_queued_tasks_on_its_agents_and_purges_it
     finally:
         await bus.close()
         for agent in ("a", "b", "c"):
-            await bus.purge_agent("nsdel", agent)
+            await purge_agent(bus.redis, "nsdel", agent)

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from podium.operator.orchestrations import store
+from podium.dataplane import runs as store
+from podium.dataplane.purge import purge_orchestration
 
 
 @pytest.fixture
@@ -33,6 +34,6 @@ async def test_purge_removes_every_key_of_the_orchestration_and_nothing_else(r: 
     others = ["podium:{ns2/doomed-two}:journal", "podium:{ns3/doomed}:journal", "podium:{ns2/agent}:inbox"]
     for key in mine + others:
         await r.set(key, "1")
-    assert await store.purge(r, "ns2", "doomed") == len(mine)
+    assert await purge_orchestration(r, "ns2", "doomed") == len(mine)
     assert await r.exists(*mine) == 0
     assert await r.exists(*others) == len(others)

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from podium.dataplane.keys import AgentKeys
+from podium.dataplane.purge import purge_agent
 from podium.operator.agents import redis_io
 from podium.operator.agents.children import redis_username
 from podium_localcluster.redis_server import RedisServer
@@ -60,7 +61,7 @@ async def test_deleting_removes_user_and_keys(redis_server: RedisServer, admin: 
     assert await redis_io.delete_acl_user(admin, "acl-ns", "gone")
     assert not await redis_io.acl_user_exists(admin, "acl-ns", "gone")
     assert not await redis_io.delete_acl_user(admin, "acl-ns", "gone")
-    assert await redis_io.purge_agent_keys(admin, "acl-ns", "gone") == 2
+    assert await purge_agent(admin, "acl-ns", "gone") == 2
     assert await admin.exists(keys.inbox, keys.heartbeats) == 0
     with pytest.raises(AuthenticationError):
         await login(redis_server, "acl-ns", "gone", "pw-gone-123")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from podium.api.agent import BreakerState
+from podium.dataplane.records import ReplicaInfo
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,6 @@ class PodView:
 
 
 @dataclass(frozen=True)
-class Heartbeat:
-    replica: str
-    last_seen: float
-    load: float = 0.0
-    in_flight: int = 0
-
-
-@dataclass(frozen=True)
 class HealthReport:
     pods: int
     ready: int
@@ -45,7 +38,7 @@ class HealthReport:
 
 def evaluate(
     pods: list[PodView],
-    heartbeats: list[Heartbeat] | None,
+    heartbeats: list[ReplicaInfo] | None,
     *,
     now: float,
     lease_seconds: float,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from podium.api.agent import Agent, AgentPhase, Autoscaling, BreakerState
 from podium.api.validation import explain
+from podium.dataplane.purge import purge_agent
 from podium.operator import metrics
 from podium.operator.agents import autoscale, children, redis_io
 from podium.operator.agents import status as agent_status
@@ -344,7 +345,7 @@ class AgentReconciler:
     async def delete(self, body: dict[str, Any]) -> None:
         namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
         removed = await redis_io.delete_acl_user(self.redis, namespace, name)
-        await redis_io.purge_agent_keys(self.redis, namespace, name)
+        await purge_agent(self.redis, namespace, name)
         if removed:
             self.event(
                 body, "Normal", "RedisUserDeleted", f"removed Redis user {children.redis_username(namespace, name)}"

@@ -20,7 +20,9 @@ from pydantic import ValidationError
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.validation import explain
+from podium.dataplane import runs
 from podium.dataplane.bus import Bus
+from podium.dataplane.purge import purge_orchestration
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
 from podium.operator import metrics
@@ -28,7 +30,6 @@ from podium.operator.conditions import Cond, merge, now_rfc3339, parse_rfc3339
 from podium.operator.kube import Kube
 from podium.operator.orchestrations import directory as directory_mod
 from podium.operator.orchestrations import status as st
-from podium.operator.orchestrations import store
 
 PLURAL = "orchestrations"
 Runner = Callable[..., Coroutine[Any, Any, RunOutcome]]
@@ -105,10 +106,10 @@ class Controller:
 
     async def finish(self, outcome: RunOutcome) -> None:
         fields = st.outcome_fields(outcome, self.progress, generation=self.generation, old_conditions=self.conditions)
-        key = store.result_key(self.namespace, self.name, self.uid)
+        key = runs.result_key(self.namespace, self.name, self.uid)
         result, encoded = st.result_fields(outcome.result, key)
         if encoded is not None:
-            await store.store_result(self.deps.redis, key, encoded)
+            await runs.store_result(self.deps.redis, key, encoded)
         self.conditions = fields["conditions"]
         self.phase = outcome.phase
         self.writer.stage(fields | result | {"startedAt": self.started_at})
@@ -325,10 +326,10 @@ async def cleanup(
     With ``uid`` only that run's tasks are cancelled, so a re-applied Orchestration of the same name runs.
     Safe to call twice: the cancel mark is idempotent and a second purge finds little.
     """
-    targets = await store.journal_agents(redis, namespace, name) | set(agents)
+    targets = await runs.journal_agents(redis, namespace, name) | set(agents)
     bus = Bus(redis)
     try:
         removed = await bus.cancel(f"{namespace}/{name}", targets, uid)
     finally:
         await bus.close()
-    return await store.purge(redis, namespace, name), removed
+    return await purge_orchestration(redis, namespace, name), removed

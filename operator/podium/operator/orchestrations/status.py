@@ -19,6 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from podium.dataplane.runs import result_ref
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.runner import RunOutcome
 from podium.operator.conditions import Cond, merge, now_rfc3339
@@ -117,7 +118,7 @@ def result_fields(result: Any, ref_key: str) -> tuple[dict[str, Any], str | None
     text = encoded_result(result)
     if len(text.encode()) < INLINE_RESULT_BYTES:
         return {"result": json.loads(text), "resultRef": None}, None
-    return {"result": None, "resultRef": f"redis:{ref_key}"}, text
+    return {"result": None, "resultRef": result_ref(ref_key)}, text
 
 
 def outcome_fields(

@@ -253,12 +253,6 @@ class Bus:
         """Events of an orchestration as they are published (from_id "$" = only new ones, "0" = all kept)."""
         return self._follow(OrchestrationKeys.of(orchestration).events, types, from_id)
 
-    def subscribe_direct(
-        self, namespace: str, agent: str, types: Collection[str] | None = None, from_id: str = "$"
-    ) -> AsyncIterator[Event]:
-        """Direct messages sent to an agent, as they arrive."""
-        return self._follow(AgentKeys(namespace, agent).direct, types, from_id)
-
     async def _follow(self, key: str, types: Collection[str] | None, from_id: str) -> AsyncIterator[Event]:
         wanted = set(types) if types is not None else None
         if from_id == "$":

@@ -102,15 +102,6 @@ class Kube:
                 return "scaled"
         return "unchanged"
 
-    def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = _raw(
-            self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
-        )["items"]
-        return items
-
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._list_pods, namespace, selector)
-
     def _delete_pod(self, namespace: str, name: str) -> bool:
         try:
             self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False)

@@ -14,7 +14,6 @@ from podium.operator.teams.status import AgentView
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
-@kopf.index("apps", "v1", "deployments", labels=MANAGED)  # type: ignore[arg-type]
 def agent_deployments(
     namespace: str, labels: dict[str, str], spec: dict[str, Any], status: dict[str, Any], **_: Any
 ) -> dict[tuple[str, str], DeploymentView]:
@@ -26,14 +25,12 @@ def agent_deployments(
     return {(namespace, labels[AGENT_LABEL]): view}
 
 
-@kopf.index("", "v1", "pods", labels=MANAGED)  # type: ignore[arg-type]
 def agent_pods(
     namespace: str, name: str, labels: dict[str, str], status: dict[str, Any], meta: dict[str, Any], **_: Any
 ) -> dict[tuple[str, str], PodView]:
     return {(namespace, labels[AGENT_LABEL]): pod_view(name, dict(status), dict(meta))}
 
 
-@kopf.index("podium.dev", "v1alpha1", "agents")  # type: ignore[arg-type]
 def agents_by_namespace(
     namespace: str, name: str, labels: dict[str, str], spec: dict[str, Any], status: dict[str, Any], **_: Any
 ) -> dict[str, AgentView]:
@@ -45,3 +42,10 @@ def agents_by_namespace(
         replicas=int(spec.get("replicas", 1)),
     )
     return {namespace: view}
+
+
+# The indexers take plain dicts where kopf's protocol names its Mapping views: hence the ignores.
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.index("apps", "v1", "deployments", labels=MANAGED, registry=registry)(agent_deployments)  # type: ignore[arg-type]
+    kopf.index("", "v1", "pods", labels=MANAGED, registry=registry)(agent_pods)  # type: ignore[arg-type]
+    kopf.index("podium.dev", "v1alpha1", "agents", registry=registry)(agents_by_namespace)  # type: ignore[arg-type]

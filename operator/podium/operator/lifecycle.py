@@ -1,4 +1,4 @@
-"""Operator start-up and shutdown: kopf settings, the Kubernetes client and the Redis connection."""
+"""Operator start-up and shutdown: kopf settings, the Kubernetes client and the Redis connection, kept in the memo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import redis.asyncio as aioredis
 
 from podium.dataplane.connection import connect
 from podium.operator import runtime
-from podium.operator import settings as operator_settings
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
 
@@ -21,9 +20,10 @@ def post_event(body: Any, type_: str, reason: str, message: str) -> None:
     kopf.event(body, type=type_, reason=reason, message=message)
 
 
-@kopf.on.startup()  # type: ignore[arg-type]
-async def start(settings: kopf.OperatorSettings, logger: logging.Logger, **_: Any) -> None:
-    conf = operator_settings.current
+async def start(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
+    conf = runtime.settings_of(memo)
     # Progress and diff-base in annotations: the CRDs' structural status schema would prune status.kopf.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -47,16 +47,20 @@ async def start(settings: kopf.OperatorSettings, logger: logging.Logger, **_: An
         await redis.aclose()
         raise kopf.TemporaryError(f"Redis at {conf.pod_redis_url} not reachable yet: {e}", delay=2) from e
     reconciler = AgentReconciler(kube, redis, conf, post_event)
-    runtime.set_runtime(runtime.Runtime(conf, kube, redis, reconciler))
+    memo.runtime = runtime.Runtime(conf, kube, redis, reconciler)
     logger.info("podium operator started: redis %s, agent image %s", conf.pod_redis_url, conf.agent_image)
 
 
-@kopf.on.cleanup()
-async def stop(**_: Any) -> None:
+async def stop(memo: kopf.Memo, **_: Any) -> None:
     try:
-        current = runtime.get()
+        current = runtime.of(memo)
     except RuntimeError:
         return
     await current.redis.aclose()
     current.kube.api.close()
-    runtime.set_runtime(None)
+    del memo["runtime"]
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.startup(registry=registry)(start)
+    kopf.on.cleanup(registry=registry)(stop)

@@ -20,8 +20,7 @@ ORCHESTRATIONS = ("podium.dev", "v1alpha1", "orchestrations")
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def _deps(body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger) -> orchestration_run.Deps:
-    rt = runtime.get()
+def _deps(rt: runtime.Runtime, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger) -> orchestration_run.Deps:
 
     def post(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
@@ -34,49 +33,55 @@ def _deleted(stopped: kopf.DaemonStopped) -> bool:
     return reason is not None and bool(reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
 
 
-# Without a backoff kopf cancels the daemon the moment deletion starts (its stop check polls every 0.2 s, so it
-# never wins that race): its own cancel-and-purge is skipped, and when the cancelled daemon is not done within a
-# few loop cycles kopf re-checks only after the whole timeout, so `kubectl delete` took 15 s now and then. The
-# backoff lets it stop by itself (~0.5 s); the short timeout bounds the wait if it does not.
-@kopf.daemon(*ORCHESTRATIONS, cancellation_backoff=1.0, cancellation_timeout=5.0)  # type: ignore[arg-type]
-async def run(body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.ObjectLogger, **_: Any) -> None:
-    deps = _deps(body, logger)
-    await orchestration_run.drive(deps, body, lambda: bool(stopped))
+async def run(
+    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.ObjectLogger, **_: Any
+) -> None:
+    rt = runtime.of(memo)
+    await orchestration_run.drive(_deps(rt, body, logger), body, lambda: bool(stopped))
     if _deleted(stopped):
-        purged, removed = await _cancel_and_purge(body, logger)
+        purged, removed = await _cancel_and_purge(rt, body, logger)
         logger.info("run cancelled by deletion; %d queued tasks removed, %d keys purged", sum(removed.values()), purged)
 
 
-@kopf.on.update(*ORCHESTRATIONS, field="spec")
-async def spec_changed(body: kopf.Body, **_: Any) -> None:
+async def spec_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A finished run is never re-run: say so in a condition rather than silently ignore the edit."""
     patch = orchestration_run.ignored_change(body)
     if patch is not None:
         meta = body["metadata"]
-        await runtime.get().kube.patch_status("orchestrations", meta["namespace"], meta["name"], patch)
+        await runtime.of(memo).kube.patch_status("orchestrations", meta["namespace"], meta["name"], patch)
         kopf.event(body, type="Warning", reason="SpecIgnored", message=patch["conditions"][-1]["message"])
 
 
-async def _namespace_agents(namespace: str, logger: Log) -> list[str]:
+async def _namespace_agents(rt: runtime.Runtime, namespace: str, logger: Log) -> list[str]:
     # The journal names the agents the run dispatched to; the namespace's Agents also cover a dispatch that
     # raced the journal write. Best effort: deletion must not hang on the API server (the journal suffices).
     try:
-        snapshot = await orchestration_directory.fetch(runtime.get().kube, namespace)
+        snapshot = await orchestration_directory.fetch(rt.kube, namespace)
     except Exception as exc:
         logger.warning("cannot list the namespace's Agents to cancel queued tasks (journal only): %s", exc)
         return []
     return [str(a["metadata"]["name"]) for a in snapshot.agents]
 
 
-async def _cancel_and_purge(body: kopf.Body, logger: Log) -> tuple[int, dict[str, int]]:
+async def _cancel_and_purge(rt: runtime.Runtime, body: kopf.Body, logger: Log) -> tuple[int, dict[str, int]]:
     meta = body["metadata"]
-    agents = await _namespace_agents(meta["namespace"], logger)
+    agents = await _namespace_agents(rt, meta["namespace"], logger)
     return await orchestration_run.cleanup(
-        runtime.get().redis, meta["namespace"], meta["name"], uid=meta.get("uid"), agents=agents
+        rt.redis, meta["namespace"], meta["name"], uid=meta.get("uid"), agents=agents
     )
 
 
-@kopf.on.delete(*ORCHESTRATIONS)
-async def cleanup(body: kopf.Body, logger: Log, **_: Any) -> None:
+async def cleanup(body: kopf.Body, memo: kopf.Memo, logger: Log, **_: Any) -> None:
     """The daemon cancelled the run already; cancel and purge again in case it wrote on its way out."""
-    await _cancel_and_purge(body, logger)
+    await _cancel_and_purge(runtime.of(memo), body, logger)
+
+
+# kopf's callback protocols know neither index kwargs nor a narrower logger type: hence the ignores below.
+def register(registry: kopf.OperatorRegistry) -> None:
+    # Without a backoff kopf cancels the daemon the moment deletion starts (its stop check polls every 0.2 s, so
+    # it never wins that race): its own cancel-and-purge is skipped, and when the cancelled daemon is not done
+    # within a few loop cycles kopf re-checks only after the whole timeout, so `kubectl delete` took 15 s now and
+    # then. The backoff lets it stop by itself (~0.5 s); the short timeout bounds the wait if it does not.
+    kopf.daemon(*ORCHESTRATIONS, cancellation_backoff=1.0, cancellation_timeout=5.0, registry=registry)(run)  # type: ignore[arg-type]
+    kopf.on.update(*ORCHESTRATIONS, field="spec", registry=registry)(spec_changed)
+    kopf.on.delete(*ORCHESTRATIONS, registry=registry)(cleanup)

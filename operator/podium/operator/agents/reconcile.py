@@ -1,7 +1,9 @@
 """Reconcile one Agent: its children and Redis user (``apply``), then its health and status (``observe``).
 
 Both are level-based: they look at what exists and make it match, so running them again (a timer tick, an
-operator restart, a missed event) is harmless. The kopf glue lives in ``podium.operator.agents.handlers``.
+operator restart, a missed event) is harmless. Each reads first, decides in pure functions (:func:`desired_children`,
+:func:`apply_events`, :func:`breaker_round`, :func:`status_events`) and acts last. The kopf glue lives in
+``podium.operator.agents.handlers``.
 """
 
 from __future__ import annotations
@@ -85,6 +87,87 @@ def parse_agent(body: dict[str, Any]) -> tuple[Agent | None, str | None]:
         return None, "invalid Agent: " + "; ".join(explain(e))
 
 
+@dataclass(frozen=True)
+class Desired:
+    """What an Agent's children should be, by kind in apply order. ``error``: the Deployment cannot be built from
+    the spec; the other children are still applied and the last good Deployment keeps running."""
+
+    manifests: dict[str, dict[str, Any]]
+    error: str | None = None
+
+
+def desired_children(
+    agent: Agent, password: str, settings: ChildSettings, old_deployment: dict[str, Any] | None
+) -> Desired:
+    """The children to apply (pure)."""
+    manifests = {
+        "Secret": children.secret(agent, password),
+        "ConfigMap": children.config_map(agent),
+        "Service": children.service(agent),
+    }
+    current = (old_deployment or {}).get("spec", {}).get("replicas")
+    last = ((old_deployment or {}).get("metadata", {}).get("annotations") or {}).get(
+        children.APPLIED_REPLICAS_ANNOTATION
+    )
+    replicas = children.desired_replicas(agent.spec.replicas, int(last) if last else None, current)
+    try:
+        manifests["Deployment"] = children.deployment(agent, settings, replicas)
+    except TemplateError as e:
+        return Desired(manifests, str(e))
+    return Desired(manifests)
+
+
+# (type "Normal"/"Warning", reason, message) of an Event to post about the Agent.
+Event = tuple[str, str, str]
+
+
+def apply_events(outcomes: dict[str, str], namespace: str, name: str, replicas: int) -> list[Event]:
+    """The Events that announce what an apply changed (pure)."""
+    out: list[Event] = []
+    for kind, outcome in outcomes.items():
+        if outcome == "created":
+            out.append(("Normal", "Created", f"created {kind} {namespace}/{name}"))
+        elif outcome == "updated":
+            out.append(("Normal", "Updated", f"updated {kind} to match the Agent's spec"))
+        elif outcome == "scaled":
+            out.append(("Normal", "Scaled", f"Deployment replicas set to {replicas}"))
+    return out
+
+
+def breaker_round(
+    breaker: Breaker, spec: dict[str, Any], *, failures: int, healthy: bool, now: float
+) -> tuple[Breaker, Event | None]:
+    """One step of the Agent's breaker with its spec's thresholds, and the Event when its state changes (pure)."""
+    cb = (spec.get("resilience") or {}).get("circuitBreaker") or {}
+    before = BreakerState(breaker.state)
+    after_breaker = step_breaker(
+        breaker,
+        new_failures=failures,
+        healthy=healthy,
+        now=now,
+        threshold=int(cb.get("failureThreshold", 5)),
+        recovery_seconds=float(cb.get("recoveryTimeoutSeconds", 60)),
+    )
+    after = BreakerState(after_breaker.state)
+    if after == before:
+        return after_breaker, None
+    reason = {"open": "BreakerOpened", "halfOpen": "BreakerHalfOpen", "closed": "BreakerClosed"}[after.value]
+    kind = "Warning" if after == BreakerState.open else "Normal"
+    return after_breaker, (kind, reason, f"circuit breaker {before.value} -> {after.value}")
+
+
+def status_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
+    """The Event of a phase change, if any (pure)."""
+    if old.get("phase") and old.get("phase") != status["phase"]:
+        kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
+        return [(kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}")]
+    return []
+
+
+def status_changed(old: dict[str, Any], status: dict[str, Any]) -> bool:
+    return any(old.get(k) != v for k, v in status.items())
+
+
 def breaker_from_status(status: dict[str, Any]) -> Breaker:
     state = BreakerState(status.get("breaker") or BreakerState.closed.value)
     degraded = find(status.get("conditions"), "Degraded") or {}
@@ -115,43 +198,25 @@ class AgentReconciler:
         if agent is None:
             self._set_error(body, mem, error or "invalid Agent")
             return
+        # Read: the children as they are.
         child = children.names(name)
-        existing = await asyncio.gather(
-            self.kube.get("Secret", namespace, child["secret"]),
-            self.kube.get("ConfigMap", namespace, child["configmap"]),
-            self.kube.get("Service", namespace, child["service"]),
-            self.kube.get("Deployment", namespace, child["deployment"]),
-        )
-        old_secret, old_cm, old_svc, old_dep = existing
-        password = secret_value(old_secret, "password") or redis_io.new_password()
+        kinds = {"Secret": "secret", "ConfigMap": "configmap", "Service": "service", "Deployment": "deployment"}
+        found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
+        existing = dict(zip(kinds, found, strict=True))
+        # Decide: what they should be (the Redis password stays the one the Secret holds).
+        password = secret_value(existing["Secret"], "password") or redis_io.new_password()
+        desired = desired_children(agent, password, self.child_settings, existing["Deployment"])
+        # Act: the Redis user, then each child in order; a Deployment that cannot be built keeps the old one.
         await redis_io.ensure_acl_user(self.redis, namespace, name, password)
-        outcomes = {
-            "Secret": await self.kube.ensure(children.secret(agent, password), old_secret),
-            "ConfigMap": await self.kube.ensure(children.config_map(agent), old_cm),
-            "Service": await self.kube.ensure(children.service(agent), old_svc),
-        }
-        try:
-            current = (old_dep or {}).get("spec", {}).get("replicas")
-            last = ((old_dep or {}).get("metadata", {}).get("annotations") or {}).get(
-                children.APPLIED_REPLICAS_ANNOTATION
-            )
-            replicas = children.desired_replicas(agent.spec.replicas, int(last) if last else None, current)
-            outcomes["Deployment"] = await self.kube.ensure(
-                children.deployment(agent, self.child_settings, replicas), old_dep
-            )
-        except TemplateError as e:
-            self._set_error(body, mem, str(e))
+        outcomes = {kind: await self.kube.ensure(m, existing[kind]) for kind, m in desired.manifests.items()}
+        if desired.error is not None:
+            self._set_error(body, mem, desired.error)
             return
         if mem.error is not None:
             self.event(body, "Normal", "SpecAccepted", "the spec is valid again; rolling it out")
         mem.error = None
-        for kind, outcome in outcomes.items():
-            if outcome == "created":
-                self.event(body, "Normal", "Created", f"created {kind} {namespace}/{name}")
-            elif outcome == "updated":
-                self.event(body, "Normal", "Updated", f"updated {kind} to match the Agent's spec")
-            elif outcome == "scaled":
-                self.event(body, "Normal", "Scaled", f"Deployment replicas set to {agent.spec.replicas}")
+        for event in apply_events(outcomes, namespace, name, agent.spec.replicas):
+            self.event(body, *event)
 
     def _set_error(self, body: dict[str, Any], mem: Memory, message: str) -> None:
         if mem.error != message:
@@ -166,7 +231,12 @@ class AgentReconciler:
         *,
         terminating: bool = False,
     ) -> dict[str, Any]:
-        """Judge health, restart lapsed replicas, step the breaker and patch status if anything changed."""
+        """Judge health, restart lapsed replicas, step the breaker and patch status if anything changed.
+
+        Read (the indexes' workload, the Agent's Redis-side runtime) -> decide (health report) -> act (restart
+        lapsed replicas; their count feeds the breaker) -> decide (breaker, status, events) -> act (events,
+        autoscaling, status patch, metrics).
+        """
         meta, spec = body["metadata"], body.get("spec") or {}
         namespace, name = meta["namespace"], meta["name"]
         old = dict(body.get("status") or {})
@@ -197,21 +267,10 @@ class AgentReconciler:
         failures = await self._restart_lapsed(body, mem, report.lapsed, now)
         failures += self._count_crashes(body, mem, pods)
         healthy = desired == 0 or (report.ready >= desired and not report.lapsed)
-        cb = (spec.get("resilience") or {}).get("circuitBreaker") or {}
-        before = BreakerState(mem.breaker.state)
-        mem.breaker = step_breaker(
-            mem.breaker,
-            new_failures=failures,
-            healthy=healthy,
-            now=now,
-            threshold=int(cb.get("failureThreshold", 5)),
-            recovery_seconds=float(cb.get("recoveryTimeoutSeconds", 60)),
-        )
+        mem.breaker, breaker_event = breaker_round(mem.breaker, spec, failures=failures, healthy=healthy, now=now)
+        if breaker_event is not None:
+            self.event(body, *breaker_event)
         after = BreakerState(mem.breaker.state)
-        if after != before:
-            reason = {"open": "BreakerOpened", "halfOpen": "BreakerHalfOpen", "closed": "BreakerClosed"}[after.value]
-            kind = "Warning" if after == BreakerState.open else "Normal"
-            self.event(body, kind, reason, f"circuit breaker {before.value} -> {after.value}")
         obs = Observed(
             desired=desired,
             replicas=deployment.replicas if deployment else 0,
@@ -236,10 +295,9 @@ class AgentReconciler:
             status["autoscaling"] = None  # autoscaling was switched off: the merge patch removes the block
             mem.autoscale_window, mem.autoscale_desired, mem.last_scale_time = None, None, None
             metrics.forget_autoscaler(namespace, name)
-        if old.get("phase") and old.get("phase") != status["phase"]:
-            kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
-            self.event(body, kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}")
-        if any(old.get(k) != v for k, v in status.items()):
+        for event in status_events(old, status):
+            self.event(body, *event)
+        if status_changed(old, status):
             await self.kube.patch_status("agents", namespace, name, status)
         self.phases[(namespace, name)] = status["phase"]
         self.publish_phases()

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,9 @@ from kubernetes import client
 
 from podium_localcluster import processes
 from podium_localcluster.launcher import LocalCluster
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
@@ -61,7 +52,7 @@ def test_kubernetes_service_gets_a_loopback_cluster_ip(kube_client: client.ApiCl
 def test_controller_manager_creates_default_service_accounts(kube_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(kube_client)
 
-    wait_for(lambda: has_default_sa(core, namespace), 30, f"the default ServiceAccount in {namespace}")
+    wait_for(f"the default ServiceAccount in {namespace}", lambda: has_default_sa(core, namespace), 30)
 
 
 def test_scheduler_considers_new_pods(kube_client: client.ApiClient, namespace: str) -> None:
@@ -72,14 +63,14 @@ def test_scheduler_considers_new_pods(kube_client: client.ApiClient, namespace: 
         spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="none", command=["true"])]),
     )
     # Pod admission needs the namespace's default ServiceAccount, which the controller-manager creates.
-    wait_for(lambda: has_default_sa(core, namespace), 30, "the default ServiceAccount")
+    wait_for("the default ServiceAccount", lambda: has_default_sa(core, namespace), 30)
     core.create_namespaced_pod(namespace, pod)
 
     def scheduled_condition() -> bool:
         status = core.read_namespaced_pod("probe", namespace).status
         return status is not None and any(c.type == "PodScheduled" for c in (status.conditions or []))
 
-    wait_for(scheduled_condition, 30, "the scheduler to set PodScheduled")
+    wait_for("the scheduler to set PodScheduled", scheduled_condition, 30)
 
 
 def test_rbac_limits_non_admin_identities(cluster: ClusterHandle) -> None:
@@ -146,7 +137,7 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
         assert {k: v for k, v in state.pids.items() if k != "node"} == control_plane
         # A crashed component is restarted alone; the rest keep running untouched.
         os.kill(state.pids["kube-scheduler"], signal.SIGKILL)
-        wait_for(lambda: not processes.alive(state.pids["kube-scheduler"]), 10, "the scheduler to die")
+        wait_for("the scheduler to die", lambda: not processes.alive(state.pids["kube-scheduler"]), 10)
         assert local.status()["state"] == "degraded"
         repaired = local.up(timeout=120, log=lambda _m: None)
         assert repaired.pids["kube-scheduler"] != state.pids["kube-scheduler"]

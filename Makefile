@@ -25,6 +25,7 @@ test-cluster: setup
 lint: setup
 	$(VENV)/bin/ruff check operator localcluster tests bench
 	$(VENV)/bin/ruff format --check operator localcluster tests bench
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
 typecheck: setup

@@ -7,6 +7,8 @@ export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH"
 echo "== ruff"
 ruff check operator localcluster tests bench
 ruff format --check operator localcluster tests bench
+echo "== import contracts (which package may import which: pyproject.toml [tool.importlinter])"
+lint-imports
 echo "== mypy"
 mypy
 echo "== crds are what the models generate"

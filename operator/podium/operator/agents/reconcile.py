@@ -381,7 +381,7 @@ class AgentReconciler:
                 restarted += 1
                 metrics.RESTARTS.labels(namespace, name).inc()
                 # Its in-flight tasks are reclaimed by the surviving (or replacement) replicas once its lease
-                # has lapsed: the bus moves them with XAUTOCLAIM, so nothing is lost with the pod.
+                # has lapsed: the bus's reclaim script moves them with XCLAIM, so nothing is lost with the pod.
                 self.event(body, "Normal", "ReplicaRestarted", f"deleted pod {pod}; its tasks will be reclaimed")
         for pod, at in list(mem.deleted.items()):
             if now - at > 300:

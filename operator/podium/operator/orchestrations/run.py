@@ -1,6 +1,6 @@
 """One Orchestration's life in the operator: wait for its agents, run the engine, report, stop on request.
 
-The kopf daemon (``handlers/orchestrations.py``) calls :func:`drive` with the live object. Restarting the
+The kopf daemon (``orchestrations/handlers.py``) calls :func:`drive` with the live object. Restarting the
 operator calls it again for a Running orchestration: the engine's journal replays finished steps and
 re-attaches to in-flight ones, so no task runs twice. Succeeded and Failed are terminal: a finished run is
 never started again (a later spec change only earns a ``SpecIgnored`` condition, see :func:`ignored_change`).

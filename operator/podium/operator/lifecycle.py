@@ -62,5 +62,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
+    # A registry of our own starts empty: log in as kopf's default one would, with the kubernetes client's own
+    # configuration (KUBECONFIG, ~/.kube/config, or the pod's service account).
+    kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(kopf.login_via_client)
     kopf.on.startup(registry=registry)(start)
     kopf.on.cleanup(registry=registry)(stop)

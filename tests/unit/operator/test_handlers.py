@@ -26,7 +26,7 @@ def test_timers_run_at_the_intervals_of_the_settings_given_at_registration() -> 
 
 def test_every_kind_gets_its_handlers_and_the_start_up_builds_the_runtime() -> None:
     ids = _ids(handlers.register(kopf.OperatorRegistry(), Settings()))
-    assert ids["activities"] == ["start", "stop"]
+    assert ids["activities"] == ["login_via_client", "start", "stop"]  # a fresh registry has no login of its own
     assert ids["indexing"] == ["agent_deployments", "agent_pods", "agents_by_namespace"]
     assert ids["spawning"] == ["health", "run", "watch_members"]
     assert "spec_changed/spec" in ids["changing"] and ids["changing"].count("cleanup") == 2

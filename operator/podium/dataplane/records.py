@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from podium.dataplane.messages import Task
+from podium.dataplane.redisutil import text
 
 
 @dataclass
@@ -45,15 +46,6 @@ class DeadLetter:
     raw: str
     at: float
     deliveries: int
-
-
-def text(value: bytes | str | None) -> str:
-    """Redis replies are bytes unless the client decodes them; the bus works with either."""
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
 
 
 def fields_of(raw: Any) -> dict[str, str]:

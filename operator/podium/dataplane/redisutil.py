@@ -20,8 +20,13 @@ class UpdateContention(RuntimeError):
     """An update lost the race to other writers :data:`MAX_UPDATE_ATTEMPTS` times in a row."""
 
 
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def text(value: bytes | str | None) -> str:
+    """Redis replies are bytes unless the client decodes them; the data plane works with either."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
 
 
 async def watched_update(

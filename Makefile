@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-PODIUM := $(VENV)/bin/podium
+CLUSTER := $(VENV)/bin/podium-cluster
 
 .PHONY: setup test test-unit test-integration test-cluster lint typecheck crds crds-check bench \
         cluster-up cluster-down demo clean
@@ -23,8 +23,9 @@ test-cluster: setup
 	$(PY) -m pytest tests/cluster -q
 
 lint: setup
-	$(VENV)/bin/ruff check operator tests bench
-	$(VENV)/bin/ruff format --check operator tests bench
+	$(VENV)/bin/ruff check operator localcluster tests bench
+	$(VENV)/bin/ruff format --check operator localcluster tests bench
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
 typecheck: setup
@@ -40,15 +41,15 @@ bench: setup
 	$(PY) -m bench.run
 
 cluster-up: setup
-	$(PODIUM) cluster up
+	$(CLUSTER) up
 
 cluster-down: setup
-	$(PODIUM) cluster down
+	$(CLUSTER) down
 
 demo: setup
 	@bash scripts/demo.sh
 
 clean:
-	-$(PODIUM) cluster down
-	-$(PODIUM) cluster down --dir .podium-test
+	-$(CLUSTER) down
+	-$(CLUSTER) down --dir .podium-test
 	rm -rf .podium .podium-test .pytest_cache .mypy_cache .ruff_cache

@@ -29,11 +29,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.connection import connect
-from podium.engine.consumer import DEFAULT_LEASE_SECONDS
-from podium.engine.messages import Task
-from podium.localcluster.redis_server import RedisServer
+from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect
+from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS
+from podium.dataplane.messages import Task
+from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("podium", "raw", "taskiq", "dramatiq", "celery")

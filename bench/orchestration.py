@@ -27,11 +27,13 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
-from podium.engine.bus import Bus
+from podium.dataplane.bus import Bus
+from podium.dataplane.keys import OrchestrationKeys
+from podium.dataplane.messages import Result, Task
+from podium.dataplane.records import decode_entry
 from podium.engine.directory import AgentDirectory, AgentInfo
-from podium.engine.messages import Result, Task
 from podium.engine.runner import run_orchestration
-from podium.localcluster.redis_server import RedisServer
+from podium_localcluster.redis_server import RedisServer
 
 NAMESPACE = "bench"
 
@@ -228,16 +230,14 @@ def bench_pipeline(name: str, agent: str, stages: int) -> dict[str, Any]:
 
 
 def _journal_times(redis_url: str, namespace: str, name: str, uid: str) -> list[float]:
-    import json
-
     import redis as sync_redis
 
     client = sync_redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        raw = client.hgetall(f"podium:{{{namespace}/{name}}}:journal:{uid}")
+        raw = client.hgetall(OrchestrationKeys(namespace, name).journal(uid))
     finally:
         client.close()
-    return sorted(float(json.loads(v)["started_at"]) for v in raw.values())
+    return sorted(decode_entry(v).started_at for v in raw.values())
 
 
 def apply_to_first_dispatch(

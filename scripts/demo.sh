@@ -26,8 +26,8 @@ fail() {
 }
 
 step "local cluster (the first run builds Kubernetes from source: allow 20-40 minutes; later runs take seconds)"
-podium cluster up || fail "the local cluster did not start" "podium cluster status" "ls .podium/logs/"
-eval "$(podium cluster env)"
+podium-cluster up || fail "the local cluster did not start" "podium-cluster status" "ls .podium/logs/"
+eval "$(podium-cluster env)"
 kubectl get nodes
 
 deadline=$((SECONDS + ${DEMO_DEADLINE:-900}))  # everything after the cluster is up (not the first build)
@@ -95,7 +95,7 @@ done
 step "what ran"
 kubectl -n "$ns" get orchestrations
 echo
-echo "Use the cluster: eval \$(.venv/bin/podium cluster env); kubectl get podium -A. Stop everything: make cluster-down"
+echo "Use the cluster: eval \$(.venv/bin/podium-cluster env); kubectl get podium -A. Stop everything: make cluster-down"
 echo "(make test runs on a cluster of its own in .podium-test/, so it does not disturb this one.)"
 if [ "${#failed[@]}" -gt 0 ]; then
   fail "${#failed[@]} orchestration(s) did not succeed: ${failed[*]}" "kubectl -n $ns describe orchestrations"

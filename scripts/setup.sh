@@ -24,9 +24,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.podium-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ localcluster/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev,bench]'
+  # The product, and the local cluster (its own distribution, for tests and the demo) into the same venv.
+  .venv/bin/pip install -q -e '.[dev,bench]' -e ./localcluster
   touch "$stamp"
 fi
 

@@ -5,8 +5,10 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH"
 
 echo "== ruff"
-ruff check operator tests bench
-ruff format --check operator tests bench
+ruff check operator localcluster tests bench
+ruff format --check operator localcluster tests bench
+echo "== import contracts (which package may import which: pyproject.toml [tool.importlinter])"
+lint-imports
 echo "== mypy"
 mypy
 echo "== crds are what the models generate"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.localcluster.redis_server import RedisServer
+from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,9 +12,9 @@ import asyncio
 import signal
 import time
 
-from podium.engine.bus import Bus
-from podium.engine.connection import connect
-from podium.engine.messages import Result
+from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect
+from podium.dataplane.messages import Result
 
 
 async def run(args: argparse.Namespace) -> None:

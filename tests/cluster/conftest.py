@@ -17,8 +17,8 @@ import pytest
 import redis
 from kubernetes import client, config
 
-from podium.localcluster.launcher import LocalCluster, State, child_env
-from podium.localcluster.redis_server import RedisServer
+from podium_localcluster.launcher import LocalCluster, State, child_env
+from podium_localcluster.redis_server import RedisServer
 
 from .helpers import Operator, apply_crds, module_namespace, running_operator
 

@@ -7,15 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
-from podium.localcluster.redis_server import RedisServer, free_port
+from podium_localcluster.redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:  # conftest imports this module for its fixtures
     from .conftest import ClusterHandle
@@ -23,17 +23,9 @@ if TYPE_CHECKING:  # conftest imports this module for its fixtures
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = sorted((ROOT / "crds").glob("*.yaml"))
 PODIUM = str(Path(sys.executable).parent / "podium")
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+PY = "python"  # what the node's pods run: the node puts its own venv first on their PATH
+# Waits on the node's pods: objects read before the node or a controller made them are "not yet", not failures.
+NODE_WAIT: dict[str, Any] = {"timeout": 90.0, "ignore": (ApiException,)}
 
 
 class Operator:

@@ -13,16 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.wait import wait_for
+
 from .conftest import ClusterHandle
-from .helpers import (
-    Operator,
-    agent,
-    apply,
-    get,
-    require_ready_node,
-    status_of,
-    wait_for,
-)
+from .helpers import Operator, agent, apply, get, require_ready_node, status_of
 
 # The HPA controller syncs every 15 s, and its REST mapper may need a 30 s reset to see a CRD made after it started.
 HPA_TIMEOUT = 120.0

@@ -13,20 +13,13 @@ from typing import Any
 import pytest
 import redis
 
-from podium.engine.messages import Result
-from podium.localcluster.redis_server import RedisServer
+from podium.dataplane.messages import Result
+from podium_localcluster.redis_server import RedisServer
+from tests.support.wait import wait_for
 
+from .agent_support import dispatch, events, executions, pending_by_replica, pods_of, result
 from .conftest import ClusterHandle
-from .helpers import (
-    Operator,
-    agent,
-    apply,
-    get,
-    require_ready_node,
-    status_of,
-    wait_for,
-)
-from .test_operator_recovery import dispatch, events, executions, pending_by_replica, pods_of, result
+from .helpers import Operator, agent, apply, get, require_ready_node, status_of
 
 pytestmark = pytest.mark.cluster
 

@@ -10,25 +10,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from podium.localcluster import processes
-from podium.localcluster.launcher import LocalCluster
+from podium_localcluster import processes
+from podium_localcluster.launcher import LocalCluster
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
@@ -61,7 +52,7 @@ def test_kubernetes_service_gets_a_loopback_cluster_ip(kube_client: client.ApiCl
 def test_controller_manager_creates_default_service_accounts(kube_client: client.ApiClient, namespace: str) -> None:
     core = client.CoreV1Api(kube_client)
 
-    wait_for(lambda: has_default_sa(core, namespace), 30, f"the default ServiceAccount in {namespace}")
+    wait_for(f"the default ServiceAccount in {namespace}", lambda: has_default_sa(core, namespace), 30)
 
 
 def test_scheduler_considers_new_pods(kube_client: client.ApiClient, namespace: str) -> None:
@@ -72,14 +63,14 @@ def test_scheduler_considers_new_pods(kube_client: client.ApiClient, namespace: 
         spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="none", command=["true"])]),
     )
     # Pod admission needs the namespace's default ServiceAccount, which the controller-manager creates.
-    wait_for(lambda: has_default_sa(core, namespace), 30, "the default ServiceAccount")
+    wait_for("the default ServiceAccount", lambda: has_default_sa(core, namespace), 30)
     core.create_namespaced_pod(namespace, pod)
 
     def scheduled_condition() -> bool:
         status = core.read_namespaced_pod("probe", namespace).status
         return status is not None and any(c.type == "PodScheduled" for c in (status.conditions or []))
 
-    wait_for(scheduled_condition, 30, "the scheduler to set PodScheduled")
+    wait_for("the scheduler to set PodScheduled", scheduled_condition, 30)
 
 
 def test_rbac_limits_non_admin_identities(cluster: ClusterHandle) -> None:
@@ -146,7 +137,7 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
         assert {k: v for k, v in state.pids.items() if k != "node"} == control_plane
         # A crashed component is restarted alone; the rest keep running untouched.
         os.kill(state.pids["kube-scheduler"], signal.SIGKILL)
-        wait_for(lambda: not processes.alive(state.pids["kube-scheduler"]), 10, "the scheduler to die")
+        wait_for("the scheduler to die", lambda: not processes.alive(state.pids["kube-scheduler"]), 10)
         assert local.status()["state"] == "degraded"
         repaired = local.up(timeout=120, log=lambda _m: None)
         assert repaired.pids["kube-scheduler"] != state.pids["kube-scheduler"]
@@ -173,7 +164,7 @@ def test_a_second_cluster_comes_up_and_down_leaving_nothing_behind(tmp_path: Pat
 
 
 def test_cli_status_and_env_describe_the_running_cluster(cluster: ClusterHandle) -> None:
-    podium = [sys.executable, "-m", "podium", "cluster"]
+    podium = [sys.executable, "-m", "podium_localcluster"]
     status = subprocess.run([*podium, "status", "--json", "--dir", str(cluster.dir)], capture_output=True, text=True)
     assert status.returncode == 0, status.stderr
     info = json.loads(status.stdout)
@@ -198,7 +189,7 @@ def test_helm_is_the_pinned_version(cluster: ClusterHandle) -> None:
 def test_two_concurrent_ups_start_one_cluster(tmp_path: Path, cluster: ClusterHandle) -> None:
     # Two terminals (or two test sessions) running `up` at once must share one cluster, not race two etcds.
     root = tmp_path / "c3"
-    cmd = [sys.executable, "-m", "podium", "cluster", "up", "--dir", str(root), "--no-node"]
+    cmd = [sys.executable, "-m", "podium_localcluster", "up", "--dir", str(root), "--no-node"]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     try:
         outputs = [p.communicate(timeout=240)[0] for p in procs]
@@ -209,6 +200,6 @@ def test_two_concurrent_ups_start_one_cluster(tmp_path: Path, cluster: ClusterHa
         assert len([pid for pid in pids if processes.alive(pid) and data_dir in processes.cmdline(pid)]) == 1
     finally:
         down = subprocess.run(
-            [sys.executable, "-m", "podium", "cluster", "down", "--dir", str(root)], capture_output=True, text=True
+            [sys.executable, "-m", "podium_localcluster", "down", "--dir", str(root)], capture_output=True, text=True
         )
         assert down.returncode == 0, down.stderr

@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
-import time
 import urllib.request
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
 
+from tests.support.wait import wait_for
+
 from .conftest import ClusterHandle
+from .helpers import NODE_WAIT, PY, apply
 
 T = TypeVar("T")
-PY = "python"
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 90.0, every: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-        except client.ApiException as e:
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
-def apply(cluster: ClusterHandle, ns: str, manifest: dict[str, Any]) -> None:
-    out = cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manifest))
-    assert out.returncode == 0, out.stderr
 
 
 def pid_of(status: client.V1ContainerStatus) -> int:
@@ -131,8 +111,8 @@ def test_deployment_becomes_available_with_distinct_pod_ips(
             d.status.ready_replicas == 2
         )
 
-    wait_for("deployment Available with 2 ready replicas", available)
-    pods = wait_for("2 ready pods", lambda: running_pods(core, namespace, "app=web", 2))
+    wait_for("deployment Available with 2 ready replicas", available, **NODE_WAIT)
+    pods = wait_for("2 ready pods", lambda: running_pods(core, namespace, "app=web", 2), **NODE_WAIT)
     ips = {p.status.pod_ip for p in pods}
     assert len(ips) == 2 and all(ip.startswith("127.") for ip in ips)
     for ip in ips:
@@ -153,7 +133,7 @@ def test_deployment_becomes_available_with_distinct_pod_ips(
         cs = p.status.container_statuses[0]
         return p if cs.restart_count >= 1 and cs.state.running and cs.ready else None
 
-    again = wait_for("container restarted after kill", restarted)
+    again = wait_for("container restarted after kill", restarted, **NODE_WAIT)
     assert pid_of(again.status.container_statuses[0]) != pid
     assert again.status.container_statuses[0].last_state.terminated.exit_code == 137
 
@@ -162,8 +142,12 @@ def test_deployment_becomes_available_with_distinct_pod_ips(
     assert len(pids) == 2
     out = cluster.kubectl("delete", "deployment", "web", "-n", namespace)
     assert out.returncode == 0, out.stderr
-    wait_for("pods gone", lambda: not core.list_namespaced_pod(namespace, label_selector="app=web").items)
-    wait_for("processes gone", lambda: not any(alive(p) for p in pids), timeout=15)
+    wait_for(
+        "pods gone",
+        lambda: not core.list_namespaced_pod(namespace, label_selector="app=web").items,
+        **NODE_WAIT,
+    )
+    wait_for("processes gone", lambda: not any(alive(p) for p in pids), timeout=15, ignore=NODE_WAIT["ignore"])
 
 
 def test_failing_liveness_probe_restarts_container(
@@ -176,7 +160,7 @@ def test_failing_liveness_probe_restarts_container(
         counts = [p.status.container_statuses[0].restart_count for p in pods if p.status.container_statuses]
         return max(counts) if counts and max(counts) >= 1 else None
 
-    assert wait_for("liveness restart", restarted) >= 1
+    assert wait_for("liveness restart", restarted, **NODE_WAIT) >= 1
 
 
 def test_pod_reaches_service_by_name_and_uses_in_cluster_rbac(
@@ -193,7 +177,7 @@ def test_pod_reaches_service_by_name_and_uses_in_cluster_rbac(
             "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80, "targetPort": "http"}]},
         },
     )
-    wait_for("backend ready", lambda: running_pods(core, namespace, "app=backend", 1))
+    wait_for("backend ready", lambda: running_pods(core, namespace, "app=backend", 1), **NODE_WAIT)
     cluster.kubectl("create", "serviceaccount", "reader", "-n", namespace)
     cluster.kubectl("create", "role", "reader", "--verb=list", "--resource=pods", "-n", namespace)
     cluster.kubectl(
@@ -216,7 +200,7 @@ except client.ApiException as e:
 print("OK", len(names))
 """
     apply(cluster, namespace, job("client", script, sa="reader"))
-    result = wait_for("client job done", lambda: job_condition(batch, namespace, "client"))
+    result = wait_for("client job done", lambda: job_condition(batch, namespace, "client"), **NODE_WAIT)
     logs = cluster.kubectl("logs", "-n", namespace, "job/client").stdout
     assert result == "Complete", logs
 
@@ -226,8 +210,8 @@ def test_jobs_succeed_or_fail_with_exit_code(
 ) -> None:
     apply(cluster, namespace, job("ok", "print('done')"))
     apply(cluster, namespace, job("bad", "import sys; sys.exit(3)"))
-    assert wait_for("ok job", lambda: job_condition(batch, namespace, "ok")) == "Complete"
-    assert wait_for("bad job", lambda: job_condition(batch, namespace, "bad")) == "Failed"
+    assert wait_for("ok job", lambda: job_condition(batch, namespace, "ok"), **NODE_WAIT) == "Complete"
+    assert wait_for("bad job", lambda: job_condition(batch, namespace, "bad"), **NODE_WAIT) == "Failed"
     pod = core.list_namespaced_pod(namespace, label_selector="job-name=bad").items[0]
     assert pod.status.phase == "Failed"
     assert pod.status.container_statuses[0].state.terminated.exit_code == 3
@@ -243,7 +227,11 @@ def test_missing_program_is_waiting_with_reason(cluster: ClusterHandle, namespac
         "spec": {"containers": [{"name": "c", "image": "x", "command": ["podium-no-such-program"]}]},
     }
     # A bare Pod is refused until the namespace's default ServiceAccount exists (created by a controller).
-    wait_for("default serviceaccount", lambda: core.read_namespaced_service_account("default", namespace))
+    wait_for(
+        "default serviceaccount",
+        lambda: core.read_namespaced_service_account("default", namespace),
+        **NODE_WAIT,
+    )
     apply(cluster, namespace, pod)
 
     def waiting() -> client.V1ContainerStateWaiting | None:
@@ -255,7 +243,7 @@ def test_missing_program_is_waiting_with_reason(cluster: ClusterHandle, namespac
             else None
         )
 
-    w = wait_for("waiting reason", waiting)
+    w = wait_for("waiting reason", waiting, **NODE_WAIT)
     assert w.reason == "ExecutableNotFound"
     assert "podium-no-such-program" in w.message
     assert core.read_namespaced_pod("nope", namespace).status.phase == "Pending"

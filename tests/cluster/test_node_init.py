@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from podium.localcluster.node.status import ContainerState, now, pod_status, restore_counts
+from podium_localcluster.node.status import ContainerState, now, pod_status, restore_counts
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-from .test_node import PY, apply, wait_for
+from .helpers import NODE_WAIT, PY, apply
 
 # Where the pods below mount their emptyDir: a private mount inside each container, only an empty directory on
 # the host.
@@ -30,7 +31,11 @@ def bare_pod(name: str, spec: dict[str, Any]) -> dict[str, Any]:
 
 def create_pod(cluster: ClusterHandle, namespace: str, core: client.CoreV1Api, pod: dict[str, Any]) -> None:
     # A bare Pod is refused until the namespace's default ServiceAccount exists (created by a controller).
-    wait_for("default serviceaccount", lambda: core.read_namespaced_service_account("default", namespace))
+    wait_for(
+        "default serviceaccount",
+        lambda: core.read_namespaced_service_account("default", namespace),
+        **NODE_WAIT,
+    )
     apply(cluster, namespace, pod)
 
 
@@ -76,7 +81,7 @@ def test_init_containers_run_in_order_and_share_volumes_with_main(
         ics = p.status.init_container_statuses
         return p if ics and ics[0].state.running else None
 
-    during = wait_for("first init container running", initializing)
+    during = wait_for("first init container running", initializing, **NODE_WAIT)
     assert during.status.phase == "Pending"
     init_cond = condition(during, "Initialized")
     assert (init_cond.status, init_cond.reason) == ("False", "ContainersNotInitialized")
@@ -88,7 +93,7 @@ def test_init_containers_run_in_order_and_share_volumes_with_main(
         cs = p.status.container_statuses
         return p if cs and cs[0].ready else None
 
-    pod = wait_for("main container ready", ready)
+    pod = wait_for("main container ready", ready, **NODE_WAIT)
     assert pod.status.phase == "Running"
     assert condition(pod, "Initialized").status == "True"
     assert printed_status(cluster, namespace, "inited") == "Running"
@@ -115,7 +120,7 @@ def test_failed_init_container_fails_the_pod_when_it_never_restarts(
         p = core.read_namespaced_pod("badinit", namespace)
         return p if p.status.phase == "Failed" else None
 
-    pod = wait_for("pod Failed", failed)
+    pod = wait_for("pod Failed", failed, **NODE_WAIT)
     term = pod.status.init_container_statuses[0].state.terminated
     assert (term.exit_code, term.reason) == (7, "Error")
     main = pod.status.container_statuses[0]
@@ -140,7 +145,7 @@ def test_failed_init_container_is_retried_and_main_never_starts(
         return p if ics and ics[0].restart_count >= 2 else None
 
     # First retry at once, the second after the node's 10 s back-off.
-    pod = wait_for("init container restarted twice", retried_twice, timeout=60)
+    pod = wait_for("init container restarted twice", retried_twice, timeout=60, ignore=NODE_WAIT["ignore"])
     assert pod.status.phase == "Pending"
     setup = pod.status.init_container_statuses[0]
     assert setup.last_state.terminated.exit_code == 3
@@ -187,7 +192,7 @@ def test_startup_probe_holds_back_liveness_and_readiness_until_it_passes(
         cs = core.read_namespaced_pod("slowstart", namespace).status.container_statuses
         return cs[0] if cs and cs[0].state.running else None
 
-    first = wait_for("container running", running)
+    first = wait_for("container running", running, **NODE_WAIT)
     t_run = time.monotonic()
     assert not first.started and not first.ready
     while time.monotonic() - t_run < SLOW - 3:
@@ -199,7 +204,7 @@ def test_startup_probe_holds_back_liveness_and_readiness_until_it_passes(
         cs = core.read_namespaced_pod("slowstart", namespace).status.container_statuses
         return cs[0] if cs and cs[0].ready else None
 
-    done = wait_for("ready after the startup probe passed", ready, timeout=30)
+    done = wait_for("ready after the startup probe passed", ready, timeout=30, ignore=NODE_WAIT["ignore"])
     assert done.started and done.restart_count == 0
     time.sleep(3)  # liveness now runs and passes: still no restart
     assert core.read_namespaced_pod("slowstart", namespace).status.container_statuses[0].restart_count == 0
@@ -225,7 +230,7 @@ def test_startup_probe_that_never_passes_restarts_the_container(
         cs = core.read_namespaced_pod("stuck", namespace).status.container_statuses
         return cs[0] if cs and cs[0].restart_count >= 1 else None
 
-    cs = wait_for("restart after the startup probe failed", restarted, timeout=40)
+    cs = wait_for("restart after the startup probe failed", restarted, timeout=40, ignore=NODE_WAIT["ignore"])
     assert cs.last_state.terminated.message == "startup probe failed"
     assert not cs.ready
 
@@ -286,7 +291,7 @@ def test_sidecar_init_container_waits_with_a_clear_reason(
         w = ics[0].state.waiting if ics else None
         return w if w and w.reason not in ("PodInitializing", "ContainerCreating") else None
 
-    w = wait_for("sidecar waiting", waiting)
+    w = wait_for("sidecar waiting", waiting, **NODE_WAIT)
     assert w.reason == "SidecarContainersNotSupported" and "restartPolicy Always" in w.message
     pod = core.read_namespaced_pod("sidecar", namespace)
     assert pod.status.phase == "Pending" and pod.status.container_statuses[0].state.waiting.reason == "PodInitializing"

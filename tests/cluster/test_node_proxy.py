@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from podium.localcluster.node.services import ServiceProxy
-from podium.localcluster.redis_server import free_port
+from podium_localcluster.node.services import ServiceProxy
+from podium_localcluster.redis_server import free_port
 
 
 async def _backend(host: str, name: bytes) -> tuple[asyncio.Server, int]:

@@ -8,17 +8,10 @@ from typing import Any
 
 import redis
 
+from tests.support.wait import wait_for
+
 from .conftest import ClusterHandle
-from .helpers import (
-    Operator,
-    agent,
-    apply,
-    condition,
-    get,
-    require_ready_node,
-    status_of,
-    wait_for,
-)
+from .helpers import Operator, agent, apply, condition, get, require_ready_node, status_of
 
 CHILDREN = (("deployment", "{}"), ("service", "{}"), ("configmap", "{}-config"), ("secret", "{}-redis"))
 

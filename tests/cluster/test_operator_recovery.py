@@ -9,29 +9,26 @@ simply finished.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import functools
-import json
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
-from podium.engine.bus import Bus
-from podium.engine.keys import GROUP, AgentKeys
-from podium.engine.messages import Result, Task
-from podium.localcluster.redis_server import RedisServer
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import Task
+from podium_localcluster.redis_server import RedisServer
+from tests.support.wait import wait_for
 
+from .agent_support import dispatch, events, executions, pending_by_replica, pods_of, result
 from .conftest import ClusterHandle
 from .helpers import (
     Operator,
@@ -44,7 +41,6 @@ from .helpers import (
     require_ready_node,
     running_operator,
     status_of,
-    wait_for,
 )
 
 pytestmark = pytest.mark.cluster
@@ -73,38 +69,6 @@ def slow_agent(name: str, server: RedisServer, ns: str, replicas: int, **spec: A
         f"sleep {TASK_SECONDS}; cat"
     )
     return agent(name, replicas=replicas, concurrency=1, backend={"command": {"args": ["sh", "-c", script]}}, **spec)
-
-
-def executions(admin: redis.Redis, ns: str, name: str, task_id: str) -> int:
-    return int(admin.hget(f"podium-test:exec:{ns}:{name}", task_id) or 0)
-
-
-def dispatch(server: RedisServer, ns: str, name: str, inputs: list[str]) -> list[Task]:
-    tasks = [Task(id=f"t-{uuid.uuid4().hex[:8]}", kind="echo", input=i, namespace=ns, agent=name) for i in inputs]
-
-    async def send() -> None:
-        r = aioredis.Redis(host=server.host, port=server.port)
-        try:
-            await Bus(r).dispatch_many(tasks)
-        finally:
-            await r.aclose()
-
-    asyncio.run(send())
-    return tasks
-
-
-def result(admin: redis.Redis, task: Task) -> Result | None:
-    raw = admin.get(AgentKeys(task.namespace, task.agent).result(task.id))
-    return None if raw is None else Result.from_json(raw)
-
-
-def pending_by_replica(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:
-    """In-flight entries per consumer (replica) of the agent's inbox group."""
-    try:
-        summary = admin.xpending(AgentKeys(ns, name).inbox, GROUP)
-    except redis.ResponseError:
-        return {}
-    return {c["name"]: int(c["pending"]) for c in summary.get("consumers") or []}
 
 
 def running_on_both_replicas(admin: redis.Redis, ns: str, name: str, tasks: list[Task]) -> dict[str, int]:
@@ -149,26 +113,6 @@ def process_state(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[0]
-
-
-def pods_of(cluster: ClusterHandle, ns: str, name: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl("get", "pods", "-n", ns, "-l", f"podium.dev/agent={name}", "-o", "json")
-    return json.loads(out.stdout)["items"] if out.returncode == 0 else []
-
-
-def events(cluster: ClusterHandle, ns: str, name: str, since: float = 0.0) -> list[dict[str, Any]]:
-    """Events about the Agent, oldest first, created at or after ``since`` (epoch seconds)."""
-    out = cluster.kubectl("get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name}", "-o", "json")
-    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
-    chosen = []
-    for e in items:
-        if e.get("involvedObject", {}).get("kind") != "Agent":
-            continue
-        stamp = e.get("lastTimestamp") or e.get("eventTime") or e["metadata"]["creationTimestamp"]
-        at = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-        if at >= int(since):
-            chosen.append(e)
-    return sorted(chosen, key=lambda e: e["metadata"]["creationTimestamp"])
 
 
 def reasons(evts: list[dict[str, Any]]) -> list[str]:

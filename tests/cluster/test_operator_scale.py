@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from podium.localcluster.redis_server import RedisServer
+from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
 from .helpers import Operator

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 import redis
 
-from podium.engine.keys import GROUP, AgentKeys
-from podium.localcluster.redis_server import RedisServer
+from podium.dataplane.keys import GROUP, AgentKeys
+from podium_localcluster.redis_server import RedisServer
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-from .helpers import Operator, require_ready_node, wait_for
-from .test_orchestrations import agent, executions, finished, kubectl_apply, obj, orchestration, status
+from .helpers import Operator, require_ready_node
+from .orchestration_support import agent, executions, finished, kubectl_apply, obj, orchestration, status
 
 AGENTS = ("worker-a", "worker-b")
 SLOW_SECONDS = 3.0  # long enough that twelve tasks on two agents take ~18 s: deletion lands mid-run

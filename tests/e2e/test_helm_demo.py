@@ -26,7 +26,8 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..cluster.helpers import wait_for as cluster_wait_for
+from tests.support.wait import wait_for as poll
+
 from .conftest import ClusterHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ class Release:
 
 
 # Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
-wait_for = functools.partial(cluster_wait_for, every=1.0)
+wait_for = functools.partial(poll, every=1.0)
 
 
 def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

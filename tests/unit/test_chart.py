@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from tests.support.chart import CHART, KUBE, NAMESPACE, find, helm, helm_is_built, one, render
+
+pytestmark = pytest.mark.usefixtures(helm_is_built.__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "podium"
-NAMESPACE = "podium-system"
 # helm built with `go install` assumes Kubernetes v1.20 offline; the chart needs the version the cluster runs.
-KUBE = ("--kube-version", "v1.34.4")
-
-
-def _helm() -> str | None:
-    candidates = [
-        os.environ.get("PODIUM_HELM", ""),
-        str(ROOT / ".podium" / "bin" / "helm"),
-        str(Path.home() / ".cache" / "podium" / "k8s-v1.34.4" / "bin" / "helm"),
-        shutil.which("helm") or "",
-    ]
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-
-
-HELM = _helm()
-
-
-@pytest.fixture(autouse=True)
-def _helm_is_built() -> None:
-    if HELM is None:
-        pytest.fail("helm is not built: run `make setup` (localcluster/build.sh)")
 
 
 # What the operator calls, resource by resource (docs/operator.md): a rule more is a privilege nobody
@@ -63,31 +41,6 @@ CLUSTER_ONLY_RULES: list[dict[str, Any]] = [
     NAMESPACES_READ,
     {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": ["get", "list", "watch", "patch"]},
 ]
-
-
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    assert HELM is not None
-    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60, check=False)
-
-
-def render(*sets: str) -> list[dict[str, Any]]:
-    """`helm template podium` with `--set` values; every rendered object, CRDs included."""
-    args = ["template", "podium", str(CHART), "--namespace", NAMESPACE, "--include-crds", *KUBE]
-    for s in sets:
-        args += ["--set", s]
-    out = helm(*args)
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
-
-
-def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
-
-
-def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = find(docs, kind, name)
-    assert len(found) == 1, f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in found]}"
-    return found[0]
 
 
 def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:

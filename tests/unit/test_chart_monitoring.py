@@ -18,13 +18,15 @@ import yaml
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
-import podium.metrics.operator as operator_metrics
+import podium.operator.metrics as operator_metrics
 from podium.agent.metrics import AgentMetrics
 from podium.api.agent import Agent, AgentPhase
 from podium.api.orchestration import OrchestrationPhase
-from podium.operator import children
-from podium.operator.children import ChildSettings
-from tests.unit.test_chart import _helm_is_built, find, helm, one, render  # noqa: F401  (autouse fixture)
+from podium.operator.agents import children
+from podium.operator.agents.children import ChildSettings
+from tests.support.chart import find, helm, helm_is_built, one, render
+
+pytestmark = pytest.mark.usefixtures(helm_is_built.__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"

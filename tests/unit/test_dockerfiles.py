@@ -143,3 +143,17 @@ def test_dockerignore_applies_to_both_images() -> None:
 )
 def test_the_check_catches_each_rule(snippet: str, rule: str) -> None:
     assert any(p.startswith(rule) for p in problems(snippet)), problems(snippet)
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_images_do_not_ship_the_local_cluster(dockerfile: Path) -> None:
+    # The local cluster is a distribution of its own (localcluster/) for tests and the demo, never the product's.
+    sources = [
+        source.removeprefix("./").rstrip("/")
+        for word, args in instructions(dockerfile.read_text())
+        if word == "COPY" and "--from=" not in args
+        for source in args.split()[:-1]
+    ]
+    assert sources and not any(s == "localcluster" or s.startswith("localcluster/") for s in sources), sources
+    assert not any((ROOT / s).is_dir() and any((ROOT / s).rglob("podium_localcluster")) for s in sources), sources
+    assert ignored("localcluster/podium_localcluster/cli.py", dockerignore())

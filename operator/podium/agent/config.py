@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from podium.api.agent import AgentSpec
-from podium.engine.consumer import DEFAULT_LEASE_SECONDS
+from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS
 
 DEFAULT_HTTP_PORT = 8080
 DEFAULT_GRACE_SECONDS = 25.0

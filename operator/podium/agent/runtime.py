@@ -21,11 +21,11 @@ from podium.agent.health import Health
 from podium.agent.http import ProbeServer
 from podium.agent.metrics import AgentMetrics
 from podium.api.agent import AgentSpec
-from podium.engine.bus import Bus
-from podium.engine.connection import connect
-from podium.engine.consumer import InboxConsumer
-from podium.engine.messages import Result, Task
-from podium.engine.records import Delivery
+from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect
+from podium.dataplane.consumer import InboxConsumer
+from podium.dataplane.messages import Result, Task
+from podium.dataplane.records import Delivery
 
 log = logging.getLogger("podium.agent")
 

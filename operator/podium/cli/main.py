@@ -12,8 +12,6 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("podium.operator.cli", "run the Kubernetes operator (kopf)"),
     "agent": ("podium.agent.cli", "run an agent: consume its inbox and execute tasks"),
-    "cluster": ("podium.localcluster.cli", "start/stop the local Kubernetes cluster"),
-    "node": ("podium.localcluster.node", "run the local node agent (pods as processes)"),
     "run": ("podium.cli.orchestrations", "submit, watch and inspect Orchestrations"),
 }
 

@@ -106,7 +106,7 @@ def result(namespace: str, name: str, redis_url: str) -> int:
 async def _load_ref(redis_url: str, ref: str) -> Any:
     from redis.asyncio import Redis
 
-    from podium.operator.orchestration_store import load_result
+    from podium.dataplane.runs import load_result
 
     client = Redis.from_url(redis_url)
     try:
@@ -141,7 +141,7 @@ def conversation_lines(events: list[Any], entries: list[Any]) -> list[tuple[floa
 def history(namespace: str, name: str, redis_url: str, limit: int) -> int:
     from redis.asyncio import Redis
 
-    from podium.engine.bus import Bus
+    from podium.dataplane.bus import Bus
     from podium.engine.journal import Journal
 
     uid = _get(_api(), namespace, name)["metadata"]["uid"]

@@ -1,7 +1,7 @@
 """Hard budgets of one run (timeout, tasks, cost, tokens), checked before every dispatch.
 
-Usage is counted in Redis under the orchestration's hash tag so a restarted operator resumes the same budget
-rather than granting a fresh one: a run cannot escape its limits by crashing the operator.
+Usage is counted in Redis (:mod:`podium.dataplane.usage`) so a restarted operator resumes the same budget rather
+than granting a fresh one: a run cannot escape its limits by crashing the operator.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from podium.api.orchestration import Limits
-from podium.engine.redisutil import text
+from podium.dataplane.usage import UsageCounters
 
 
 class BudgetExceeded(Exception):
@@ -45,60 +45,38 @@ def check(limits: Limits, usage: Usage) -> None:
         raise BudgetExceeded("maxTokens", usage.tokens, limits.max_tokens)
 
 
-def budget_key(namespace: str, name: str) -> str:
-    return f"podium:{{{namespace}/{name}}}:budget"
-
-
 class Budget:
-    """The run's usage in Redis: started-at (set once), dispatched tasks, cost and tokens of results."""
+    """The run's usage against its limits: started-at (set once), dispatched tasks, cost and tokens of results."""
 
     def __init__(self, redis: aioredis.Redis, namespace: str, name: str, uid: str, limits: Limits) -> None:
-        self._redis = redis
-        self._key = budget_key(namespace, name)
+        self._counters = UsageCounters(redis, namespace, name)
         self._uid = uid
         self.limits = limits
         self._started: float | None = None  # fixed once start() has run: no read needed for the clock
 
     async def start(self, now: float) -> float:
         """Record when the run began (first start only, per uid) and return it."""
-        owner = await self._redis.hget(self._key, "uid")
-        if owner is not None and text(owner) != self._uid:
-            # A new Orchestration with the same name: the old run's usage is not ours.
-            await self._redis.delete(self._key)
-        await self._redis.hsetnx(self._key, "uid", self._uid)
-        await self._redis.hsetnx(self._key, "started", repr(now))
-        started = await self._redis.hget(self._key, "started")
-        self._started = float(text(started)) if started is not None else now
+        self._started = await self._counters.claim(self._uid, now)
         return self._started
 
     async def usage(self, now: float) -> Usage:
-        raw = await self._redis.hgetall(self._key)
-        fields = {text(k): text(v) for k, v in raw.items()}
+        record = await self._counters.read()
         return Usage(
-            tasks=int(fields.get("tasks", 0)),
-            cost=float(fields.get("cost", 0.0)),
-            tokens=int(fields.get("tokens", 0)),
-            elapsed=now - float(fields.get("started", now)),
+            tasks=record.tasks,
+            cost=record.cost,
+            tokens=record.tokens,
+            elapsed=now - (record.started if record.started is not None else now),
         )
 
     async def check(self, now: float) -> None:
         check(self.limits, await self.usage(now))
 
-    async def count_dispatch(self) -> None:
-        await self._redis.hincrby(self._key, "tasks", 1)
-
     def queue_dispatch(self, pipe: Pipeline) -> None:
-        """:meth:`count_dispatch` as a command on the caller's pipeline (sent with its other writes)."""
-        pipe.hincrby(self._key, "tasks", 1)
-
-    async def count_result(self, cost: float, tokens: int) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        self.queue_result(pipe, cost, tokens)
-        await pipe.execute()
+        """Count one dispatch, as a command on the caller's pipeline (sent with its other writes)."""
+        self._counters.queue_task(pipe)
 
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
-        pipe.hincrbyfloat(self._key, "cost", cost)
-        pipe.hincrby(self._key, "tokens", tokens)
+        self._counters.queue_result(pipe, cost, tokens)
 
     async def remaining_seconds(self, now: float) -> float:
         if self._started is not None:

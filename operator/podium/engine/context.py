@@ -19,11 +19,11 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import Limits, Target
+from podium.dataplane.messages import Result, Task
 from podium.engine import degradation, selection
 from podium.engine.budget import Budget
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
-from podium.engine.messages import Result, Task
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.resilience import BreakerStore, backoff_delay, parse_breaker
 from podium.engine.stats import PerfStats, StatsStore
@@ -33,7 +33,7 @@ RESULT_GRACE_SECONDS = 5.0
 
 
 class TaskBus(Protocol):
-    """The part of :class:`podium.engine.bus.Bus` the engine uses."""
+    """The part of :class:`podium.dataplane.bus.Bus` the engine uses."""
 
     async def dispatch(self, task: Task) -> None: ...
     async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109

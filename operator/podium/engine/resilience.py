@@ -1,18 +1,15 @@
-"""Retry backoff and the per-agent circuit breaker: pure state machines, plus their Redis store."""
+"""Retry backoff and the per-agent circuit breaker: pure state machines, kept in Redis by the data plane."""
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from podium.api.agent import Backoff, CircuitBreaker
-from podium.engine.redisutil import watched_update
+from podium.dataplane import breakers
 
 CLOSED = "closed"
 OPEN = "open"
@@ -76,62 +73,19 @@ class Breaker:
         return self.on_success() if ok else self.on_failure(now, config)
 
 
-_FIELDS = frozenset(f.name for f in fields(Breaker))
-
-
-def breaker_key(namespace: str, agent: str) -> str:
-    # Same hash tag as the agent's other keys, so a Redis Cluster keeps them on one slot.
-    return f"podium:{{{namespace}/{agent}}}:breaker"
-
-
 def parse_breaker(raw: Any) -> Breaker:
-    if raw is None:
-        return Breaker()
-    data: dict[str, Any] = json.loads(raw)
-    # Fields a newer or older writer added or dropped must not make the breaker unreadable.
-    return Breaker(**{k: v for k, v in data.items() if k in _FIELDS})
+    return breakers.decode(raw, Breaker)
 
 
-class BreakerStore:
+class BreakerStore(breakers.BreakerRecords[Breaker]):
     """Breakers kept in Redis, so the operator can show them in Agent status and every run shares them.
 
-    Every change is a compare-and-set (WATCH/MULTI with retry) around the pure :class:`Breaker` steps, so
-    concurrent failures from parallel tasks or other runs all count and only one dispatch becomes the probe.
+    Every change is a compare-and-set around the pure :class:`Breaker` steps, so concurrent failures from parallel
+    tasks or other runs all count and only one dispatch becomes the probe.
     """
 
     def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
-        self._redis = redis
-        self._namespace = namespace
-
-    async def load(self, agent: str) -> Breaker:
-        return parse_breaker(await self._redis.get(breaker_key(self._namespace, agent)))
-
-    def queue_load(self, pipe: Pipeline, agent: str) -> None:
-        """:meth:`load` as a command on the caller's pipeline; :func:`parse_breaker` its reply."""
-        pipe.get(breaker_key(self._namespace, agent))
-
-    async def save(self, agent: str, breaker: Breaker) -> None:
-        """Overwrite the breaker (tests and resets); concurrent code uses :meth:`update`."""
-        await self._redis.set(breaker_key(self._namespace, agent), json.dumps(asdict(breaker)))
-
-    async def update(
-        self, agent: str, step: Callable[[Breaker], Breaker], *, seen: Breaker | None = None
-    ) -> tuple[Breaker, Breaker]:
-        """Apply ``step`` to the stored breaker atomically; returns (before, after) as committed.
-
-        ``seen`` is a value the caller has just read: if ``step`` leaves it unchanged nothing is written, as if
-        the update had run at that read (saves the watched round trips on the common closed-and-healthy path).
-        """
-        if seen is not None and step(seen) == seen:
-            return seen, seen
-        key = breaker_key(self._namespace, agent)
-
-        async def load(pipe: Pipeline) -> Breaker:
-            return parse_breaker(await pipe.get(key))
-
-        return await watched_update(
-            self._redis, key, load, step, lambda pipe, after: pipe.set(key, json.dumps(asdict(after)))
-        )
+        super().__init__(redis, namespace, Breaker)
 
     async def admit(self, agent: str, now: float, config: CircuitBreaker, *, seen: Breaker | None = None) -> bool:
         """May a task go to ``agent`` at ``now``? If the breaker is open or half-open, True for one caller only:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
+from podium.dataplane.records import ReplicaInfo
 from podium.engine.budget import BudgetExceeded
 from podium.engine.context import (
     ProgressCallback,
@@ -24,7 +25,6 @@ from podium.engine.context import (
 )
 from podium.engine.directory import AgentDirectory, UnknownAgent
 from podium.engine.progress import TaskRecord
-from podium.engine.records import ReplicaInfo
 from podium.engine.strategies import StrategyFailed, get
 
 SUCCEEDED = "Succeeded"
@@ -51,13 +51,13 @@ def _scope(directory: AgentDirectory, spec: OrchestrationSpec) -> AgentDirectory
 
 
 class RunBus(TaskBus, Protocol):
-    """What a run needs of :class:`podium.engine.bus.Bus`: the task bus, plus live replicas for their load."""
+    """What a run needs of :class:`podium.dataplane.bus.Bus`: the task bus, plus live replicas for their load."""
 
     async def replicas(self, namespace: str, agent: str) -> list[ReplicaInfo]: ...
 
 
 def _default_bus(redis: aioredis.Redis) -> RunBus:
-    from podium.engine.bus import Bus  # imported late: the bus pulls in its Lua scripts
+    from podium.dataplane.bus import Bus  # imported late: the bus pulls in its Lua scripts
 
     return Bus(redis)
 
@@ -88,7 +88,7 @@ async def run_orchestration(
 ) -> RunOutcome:
     bus = bus or _default_bus(redis)
     if state is None:
-        from podium.engine.state import SharedState
+        from podium.dataplane.state import SharedState
 
         state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
     scoped = await _with_live_load(bus, _scope(directory, spec), namespace)

@@ -1,33 +1,30 @@
 """Per-agent performance: completed, success rate, latency, quality, recent failures, a recommendation.
 
-Kept in Redis under the agent's hash tag so every run feeds one record and the operator can copy it into the
-Agent's status. Reputation (the market's view of an agent) lives in the same hash.
+Kept in Redis (:mod:`podium.dataplane.perf`) so every run feeds one record and the operator can copy it into the
+Agent's status. Reputation (the market's view of an agent) lives in the same record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
-from podium.engine.redisutil import text, watched_update
+from podium.dataplane import perf
+from podium.dataplane.keys import agent_keys
+from podium.dataplane.perf import RECENT, PerfRecord
 
-RECENT = 10  # outcomes remembered for "recent failures"
+__all__ = ["RECENT", "REPUTATION_ALPHA", "PerfStats", "StatsStore", "next_reputation", "parse_stats"]
+
 REPUTATION_ALPHA = 0.3  # weight of the newest outcome in the reputation's moving average
 
 
 @dataclass(frozen=True)
-class PerfStats:
-    completed: int = 0
-    failed: int = 0
-    total_ms: float = 0.0
-    quality_sum: float = 0.0
-    quality_n: int = 0
-    recent: tuple[bool, ...] = ()  # newest first
-    reputation: float | None = None
+class PerfStats(PerfRecord):
+    """An agent's record (completed, failed, latency and quality sums, recent outcomes, reputation) and what it says."""
 
     @property
     def tasks(self) -> int:
@@ -77,14 +74,6 @@ def next_reputation(current: float | None, ok: bool, quality: float | None) -> f
     return (1 - REPUTATION_ALPHA) * current + REPUTATION_ALPHA * outcome
 
 
-def stats_key(namespace: str, agent: str) -> str:
-    return f"podium:{{{namespace}/{agent}}}:stats"
-
-
-def recent_key(namespace: str, agent: str) -> str:
-    return f"podium:{{{namespace}/{agent}}}:recent"
-
-
 class StatsStore:
     def __init__(self, redis: aioredis.Redis, namespace: str) -> None:
         self._redis = redis
@@ -97,59 +86,25 @@ class StatsStore:
 
     def queue_record(self, pipe: Pipeline, agent: str, ok: bool, duration_ms: float, quality: float | None) -> None:
         """:meth:`record` as commands on the caller's pipeline."""
-        key, recent = stats_key(self._namespace, agent), recent_key(self._namespace, agent)
-        pipe.hincrby(key, "completed" if ok else "failed", 1)
-        pipe.hincrbyfloat(key, "total_ms", duration_ms)
-        if quality is not None:
-            pipe.hincrbyfloat(key, "quality_sum", quality)
-            pipe.hincrby(key, "quality_n", 1)
-        pipe.lpush(recent, "1" if ok else "0")
-        pipe.ltrim(recent, 0, RECENT - 1)
+        perf.queue_record(pipe, agent_keys(self._namespace, agent), ok, duration_ms, quality)
 
     async def update_reputation(self, agent: str, ok: bool, quality: float | None) -> float:
         """Fold one outcome into the agent's reputation; concurrent results of parallel auctions all count."""
-        key = stats_key(self._namespace, agent)
-
-        async def load(pipe: Pipeline) -> float | None:
-            raw = await pipe.hget(key, "reputation")
-            return None if raw is None else float(text(raw))
-
-        _, value = await watched_update(
-            self._redis,
-            key,
-            load,
-            lambda current: next_reputation(current, ok, quality),
-            lambda pipe, new: pipe.hset(key, "reputation", repr(new)),
+        return await perf.update_reputation(
+            self._redis, agent_keys(self._namespace, agent), lambda current: next_reputation(current, ok, quality)
         )
-        return cast(float, value)  # step is next_reputation, which always returns a number
 
     async def get(self, agent: str) -> PerfStats:
         return (await self.get_many([agent]))[agent]
 
     async def get_many(self, agents: Sequence[str]) -> dict[str, PerfStats]:
         """Stats of many agents in one round trip (selection ranks every candidate before each dispatch)."""
-        if not agents:
-            return {}
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for agent in agents:
-                self.queue_get(pipe, agent)
-            replies = await pipe.execute()
-        return {agent: parse_stats(replies[2 * i], replies[2 * i + 1]) for i, agent in enumerate(agents)}
+        return await perf.read_many(self._redis, self._namespace, agents, PerfStats)
 
     def queue_get(self, pipe: Pipeline, agent: str) -> None:
         """:meth:`get` as two commands on the caller's pipeline; :func:`parse_stats` takes their two replies."""
-        pipe.hgetall(stats_key(self._namespace, agent))
-        pipe.lrange(recent_key(self._namespace, agent), 0, -1)
+        perf.queue_read(pipe, agent_keys(self._namespace, agent))
 
 
 def parse_stats(raw: Any, recent: Any) -> PerfStats:
-    f = {text(k): text(v) for k, v in (raw or {}).items()}
-    return PerfStats(
-        completed=int(f.get("completed", 0)),
-        failed=int(f.get("failed", 0)),
-        total_ms=float(f.get("total_ms", 0.0)),
-        quality_sum=float(f.get("quality_sum", 0.0)),
-        quality_n=int(f.get("quality_n", 0)),
-        recent=tuple(text(r) == "1" for r in recent or []),
-        reputation=float(f["reputation"]) if "reputation" in f else None,
-    )
+    return perf.parse(raw, recent, PerfStats)

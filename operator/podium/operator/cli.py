@@ -10,7 +10,6 @@ import os
 import random
 import sys
 
-from podium.operator import settings as settings_module
 from podium.operator.settings import DEFAULT_REDIS_URL, Settings
 
 ENVIRONMENT = f"""environment (flags win):
@@ -97,9 +96,6 @@ def main(argv: list[str]) -> int:
     if problem:
         print(f"podium operator: {problem}", file=sys.stderr)
         return 2
-    # Handler modules read intervals at import: settings first, then the imports.
-    settings_module.current = conf
-
     import kopf
 
     kopf.configure(
@@ -107,7 +103,9 @@ def main(argv: list[str]) -> int:
         log_format=kopf.LogFormat.JSON if conf.log_format == "json" else kopf.LogFormat.FULL,
         log_refkey="k8s" if conf.log_format == "json" else None,
     )
-    import podium.operator.handlers  # noqa: F401  (registers every handler)
+    from podium.operator import handlers
+
+    registry = handlers.register(kopf.OperatorRegistry(), conf)
 
     if args.metrics_port:
         from prometheus_client import start_http_server
@@ -116,6 +114,8 @@ def main(argv: list[str]) -> int:
     priority = args.priority if args.priority is not None else (random.randint(1, 2**31 - 1) if args.peering else 0)
     try:
         kopf.run(
+            registry=registry,
+            memo=kopf.Memo(settings=conf),
             standalone=args.standalone or None,
             priority=priority,
             peering_name=args.peering,

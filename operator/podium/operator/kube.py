@@ -17,7 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from podium.api.common import GROUP, VERSION
-from podium.operator.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
+from podium.operator.agents.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
 
 FIELD_MANAGER = "podium-operator"
 APPLY = "application/apply-patch+yaml"
@@ -101,15 +101,6 @@ class Kube:
                 await asyncio.to_thread(self._apply, manifest)
                 return "scaled"
         return "unchanged"
-
-    def _list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = _raw(
-            self.core.list_namespaced_pod(namespace, label_selector=selector, _preload_content=False)
-        )["items"]
-        return items
-
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(self._list_pods, namespace, selector)
 
     def _delete_pod(self, namespace: str, name: str) -> bool:
         try:

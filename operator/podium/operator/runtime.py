@@ -1,12 +1,18 @@
-"""The operator's live connections, created at kopf start-up and shared by the handler modules."""
+"""The operator's live objects, built by the kopf start-up handler and kept in kopf's memo (no module globals).
+
+``kopf.run(memo=...)`` starts with the :class:`Settings` under ``memo.settings``; the start-up handler adds the
+:class:`Runtime` under ``memo.runtime``. kopf gives every resource a shallow copy of that memo, so each handler
+reaches the same Kubernetes client, Redis connection and reconcilers through :func:`of`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.operator.agents import AgentReconciler
+from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube
 from podium.operator.settings import Settings
 
@@ -17,17 +23,18 @@ class Runtime:
     kube: Kube
     redis: aioredis.Redis
     agents: AgentReconciler
+    degraded_teams: set[tuple[str, str]] = field(default_factory=set)  # for the teams-degraded gauge
 
 
-_current: Runtime | None = None
+def settings_of(memo: Any) -> Settings:
+    conf = getattr(memo, "settings", None)
+    if not isinstance(conf, Settings):
+        raise RuntimeError("the operator's settings are not in kopf's memo (start it with kopf.run(memo=...))")
+    return conf
 
 
-def set_runtime(runtime: Runtime | None) -> None:
-    global _current
-    _current = runtime
-
-
-def get() -> Runtime:
-    if _current is None:
+def of(memo: Any) -> Runtime:
+    rt = getattr(memo, "runtime", None)
+    if not isinstance(rt, Runtime):
         raise RuntimeError("the operator runtime is not started (kopf start-up handler has not run)")
-    return _current
+    return rt

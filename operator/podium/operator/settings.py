@@ -58,7 +58,3 @@ class Settings:
         if parts.port:
             netloc += f":{parts.port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-# Set by the CLI before the handler modules are imported (their timers read the intervals at import).
-current = Settings()

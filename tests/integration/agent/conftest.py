@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,8 +19,9 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from podium.engine.bus import Bus
-from podium.localcluster.redis_server import free_port
+from podium.dataplane.bus import Bus
+from podium_localcluster.redis_server import free_port
+from tests.support.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -64,16 +64,10 @@ class AgentProcess:
         self.config_path.write_text(yaml.safe_dump(self.spec))
 
     def wait_until(self, check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if check():
-                return
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"agent exited with {self.proc.returncode} waiting for {what}:\n{self.log_path.read_text()}"
-                )
-            time.sleep(0.05)
-        pytest.fail(f"timed out waiting for {what}:\n{self.log_path.read_text()[-4000:]}")
+        def exited() -> str | None:
+            return None if self.proc.poll() is None else f"agent exited with {self.proc.returncode}"
+
+        wait_for(what, check, timeout, 0.05, abort=exited, detail=lambda: self.log_path.read_text()[-4000:])
 
     def wait_ready(self) -> None:
         def ready() -> bool:

@@ -13,7 +13,7 @@ import pytest
 
 from podium.agent.backends import BackendError, build_backend
 from podium.api.agent import AgentSpec
-from podium.engine.messages import Task
+from podium.dataplane.messages import Task
 from tests.integration.agent.helpers import echo_service, fake_llm, serve
 
 VENV_BIN = Path(sys.executable).parent

@@ -10,9 +10,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.engine.bus import Bus
-from podium.engine.messages import Task
-from podium.localcluster.redis_server import RedisServer
+from podium.dataplane.bus import Bus
+from podium.dataplane.messages import Task
+from podium_localcluster.redis_server import RedisServer
 from tests.integration.agent.conftest import VENV_BIN, StartAgent
 from tests.integration.agent.helpers import echo_service, fake_llm, serve
 

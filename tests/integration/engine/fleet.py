@@ -24,7 +24,7 @@ import yaml
 
 from podium.api.agent import Backoff, CircuitBreaker, Resilience, Retry
 from podium.engine.directory import AgentInfo
-from podium.localcluster.redis_server import free_port
+from podium_localcluster.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent

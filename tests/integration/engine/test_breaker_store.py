@@ -8,14 +8,7 @@ import redis.asyncio as aioredis
 
 from podium.api.agent import CircuitBreaker
 from podium.engine.resilience import HALF_OPEN, OPEN, Breaker, BreakerStore
-
-N = 25
-
-
-async def warm(client: aioredis.Redis) -> None:
-    # Open N pooled connections up front: otherwise the first writer finishes while the others are still
-    # connecting, and the race these tests are about never happens.
-    await asyncio.gather(*(client.blpop(["podium-test:nothing"], timeout=0.05) for _ in range(N)))
+from tests.support.concurrency import N, warm
 
 
 async def test_concurrent_failures_on_one_agent_all_count(client: aioredis.Redis, ns: str) -> None:

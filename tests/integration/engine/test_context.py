@@ -12,8 +12,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import Limits, OrchestrationSpec
+from podium.dataplane.bus import Bus
 from podium.engine.budget import BudgetExceeded
-from podium.engine.bus import Bus
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.progress import Progress

@@ -8,8 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.engine.stats import REPUTATION_ALPHA, StatsStore, next_reputation
-
-from .test_breaker_store import N, warm
+from tests.support.concurrency import N, warm
 
 
 async def test_concurrent_outcomes_all_count(client: aioredis.Redis, ns: str) -> None:

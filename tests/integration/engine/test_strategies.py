@@ -11,10 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
-from podium.engine.bus import Bus
+from podium.dataplane.bus import Bus
+from podium.dataplane.state import SharedState
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
 from podium.engine.runner import RunOutcome, run_orchestration
-from podium.engine.state import SharedState
 from tests.integration.engine.fleet import Fleet, info, start_fleet
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from podium.agent.backends.base import BackendError, BackendOutput, from_value, parse_text, tail
 from podium.agent.backends.llm import build_messages, chat_url, read_completion
-from podium.engine.messages import Task
+from podium.dataplane.messages import Task
 
 
 def test_envelope_is_unwrapped() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from podium.dataplane.messages import Task
 from podium.demo import agents
-from podium.engine.messages import Task
 from podium.engine.strategies.central_command import parse_plan
 from podium.engine.strategies.swarm import parse_scores
 

@@ -2,8 +2,8 @@ import pytest
 
 from podium.api.common import LabelSelector
 from podium.api.orchestration import AssignmentWeights, MarketSpec, MarketTask, PlannedTask, Target
+from podium.dataplane.messages import Result
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
-from podium.engine.messages import Result
 from podium.engine.strategies import StrategyFailed, get
 from podium.engine.strategies.central_command import assign, parse_plan
 from podium.engine.strategies.hierarchical import assignments

@@ -10,7 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from podium.localcluster import build, launcher, pki, processes
+from podium_localcluster import build, launcher, pki, processes
 
 
 def load(path: Path) -> x509.Certificate:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from podium.localcluster.node.logserver import self_signed
+from podium_localcluster.node.logserver import self_signed
 
 
 def test_self_signed_cert_serves_tls_for_the_node_name_and_loopback(tmp_path: Path) -> None:

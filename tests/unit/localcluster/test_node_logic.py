@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from podium.localcluster.node.backoff import restart_delay, should_restart
-from podium.localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
-from podium.localcluster.node.hosts import render_hosts
-from podium.localcluster.node.ipam import PodIPAllocator, PodIPExhausted
-from podium.localcluster.node.runtime import NotRunnable, launch_argv, resolve_program, stage_dir
-from podium.localcluster.node.services import PodView, desired_routes
-from podium.localcluster.node.status import ContainerState, now, pod_phase, pod_status
-from podium.localcluster.node.volumes import (
+from podium_localcluster.node.backoff import restart_delay, should_restart
+from podium_localcluster.node.envvars import EnvError, Sources, container_env, expand, referenced_objects, service_env
+from podium_localcluster.node.hosts import render_hosts
+from podium_localcluster.node.ipam import PodIPAllocator, PodIPExhausted
+from podium_localcluster.node.runtime import NotRunnable, launch_argv, resolve_program, stage_dir
+from podium_localcluster.node.services import PodView, desired_routes
+from podium_localcluster.node.status import ContainerState, now, pod_phase, pod_status
+from podium_localcluster.node.volumes import (
     Mount,
     VolumeError,
     container_mounts,
@@ -235,7 +235,7 @@ def test_mount_script_runs_in_private_namespace(tmp_path: Path) -> None:
 
 
 def test_sitecustomize_rewrites_wildcard_binds() -> None:
-    shim = Path(__import__("podium.localcluster.node.podworker", fromlist=["SHIM_DIR"]).SHIM_DIR)
+    shim = Path(__import__("podium_localcluster.node.podworker", fromlist=["SHIM_DIR"]).SHIM_DIR)
     code = (
         "import socket\n"
         "a = socket.socket(); a.bind(('0.0.0.0', 0)); print(a.getsockname()[0])\n"

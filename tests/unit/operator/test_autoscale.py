@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from podium.api.agent import Autoscaling
-from podium.operator.autoscale import Policy, Window, decide, recommend
+from podium.operator.agents.autoscale import Policy, Window, decide, recommend
 
 
 def run(policy: Policy, steps: Sequence[tuple[float, int]], start: int) -> list[int]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from podium.api.agent import BreakerState
-from podium.operator.health import Breaker, HealthReport, Heartbeat, PodView, evaluate, step_breaker
+from podium.dataplane.records import ReplicaInfo
+from podium.operator.agents.health import Breaker, HealthReport, PodView, evaluate, step_breaker
 
 NOW = 1_000_000.0
 
@@ -12,14 +13,14 @@ def pod(name: str, *, started: float = NOW - 300, running: bool = True, ready: b
     return PodView(name=name, running=running, ready=ready, started_at=started)
 
 
-def judge(pods: list[PodView], beats: list[Heartbeat] | None) -> HealthReport:
+def judge(pods: list[PodView], beats: list[ReplicaInfo] | None) -> HealthReport:
     return evaluate(pods, beats, now=NOW, lease_seconds=10, startup_grace_seconds=20, concurrency=4)
 
 
 def test_a_running_pod_whose_heartbeat_lapsed_is_restarted() -> None:
     report = evaluate(
         [pod("a"), pod("b")],
-        [Heartbeat("a", NOW - 2, in_flight=2), Heartbeat("b", NOW - 60)],
+        [ReplicaInfo("a", NOW - 2, in_flight=2), ReplicaInfo("b", NOW - 60)],
         now=NOW,
         lease_seconds=10,
         startup_grace_seconds=20,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from podium.api.orchestration import OrchestrationSpec
-from podium.operator import orchestration_directory as od
+from podium.operator.orchestrations import directory as od
 
 
 def agent(name: str, ready: int = 1, labels: dict[str, str] | None = None, **spec: Any) -> dict[str, Any]:

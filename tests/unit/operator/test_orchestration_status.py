@@ -10,8 +10,8 @@ import pytest
 from podium.api.orchestration import OrchestrationStatus
 from podium.engine.progress import Progress, TaskRecord, TaskState
 from podium.engine.runner import RunOutcome
-from podium.operator import orchestration_status as st
 from podium.operator.conditions import find
+from podium.operator.orchestrations import status as st
 
 
 def record(i: int, state: TaskState = "Succeeded", started: float | None = 1000.0, **kw: Any) -> TaskRecord:

@@ -6,10 +6,11 @@ from typing import Any
 
 from podium.api.agent import BreakerState
 from podium.api.team import TeamSpec
-from podium.operator import agent_status, team_status
-from podium.operator.agent_status import Observed
-from podium.operator.health import HealthReport
-from podium.operator.team_status import AgentView
+from podium.operator.agents import status as agent_status
+from podium.operator.agents.health import HealthReport
+from podium.operator.agents.status import Observed
+from podium.operator.teams import status as team_status
+from podium.operator.teams.status import AgentView
 
 T0 = 1_700_000_000.0
 

@@ -14,7 +14,7 @@ ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost"})
 
 
 class TaskLike(Protocol):
-    """What a backend reads from a task (``podium.engine.messages.Task`` satisfies it)."""
+    """What a backend reads from a task (``podium.dataplane.messages.Task`` satisfies it)."""
 
     @property
     def id(self) -> str: ...

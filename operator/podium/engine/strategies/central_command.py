@@ -10,10 +10,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from podium.api.orchestration import AssignmentWeights, CentralCommandSpec, PlannedTask
+from podium.dataplane.messages import TaskKind
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
 from podium.engine.directory import AgentInfo
-from podium.engine.messages import TaskKind
 from podium.engine.selection import capability_match, effective_load, weighted_score
 from podium.engine.stats import PerfStats
 from podium.engine.strategies import StrategyFailed, StrategyOutcome

@@ -8,10 +8,10 @@ import asyncio
 from typing import Any
 
 from podium.api.orchestration import EventDrivenSpec, EventTask, Target
+from podium.dataplane.messages import TaskKind
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess, partial_verdict
 from podium.engine.graph import downstream, layers, ready
-from podium.engine.messages import TaskKind
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from podium.api.orchestration import HierarchicalSpec
+from podium.dataplane.messages import TaskKind
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
-from podium.engine.messages import TaskKind
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 

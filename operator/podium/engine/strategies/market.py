@@ -8,9 +8,9 @@ import asyncio
 from typing import Any
 
 from podium.api.orchestration import MarketSpec, MarketTask
+from podium.dataplane.messages import Result, TaskKind
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.directory import AgentInfo
-from podium.engine.messages import Result, TaskKind
 from podium.engine.selection import Bid, capability_match, winner
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from podium.api.orchestration import PeerToPeerSpec
+from podium.dataplane.messages import Result, TaskKind
 from podium.engine.context import RunContext
 from podium.engine.convergence import round_converged
-from podium.engine.messages import Result, TaskKind
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 

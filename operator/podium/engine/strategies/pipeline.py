@@ -7,8 +7,8 @@ from typing import Any
 import jsonschema
 
 from podium.api.orchestration import PipelineSpec, Stage, Target
+from podium.dataplane.messages import TaskKind
 from podium.engine.context import RunContext, Validator
-from podium.engine.messages import TaskKind
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 

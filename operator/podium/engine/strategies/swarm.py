@@ -7,9 +7,9 @@ import asyncio
 from typing import Any
 
 from podium.api.orchestration import SwarmSpec
+from podium.dataplane.messages import TaskKind
 from podium.engine.context import RunContext
 from podium.engine.convergence import reached, swarm_converged
-from podium.engine.messages import TaskKind
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from podium_localcluster.node import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""Cancelling an orchestration's queued tasks: the rules (pure) and the per-agent Redis side.
+
+The operator marks the orchestration in each agent's ``cancelled`` set and deletes its undelivered inbox
+entries (:data:`podium.dataplane.scripts.CANCEL`, one agent per call). Entries already delivered cannot be taken
+back from a replica, so :class:`podium.dataplane.consumer.InboxConsumer` checks the set and settles the cancelled
+ones with a failed Result instead of handing them out: nothing runs, nothing stays pending, and the bus's
+dedupe marker still records exactly one result per task id + attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING
+
+from redis.commands.core import AsyncScript
+
+from podium.dataplane.keys import GROUP, AgentKeys, check_name, split_ref
+from podium.dataplane.messages import Result, Task
+
+if TYPE_CHECKING:
+    from podium.dataplane.bus import Bus
+
+SCAN_BATCH = 1000  # inbox entries one CANCEL call looks at: bounds how long one call holds Redis
+
+
+def member(orchestration: str, uid: str | None = None) -> str:
+    """The ``cancelled`` set member: ``ns/name`` (every run of that name) or ``ns/name@uid`` (one run)."""
+    split_ref(orchestration)
+    if uid is None:
+        return orchestration
+    return f"{orchestration}@{check_name(uid, 'uid')}"
+
+
+def is_cancelled(task: Task, cancelled: Collection[str]) -> bool:
+    if not task.orchestration or not cancelled:
+        return False
+    if task.orchestration in cancelled:
+        return True
+    uid = task.meta.get("uid")
+    return isinstance(uid, str) and f"{task.orchestration}@{uid}" in cancelled
+
+
+def cancelled_result(task: Task, replica: str) -> Result:
+    return Result(
+        task_id=task.id,
+        attempt=task.attempt,
+        ok=False,
+        error=f"cancelled: orchestration {task.orchestration} was deleted",
+        agent=task.agent,
+        replica=replica,
+    )
+
+
+async def cancel(
+    bus: Bus, script: AsyncScript, orchestration: str, agents: Iterable[str], uid: str | None = None
+) -> dict[str, int]:
+    """Cancel ``orchestration`` ("ns/name") on each agent of its namespace; undelivered entries removed, by agent.
+
+    With ``uid`` only that run's tasks (``task.meta["uid"]``) are cancelled, so a re-created Orchestration of
+    the same name is not affected. The mark lasts ``bus.result_ttl_seconds`` (as long as a dedupe marker).
+    """
+    namespace, _name = split_ref(orchestration)
+    mark = member(orchestration, uid)
+    removed: dict[str, int] = {}
+    for agent in sorted(set(agents)):
+        keys = AgentKeys(namespace, agent)
+        cursor, count = "", 0
+        while True:
+            reply = await script(
+                keys=[keys.inbox, keys.cancelled],
+                args=[GROUP, mark, orchestration, uid or "", bus.result_ttl_seconds, cursor, SCAN_BATCH],
+            )
+            count += int(reply[0])
+            cursor = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+            if not cursor:
+                break
+        removed[agent] = count
+    return removed

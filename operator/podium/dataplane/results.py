@@ -1,0 +1,217 @@
+"""Producers learn results from each agent's result stream: one background XREAD per Bus fans them out.
+
+The agent writes only its own keys (result key + result stream); a producer that waits registers a
+future, then (unless the reader was already watching before the task was dispatched) GETs the result
+key once, so a result written before the wait began is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from podium.dataplane.keys import AgentKeys
+from podium.dataplane.messages import MalformedMessage, Result, Task
+from podium.dataplane.records import text
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _result_prefix(namespace: str, agent: str) -> str:
+    return AgentKeys(namespace, agent).result("")
+
+
+def result_key(task: Task) -> str:
+    """``AgentKeys(task.namespace, task.agent).result(task.id)``, without re-validating the names every time
+    (the per-task producer path runs this several times per task)."""
+    return _result_prefix(task.namespace, task.agent) + task.id
+
+
+class _Waiting:
+    """One wait() call: a single future for all its tasks, not one each (callbacks per task cost more than
+    the rest of the result path)."""
+
+    __slots__ = ("done", "out", "pending")
+
+    def __init__(self, done: asyncio.Future[None], out: dict[str, Result]) -> None:
+        self.done = done
+        self.out = out  # task id -> result, filled as results arrive
+        self.pending: dict[str, str] = {}  # result key -> task id, still missing
+
+    def deliver(self, rkey: str, result: Result) -> None:
+        task_id = self.pending.pop(rkey, None)
+        if task_id is None:
+            return
+        self.out[task_id] = result
+        if not self.pending and not self.done.done():
+            self.done.set_result(None)
+
+
+class ResultFanout:
+    def __init__(self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000) -> None:
+        self._redis = redis
+        self._buffer = buffer
+        self._block_ms = block_ms
+        self._streams: dict[str, str] = {}  # result stream key -> last id read
+        self._waiters: dict[str, list[_Waiting]] = {}  # result key -> the wait() calls that want it
+        self._starting: dict[str, asyncio.Task[None]] = {}  # result stream key -> its first lookup
+        # Result keys of tasks dispatched while their stream was watched: their result will come through
+        # the stream, so a wait needs no GET. Results that arrive before anyone waits are kept in _arrived.
+        self._expected: OrderedDict[str, None] = OrderedDict()
+        self._arrived: OrderedDict[str, Result] = OrderedDict()
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def watch(self, keys: AgentKeys) -> bool:
+        """Start reading this agent's result stream (from its current end). True if it was already watched."""
+        if keys.results in self._streams:
+            return True
+        # Concurrent first dispatches to one agent share one lookup: one connection, not one per caller, and
+        # they resume in call order (so their tasks are queued in that order).
+        starting = self._starting.get(keys.results)
+        if starting is None:
+            starting = asyncio.get_running_loop().create_task(self._start(keys.results))
+            self._starting[keys.results] = starting
+        await asyncio.shield(starting)
+        return False
+
+    async def _start(self, stream: str) -> None:
+        try:
+            last = await self._redis.xrevrange(stream, count=1)
+        finally:
+            self._starting.pop(stream, None)
+        if stream not in self._streams:
+            self._streams[stream] = text(last[0][0]) if last else "0-0"
+            self._changed.set()
+            if self._task is None or self._task.done():
+                self._task = asyncio.get_running_loop().create_task(self._run(), name="podium-result-fanout")
+
+    def expect(self, result_key: str) -> None:
+        self._expected[result_key] = None
+        while len(self._expected) > self._buffer:
+            self._expected.popitem(last=False)
+
+    async def wait(self, tasks: Sequence[Task], timeout: float) -> dict[str, Result]:  # noqa: ASYNC109
+        out: dict[str, Result] = {}
+        waiting = _Waiting(asyncio.get_running_loop().create_future(), out)
+        to_get: list[str] = []  # result keys to GET once (their stream was not watched at dispatch)
+        rkeys = [result_key(task) for task in tasks]
+        try:
+            for task, rkey in zip(tasks, rkeys, strict=True):
+                arrived = self._arrived.pop(rkey, None)
+                if arrived is not None:
+                    out[task.id] = arrived
+                    continue
+                waiting.pending[rkey] = task.id
+                self._waiters.setdefault(rkey, []).append(waiting)
+                if rkey not in self._expected:
+                    await self.watch(AgentKeys(task.namespace, task.agent))
+                    to_get.append(rkey)
+            for start in range(0, len(to_get), 1000):
+                chunk = to_get[start : start + 1000]
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for rkey in chunk:
+                        pipe.get(rkey)
+                    raws = await pipe.execute()
+                for rkey, raw in zip(chunk, raws, strict=True):
+                    if raw is not None:
+                        self._deliver(rkey, _decode(raw))
+            if waiting.pending and timeout > 0:
+                await asyncio.wait([waiting.done], timeout=timeout)
+        finally:
+            for rkey in rkeys:
+                groups = self._waiters.get(rkey)
+                if groups is not None:
+                    groups[:] = [g for g in groups if g is not waiting]
+                    if not groups:
+                        del self._waiters[rkey]
+                self._expected.pop(rkey, None)
+        return dict(out)
+
+    def _deliver(self, rkey: str, result: Result | None) -> None:
+        if result is None:
+            return
+        groups = self._waiters.get(rkey)
+        if groups:
+            for waiting in groups:
+                waiting.deliver(rkey, result)
+            return
+        if rkey in self._expected:
+            del self._expected[rkey]
+            self._arrived[rkey] = result
+            while len(self._arrived) > self._buffer:
+                self._arrived.popitem(last=False)
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        while not self._closed and self._streams:
+            self._changed.clear()
+            read = asyncio.ensure_future(
+                self._redis.xread(dict(self._streams), count=2000, block=self._block_ms)  # type: ignore[arg-type]
+            )
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({read, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+                if not read.done():
+                    # A new stream joined (or we are closing): drop this read so the next includes it.
+                    read.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError):
+                        await read
+            if read.cancelled():
+                continue
+            try:
+                reply = read.result()
+                backoff = 0.05
+            except RedisError as exc:
+                log.warning("result reader: %s; retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            self._consume(reply)
+
+    def _consume(self, reply: Any) -> None:
+        items = reply.items() if isinstance(reply, dict) else reply or []
+        for stream, entries in items:
+            skey = text(stream)
+            prefix = skey[: -len("results")]
+            last = None
+            for entry_id, fields in entries:
+                last = entry_id
+                if not fields:
+                    continue
+                task_id = text(fields.get(b"i", fields.get("i")))
+                rkey = f"{prefix}result:{task_id}"
+                if rkey in self._waiters or rkey in self._expected:
+                    self._deliver(rkey, _decode(fields.get(b"r", fields.get("r"))))
+            if last is not None and skey in self._streams:
+                self._streams[skey] = text(last)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RedisError):
+                await self._task
+            self._task = None
+
+
+def _decode(raw: Any) -> Result | None:
+    if raw is None:
+        return None
+    try:
+        return Result.from_json(raw)
+    except MalformedMessage as exc:
+        log.warning("ignoring a malformed result: %s", exc)
+        return None

@@ -1,0 +1,57 @@
+"""A run's usage counters in Redis: hash ``OrchestrationKeys.budget`` with the run that owns them (``uid``), when
+it started, tasks dispatched, cost and tokens of results. Kept in Redis so a restarted operator resumes the same
+budget; the limits and the checks against them are the engine's (:mod:`podium.engine.budget`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+
+from podium.dataplane.keys import OrchestrationKeys
+from podium.dataplane.redisutil import text
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    tasks: int = 0
+    cost: float = 0.0
+    tokens: int = 0
+    started: float | None = None  # unix seconds; None before the run's first start
+
+
+class UsageCounters:
+    def __init__(self, redis: aioredis.Redis, namespace: str, name: str) -> None:
+        self._redis = redis
+        self._key = OrchestrationKeys(namespace, name).budget
+
+    async def claim(self, uid: str, now: float) -> float:
+        """Make the counters the run ``uid``'s (a new Orchestration of an old name starts from zero), record its
+        start once, and return that start."""
+        owner = await self._redis.hget(self._key, "uid")
+        if owner is not None and text(owner) != uid:
+            await self._redis.delete(self._key)
+        await self._redis.hsetnx(self._key, "uid", uid)
+        await self._redis.hsetnx(self._key, "started", repr(now))
+        started = await self._redis.hget(self._key, "started")
+        return float(text(started)) if started is not None else now
+
+    async def read(self) -> UsageRecord:
+        raw = await self._redis.hgetall(self._key)
+        fields = {text(k): text(v) for k, v in raw.items()}
+        return UsageRecord(
+            tasks=int(fields.get("tasks", 0)),
+            cost=float(fields.get("cost", 0.0)),
+            tokens=int(fields.get("tokens", 0)),
+            started=float(fields["started"]) if "started" in fields else None,
+        )
+
+    def queue_task(self, pipe: Pipeline) -> None:
+        """Count one dispatched task, as a command on the caller's pipeline."""
+        pipe.hincrby(self._key, "tasks", 1)
+
+    def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
+        """Add one result's cost and tokens, as commands on the caller's pipeline."""
+        pipe.hincrbyfloat(self._key, "cost", cost)
+        pipe.hincrby(self._key, "tokens", tokens)

@@ -1,5 +1,0 @@
-import sys
-
-from podium.localcluster.node import main
-
-sys.exit(main())

@@ -1,0 +1,78 @@
+"""kopf handlers for Agents: reconcile on every change and on resume, re-check health on a timer, clean up.
+
+:func:`register` adds them to a registry once the settings are known (the timer's interval is one of them).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from podium.operator import metrics, runtime
+from podium.operator.agents.children import short_value
+from podium.operator.settings import Settings
+
+AGENTS = ("podium.dev", "v1alpha1", "agents")
+
+
+def _key(body: kopf.Body) -> tuple[str, str]:
+    return body["metadata"]["namespace"], short_value(body["metadata"]["name"])
+
+
+async def _observe(
+    rt: runtime.Runtime, body: kopf.Body, agent_deployments: kopf.Index, agent_pods: kopf.Index
+) -> dict[str, Any]:
+    """Status from the watch-fed indexes: no API reads, one status patch only when something changed."""
+    key = _key(body)
+    deployments = list(agent_deployments.get(key, []))
+    return await rt.agents.observe(dict(body), deployments[0] if deployments else None, list(agent_pods.get(key, [])))
+
+
+async def reconcile(
+    body: kopf.Body,
+    memo: kopf.Memo,
+    agent_deployments: kopf.Index,
+    agent_pods: kopf.Index,
+    logger: logging.Logger,
+    **_: Any,
+) -> None:
+    rt = runtime.of(memo)
+    with metrics.timed("Agent") as outcome:
+        try:
+            await rt.agents.apply(dict(body))
+            await _observe(rt, body, agent_deployments, agent_pods)
+        except Exception as e:
+            outcome.value = "retry"
+            logger.warning("reconcile failed, will retry: %s", e)
+            raise kopf.TemporaryError(str(e), delay=10) from e
+
+
+async def health(
+    body: kopf.Body, memo: kopf.Memo, agent_deployments: kopf.Index, agent_pods: kopf.Index, **_: Any
+) -> None:
+    """Heartbeats and readiness; every resync period, also re-apply the children (drift, a lost ACL user)."""
+    rt = runtime.of(memo)
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    with metrics.timed("AgentHealth"):
+        key = _key(body)
+        if rt.agents.due_for_resync(namespace, name) or not list(agent_deployments.get(key, [])):
+            await rt.agents.apply(dict(body))
+        await _observe(rt, body, agent_deployments, agent_pods)
+
+
+async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Children go with their owner (garbage collection); the Redis user and keys are ours to remove."""
+    with metrics.timed("AgentDelete"):
+        await runtime.of(memo).agents.delete(dict(body))
+
+
+# kopf's callback protocols know neither index kwargs nor a narrower logger type: hence the ignores below.
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    kopf.on.resume(*AGENTS, registry=registry)(reconcile)  # type: ignore[arg-type]
+    kopf.on.create(*AGENTS, registry=registry)(reconcile)  # type: ignore[arg-type]
+    kopf.on.update(*AGENTS, field="spec", registry=registry)(reconcile)  # type: ignore[arg-type]
+    every = settings.health_interval_seconds
+    kopf.timer(*AGENTS, interval=every, initial_delay=every, registry=registry)(health)  # type: ignore[arg-type]
+    kopf.on.delete(*AGENTS, registry=registry)(cleanup)

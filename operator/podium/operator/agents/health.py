@@ -1,0 +1,108 @@
+"""Health of an Agent's replicas from pods and heartbeats, and its circuit breaker (pure logic, no I/O).
+
+A pod can look alive (Running, even Ready for a while) while the agent inside is frozen or wedged; only the
+heartbeat it writes to Redis tells. A replica whose heartbeat lapsed past the lease while its pod is Running is
+restarted (its pod deleted; the Deployment makes a new one) and its in-flight tasks are reclaimed by the bus.
+Restarts count as failures for the breaker: enough of them within the recovery window open it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from podium.api.agent import BreakerState
+from podium.dataplane.records import ReplicaInfo
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What health evaluation needs of a pod."""
+
+    name: str
+    running: bool
+    ready: bool
+    started_at: float | None  # when the pod started running, epoch seconds
+    terminating: bool = False
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    pods: int
+    ready: int
+    alive: int  # pods whose heartbeat is within the lease
+    lapsed: list[str] = field(default_factory=list)  # pods to restart: Running but heartbeat lapsed
+    load: float | None = None  # in-flight / capacity over replicas that heartbeat
+    heartbeats_known: bool = True
+
+
+def evaluate(
+    pods: list[PodView],
+    heartbeats: list[ReplicaInfo] | None,
+    *,
+    now: float,
+    lease_seconds: float,
+    startup_grace_seconds: float,
+    concurrency: int,
+) -> HealthReport:
+    """Judge each live pod by its heartbeat. ``heartbeats=None`` means Redis could not be read: judge nothing."""
+    live = [p for p in pods if not p.terminating]
+    ready = sum(1 for p in live if p.ready)
+    if heartbeats is None:
+        return HealthReport(pods=len(live), ready=ready, alive=0, heartbeats_known=False)
+    seen = {h.replica: h for h in heartbeats}
+    lapsed: list[str] = []
+    alive = 0
+    in_flight = 0
+    for pod in live:
+        beat = seen.get(pod.name)
+        fresh = beat is not None and now - beat.last_seen <= lease_seconds
+        if fresh and beat is not None:
+            alive += 1
+            in_flight += beat.in_flight
+            continue
+        if not pod.running or pod.started_at is None:
+            continue  # not started yet, or already failing in a way the kubelet and Deployment handle
+        # A pod that has run longer than the grace period (start-up + one lease) must be heartbeating.
+        if now - pod.started_at > startup_grace_seconds + lease_seconds:
+            lapsed.append(pod.name)
+    load = None if alive == 0 else round(in_flight / (alive * max(1, concurrency)), 3)
+    return HealthReport(pods=len(live), ready=ready, alive=alive, lapsed=sorted(lapsed), load=load)
+
+
+@dataclass(frozen=True)
+class Breaker:
+    state: BreakerState
+    failures: int  # failures within the current window
+    opened_at: float | None = None
+
+
+def step_breaker(
+    breaker: Breaker,
+    *,
+    new_failures: int,
+    healthy: bool,
+    now: float,
+    threshold: int,
+    recovery_seconds: float,
+) -> Breaker:
+    """One evaluation round. closed --threshold failures--> open --recovery timeout--> halfOpen; halfOpen closes
+    after a healthy round and reopens on any failure."""
+    state = BreakerState(breaker.state)
+    failures = breaker.failures + new_failures
+    if state == BreakerState.closed:
+        if failures >= threshold:
+            return Breaker(BreakerState.open, failures, now)
+        # A healthy round forgives past failures only slowly: one per round, so flapping still trips it.
+        return Breaker(BreakerState.closed, max(0, failures - 1) if healthy and not new_failures else failures)
+    if state == BreakerState.open:
+        opened = breaker.opened_at if breaker.opened_at is not None else now
+        if now - opened >= recovery_seconds:
+            return Breaker(BreakerState.half_open, failures, opened)
+        return Breaker(BreakerState.open, failures, opened)
+    # half-open: the probe round decides.
+    if new_failures:
+        return Breaker(BreakerState.open, failures, now)
+    if healthy:
+        return Breaker(BreakerState.closed, 0, None)
+    return breaker

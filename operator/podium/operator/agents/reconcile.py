@@ -1,0 +1,443 @@
+"""Reconcile one Agent: its children and Redis user (``apply``), then its health and status (``observe``).
+
+Both are level-based: they look at what exists and make it match, so running them again (a timer tick, an
+operator restart, a missed event) is harmless. Each reads first, decides in pure functions (:func:`desired_children`,
+:func:`apply_events`, :func:`breaker_round`, :func:`status_events`) and acts last. The kopf glue lives in
+``podium.operator.agents.handlers``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from podium.api.agent import Agent, AgentPhase, Autoscaling, BreakerState
+from podium.api.validation import explain
+from podium.dataplane.purge import purge_agent
+from podium.operator import metrics
+from podium.operator.agents import autoscale, children, redis_io
+from podium.operator.agents import status as agent_status
+from podium.operator.agents.children import ChildSettings, TemplateError
+from podium.operator.agents.health import Breaker, PodView, evaluate, step_breaker
+from podium.operator.agents.status import Observed
+from podium.operator.conditions import find, now_rfc3339, parse_rfc3339
+from podium.operator.kube import Kube, secret_value
+from podium.operator.settings import Settings
+
+log = logging.getLogger("podium.operator.agents.reconcile")
+
+# (body, type "Normal"/"Warning", reason, message): kopf.event in the operator, a list in tests.
+EventFn = Callable[[Any, str, str, str], None]
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    spec_replicas: int
+    replicas: int
+    ready: int
+
+
+@dataclass
+class Memory:
+    """Per-agent facts kept between rounds (rebuilt from status after an operator restart)."""
+
+    breaker: Breaker | None = None
+    restart_counts: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, float] = field(default_factory=dict)  # pods we deleted, when
+    last_apply: float = 0.0
+    error: str | None = None
+    # The autoscaler's recommendations inside the scale-down window (None: not rebuilt since the operator started),
+    # and the generation the Agent reaches through our last scale: an older body is stale and must not re-decide.
+    autoscale_window: autoscale.Window | None = None
+    scaled_to_generation: int = 0
+    # Kept here, not re-read from the body's status: a round that overlaps ours (the timer and the update handler
+    # both observe) carries a status from before our patch and would write the old values back.
+    last_scale_time: str | None = None
+    autoscale_desired: int | None = None
+
+
+def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView:
+    containers = status.get("containerStatuses") or []
+    running_state = (containers[0].get("state") or {}).get("running") if containers else None
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    started = parse_rfc3339(running_state.get("startedAt")) if running_state else None
+    if started is None and running_state is not None:
+        started = parse_rfc3339(status.get("startTime"))
+    return PodView(
+        name=name,
+        running=status.get("phase") == "Running" and running_state is not None,
+        ready=ready,
+        started_at=started,
+        terminating=bool(meta.get("deletionTimestamp")),
+        restarts=sum(int(c.get("restartCount") or 0) for c in containers),
+    )
+
+
+def parse_agent(body: dict[str, Any]) -> tuple[Agent | None, str | None]:
+    try:
+        return Agent.model_validate(dict(body)), None
+    except ValidationError as e:
+        return None, "invalid Agent: " + "; ".join(explain(e))
+
+
+@dataclass(frozen=True)
+class Desired:
+    """What an Agent's children should be, by kind in apply order. ``error``: the Deployment cannot be built from
+    the spec; the other children are still applied and the last good Deployment keeps running."""
+
+    manifests: dict[str, dict[str, Any]]
+    error: str | None = None
+
+
+def desired_children(
+    agent: Agent, password: str, settings: ChildSettings, old_deployment: dict[str, Any] | None
+) -> Desired:
+    """The children to apply (pure)."""
+    manifests = {
+        "Secret": children.secret(agent, password),
+        "ConfigMap": children.config_map(agent),
+        "Service": children.service(agent),
+    }
+    current = (old_deployment or {}).get("spec", {}).get("replicas")
+    last = ((old_deployment or {}).get("metadata", {}).get("annotations") or {}).get(
+        children.APPLIED_REPLICAS_ANNOTATION
+    )
+    replicas = children.desired_replicas(agent.spec.replicas, int(last) if last else None, current)
+    try:
+        manifests["Deployment"] = children.deployment(agent, settings, replicas)
+    except TemplateError as e:
+        return Desired(manifests, str(e))
+    return Desired(manifests)
+
+
+# (type "Normal"/"Warning", reason, message) of an Event to post about the Agent.
+Event = tuple[str, str, str]
+
+
+def apply_events(outcomes: dict[str, str], namespace: str, name: str, replicas: int) -> list[Event]:
+    """The Events that announce what an apply changed (pure)."""
+    out: list[Event] = []
+    for kind, outcome in outcomes.items():
+        if outcome == "created":
+            out.append(("Normal", "Created", f"created {kind} {namespace}/{name}"))
+        elif outcome == "updated":
+            out.append(("Normal", "Updated", f"updated {kind} to match the Agent's spec"))
+        elif outcome == "scaled":
+            out.append(("Normal", "Scaled", f"Deployment replicas set to {replicas}"))
+    return out
+
+
+def breaker_round(
+    breaker: Breaker, spec: dict[str, Any], *, failures: int, healthy: bool, now: float
+) -> tuple[Breaker, Event | None]:
+    """One step of the Agent's breaker with its spec's thresholds, and the Event when its state changes (pure)."""
+    cb = (spec.get("resilience") or {}).get("circuitBreaker") or {}
+    before = BreakerState(breaker.state)
+    after_breaker = step_breaker(
+        breaker,
+        new_failures=failures,
+        healthy=healthy,
+        now=now,
+        threshold=int(cb.get("failureThreshold", 5)),
+        recovery_seconds=float(cb.get("recoveryTimeoutSeconds", 60)),
+    )
+    after = BreakerState(after_breaker.state)
+    if after == before:
+        return after_breaker, None
+    reason = {"open": "BreakerOpened", "halfOpen": "BreakerHalfOpen", "closed": "BreakerClosed"}[after.value]
+    kind = "Warning" if after == BreakerState.open else "Normal"
+    return after_breaker, (kind, reason, f"circuit breaker {before.value} -> {after.value}")
+
+
+def status_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
+    """The Event of a phase change, if any (pure)."""
+    if old.get("phase") and old.get("phase") != status["phase"]:
+        kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
+        return [(kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}")]
+    return []
+
+
+def status_changed(old: dict[str, Any], status: dict[str, Any]) -> bool:
+    return any(old.get(k) != v for k, v in status.items())
+
+
+def breaker_from_status(status: dict[str, Any]) -> Breaker:
+    state = BreakerState(status.get("breaker") or BreakerState.closed.value)
+    degraded = find(status.get("conditions"), "Degraded") or {}
+    opened = parse_rfc3339(degraded.get("lastTransitionTime")) if state != BreakerState.closed else None
+    return Breaker(state, 0, opened)
+
+
+class AgentReconciler:
+    def __init__(self, kube: Kube, redis: aioredis.Redis, settings: Settings, event: EventFn) -> None:
+        self.kube, self.redis, self.settings, self.event = kube, redis, settings, event
+        self.memory: dict[tuple[str, str], Memory] = {}
+        self.phases: dict[tuple[str, str], str] = {}  # for the agents-by-phase gauge
+        self.child_settings = ChildSettings(
+            agent_image=settings.agent_image,
+            redis_url=settings.pod_redis_url,
+        )
+
+    def remember(self, namespace: str, name: str) -> Memory:
+        return self.memory.setdefault((namespace, name), Memory())
+
+    async def apply(self, body: dict[str, Any]) -> None:
+        """Create or update the children and the Redis user; an invalid spec leaves the last good workload up."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        mem = self.remember(namespace, name)
+        mem.last_apply = time.monotonic()
+        agent, error = parse_agent(body)
+        if agent is None:
+            self._set_error(body, mem, error or "invalid Agent")
+            return
+        # Read: the children as they are.
+        child = children.names(name)
+        kinds = {"Secret": "secret", "ConfigMap": "configmap", "Service": "service", "Deployment": "deployment"}
+        found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
+        existing = dict(zip(kinds, found, strict=True))
+        # Decide: what they should be (the Redis password stays the one the Secret holds).
+        password = secret_value(existing["Secret"], "password") or redis_io.new_password()
+        desired = desired_children(agent, password, self.child_settings, existing["Deployment"])
+        # Act: the Redis user, then each child in order; a Deployment that cannot be built keeps the old one.
+        await redis_io.ensure_acl_user(self.redis, namespace, name, password)
+        outcomes = {kind: await self.kube.ensure(m, existing[kind]) for kind, m in desired.manifests.items()}
+        if desired.error is not None:
+            self._set_error(body, mem, desired.error)
+            return
+        if mem.error is not None:
+            self.event(body, "Normal", "SpecAccepted", "the spec is valid again; rolling it out")
+        mem.error = None
+        for event in apply_events(outcomes, namespace, name, agent.spec.replicas):
+            self.event(body, *event)
+
+    def _set_error(self, body: dict[str, Any], mem: Memory, message: str) -> None:
+        if mem.error != message:
+            self.event(body, "Warning", "InvalidSpec", message)
+        mem.error = message
+
+    async def observe(
+        self,
+        body: dict[str, Any],
+        deployment: DeploymentView | None,
+        pods: Iterable[PodView],
+        *,
+        terminating: bool = False,
+    ) -> dict[str, Any]:
+        """Judge health, restart lapsed replicas, step the breaker and patch status if anything changed.
+
+        Read (the indexes' workload, the Agent's Redis-side runtime) -> decide (health report) -> act (restart
+        lapsed replicas; their count feeds the breaker) -> decide (breaker, status, events) -> act (events,
+        autoscaling, status patch, metrics).
+        """
+        meta, spec = body["metadata"], body.get("spec") or {}
+        namespace, name = meta["namespace"], meta["name"]
+        old = dict(body.get("status") or {})
+        mem = self.remember(namespace, name)
+        if mem.breaker is None:
+            mem.breaker = breaker_from_status(old)
+        pods = list(pods)
+        desired = deployment.spec_replicas if deployment else int(spec.get("replicas", 1))
+        scaling = _autoscaling(spec)
+        runtime = None
+        # An autoscaled agent at zero still needs its backlog read: that is what wakes it up.
+        if desired > 0 or (deployment and deployment.replicas) or scaling is not None:
+            try:
+                runtime = await redis_io.read_runtime(self.redis, namespace, name)
+            except (OSError, aioredis.RedisError) as e:
+                log.warning("cannot read %s/%s heartbeats from Redis: %s", namespace, name, e)
+        now = runtime.now if runtime else time.time()
+        lease = self.settings.heartbeat_lease_seconds
+        concurrency = int(spec.get("concurrency", 4))
+        report = evaluate(
+            pods,
+            runtime.heartbeats if runtime else None,
+            now=now,
+            lease_seconds=lease,
+            startup_grace_seconds=self.settings.startup_grace_seconds,
+            concurrency=concurrency,
+        )
+        failures = await self._restart_lapsed(body, mem, report.lapsed, now)
+        failures += self._count_crashes(body, mem, pods)
+        healthy = desired == 0 or (report.ready >= desired and not report.lapsed)
+        mem.breaker, breaker_event = breaker_round(mem.breaker, spec, failures=failures, healthy=healthy, now=now)
+        if breaker_event is not None:
+            self.event(body, *breaker_event)
+        after = BreakerState(mem.breaker.state)
+        obs = Observed(
+            desired=desired,
+            replicas=deployment.replicas if deployment else 0,
+            ready=report.ready,
+            health=report,
+            breaker=after,
+            error=mem.error,
+            maintenance=bool(spec.get("maintenance", False)),
+            terminating=terminating,
+            replica_failed=failures > 0,
+        )
+        status = agent_status.status(
+            obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now
+        )
+        if runtime and runtime.stats is not None:
+            status["stats"] = runtime.stats
+        if scaling is not None:
+            auto = await self._autoscale(body, mem, scaling, runtime, old, terminating=terminating)
+            if auto is not None:
+                status["autoscaling"] = auto
+        elif old.get("autoscaling") is not None:
+            status["autoscaling"] = None  # autoscaling was switched off: the merge patch removes the block
+            mem.autoscale_window, mem.autoscale_desired, mem.last_scale_time = None, None, None
+            metrics.forget_autoscaler(namespace, name)
+        for event in status_events(old, status):
+            self.event(body, *event)
+        if status_changed(old, status):
+            await self.kube.patch_status("agents", namespace, name, status)
+        self.phases[(namespace, name)] = status["phase"]
+        self.publish_phases()
+        metrics.BREAKER.labels(namespace, name).set(metrics.BREAKER_VALUE[after.value])
+        if runtime and runtime.backlog is not None:
+            metrics.QUEUE_DEPTH.labels(namespace, name).set(runtime.backlog)
+        if runtime:
+            metrics.DEAD_LETTERS.labels(namespace, name).set(runtime.dead_letters)
+        return status
+
+    async def _autoscale(
+        self,
+        body: dict[str, Any],
+        mem: Memory,
+        scaling: Autoscaling,
+        runtime: redis_io.AgentRuntime | None,
+        old: dict[str, Any],
+        *,
+        terminating: bool,
+    ) -> dict[str, Any] | None:
+        """One autoscaler round: decide from the backlog, patch agents/scale if the count changes; the status block.
+
+        Without a backlog reading (Redis unreachable) it decides nothing and keeps the last status block.
+        """
+        meta, spec = body["metadata"], body.get("spec") or {}
+        namespace, name = meta["namespace"], meta["name"]
+        if runtime is None or runtime.backlog is None:
+            return None
+        previous = old.get("autoscaling") or {}
+        if mem.autoscale_window is None:
+            mem.last_scale_time = previous.get("lastScaleTime")
+        current = int(spec.get("replicas", 1))
+        generation = int(meta.get("generation") or 0)
+        paused = terminating or mem.error is not None or bool(spec.get("maintenance", False))
+        if paused or generation < mem.scaled_to_generation:
+            # Draining or deleting: leave the count alone. A body older than our own last scale would only make
+            # us undo it (and announce it twice).
+            desired = current if paused or mem.autoscale_desired is None else mem.autoscale_desired
+            return _autoscaling_status(runtime.backlog, desired, mem.last_scale_time)
+        if mem.autoscale_window is None:
+            # After an operator restart, the last decision counts as this round's: no scale-down before the delay.
+            seeded = previous.get("desiredReplicas")
+            mem.autoscale_window = ((runtime.now, int(seeded)),) if seeded is not None else ()
+        policy = autoscale.Policy.of(scaling)
+        decision = autoscale.decide(mem.autoscale_window, runtime.now, runtime.backlog, current, policy)
+        mem.autoscale_window, mem.autoscale_desired = decision.window, decision.desired
+        metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
+        if decision.desired != current and await self._patch_scale(mem, namespace, name, generation, decision.desired):
+            mem.last_scale_time = now_rfc3339(runtime.now)
+            reason = "ScaledUp" if decision.desired > current else "ScaledDown"
+            self.event(
+                body,
+                "Normal",
+                reason,
+                f"backlog {runtime.backlog} (target {policy.target_backlog_per_replica}/replica): "
+                f"replicas {current} -> {decision.desired}",
+            )
+        return _autoscaling_status(runtime.backlog, decision.desired, mem.last_scale_time)
+
+    async def _patch_scale(self, mem: Memory, namespace: str, name: str, generation: int, replicas: int) -> bool:
+        # Marked before the await: an overlapping round holding the same (now stale) body must not scale again.
+        before, mem.scaled_to_generation = mem.scaled_to_generation, generation + 1
+        try:
+            patched = await self.kube.patch_scale("agents", namespace, name, replicas)
+        except BaseException:
+            mem.scaled_to_generation = before
+            raise
+        if not patched:
+            mem.scaled_to_generation = before
+        return patched
+
+    async def _restart_lapsed(self, body: dict[str, Any], mem: Memory, lapsed: list[str], now: float) -> int:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        restarted = 0
+        for pod in lapsed:
+            if now - mem.deleted.get(pod, 0.0) < 30:
+                continue  # already deleting it; the watch has not caught up
+            self.event(body, "Warning", "HeartbeatLost", f"replica {pod} stopped heartbeating while its pod runs")
+            if await self.kube.delete_pod(namespace, pod):
+                mem.deleted[pod] = now
+                restarted += 1
+                metrics.RESTARTS.labels(namespace, name).inc()
+                # Its in-flight tasks are reclaimed by the surviving (or replacement) replicas once its lease
+                # has lapsed: the bus's reclaim script moves them with XCLAIM, so nothing is lost with the pod.
+                self.event(body, "Normal", "ReplicaRestarted", f"deleted pod {pod}; its tasks will be reclaimed")
+        for pod, at in list(mem.deleted.items()):
+            if now - at > 300:
+                del mem.deleted[pod]
+        return restarted
+
+    def _count_crashes(self, body: dict[str, Any], mem: Memory, pods: list[PodView]) -> int:
+        crashes = 0
+        seen = {}
+        for pod in pods:
+            seen[pod.name] = pod.restarts
+            previous = mem.restart_counts.get(pod.name)
+            if previous is not None and pod.restarts > previous:
+                crashes += pod.restarts - previous
+                self.event(body, "Warning", "ReplicaCrashed", f"replica {pod.name} restarted ({pod.restarts} total)")
+        mem.restart_counts = seen
+        return crashes
+
+    async def delete(self, body: dict[str, Any]) -> None:
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        removed = await redis_io.delete_acl_user(self.redis, namespace, name)
+        await purge_agent(self.redis, namespace, name)
+        if removed:
+            self.event(
+                body, "Normal", "RedisUserDeleted", f"removed Redis user {children.redis_username(namespace, name)}"
+            )
+        self.memory.pop((namespace, name), None)
+        self.phases.pop((namespace, name), None)
+        self.publish_phases()
+        metrics.forget_agent(namespace, name)
+
+    def publish_phases(self) -> None:
+        counts = dict.fromkeys((p.value for p in AgentPhase), 0)
+        for phase in self.phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            metrics.AGENTS.labels(phase).set(count)
+
+    def due_for_resync(self, namespace: str, name: str) -> bool:
+        mem = self.remember(namespace, name)
+        return time.monotonic() - mem.last_apply >= self.settings.resync_seconds
+
+
+def _autoscaling(spec: dict[str, Any]) -> Autoscaling | None:
+    raw = spec.get("autoscaling")
+    if raw is None:
+        return None
+    try:
+        return Autoscaling.model_validate(raw)
+    except ValidationError as e:  # the CRD rejects this; an older CRD might not
+        log.warning("ignoring invalid spec.autoscaling: %s", "; ".join(explain(e)))
+        return None
+
+
+def _autoscaling_status(backlog: int, desired: int, last_scale: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"backlog": backlog, "desiredReplicas": desired}
+    if last_scale is not None:
+        out["lastScaleTime"] = last_scale
+    return out

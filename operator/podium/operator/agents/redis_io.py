@@ -1,0 +1,92 @@
+"""What the operator reads and writes in Redis for an Agent: its ACL user; its heartbeats, backlog and stats.
+
+Keys and value formats are the data plane's (:mod:`podium.dataplane`). Each agent's replicas log in as their own
+ACL user, limited by `podium.dataplane.keys.agent_acl_rules` to that
+agent's keys. The operator re-applies the user on every full reconcile: `ACL SETUSER ... reset` is idempotent,
+and re-applying restores users lost when a Redis without an ACL file restarts.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from podium.dataplane import perf
+from podium.dataplane.keys import AgentKeys, agent_acl_rules
+from podium.dataplane.records import ReplicaInfo, parse_replicas
+from podium.engine.stats import PerfStats, parse_stats
+from podium.operator.agents.children import redis_username
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def ensure_acl_user(r: aioredis.Redis, namespace: str, agent: str, password: str) -> None:
+    # The rules name only commands Redis 7.0 knows (no CLIENT SETINFO: redis-py ignores its refusal), so the
+    # server accepts them whole; an error here is a real misconfiguration and must surface.
+    rules = agent_acl_rules(namespace, agent)
+    await r.execute_command("ACL", "SETUSER", redis_username(namespace, agent), "reset", "on", f">{password}", *rules)
+
+
+async def acl_user_exists(r: aioredis.Redis, namespace: str, agent: str) -> bool:
+    return await r.execute_command("ACL", "GETUSER", redis_username(namespace, agent)) is not None
+
+
+async def delete_acl_user(r: aioredis.Redis, namespace: str, agent: str) -> bool:
+    """Remove the user and end its open connections, so a deleted agent's replicas lose access at once."""
+    removed = int(await r.execute_command("ACL", "DELUSER", redis_username(namespace, agent)))
+    return removed > 0
+
+
+async def redis_now(r: aioredis.Redis) -> float:
+    seconds, micros = await r.time()
+    return float(seconds) + float(micros) / 1e6
+
+
+@dataclass(frozen=True)
+class AgentRuntime:
+    """One round's reading of an agent's Redis-side state; ``None`` fields could not be read."""
+
+    now: float
+    heartbeats: list[ReplicaInfo] | None
+    backlog: int | None
+    stats: dict[str, Any] | None
+    dead_letters: int = 0
+
+
+async def read_runtime(r: aioredis.Redis, namespace: str, agent: str) -> AgentRuntime:
+    keys = AgentKeys(namespace, agent)
+    pipe = r.pipeline(transaction=False)
+    pipe.time()
+    pipe.hgetall(keys.heartbeats)
+    pipe.xlen(keys.inbox)
+    pipe.xlen(keys.dlq)
+    perf.queue_read(pipe, keys)
+    seconds_micros, beats, length, dead, perf_hash, perf_recent = await pipe.execute()
+    now = float(seconds_micros[0]) + float(seconds_micros[1]) / 1e6
+    # Every acknowledgement deletes its entry (COMPLETE, RELEASE, DEAD_LETTER, CANCEL), so the inbox's length is
+    # the backlog: undelivered plus delivered-but-unfinished tasks.
+    stats = _status_stats(parse_stats(perf_hash, perf_recent))
+    return AgentRuntime(now, parse_replicas(beats), int(length), stats, dead_letters=int(dead))
+
+
+def _status_stats(stats: PerfStats) -> dict[str, Any] | None:
+    if not stats.tasks:
+        return None
+    out: dict[str, Any] = {
+        "tasksCompleted": stats.completed,
+        "tasksFailed": stats.failed,
+        "recentFailures": stats.recent_failures,
+        "recommendation": stats.recommendation,
+    }
+    if stats.success_rate is not None:
+        out["successRate"] = round(stats.success_rate, 4)
+    if stats.avg_ms is not None:
+        out["averageLatencySeconds"] = round(stats.avg_ms / 1000.0, 4)
+    if stats.avg_quality is not None:
+        out["averageQuality"] = round(stats.avg_quality, 4)
+    return out

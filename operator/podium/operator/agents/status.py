@@ -1,0 +1,138 @@
+"""An Agent's status from what was observed this round: phase, ready count, load, breaker, conditions (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from podium.api.agent import AgentPhase, BreakerState
+from podium.operator.agents.health import HealthReport
+from podium.operator.conditions import Cond, merge
+
+BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What one reconcile round saw of an Agent's workload."""
+
+    desired: int  # replicas the Deployment should have
+    replicas: int  # pods the Deployment has
+    ready: int  # pods that pass /readyz
+    health: HealthReport | None = None
+    breaker: BreakerState = BreakerState.closed
+    error: str | None = None  # why the spec cannot be applied (reason: InvalidSpec)
+    maintenance: bool = False
+    terminating: bool = False
+    replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
+
+
+def phase(obs: Observed, previous: str | None) -> AgentPhase:
+    if obs.terminating:
+        return AgentPhase.terminating
+    if obs.error:
+        return AgentPhase.error
+    if obs.maintenance:
+        return AgentPhase.maintenance
+    if obs.breaker != BreakerState.closed:
+        return AgentPhase.degraded
+    if obs.desired > 0 and obs.ready == 0:
+        # Never ready yet: still starting. Was ready before: it lost every replica.
+        was_up = previous in (AgentPhase.ready, AgentPhase.busy, AgentPhase.degraded)
+        return AgentPhase.degraded if was_up else AgentPhase.initializing
+    if obs.replica_failed or (obs.health is not None and obs.health.lapsed):
+        return AgentPhase.degraded
+    if previous == AgentPhase.degraded and obs.ready < obs.desired:
+        # A lost replica keeps the Agent Degraded until its replacement is ready, not just for the round that saw
+        # the loss; a plain scale-up from Ready stays Ready (its Degraded condition still says ReplicasUnavailable).
+        return AgentPhase.degraded
+    load = obs.health.load if obs.health is not None else None
+    if load is not None and load >= BUSY_LOAD:
+        return AgentPhase.busy
+    return AgentPhase.ready
+
+
+def conditions(obs: Observed) -> list[Cond]:
+    if obs.error:
+        return [
+            Cond("Ready", False, "InvalidSpec", obs.error),
+            Cond("Available", obs.ready > 0, "InvalidSpec", "the last valid workload keeps running"),
+            Cond("Degraded", True, "InvalidSpec", obs.error),
+        ]
+    if obs.terminating:
+        return [Cond("Ready", False, "Terminating", "the Agent is being deleted")]
+    out: list[Cond] = []
+    if obs.desired == 0:
+        out.append(Cond("Ready", True, "ScaledToZero", "no replicas; tasks wait in the inbox until it scales up"))
+        out.append(Cond("Available", False, "ScaledToZero", "replicas is 0"))
+    elif obs.maintenance:
+        out.append(Cond("Ready", False, "Maintenance", "draining: finishes in-flight tasks, accepts no new ones"))
+        out.append(Cond("Available", obs.ready > 0, "Maintenance", f"{obs.ready}/{obs.desired} replicas ready"))
+    else:
+        all_ready = obs.ready >= obs.desired
+        out.append(
+            Cond(
+                "Ready",
+                all_ready,
+                "AllReplicasReady" if all_ready else "ReplicasNotReady",
+                f"{obs.ready}/{obs.desired} replicas ready",
+            )
+        )
+        out.append(
+            Cond(
+                "Available",
+                obs.ready > 0,
+                "MinimumReplicasAvailable" if obs.ready > 0 else "NoReplicasAvailable",
+                "" if obs.ready > 0 else "no replica passes /readyz; check the pods' logs and events",
+            )
+        )
+    degraded = _degraded(obs)
+    out.append(degraded)
+    return out
+
+
+def _degraded(obs: Observed) -> Cond:
+    if obs.breaker == BreakerState.open:
+        return Cond("Degraded", True, "BreakerOpen", "replicas kept failing; new work is held back until recovery")
+    if obs.breaker == BreakerState.half_open:
+        return Cond("Degraded", True, "BreakerHalfOpen", "probing recovery after repeated failures")
+    if obs.health is not None and obs.health.lapsed:
+        lost = ", ".join(obs.health.lapsed)
+        return Cond("Degraded", True, "HeartbeatLost", f"restarting replicas whose heartbeat lapsed: {lost}")
+    if obs.desired > 0 and 0 < obs.ready < obs.desired and not obs.maintenance:
+        return Cond("Degraded", True, "ReplicasUnavailable", f"only {obs.ready}/{obs.desired} replicas ready")
+    return Cond("Degraded", False, "AsExpected")
+
+
+def status(
+    obs: Observed,
+    *,
+    selector: str,
+    generation: int | None,
+    old: dict[str, Any] | None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The status block to patch (wire form)."""
+    old = old or {}
+    current = phase(obs, old.get("phase"))
+    conds = merge(old.get("conditions"), conditions(obs), generation, now)
+    message = next((c["message"] for c in conds if c["type"] == "Degraded" and c["status"] == "True"), None)
+    if obs.error:
+        message = obs.error
+    out: dict[str, Any] = {
+        "phase": current.value,
+        # status.replicas backs the scale subresource: the count an HPA compares against its target.
+        "replicas": obs.replicas,
+        "readyReplicas": obs.ready,
+        "ready": f"{obs.ready}/{obs.desired}",
+        "selector": selector,
+        "breaker": BreakerState(obs.breaker).value,
+        "conditions": conds,
+        "message": message,
+        "observedGeneration": generation,
+    }
+    if obs.health is not None and obs.health.load is not None:
+        out["load"] = obs.health.load
+    elif obs.desired == 0 or obs.replicas == 0:
+        out["load"] = 0.0
+    return out

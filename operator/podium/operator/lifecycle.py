@@ -1,0 +1,69 @@
+"""Operator start-up and shutdown: kopf settings, the Kubernetes client and the Redis connection, kept in the memo."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+import redis.asyncio as aioredis
+
+from podium.dataplane.connection import connect
+from podium.operator import runtime
+from podium.operator.agents.reconcile import AgentReconciler
+from podium.operator.kube import Kube, load_config
+
+PREFIX = "podium.dev"
+
+
+def post_event(body: Any, type_: str, reason: str, message: str) -> None:
+    kopf.event(body, type=type_, reason=reason, message=message)
+
+
+async def start(
+    settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
+    conf = runtime.settings_of(memo)
+    # Progress and diff-base in annotations: the CRDs' structural status schema would prune status.kopf.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{PREFIX}/cleanup"
+    # Bounded watches so a silently dropped connection is noticed; the client timeout outlives the server's.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    settings.batching.error_delays = (1, 2, 5, 10, 20, 30, 60)
+    settings.posting.level = logging.INFO
+    settings.execution.max_workers = 8
+    kube = Kube(load_config())
+    redis = connect(conf.redis_url, password=conf.redis_password, health_check_interval=30)
+    try:
+        await redis.ping()
+    except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
+        # Installed together, Redis usually starts a moment after the operator: retry soon, not after kopf's 60 s.
+        await redis.aclose()
+        raise kopf.TemporaryError(f"Redis at {conf.pod_redis_url} not reachable yet: {e}", delay=2) from e
+    reconciler = AgentReconciler(kube, redis, conf, post_event)
+    memo.runtime = runtime.Runtime(conf, kube, redis, reconciler)
+    logger.info("podium operator started: redis %s, agent image %s", conf.pod_redis_url, conf.agent_image)
+
+
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    try:
+        current = runtime.of(memo)
+    except RuntimeError:
+        return
+    await current.redis.aclose()
+    current.kube.api.close()
+    del memo["runtime"]
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    # A registry of our own starts empty: log in as kopf's default one would, with the kubernetes client's own
+    # configuration (KUBECONFIG, ~/.kube/config, or the pod's service account).
+    kopf.on.login(registry=registry, errors=kopf.ErrorsMode.IGNORED)(kopf.login_via_client)
+    kopf.on.startup(registry=registry)(start)
+    kopf.on.cleanup(registry=registry)(stop)

@@ -1,0 +1,335 @@
+"""One Orchestration's life in the operator: wait for its agents, run the engine, report, stop on request.
+
+The kopf daemon (``orchestrations/handlers.py``) calls :func:`drive` with the live object. Restarting the
+operator calls it again for a Running orchestration: the engine's journal replays finished steps and
+re-attaches to in-flight ones, so no task runs twice. Succeeded and Failed are terminal: a finished run is
+never started again (a later spec change only earns a ``SpecIgnored`` condition, see :func:`ignored_change`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+
+from podium.api.orchestration import OrchestrationSpec
+from podium.api.validation import explain
+from podium.dataplane import runs
+from podium.dataplane.bus import Bus
+from podium.dataplane.purge import purge_orchestration
+from podium.engine.progress import Progress
+from podium.engine.runner import FAILED, RunOutcome, run_orchestration
+from podium.operator import metrics
+from podium.operator.conditions import Cond, merge, now_rfc3339, parse_rfc3339
+from podium.operator.kube import Kube
+from podium.operator.orchestrations import directory as directory_mod
+from podium.operator.orchestrations import status as st
+
+PLURAL = "orchestrations"
+Runner = Callable[..., Coroutine[Any, Any, RunOutcome]]
+PostEvent = Callable[[str, str, str], None]  # type ("Normal"|"Warning"), reason, message
+
+
+@dataclass
+class Deps:
+    kube: Kube
+    redis: aioredis.Redis
+    post_event: PostEvent
+    status_interval: float = 1.0  # at most one progress patch per interval
+    poll_seconds: float = 2.0  # how often a Pending run re-checks its agents, and suspend is watched
+    retry_seconds: float = 5.0  # after an unexpected error (Redis or the API server away), try again
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.orchestrations"))
+
+
+class Stopped(Exception):
+    """kopf asked the daemon to stop (operator exit or the Orchestration's deletion)."""
+
+
+Stop = Callable[[], bool]
+
+
+class Controller:
+    """State of one drive: the live object, the status writer, the conditions written so far."""
+
+    def __init__(self, deps: Deps, body: Mapping[str, Any], stopping: Stop) -> None:
+        meta = body["metadata"]
+        self.deps, self.body, self.stopping = deps, body, stopping
+        self.namespace, self.name, self.uid = meta["namespace"], meta["name"], meta["uid"]
+        status = dict(body.get("status") or {})
+        self.phase: str | None = status.get("phase")
+        self.conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+        self.started_at: str | None = status.get("startedAt")
+        self.writer = st.StatusWriter(self._patch, deps.status_interval)
+        self.failed_steps: set[str] = set()
+        self.progress: Progress | None = None
+
+    # ------------------------------------------------------------------ live object
+    @property
+    def generation(self) -> int | None:
+        value = self.body["metadata"].get("generation")
+        return int(value) if value is not None else None
+
+    def suspended(self) -> bool:
+        return bool((self.body.get("spec") or {}).get("suspend"))
+
+    async def _patch(self, fields: dict[str, Any]) -> None:
+        await self.deps.kube.patch_status(PLURAL, self.namespace, self.name, fields)
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        try:
+            self.deps.post_event(type_, reason, message[:1024])
+        except Exception as e:  # an event is a courtesy; it must never stop a run
+            self.deps.logger.warning("event %s not posted: %s", reason, e)
+
+    # ------------------------------------------------------------------ status
+    def set_phase(self, phase: str, reason: str, message: str, *, degraded: bool = False) -> None:
+        fields = st.phase_fields(
+            phase, reason, message, generation=self.generation, old_conditions=self.conditions, degraded=degraded
+        )
+        self.conditions = fields["conditions"]
+        self.phase = phase
+        self.writer.stage(fields)
+
+    async def on_progress(self, progress: Progress) -> None:
+        self.progress = progress
+        self.writer.stage(st.progress_fields(progress))
+        for record in progress.tasks:
+            if record.state == "Failed" and record.step not in self.failed_steps:
+                self.failed_steps.add(record.step)
+                self.event("Warning", "StepFailed", f"step {record.step} failed: {record.error or 'no detail'}")
+
+    async def finish(self, outcome: RunOutcome) -> None:
+        fields = st.outcome_fields(outcome, self.progress, generation=self.generation, old_conditions=self.conditions)
+        key = runs.result_key(self.namespace, self.name, self.uid)
+        result, encoded = st.result_fields(outcome.result, key)
+        if encoded is not None:
+            await runs.store_result(self.deps.redis, key, encoded)
+        self.conditions = fields["conditions"]
+        self.phase = outcome.phase
+        self.writer.stage(fields | result | {"startedAt": self.started_at})
+        await self.writer.flush()
+        self._count(outcome.phase, outcome.reason)
+        if outcome.degraded:
+            self.event("Warning", "Degraded", "; ".join(outcome.notes) or outcome.message)
+        if outcome.phase == FAILED:
+            self.event("Warning", "Failed", f"{outcome.reason}: {outcome.message}")
+        else:
+            self.event("Normal", "Succeeded", f"{outcome.reason}: {len(outcome.tasks)} tasks, cost {outcome.cost:.4f}")
+
+    async def fail(self, reason: str, message: str) -> None:
+        self.set_phase(FAILED, reason, message)
+        self.writer.stage({"completedAt": now_rfc3339()})
+        await self.writer.flush()
+        self._count(FAILED, reason)
+        self.event("Warning", "Failed", f"{reason}: {message}")
+
+    def _count(self, phase: str, reason: str) -> None:
+        # The strategy is a CRD enum, so the label stays bounded even for a spec that failed later checks.
+        strategy = str((self.body.get("spec") or {}).get("strategy") or "unknown")
+        started = parse_rfc3339(self.started_at)
+        seconds = None if started is None else time.time() - started
+        metrics.run_finished(self.namespace, strategy, phase, reason, seconds)
+
+    # ------------------------------------------------------------------ waiting
+    async def sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stopping():
+                raise Stopped
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def pending_for(self) -> float:
+        created = parse_rfc3339(self.body["metadata"].get("creationTimestamp"))
+        return 0.0 if created is None else max(0.0, time.time() - created)
+
+    async def wait_until_startable(self, spec: OrchestrationSpec) -> directory_mod.AgentDirectory | None:
+        """Pending (or Suspended) until the run's teams and agents are there; None: it gave up (Failed)."""
+        last: tuple[str, str] | None = None
+        while True:
+            snapshot = await directory_mod.fetch(self.deps.kube, self.namespace)
+            directory = directory_mod.build(snapshot)
+            ready = directory_mod.readiness(spec, directory)
+            if ready.ok and not self.suspended():
+                return directory
+            reason, message = (
+                ("Suspended", "spec.suspend is true: the run starts once it is false")
+                if ready.ok
+                else (ready.reason, ready.message)
+            )
+            if self.pending_for() > spec.limits.timeout_seconds and not ready.ok:
+                await self.fail(ready.reason, f"gave up after limits.timeoutSeconds: {ready.message}")
+                return None
+            if (reason, message) != last:
+                self.set_phase(st.SUSPENDED if ready.ok else st.PENDING, reason, message)
+                await self.writer.flush()
+                last = (reason, message)
+            await self.sleep(self.deps.poll_seconds)
+
+    async def watch_suspend(self) -> None:
+        """Reflect spec.suspend in the phase while the engine runs (the engine itself holds dispatch)."""
+        was = self.suspended()
+        while True:
+            await asyncio.sleep(min(self.deps.poll_seconds, 0.5))
+            now = self.suspended()
+            if now == was:
+                continue
+            was = now
+            if now:
+                self.set_phase(st.SUSPENDED, "Suspended", "spec.suspend is true: no new tasks are dispatched")
+                self.event("Normal", "Suspended", "dispatch paused; in-flight tasks finish")
+            else:
+                self.set_phase(st.RUNNING, "Running", "resumed")
+                self.event("Normal", "Resumed", "dispatch resumed")
+            await self.writer.flush()
+
+
+def parse_spec(body: Mapping[str, Any]) -> tuple[OrchestrationSpec | None, str]:
+    try:
+        return OrchestrationSpec.model_validate(dict(body.get("spec") or {})), ""
+    except ValidationError as e:
+        return None, "invalid Orchestration: " + "; ".join(explain(e))
+
+
+async def drive(
+    deps: Deps,
+    body: Mapping[str, Any],
+    stopping: Stop,
+    *,
+    run: Runner = run_orchestration,
+) -> None:
+    """Run one Orchestration to its end, or until ``stopping()``; returns at once for a finished one."""
+    ctl = Controller(deps, body, stopping)
+    if ctl.phase in st.TERMINAL:
+        return
+    ctl.writer.start()
+    try:
+        await _drive(ctl, run)
+    except Stopped:
+        pass
+    finally:
+        try:
+            await ctl.writer.close()
+        except Exception as e:
+            deps.logger.warning("final status patch failed: %s", e)
+
+
+async def _drive(ctl: Controller, run: Runner) -> None:
+    spec, problem = parse_spec(ctl.body)
+    if spec is None:
+        await ctl.fail("InvalidSpec", problem)
+        return
+    resumed = ctl.phase in (st.RUNNING, st.SUSPENDED) and ctl.started_at is not None
+    while True:
+        try:
+            if resumed:
+                # Started before a restart: its agents were there; the engine copes with any that went away.
+                directory = directory_mod.build(await directory_mod.fetch(ctl.deps.kube, ctl.namespace))
+            else:
+                found = await ctl.wait_until_startable(spec)
+                if found is None:
+                    return
+                directory = found
+            await _run_once(ctl, spec, directory, resumed, run)
+            return
+        except (Stopped, asyncio.CancelledError):
+            raise
+        except Exception as e:
+            # Redis or the API server away: say so and try again; the journal makes the re-run safe.
+            ctl.deps.logger.warning("orchestration run interrupted, retrying: %s", e, exc_info=True)
+            ctl.event("Warning", "RunError", f"{type(e).__name__}: {e}; retrying")
+            ctl.writer.stage({"message": f"retrying after error: {type(e).__name__}: {e}"[: st.MAX_MESSAGE]})
+            resumed = ctl.started_at is not None
+            await ctl.sleep(ctl.deps.retry_seconds)
+
+
+async def _run_once(
+    ctl: Controller,
+    spec: OrchestrationSpec,
+    directory: directory_mod.AgentDirectory,
+    resumed: bool,
+    run: Runner,
+) -> None:
+    if ctl.started_at is None:
+        ctl.started_at = now_rfc3339()
+        ctl.event("Normal", "Started", f"{spec.strategy} run started")
+    elif resumed:
+        ctl.event("Normal", "Continued", "operator restarted: the run continues from its journal")
+    if ctl.suspended():
+        ctl.set_phase(st.SUSPENDED, "Suspended", "spec.suspend is true: no new tasks are dispatched")
+    else:
+        ctl.set_phase(st.RUNNING, "Running", f"{spec.strategy} run in progress")
+    ctl.writer.stage({"startedAt": ctl.started_at})
+    await ctl.writer.flush()
+
+    async def is_suspended() -> bool:
+        return ctl.suspended()
+
+    engine: asyncio.Task[RunOutcome] = asyncio.create_task(
+        run(
+            ctl.deps.redis,
+            directory,
+            ctl.namespace,
+            ctl.name,
+            ctl.uid,
+            spec,
+            ctl.on_progress,
+            is_suspended=is_suspended,
+        ),
+        name=f"orchestration {ctl.namespace}/{ctl.name}",
+    )
+    watcher = asyncio.create_task(ctl.watch_suspend())
+    try:
+        while not engine.done():
+            if ctl.stopping():
+                raise Stopped
+            await asyncio.wait({engine}, timeout=0.2)
+        outcome = engine.result()
+    finally:
+        watcher.cancel()
+        if not engine.done():
+            engine.cancel()
+        await asyncio.gather(engine, watcher, return_exceptions=True)
+    await ctl.finish(outcome)
+
+
+def ignored_change(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Status for a spec change after the run finished (runs are immutable), or None when it needs none."""
+    status = dict(body.get("status") or {})
+    if status.get("phase") not in st.TERMINAL:
+        return None
+    generation = body["metadata"].get("generation")
+    if generation is None or status.get("observedGeneration") == generation:
+        return None
+    cond = Cond(
+        "SpecIgnored",
+        True,
+        "RunFinished",
+        f"the run already {status['phase'].lower()}; runs are immutable: create a new Orchestration to run again",
+    )
+    kept = [c for c in status.get("conditions") or [] if c.get("type") != "SpecIgnored"]
+    return {"conditions": kept + merge(status.get("conditions"), [cond], generation), "observedGeneration": generation}
+
+
+async def cleanup(
+    redis: aioredis.Redis, namespace: str, name: str, uid: str | None = None, agents: Iterable[str] = ()
+) -> tuple[int, dict[str, int]]:
+    """After deletion: the run's queued tasks are cancelled on every agent it dispatched to (from its journal)
+    and on ``agents`` (the namespace's, for tasks the journal may not show yet), then the journal, budget,
+    events, state and stored results go. Returns (keys purged, queued tasks removed by agent).
+
+    With ``uid`` only that run's tasks are cancelled, so a re-applied Orchestration of the same name runs.
+    Safe to call twice: the cancel mark is idempotent and a second purge finds little.
+    """
+    targets = await runs.journal_agents(redis, namespace, name) | set(agents)
+    bus = Bus(redis)
+    try:
+        removed = await bus.cancel(f"{namespace}/{name}", targets, uid)
+    finally:
+        await bus.close()
+    return await purge_orchestration(redis, namespace, name), removed

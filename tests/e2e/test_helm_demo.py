@@ -12,7 +12,6 @@ import base64
 import functools
 import ipaddress
 import json
-import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import yaml
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..cluster.helpers import helm
 from ..cluster.helpers import wait_for as cluster_wait_for
 from .conftest import ClusterHandle
 
@@ -42,21 +42,6 @@ class Release:
 
 # Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
 wait_for = functools.partial(cluster_wait_for, every=1.0)
-
-
-def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    # The cluster's bin/ symlink, or the cached build it points to (the symlink is rewritten by every `up`).
-    binary = cluster.bin / "helm"
-    if not binary.exists():
-        binary = Path.home() / ".cache" / "podium" / "k8s-v1.34.4" / "bin" / "helm"
-    return subprocess.run(
-        [str(binary), f"--kubeconfig={cluster.kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cluster.env,
-        check=False,
-    )
 
 
 def get(cluster: ClusterHandle, *args: str) -> dict[str, Any] | None:

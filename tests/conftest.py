@@ -1,4 +1,5 @@
-"""Shared fixtures. Servers are real: redis-server on a free loopback port, the local cluster for tests/cluster."""
+"""Shared fixtures. Servers are real: redis-server and llama-server on free loopback ports, the local cluster for
+tests/cluster."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from podium_localcluster.modelserver import LlamaServer, ModelServerMissing, locate
 from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,4 +38,20 @@ def redis_url(redis_server: RedisServer) -> str:
 def fresh_redis() -> Iterator[RedisServer]:
     """A redis-server of the test's own, with AOF on: for tests that restart or crash Redis."""
     with RedisServer(appendonly=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def model_server() -> Iterator[LlamaServer]:
+    """llama-server with the cached SmolLM2-135M-Instruct on a free loopback port, for the session; two slots.
+
+    Missing files fail the test with the build command (`make setup` builds them): never a skip, which would
+    hide that the tests with a real model did not run.
+    """
+    try:
+        files = locate()
+    except ModelServerMissing as e:
+        pytest.fail(str(e))
+    # One thread: on shared cores a second one waits for a busy core and stalls decoding (docs/model-server.md).
+    with LlamaServer(files, parallel=2, threads=1) as server:
         yield server

@@ -94,6 +94,21 @@ def module_namespace(cluster: ClusterHandle, prefix: str) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false")
 
 
+def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    # The cluster's bin/ symlink, or the cached build it points to (the symlink is rewritten by every `up`).
+    binary = cluster.bin / "helm"
+    if not binary.exists():
+        binary = Path.home() / ".cache" / "podium" / "k8s-v1.34.4" / "bin" / "helm"
+    return subprocess.run(
+        [str(binary), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cluster.env,
+        check=False,
+    )
+
+
 def has_ready_node(cluster: ClusterHandle) -> bool:
     out = cluster.kubectl("get", "nodes", "-o", "json")
     if out.returncode != 0:

@@ -12,7 +12,6 @@ import base64
 import functools
 import ipaddress
 import json
-import subprocess
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from redis.retry import Retry
 
 from tests.support.wait import wait_for as poll
 
+from ..cluster.helpers import helm
 from .conftest import ClusterHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,21 +43,6 @@ class Release:
 
 # Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
 wait_for = functools.partial(poll, every=1.0)
-
-
-def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    # The cluster's bin/ symlink, or the cached build it points to (the symlink is rewritten by every `up`).
-    binary = cluster.bin / "helm"
-    if not binary.exists():
-        binary = Path.home() / ".cache" / "podium" / "k8s-v1.34.4" / "bin" / "helm"
-    return subprocess.run(
-        [str(binary), f"--kubeconfig={cluster.kubeconfig}", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cluster.env,
-        check=False,
-    )
 
 
 def get(cluster: ClusterHandle, *args: str) -> dict[str, Any] | None:

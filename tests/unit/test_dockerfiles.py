@@ -5,10 +5,10 @@ Rules, for every Dockerfile in agent-images/:
   DF2 bases are slim variants (smaller attack surface, faster pulls).
   DF3 the final stage runs as a non-root numeric USER (runAsNonRoot can only verify numeric ids).
   DF4 no ADD of URLs (unverified downloads); COPY for local files.
-  DF5 ENTRYPOINT is the exec form starting with `podium`.
+  DF5 ENTRYPOINT is the exec form starting with the image's program (`podium`; `llama-server` for the model server).
   DF6 no HEALTHCHECK: Kubernetes ignores it; probes are defined on the pod.
   DF7 pip installs use --no-cache-dir (no cache left in a layer).
-  DF8 every local COPY source exists in the repository and is not excluded by .dockerignore.
+  DF8 every local COPY source exists in the repository and is not excluded by the Dockerfile's .dockerignore.
 """
 
 from __future__ import annotations
@@ -55,12 +55,14 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return result
 
 
-def dockerignore() -> list[str]:
-    lines = (IMAGES / ".dockerignore").read_text().splitlines()
+def dockerignore(dockerfile: str = "") -> list[str]:
+    """The patterns BuildKit applies: <Dockerfile>.dockerignore next to the Dockerfile, else .dockerignore."""
+    own = IMAGES / f"{dockerfile}.dockerignore"
+    lines = (own if dockerfile and own.exists() else IMAGES / ".dockerignore").read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def problems(text: str, *, check_sources: bool = True) -> list[str]:
+def problems(text: str, *, check_sources: bool = True, entrypoint: str = "podium", dockerfile: str = "") -> list[str]:
     found: list[str] = []
     steps = instructions(text)
     stages = [i for i, (word, _) in enumerate(steps) if word == "FROM"]
@@ -86,7 +88,7 @@ def problems(text: str, *, check_sources: bool = True) -> list[str]:
         if word == "RUN" and "pip install" in args and "--no-cache-dir" not in args:
             found.append("DF7 pip install without --no-cache-dir")
         if word == "COPY" and check_sources and "--from=" not in args:
-            patterns = dockerignore()
+            patterns = dockerignore(dockerfile)
             for source in args.split()[:-1]:
                 rel = source.removeprefix("./").rstrip("/")
                 if not (ROOT / rel).exists():
@@ -98,19 +100,20 @@ def problems(text: str, *, check_sources: bool = True) -> list[str]:
         form = json.loads(entry[-1]) if entry else None
     except json.JSONDecodeError:
         form = None
-    if not isinstance(form, list) or not form or form[0] != "podium":
-        found.append("DF5 ENTRYPOINT must be the exec form starting with podium")
+    if not isinstance(form, list) or not form or form[0] != entrypoint:
+        found.append(f"DF5 ENTRYPOINT must be the exec form starting with {entrypoint}")
     return found
 
 
 def test_images_exist() -> None:
     names = {p.name for p in DOCKERFILES}
-    assert names == {"Dockerfile.agent", "Dockerfile.operator"}
+    assert names == {"Dockerfile.agent", "Dockerfile.operator", "Dockerfile.model-server"}
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_follows_the_rules(dockerfile: Path) -> None:
-    assert problems(dockerfile.read_text()) == []
+    entrypoint = "llama-server" if dockerfile.name == "Dockerfile.model-server" else "podium"
+    assert problems(dockerfile.read_text(), entrypoint=entrypoint, dockerfile=dockerfile.name) == []
 
 
 def test_agent_image_runs_the_agent() -> None:

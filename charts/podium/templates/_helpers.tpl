@@ -38,3 +38,12 @@ app.kubernetes.io/component: operator
 {{- define "podium.redisSecret" -}}
 {{- default (printf "%s-redis" (include "podium.fullname" .)) .Values.redis.existingSecret -}}
 {{- end -}}
+
+{{- define "podium.modelServerName" -}}
+{{- printf "%s-model-server" (include "podium.fullname" .) -}}
+{{- end -}}
+
+{{- /* What an Agent's backend.llm.baseURL takes to reach the chart's model server from any namespace. */ -}}
+{{- define "podium.modelServerURL" -}}
+{{- printf "http://%s.%s.svc:%v/v1" (include "podium.modelServerName" .) .Release.Namespace .Values.modelServer.port -}}
+{{- end -}}

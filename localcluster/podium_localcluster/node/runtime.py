@@ -69,20 +69,22 @@ def mount_script(
     another's source (an emptyDir at /tmp while the node's state lives under /tmp) would otherwise hide it.
     Host paths in ``keep_visible`` (the program, its Python, the pod's directory) that a target would hide are
     bound back on top of that target, so the container still finds them.
+
+    The slots live on a tmpfs mounted over ``stage`` inside the new namespace: the host's ``stage`` stays an
+    empty mount point, so no start ever meets the slots of another (the fallback stage directories are shared
+    by every pod, and slot 2 is a file for one container and a directory for the next).
     """
     binds = list(mounts)
     if hosts_file is not None:
         binds.append(Mount(hosts_file, "/etc/hosts", True))
     targets = [m.target for m in binds]
     binds += [Mount(p, str(p), False) for p in dict.fromkeys(keep_visible) if any(_covers(t, str(p)) for t in targets)]
-    lines = ["set -e"]
+    q_stage = shlex.quote(str(stage))
+    lines = ["set -e", f"mkdir -p {q_stage}", f"mount -t tmpfs -o mode=0700,size=64k podium-stage {q_stage}"]
     staged: list[tuple[Mount, str]] = []
     for i, m in enumerate(binds):
         slot = shlex.quote(str(stage / str(i)))
-        if m.source.is_dir():
-            lines.append(f"mkdir -p {slot}")
-        else:
-            lines.append(f"mkdir -p {shlex.quote(str(stage))}; [ -e {slot} ] || : > {slot}")
+        lines.append(f"mkdir {slot}" if m.source.is_dir() else f": > {slot}")
         lines.append(f"mount --bind {shlex.quote(str(m.source))} {slot}")
         staged.append((m, slot))
     # Parents before children, so a mount inside another mount's path lands on top.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,45 @@ def _sync_tree(staged: Path, live: Path) -> bool:
     return changed
 
 
+_HOST_PATH_KINDS = {
+    "Directory": (stat.S_ISDIR, "a directory"),
+    "File": (stat.S_ISREG, "a file"),
+    "Socket": (stat.S_ISSOCK, "a socket"),
+    "CharDevice": (stat.S_ISCHR, "a character device"),
+    "BlockDevice": (stat.S_ISBLK, "a block device"),
+}
+
+
+def host_path(spec: Obj) -> Path:
+    """A hostPath volume's path after the checks its ``type`` asks for (the kubelet's, with its wording).
+
+    An unset type creates a missing directory, as containerd does for a bind mount's source: the container then
+    starts, where a missing source would fail the bind mount with nothing said about which volume.
+    """
+    path, kind = Path(spec["path"]), spec.get("type") or ""
+    if kind in ("", "DirectoryOrCreate"):
+        if not path.exists():
+            path.mkdir(parents=True, mode=0o755)
+        elif kind and not path.is_dir():
+            raise VolumeError(f"hostPath type check failed: {path} is not a directory")
+        return path
+    if kind == "FileOrCreate":
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o644)
+        kind = "File"
+    if kind not in _HOST_PATH_KINDS:
+        raise VolumeError(f'hostPath type "{kind}" is not supported')
+    is_kind, what = _HOST_PATH_KINDS[kind]
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise VolumeError(f"hostPath type check failed: {path} does not exist") from None
+    if not is_kind(mode):
+        raise VolumeError(f"hostPath type check failed: {path} is not {what}")
+    return path
+
+
 def materialize(pod: Obj, pod_dir: Path, sources: Sources, tokens: dict[TokenKey, str], pod_ip: str) -> dict[str, Path]:
     """Create every volume under `pod_dir/volumes/<name>`; returns volume name -> host path."""
     out: dict[str, Path] = {}
@@ -138,9 +178,7 @@ def materialize(pod: Obj, pod_dir: Path, sources: Sources, tokens: dict[TokenKey
     for v in pod.get("spec", {}).get("volumes") or []:
         name = v["name"]
         if "hostPath" in v:
-            out[name] = Path(v["hostPath"]["path"])
-            if v["hostPath"].get("type") in ("DirectoryOrCreate",):
-                out[name].mkdir(parents=True, exist_ok=True)
+            out[name] = host_path(v["hostPath"])
             continue
         root = vol_root / name
         if root.exists() and "emptyDir" not in v:

@@ -80,6 +80,10 @@ class SecretKeyRef(Model):
     """Key in the Secret whose value is used."""
 
 
+# The variable an llm Agent's pods read their API key from: the operator fills it from `apiKeySecretRef`.
+LLM_API_KEY_ENV = "PODIUM_LLM_API_KEY"
+
+
 class LLMBackend(Model):
     """Sends each task to an OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp,
     LiteLLM): a system prompt, then a user message made of an instruction for the task's kind and its input. The

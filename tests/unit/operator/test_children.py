@@ -156,3 +156,14 @@ def test_desired_replicas_never_fights_a_scaler(
     spec: int, last: int | None, current: int | None, expected: int
 ) -> None:
     assert children.desired_replicas(spec, last, current) == expected
+
+
+def test_llm_api_key_comes_from_the_secret_the_agent_names() -> None:
+    llm = {"model": "gpt-4o-mini", "baseURL": "https://api.openai.com/v1"}
+    keyed = make_agent(backend={"llm": {**llm, "apiKeySecretRef": {"name": "openai", "key": "api-key"}}})
+    env = env_of(children.deployment(keyed, SETTINGS, 1))
+    assert env["PODIUM_LLM_API_KEY"] == {
+        "name": "PODIUM_LLM_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}},
+    }
+    assert "PODIUM_LLM_API_KEY" not in env_of(children.deployment(make_agent(backend={"llm": llm}), SETTINGS, 1))

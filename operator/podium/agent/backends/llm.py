@@ -8,9 +8,7 @@ from typing import Any
 
 from podium.agent.backends._http import JSONPoster
 from podium.agent.backends.base import BackendError, BackendOutput, TaskLike, parse_text, tail
-from podium.api.agent import LLMBackend
-
-API_KEY_ENV = "PODIUM_LLM_API_KEY"  # filled by the operator from spec.backend.llm.apiKeySecretRef
+from podium.api.agent import LLM_API_KEY_ENV, LLMBackend
 
 KIND_INSTRUCTIONS = {
     "execute": "Do the task described by the input.",
@@ -77,7 +75,7 @@ class LLMRunner:
         if self.spec.max_tokens:
             body["max_tokens"] = self.spec.max_tokens
         headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(API_KEY_ENV)
+        api_key = os.environ.get(LLM_API_KEY_ENV)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         text = await self.client.post(chat_url(self.spec.base_url), body, headers, shown_url=self.spec.base_url)

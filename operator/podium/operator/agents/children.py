@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from podium.api.agent import Agent
+from podium.api.agent import LLM_API_KEY_ENV, Agent
 from podium.api.common import API_VERSION
 
 MANAGED_BY = "podium-operator"
@@ -272,6 +272,11 @@ def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
         {"name": "PODIUM_HTTP_PORT", "value": str(HTTP_PORT)},
         {"name": "PODIUM_CONFIG", "value": f"{CONFIG_DIR}/{CONFIG_FILE}"},
     ]
+    llm = agent.spec.backend.llm
+    if llm is not None and llm.api_key_secret_ref is not None:
+        # The kubelet reads the Secret: the key never passes through the operator or the agent's ConfigMap.
+        ref = {"name": llm.api_key_secret_ref.name, "key": llm.api_key_secret_ref.key}
+        env.append({"name": LLM_API_KEY_ENV, "valueFrom": {"secretKeyRef": ref}})
     # Maintenance reaches running replicas through the mounted file; rolling the pods for it would defeat
     # the drain, so it is left out of the hash that triggers a rollout.
     rollout_config = {k: v for k, v in agent_config(agent).items() if k != "maintenance"}

@@ -15,6 +15,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cluster": ("podium.localcluster.cli", "start/stop the local Kubernetes cluster"),
     "node": ("podium.localcluster.node", "run the local node agent (pods as processes)"),
     "run": ("podium.cli.orchestrations", "submit, watch and inspect Orchestrations"),
+    "ui": ("podium.viewer.cli", "serve the read-only run viewer (a web page)"),
 }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from podium.cli.orchestrations import conversation_lines
@@ -40,7 +41,18 @@ class RunData:
 
 
 def _epoch(value: Any) -> float | None:
-    return parse_rfc3339(value) if isinstance(value, str) else None
+    """Unix seconds of an API timestamp: the status's ``...Z`` form, or the ``+00:00`` and fractional forms the
+    Kubernetes client gives Events."""
+    if not isinstance(value, str) or not value:
+        return None
+    found = parse_rfc3339(value)
+    if found is not None:
+        return found
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _reason(conditions: Sequence[Mapping[str, Any]]) -> str | None:
@@ -211,8 +223,10 @@ def history(data: RunData, limit: int = 500) -> list[dict[str, Any]]:
     lines = conversation_lines(data.events, data.entries)
     items: list[dict[str, Any]] = [{"at": at, "source": "run", "text": text} for at, text in lines]
     for event in data.kube_events:
-        at = _epoch(event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp"))
         count = int(event.get("count") or 1)
+        # eventTime has microseconds, the older stamps whole seconds; a repeated event is as recent as its last.
+        stamps = ("lastTimestamp", "eventTime") if count > 1 else ("eventTime", "lastTimestamp", "firstTimestamp")
+        at = next((t for t in (_epoch(event.get(k)) for k in stamps) if t is not None), None)
         text = f"{event.get('type', 'Normal')} {event.get('reason', '')}: {event.get('message', '')}"
         items.append({"at": at or 0.0, "source": "kubernetes", "text": text + (f" (x{count})" if count > 1 else "")})
     items.sort(key=lambda i: i["at"])

@@ -98,11 +98,13 @@ class Page:
         last: Any = None
         while time.monotonic() < deadline:
             try:
-                last = await self.evaluate(expression)
+                value = await self.evaluate(expression)
             except PageError as exc:  # mid-navigation the context can vanish; try again
                 last = str(exc)
-            if last:
-                return last
+            else:
+                if value:
+                    return value
+                last = value
             await asyncio.sleep(0.2)
         raise PageError(f"timed out after {within}s waiting for {what}; last: {last!r}; page errors: {self.errors}")
 

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from .helpers import wait_for
 
 if TYPE_CHECKING:
     from .conftest import ClusterHandle
+    from .helpers import Operator
 
 
 def operator_job(port: int, job: str = "podium-metrics") -> dict[str, Any]:
@@ -145,3 +147,26 @@ class Prometheus:
     def up(self, job: str) -> list[dict[str, Any]]:
         """The job's targets whose last scrape worked."""
         return [t for t in self.targets() if t["labels"].get("job") == job and t["health"] == "up"]
+
+
+def running_prometheus(
+    cluster: ClusterHandle, namespace: str, operator: Operator, pods: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Prometheus]:
+    """The body of a module's Prometheus fixture (`yield from` it): scraping ``operator`` and the ``pods`` agent pods
+    of ``namespace``, each scraped once before it is yielded (so counters start from their zero); stopped after."""
+    targets = tmp_path_factory.mktemp("prometheus-sd") / "agents.json"
+    found = write_pod_targets(cluster, namespace, targets)
+    assert found == pods, f"{found} scrapeable agent pods in {namespace}, expected {pods}"
+    server = Prometheus([operator_job(operator.metrics_port), agent_pods_job(targets)]).start()
+    try:
+        wait_for(
+            "prometheus to scrape the operator and every agent pod",
+            lambda: len(server.up("podium-metrics")) == 1 and len(server.up("podium-agents")) == pods,
+            timeout=60,
+        )
+        yield server
+    except AssertionError:
+        print(json.dumps(server.targets(), indent=1)[-4000:], server.log())
+        raise
+    finally:
+        server.stop()

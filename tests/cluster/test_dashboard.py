@@ -20,7 +20,7 @@ from tests.unit.test_chart import render
 
 from .conftest import ClusterHandle
 from .helpers import Operator, require_ready_node, wait_for
-from .prometheus import Prometheus, agent_pods_job, operator_job, write_pod_targets
+from .prometheus import Prometheus, running_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -77,20 +77,7 @@ def fleet(cluster: ClusterHandle, ns: str, operator: Operator) -> int:
 def prometheus(
     cluster: ClusterHandle, ns: str, operator: Operator, fleet: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Prometheus]:
-    targets = tmp_path_factory.mktemp("prometheus-sd") / "agents.json"
-    assert write_pod_targets(cluster, ns, targets) == fleet
-    server = Prometheus([operator_job(operator.metrics_port), agent_pods_job(targets)]).start()
-    try:
-        # Every target scraped at least once before anything runs, so counters start from their zero.
-        wait_for("prometheus to scrape the operator and every agent pod",
-                 lambda: len(server.up("podium-metrics")) == 1 and len(server.up("podium-agents")) == fleet,
-                 timeout=60)  # fmt: skip
-        yield server
-    except AssertionError:
-        print(json.dumps(server.targets(), indent=1)[-4000:], server.log())
-        raise
-    finally:
-        server.stop()
+    yield from running_prometheus(cluster, ns, operator, fleet, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

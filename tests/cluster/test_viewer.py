@@ -261,6 +261,46 @@ async def test_the_page_draws_each_finished_strategy_run(
         assert page.errors == []
 
 
+def never_valid() -> dict[str, Any]:
+    """A pipeline whose one stage always answers, and whose answer never passes validation: two attempts, Failed."""
+    return {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Orchestration",
+        "metadata": {"name": "never-valid"},
+        "spec": {
+            "strategy": "pipeline",
+            "team": "research",
+            "input": {"text": "anything"},
+            "pipeline": {"stages": [{"name": "write", "agent": "synthesizer", "retries": 1,
+                                     "validate": {"jsonSchema": {"type": "string"}}}]},
+            "limits": {"timeoutSeconds": 60},
+        },
+    }  # fmt: skip
+
+
+async def test_a_failed_run_shows_why_and_each_rejected_attempt(
+    cluster: ClusterHandle, chromium: Chromium, viewer: str, ns: str, runs: dict[str, str], shots: Path
+) -> None:
+    out = cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(never_valid()))
+    assert out.returncode == 0, out.stderr
+    wait_for("never-valid to fail", lambda: get(viewer + "api/runs/never-valid")[1]["run"]["phase"] == "Failed")
+    _, body = get(viewer + "api/runs/never-valid")
+    assert body["run"]["reason"] == "TaskFailed" and "invalid output" in body["run"]["message"]
+    bars = [b for lane in body["timeline"]["lanes"] for b in lane["bars"]]
+    assert [(b["agent"], b["attempt"], b["state"]) for b in bars] == [("synthesizer", 1, "rejected"),
+                                                                      ("synthesizer", 2, "rejected")]  # fmt: skip
+    assert body["spend"][0]["failures"] == 2
+    async with chromium.page() as page:
+        await open_run(page, viewer, ns, "never-valid")
+        assert await page.evaluate("document.querySelector('#run').dataset.phase") == "Failed"
+        assert await page.count("#timeline rect.bar.rejected") == 2
+        assert await page.count("#picture .step[data-state=Failed]") == 1
+        assert any("is not of type 'string'" in t for t in await page.texts("#picture .step .err"))
+        assert "TaskFailed" in (await page.texts("#run .message"))[0]
+        (shots / "failed.png").write_bytes(await page.screenshot())
+        assert page.errors == []
+
+
 async def test_the_page_follows_a_run_while_it_goes(
     cluster: ClusterHandle, chromium: Chromium, viewer: str, ns: str, runs: dict[str, str]
 ) -> None:

@@ -7,9 +7,12 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v unshare >/dev/null || need_apt+=(util-linux)
 command -v openssl >/dev/null || need_apt+=(openssl)
-# promtool checks and unit-tests the chart's alert rules (tests/unit/test_chart_monitoring.py); Debian ships it in
-# the prometheus package. Without recommends, so no node exporter comes along.
-command -v promtool >/dev/null || need_apt+=(prometheus)
+# promtool checks and unit-tests the chart's alert rules (tests/unit/test_chart_monitoring.py) and the prometheus
+# binary runs the dashboard's queries (tests/cluster/test_dashboard.py starts it on loopback itself; no service is
+# used); Debian ships both in the prometheus package. Without recommends, so no node exporter comes along.
+{ command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
+# Headless Chromium looks at the run viewer (tests/cluster/test_viewer.py, screenshots in docs/viewer/).
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.chart import CHART, KUBE, NAMESPACE, find, helm, helm_is_built, one, render
+from tests.support.chart import CHART, KUBE, NAMESPACE, as_set, env_of, find, helm, helm_is_built, one, render
 
 pytestmark = pytest.mark.usefixtures(helm_is_built.__name__)
 
@@ -46,15 +46,6 @@ CLUSTER_ONLY_RULES: list[dict[str, Any]] = [
 def operator_container(docs: list[dict[str, Any]]) -> dict[str, Any]:
     containers: list[dict[str, Any]] = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
     return next(c for c in containers if c["name"] == "operator")
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
-
-
-def as_set(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """(group, resource, verb) triples: rule order and grouping do not change what is allowed."""
-    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
 def test_helm_lint_passes_for_default_and_toggled_values() -> None:

@@ -31,7 +31,10 @@ class AgentMetrics:
             registry=self.registry,
         )
         self.labels = labels
+        # Every series exists from the start, at 0: rates and dashboards need no `or vector(0)`.
         self.in_flight.labels(**labels).set(0)
+        self.tokens.labels(**labels)
+        self.backend_errors.labels(**labels)
         for outcome in ("ok", "error", "timeout"):
             self.tasks.labels(outcome=outcome, **labels)
 

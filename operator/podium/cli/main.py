@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "operator": ("podium.operator.cli", "run the Kubernetes operator (kopf)"),
     "agent": ("podium.agent.cli", "run an agent: consume its inbox and execute tasks"),
     "run": ("podium.cli.orchestrations", "submit, watch and inspect Orchestrations"),
+    "ui": ("podium.viewer.cli", "serve the read-only run viewer (a web page)"),
 }
 
 

@@ -47,6 +47,14 @@ RUN_SECONDS = Histogram(
     ["strategy", "phase"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 10800),
 )
+RUN_COST = Counter(
+    "podium_orchestration_cost",
+    "What ended runs cost (the sum of their tasks' cost, e.g. from pricing.perTask or model usage), by strategy",
+    ["namespace", "strategy"],
+)
+RUN_TOKENS = Counter(
+    "podium_orchestration_tokens", "Model tokens ended runs used, by strategy", ["namespace", "strategy"]
+)
 
 BREAKER_VALUE = {"closed": 0, "halfOpen": 1, "open": 2}
 
@@ -76,6 +84,12 @@ def run_finished(namespace: str, strategy: str, phase: str, reason: str, seconds
     RUNS_FINISHED.labels(namespace, strategy, phase, reason).inc()
     if seconds is not None:
         RUN_SECONDS.labels(strategy, phase).observe(max(0.0, seconds))
+
+
+def run_spent(namespace: str, strategy: str, cost: float, tokens: int) -> None:
+    """Count an ended run's spend (a zero too: the series then exists for dashboards from the first run on)."""
+    RUN_COST.labels(namespace, strategy).inc(max(0.0, cost))
+    RUN_TOKENS.labels(namespace, strategy).inc(max(0, tokens))
 
 
 def forget_agent(namespace: str, agent: str) -> None:

@@ -115,6 +115,7 @@ class Controller:
         self.writer.stage(fields | result | {"startedAt": self.started_at})
         await self.writer.flush()
         self._count(outcome.phase, outcome.reason)
+        metrics.run_spent(self.namespace, self._strategy(), outcome.cost, outcome.tokens)
         if outcome.degraded:
             self.event("Warning", "Degraded", "; ".join(outcome.notes) or outcome.message)
         if outcome.phase == FAILED:
@@ -129,12 +130,14 @@ class Controller:
         self._count(FAILED, reason)
         self.event("Warning", "Failed", f"{reason}: {message}")
 
-    def _count(self, phase: str, reason: str) -> None:
+    def _strategy(self) -> str:
         # The strategy is a CRD enum, so the label stays bounded even for a spec that failed later checks.
-        strategy = str((self.body.get("spec") or {}).get("strategy") or "unknown")
+        return str((self.body.get("spec") or {}).get("strategy") or "unknown")
+
+    def _count(self, phase: str, reason: str) -> None:
         started = parse_rfc3339(self.started_at)
         seconds = None if started is None else time.time() - started
-        metrics.run_finished(self.namespace, strategy, phase, reason, seconds)
+        metrics.run_finished(self.namespace, self._strategy(), phase, reason, seconds)
 
     # ------------------------------------------------------------------ waiting
     async def sleep(self, seconds: float) -> None:

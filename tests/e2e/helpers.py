@@ -1,0 +1,93 @@
+"""What the Helm e2e modules share: a release, its manifests, and waiting on the cluster."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.support.wait import wait_for as poll
+
+from .conftest import ClusterHandle
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+CHART = ROOT / "charts" / "podium"
+
+
+@dataclass
+class Release:
+    name: str
+    system: str  # where the operator and Redis run
+    namespace: str  # where the Agents and Orchestrations live
+
+
+# Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
+wait_for = functools.partial(poll, every=1.0)
+
+
+def get(cluster: ClusterHandle, *args: str) -> dict[str, Any] | None:
+    out = cluster.kubectl("get", *args, "-o", "json")
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def diagnose(cluster: ClusterHandle, release: Release) -> str:
+    """What a person would look at first when the install or a run does not come up."""
+    parts = []
+    for ns in (release.system, release.namespace):
+        parts.append(cluster.kubectl("-n", ns, "get", "pods,agents,orchestrations", "-o", "wide").stdout)
+        parts.append(cluster.kubectl("-n", ns, "describe", "pods").stdout[-3000:])
+    parts.append(cluster.kubectl("-n", release.system, "logs", f"deploy/{release.name}", "--tail=60").stdout)
+    return "\n".join(parts)
+
+
+def cluster_wide_operators(cluster: ClusterHandle) -> list[str]:
+    """Podium operators already watching every namespace: they would reconcile this test's Agents too."""
+    found = get(cluster, "deployments", "-A", "-l", "app.kubernetes.io/name=podium") or {"items": []}
+    return [
+        f"{d['metadata']['namespace']}/{d['metadata']['name']}"
+        for d in found["items"]
+        if "--all-namespaces" in d["spec"]["template"]["spec"]["containers"][0].get("args", [])
+    ]
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod.get("status", {}).get("conditions", []))
+
+
+def agent_manifest(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "writer", "namespace": namespace, "labels": {"team": "e2e"}},
+        "spec": {
+            "role": "documenter",
+            "capabilities": [{"name": "writing", "level": 0.8}],
+            "backend": {"python": {"entrypoint": "podium.demo.agents:documenter"}},
+        },
+    }
+
+
+def pipeline_manifest(namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Orchestration",
+        "metadata": {"name": "notes", "namespace": namespace},
+        "spec": {
+            "strategy": "pipeline",
+            "agentSelector": {"matchLabels": {"team": "e2e"}},
+            "input": {"text": "Helm installs the Podium operator and Redis on the local cluster"},
+            "pipeline": {
+                "stages": [
+                    {"name": "draft", "agent": "writer",
+                     "validate": {"jsonSchema": {"type": "object", "required": ["summary"]}}},
+                    {"name": "polish", "role": "documenter",
+                     "validate": {"jsonSchema": {"type": "object", "required": ["title", "summary"]}}},
+                ]
+            },
+            "limits": {"timeoutSeconds": 120, "maxTasks": 10},
+        },
+    }  # fmt: skip

@@ -23,8 +23,7 @@ import pytest
 import yaml
 
 from podium_localcluster.redis_server import free_port
-
-from .helpers import wait_for
+from tests.support.wait import wait_for
 
 if TYPE_CHECKING:
     from .conftest import ClusterHandle

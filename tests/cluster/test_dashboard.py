@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 from tests.support.chart import render
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-from .helpers import Operator, require_ready_node, wait_for
+from .helpers import Operator, require_ready_node
 from .prometheus import Prometheus, running_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,9 +16,10 @@ import jsonschema
 import pytest
 
 from podium_localcluster.modelserver import MODEL_ALIAS, ModelServerMissing, local_chart_values, locate
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-from .helpers import apply, get, helm, require_ready_node, wait_for
+from .helpers import apply, get, helm, require_ready_node
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "podium"
 API_KEY = "sk-podium-test"

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.support.wait import wait_for
+
 from .conftest import ClusterHandle
-from .helpers import apply, require_ready_node, wait_for
+from .helpers import apply, require_ready_node
 
 # First run: exit 1, so the node restarts the container (after its 10 s back-off); the second run stays up.
 RESTART_ONCE = """

@@ -25,10 +25,11 @@ import yaml
 
 from podium.viewer.source import ACL_RULES
 from podium_localcluster.redis_server import RedisServer, free_port
+from tests.support.wait import wait_for
 
 from .browser import Chromium, Page
 from .conftest import ClusterHandle
-from .helpers import PODIUM, Operator, require_ready_node, wait_for
+from .helpers import PODIUM, Operator, require_ready_node
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

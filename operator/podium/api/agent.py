@@ -51,6 +51,14 @@ class SecretKeyRef(Model):
     key: str = Field(min_length=1, max_length=253)
 
 
+class ModelPricing(Model):
+    """What the model's provider charges, per million tokens: a task's cost is its prompt and completion tokens
+    at these prices (plus the Agent's pricing.perTask)."""
+
+    input_per_million: float = Field(default=0.0, ge=0.0, description="price of 1M prompt tokens")
+    output_per_million: float = Field(default=0.0, ge=0.0, description="price of 1M completion tokens")
+
+
 class LLMBackend(Model):
     """An OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM)."""
 
@@ -59,8 +67,10 @@ class LLMBackend(Model):
     api_key_secret_ref: SecretKeyRef | None = None
     system_prompt: str | None = None
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    seed: int | None = Field(default=None, description="sampling seed, for repeatable answers where supported")
     max_tokens: int | None = Field(default=None, ge=1)
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
+    pricing: ModelPricing | None = Field(default=None, description="per-token prices of the model")
 
 
 class HTTPBackend(Model):

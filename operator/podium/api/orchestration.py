@@ -154,6 +154,7 @@ class AssignmentWeights(Model):
 
 class PlannedTask(Model):
     name: TaskName
+    description: str | None = Field(default=None, max_length=4096, description="what the task is, for its agent")
     input: Any = None
     capabilities: list[CapabilityName] = Field(default_factory=list, max_length=16)
 

@@ -52,7 +52,7 @@ async def test_python_backend_plans_bids_and_counts(bus: Bus, namespace: str, st
 
     bid = await run_task(bus, new_task(namespace, "planner", "bid", {"capability": "planning"}))
     assert bid.ok and bid.output["price"] == 0.004 and bid.output["confidence"] == 0.8 and bid.cost == 0.0
-    assert 0 < bid.output["eta_seconds"] < 5  # from the plan task's duration
+    assert 0 < bid.output["estimatedSeconds"] < 5  # from the plan task's duration
 
     assert agent.metric("podium_agent_tasks_total", outcome="ok") == 2
     assert agent.metric("podium_agent_task_duration_seconds_count") == 2

@@ -58,6 +58,11 @@ class Fleet:
     def count(self, uid: str, step: str) -> int:
         return int(self.sync().get(f"t:{self.namespace}:count:{uid}:{step}") or 0)
 
+    def input(self, uid: str, step: str) -> Any:
+        """What the last task of ``step`` was given."""
+        raw = self.sync().get(f"t:{self.namespace}:input:{uid}:{step}")
+        return None if raw is None else json.loads(raw)
+
     def log(self, uid: str) -> list[tuple[str, str, str]]:
         rows = self.sync().lrange(f"t:{self.namespace}:log:{uid}", 0, -1)
         return [tuple(json.loads(r)) for r in rows]

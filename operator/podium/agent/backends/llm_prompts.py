@@ -1,0 +1,183 @@
+"""What the ``llm`` backend says to the model and how it reads the answer: pure functions, no I/O.
+
+The prompt is the task's content as readable text (not the engine's wrapper JSON, which a small model echoes
+back), then the instruction and the answer's shape, both generated from the task's output schema: the schema's
+``description`` is the instruction, and every field is shown with its type, bounds and description. The same
+schema constrains the model's decoding and checks its answer, so the prompt cannot ask for something else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# How much of a rejected answer goes back to the model with the re-ask: enough to recognise, not to re-read.
+ECHO_CHARS = 600
+FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?```\s*$", re.DOTALL)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+class AnswerError(ValueError):
+    """The model's answer cannot be read as JSON; the message says where it breaks."""
+
+
+# ------------------------------------------------------------------------------------------------ answers
+def strip_fences(text: str) -> str:
+    """The content of a Markdown code block (```json ... ```) that makes up the whole answer; else the text."""
+    match = FENCE.match(text)
+    return match.group(1).strip() if match else text.strip()
+
+
+def read_json(text: str) -> Any:
+    """The JSON value of an answer: fences stripped; prose around one JSON object is tolerated."""
+    body = strip_fences(text)
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        first, last = body.find("{"), body.rfind("}")
+        if 0 <= first < last:
+            try:
+                return json.loads(body[first : last + 1])
+            except json.JSONDecodeError:
+                pass
+        if not body:
+            raise AnswerError("the answer is empty") from None
+        raise AnswerError(f"the answer is not valid JSON: {exc}") from None
+
+
+def read_text(text: str) -> Any:
+    """A free-form answer (no schema): JSON when it is JSON (fenced or not), else the text itself."""
+    body = strip_fences(text)
+    if body[:1] in ("{", "["):
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            pass
+    return text.strip()
+
+
+# ------------------------------------------------------------------------------------------------ content
+def label(key: str) -> str:
+    """``bestScore`` / ``best_score`` -> ``Best score``."""
+    words = _CAMEL.sub(" ", key).replace("_", " ").replace("-", " ").strip().lower()
+    return words[:1].upper() + words[1:]
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def render(value: Any, indent: str = "") -> str:
+    """A JSON value as readable text: ``Label: value`` lines, numbered lists, nesting by indentation."""
+    if isinstance(value, str):
+        return value.strip().replace("\n", "\n" + indent)
+    if _scalar(value):
+        return json.dumps(value)
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _empty(item):
+                continue
+            if _scalar(item) and "\n" not in str(item):
+                lines.append(f"{indent}{label(str(key))}: {render(item)}")
+            else:
+                lines.append(f"{indent}{label(str(key))}:")
+                lines.append(_nested(item, indent + "  "))
+        return "\n".join(lines)
+    for number, item in enumerate(value, 1):
+        if _scalar(item) or isinstance(item, str):
+            lines.append(f"{indent}{number}. {render(item, indent + '   ')}")
+        else:
+            lines.append(f"{indent}{number}.")
+            lines.append(render(item, indent + "   "))
+    return "\n".join(lines)
+
+
+def _nested(value: Any, indent: str) -> str:
+    return indent + render(value, indent) if isinstance(value, str) else render(value, indent)
+
+
+# ------------------------------------------------------------------------------------------------ schema
+def _count(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minItems"), schema.get("maxItems")
+    if low is not None and low == high:
+        return f"exactly {low} items"
+    if low and high is not None:
+        return f"{low} to {high} items"
+    if high is not None:
+        return f"at most {high} items"
+    return f"at least {low} items" if low else ""
+
+
+def _range(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f"{low}-{high}"
+    if low is not None:
+        return f">= {low}"
+    return f"<= {high}" if high is not None else ""
+
+
+def _hint(what: str, schema: dict[str, Any], bound: str = "") -> str:
+    text = what + (f", {bound}" if bound else "")
+    description = schema.get("description")
+    return f"<{text}: {description}>" if description else f"<{text}>"
+
+
+def shape(schema: dict[str, Any]) -> str:
+    """The answer's shape as a JSON-like template: ``{"score": <integer 0-10: your score>, ...}``."""
+    if "enum" in schema:
+        return " or ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        if not props:
+            return "{...}"
+        return "{" + ", ".join(f"{json.dumps(name)}: {shape(sub)}" for name, sub in props.items()) + "}"
+    if kind == "array":
+        items = schema.get("items")
+        inner = shape(items) if isinstance(items, dict) else "..."
+        count = _count(schema)
+        return f"[{inner}, ...{' ' + count if count else ''}]"
+    if kind == "string":
+        bound = f"at most {schema['maxLength']} characters" if "maxLength" in schema else ""
+        return '"' + _hint("text", schema, bound) + '"'
+    if kind in ("integer", "number"):
+        return _hint(f"{kind} {_range(schema)}".strip(), schema)
+    if kind == "boolean":
+        return _hint("true or false", schema)
+    return "<any JSON value>"
+
+
+def instruction(schema: dict[str, Any]) -> str:
+    """What to do and in which shape, from the schema alone."""
+    what = str(schema.get("description", "")).strip()
+    return (what + "\n" if what else "") + "Answer with JSON only, in this form:\n" + shape(schema)
+
+
+def build_messages(system_prompt: str | None, task_input: Any, schema: dict[str, Any] | None) -> list[dict[str, str]]:
+    """System prompt, then the task's content as text, then (with a schema) the instruction and shape."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    content = render(task_input) if not _empty(task_input) else ""
+    parts = [content, instruction(schema)] if schema is not None else [content]
+    messages.append({"role": "user", "content": "\n\n".join(p for p in parts if p) or "(no input)"})
+    return messages
+
+
+def reask(answer: str, problem: str) -> list[dict[str, str]]:
+    """The turn that shows the model its rejected answer and why, and asks once more."""
+    shown = answer if len(answer) <= ECHO_CHARS else answer[:ECHO_CHARS] + "..."
+    return [
+        {"role": "assistant", "content": shown},
+        {
+            "role": "user",
+            "content": f"That answer was rejected: {problem}. Answer again with JSON only, in the form given.",
+        },
+    ]

@@ -11,6 +11,9 @@ from podium.localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Fixtures of shared real servers: model_server (llama-server with a small model).
+pytest_plugins = ["tests.support.model_server"]
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The folder is the tier: tests/unit -> unit, tests/integration -> integration, ...

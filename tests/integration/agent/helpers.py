@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from aiohttp import web
 
@@ -22,31 +20,6 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
-
-
-def fake_llm(seen: list[dict[str, Any]]) -> web.Application:
-    """An OpenAI-compatible chat endpoint: counts words of the prompt and answers with a JSON review."""
-
-    async def completions(request: web.Request) -> web.Response:
-        body = await request.json()
-        seen.append({"body": body, "auth": request.headers.get("Authorization")})
-        prompt = body["messages"][-1]["content"]
-        words = len(prompt.split())
-        content = json.dumps({"quality": 0.75, "words": words, "model": body["model"]})
-        return web.json_response(
-            {
-                "id": "cmpl-1",
-                "object": "chat.completion",
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": words, "completion_tokens": 10, "total_tokens": words + 10},
-            }
-        )
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
-    return app
 
 
 def echo_service() -> web.Application:

@@ -68,10 +68,14 @@ class Fleet:
         return [tuple(json.loads(r)) for r in rows]
 
 
-def start_fleet(redis_url: str, tmp: Path, names: list[str] = WORKERS) -> Iterator[Fleet]:
+def start_fleet(
+    redis_url: str, tmp: Path, names: list[str] = WORKERS, spec: dict[str, Any] | None = None
+) -> Iterator[Fleet]:
+    """``names`` as `podium agent` processes, all with ``spec`` (default: the python workers of
+    :mod:`engine_agents`)."""
     namespace = f"e{uuid.uuid4().hex[:8]}"
     config = tmp / "agent.yaml"
-    config.write_text(yaml.safe_dump(SPEC))
+    config.write_text(yaml.safe_dump(spec or SPEC))
     procs: list[subprocess.Popen[bytes]] = []
     ports: list[int] = []
     for name in names:

@@ -76,7 +76,9 @@ class FaultProxy:
         self.faults.append(fault)
 
     async def start(self) -> FaultProxy:
-        self.session = aiohttp.ClientSession()
+        # A new connection per request upstream: llama-server closes a kept-alive connection after a streamed
+        # answer, and the proxy should add no faults of its own.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
         # A client that gives up (a task timeout) cancels its handler, as a real server stops generating.

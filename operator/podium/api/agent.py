@@ -68,6 +68,9 @@ class LLMBackend(Model):
     system_prompt: str | None = None
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     seed: int | None = Field(default=None, description="sampling seed, for repeatable answers where supported")
+    frequency_penalty: float | None = Field(
+        default=None, ge=-2.0, le=2.0, description="discourages repeating tokens (small models loop without it)"
+    )
     max_tokens: int | None = Field(default=None, ge=1)
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
     pricing: ModelPricing | None = Field(default=None, description="per-token prices of the model")

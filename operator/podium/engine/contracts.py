@@ -141,7 +141,7 @@ def evaluate(count: int) -> Contract:
         {
             "scores": {
                 "type": "array",
-                "description": f"exactly {count} scores, one per candidate",
+                "description": "one per candidate, in order",
                 "items": _score("score of one candidate"),
                 "minItems": count,
                 "maxItems": count,
@@ -159,7 +159,7 @@ def review() -> Contract:
     """peerToPeer's review of a peer's proposal."""
     schema = _object(
         "Review the proposal: does it improve the current solution? 0 = worse or useless, 10 = excellent.",
-        {"score": _score("your score"), "comment": _text("one sentence: why", COMMENT_CHARS)},
+        {"score": _score("your score"), "comment": _text("why, in one sentence", COMMENT_CHARS)},
     )
     return Contract("review", schema)
 

@@ -76,6 +76,7 @@ CASES: dict[str, tuple[contracts.Contract, str, Any]] = {
 
 def llm(url: str, **extra: Any) -> LLMBackend:
     spec = {"model": MODEL_NAME, "baseURL": url, "temperature": 0.0, "seed": 42, "maxTokens": 400, **extra}
+    spec.setdefault("frequencyPenalty", 0.5)  # a 135M model loops without it
     return LLMBackend.model_validate(spec)
 
 

@@ -33,7 +33,14 @@ SUMMARY = {
 
 
 def llm_spec(url: str) -> dict[str, Any]:
-    llm = {"model": MODEL_NAME, "baseURL": url, "temperature": 0.0, "seed": 42, "maxTokens": 400}
+    llm = {
+        "model": MODEL_NAME,
+        "baseURL": url,
+        "temperature": 0.0,
+        "seed": 42,
+        "maxTokens": 400,
+        "frequencyPenalty": 0.5,
+    }
     return {"role": "worker", "backend": {"llm": {**llm, "systemPrompt": SYSTEM, "pricing": PRICES}}, "concurrency": 2}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -81,25 +82,36 @@ def test_content_is_readable_text_not_wrapper_json() -> None:
     assert "{" not in prompts.render({"task": "t", "upstream": {"fetch": {"rows": [1, 2]}}})
 
 
-def test_the_shape_comes_from_the_schema_with_types_bounds_and_descriptions() -> None:
-    review = contracts.review().schema
-    assert prompts.shape(review) == (
-        '{"score": <integer 0-10: your score>, "comment": "<text, at most 200 characters: one sentence: why>"}'
+def test_the_instruction_comes_from_the_schema_with_types_bounds_and_descriptions() -> None:
+    assert prompts.instruction(contracts.review().schema) == (
+        "Review the proposal: does it improve the current solution? 0 = worse or useless, 10 = excellent.\n"
+        "Answer with JSON only: an object with these fields:\n"
+        '"score": your score, an integer from 0 to 10\n'
+        '"comment": why, in one sentence, text of at most 200 characters'
     )
-    assert prompts.shape(contracts.evaluate(3).schema) == (
-        '{"scores": [<integer 0-10: score of one candidate>, ... exactly 3 items]}'
+    assert prompts.fields(contracts.evaluate(3).schema) == [
+        '"scores": one per candidate, in order, a list of exactly 3 integers from 0 to 10'
+    ]
+    assert prompts.fields(contracts.plan(["python"]).schema) == [
+        '"tasks": the tasks, a list of 1 to 6 objects, each with:',
+        '  "name": short lowercase name with dashes, e.g. collect-sources, text of at most 32 characters',
+        '  "description": what the agent doing this task must do, text of at most 200 characters',
+        '  "capabilities": skills the task needs, a list of at most 3 of "python"',
+    ]
+    # A user's schema need not be an object, nor describe itself.
+    listed = {"type": "array", "maxItems": 2, "items": {"type": "object", "properties": {"a": {"type": "boolean"}}}}
+    assert (
+        prompts.instruction(listed)
+        == 'Answer with JSON only: a list of at most 2 objects, each with:\n"a": true or false'
     )
-    plan = prompts.shape(contracts.plan(["python"]).schema)
-    assert '"capabilities": ["python", ... at most 3 items]' in plan and "1 to 6 items" in plan
+    assert prompts.instruction({"type": "number", "minimum": 0}) == "Answer with JSON only: a number of at least 0"
 
 
 def test_messages_put_the_content_first_then_the_instruction() -> None:
     schema = contracts.review().schema
     messages = prompts.build_messages("You review code.", {"proposal": "use a set"}, schema)
     assert messages[0] == {"role": "system", "content": "You review code."}
-    body = messages[1]["content"]
-    assert body.startswith("Proposal: use a set\n\nReview the proposal")
-    assert body.endswith(prompts.shape(schema)) and "Answer with JSON only" in body
+    assert messages[1]["content"] == "Proposal: use a set\n\n" + prompts.instruction(schema)
     free = prompts.build_messages(None, "Write a haiku about Redis", None)
     assert free == [{"role": "user", "content": "Write a haiku about Redis"}]
     again = prompts.reask("x" * 1000, "missing field 'score'")
@@ -114,7 +126,10 @@ def test_response_format_is_strict_only_for_closed_schemas() -> None:
     loose = {"type": "object", "properties": {"a": {"type": "string"}}}
     assert not strict_compatible(loose) and response_format(loose, "json_schema", "x y")["json_schema"]["name"] == "x_y"
     assert response_format(closed, "json_object", "review") == {"type": "json_object"}
-    body = request_body("m", [], temperature=0.0, max_tokens=64, seed=7, response=fmt, stream=True)
+    body = request_body(
+        "m", [], temperature=0.0, max_tokens=64, seed=7, frequency_penalty=0.5, response=fmt, stream=True
+    )
+    assert body["frequency_penalty"] == 0.5
     assert body["stream_options"] == {"include_usage": True} and body["seed"] == 7 and body["max_tokens"] == 64
 
 
@@ -179,3 +194,14 @@ def test_cost_from_per_million_prices() -> None:
         {"role": "r", "backend": {"python": {"entrypoint": "m:f"}}, "pricing": {"per1kTokens": 2.0}}
     )
     assert task_cost(per_1k, "execute", BackendOutput("x", tokens=500), ok=True) == pytest.approx(1.0)
+
+
+def test_a_copied_placeholder_is_no_answer() -> None:
+    schema = contracts.assignments(["research"]).schema
+    copied = {"assignments": {"research": "<text, at most 300 characters: the part of team research>"}}
+    _, problem = check_answer(Completion(json.dumps(copied)), schema)
+    assert problem == (
+        "field 'assignments.research' repeats the form's placeholder instead of answering: write the content itself"
+    )
+    assert prompts.copied_placeholder({"a": ["x", "<y>"]}) == "a[1]"
+    assert prompts.copied_placeholder({"a": "x <y> z"}) is None

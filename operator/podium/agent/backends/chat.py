@@ -56,6 +56,7 @@ class Request:
     temperature: float
     max_tokens: int | None = None
     seed: int | None = None
+    frequency_penalty: float | None = None
     schema: dict[str, Any] | None = None
     schema_name: str = "answer"
 
@@ -98,8 +99,10 @@ class ChatClient:
         """One answer, after waiting out throttling and falling back from features the server refuses."""
         mode = None if request.schema is None else (JSON_OBJECT if self.json_schema is False else JSON_SCHEMA)
         stream = self.stream is not False
+        tried: list[tuple[str | None, bool]] = []
         waits = 0
         while True:
+            tried.append((mode, stream))
             try:
                 completion = await self._post(request, mode, stream)
             except Throttled as exc:
@@ -112,25 +115,37 @@ class ChatClient:
                 await self.sleep(wait)
                 continue
             except Refused as exc:
-                if mode == JSON_SCHEMA and self.json_schema is not True:
-                    log.warning(f"{exc}; retrying with response_format json_object")
-                    mode = JSON_OBJECT
-                    continue
-                if stream and self.stream is not True:
-                    log.warning(f"{exc}; retrying without streaming")
-                    stream = False
-                    continue
-                raise
-            # What worked is what this server supports; a fallback is remembered only once it worked.
-            if mode == JSON_SCHEMA:
-                self.json_schema = True
-            elif mode == JSON_OBJECT and self.json_schema is None:
-                self.json_schema = False
-            if stream:
-                self.stream = True
-            elif self.stream is None:
-                self.stream = False
+                fallback = self._fallback(tried, str(exc))
+                if fallback is None:
+                    raise
+                log.warning(f"{exc}; retrying with response_format {fallback[0]}, stream {fallback[1]}")
+                mode, stream = fallback
+                continue
+            self._learn(tried, (mode, stream))
             return completion
+
+    def _fallback(self, tried: list[tuple[str | None, bool]], error: str) -> tuple[str | None, bool] | None:
+        """The next request to try after a 400: one feature less than the first request (the one the error names
+        first), then both; features this server is known to support are not dropped."""
+        mode, stream = tried[0]
+        drop_schema = (JSON_OBJECT, stream) if mode == JSON_SCHEMA and self.json_schema is not True else None
+        drop_stream = (mode, False) if stream and self.stream is not True else None
+        both = (JSON_OBJECT, False) if drop_schema and drop_stream else None
+        order = [drop_stream, drop_schema] if "stream" in error.lower() else [drop_schema, drop_stream]
+        return next((c for c in (*order, both) if c is not None and c not in tried), None)
+
+    def _learn(self, tried: list[tuple[str | None, bool]], worked: tuple[str | None, bool]) -> None:
+        """What worked is supported; a feature is not when the same request with it was refused and without it
+        worked (fallbacks drop one feature at a time, so this tells which one made the difference)."""
+        mode, stream = worked
+        if mode == JSON_SCHEMA:
+            self.json_schema = True
+        elif mode == JSON_OBJECT and (JSON_SCHEMA, stream) in tried:
+            self.json_schema = False
+        if stream:
+            self.stream = True
+        elif (mode, True) in tried:
+            self.stream = False
 
     async def _post(self, request: Request, mode: str | None, stream: bool) -> Completion:
         await self.start()
@@ -146,23 +161,31 @@ class ChatClient:
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             seed=request.seed,
+            frequency_penalty=request.frequency_penalty,
             response=response,
             stream=stream,
         )
-        started = time.monotonic()
-        try:
-            async with self.session.post(self.url, json=body, headers=self.headers) as resp:
-                if resp.status >= 400:
-                    raise self._error(resp.status, resp.reason or "", resp.headers, await resp.text())
-                if stream and resp.content_type == "text/event-stream":
-                    return await self._read_stream(resp, started)
-                return read_completion(await resp.json(content_type=None))
-        except aiohttp.ClientError as exc:
-            raise BackendError(f"llm: cannot reach {self.shown_url}: {exc}") from exc
-        except WireError as exc:
-            raise BackendError(f"llm: {exc}") from None
-        except ValueError as exc:  # a body that is not JSON
-            raise BackendError(f"llm: answer from {self.shown_url} is not JSON: {exc}") from None
+        for fresh in (False, True):
+            started = time.monotonic()
+            try:
+                async with self.session.post(self.url, json=body, headers=self.headers) as resp:
+                    if resp.status >= 400:
+                        raise self._error(resp.status, resp.reason or "", resp.headers, await resp.text())
+                    if stream and resp.content_type == "text/event-stream":
+                        return await self._read_stream(resp, started)
+                    return read_completion(await resp.json(content_type=None))
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A kept-alive connection the server had closed (llama-server closes after every streamed
+                # answer, although it offers keep-alive): the request never got an answer; ask once more.
+                if fresh or isinstance(exc, aiohttp.ClientConnectorError):
+                    raise BackendError(f"llm: cannot reach {self.shown_url}: {exc}") from exc
+            except aiohttp.ClientError as exc:
+                raise BackendError(f"llm: cannot reach {self.shown_url}: {exc}") from exc
+            except WireError as exc:
+                raise BackendError(f"llm: {exc}") from None
+            except ValueError as exc:  # a body that is not JSON
+                raise BackendError(f"llm: answer from {self.shown_url} is not JSON: {exc}") from None
+        raise AssertionError("unreachable: the second try returns or raises")
 
     async def _read_stream(self, resp: aiohttp.ClientResponse, started: float) -> Completion:
         reader = StreamReader()

@@ -31,11 +31,13 @@ def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, s
     try:
         value = prompts.read_json(completion.content)
     except prompts.AnswerError as exc:
-        problem = str(exc)
         if completion.cut:
-            problem = f"the answer was cut at the token limit before it was complete ({problem}): answer shorter"
-        return None, problem
-    return value, first_error(schema, value)
+            return None, f"the answer was cut at the token limit before it was complete ({exc}): answer shorter"
+        return None, str(exc)
+    problem = first_error(schema, value)
+    if problem is None and (copied := prompts.copied_placeholder(value)) is not None:
+        problem = f"field {copied!r} repeats the form's placeholder instead of answering: write the content itself"
+    return value, problem
 
 
 class Usage:
@@ -109,6 +111,7 @@ class LLMRunner:
             temperature=self.spec.temperature,
             max_tokens=self.spec.max_tokens,
             seed=self.spec.seed,
+            frequency_penalty=self.spec.frequency_penalty,
             schema=schema,
             schema_name=kind,
         )

@@ -1,8 +1,8 @@
 """What the ``llm`` backend says to the model and how it reads the answer: pure functions, no I/O.
 
 The prompt is the task's content as readable text (not the engine's wrapper JSON, which a small model echoes
-back), then the instruction and the answer's shape, both generated from the task's output schema: the schema's
-``description`` is the instruction, and every field is shown with its type, bounds and description. The same
+back), then the instruction and the answer's fields, both generated from the task's output schema: the schema's
+``description`` is the instruction, and every field is listed with its type, bounds and description. The same
 schema constrains the model's decoding and checks its answer, so the prompt cannot ask for something else.
 """
 
@@ -14,6 +14,7 @@ from typing import Any
 
 # How much of a rejected answer goes back to the model with the re-ask: enough to recognise, not to re-read.
 ECHO_CHARS = 600
+PLACEHOLDER = re.compile(r"^<[^<>]*>$")  # a string like "<text>": a form copied instead of answered
 FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?```\s*$", re.DOTALL)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -55,6 +56,19 @@ def read_text(text: str) -> Any:
         except json.JSONDecodeError:
             pass
     return text.strip()
+
+
+def copied_placeholder(value: Any, path: str = "") -> str | None:
+    """The path of the first string in ``value`` that is a placeholder (``"<text, ...>"``) rather than content:
+    small models copy a form they have seen instead of filling it in."""
+    if isinstance(value, str):
+        return path or "(root)" if PLACEHOLDER.match(value.strip()) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = copied_placeholder(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+        if found:
+            return found
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ content
@@ -106,64 +120,78 @@ def _nested(value: Any, indent: str) -> str:
 def _count(schema: dict[str, Any]) -> str:
     low, high = schema.get("minItems"), schema.get("maxItems")
     if low is not None and low == high:
-        return f"exactly {low} items"
+        return f"exactly {low}"
     if low and high is not None:
-        return f"{low} to {high} items"
+        return f"{low} to {high}"
     if high is not None:
-        return f"at most {high} items"
-    return f"at least {low} items" if low else ""
+        return f"at most {high}"
+    return f"at least {low}" if low else ""
 
 
 def _range(schema: dict[str, Any]) -> str:
     low, high = schema.get("minimum"), schema.get("maximum")
     if low is not None and high is not None:
-        return f"{low}-{high}"
+        return f" from {low} to {high}"
     if low is not None:
-        return f">= {low}"
-    return f"<= {high}" if high is not None else ""
+        return f" of at least {low}"
+    return f" of at most {high}" if high is not None else ""
 
 
-def _hint(what: str, schema: dict[str, Any], bound: str = "") -> str:
-    text = what + (f", {bound}" if bound else "")
-    description = schema.get("description")
-    return f"<{text}: {description}>" if description else f"<{text}>"
+_ARTICLES = {"integer": "an integer", "number": "a number", "boolean": "true or false", "string": "text"}
+_PLURALS = {"integer": "integers", "number": "numbers", "boolean": "true/false values", "string": "texts"}
 
 
-def shape(schema: dict[str, Any]) -> str:
-    """The answer's shape as a JSON-like template: ``{"score": <integer 0-10: your score>, ...}``."""
+def kind_of(schema: dict[str, Any], plural: bool = False) -> str:
+    """A value's type and bounds in words: ``an integer from 0 to 10``, ``text of at most 200 characters``."""
     if "enum" in schema:
-        return " or ".join(json.dumps(v) for v in schema["enum"])
+        return ("" if plural else "one ") + "of " + ", ".join(json.dumps(v) for v in schema["enum"])
     if "const" in schema:
         return json.dumps(schema["const"])
-    kind = schema.get("type")
-    if kind == "object" or "properties" in schema:
-        props = schema.get("properties", {})
-        if not props:
-            return "{...}"
-        return "{" + ", ".join(f"{json.dumps(name)}: {shape(sub)}" for name, sub in props.items()) + "}"
-    if kind == "array":
-        items = schema.get("items")
-        inner = shape(items) if isinstance(items, dict) else "..."
-        count = _count(schema)
-        return f"[{inner}, ...{' ' + count if count else ''}]"
-    if kind == "string":
-        bound = f"at most {schema['maxLength']} characters" if "maxLength" in schema else ""
-        return '"' + _hint("text", schema, bound) + '"'
+    kind = schema.get("type", "object" if "properties" in schema else None)
     if kind in ("integer", "number"):
-        return _hint(f"{kind} {_range(schema)}".strip(), schema)
+        return (_PLURALS if plural else _ARTICLES)[kind] + _range(schema)
+    if kind == "string":
+        bound = f" of at most {schema['maxLength']} characters" if "maxLength" in schema else ""
+        return (_PLURALS if plural else _ARTICLES)[kind] + bound
     if kind == "boolean":
-        return _hint("true or false", schema)
-    return "<any JSON value>"
+        return (_PLURALS if plural else _ARTICLES)[kind]
+    if kind == "array":
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        count = _count(schema)
+        return f"a list of {count + ' ' if count else ''}{kind_of(items, plural=True) if items else 'values'}"
+    if kind == "object":
+        return "objects, each with:" if plural else "an object with:"
+    return "any JSON value"
+
+
+def fields(schema: dict[str, Any], indent: str = "") -> list[str]:
+    """One line per field, nested fields indented: ``"score": your score, an integer from 0 to 10``."""
+    lines = []
+    for name, sub in schema.get("properties", {}).items():
+        note = f"{sub['description']}, " if sub.get("description") else ""
+        lines.append(f"{indent}{json.dumps(name)}: {note}{kind_of(sub)}")
+        inner = sub.get("items") if sub.get("type") == "array" else sub
+        if isinstance(inner, dict) and inner.get("properties"):
+            lines.extend(fields(inner, indent + "  "))
+    return lines
 
 
 def instruction(schema: dict[str, Any]) -> str:
-    """What to do and in which shape, from the schema alone."""
+    """What to do and in which shape, from the schema alone: its description, then its fields in words (a
+    template with placeholders would be copied by a small model instead of filled in)."""
+    items = schema.get("items") if schema.get("type") == "array" else None
+    if schema.get("properties"):
+        shape = "an object with these fields:\n" + "\n".join(fields(schema))
+    elif isinstance(items, dict) and items.get("properties"):
+        shape = kind_of(schema) + "\n" + "\n".join(fields(items))
+    else:
+        shape = kind_of(schema)
     what = str(schema.get("description", "")).strip()
-    return (what + "\n" if what else "") + "Answer with JSON only, in this form:\n" + shape(schema)
+    return (what + "\n" if what else "") + "Answer with JSON only: " + shape
 
 
 def build_messages(system_prompt: str | None, task_input: Any, schema: dict[str, Any] | None) -> list[dict[str, str]]:
-    """System prompt, then the task's content as text, then (with a schema) the instruction and shape."""
+    """System prompt, then the task's content as text, then (with a schema) the instruction and the fields."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     content = render(task_input) if not _empty(task_input) else ""
     parts = [content, instruction(schema)] if schema is not None else [content]

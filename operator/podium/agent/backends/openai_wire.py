@@ -74,6 +74,7 @@ def request_body(
     temperature: float,
     max_tokens: int | None = None,
     seed: int | None = None,
+    frequency_penalty: float | None = None,
     response: dict[str, Any] | None = None,
     stream: bool = False,
 ) -> dict[str, Any]:
@@ -82,6 +83,8 @@ def request_body(
         body["max_tokens"] = max_tokens
     if seed is not None:
         body["seed"] = seed
+    if frequency_penalty is not None:
+        body["frequency_penalty"] = frequency_penalty
     if response is not None:
         body["response_format"] = response
     if stream:

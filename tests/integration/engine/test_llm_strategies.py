@@ -173,9 +173,9 @@ async def test_max_tokens_stops_a_run_and_says_so(engine: Engine) -> None:
 async def test_max_cost_stops_a_run_and_says_so(engine: Engine) -> None:
     spec, agents, _ = RUNS["swarm"]
     limited = {**spec, "swarm": {"maxGenerations": 20, "convergence": {"threshold": 0.0, "patience": 20}}}
-    outcome, _ = await engine.run({**limited, "limits": {"maxCost": 0.2}}, agents)
+    outcome, _ = await engine.run({**limited, "limits": {"maxCost": 0.05}}, agents)
     assert outcome.phase == "Failed" and outcome.reason == "BudgetExceeded"
-    assert "budget exceeded: maxCost used" in outcome.message and outcome.cost >= 0.2
+    assert "budget exceeded: maxCost used" in outcome.message and outcome.cost >= 0.05
 
 
 async def test_a_429_waits_its_retry_after_and_leaves_the_breaker_closed(

@@ -202,14 +202,14 @@ def analyzer(task: Any) -> Any:
 
 def synthesizer(task: Any) -> Any:
     kind, data = str(task.kind), task.input
-    if kind in ("execute", "synthesize"):
+    if kind == "execute":
         return synthesize_results(data, "synthesizer")
     return _common(kind, data, "synthesizer")
 
 
 def documenter(task: Any) -> Any:
     kind, data = str(task.kind), task.input
-    if kind in ("execute", "synthesize"):
+    if kind == "execute":
         text = _text(data)
         terms = keywords(text, limit=6)
         title = " ".join(t.capitalize() for t in terms[:3]) or "Summary"

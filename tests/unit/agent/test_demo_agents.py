@@ -62,13 +62,31 @@ def test_explorers_differ() -> None:
 
 
 def test_synthesis_and_documents() -> None:
-    merged = run(agents.synthesizer, "synthesize", {"results": {"a": "first finding", "b": {"text": "second"}}})
+    merged = run(agents.synthesizer, "execute", {"results": {"a": "first finding", "b": {"text": "second"}}})
     assert merged["sources"] == 2 and "first finding" in merged["summary"] and "second" in merged["summary"]
-    integrated = run(agents.planner, "synthesize", {"results": {"a": "first finding"}})
-    assert contracts.synthesis().error(integrated["output"]) is None
+    for fn in (agents.planner, agents.researcher, agents.analyzer, agents.synthesizer, agents.documenter):
+        integrated = run(fn, "synthesize", {"results": {"a": "first finding", "b": {"text": "second"}}})
+        assert contracts.synthesis().error(integrated["output"]) is None
+        assert "first finding" in integrated["output"]["answer"]
     doc = run(agents.documenter, "execute", {"text": "Kubernetes operators reconcile desired state"})
     assert doc["keywords"][0] == "kubernetes"
 
 
 def test_bid_is_left_to_the_runtime() -> None:
     assert "bid" not in agents.planner.kinds  # type: ignore[attr-defined]
+
+
+def test_every_demo_agent_answers_every_strategy_kind_in_its_contract() -> None:
+    problem = {"problem": "cache invalidation strategy"}
+    asked = [
+        ("explore", {"input": problem, "generation": 1, "best": None}, contracts.proposal("explore")),
+        ("propose", {"input": problem, "round": 1, "solution": None}, contracts.proposal("propose")),
+        ("review", {"input": problem, "proposal": "cache invalidation via TTL"}, contracts.review()),
+        ("evaluate", {"input": problem, "solutions": ["TTL", "cache invalidation strategy"]}, contracts.evaluate(2)),
+        ("synthesize", {"input": problem, "results": {"a": "TTL"}}, contracts.synthesis()),
+    ]
+    for fn in (agents.planner, agents.researcher, agents.analyzer, agents.synthesizer, agents.documenter):
+        for kind, data, contract in asked:
+            answer = run(fn, kind, data)
+            output = answer["output"] if isinstance(answer, dict) and "output" in answer else answer
+            assert contract.error(output) is None, (fn.__name__, kind, output)

@@ -1,12 +1,14 @@
 """How often a small model answers each task kind in its contract, with and without the schema sent.
 
     python -m bench.llm_contracts [--url http://127.0.0.1:8080/v1] [--inputs 10] [--temperature 0.7]
+                                  [--max-tokens 400] [--frequency-penalty 0.5]
 
 Starts llama-server with SmolLM2-135M-Instruct (``tests.support.model_server``) unless ``--url`` names a running
 OpenAI-compatible server. For every contract the strategies send, ``--inputs`` different inputs are asked three
 ways: the schema as ``response_format: json_schema`` (constrained decoding), as ``json_object`` (any JSON, shape in
 the prompt), and with no response format (the prompt alone). Reported per kind and way: answers valid at the
-first try, valid after the backend's one re-ask, mean completion tokens and seconds per task.
+first try, valid after the backend's one re-ask, mean completion tokens and seconds per task, and the most
+common reason an answer was refused.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +107,18 @@ class Counting(LLMRunner):
         self.client.complete = complete  # type: ignore[method-assign]
 
 
-async def measure(url: str, inputs: int, temperature: float, model: str) -> dict[str, Any]:
+async def measure(
+    url: str, inputs: int, temperature: float, model: str, max_tokens: int, penalty: float
+) -> dict[str, Any]:
     spec = LLMBackend.model_validate(
-        {"model": model, "baseURL": url, "temperature": temperature, "seed": 42, "maxTokens": 400}
+        {
+            "model": model,
+            "baseURL": url,
+            "temperature": temperature,
+            "seed": 42,
+            "maxTokens": max_tokens,
+            "frequencyPenalty": penalty,
+        }
     )
     rows: dict[str, dict[str, Any]] = {}
     for kind in cases(TOPICS[0]):
@@ -114,6 +126,7 @@ async def measure(url: str, inputs: int, temperature: float, model: str) -> dict
             first = final = 0
             tokens: list[int] = []
             seconds: list[float] = []
+            refused: Counter[str] = Counter()
             for topic in (TOPICS * 2)[:inputs]:
                 contract, task_kind, data = cases(topic)[kind]
                 runner = Counting(spec, way)
@@ -123,8 +136,9 @@ async def measure(url: str, inputs: int, temperature: float, model: str) -> dict
                     out = await runner.run(task)
                     ok = first_error(contract.schema, out.output) is None
                     tokens.append(out.completion_tokens)
-                except Exception:
+                except Exception as exc:
                     ok = False
+                    refused[str(exc).split(": ", 2)[-1][:90]] += 1
                 finally:
                     await runner.close()
                 seconds.append(time.monotonic() - started)
@@ -138,9 +152,11 @@ async def measure(url: str, inputs: int, temperature: float, model: str) -> dict
                 "valid_after_reask": final,
                 "mean_completion_tokens": round(statistics.mean(tokens), 1) if tokens else None,
                 "mean_seconds": round(statistics.mean(seconds), 2),
+                "top_refusal": refused.most_common(1)[0][0] if refused else None,
             }
             print(json.dumps(rows[f"{kind} / {way}"]), file=sys.stderr)
-    return {"model": model, "temperature": temperature, "rows": list(rows.values())}
+    settings = {"model": model, "temperature": temperature, "max_tokens": max_tokens, "frequency_penalty": penalty}
+    return {**settings, "rows": list(rows.values())}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -163,15 +179,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--inputs", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--max-tokens", type=int, default=400)
+    parser.add_argument("--frequency-penalty", type=float, default=0.5)
     parser.add_argument("--out", type=Path, help="write the JSON here too")
     args = parser.parse_args(argv)
+    how = (args.inputs, args.temperature, args.model, args.max_tokens, args.frequency_penalty)
     if args.url:
-        result = asyncio.run(measure(args.url, args.inputs, args.temperature, args.model))
+        result = asyncio.run(measure(args.url, *how))
     else:
         from tests.support.model_server import ModelServer
 
         with ModelServer(Path(tempfile.mkdtemp()) / "llama-server.log") as server:
-            result = asyncio.run(measure(server.url, args.inputs, args.temperature, args.model))
+            result = asyncio.run(measure(server.url, *how))
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
     print(table(result))

@@ -205,3 +205,20 @@ def test_a_copied_placeholder_is_no_answer() -> None:
     )
     assert prompts.copied_placeholder({"a": ["x", "<y>"]}) == "a[1]"
     assert prompts.copied_placeholder({"a": "x <y> z"}) is None
+
+
+def test_text_bounds_shrink_to_fit_the_token_limit() -> None:
+    synthesis = contracts.synthesis().schema  # an answer of up to 1000 characters
+    assert prompts.fit_to_tokens(synthesis, None) is synthesis
+    assert prompts.fit_to_tokens(synthesis, 4000) is synthesis  # fits: unchanged
+    fitted = prompts.fit_to_tokens(synthesis, 200)
+    limit = fitted["properties"]["answer"]["maxLength"]
+    assert limit < 200 * prompts.CHARS_PER_TOKEN and limit >= 1
+    assert synthesis["properties"]["answer"]["maxLength"] == contracts.ANSWER_CHARS  # the contract is untouched
+    plan = prompts.fit_to_tokens(contracts.plan(["a"]).schema, 400)
+    task = plan["properties"]["tasks"]["items"]["properties"]
+    assert task["description"]["maxLength"] < contracts.COMMENT_CHARS
+    assert task["name"] == contracts.plan(["a"]).schema["properties"]["tasks"]["items"]["properties"]["name"]
+    # Whatever the shrunk schema accepts, the contract accepts.
+    answer = {"answer": "x" * limit}
+    assert contracts.synthesis().error(answer) is None

@@ -1,9 +1,9 @@
 """LLM backend: an OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM).
 
 A task that carries an output schema (every kind the strategies send does, see ``podium.engine.contracts``) is
-asked for with that schema as its ``response_format``, its answer is read as JSON (code fences stripped) and
-checked against the schema; an answer that fails is shown to the model with the reason, once, before the attempt
-fails. A task without a schema gets a free-form answer.
+asked for with that schema as its ``response_format`` (its text bounds shrunk to fit ``maxTokens``), its answer
+is read as JSON (code fences stripped) and checked against the task's schema; an answer that fails is shown to
+the model with the reason, once, before the attempt fails. A task without a schema gets a free-form answer.
 """
 
 from __future__ import annotations
@@ -85,16 +85,18 @@ class LLMRunner:
 
     async def run(self, task: TaskLike) -> BackendOutput:
         schema = task.output_schema
-        messages = prompts.build_messages(self.spec.system_prompt, task.input, schema)
+        # What the model is asked for fits in its token limit; the answer is checked against the task's schema.
+        asked = prompts.fit_to_tokens(schema, self.spec.max_tokens) if schema is not None else None
+        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked)
         usage = Usage()
-        completion = await self._ask(messages, schema, str(task.kind), usage)
+        completion = await self._ask(messages, asked, str(task.kind), usage)
         if schema is None:
             return usage.output(prompts.read_text(completion.content))
         value, problem = check_answer(completion, schema)
         if problem is None:
             return usage.output(value)
         messages = [*messages, *prompts.reask(completion.content, problem)]
-        completion = await self._ask(messages, schema, str(task.kind), usage)
+        completion = await self._ask(messages, asked, str(task.kind), usage)
         value, problem = check_answer(completion, schema)
         if problem is None:
             return usage.output(value)

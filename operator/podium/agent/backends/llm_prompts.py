@@ -116,6 +116,68 @@ def _nested(value: Any, indent: str) -> str:
     return indent + render(value, indent) if isinstance(value, str) else render(value, indent)
 
 
+# ------------------------------------------------------------------------------------------------ token fit
+# Characters per token of an answer at its worst: a small model that loops ("1.1.1.1...") spends a token on one
+# or two characters, where prose runs near four.
+CHARS_PER_TOKEN = 2
+NUMBER_CHARS = 16
+
+
+def _sizes(schema: dict[str, Any]) -> tuple[float, float]:
+    """(characters of structure, characters of free text) of the largest answer the schema allows."""
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return float(max(len(json.dumps(v)) for v in values)), 0.0
+    kind = schema.get("type", "object" if "properties" in schema else None)
+    if kind == "string":
+        if "maxLength" not in schema or "pattern" in schema:
+            return float(schema.get("maxLength", 64)) + 2, 0.0
+        return 2.0, float(schema["maxLength"])
+    if kind in ("integer", "number", "boolean"):
+        return float(NUMBER_CHARS), 0.0
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        count = float(schema.get("maxItems", 8))
+        structure, text = _sizes(schema["items"])
+        return 2 + count * (structure + 2), count * text
+    if kind == "object":
+        structure, text = 2.0, 0.0
+        for name, sub in schema.get("properties", {}).items():
+            inner, words = _sizes(sub)
+            structure, text = structure + len(name) + 4 + inner, text + words
+        return structure, text
+    return 64.0, 0.0
+
+
+def fit_to_tokens(schema: dict[str, Any], max_tokens: int | None) -> dict[str, Any]:
+    """The schema with its text bounds shrunk so that its largest answer fits in ``max_tokens`` (the model is cut
+    there otherwise, mid-JSON). A shrunk schema allows a subset of the original's answers, so an answer to it
+    honours the contract too. Unchanged when it fits or there is no limit."""
+    if not max_tokens:
+        return schema
+    structure, text = _sizes(schema)
+    budget = max_tokens * CHARS_PER_TOKEN * 0.9  # some room for the whitespace a grammar allows
+    if structure + text <= budget or text == 0:
+        return schema
+    factor = max(0.05, (budget - structure) / text)
+    return _scaled(schema, factor)
+
+
+def _scaled(schema: Any, factor: float) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: _scaled(sub, factor) for name, sub in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = _scaled(out["items"], factor)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [_scaled(sub, factor) for sub in out[key]]
+    if out.get("type") == "string" and "maxLength" in out and "pattern" not in out:
+        out["maxLength"] = max(int(out.get("minLength", 1)), int(out["maxLength"] * factor))
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ schema
 def _count(schema: dict[str, Any]) -> str:
     low, high = schema.get("minItems"), schema.get("maxItems")

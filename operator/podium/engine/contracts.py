@@ -76,7 +76,7 @@ def plan(capabilities: Sequence[str] = (), max_tasks: int = MAX_PLANNED_TASKS) -
     task: dict[str, Any] = {
         "name": {
             "type": "string",
-            "description": "short lowercase name with dashes, e.g. collect-sources",
+            "description": "a short name: lowercase words joined by dashes",
             "pattern": PLANNED_NAME_PATTERN,
             "maxLength": 32,
         },

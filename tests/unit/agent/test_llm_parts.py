@@ -94,7 +94,7 @@ def test_the_instruction_comes_from_the_schema_with_types_bounds_and_description
     ]
     assert prompts.fields(contracts.plan(["python"]).schema) == [
         '"tasks": the tasks, a list of 1 to 6 objects, each with:',
-        '  "name": short lowercase name with dashes, e.g. collect-sources, text of at most 32 characters',
+        '  "name": a short name: lowercase words joined by dashes, text',
         '  "description": what the agent doing this task must do, text of at most 200 characters',
         '  "capabilities": skills the task needs, a list of at most 3 of "python"',
     ]

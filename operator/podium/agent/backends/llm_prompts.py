@@ -213,7 +213,10 @@ def kind_of(schema: dict[str, Any], plural: bool = False) -> str:
     if kind in ("integer", "number"):
         return (_PLURALS if plural else _ARTICLES)[kind] + _range(schema)
     if kind == "string":
-        bound = f" of at most {schema['maxLength']} characters" if "maxLength" in schema else ""
+        # A pattern (enforced by the grammar) bounds the text already; its length bound would be copied as content.
+        bound = (
+            f" of at most {schema['maxLength']} characters" if "maxLength" in schema and "pattern" not in schema else ""
+        )
         return (_PLURALS if plural else _ARTICLES)[kind] + bound
     if kind == "boolean":
         return (_PLURALS if plural else _ARTICLES)[kind]

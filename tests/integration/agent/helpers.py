@@ -23,12 +23,14 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 
 def echo_service() -> web.Application:
-    """A task service: uppercases string input; 500 on input 'boom'."""
+    """A task service: uppercases string input; 500 on input 'boom'; input 'schema' answers the task's schema."""
 
     async def handle(request: web.Request) -> web.Response:
         task = await request.json()
         if task["input"] == "boom":
             return web.Response(status=500, text="service exploded")
+        if task["input"] == "schema":
+            return web.json_response({"schemaSeen": task["output_schema"]})
         return web.json_response(
             {"output": {"upper": str(task["input"]).upper(), "kind": task["kind"]}, "quality": 1.0}
         )

@@ -151,3 +151,16 @@ async def test_http_backend() -> None:
                 await b.run(task("boom"))
         finally:
             await b.close()
+
+
+async def test_every_backend_sees_the_tasks_output_schema() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    with_schema = Task(id="t-1", kind="execute", input="schema", namespace="ns", agent="a", output_schema=schema)
+    code = "import json,os; print(json.dumps({'schemaSeen': json.loads(os.environ['PODIUM_TASK_SCHEMA'])}))"
+    assert (await backend(python_command(code)).run(with_schema)).output == {"schemaSeen": schema}
+    async with serve(echo_service()) as url:
+        b = backend({"http": {"url": f"{url}/work"}})
+        try:
+            assert (await b.run(with_schema)).output == {"schemaSeen": schema}
+        finally:
+            await b.close()

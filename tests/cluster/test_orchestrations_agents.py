@@ -36,38 +36,8 @@ def _counted(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
-def _evaluator(task: Any) -> Any:
-    # The swarm asks for one score per solution; the demo analyzer answers one score for its whole input
-    # (reported upstream), so the evaluator scores each solution with the demo's own coverage measure.
-    data = task.input if isinstance(task.input, dict) else {}
-    if str(task.kind) == "evaluate" and isinstance(data.get("solutions"), list):
-        problem = data.get("input")
-        problem = problem.get("problem", problem) if isinstance(problem, dict) else problem
-        return {"scores": [demo.coverage(s, problem) for s in data["solutions"]]}
-    return demo.analyzer(task)
-
-
-def _planner(task: Any) -> Any:
-    # centralCommand's plan is a list of {name, input, capabilities}; the demo planner's richer task graph
-    # (capability, kind, dependsOn) fails that schema (reported upstream), so it is reshaped here.
-    out = demo.planner(task)
-    if str(task.kind) == "plan" and isinstance(out, dict) and isinstance(out.get("tasks"), list):
-        out["tasks"] = [
-            {
-                "name": t["name"],
-                "input": t.get("input"),
-                "capabilities": [t["capability"]] if t.get("capability") else [],
-            }
-            for t in out["tasks"]
-        ]
-    return out
-
-
-_evaluator.kinds = demo.analyzer.kinds  # type: ignore[attr-defined]
-_planner.kinds = demo.planner.kinds  # type: ignore[attr-defined]
-
-planner = _counted(_planner)
+planner = _counted(demo.planner)
 researcher = _counted(demo.researcher)
-analyzer = _counted(_evaluator)
+analyzer = _counted(demo.analyzer)
 synthesizer = _counted(demo.synthesizer)
 documenter = _counted(demo.documenter)

@@ -39,16 +39,16 @@ def capability_match(spec: AgentSpec, required: list[str]) -> float:
 
 
 def bid(spec: AgentSpec, task_input: Any, *, load: float, eta_seconds: float | None) -> dict[str, Any]:
-    """A market bid: price from pricing.perTask, eta from recent durations, confidence from skill and load."""
+    """A market bid in the engine's bid contract (``podium.engine.contracts.bid``, which travels with the task and
+    is checked by the runtime): price from pricing.perTask, estimated seconds from recent durations, confidence
+    from skill and load."""
     match = capability_match(spec, required_capabilities(task_input))
     # A busy agent is less sure to deliver on time; a full one still bids, at half confidence.
     confidence = match * (1.0 - 0.5 * max(0.0, min(1.0, load)))
     return {
         "price": spec.pricing.per_task,
-        "eta_seconds": round(eta_seconds if eta_seconds is not None else DEFAULT_ETA_SECONDS, 3),
+        "estimatedSeconds": round(eta_seconds if eta_seconds is not None else DEFAULT_ETA_SECONDS, 3),
         "confidence": round(confidence, 4),
-        "capability_match": round(match, 4),
-        "load": round(load, 4),
     }
 
 

@@ -11,7 +11,7 @@ class AgentMetrics:
         labels = {"agent": agent, "namespace": namespace}
         self.tasks = Counter(
             "podium_agent_tasks",
-            "Tasks finished by this replica, by outcome (ok, error, timeout)",
+            "Tasks finished by this replica, by outcome (ok, error, timeout, throttled, invalid)",
             ["outcome", *labels],
             registry=self.registry,
         )
@@ -30,12 +30,25 @@ class AgentMetrics:
             list(labels),
             registry=self.registry,
         )
+        self.model_tokens = Counter(
+            "podium_agent_model_tokens",
+            "Model tokens as the model API counts them, by type (prompt, completion)",
+            ["type", *labels],
+            registry=self.registry,
+        )
+        self.first_token = Histogram(
+            "podium_agent_model_first_token_seconds",
+            "Time from sending a task's first model request to the first streamed token of its answer",
+            list(labels),
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
+            registry=self.registry,
+        )
         self.labels = labels
         # Every series exists from the start, at 0: rates and dashboards need no `or vector(0)`.
         self.in_flight.labels(**labels).set(0)
         self.tokens.labels(**labels)
         self.backend_errors.labels(**labels)
-        for outcome in ("ok", "error", "timeout"):
+        for outcome in ("ok", "error", "timeout", "throttled", "invalid"):
             self.tasks.labels(outcome=outcome, **labels)
 
     def finished(self, outcome: str, seconds: float, tokens: int) -> None:
@@ -45,6 +58,14 @@ class AgentMetrics:
             self.tokens.labels(**self.labels).inc(tokens)
         if outcome != "ok":
             self.backend_errors.labels(**self.labels).inc()
+
+    def model_usage(self, prompt_tokens: int, completion_tokens: int, first_token_seconds: float | None) -> None:
+        if prompt_tokens:
+            self.model_tokens.labels(type="prompt", **self.labels).inc(prompt_tokens)
+        if completion_tokens:
+            self.model_tokens.labels(type="completion", **self.labels).inc(completion_tokens)
+        if first_token_seconds is not None:
+            self.first_token.labels(**self.labels).observe(first_token_seconds)
 
     def set_in_flight(self, value: int) -> None:
         self.in_flight.labels(**self.labels).set(value)

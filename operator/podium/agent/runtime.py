@@ -16,15 +16,18 @@ from redis.exceptions import RedisError
 
 from podium.agent import defaults
 from podium.agent.backends import Backend, BackendError, BackendOutput, build_backend
+from podium.agent.backends.base import TASK_DEADLINE, InvalidOutput, Throttled
 from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
 from podium.agent.health import Health
 from podium.agent.http import ProbeServer
 from podium.agent.metrics import AgentMetrics
+from podium.agent.pricing import task_cost
 from podium.api.agent import AgentSpec
+from podium.api.json_schema import first_error
 from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect
 from podium.dataplane.consumer import InboxConsumer
-from podium.dataplane.messages import Result, Task
+from podium.dataplane.messages import INVALID_OUTPUT, THROTTLED, Result, Task
 from podium.dataplane.records import Delivery
 
 log = logging.getLogger("podium.agent")
@@ -39,7 +42,8 @@ DEFAULT_KINDS = frozenset({"bid"})
 @dataclass(frozen=True)
 class Outcome:
     result: Result
-    label: str  # ok | error | timeout (the metrics label)
+    label: str  # ok | error | timeout | throttled | invalid (the metrics label)
+    usage: BackendOutput  # what the work used, also when it failed
 
 
 def effective_timeout(task: Task, spec: AgentSpec, backend_cap: int | None) -> float:
@@ -48,13 +52,13 @@ def effective_timeout(task: Task, spec: AgentSpec, backend_cap: int | None) -> f
     return min(limit, float(backend_cap)) if backend_cap else limit
 
 
-def price(spec: AgentSpec, kind: str, out: BackendOutput) -> float:
-    """Cost of one task: what the backend reported, else perTask plus tokens at per1kTokens. Bids are free."""
-    if out.cost is not None:
-        return out.cost
-    if kind == "bid":
-        return 0.0
-    return round(spec.pricing.per_task + out.tokens / 1000.0 * spec.pricing.per_1k_tokens, 8)
+def checked(task: Task, out: BackendOutput) -> BackendOutput:
+    """The answer, if it honours the schema the task carries (whichever backend gave it, or the runtime itself)."""
+    if task.output_schema is not None:
+        problem = first_error(task.output_schema, out.output)
+        if problem is not None:
+            raise InvalidOutput(f"the answer does not honour the task's output schema: {problem}", spent=out)
+    return out
 
 
 class AgentRuntime:
@@ -229,6 +233,9 @@ class AgentRuntime:
             raise
         seconds = time.monotonic() - started
         self.metrics.finished(outcome.label, seconds, outcome.result.tokens)
+        self.metrics.model_usage(
+            outcome.usage.prompt_tokens, outcome.usage.completion_tokens, outcome.usage.first_token_seconds
+        )
         if outcome.label == "ok":
             self.durations.add(seconds)
         await self._complete(delivery, outcome.result, fields)
@@ -240,18 +247,26 @@ class AgentRuntime:
         kind = str(task.kind)
         timeout = effective_timeout(task, self.spec, self.backend.timeout_seconds)
         label, error, out = "ok", None, BackendOutput(None)
+        error_type, retry_after = None, None
+        deadline = TASK_DEADLINE.set(asyncio.get_running_loop().time() + timeout)
         try:
             async with asyncio.timeout(timeout) as scope:
-                out = await self._answer(task)
+                out = checked(task, await self._answer(task))
         except TimeoutError:
             if scope.expired():
                 label, error = "timeout", f"timed out after {timeout:g}s"
             else:
                 label, error = "error", "TimeoutError inside the backend"
         except BackendError as exc:
-            label, error = "error", str(exc)
+            label, error, out = "error", str(exc), exc.spent or out
+            if isinstance(exc, Throttled):
+                label, error_type, retry_after = "throttled", THROTTLED, exc.retry_after
+            elif isinstance(exc, InvalidOutput):
+                label, error_type = "invalid", INVALID_OUTPUT
         except Exception as exc:
             label, error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            TASK_DEADLINE.reset(deadline)
         ok = error is None
         return Outcome(
             Result(
@@ -262,12 +277,15 @@ class AgentRuntime:
                 error=error,
                 quality=out.quality if ok else None,
                 tokens=out.tokens,
-                cost=price(self.spec, kind, out) if ok else 0.0,
+                cost=task_cost(self.spec, kind, out, ok=ok),
                 duration_ms=round((time.monotonic() - started) * 1000, 3),
                 agent=self.config.agent,
                 replica=self.config.replica,
+                error_type=error_type,
+                retry_after=retry_after,
             ),
             label,
+            out,
         )
 
     async def _answer(self, task: Task) -> BackendOutput:

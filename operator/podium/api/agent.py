@@ -84,11 +84,23 @@ class SecretKeyRef(Model):
 LLM_API_KEY_ENV = "PODIUM_LLM_API_KEY"
 
 
+class ModelPricing(Model):
+    """What the model's provider charges, per million tokens: a task's cost is its prompt and completion tokens
+    at these prices (plus the Agent's pricing.perTask)."""
+
+    input_per_million: float = Field(default=0.0, ge=0.0)
+    """Price of one million prompt tokens, in the run's cost unit (the same as maxCost). 0: prompts are free."""
+    output_per_million: float = Field(default=0.0, ge=0.0)
+    """Price of one million completion tokens, in the run's cost unit. 0: completions are free."""
+
+
 class LLMBackend(Model):
     """Sends each task to an OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, Ollama, llama.cpp,
-    LiteLLM): a system prompt, then a user message made of an instruction for the task's kind and its input. The
-    answer's content is the output (parsed as JSON when it is JSON; a numeric `quality` in it becomes the
-    result's quality), and `usage.total_tokens` counts as the task's tokens."""
+    LiteLLM): a system prompt, then the task's content as readable text with an instruction made from the output
+    contract of the task's kind. The contract's JSON Schema is sent as `response_format` (falling back to
+    `json_object` and then plain instructions where the server refuses it); the answer is validated against it and
+    re-asked once with the validation error before the attempt fails. Prompt and completion tokens come from
+    `usage`, the cost from `pricing` (docs/agent-runtime.md)."""
 
     model: str = Field(min_length=1)
     """Model name sent with every request, e.g. `gpt-4o-mini`, or the name a local server loaded."""
@@ -97,20 +109,28 @@ class LLMBackend(Model):
     that already ends in `/chat/completions` is used as it is). An unreachable endpoint or an HTTP status of 400 or
     more fails the attempt, naming the URL."""
     api_key_secret_ref: SecretKeyRef | None = None
-    """The Secret key that holds the API key, sent as `Authorization: Bearer <key>`. The agent reads the key
-    from its environment variable PODIUM_LLM_API_KEY; the operator does not fill that variable from this
-    reference yet, so also set it in spec.template.env (valueFrom.secretKeyRef). Unset: requests carry no
-    Authorization header (fine for local servers)."""
+    """The Secret key that holds the API key, sent as `Authorization: Bearer <key>`: the operator puts it in
+    the agent pods' environment (PODIUM_LLM_API_KEY, from the Secret, never in the pod spec). Unset: requests
+    carry no Authorization header (fine for local servers)."""
     system_prompt: str | None = None
     """System message sent before every task. Unset: no system message."""
     temperature: float = Field(default=0.2, ge=0.0, le=2.0)
     """Sampling temperature sent with every request; 0 makes answers as repeatable as the server allows."""
+    seed: int | None = None
+    """Sampling seed sent with every request, for repeatable answers where the server supports it (llama.cpp,
+    vLLM, OpenAI). Unset: the server's own."""
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    """Penalty on tokens by how often they already appear (`frequency_penalty` of the request); small models loop
+    without one (0.5 works well for SmolLM2). Unset: the server's default."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Most tokens the model may generate per answer (`max_tokens` of the request). Unset: the server's own
     limit."""
     timeout_seconds: int | None = Field(default=None, ge=1, le=86400)
     """Upper limit in seconds for one request; the task's own timeout (resilience.timeoutSeconds) applies when
     it is lower. Unset: only the task's timeout applies."""
+    pricing: ModelPricing | None = None
+    """Prices of the model's tokens, for the task's cost (counted against the run's maxCost). Unset: the
+    Agent's spec.pricing alone prices the task."""
 
 
 class HTTPBackend(Model):

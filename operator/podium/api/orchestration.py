@@ -262,6 +262,9 @@ class PlannedTask(Model):
     name: TaskName
     """Task name, unique in the list (a DNS label); it shows as `task-<name>` in status.tasks and names the
     task's output in the result."""
+    description: str | None = Field(default=None, max_length=4096)
+    """What the task is, in words its agent reads with the task (a planner's answer fills it). Unset: the
+    task's name and input only."""
     input: Any = None
     """Input of this task, any JSON. Unset: the orchestration's input."""
     capabilities: list[CapabilityName] = Field(default_factory=list, max_length=16)

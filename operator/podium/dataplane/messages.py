@@ -33,6 +33,12 @@ class TaskKind(StrEnum):
     SYNTHESIZE = "synthesize"
 
 
+# Result.error_type: failures that say nothing about the agent's health, so they do not move its circuit breaker.
+THROTTLED = "throttled"  # the agent's upstream (a model API) answered 429, or 503 with Retry-After
+INVALID_OUTPUT = "invalid_output"  # the answer does not honour the task's output_schema
+ERROR_TYPES = (THROTTLED, INVALID_OUTPUT)
+
+
 class MalformedMessage(ValueError):
     """Bytes that are not a valid Task/Result; the message names the field and the problem."""
 
@@ -139,22 +145,26 @@ class Task:
     timeout_seconds: float | None = None
     created_at: float = field(default_factory=time.time)
     meta: dict[str, Any] = field(default_factory=dict)
+    # The JSON Schema the output must satisfy (the engine's contract for the kind, see podium.engine.contracts):
+    # it travels with the task so that an agent never needs the engine to know what to answer.
+    output_schema: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
-        return encode_json(
-            {
-                "id": self.id,
-                "kind": str(self.kind),
-                "input": self.input,
-                "namespace": self.namespace,
-                "agent": self.agent,
-                "orchestration": self.orchestration,
-                "attempt": self.attempt,
-                "timeout_seconds": self.timeout_seconds,
-                "created_at": self.created_at,
-                "meta": self.meta,
-            }
-        ).encode()
+        data = {
+            "id": self.id,
+            "kind": str(self.kind),
+            "input": self.input,
+            "namespace": self.namespace,
+            "agent": self.agent,
+            "orchestration": self.orchestration,
+            "attempt": self.attempt,
+            "timeout_seconds": self.timeout_seconds,
+            "created_at": self.created_at,
+            "meta": self.meta,
+        }
+        if self.output_schema is not None:
+            data["output_schema"] = self.output_schema
+        return encode_json(data).encode()
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Task:
@@ -165,7 +175,7 @@ class Task:
         get = data.get
         task_id, kind, namespace, agent = get("id"), get("kind"), get("namespace"), get("agent")
         orchestration, attempt, timeout = get("orchestration"), get("attempt"), get("timeout_seconds")
-        created, meta = get("created_at"), get("meta")
+        created, meta, schema = get("created_at"), get("meta"), get("output_schema")
         if (
             type(task_id) is str
             and task_id
@@ -182,9 +192,12 @@ class Task:
             and type(created) is float
             and -_INF < created < _INF
             and type(meta) is dict
+            and (schema is None or type(schema) is dict)
             and "input" in data
         ):
-            return cls(task_id, kind, data["input"], namespace, agent, orchestration, attempt, timeout, created, meta)
+            return cls(
+                task_id, kind, data["input"], namespace, agent, orchestration, attempt, timeout, created, meta, schema
+            )
         return cls._from_data(data)
 
     @classmethod
@@ -201,6 +214,9 @@ class Task:
         if timeout is not None and timeout <= 0:
             raise MalformedMessage(f"{what} field 'timeout_seconds' must be > 0, got {timeout}")
         created = _number(data, "created_at", what, None)
+        schema = data.get("output_schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise MalformedMessage(f"{what} field 'output_schema' must be an object, got {type(schema).__name__}")
         return cls(
             id=task_id,
             kind=_str(data, "kind", what),
@@ -212,6 +228,7 @@ class Task:
             timeout_seconds=timeout,
             created_at=time.time() if created is None else created,
             meta=meta,
+            output_schema=schema,
         )
 
 
@@ -229,12 +246,15 @@ class Result:
     agent: str = ""
     replica: str = ""
     finished_at: float = field(default_factory=time.time)
+    # Why a failed attempt failed, when that changes what the engine does: see ERROR_TYPES.
+    error_type: str | None = None
+    retry_after: float | None = None  # seconds the agent's upstream asked to wait (a 429's Retry-After)
 
     def to_json(self) -> bytes:
         return encode_json(self.to_dict()).encode()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "task_id": self.task_id,
             "attempt": self.attempt,
             "ok": self.ok,
@@ -248,6 +268,11 @@ class Result:
             "replica": self.replica,
             "finished_at": self.finished_at,
         }
+        if self.error_type is not None:
+            data["error_type"] = self.error_type
+        if self.retry_after is not None:
+            data["retry_after"] = self.retry_after
+        return data
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Result:
@@ -265,7 +290,7 @@ class Result:
             get("agent"),
             get("replica"),
         )
-        finished = get("finished_at")
+        finished, error_type, retry_after = get("finished_at"), get("error_type"), get("retry_after")
         if (
             type(task_id) is str
             and task_id
@@ -284,9 +309,24 @@ class Result:
             and type(replica) is str
             and type(finished) is float
             and -_INF < finished < _INF
+            and (error_type is None or type(error_type) is str)
+            and (retry_after is None or (type(retry_after) is float and 0.0 <= retry_after < _INF))
         ):
             return cls(
-                task_id, attempt, ok, get("output"), error, quality, tokens, cost, duration, agent, replica, finished
+                task_id,
+                attempt,
+                ok,
+                get("output"),
+                error,
+                quality,
+                tokens,
+                cost,
+                duration,
+                agent,
+                replica,
+                finished,
+                error_type,
+                retry_after,
             )
         return cls._from_data(data)
 
@@ -302,6 +342,12 @@ class Result:
         if error is not None and not isinstance(error, str):
             raise MalformedMessage(f"{what} field 'error' must be a string or null, got {type(error).__name__}")
         finished = _number(data, "finished_at", what, None)
+        error_type = data.get("error_type")
+        if error_type is not None and not isinstance(error_type, str):
+            raise MalformedMessage(f"{what} field 'error_type' must be a string or null, got {error_type!r}")
+        retry_after = _number(data, "retry_after", what, None)
+        if retry_after is not None and retry_after < 0:
+            raise MalformedMessage(f"{what} field 'retry_after' must be >= 0, got {retry_after}")
         return cls(
             task_id=task_id,
             attempt=_int(data, "attempt", what, 1, 1),
@@ -315,4 +361,6 @@ class Result:
             agent=_str(data, "agent", what, required=False, nonempty=False),
             replica=_str(data, "replica", what, required=False, nonempty=False),
             finished_at=time.time() if finished is None else finished,
+            error_type=error_type,
+            retry_after=retry_after,
         )

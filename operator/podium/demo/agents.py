@@ -1,9 +1,11 @@
 """Small deterministic agents for ``examples/agents.yaml`` (``podium.demo.agents:<function>``).
 
 Each function gets the task (``.kind``, ``.input``) and does plausible, repeatable work for every task kind,
-so strategies have agents that behave: ``plan`` returns a task list, ``review``/``evaluate`` return scores
-(also as ``quality``), ``explore``/``propose`` improve on the best solution they are shown, ``synthesize``
-merges. ``bid`` is left to the runtime's default (price from pricing, eta from recent durations).
+answering in the engine's output contract for the kind (``podium.engine.contracts``, also in
+``task.output_schema``): ``plan`` returns tasks (or one part per team), ``review``/``evaluate`` return scores
+0..10 (also as ``quality`` in [0, 1]), ``explore``/``propose`` improve on the best solution they are shown,
+``synthesize`` merges into one answer. ``bid`` is left to the runtime's default (price from pricing, estimated
+seconds from recent durations).
 
 Inputs are free JSON; these agents look for ``goal``/``topic``/``text``/``problem``/``solution``/``results``
 and fall back to the input's JSON text, so any input produces a sensible answer.
@@ -67,17 +69,23 @@ def _solution_of(value: Any) -> Any:
     return value
 
 
-def _improve(problem: Any, best: Any, who: str, step: int) -> dict[str, Any]:
-    """A proposal that covers one more of the problem's keywords than ``best``: converges in a few rounds."""
+def _improve(problem: Any, best: Any, who: str, step: int) -> str:
+    """A solution (``point; point; ...``) that covers one more of the problem's keywords than ``best``: converges
+    in a few rounds."""
     wanted = keywords(_text(problem), limit=12)
-    best_points = list(best.get("points", [])) if isinstance(best, dict) else []
+    best_points = [p for p in best.split("; ") if p] if isinstance(best, str) else []
     covered = {p.split(":", 1)[0] for p in best_points}
     missing = [w for w in wanted if w not in covered]
     # Different agents start from different keywords, so explorers produce distinct candidates.
     if missing:
         pick = missing[(_digest(who) + step) % len(missing)]
         best_points.append(f"{pick}: addressed by {who}")
-    return {"points": best_points, "by": who}
+    return "; ".join(best_points) or f"nothing to add ({who})"
+
+
+def _tenths(score: float) -> int:
+    """A [0, 1] score as the contracts' 0..10."""
+    return round(score * 10)
 
 
 def _score(task_input: Any) -> float:
@@ -92,19 +100,23 @@ def _common(kind: str, task_input: Any, who: str) -> dict[str, Any] | None:
         # swarm: one score per candidate, in order.
         asked = _text(task_input)
         scores = [coverage(_solution_of(s), asked) for s in task_input["solutions"]]
-        return {"output": {"scores": scores, "by": who}, "quality": max(scores, default=0.0)}
+        return {"output": {"scores": [_tenths(s) for s in scores]}, "quality": max(scores, default=0.0)}
     if kind in ("review", "evaluate"):
         score = _score(task_input)
         verdict = "good" if score >= 0.75 else "needs work" if score >= 0.4 else "poor"
-        return {"output": {"score": score, "quality": score, "verdict": verdict, "by": who}, "quality": score}
+        comment = f"{verdict}: covers {score:.0%} of the problem's keywords ({who})"
+        return {"output": {"score": _tenths(score), "comment": comment}, "quality": score}
     if kind in ("explore", "propose"):
         problem = task_input.get("problem") or task_input.get("goal") if isinstance(task_input, dict) else task_input
         best = task_input.get("best") or task_input.get("solution") if isinstance(task_input, dict) else None
         step = int(task_input.get("generation") or task_input.get("round") or 0) if isinstance(task_input, dict) else 0
-        proposal = _improve(problem if problem is not None else task_input, _solution_of(best), who, step)
-        return {"output": proposal, "quality": coverage(proposal, problem if problem is not None else task_input)}
+        solution = _improve(problem if problem is not None else task_input, _solution_of(best), who, step)
+        return {
+            "output": {"solution": solution},
+            "quality": coverage(solution, problem if problem is not None else task_input),
+        }
     if kind == "synthesize":
-        return {"output": synthesize_results(task_input, who)}
+        return {"output": {"answer": synthesize_results(task_input, who)["summary"]}}
     return None
 
 
@@ -121,29 +133,45 @@ def synthesize_results(task_input: Any, who: str) -> dict[str, Any]:
     return {"summary": " | ".join(p[:200] for p in parts), "sources": len(parts), "by": who}
 
 
-def plan_tasks(goal: str, max_tasks: int = 4) -> list[dict[str, Any]]:
-    """research each facet of the goal, analyse the findings, then synthesise: a small dependency graph.
+def plan_tasks(goal: str, max_tasks: int = 4, capabilities: set[str] | None = None) -> list[dict[str, Any]]:
+    """research each facet of the goal, analyse the findings, then synthesise: the engine's plan contract
+    (name, description, capabilities), asking only for ``capabilities`` the agents have (all when None)."""
+    facets = [f for f in keywords(goal, limit=max(1, max_tasks - 2)) if re.fullmatch(r"[a-z][a-z0-9-]*[a-z0-9]", f)]
 
-    Each task is what centralCommand accepts (name, input, capabilities); the graph is in ``input.dependsOn``."""
-    facets = keywords(goal, limit=max(1, max_tasks - 2)) or ["goal"]
-    tasks: list[dict[str, Any]] = [
-        {"name": f"research-{facet}", "capabilities": ["research"], "input": {"topic": facet, "goal": goal}}
-        for facet in facets
-    ]
-    research = [t["name"] for t in tasks]
-    tasks.append({"name": "analyze", "capabilities": ["analysis"], "input": {"goal": goal, "dependsOn": research}})
-    tasks.append({"name": "synthesize", "capabilities": ["writing"], "input": {"goal": goal, "dependsOn": ["analyze"]}})
-    for t in tasks:
-        t["input"].setdefault("dependsOn", [])
+    def task(name: str, description: str, skill: str) -> dict[str, Any]:
+        skills = [skill] if capabilities is None or skill in capabilities else []
+        return {"name": name[:32].rstrip("-"), "description": description[:200], "capabilities": skills}
+
+    tasks = [task(f"research-{f}", f"Collect facts about {f} for: {goal}", "research") for f in facets or ["goal"]]
+    tasks.append(task("analyze", f"Analyse the findings for: {goal}", "analysis"))
+    tasks.append(task("synthesize", f"Write the answer to: {goal}", "writing"))
     return tasks
+
+
+def team_parts(goal: str, teams: list[str]) -> dict[str, str]:
+    """One part of the goal per team (hierarchical's plan contract): the goal's facets dealt out in turn."""
+    facets = keywords(goal, limit=max(len(teams), 4)) or [goal[:40]]
+    return {
+        team: f"{goal[:200]} (focus: {', '.join(facets[i :: len(teams)]) or facets[0]})"[:300]
+        for i, team in enumerate(teams)
+    }
+
+
+def _roster_capabilities(data: Any) -> set[str] | None:
+    agents = data.get("agents") if isinstance(data, dict) else None
+    if not isinstance(agents, list):
+        return None
+    return {c for a in agents if isinstance(a, dict) for c in (a.get("capabilities") or {})}
 
 
 def planner(task: Any) -> Any:
     kind, data = str(task.kind), task.input
     goal = _text(data)
+    if kind == "plan" and isinstance(data, dict) and isinstance(data.get("teams"), list):
+        return {"assignments": team_parts(goal, [str(t) for t in data["teams"]])}
     if kind in ("plan", "execute"):
         limit = int(data.get("maxTasks", 4)) if isinstance(data, dict) else 4
-        return {"goal": goal, "tasks": plan_tasks(goal, max(limit, 3))}
+        return {"tasks": plan_tasks(goal, max(limit, 3), _roster_capabilities(data))}
     return _common(kind, data, "planner")
 
 
@@ -174,14 +202,14 @@ def analyzer(task: Any) -> Any:
 
 def synthesizer(task: Any) -> Any:
     kind, data = str(task.kind), task.input
-    if kind in ("execute", "synthesize"):
+    if kind == "execute":
         return synthesize_results(data, "synthesizer")
     return _common(kind, data, "synthesizer")
 
 
 def documenter(task: Any) -> Any:
     kind, data = str(task.kind), task.input
-    if kind in ("execute", "synthesize"):
+    if kind == "execute":
         text = _text(data)
         terms = keywords(text, limit=6)
         title = " ".join(t.capitalize() for t in terms[:3]) or "Summary"

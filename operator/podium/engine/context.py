@@ -19,9 +19,10 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import Limits, Target
-from podium.dataplane.messages import Result, Task
+from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.engine import degradation, selection
 from podium.engine.budget import Budget
+from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
@@ -30,6 +31,9 @@ from podium.engine.stats import PerfStats, StatsStore
 
 # Time an agent gets beyond its own timeout to report, so its own timeout error wins over ours.
 RESULT_GRACE_SECONDS = 5.0
+# The longest a Retry-After from an agent's upstream may delay the next attempt: a server asking for an hour is
+# answered by the next agent (or by failing the step), not by holding the run.
+MAX_RETRY_AFTER_SECONDS = 300.0
 
 
 class TaskBus(Protocol):
@@ -186,6 +190,7 @@ class RunContext:
         retries: int | None = None,
         fallback: Sequence[str] = (),
         validate: Validator | None = None,
+        contract: Contract | None = None,
         timeout_seconds: float | None = None,
     ) -> Result:
         """Run one step to a successful Result or raise :class:`TaskFailed`.
@@ -193,8 +198,12 @@ class RunContext:
         Who: ``agent`` (that one), ``agents`` (in that order) or ``target`` (ranked by load, success and
         capability), then ``fallback``. Each agent gets ``retries`` retries (default: its resilience) with
         exponential backoff and jitter; an agent whose breaker is open is skipped. ``validate`` returns an
-        error message for an output that must not be accepted (it then counts as a failed attempt).
+        error message for an output that must not be accepted (it then counts as a failed attempt). ``contract``
+        travels with the task as its output schema, and an output that does not honour it is rejected the same way.
+        A throttled attempt (the agent's upstream said 429) waits at least its ``retry_after`` before the next.
         """
+        validate = _checked(contract, validate)
+        schema = contract.schema if contract is not None else None
         entry = await self.journal.get(step)
         record = self.records.setdefault(step, TaskRecord(step=step, kind=str(kind)))
         if entry is not None and entry.state == DONE:
@@ -206,7 +215,7 @@ class RunContext:
         if entry is not None and entry.state == DISPATCHED:
             # In flight when the previous run stopped: wait for that task instead of dispatching a duplicate.
             attempt, tried = entry.attempt, list(entry.history)
-            task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds)
+            task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds, schema)
             task.id = entry.task_id
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
             outcome = await self._settle(step, record, entry.agent, task, result, validate, tried)
@@ -216,22 +225,26 @@ class RunContext:
         for name in names:
             info = self.directory.get(name)
             limit = info.resilience.retry.limit if retries is None else retries
+            asked_wait = 0.0  # what the last attempt's upstream asked for (Retry-After)
             for retry in range(limit + 1):
                 if not await self._breaker_allows(info):
                     errors.append(f"{name}: circuit breaker open")
                     break
                 if retry > 0:
-                    await self.options.sleep(backoff_delay(retry, info.resilience.retry.backoff, self.options.rng))
+                    delay = backoff_delay(retry, info.resilience.retry.backoff, self.options.rng)
+                    await self.options.sleep(max(delay, asked_wait))
                 await self.checkpoint()
                 attempt += 1
                 tried.append(name)
-                task = self._task(step, kind, input, name, attempt, timeout_seconds or info.resilience.timeout_seconds)
+                timeout = timeout_seconds or info.resilience.timeout_seconds
+                task = self._task(step, kind, input, name, attempt, timeout, schema)
                 await self._dispatch(step, record, task, tried)
                 result = await self._wait(task, name, timeout_seconds)
                 outcome = await self._settle(step, record, name, task, result, validate, tried)
                 if isinstance(outcome, Result):
                     return outcome
                 errors.append(outcome)
+                asked_wait = min(result.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS) if result else 0.0
         priorities = [self.directory.get(n).priority for n in names if n in self.directory]
         await self._finish(step, record, attempt, tried, None, errors[-1] if errors else "no agent available")
         raise TaskFailed(step, errors, priorities)
@@ -268,7 +281,16 @@ class RunContext:
             self.directory.get(name)  # unknown names are a spec error, reported as such
         return list(dict.fromkeys([*names, *fallback]))
 
-    def _task(self, step: str, kind: str, input: Any, agent: str, attempt: int, timeout: float | None) -> Task:
+    def _task(
+        self,
+        step: str,
+        kind: str,
+        input: Any,
+        agent: str,
+        attempt: int,
+        timeout: float | None,
+        schema: dict[str, Any] | None = None,
+    ) -> Task:
         return Task(
             id=f"{self.uid}:{step}:{attempt}",
             kind=str(kind),
@@ -279,6 +301,7 @@ class RunContext:
             attempt=attempt,
             timeout_seconds=timeout,
             meta={"step": step, "uid": self.uid},
+            output_schema=schema,
         )
 
     async def _breaker_allows(self, info: AgentInfo) -> bool:
@@ -347,8 +370,9 @@ class RunContext:
             if config is not None:
                 self.breakers.queue_load(pipe, agent)
             replies = await pipe.execute()
-        if config is not None:
-            # A rejected output says nothing about the agent's health, so only errors and silence move its breaker.
+        # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
+        # silence move its breaker.
+        if config is not None and not (result is not None and result.error_type in ERROR_TYPES):
             healthy = result is not None and result.ok
             await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(replies[-1]))
         if ok:
@@ -421,3 +445,14 @@ class RunContext:
         outcome = self._on_progress(self.progress())
         if inspect.isawaitable(outcome):
             await outcome
+
+
+def _checked(contract: Contract | None, validate: Validator | None) -> Validator | None:
+    """The contract's check, then the caller's own (which may then rely on the contract's shape)."""
+    if contract is None:
+        return validate
+
+    def check(output: Any) -> str | None:
+        return contract.error(output) or (validate(output) if validate is not None else None)
+
+    return check

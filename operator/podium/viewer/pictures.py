@@ -14,11 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.api.orchestration import OrchestrationSpec, Target
-from podium.dataplane.messages import Result
+from podium.engine import contracts
 from podium.engine.graph import layers, sinks
-from podium.engine.strategies.central_command import parse_plan
-from podium.engine.strategies.peer_to_peer import review_score
-from podium.engine.strategies.swarm import parse_scores
 from podium.viewer.steps import not_run
 
 Steps = Mapping[str, dict[str, Any]]
@@ -139,8 +136,8 @@ def swarm(spec: OrchestrationSpec, steps: Steps, result: Any) -> Picture:
         solved = [v for v in found if v["state"] == "Succeeded"]
         evaluation = evaluations.get(number) or not_run(f"gen-{number}-evaluate", "evaluate")
         try:
-            scores = parse_scores(evaluation["output"], len(solved)) if evaluation["state"] == "Succeeded" else []
-        except ValueError:
+            scores = contracts.read_scores(evaluation["output"]) if evaluation["state"] == "Succeeded" else []
+        except (ValueError, KeyError, TypeError):
             scores = []  # an output cut for the page, or one the run rejected (and retried)
         scored = [{"agent": v["agent"], "score": s} for v, s in zip(solved, scores, strict=False)]
         best = max((s["score"] for s in scored), default=None)
@@ -226,8 +223,10 @@ _REVIEW = re.compile(r"round-(\d+)-review-(.+)")
 def _score(view: dict[str, Any]) -> float | None:
     if view["state"] != "Succeeded":
         return None
-    answer = Result(task_id=view["step"], attempt=1, ok=True, output=view["output"], quality=view["quality"])
-    return review_score(answer)
+    try:
+        return contracts.read_review(view["output"])
+    except (ValueError, KeyError, TypeError):  # an output cut for the page
+        return None
 
 
 def peer_to_peer(spec: OrchestrationSpec, steps: Steps, result: Any) -> Picture:
@@ -276,8 +275,8 @@ def central_command(spec: OrchestrationSpec, steps: Steps, result: Any) -> Pictu
         planned = [(t.name, list(t.capabilities)) for t in spec.central_command.tasks]
     else:
         try:
-            planned = [(t.name, list(t.capabilities)) for t in parse_plan(plan["output"] if plan else None)]
-        except ValueError:  # no plan yet, or one cut for the page: the tasks that ran still show
+            planned = [(t.name, list(t.capabilities)) for t in contracts.read_plan(plan["output"] if plan else None)]
+        except (ValueError, KeyError, TypeError):  # no plan yet, or one cut for the page: the tasks that ran still show
             planned = sorted((k[len("task-") :], []) for k in steps if k.startswith("task-"))
     assignments = _mapping(_mapping(result).get("assignments"))
     return {

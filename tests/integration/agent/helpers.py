@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from aiohttp import web
 
@@ -24,38 +22,15 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-def fake_llm(seen: list[dict[str, Any]]) -> web.Application:
-    """An OpenAI-compatible chat endpoint: counts words of the prompt and answers with a JSON review."""
-
-    async def completions(request: web.Request) -> web.Response:
-        body = await request.json()
-        seen.append({"body": body, "auth": request.headers.get("Authorization")})
-        prompt = body["messages"][-1]["content"]
-        words = len(prompt.split())
-        content = json.dumps({"quality": 0.75, "words": words, "model": body["model"]})
-        return web.json_response(
-            {
-                "id": "cmpl-1",
-                "object": "chat.completion",
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                ],
-                "usage": {"prompt_tokens": words, "completion_tokens": 10, "total_tokens": words + 10},
-            }
-        )
-
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", completions)
-    return app
-
-
 def echo_service() -> web.Application:
-    """A task service: uppercases string input; 500 on input 'boom'."""
+    """A task service: uppercases string input; 500 on input 'boom'; input 'schema' answers the task's schema."""
 
     async def handle(request: web.Request) -> web.Response:
         task = await request.json()
         if task["input"] == "boom":
             return web.Response(status=500, text="service exploded")
+        if task["input"] == "schema":
+            return web.json_response({"schemaSeen": task["output_schema"]})
         return web.json_response(
             {"output": {"upper": str(task["input"]).upper(), "kind": task["kind"]}, "quality": 1.0}
         )

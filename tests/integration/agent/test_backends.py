@@ -14,7 +14,10 @@ import pytest
 from podium.agent.backends import BackendError, build_backend
 from podium.api.agent import AgentSpec
 from podium.dataplane.messages import Task
-from tests.integration.agent.helpers import echo_service, fake_llm, serve
+from podium_localcluster.modelserver import MODEL_ALIAS as MODEL_NAME
+from podium_localcluster.modelserver import LlamaServer as ModelServer
+from tests.integration.agent.helpers import echo_service, serve
+from tests.support.fault_proxy import FaultProxy
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -112,31 +115,31 @@ async def test_python_errors() -> None:
         await b.run(task("x"))
 
 
-async def test_llm_backend_against_a_local_chat_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[dict[str, Any]] = []
+async def test_llm_backend_sends_the_api_key_and_the_system_prompt(
+    model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PODIUM_LLM_API_KEY", "sk-test")
-    async with serve(fake_llm(seen)) as url:
-        b = backend({"llm": {"model": "tiny", "baseURL": f"{url}/v1", "systemPrompt": "You review.", "maxTokens": 64}})
+    async with FaultProxy(model_server.url) as proxy:
+        llm = {"model": MODEL_NAME, "baseURL": proxy.url, "systemPrompt": "You review.", "maxTokens": 16}
+        b = backend({"llm": llm})
         await b.start()
         try:
-            out = await b.run(task({"code": "x = 1"}, kind="review"))
+            out = await b.run(task({"code": "x = 1"}))
         finally:
             await b.close()
-    assert out.output["model"] == "tiny" and out.quality == 0.75
-    assert out.tokens == out.output["words"] + 10
-    request = seen[0]
-    assert request["auth"] == "Bearer sk-test" and request["body"]["max_tokens"] == 64
-    assert request["body"]["messages"][0] == {"role": "system", "content": "You review."}
+    assert out.completion_tokens > 0
+    sent = proxy.seen[0]
+    assert sent.headers["Authorization"] == "Bearer sk-test" and sent.body["max_tokens"] == 16
+    assert sent.body["messages"][0] == {"role": "system", "content": "You review."}
 
 
-async def test_llm_backend_reports_http_errors() -> None:
-    async with serve(fake_llm([])) as url:
-        b = backend({"llm": {"model": "tiny", "baseURL": f"{url}/wrong"}})
-        try:
-            with pytest.raises(BackendError, match="404"):
-                await b.run(task("x"))
-        finally:
-            await b.close()
+async def test_llm_backend_reports_http_errors(model_server: ModelServer) -> None:
+    b = backend({"llm": {"model": MODEL_NAME, "baseURL": f"{model_server.url}/wrong"}})
+    try:
+        with pytest.raises(BackendError, match="404"):
+            await b.run(task("x"))
+    finally:
+        await b.close()
 
 
 async def test_http_backend() -> None:
@@ -147,5 +150,18 @@ async def test_http_backend() -> None:
             assert out.output == {"upper": "HELLO", "kind": "execute"} and out.quality == 1.0
             with pytest.raises(BackendError, match=r"500.*service exploded"):
                 await b.run(task("boom"))
+        finally:
+            await b.close()
+
+
+async def test_every_backend_sees_the_tasks_output_schema() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    with_schema = Task(id="t-1", kind="execute", input="schema", namespace="ns", agent="a", output_schema=schema)
+    code = "import json,os; print(json.dumps({'schemaSeen': json.loads(os.environ['PODIUM_TASK_SCHEMA'])}))"
+    assert (await backend(python_command(code)).run(with_schema)).output == {"schemaSeen": schema}
+    async with serve(echo_service()) as url:
+        b = backend({"http": {"url": f"{url}/work"}})
+        try:
+            assert (await b.run(with_schema)).output == {"schemaSeen": schema}
         finally:
             await b.close()

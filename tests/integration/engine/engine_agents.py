@@ -1,15 +1,18 @@
 """The python backend of the engine tests' `podium agent` processes.
 
-Every call is logged in Redis (who ran which step, how often) so tests can assert what the engine did. What an
-agent does is set per agent by the test in ``t:<ns>:mode:<agent>`` (JSON): ``fail`` (fail the first n calls),
-``fail_always``, ``sleep`` (seconds), ``output`` (answer this), ``price``/``seconds``/``decline`` (bids),
-``score`` (reviews), ``gain`` (how much an explorer improves the best solution).
+Every call is logged in Redis (who ran which step, how often, with which input) so tests can assert what the
+engine did. What an agent does is set per agent by the test in ``t:<ns>:mode:<agent>`` (JSON): ``fail`` (fail the
+first n calls), ``fail_always``, ``sleep`` (seconds), ``output`` (answer this), ``price``/``seconds``/``decline``
+(bids), ``score`` (reviews, in [0, 1]), ``gain`` (how much an explorer improves the best solution), ``plan``.
+Every other answer honours the engine's contract for its kind (``task.output_schema``): explorers' solutions are
+``"value=<v> by=<agent>"`` texts that the evaluator scores as ``v``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -30,12 +33,18 @@ def step_of(task_id: str) -> str:
     return task_id.split(":")[1]
 
 
+def value_of(solution: Any) -> float:
+    found = re.search(r"value=([0-9.]+)", solution or "")
+    return float(found.group(1)) if found else 0.0
+
+
 def behave(task: Any) -> Any:
     r = client()
     ns, agent, kind = task.namespace, task.agent, str(task.kind)
     uid, step = task.id.split(":")[0], step_of(task.id)
     r.incr(f"t:{ns}:count:{uid}:{step}")
     r.rpush(f"t:{ns}:log:{uid}", json.dumps([agent, kind, step]))
+    r.set(f"t:{ns}:input:{uid}:{step}", json.dumps(task.input))
     mode = json.loads(r.get(f"t:{ns}:mode:{agent}") or "{}")
     if mode.get("sleep"):
         time.sleep(float(mode["sleep"]))
@@ -47,20 +56,23 @@ def behave(task: Any) -> Any:
         return mode["output"]
     data = task.input
     if kind == "explore":
-        best = (data.get("best") or {}).get("solution") or {"value": 0.0}
-        return {"value": round(best["value"] + float(mode.get("gain", 0.1)), 6), "by": agent}
+        return {"solution": f"value={round(value_of(data.get('best')) + float(mode.get('gain', 0.1)), 6)} by={agent}"}
     if kind == "evaluate":
-        return {"scores": [min(1.0, float(s.get("value", 0.0))) for s in data["solutions"]]}
+        return {"scores": [min(10, round(value_of(s) * 10)) for s in data["solutions"]]}
     if kind == "propose":
-        return {agent: data["round"]}
+        return {"solution": f"{agent} in round {data['round']}"}
     if kind == "review":
-        return {"score": float(mode.get("score", 0.8))}
+        return {"score": round(float(mode.get("score", 0.8)) * 10), "comment": f"reviewed by {agent}"}
     if kind == "bid":
         if mode.get("decline"):
             return {"decline": True}
         return {"price": float(mode.get("price", 1.0)), "estimatedSeconds": float(mode.get("seconds", 10))}
     if kind == "plan":
-        return mode.get("plan", {"plan": "split evenly"})
+        if "plan" in mode:
+            return mode["plan"]
+        if "teams" in data:
+            return {"assignments": {team: f"the {team} part" for team in data["teams"]}}
+        return {"tasks": [{"name": "only", "description": "all of it", "capabilities": []}]}
     if kind == "synthesize":
-        return {"synthesizedBy": agent, "from": data}
+        return {"answer": f"synthesis by {agent} of {', '.join(sorted(data))}"}
     return {"agent": agent, "input": data}

@@ -20,10 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 import yaml
 
 from podium.api.agent import Backoff, CircuitBreaker, Resilience, Retry
-from podium.engine.directory import AgentInfo
+from podium.api.orchestration import OrchestrationSpec
+from podium.dataplane.bus import Bus
+from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
+from podium.engine.runner import RunOutcome, run_orchestration
 from podium_localcluster.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,15 +62,24 @@ class Fleet:
     def count(self, uid: str, step: str) -> int:
         return int(self.sync().get(f"t:{self.namespace}:count:{uid}:{step}") or 0)
 
+    def input(self, uid: str, step: str) -> Any:
+        """What the last task of ``step`` was given."""
+        raw = self.sync().get(f"t:{self.namespace}:input:{uid}:{step}")
+        return None if raw is None else json.loads(raw)
+
     def log(self, uid: str) -> list[tuple[str, str, str]]:
         rows = self.sync().lrange(f"t:{self.namespace}:log:{uid}", 0, -1)
         return [tuple(json.loads(r)) for r in rows]
 
 
-def start_fleet(redis_url: str, tmp: Path, names: list[str] = WORKERS) -> Iterator[Fleet]:
+def start_fleet(
+    redis_url: str, tmp: Path, names: list[str] = WORKERS, spec: dict[str, Any] | None = None
+) -> Iterator[Fleet]:
+    """``names`` as `podium agent` processes, all with ``spec`` (default: the python workers of
+    :mod:`engine_agents`)."""
     namespace = f"e{uuid.uuid4().hex[:8]}"
     config = tmp / "agent.yaml"
-    config.write_text(yaml.safe_dump(SPEC))
+    config.write_text(yaml.safe_dump(spec or SPEC))
     procs: list[subprocess.Popen[bytes]] = []
     ports: list[int] = []
     for name in names:
@@ -149,3 +162,19 @@ def info(
         resilience=resilience,
         pricing=Pricing(per_task=per_task),
     )
+
+
+class Engine:
+    def __init__(self, fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
+        self.fleet, self.redis, self.bus = fleet, redis, bus
+
+    async def run(
+        self, spec: dict[str, Any], agents: list[AgentInfo], teams: tuple[TeamInfo, ...] = (), uid: str | None = None
+    ) -> tuple[RunOutcome, str]:
+        uid = uid or uuid.uuid4().hex[:12]
+        parsed = OrchestrationSpec.model_validate(spec)
+        directory = AgentDirectory(agents, teams)
+        outcome = await run_orchestration(
+            self.redis, directory, self.fleet.namespace, "orch", uid, parsed, bus=self.bus
+        )
+        return outcome, uid

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import Limits, OrchestrationSpec
 from podium.dataplane.bus import Bus
+from podium.engine import contracts
 from podium.engine.budget import BudgetExceeded
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.directory import AgentDirectory, AgentInfo
@@ -130,6 +131,19 @@ async def test_breaker_opens_in_redis_and_stops_dispatch_to_the_agent(
     with pytest.raises(TaskFailed, match="circuit breaker open"):
         await ctx.run_task("c", "execute", "x", agent="w1")
     assert fleet.count(ctx.uid, "c") == 0
+
+
+async def test_answers_that_break_the_contract_are_retried_without_moving_the_breaker(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    fleet.set_mode("w1", output={"score": 70, "comment": "great"})
+    ctx = context(fleet, client, bus, [info("w1", retries=1, threshold=1)])
+    await ctx.start()
+    with pytest.raises(TaskFailed, match=r"w1: the answer does not honour .*: field 'score' is 70, must be <= 10"):
+        await ctx.run_task("a", "review", "x", agent="w1", contract=contracts.review())
+    assert fleet.count(ctx.uid, "a") == 2  # retried: the contract travels with every attempt
+    breaker = await BreakerStore(client, fleet.namespace).load("w1")
+    assert breaker.state == "closed" and breaker.failures == 0  # a threshold of 1 would open on an error
 
 
 async def test_max_cost_stops_dispatch_with_a_clear_reason(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.bus import Bus
 from podium.dataplane.state import SharedState
-from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
-from podium.engine.runner import RunOutcome, run_orchestration
-from tests.integration.engine.fleet import Fleet, info, start_fleet
+from podium.engine.directory import TeamInfo
+from tests.integration.engine.fleet import Engine, Fleet, info, start_fleet
 
 
 @pytest.fixture(scope="module")
@@ -31,22 +27,6 @@ async def engine(fleet: Fleet) -> AsyncIterator[Engine]:
     yield Engine(fleet, client, bus)
     await bus.close()
     await client.aclose()
-
-
-class Engine:
-    def __init__(self, fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
-        self.fleet, self.redis, self.bus = fleet, redis, bus
-
-    async def run(
-        self, spec: dict[str, Any], agents: list[AgentInfo], teams: tuple[TeamInfo, ...] = (), uid: str | None = None
-    ) -> tuple[RunOutcome, str]:
-        uid = uid or uuid.uuid4().hex[:12]
-        parsed = OrchestrationSpec.model_validate(spec)
-        directory = AgentDirectory(agents, teams)
-        outcome = await run_orchestration(
-            self.redis, directory, self.fleet.namespace, "orch", uid, parsed, bus=self.bus
-        )
-        return outcome, uid
 
 
 # ------------------------------------------------------------------------------------------- pipeline
@@ -140,9 +120,11 @@ async def test_hierarchical_teams_research_and_analyse_then_synthesise_then_inte
         assert steps.index(f"team-{team}-synthesis") > max(
             steps.index(f"team-{team}-research"), steps.index(f"team-{team}-analysis")
         )
-    integrated = outcome.result["from"]["teams"]
-    assert integrated["alpha"]["from"]["task"] == "part A"
-    assert integrated["beta"]["from"]["research"]["input"]["task"] == "part B"
+    assert outcome.result == {"answer": "synthesis by w1 of input, plan, teams"}
+    assert engine.fleet.input(uid, "team-alpha-synthesis")["task"] == "part A"
+    assert engine.fleet.input(uid, "team-beta-research")["task"] == "part B"
+    integrated = engine.fleet.input(uid, "integrate")["teams"]
+    assert integrated["alpha"] == {"answer": "synthesis by w6 of analysis, research, task, team"}
 
 
 # ------------------------------------------------------------------------------------------- swarm
@@ -156,7 +138,7 @@ async def test_swarm_feeds_the_best_back_and_stops_at_the_target_score(engine: E
     # Each generation builds on the best so far: 0.2, 0.4, 0.6 -> target reached in generation 3.
     assert outcome.result["generations"] == 3
     assert outcome.result["score"] == pytest.approx(0.6)
-    assert outcome.result["best"]["by"] == "w2"
+    assert outcome.result["best"] == "value=0.6 by=w2"
     assert len(outcome.result["knowledge"]) == 2
     # The top-k are shared knowledge: in the orchestration's shared state, for agents and people to read.
     knowledge, version = await SharedState(engine.redis, engine.fleet.namespace, "orch").get("swarm/knowledge")
@@ -225,7 +207,8 @@ async def test_event_driven_runs_dependents_after_their_dependencies_and_fans_ou
     assert steps[0] == "task-fetch"
     assert {"task-lint-w2", "task-lint-w3", "task-test"} == set(steps[1:4])
     assert steps[4:] == ["task-report", "synthesize"]
-    results = outcome.result["from"]["results"]
+    results = engine.fleet.input(uid, "synthesize")["results"]
+    assert outcome.result == {"answer": "synthesis by w6 of input, results"}
     assert set(results["lint"]) == {"w2", "w3"}  # both agents' outputs kept
     assert set(results["report"]["input"]["upstream"]) == {"lint", "test"}
     events = await engine.bus.history(orchestration=f"{engine.fleet.namespace}/orch", limit=1000)
@@ -236,9 +219,9 @@ async def test_event_driven_runs_dependents_after_their_dependencies_and_fans_ou
 
 async def test_event_driven_keeps_successes_when_some_agents_of_a_task_fail(engine: Engine) -> None:
     engine.fleet.set_mode("w3", fail_always=True)
-    outcome, _ = await engine.run(EVENTS, EVENT_AGENTS)
+    outcome, uid = await engine.run(EVENTS, EVENT_AGENTS)
     assert outcome.phase == "Succeeded" and outcome.degraded
-    assert set(outcome.result["from"]["results"]["lint"]) == {"w2"}
+    assert set(engine.fleet.input(uid, "synthesize")["results"]["lint"]) == {"w2"}
 
 
 async def test_event_driven_skips_dependents_of_a_failed_task_and_fails_only_if_all_fail(engine: Engine) -> None:
@@ -254,7 +237,12 @@ async def test_event_driven_skips_dependents_of_a_failed_task_and_fails_only_if_
 
 # ------------------------------------------------------------------------------------------- centralCommand
 async def test_central_command_assigns_each_task_to_the_most_capable_agent(engine: Engine) -> None:
-    plan = {"tasks": [{"name": "code", "capabilities": ["python"]}, {"name": "audit", "capabilities": ["security"]}]}
+    plan = {
+        "tasks": [
+            {"name": "code", "description": "write it", "capabilities": ["python"]},
+            {"name": "audit", "description": "check it", "capabilities": ["security"]},
+        ]
+    }
     engine.fleet.set_mode("w1", plan=plan)
     agents = [
         info("w1", "planner"),
@@ -268,6 +256,7 @@ async def test_central_command_assigns_each_task_to_the_most_capable_agent(engin
     assert outcome.result["assignments"] == {"code": "w2", "audit": "w3"}
     assert ("w2", "execute", "task-code") in engine.fleet.log(uid)
     assert ("w3", "execute", "task-audit") in engine.fleet.log(uid)
+    assert engine.fleet.input(uid, "task-code") == {"input": "ship", "task": "code", "description": "write it"}
 
 
 async def test_central_command_spreads_equal_work_and_fails_over(engine: Engine) -> None:
@@ -294,8 +283,8 @@ async def test_peer_to_peer_applies_reviewed_proposals_until_converged(engine: E
     assert outcome.result["rounds"] == 2
     kinds = [k for _, k, s in engine.fleet.log(uid) if s.startswith("round-1-")]
     assert kinds.count("propose") == 3 and kinds.count("review") == 6
-    solution = outcome.result["solution"]
-    assert solution["base"] is True and len([k for k in solution if k.startswith("w")]) == 2
+    assert outcome.result["solution"] == "w1 in round 2"  # ties go to the first author
+    assert [len(r["applied"]) for r in outcome.result["applied"]] == [2, 2]
 
 
 async def test_peer_to_peer_applies_nothing_below_min_score(engine: Engine) -> None:

@@ -3,8 +3,6 @@ from __future__ import annotations
 import pytest
 
 from podium.agent.backends.base import BackendError, BackendOutput, from_value, parse_text, tail
-from podium.agent.backends.llm import build_messages, chat_url, read_completion
-from podium.dataplane.messages import Task
 
 
 def test_envelope_is_unwrapped() -> None:
@@ -34,15 +32,3 @@ def test_text_or_json() -> None:
 
 def test_tail_keeps_the_end() -> None:
     assert tail("x" * 5000 + "END", 10).endswith("END")
-
-
-def test_llm_helpers() -> None:
-    task = Task(id="t", kind="review", input={"code": "x=1"}, namespace="n", agent="a")
-    messages = build_messages("be terse", task)
-    assert messages[0] == {"role": "system", "content": "be terse"}
-    assert "Review" in messages[1]["content"] and "x=1" in messages[1]["content"]
-    assert chat_url("http://h:1/v1/") == "http://h:1/v1/chat/completions"
-    out = read_completion({"choices": [{"message": {"content": '{"quality": 0.9}'}}], "usage": {"total_tokens": 33}})
-    assert out == BackendOutput({"quality": 0.9}, 0.9, 33)
-    with pytest.raises(BackendError, match="choices"):
-        read_completion({"error": "nope"})

@@ -24,7 +24,7 @@ def test_bid_prices_from_pricing_and_eta_from_history() -> None:
     for s in (1.0, 3.0):
         durations.add(s)
     b = bid(SPEC, {"capability": "python"}, load=0.0, eta_seconds=durations.average())
-    assert b["price"] == 0.01 and b["eta_seconds"] == 2.0 and b["confidence"] == 0.9
+    assert b == {"price": 0.01, "estimatedSeconds": 2.0, "confidence": 0.9}
 
 
 def test_confidence_falls_with_load_and_missing_skills() -> None:

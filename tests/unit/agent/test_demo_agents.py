@@ -4,28 +4,31 @@ from typing import Any
 
 from podium.dataplane.messages import Task
 from podium.demo import agents
-from podium.engine.strategies.central_command import parse_plan
-from podium.engine.strategies.swarm import parse_scores
+from podium.engine import contracts
 
 
 def run(fn: Any, kind: str, data: Any) -> Any:
     return fn(Task(id="t", kind=kind, input=data, namespace="n", agent="a"))
 
 
-def test_planner_returns_a_dependency_graph() -> None:
-    plan = run(agents.planner, "plan", {"goal": "Compare Redis streams and Kafka for agent messaging"})
-    names = [t["name"] for t in plan["tasks"]]
-    assert names[-2:] == ["analyze", "synthesize"] and len(names) >= 3
-    assert all(dep in names for t in plan["tasks"] for dep in t["input"]["dependsOn"])
-    # The shape centralCommand accepts, so the demo planner can command.
-    assert parse_plan(plan)[0].capabilities == ["research"]
-    assert plan == run(agents.planner, "plan", {"goal": "Compare Redis streams and Kafka for agent messaging"})
+def test_planner_answers_the_plan_contracts() -> None:
+    goal = {"goal": "Compare Redis streams and Kafka for agent messaging"}
+    roster = [{"name": "r", "role": "researcher", "capabilities": {"research": 0.9}}]
+    plan = run(agents.planner, "plan", {"input": goal, "agents": roster})
+    assert contracts.plan(["research"]).error(plan) is None  # the shape centralCommand reads
+    tasks = contracts.read_plan(plan)
+    assert [t.name for t in tasks][-2:] == ["analyze", "synthesize"] and len(tasks) >= 3
+    assert tasks[0].capabilities == ["research"] and tasks[-1].capabilities == []  # nobody writes: not asked for
+    assert plan == run(agents.planner, "plan", {"input": goal, "agents": roster})
+    parts = run(agents.planner, "plan", {"input": goal, "teams": ["alpha", "beta"]})
+    assert contracts.assignments(["alpha", "beta"]).error(parts) is None
 
 
 def test_swarm_evaluation_scores_every_solution_in_order() -> None:
     task = {"input": {"problem": "cache invalidation strategy"}, "solutions": ["cache invalidation strategy", "x"]}
     out = run(agents.analyzer, "evaluate", task)
-    assert parse_scores(out["output"], 2) == [1.0, 0.0]
+    assert contracts.evaluate(2).error(out["output"]) is None
+    assert contracts.read_scores(out["output"]) == [1.0, 0.0]
 
 
 def test_review_scores_coverage() -> None:
@@ -35,7 +38,8 @@ def test_review_scores_coverage() -> None:
         {"problem": "cache invalidation strategy", "solution": "cache invalidation strategy via TTL"},
     )
     poor = run(agents.analyzer, "evaluate", {"problem": "cache invalidation strategy", "solution": "something else"})
-    assert good["quality"] == 1.0 and good["output"]["verdict"] == "good"
+    assert contracts.review().error(good["output"]) is None
+    assert good["quality"] == 1.0 and good["output"]["comment"].startswith("good")
     assert poor["quality"] == 0.0
 
 
@@ -45,7 +49,8 @@ def test_exploration_improves_on_the_best_and_converges() -> None:
     qualities = []
     for generation in range(8):
         answer = run(agents.researcher, "explore", {"problem": problem, "best": best, "generation": generation})
-        best, quality = answer["output"], answer["quality"]
+        assert contracts.proposal("explore").error(answer["output"]) is None
+        best, quality = answer["output"]["solution"], answer["quality"]
         qualities.append(quality)
     assert qualities == sorted(qualities) and qualities[-1] == 1.0
 
@@ -53,15 +58,35 @@ def test_exploration_improves_on_the_best_and_converges() -> None:
 def test_explorers_differ() -> None:
     a = run(agents.researcher, "explore", {"problem": "alpha beta gamma delta epsilon"})
     b = run(agents.analyzer, "explore", {"problem": "alpha beta gamma delta epsilon"})
-    assert a["output"]["points"] != b["output"]["points"]
+    assert a["output"]["solution"] != b["output"]["solution"]
 
 
 def test_synthesis_and_documents() -> None:
-    merged = run(agents.synthesizer, "synthesize", {"results": {"a": "first finding", "b": {"text": "second"}}})
+    merged = run(agents.synthesizer, "execute", {"results": {"a": "first finding", "b": {"text": "second"}}})
     assert merged["sources"] == 2 and "first finding" in merged["summary"] and "second" in merged["summary"]
+    for fn in (agents.planner, agents.researcher, agents.analyzer, agents.synthesizer, agents.documenter):
+        integrated = run(fn, "synthesize", {"results": {"a": "first finding", "b": {"text": "second"}}})
+        assert contracts.synthesis().error(integrated["output"]) is None
+        assert "first finding" in integrated["output"]["answer"]
     doc = run(agents.documenter, "execute", {"text": "Kubernetes operators reconcile desired state"})
     assert doc["keywords"][0] == "kubernetes"
 
 
 def test_bid_is_left_to_the_runtime() -> None:
     assert "bid" not in agents.planner.kinds  # type: ignore[attr-defined]
+
+
+def test_every_demo_agent_answers_every_strategy_kind_in_its_contract() -> None:
+    problem = {"problem": "cache invalidation strategy"}
+    asked = [
+        ("explore", {"input": problem, "generation": 1, "best": None}, contracts.proposal("explore")),
+        ("propose", {"input": problem, "round": 1, "solution": None}, contracts.proposal("propose")),
+        ("review", {"input": problem, "proposal": "cache invalidation via TTL"}, contracts.review()),
+        ("evaluate", {"input": problem, "solutions": ["TTL", "cache invalidation strategy"]}, contracts.evaluate(2)),
+        ("synthesize", {"input": problem, "results": {"a": "TTL"}}, contracts.synthesis()),
+    ]
+    for fn in (agents.planner, agents.researcher, agents.analyzer, agents.synthesizer, agents.documenter):
+        for kind, data, contract in asked:
+            answer = run(fn, kind, data)
+            output = answer["output"] if isinstance(answer, dict) and "output" in answer else answer
+            assert contract.error(output) is None, (fn.__name__, kind, output)

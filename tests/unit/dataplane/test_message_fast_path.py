@@ -29,6 +29,7 @@ _TASK_OK: dict[str, list[Any]] = {
     "timeout_seconds": [None, 2.5, 30],
     "created_at": [1.7e9, 1700000000],
     "meta": [{}, {"trace": "x"}],
+    "output_schema": [None, {"type": "object"}, _MISSING],
 }
 _RESULT_OK: dict[str, list[Any]] = {
     "task_id": ["t-1"],
@@ -43,6 +44,8 @@ _RESULT_OK: dict[str, list[Any]] = {
     "agent": ["a", ""],
     "replica": ["r1", ""],
     "finished_at": [1.7e9, 1700000000],
+    "error_type": [None, "throttled", _MISSING],
+    "retry_after": [None, 2.0, 3, _MISSING],
 }
 
 

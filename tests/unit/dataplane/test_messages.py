@@ -28,6 +28,17 @@ def test_task_round_trips_any_json_input(payload: object, attempt: int) -> None:
 def test_result_round_trips() -> None:
     result = Result(task_id="t", attempt=2, ok=False, output=None, error="boom", quality=0.5, tokens=3, cost=0.1)
     assert Result.from_json(result.to_json()) == result
+    throttled = Result(task_id="t", attempt=1, ok=False, error="429", error_type="throttled", retry_after=3.0)
+    assert Result.from_json(throttled.to_json()) == throttled
+    assert "error_type" not in result.to_dict()  # only failures that need one carry it
+
+
+def test_the_output_schema_travels_with_the_task() -> None:
+    schema = {"type": "object", "properties": {"score": {"type": "integer"}}, "required": ["score"]}
+    task = Task(id="t-1", kind="review", input="x", namespace="ns", agent="a", output_schema=schema)
+    assert Task.from_json(task.to_json()).output_schema == schema
+    plain = Task(id="t-1", kind="execute", input="x", namespace="ns", agent="a")
+    assert b"output_schema" not in plain.to_json() and Task.from_json(plain.to_json()).output_schema is None
 
 
 @pytest.mark.parametrize(
@@ -42,6 +53,7 @@ def test_result_round_trips() -> None:
         (b'{"id": "x", "kind": "e", "input": 1, "namespace": "n", "agent": "a", "attempt": 0}', "'attempt'"),
         (b'{"id": "x", "kind": "e", "input": 1, "namespace": "n", "agent": "a", "meta": []}', "'meta'"),
         (b'{"id": "x", "kind": "e", "input": 1, "namespace": "n", "agent": "a", "timeout_seconds": -1}', "> 0"),
+        (b'{"id": "x", "kind": "e", "input": 1, "namespace": "n", "agent": "a", "output_schema": []}', "an object"),
         (b"\xff\xfe", "not valid JSON"),
     ],
 )

@@ -95,10 +95,10 @@ def test_swarm_gives_each_generations_scores_to_the_explorers_that_solved_and_th
             step("gen-1-explore-bo", "bo", kind="explore"),
             step("gen-1-explore-al", "al", kind="explore"),
             step("gen-1-explore-cy", "cy", "Failed", kind="explore"),
-            step("gen-1-evaluate", "judge", output={"scores": [0.2, 0.6]}, kind="evaluate"),
+            step("gen-1-evaluate", "judge", output={"scores": [2, 6]}, kind="evaluate"),
             step("gen-2-explore-al", "al", kind="explore"),
             step("gen-2-explore-bo", "bo", kind="explore"),
-            step("gen-2-evaluate", "judge", output=[{"score": 0.5}, 0.4], kind="evaluate"),
+            step("gen-2-evaluate", "judge", output={"scores": [5, 4]}, kind="evaluate"),
             step("gen-3-explore-al", "al", "Running", kind="explore"),
         ),
         {"best": "name", "score": 0.6, "generations": 2},
@@ -152,8 +152,8 @@ def test_peer_to_peer_puts_each_rounds_reviews_in_a_matrix_with_means_and_what_w
             step("round-1-propose-x", "x", kind="propose"),
             step("round-1-propose-a-by-b", "a-by-b", kind="propose"),
             # Names may hold "-by-": the reviewer is the step's agent, the author what is left.
-            step("round-1-review-x-by-a-by-b", "a-by-b", output={"score": 0.8}, kind="review"),
-            step("round-1-review-a-by-b-by-x", "x", output="not a number", quality=0.3, kind="review"),
+            step("round-1-review-x-by-a-by-b", "a-by-b", output={"score": 8, "comment": "clearer"}, kind="review"),
+            step("round-1-review-a-by-b-by-x", "x", output={"score": 3, "comment": "vague"}, kind="review"),
             step("round-2-propose-x", "x", "Failed", kind="propose"),
         ),
         {
@@ -166,7 +166,7 @@ def test_peer_to_peer_puts_each_rounds_reviews_in_a_matrix_with_means_and_what_w
     assert drawn["kind"] == "rounds" and drawn["maxRounds"] == 3 and drawn["score"] == 0.8
     first, second = drawn["rounds"]
     assert [(r["author"], r["reviewer"], r["score"]) for r in first["reviews"]] == [
-        ("a-by-b", "x", 0.3),  # no number in the output: the result's quality, as the run scored it
+        ("a-by-b", "x", 0.3),  # the review contract's 0-10 score, read as 0-1
         ("x", "a-by-b", 0.8),
     ]
     assert first["means"] == {"a-by-b": 0.3, "x": 0.8} and first["applied"] == ["x"]
@@ -175,7 +175,12 @@ def test_peer_to_peer_puts_each_rounds_reviews_in_a_matrix_with_means_and_what_w
 
 def test_central_command_lists_the_plan_with_who_was_assigned_and_who_ran_it() -> None:
     spec = {"strategy": "centralCommand", "centralCommand": {"planner": "boss"}}
-    plan = {"tasks": [{"name": "t1", "capabilities": ["research"]}, {"name": "t2"}]}
+    plan = {
+        "tasks": [
+            {"name": "t1", "description": "find sources", "capabilities": ["research"]},
+            {"name": "t2", "description": "write it up", "capabilities": []},
+        ]
+    }
     views = steps(step("plan", "boss", output=plan, kind="plan"), step("task-t1", "r2"))
     drawn = picture(spec, views, {"results": {}, "assignments": {"t1": "r1", "t2": "w1"}})
     assert drawn["kind"] == "plan" and drawn["planner"]["agent"] == "boss"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -11,6 +12,10 @@ if TYPE_CHECKING:
 
 # Keys a backend may use to report more than the output itself: {"output": ..., "quality": 0.8, "tokens": 12}.
 ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost"})
+
+# When the task being run must be finished, on the event loop's clock (set by the runtime around each task): a
+# backend that could wait (a 429's Retry-After) uses it to decide whether waiting still fits.
+TASK_DEADLINE: ContextVar[float | None] = ContextVar("podium_task_deadline", default=None)
 
 
 class TaskLike(Protocol):
@@ -32,6 +37,8 @@ class TaskLike(Protocol):
     def attempt(self) -> int: ...
     @property
     def meta(self) -> dict[str, Any]: ...
+    @property
+    def output_schema(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -40,10 +47,35 @@ class BackendOutput:
     quality: float | None = None
     tokens: int = 0
     cost: float | None = None  # None: the runtime prices the task from the Agent's pricing
+    # A model's usage split as its API reports it (tokens is their sum), and how long its first token took.
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_seconds: float | None = None
 
 
 class BackendError(Exception):
-    """The backend ran and failed; the message is what the orchestration sees as the task's error."""
+    """The backend ran and failed; the message is what the orchestration sees as the task's error.
+
+    ``spent`` is what the failed work used (tokens of the model calls made before failing): it is still counted
+    against the run's budget and priced.
+    """
+
+    def __init__(self, message: str, *, spent: BackendOutput | None = None) -> None:
+        super().__init__(message)
+        self.spent = spent
+
+
+class Throttled(BackendError):
+    """The backend's upstream asked us to slow down (429, or 503 with Retry-After) and waiting here did not fit
+    in the task's time. The engine waits ``retry_after`` before the next attempt and leaves the breaker alone."""
+
+    def __init__(self, message: str, retry_after: float | None, *, spent: BackendOutput | None = None) -> None:
+        super().__init__(message, spent=spent)
+        self.retry_after = retry_after
+
+
+class InvalidOutput(BackendError):
+    """The answer does not honour the task's ``output_schema`` (the message names the field)."""
 
 
 class Backend(Protocol):
@@ -63,7 +95,8 @@ class Backend(Protocol):
 
 
 def task_document(task: TaskLike) -> dict[str, Any]:
-    """The task as the JSON that http/command backends receive."""
+    """The task as the JSON that http backends receive; ``output_schema`` is what the answer must honour (null:
+    anything goes)."""
     return {
         "id": task.id,
         "kind": str(task.kind),
@@ -73,6 +106,7 @@ def task_document(task: TaskLike) -> dict[str, Any]:
         "orchestration": task.orchestration,
         "attempt": task.attempt,
         "meta": task.meta,
+        "output_schema": task.output_schema,
     }
 
 

@@ -51,6 +51,8 @@ class CommandRunner:
             "PODIUM_TASK_ATTEMPT": str(task.attempt),
             "PODIUM_ORCHESTRATION": task.orchestration,
         }
+        if task.output_schema is not None:
+            env["PODIUM_TASK_SCHEMA"] = json.dumps(task.output_schema)
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE if self.spec.input_mode == "stdin" else asyncio.subprocess.DEVNULL,

@@ -1,33 +1,22 @@
-"""LLM backend: an OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM)."""
+"""LLM backend: an OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, Ollama, llama.cpp, LiteLLM).
+
+A task that carries an output schema (every kind the strategies send does, see ``podium.engine.contracts``) is
+asked for with that schema as its ``response_format`` (its text bounds shrunk to fit ``maxTokens``), its answer
+is read as JSON (code fences stripped) and checked against the task's schema; an answer that fails is shown to
+the model with the reason, once, before the attempt fails. A task without a schema gets a free-form answer.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from podium.agent.backends._http import JSONPoster
-from podium.agent.backends.base import BackendError, BackendOutput, TaskLike, parse_text, tail
+from podium.agent.backends import llm_prompts as prompts
+from podium.agent.backends.base import BackendError, BackendOutput, InvalidOutput, TaskLike
+from podium.agent.backends.chat import ChatClient, Request
+from podium.agent.backends.openai_wire import Completion
 from podium.api.agent import LLM_API_KEY_ENV, LLMBackend
-
-KIND_INSTRUCTIONS = {
-    "execute": "Do the task described by the input.",
-    "plan": 'Split the goal into tasks. Answer JSON: {"tasks": [{"name": ..., "description": ...}]}.',
-    "propose": "Propose a solution or an improvement for the input.",
-    "explore": "Propose a new, different candidate solution for the input.",
-    "review": 'Review the input. Answer JSON: {"score": <0..1>, "comments": [...]}.',
-    "evaluate": 'Score the candidate in the input. Answer JSON: {"quality": <0..1>, "reason": ...}.',
-    "synthesize": "Merge the results in the input into one coherent answer.",
-    "bid": "Estimate the effort for the task.",
-}
-
-
-def build_messages(system_prompt: str | None, task: TaskLike) -> list[dict[str, str]]:
-    kind = str(task.kind)
-    body = task.input if isinstance(task.input, str) else json.dumps(task.input, indent=1)
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    messages.append({"role": "user", "content": f"{KIND_INSTRUCTIONS.get(kind, '')}\n\n{body}".strip()})
-    return messages
+from podium.api.json_schema import first_error
 
 
 def chat_url(base_url: str) -> str:
@@ -35,20 +24,42 @@ def chat_url(base_url: str) -> str:
     return base if base.endswith("/chat/completions") else base + "/chat/completions"
 
 
-def read_completion(payload: Any) -> BackendOutput:
+def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, str | None]:
+    """The answer's value and what is wrong with it (None: it honours the schema)."""
     try:
-        content = payload["choices"][0]["message"]["content"]
-    except (KeyError, IndexError, TypeError):
-        raise BackendError(f"llm: answer has no choices[0].message.content: {tail(json.dumps(payload), 500)}") from None
-    usage = payload.get("usage") or {}
-    tokens = usage.get("total_tokens")
-    if not isinstance(tokens, int):
-        tokens = int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
-    output = parse_text(content or "")
-    quality = None
-    if isinstance(output, dict) and isinstance(output.get("quality"), int | float):
-        quality = max(0.0, min(1.0, float(output["quality"])))
-    return BackendOutput(output, quality, tokens)
+        value = prompts.read_json(completion.content)
+    except prompts.AnswerError as exc:
+        if completion.cut:
+            return None, f"the answer was cut at the token limit before it was complete ({exc}): answer shorter"
+        return None, str(exc)
+    problem = first_error(schema, value)
+    if problem is None and (copied := prompts.copied_placeholder(value)) is not None:
+        problem = f"field {copied!r} repeats the form's placeholder instead of answering: write the content itself"
+    return value, problem
+
+
+class Usage:
+    """Tokens of every call one task made (a re-ask is a second call), and the first call's first token."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.first_token_seconds: float | None = None
+
+    def add(self, completion: Completion) -> None:
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        if self.first_token_seconds is None:
+            self.first_token_seconds = completion.first_token_seconds
+
+    def output(self, value: Any = None) -> BackendOutput:
+        return BackendOutput(
+            value,
+            tokens=self.prompt_tokens + self.completion_tokens,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            first_token_seconds=self.first_token_seconds,
+        )
 
 
 class LLMRunner:
@@ -57,7 +68,11 @@ class LLMRunner:
     def __init__(self, spec: LLMBackend) -> None:
         self.spec = spec
         self.timeout_seconds = spec.timeout_seconds
-        self.client = JSONPoster("llm")
+        headers = {"Content-Type": "application/json"}
+        api_key = os.environ.get(LLM_API_KEY_ENV)
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.client = ChatClient(chat_url(spec.base_url), headers, shown_url=spec.base_url)
 
     async def start(self) -> None:
         await self.client.start()
@@ -67,23 +82,47 @@ class LLMRunner:
         return kind != "bid"
 
     async def run(self, task: TaskLike) -> BackendOutput:
-        body: dict[str, Any] = {
-            "model": self.spec.model,
-            "messages": build_messages(self.spec.system_prompt, task),
-            "temperature": self.spec.temperature,
-        }
-        if self.spec.max_tokens:
-            body["max_tokens"] = self.spec.max_tokens
-        headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(LLM_API_KEY_ENV)
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        text = await self.client.post(chat_url(self.spec.base_url), body, headers, shown_url=self.spec.base_url)
+        schema = task.output_schema
+        # What the model is asked for fits in its token limit; the answer is checked against the task's schema.
+        asked = prompts.fit_to_tokens(schema, self.spec.max_tokens) if schema is not None else None
+        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked)
+        usage = Usage()
+        completion = await self._ask(messages, asked, str(task.kind), usage)
+        if schema is None:
+            return usage.output(prompts.read_text(completion.content))
+        value, problem = check_answer(completion, schema)
+        if problem is None:
+            return usage.output(value)
+        messages = [*messages, *prompts.reask(completion.content, problem)]
+        completion = await self._ask(messages, asked, str(task.kind), usage)
+        value, problem = check_answer(completion, schema)
+        if problem is None:
+            return usage.output(value)
+        raise InvalidOutput(
+            f"llm: the answer does not honour the task's output schema (asked twice): {problem}", spent=usage.output()
+        )
+
+    async def _ask(
+        self, messages: list[dict[str, str]], schema: dict[str, Any] | None, kind: str, usage: Usage
+    ) -> Completion:
+        request = Request(
+            model=self.spec.model,
+            messages=messages,
+            temperature=self.spec.temperature,
+            max_tokens=self.spec.max_tokens,
+            seed=self.spec.seed,
+            frequency_penalty=self.spec.frequency_penalty,
+            schema=schema,
+            schema_name=kind,
+        )
         try:
-            payload = json.loads(text)
-        except json.JSONDecodeError:
-            raise BackendError(f"llm: answer is not JSON: {tail(text, 500)}") from None
-        return read_completion(payload)
+            completion = await self.client.complete(request)
+        except BackendError as exc:
+            if exc.spent is None and (usage.prompt_tokens or usage.completion_tokens):
+                exc.spent = usage.output()  # the first call's tokens were spent even if the re-ask failed
+            raise
+        usage.add(completion)
+        return completion
 
     async def close(self) -> None:
         await self.client.close()

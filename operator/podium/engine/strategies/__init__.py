@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from podium.api.orchestration import STRATEGY_BLOCKS
+from podium.api.orchestration import STRATEGY_BLOCKS, PlannedTask
 
 # One module per strategy, named like its spec block (the API already maps wire name -> block name).
 MODULES = STRATEGY_BLOCKS
@@ -22,6 +22,15 @@ class StrategyOutcome:
 
 class StrategyFailed(Exception):
     """The strategy cannot produce a result; the message says why, for the orchestration's status."""
+
+
+def work_input(task: PlannedTask, input: Any) -> dict[str, Any]:
+    """What the agent doing a planned task (centralCommand, market) receives: the task's own input (else the
+    run's), its name and its description."""
+    payload = {"input": input if task.input is None else task.input, "task": task.name}
+    if task.description:
+        payload["description"] = task.description
+    return payload
 
 
 StrategyRun = Callable[..., Awaitable[StrategyOutcome]]

@@ -7,33 +7,17 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 from podium.api.orchestration import AssignmentWeights, CentralCommandSpec, PlannedTask
 from podium.dataplane.messages import TaskKind
+from podium.engine import contracts
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
 from podium.engine.directory import AgentInfo
 from podium.engine.selection import capability_match, effective_load, weighted_score
 from podium.engine.stats import PerfStats
-from podium.engine.strategies import StrategyFailed, StrategyOutcome
+from podium.engine.strategies import StrategyFailed, StrategyOutcome, work_input
 
 FAILOVER = 3  # agents tried per task: the assigned one, then the next best
-
-
-def parse_plan(output: Any) -> list[PlannedTask]:
-    """The planner's tasks: a list of ``{name, input?, capabilities?}`` or ``{"tasks": [...]}``."""
-    raw = output.get("tasks") if isinstance(output, dict) else output
-    if not isinstance(raw, list) or not raw:
-        raise ValueError(f"a plan is a non-empty list of tasks (or {{'tasks': [...]}}), got {output!r:.200}")
-    try:
-        tasks = [PlannedTask.model_validate(t) for t in raw]
-    except ValidationError as exc:
-        raise ValueError(f"plan has an invalid task: {exc.errors()[0]['msg']}") from exc
-    names = [t.name for t in tasks]
-    if len(set(names)) != len(names):
-        raise ValueError("plan task names must be unique")
-    return tasks
 
 
 def assign(
@@ -61,14 +45,6 @@ def assign(
     return plan
 
 
-def _plan_error(output: Any) -> str | None:
-    try:
-        parse_plan(output)
-    except ValueError as exc:
-        return str(exc)
-    return None
-
-
 async def run(ctx: RunContext, spec: CentralCommandSpec, input: Any) -> StrategyOutcome:
     agents = ctx.directory.all()
     if spec.tasks is not None:
@@ -79,10 +55,11 @@ async def run(ctx: RunContext, spec: CentralCommandSpec, input: Any) -> Strategy
         if planner is None:
             raise StrategyFailed("centralCommand needs spec.centralCommand.tasks, a planner, or a team with a lead")
         roster = [{"name": a.name, "role": a.role, "capabilities": a.capabilities} for a in agents]
+        contract = contracts.plan(sorted({c for a in agents for c in a.capabilities}))
         plan = await ctx.run_task(
-            "plan", TaskKind.PLAN, {"input": input, "agents": roster}, agent=planner, validate=_plan_error
+            "plan", TaskKind.PLAN, {"input": input, "agents": roster}, agent=planner, contract=contract
         )
-        tasks = parse_plan(plan.output)
+        tasks = contracts.read_plan(plan.output)
         workers = [a for a in agents if a.name != planner] or agents  # the command center plans, others work
     ctx.expect(len(tasks))
     table = assign(tasks, workers, await ctx.perf(workers), spec.weights)
@@ -91,7 +68,7 @@ async def run(ctx: RunContext, spec: CentralCommandSpec, input: Any) -> Strategy
         names = table[task.name][:FAILOVER]
         if not names:
             raise TaskFailed(f"task-{task.name}", [f"no ready agent has {', '.join(task.capabilities)}"], [])
-        payload = {"input": input if task.input is None else task.input, "task": task.name}
+        payload = work_input(task, input)
         return (await ctx.run_task(f"task-{task.name}", TaskKind.EXECUTE, payload, agents=names)).output
 
     settled = await asyncio.gather(*(execute(t) for t in tasks), return_exceptions=True)

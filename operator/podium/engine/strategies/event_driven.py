@@ -9,6 +9,7 @@ from typing import Any
 
 from podium.api.orchestration import EventDrivenSpec, EventTask, Target
 from podium.dataplane.messages import TaskKind
+from podium.engine import contracts
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess, partial_verdict
 from podium.engine.graph import downstream, layers, ready
@@ -109,7 +110,11 @@ async def run(ctx: RunContext, spec: EventDrivenSpec, input: Any) -> StrategyOut
     result: Any = outputs
     if spec.synthesizer:
         synthesis = await ctx.run_task(
-            "synthesize", TaskKind.SYNTHESIZE, {"input": input, "results": outputs}, agent=spec.synthesizer
+            "synthesize",
+            TaskKind.SYNTHESIZE,
+            {"input": input, "results": outputs},
+            agent=spec.synthesizer,
+            contract=contracts.synthesis(),
         )
         result = synthesis.output
     return StrategyOutcome(result=result, degraded=ctx.degraded, notes=ctx.notes)

@@ -4,29 +4,14 @@ parallel, then the team synthesises; the coordinator integrates the team results
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any
 
 from podium.api.orchestration import HierarchicalSpec
 from podium.dataplane.messages import TaskKind
+from podium.engine import contracts
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
-
-
-def assignments(plan: Any, teams: Sequence[str], input: Any) -> dict[str, Any]:
-    """Each team's part of the coordinator's plan.
-
-    Understood plans: ``{"assignments": {team: part}}``, ``{team: part}`` or a list with one part per team.
-    Anything else is a plan the teams share: each gets ``{"input": input, "plan": plan}``.
-    """
-    if isinstance(plan, dict):
-        table = plan.get("assignments", plan)
-        if isinstance(table, dict) and set(teams) <= set(table):
-            return {t: table[t] for t in teams}
-    if isinstance(plan, list) and len(plan) == len(teams):
-        return dict(zip(teams, plan, strict=True))
-    return {t: {"input": input, "plan": plan} for t in teams}
 
 
 async def _team(ctx: RunContext, spec: HierarchicalSpec, team: str, part: Any) -> Any:
@@ -56,6 +41,7 @@ async def _team(ctx: RunContext, spec: HierarchicalSpec, team: str, part: Any) -
         TaskKind.SYNTHESIZE,
         {"task": part, "team": team, "research": research, "analysis": analysis},
         agents=synthesizers,
+        contract=contracts.synthesis(),
     )
     return result.output
 
@@ -65,8 +51,14 @@ async def run(ctx: RunContext, spec: HierarchicalSpec, input: Any) -> StrategyOu
     if coordinator is None:
         raise StrategyFailed("hierarchical needs spec.hierarchical.coordinator or a team with a lead")
     ctx.expect(2 + 4 * len(spec.teams))
-    plan = await ctx.run_task("plan", TaskKind.PLAN, {"input": input, "teams": spec.teams}, agent=coordinator)
-    parts = assignments(plan.output, spec.teams, input)
+    plan = await ctx.run_task(
+        "plan",
+        TaskKind.PLAN,
+        {"input": input, "teams": spec.teams},
+        agent=coordinator,
+        contract=contracts.assignments(spec.teams),
+    )
+    parts = contracts.read_assignments(plan.output)
     settled = await asyncio.gather(*(_team(ctx, spec, t, parts[t]) for t in spec.teams), return_exceptions=True)
     outputs: dict[str, Any] = {}
     for team, outcome in zip(spec.teams, settled, strict=True):
@@ -80,7 +72,11 @@ async def run(ctx: RunContext, spec: HierarchicalSpec, input: Any) -> StrategyOu
         raise StrategyFailed("every team failed: " + "; ".join(ctx.notes[-len(spec.teams) :]))
     ctx.partial = outputs
     final = await ctx.run_task(
-        "integrate", TaskKind.SYNTHESIZE, {"input": input, "plan": plan.output, "teams": outputs}, agent=coordinator
+        "integrate",
+        TaskKind.SYNTHESIZE,
+        {"input": input, "plan": parts, "teams": outputs},
+        agent=coordinator,
+        contract=contracts.synthesis(),
     )
     return StrategyOutcome(result=final.output, degraded=ctx.degraded, notes=ctx.notes)
 

@@ -9,24 +9,20 @@ from typing import Any
 
 from podium.api.orchestration import MarketSpec, MarketTask
 from podium.dataplane.messages import Result, TaskKind
+from podium.engine import contracts
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.directory import AgentInfo
 from podium.engine.selection import Bid, capability_match, winner
-from podium.engine.strategies import StrategyFailed, StrategyOutcome
+from podium.engine.strategies import StrategyFailed, StrategyOutcome, work_input
 
 
 def parse_bid(agent: AgentInfo, output: Any, capability: float, reputation: float) -> Bid | None:
-    """A bid from a bid task's output: ``{"price": p, "estimatedSeconds": s}``; ``{"decline": true}`` or no
-    price means no bid. A bid without a time estimate is taken as the agent's task timeout."""
-    if not isinstance(output, dict) or output.get("decline"):
+    """A bid from an answer that honours :func:`podium.engine.contracts.bid`; None for a decline."""
+    offer = contracts.read_bid(output)
+    if offer is None:
         return None
-    price = output.get("price", agent.pricing.per_task)  # a bid without a price asks the list price
-    seconds = output.get("estimatedSeconds", output.get("seconds", agent.resilience.timeout_seconds))
-    if isinstance(price, bool) or not isinstance(price, int | float) or price < 0:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        return None
-    return Bid(agent.name, float(price), float(seconds), capability, reputation)
+    price, seconds = offer
+    return Bid(agent.name, price, seconds, capability, reputation)
 
 
 def reserve(spec: MarketSpec, task: MarketTask) -> float | None:
@@ -46,6 +42,7 @@ async def _auction(
                 TaskKind.BID,
                 payload,
                 agent=agent.name,
+                contract=contracts.bid(),
                 retries=0,
                 timeout_seconds=spec.bid_timeout_seconds,
             )
@@ -82,7 +79,7 @@ async def _sell(ctx: RunContext, spec: MarketSpec, task: MarketTask, input: Any)
             )
     if best is None:
         raise StrategyFailed(f"task {task.name!r}: no acceptable bid after re-auction ({len(bids)} bids)")
-    payload = {"input": input if task.input is None else task.input, "task": task.name, "price": best.price}
+    payload = {**work_input(task, input), "price": best.price}
     try:
         result = await ctx.run_task(f"task-{task.name}", TaskKind.EXECUTE, payload, agent=best.agent)
     except TaskFailed:

@@ -8,18 +8,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from podium.api.orchestration import PeerToPeerSpec
-from podium.dataplane.messages import Result, TaskKind
+from podium.dataplane.messages import TaskKind
+from podium.engine import contracts
 from podium.engine.context import RunContext
 from podium.engine.convergence import round_converged
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
-
-
-def review_score(result: Result) -> float | None:
-    """A review's score in [0, 1]: the output number, its ``score`` field, or the result's quality."""
-    value = result.output.get("score") if isinstance(result.output, dict) else result.output
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        value = result.quality
-    return None if value is None else min(1.0, max(0.0, float(value)))
 
 
 def select(scores: dict[str, list[float]], apply_top: int, min_score: float) -> list[tuple[str, float]]:
@@ -47,13 +40,18 @@ async def run(ctx: RunContext, spec: PeerToPeerSpec, input: Any) -> StrategyOutc
     solution, score = input, None
     applied_log: list[dict[str, Any]] = []
     rounds = 0
+    propose, review = contracts.proposal(TaskKind.PROPOSE), contracts.review()
     for rounds in range(1, spec.max_rounds + 1):
         ctx.expect(len(peers) * len(peers))
-        state = {"input": input, "solution": solution, "round": rounds}
+        # Until a proposal is applied the solution is the input itself: not shown twice.
+        state = {"input": input, "solution": solution if applied_log else None, "round": rounds}
         proposed = await asyncio.gather(
-            *(ctx.try_task(f"round-{rounds}-propose-{p}", TaskKind.PROPOSE, state, agent=p) for p in peers)
+            *(
+                ctx.try_task(f"round-{rounds}-propose-{p}", TaskKind.PROPOSE, state, agent=p, contract=propose)
+                for p in peers
+            )
         )
-        proposals = {p: r.output for p, r in zip(peers, proposed, strict=True) if r is not None}
+        proposals = {p: r.output["solution"] for p, r in zip(peers, proposed, strict=True) if r is not None}
         pairs = [(author, reviewer) for author in proposals for reviewer in peers if reviewer != author]
         reviewed = await asyncio.gather(
             *(
@@ -62,15 +60,15 @@ async def run(ctx: RunContext, spec: PeerToPeerSpec, input: Any) -> StrategyOutc
                     TaskKind.REVIEW,
                     {**state, "proposal": proposals[author], "author": author},
                     agent=reviewer,
+                    contract=review,
                 )
                 for author, reviewer in pairs
             )
         )
         scores: dict[str, list[float]] = {a: [] for a in proposals}
         for (author, _), r in zip(pairs, reviewed, strict=True):
-            value = review_score(r) if r is not None else None
-            if value is not None:
-                scores[author].append(value)
+            if r is not None:
+                scores[author].append(contracts.read_review(r.output))
         chosen = select(scores, spec.apply_top, spec.min_score)
         new_score = chosen[0][1] if chosen else None
         converged = round_converged(score, new_score, spec.convergence_threshold)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema
-
 from podium.api.orchestration import PipelineSpec, Stage, Target
 from podium.dataplane.messages import TaskKind
-from podium.engine.context import RunContext, Validator
+from podium.engine import contracts
+from podium.engine.context import RunContext
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 
@@ -21,21 +20,14 @@ def stage_input(previous: Any, extra: Any) -> Any:
     return {"previous": previous, "stage": extra}
 
 
-def schema_validator(schema: dict[str, Any], stage: str) -> Validator:
+def stage_contract(stage: Stage) -> contracts.Contract | None:
+    """The stage's ``validate.jsonSchema`` as the output contract its tasks carry."""
+    if stage.validate_ is None:
+        return None
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise StrategyFailed(f"stage {stage!r}: validate.jsonSchema is not a valid JSON Schema: {exc.message}") from exc
-    validator = jsonschema.Draft202012Validator(schema)
-
-    def check(output: Any) -> str | None:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(output))
-        if error is None:
-            return None
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return f"{where}: {error.message}"
-
-    return check
+        return contracts.stage(stage.validate_.json_schema)
+    except contracts.ContractError as exc:
+        raise StrategyFailed(f"stage {stage.name!r}: validate.jsonSchema is {exc}") from exc
 
 
 def _target(stage: Stage) -> Target:
@@ -43,7 +35,7 @@ def _target(stage: Stage) -> Target:
 
 
 async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcome:
-    validators = {s.name: schema_validator(s.validate_.json_schema, s.name) for s in spec.stages if s.validate_}
+    checks = {s.name: stage_contract(s) for s in spec.stages}
     ctx.expect(len(spec.stages))
     current = input
     for stage in spec.stages:
@@ -54,7 +46,7 @@ async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcom
             target=_target(stage),
             retries=stage.retries,
             fallback=[stage.fallback] if stage.fallback else [],
-            validate=validators.get(stage.name),
+            contract=checks[stage.name],
         )
         if result is None:
             # Only non-critical stages get here (try_task raises for critical ones): pass the data through.

@@ -8,40 +8,15 @@ from typing import Any
 
 from podium.api.orchestration import SwarmSpec
 from podium.dataplane.messages import TaskKind
+from podium.engine import contracts
 from podium.engine.context import RunContext
 from podium.engine.convergence import reached, swarm_converged
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 
-def parse_scores(output: Any, count: int) -> list[float]:
-    """The evaluator's scores, one per solution in [0, 1]: a list of numbers, of ``{"score": x}`` objects, or
-    ``{"scores": [...]}``. Raises ValueError with what was wrong."""
-    raw = output.get("scores") if isinstance(output, dict) else output
-    if not isinstance(raw, list) or len(raw) != count:
-        raise ValueError(f"expected {count} scores (a list, or an object with 'scores'), got {output!r:.200}")
-    scores = []
-    for item in raw:
-        value = item.get("score") if isinstance(item, dict) else item
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"score {value!r} is not a number")
-        scores.append(min(1.0, max(0.0, float(value))))
-    return scores
-
-
 def top_k(pool: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     """Best k solutions by score; ties keep the earlier (older) one."""
     return sorted(pool, key=lambda s: -s["score"])[:k]
-
-
-def _scores_error(count: int) -> Any:
-    def check(output: Any) -> str | None:
-        try:
-            parse_scores(output, count)
-        except ValueError as exc:
-            return str(exc)
-        return None
-
-    return check
 
 
 async def run(ctx: RunContext, spec: SwarmSpec, input: Any) -> StrategyOutcome:
@@ -60,14 +35,21 @@ async def run(ctx: RunContext, spec: SwarmSpec, input: Any) -> StrategyOutcome:
     generation = 0
     for generation in range(1, spec.max_generations + 1):
         ctx.expect(len(explorers) + 1)
-        shared = {"input": input, "generation": generation, "best": best, "knowledge": knowledge}
+        shared = {
+            "input": input,
+            "generation": generation,
+            "best": best["solution"] if best else None,
+            "bestScore": best["score"] if best else None,
+            "knowledge": [k["solution"] for k in knowledge],
+        }
+        explore = contracts.proposal(TaskKind.EXPLORE)
         found = await asyncio.gather(
             *(
-                ctx.try_task(f"gen-{generation}-explore-{name}", TaskKind.EXPLORE, shared, agent=name)
+                ctx.try_task(f"gen-{generation}-explore-{name}", TaskKind.EXPLORE, shared, agent=name, contract=explore)
                 for name in explorers
             )
         )
-        solutions = [(name, r.output) for name, r in zip(explorers, found, strict=True) if r is not None]
+        solutions = [(name, r.output["solution"]) for name, r in zip(explorers, found, strict=True) if r is not None]
         if not solutions:
             raise StrategyFailed(f"generation {generation}: no explorer produced a solution")
         evaluation = await ctx.run_task(
@@ -75,9 +57,9 @@ async def run(ctx: RunContext, spec: SwarmSpec, input: Any) -> StrategyOutcome:
             TaskKind.EVALUATE,
             {"input": input, "generation": generation, "solutions": [s for _, s in solutions]},
             agents=evaluators,
-            validate=_scores_error(len(solutions)),
+            contract=contracts.evaluate(len(solutions)),
         )
-        scores = parse_scores(evaluation.output, len(solutions))
+        scores = contracts.read_scores(evaluation.output)
         scored = [
             {"solution": s, "score": sc, "agent": name, "generation": generation}
             for (name, s), sc in zip(solutions, scores, strict=True)

@@ -1,0 +1,276 @@
+"""What the ``llm`` backend says to the model and how it reads the answer: pure functions, no I/O.
+
+The prompt is the task's content as readable text (not the engine's wrapper JSON, which a small model echoes
+back), then the instruction and the answer's fields, both generated from the task's output schema: the schema's
+``description`` is the instruction, and every field is listed with its type, bounds and description. The same
+schema constrains the model's decoding and checks its answer, so the prompt cannot ask for something else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+# How much of a rejected answer goes back to the model with the re-ask: enough to recognise, not to re-read.
+ECHO_CHARS = 600
+PLACEHOLDER = re.compile(r"^<[^<>]*>$")  # a string like "<text>": a form copied instead of answered
+FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*[ \t]*\n?(.*?)\n?```\s*$", re.DOTALL)
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+class AnswerError(ValueError):
+    """The model's answer cannot be read as JSON; the message says where it breaks."""
+
+
+# ------------------------------------------------------------------------------------------------ answers
+def strip_fences(text: str) -> str:
+    """The content of a Markdown code block (```json ... ```) that makes up the whole answer; else the text."""
+    match = FENCE.match(text)
+    return match.group(1).strip() if match else text.strip()
+
+
+def read_json(text: str) -> Any:
+    """The JSON value of an answer: fences stripped; prose around one JSON object is tolerated."""
+    body = strip_fences(text)
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        first, last = body.find("{"), body.rfind("}")
+        if 0 <= first < last:
+            try:
+                return json.loads(body[first : last + 1])
+            except json.JSONDecodeError:
+                pass
+        if not body:
+            raise AnswerError("the answer is empty") from None
+        raise AnswerError(f"the answer is not valid JSON: {exc}") from None
+
+
+def read_text(text: str) -> Any:
+    """A free-form answer (no schema): JSON when it is JSON (fenced or not), else the text itself."""
+    body = strip_fences(text)
+    if body[:1] in ("{", "["):
+        try:
+            return json.loads(body)
+        except json.JSONDecodeError:
+            pass
+    return text.strip()
+
+
+def copied_placeholder(value: Any, path: str = "") -> str | None:
+    """The path of the first string in ``value`` that is a placeholder (``"<text, ...>"``) rather than content:
+    small models copy a form they have seen instead of filling it in."""
+    if isinstance(value, str):
+        return path or "(root)" if PLACEHOLDER.match(value.strip()) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = copied_placeholder(item, f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}".lstrip("."))
+        if found:
+            return found
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ content
+def label(key: str) -> str:
+    """``bestScore`` / ``best_score`` -> ``Best score``."""
+    words = _CAMEL.sub(" ", key).replace("_", " ").replace("-", " ").strip().lower()
+    return words[:1].upper() + words[1:]
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def render(value: Any, indent: str = "") -> str:
+    """A JSON value as readable text: ``Label: value`` lines, numbered lists, nesting by indentation."""
+    if isinstance(value, str):
+        return value.strip().replace("\n", "\n" + indent)
+    if _scalar(value):
+        return json.dumps(value)
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _empty(item):
+                continue
+            if _scalar(item) and "\n" not in str(item):
+                lines.append(f"{indent}{label(str(key))}: {render(item)}")
+            else:
+                lines.append(f"{indent}{label(str(key))}:")
+                lines.append(_nested(item, indent + "  "))
+        return "\n".join(lines)
+    for number, item in enumerate(value, 1):
+        if _scalar(item) or isinstance(item, str):
+            lines.append(f"{indent}{number}. {render(item, indent + '   ')}")
+        else:
+            lines.append(f"{indent}{number}.")
+            lines.append(render(item, indent + "   "))
+    return "\n".join(lines)
+
+
+def _nested(value: Any, indent: str) -> str:
+    return indent + render(value, indent) if isinstance(value, str) else render(value, indent)
+
+
+# ------------------------------------------------------------------------------------------------ token fit
+# Characters per token of an answer at its worst: a small model that loops ("1.1.1.1...") spends a token on one
+# or two characters, where prose runs near four.
+CHARS_PER_TOKEN = 2
+NUMBER_CHARS = 16
+
+
+def _sizes(schema: dict[str, Any]) -> tuple[float, float]:
+    """(characters of structure, characters of free text) of the largest answer the schema allows."""
+    if "enum" in schema or "const" in schema:
+        values = schema.get("enum", [schema.get("const")])
+        return float(max(len(json.dumps(v)) for v in values)), 0.0
+    kind = schema.get("type", "object" if "properties" in schema else None)
+    if kind == "string":
+        if "maxLength" not in schema or "pattern" in schema:
+            return float(schema.get("maxLength", 64)) + 2, 0.0
+        return 2.0, float(schema["maxLength"])
+    if kind in ("integer", "number", "boolean"):
+        return float(NUMBER_CHARS), 0.0
+    if kind == "array" and isinstance(schema.get("items"), dict):
+        count = float(schema.get("maxItems", 8))
+        structure, text = _sizes(schema["items"])
+        return 2 + count * (structure + 2), count * text
+    if kind == "object":
+        structure, text = 2.0, 0.0
+        for name, sub in schema.get("properties", {}).items():
+            inner, words = _sizes(sub)
+            structure, text = structure + len(name) + 4 + inner, text + words
+        return structure, text
+    return 64.0, 0.0
+
+
+def fit_to_tokens(schema: dict[str, Any], max_tokens: int | None) -> dict[str, Any]:
+    """The schema with its text bounds shrunk so that its largest answer fits in ``max_tokens`` (the model is cut
+    there otherwise, mid-JSON). A shrunk schema allows a subset of the original's answers, so an answer to it
+    honours the contract too. Unchanged when it fits or there is no limit."""
+    if not max_tokens:
+        return schema
+    structure, text = _sizes(schema)
+    budget = max_tokens * CHARS_PER_TOKEN * 0.9  # some room for the whitespace a grammar allows
+    if structure + text <= budget or text == 0:
+        return schema
+    factor = max(0.05, (budget - structure) / text)
+    return _scaled(schema, factor)
+
+
+def _scaled(schema: Any, factor: float) -> Any:
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {name: _scaled(sub, factor) for name, sub in out["properties"].items()}
+    if isinstance(out.get("items"), dict):
+        out["items"] = _scaled(out["items"], factor)
+    for key in ("anyOf", "oneOf", "allOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [_scaled(sub, factor) for sub in out[key]]
+    if out.get("type") == "string" and "maxLength" in out and "pattern" not in out:
+        out["maxLength"] = max(int(out.get("minLength", 1)), int(out["maxLength"] * factor))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ schema
+def _count(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minItems"), schema.get("maxItems")
+    if low is not None and low == high:
+        return f"exactly {low}"
+    if low and high is not None:
+        return f"{low} to {high}"
+    if high is not None:
+        return f"at most {high}"
+    return f"at least {low}" if low else ""
+
+
+def _range(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" of at least {low}"
+    return f" of at most {high}" if high is not None else ""
+
+
+_ARTICLES = {"integer": "an integer", "number": "a number", "boolean": "true or false", "string": "text"}
+_PLURALS = {"integer": "integers", "number": "numbers", "boolean": "true/false values", "string": "texts"}
+
+
+def kind_of(schema: dict[str, Any], plural: bool = False) -> str:
+    """A value's type and bounds in words: ``an integer from 0 to 10``, ``text of at most 200 characters``."""
+    if "enum" in schema:
+        return ("" if plural else "one ") + "of " + ", ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    kind = schema.get("type", "object" if "properties" in schema else None)
+    if kind in ("integer", "number"):
+        return (_PLURALS if plural else _ARTICLES)[kind] + _range(schema)
+    if kind == "string":
+        # A pattern (enforced by the grammar) bounds the text already; its length bound would be copied as content.
+        bound = (
+            f" of at most {schema['maxLength']} characters" if "maxLength" in schema and "pattern" not in schema else ""
+        )
+        return (_PLURALS if plural else _ARTICLES)[kind] + bound
+    if kind == "boolean":
+        return (_PLURALS if plural else _ARTICLES)[kind]
+    if kind == "array":
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        count = _count(schema)
+        return f"a list of {count + ' ' if count else ''}{kind_of(items, plural=True) if items else 'values'}"
+    if kind == "object":
+        return "objects, each with:" if plural else "an object with:"
+    return "any JSON value"
+
+
+def fields(schema: dict[str, Any], indent: str = "") -> list[str]:
+    """One line per field, nested fields indented: ``"score": your score, an integer from 0 to 10``."""
+    lines = []
+    for name, sub in schema.get("properties", {}).items():
+        note = f"{sub['description']}, " if sub.get("description") else ""
+        lines.append(f"{indent}{json.dumps(name)}: {note}{kind_of(sub)}")
+        inner = sub.get("items") if sub.get("type") == "array" else sub
+        if isinstance(inner, dict) and inner.get("properties"):
+            lines.extend(fields(inner, indent + "  "))
+    return lines
+
+
+def instruction(schema: dict[str, Any]) -> str:
+    """What to do and in which shape, from the schema alone: its description, then its fields in words (a
+    template with placeholders would be copied by a small model instead of filled in)."""
+    items = schema.get("items") if schema.get("type") == "array" else None
+    if schema.get("properties"):
+        shape = "an object with these fields:\n" + "\n".join(fields(schema))
+    elif isinstance(items, dict) and items.get("properties"):
+        shape = kind_of(schema) + "\n" + "\n".join(fields(items))
+    else:
+        shape = kind_of(schema)
+    what = str(schema.get("description", "")).strip()
+    return (what + "\n" if what else "") + "Answer with JSON only: " + shape
+
+
+def build_messages(system_prompt: str | None, task_input: Any, schema: dict[str, Any] | None) -> list[dict[str, str]]:
+    """System prompt, then the task's content as text, then (with a schema) the instruction and the fields."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    content = render(task_input) if not _empty(task_input) else ""
+    parts = [content, instruction(schema)] if schema is not None else [content]
+    messages.append({"role": "user", "content": "\n\n".join(p for p in parts if p) or "(no input)"})
+    return messages
+
+
+def reask(answer: str, problem: str) -> list[dict[str, str]]:
+    """The turn that shows the model its rejected answer and why, and asks once more."""
+    shown = answer if len(answer) <= ECHO_CHARS else answer[:ECHO_CHARS] + "..."
+    return [
+        {"role": "assistant", "content": shown},
+        {
+            "role": "user",
+            "content": f"That answer was rejected: {problem}. Answer again with JSON only, in the form given.",
+        },
+    ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -142,6 +143,37 @@ async def sdk_agent(*, streaming: bool = True) -> AsyncIterator[SDKAgent]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.contextmanager
+def sdk_agent_in_thread(*, streaming: bool = True) -> Iterator[SDKAgent]:
+    """:func:`sdk_agent` in a thread of its own, for tests that wait synchronously (the cluster tiers)."""
+    ready = threading.Event()
+    found: list[SDKAgent | BaseException] = []
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        try:
+            async with sdk_agent(streaming=streaming) as agent:
+                found.append(agent)
+                ready.set()
+                await stop.wait()
+        except BaseException as exc:
+            found.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), name="sdk-a2a-agent", daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(30), "the SDK's A2A server did not start within 30s"
+        if isinstance(found[0], BaseException):
+            raise found[0]
+        yield found[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()
 
 
 @dataclass

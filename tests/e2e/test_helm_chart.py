@@ -151,7 +151,7 @@ def test_helm_upgrade_from_the_previous_chart_version_keeps_a_run_going(
     crds = cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
     assert crds.returncode == 0, crds.stderr
     upgraded = helm(
-        cluster, "upgrade", release.name, str(CHART), "--namespace", release.system, "--reuse-values",
+        cluster, "upgrade", release.name, str(CHART), "--namespace", release.system, "--reset-then-reuse-values",
         "--wait", "--timeout", "180s",
     )  # fmt: skip
     assert upgraded.returncode == 0, f"{upgraded.stderr}\n{diagnose(cluster, release)}"

@@ -67,7 +67,7 @@ app.kubernetes.io/managed-by: podium-operator
 {{- if not $ns -}}
 {{- fail "networkPolicy.enabled with an operator that watches every namespace (watchNamespaces empty) needs networkPolicy.agentNamespaces: the namespaces your Agents run in, where the chart puts their NetworkPolicy" -}}
 {{- end -}}
-{{- if .Values.tests.enabled -}}
+{{- if dig "tests" "enabled" false .Values.AsMap -}}
 {{- $ns = append $ns (include "podium.tests.namespace" .) -}}
 {{- end -}}
 {{- toJson ($ns | uniq) -}}

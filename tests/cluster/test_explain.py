@@ -11,9 +11,9 @@ import pytest
 
 from podium.api.crd import KINDS, Kind, crd
 from podium.api.schema import prose
+from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-from .helpers import wait_for
 
 API_VERSION = "podium.dev/v1alpha1"
 FIELD_LINE = re.compile(r"^(?P<indent> *)(?P<name>[A-Za-z0-9_$-]+)\t<")

@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CLUSTER := $(VENV)/bin/podium-cluster
 
-.PHONY: setup test test-unit test-integration test-cluster lint typecheck crds crds-check bench \
+.PHONY: setup test test-unit test-integration test-cluster lint typecheck crds crds-check chart-check bench \
         cluster-up cluster-down demo clean
 
 setup:
@@ -36,6 +36,10 @@ crds: setup
 
 crds-check: crds
 	git diff --exit-code crds/ charts/podium/crds/
+
+# The rendered chart (charts/podium/ci/*.yaml) and examples/ against the Kubernetes schemas, offline (kubeconform).
+chart-check: setup
+	@bash scripts/chart-check.sh
 
 bench: setup
 	$(PY) -m bench.run

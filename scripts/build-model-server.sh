@@ -17,13 +17,13 @@ exec 9>"$out/.build.lock"
 flock 9
 
 if [ ! -x "$out/bin/llama-server" ]; then
-  command -v cmake >/dev/null && command -v g++ >/dev/null || {
+  if ! { command -v cmake && command -v g++; } >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake g++ make >/dev/null
     else
       echo "build-model-server: please install cmake and g++" >&2; exit 1
     fi
-  }
+  fi
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   echo "building llama-server from llama-cpp-python $LLAMA_CPP_PYTHON_VERSION (about 13 min on 2 cores)" >&2

@@ -3,13 +3,25 @@
 # agents and teams, then one Orchestration per strategy, watched to the end and its result printed.
 # Safe to run again. `scripts/demo.sh pipeline swarm` runs only those examples.
 #
-# Environment: DEMO_NAMESPACE (default demo), DEMO_RUN_TIMEOUT seconds per orchestration (default 180),
-# DEMO_DEADLINE seconds for everything after the cluster is up (default 900),
+# Environment: PODIUM_CLUSTER which cluster (docs/clusters.md): `local` (default) the local cluster in .podium/,
+# `current` the current kube-context as it is (no cluster is started), `kind` a kind cluster with the images built
+# and loaded (scripts/kind.sh; needs Docker). DEMO_NAMESPACE (default demo), DEMO_RUN_TIMEOUT seconds per
+# orchestration (default 180), DEMO_DEADLINE seconds for everything after the cluster is up (default 900),
 # DEMO_HELM_ARGS extra `helm upgrade --install` flags (e.g. "--set watchNamespaces={demo}").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+cluster=${PODIUM_CLUSTER:-local}
+case "$cluster" in
+  local | current | kind) ;;
+  *) echo "demo: PODIUM_CLUSTER=$cluster: expected local, current or kind (docs/clusters.md)" >&2; exit 2 ;;
+esac
+# With a cluster of your own, kubectl and helm are yours too: no need to build Kubernetes for them.
+if [ "$cluster" != local ] && command -v kubectl >/dev/null && command -v helm >/dev/null; then
+  export PODIUM_SKIP_K8S_BUILD=1
+fi
 bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH"
+# The built kubectl and helm come last: a cluster of your own keeps the ones on your PATH.
+export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH:$HOME/.cache/podium/k8s-v1.34.4/bin"
 
 ns=${DEMO_NAMESPACE:-demo}
 run_timeout=${DEMO_RUN_TIMEOUT:-180}
@@ -25,10 +37,25 @@ fail() {
   exit 1
 }
 
-step "local cluster (the first run builds Kubernetes from source: allow 20-40 minutes; later runs take seconds)"
-podium-cluster up || fail "the local cluster did not start" "podium-cluster status" "ls .podium/logs/"
-eval "$(podium-cluster env)"
-kubectl get nodes
+case "$cluster" in
+  local)
+    step "local cluster (the first run builds Kubernetes from source: allow 20-40 minutes; later runs take seconds)"
+    podium-cluster up || fail "the local cluster did not start" "podium-cluster status" "ls .podium/logs/"
+    eval "$(podium-cluster env)"
+    ;;
+  current)
+    step "the current kube-context (PODIUM_CLUSTER=current: no cluster is started)"
+    context=$(kubectl config current-context 2>/dev/null) ||
+      fail "no current kube-context" "kubectl config get-contexts" "export KUBECONFIG=<your kubeconfig>"
+    echo "context $context (KUBECONFIG=${KUBECONFIG:-~/.kube/config})"
+    ;;
+  kind)
+    step "kind cluster with the images in agent-images/ (PODIUM_CLUSTER=kind)"
+    bash scripts/kind.sh up || fail "the kind cluster or its images did not come up" "docker info" "kind get clusters"
+    kubectl config use-context "kind-${PODIUM_KIND_NAME:-podium}" >/dev/null
+    ;;
+esac
+kubectl get nodes || fail "the cluster does not answer" "kubectl cluster-info"
 
 deadline=$((SECONDS + ${DEMO_DEADLINE:-900}))  # everything after the cluster is up (not the first build)
 
@@ -46,11 +73,21 @@ if ! helm upgrade --install "$release" charts/podium --namespace "$system" --cre
 fi
 kubectl -n "$system" get pods -o wide
 
-# `podium run result` reads large results from Redis: reach it through its Service (the node proxies
-# ClusterIPs on loopback) with the password Helm generated.
-redis_ip=$(kubectl -n "$system" get service "$release-redis" -o jsonpath='{.spec.clusterIP}')
+# `podium run result` reads large results from Redis, with the password Helm generated: through a port-forward
+# where the cluster offers one, else its Service address (the local cluster proxies ClusterIPs on loopback).
+redis_at=$(kubectl -n "$system" get service "$release-redis" -o jsonpath='{.spec.clusterIP}'):6379
 redis_pw=$(kubectl -n "$system" get secret "$release-redis" -o jsonpath='{.data.password}' | base64 -d)
-export PODIUM_REDIS_URL="redis://:$redis_pw@$redis_ip:6379/0"
+if [ "$cluster" != local ]; then
+  kubectl -n "$system" port-forward "service/$release-redis" 16379:6379 >/dev/null 2>&1 &
+  forward=$!
+  trap 'kill "$forward" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 20); do
+    if ! kill -0 "$forward" 2>/dev/null; then break; fi
+    if (exec 3<>/dev/tcp/127.0.0.1/16379) 2>/dev/null; then redis_at=127.0.0.1:16379; break; fi
+    sleep 0.5
+  done
+fi
+export PODIUM_REDIS_URL="redis://:$redis_pw@$redis_at/0"
 
 step "agents and teams in namespace $ns"
 kubectl -n "$ns" apply -f examples/agents.yaml -f examples/teams.yaml
@@ -95,8 +132,12 @@ done
 step "what ran"
 kubectl -n "$ns" get orchestrations
 echo
-echo "Use the cluster: eval \$(.venv/bin/podium-cluster env); kubectl get podium -A. Stop everything: make cluster-down"
-echo "(make test runs on a cluster of its own in .podium-test/, so it does not disturb this one.)"
+if [ "$cluster" = local ]; then
+  echo "Use the cluster: eval \$(.venv/bin/podium-cluster env); kubectl get podium -A. Stop everything: make cluster-down"
+  echo "(make test runs on a cluster of its own in .podium-test/, so it does not disturb this one.)"
+else
+  echo "Podium stays installed: kubectl get podium -A. Remove it: kubectl delete namespace $ns; helm uninstall $release -n $system"
+fi
 if [ "${#failed[@]}" -gt 0 ]; then
   fail "${#failed[@]} orchestration(s) did not succeed: ${failed[*]}" "kubectl -n $ns describe orchestrations"
 fi

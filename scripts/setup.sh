@@ -13,6 +13,9 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 { command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)
 # Headless Chromium looks at the run viewer (tests/cluster/test_viewer.py, screenshots in docs/viewer/).
 command -v chromium >/dev/null || need_apt+=(chromium)
+# The shell scripts are linted with shellcheck, scripts/kind.sh above all, which machines without Docker never run
+# (tests/unit/test_scripts.py).
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq
@@ -30,7 +33,7 @@ stamp=.venv/.podium-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ localcluster/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   # The product, and the local cluster (its own distribution, for tests and the demo) into the same venv.
-  .venv/bin/pip install -q -e '.[dev,bench]' -e ./localcluster
+  .venv/bin/pip install -q -e '.[dev,bench,a2a]' -e ./localcluster
   touch "$stamp"
 fi
 
@@ -39,6 +42,8 @@ fi
 if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
   if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then
     bash localcluster/build.sh
+    # kubeconform checks the chart's manifests offline (scripts/chart-check.sh): a Go module, cached like the above.
+    bash scripts/build-kubeconform.sh >/dev/null
   else
     echo "setup: Go >= 1.24 not found (looked on PATH and in /usr/local/go/bin): the local cluster cannot be" >&2
     echo "built, and tests/cluster, tests/e2e and the demo need it. Install Go, or PODIUM_SKIP_K8S_BUILD=1." >&2

@@ -19,4 +19,14 @@ if git rev-parse --git-dir >/dev/null 2>&1 && [ -n "$(git status --porcelain -- 
   exit 1
 fi
 echo "== tests"
-python -m pytest tests -ra "$@"
+case "${PODIUM_CLUSTER:-local}" in
+  local) python -m pytest tests -ra "$@" ;;
+  current | kind)
+    # A cluster of your own (docs/clusters.md): tests/cluster and the e2e modules that reach Services from this
+    # process need the local cluster (its node runs pods on this machine's loopback); the rest runs there.
+    if [ "$PODIUM_CLUSTER" = kind ]; then bash scripts/kind.sh up; fi
+    echo "PODIUM_CLUSTER=$PODIUM_CLUSTER: unit, integration and tests/e2e/test_helm_chart.py (helm test, schema, upgrade)"
+    python -m pytest tests/unit tests/integration tests/e2e/test_helm_chart.py -ra "$@"
+    ;;
+  *) echo "PODIUM_CLUSTER=$PODIUM_CLUSTER: expected local, current or kind" >&2; exit 2 ;;
+esac

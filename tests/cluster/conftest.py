@@ -7,6 +7,7 @@ The session fixture reuses a cluster that already runs in the cluster directory 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ class ClusterHandle:
     kubeconfig: Path
     bin: Path
     api_url: str
-    state: State
+    state: State | None  # None: a cluster of PODIUM_CLUSTER=current or kind, not the local one
     env: dict[str, str]
 
     def kubectl(self, *args: str, input: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -52,8 +53,47 @@ def _want_node() -> bool | None:
     return None if raw is None else raw.lower() in ("1", "true", "yes")
 
 
+def external_cluster(mode: str, workdir: Path) -> ClusterHandle:
+    """PODIUM_CLUSTER=current (the current kube-context) or kind (scripts/kind.sh's cluster), used as it is: nothing
+    is started or stopped. kubectl and helm are the ones on PATH, else the local cluster's build (docs/clusters.md)."""
+    if mode == "kind":
+        made = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "kind.sh"), "kubeconfig"], capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            pytest.fail(f"PODIUM_CLUSTER=kind: no kind cluster ({made.stderr.strip()}); run scripts/kind.sh up")
+        kubeconfig = workdir / "kubeconfig"
+        kubeconfig.write_text(made.stdout)
+    else:
+        kubeconfig = Path((os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")).split(os.pathsep)[0])
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    built = Path.home() / ".cache" / "podium" / "k8s-v1.34.4" / "bin"
+    for tool in ("kubectl", "helm"):
+        found = shutil.which(tool) or (str(built / tool) if (built / tool).exists() else None)
+        if found is None:
+            pytest.fail(f"PODIUM_CLUSTER={mode} needs {tool} on PATH")
+        (bin_dir / tool).unlink(missing_ok=True)
+        (bin_dir / tool).symlink_to(found)
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    server = subprocess.run(
+        [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", "config", "view", "--minify", "-o",
+         "jsonpath={.clusters[0].cluster.server}"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if server.returncode != 0 or not server.stdout:
+        pytest.fail(f"PODIUM_CLUSTER={mode}: no current cluster in {kubeconfig}: {server.stderr.strip()}")
+    return ClusterHandle(workdir, kubeconfig, bin_dir, server.stdout, None, env)
+
+
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[ClusterHandle]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterHandle]:
+    mode = os.environ.get("PODIUM_CLUSTER", "local")
+    if mode in ("current", "kind"):
+        yield external_cluster(mode, tmp_path_factory.mktemp("cluster"))
+        return
+    if mode != "local":
+        pytest.fail(f"PODIUM_CLUSTER={mode}: expected local, current or kind")
     # A cluster of the tests' own (not the demo's .podium/): the demo's operator watches every namespace and would
     # reconcile the tests' objects too. Different directories get different loopback ranges, so both can run.
     root = Path(os.environ.get("PODIUM_CLUSTER_DIR", ROOT / ".podium-test"))

@@ -45,9 +45,12 @@ def helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-def render(*sets: str) -> list[dict[str, Any]]:
-    """`helm template podium` with `--set` values; every rendered object, CRDs included."""
+def render(*sets: str, hooks: bool = False) -> list[dict[str, Any]]:
+    """`helm template podium` with `--set` values; every rendered object, CRDs included, and the `helm test` hook's
+    objects with ``hooks`` (they exist only while `helm test` runs)."""
     args = ["template", "podium", str(CHART), "--namespace", NAMESPACE, "--include-crds", *KUBE]
+    if not hooks:
+        args.append("--no-hooks")
     for s in sets:
         args += ["--set", s]
     out = helm(*args)

@@ -53,4 +53,13 @@ def test_the_wheel_requires_no_cryptography(wheel: Path) -> None:
 def test_podium_help_lists_no_local_cluster_commands() -> None:
     out = subprocess.run([sys.executable, "-m", "podium", "--help"], capture_output=True, text=True, check=True).stdout
     commands = {line.split()[0] for line in out.splitlines() if line.startswith("  ")}
-    assert commands == {"operator", "agent", "run", "ui"}
+    assert commands == {"operator", "agent", "run", "ui", "selftest"}
+
+
+def test_a2a_is_an_extra_the_agent_image_installs(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [line for line in z.read(meta).decode().splitlines() if line.startswith("Requires-Dist:")]
+    sdk = [r for r in requires if "a2a-sdk" in r]
+    assert sdk and all('extra == "a2a"' in r for r in sdk), requires
+    assert '".[a2a]"' in (ROOT / "agent-images" / "Dockerfile.agent").read_text()

@@ -47,3 +47,37 @@ app.kubernetes.io/component: operator
 {{- define "podium.modelServerURL" -}}
 {{- printf "http://%s.%s.svc:%v/v1" (include "podium.modelServerName" .) .Release.Namespace .Values.modelServer.port -}}
 {{- end -}}
+
+{{- /* Where `helm test` makes its Agent and Orchestration: tests.namespace, else the first watched namespace, else the
+release namespace (the operator must watch it). */ -}}
+{{- define "podium.tests.namespace" -}}
+{{- .Values.tests.namespace | default (first (.Values.watchNamespaces | default (list .Release.Namespace))) -}}
+{{- end -}}
+
+{{- /* NetworkPolicies (templates/networkpolicy.yaml). The labels every agent pod carries (operator/podium/operator/
+agents/children.py common_labels). */ -}}
+{{- define "podium.networkPolicy.agentLabels" -}}
+app.kubernetes.io/name: podium-agent
+app.kubernetes.io/managed-by: podium-operator
+{{- end -}}
+
+{{- /* Where Agents run: watchNamespaces, else networkPolicy.agentNamespaces; plus the helm test's namespace. */ -}}
+{{- define "podium.networkPolicy.agentNamespaces" -}}
+{{- $ns := .Values.watchNamespaces | default .Values.networkPolicy.agentNamespaces -}}
+{{- if not $ns -}}
+{{- fail "networkPolicy.enabled with an operator that watches every namespace (watchNamespaces empty) needs networkPolicy.agentNamespaces: the namespaces your Agents run in, where the chart puts their NetworkPolicy" -}}
+{{- end -}}
+{{- if dig "tests" "enabled" false .Values.AsMap -}}
+{{- $ns = append $ns (include "podium.tests.namespace" .) -}}
+{{- end -}}
+{{- toJson ($ns | uniq) -}}
+{{- end -}}
+
+{{- define "podium.networkPolicy.operatorPeer" -}}
+{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: {{ .Release.Namespace }}}}, podSelector: {matchLabels: {app.kubernetes.io/instance: {{ .Release.Name }}, app.kubernetes.io/component: operator}}}
+{{- end -}}
+
+{{- define "podium.networkPolicy.agentPeer" -}}
+{{- $ns := include "podium.networkPolicy.agentNamespaces" . | fromJsonArray -}}
+{namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: {{ toJson $ns }}}]}, podSelector: {matchLabels: {app.kubernetes.io/name: podium-agent, app.kubernetes.io/managed-by: podium-operator}}}
+{{- end -}}

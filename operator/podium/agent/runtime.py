@@ -79,6 +79,7 @@ class AgentRuntime:
         self.probes: ProbeServer | None = None
         self.redis: aioredis.Redis | None = None
         self.consumer: InboxConsumer | None = None
+        self.a2a: Any = None  # podium.agent.a2a.server.A2AServer, with spec.a2a enabled
 
     # -- controls (signal handlers call these) ------------------------------------------------------
 
@@ -125,6 +126,10 @@ class AgentRuntime:
             self.redis = connect(cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password)
             bus = Bus(self.redis)
             self.consumer = bus.consumer(cfg.namespace, cfg.agent, cfg.replica, lease_seconds=cfg.lease_seconds)
+            if not await self._start_a2a(bus):
+                await bus.close()
+                await self.redis.aclose()
+                return 1
             log.info(
                 f"serving {cfg.namespace}/{cfg.agent} with the {self.backend.name} backend, "
                 f"concurrency {self.spec.concurrency}, probes on {cfg.http_host}:{self.probes.port}",
@@ -139,6 +144,8 @@ class AgentRuntime:
                 await self._fetch_loop()
                 await self._drain()
             finally:
+                if self.a2a is not None:
+                    await self.a2a.stop()
                 for helper in helpers:
                     helper.cancel()
                 await asyncio.gather(*helpers, return_exceptions=True)
@@ -149,6 +156,27 @@ class AgentRuntime:
         finally:
             await self.backend.close()
             self.probes.stop()
+
+    async def _start_a2a(self, bus: Bus) -> bool:
+        """Serve A2A when spec.a2a is enabled (its messages become tasks in this Agent's inbox); False: cannot."""
+        a2a = self.spec.a2a
+        if a2a is None or not a2a.enabled:
+            return True
+        from podium.agent.a2a import A2AUnavailable, require
+
+        try:
+            require("server")
+            from podium.agent.a2a.server import A2AServer, make_app
+
+            app = make_app(lambda: self.spec, self.config.namespace, self.config.agent, bus)
+            self.a2a = A2AServer(app, self.config.http_host, a2a.port, self.config.grace_seconds)
+            await self.a2a.start()
+        except (A2AUnavailable, OSError) as exc:
+            log.error(f"spec.a2a: {exc}", extra=self._who())
+            self.a2a = None
+            return False
+        log.info(f"serving A2A on {self.config.http_host}:{self.a2a.port}", extra=self._who())
+        return True
 
     async def _fetch_loop(self) -> None:
         assert self.consumer is not None
@@ -368,8 +396,10 @@ class AgentRuntime:
     def apply_spec(self, spec: AgentSpec) -> None:
         if spec.backend != self.spec.backend:
             log.warning("backend changed in the config: restart the replica to apply it", extra=self._who())
+        if spec.a2a != self.spec.a2a:
+            log.warning("a2a changed in the config: restart the replica to apply it", extra=self._who())
         previous = self.spec
-        self.spec = spec.model_copy(update={"backend": previous.backend})
+        self.spec = spec.model_copy(update={"backend": previous.backend, "a2a": previous.a2a})
         # Only a change of the field counts, so that an edit elsewhere does not undo a SIGUSR1 toggle.
         if spec.maintenance != previous.maintenance:
             self.set_maintenance(spec.maintenance, "config file")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from podium.api.a2a import A2ABackend, A2AServer
 from podium.api.common import (
     CapabilityName,
     Condition,
@@ -147,20 +148,24 @@ class HTTPBackend(Model):
     it is lower. Unset: only the task's timeout applies."""
 
 
+BACKEND_TYPES = ("command", "python", "llm", "http", "a2a")
+
+
 class Backend(Model):
-    """What does the agent's work: exactly one of command, python, llm or http (the API server checks it).
+    """What does the agent's work: exactly one of command, python, llm, http or a2a (the API server checks it).
     Changing the backend rolls the agent's pods."""
 
     command: CommandBackend | None = None
     python: PythonBackend | None = None
     llm: LLMBackend | None = None
     http: HTTPBackend | None = None
+    a2a: A2ABackend | None = None
 
-    rules = (exactly_one("command", "python", "llm", "http"),)
+    rules = (exactly_one(*BACKEND_TYPES),)
 
     @property
     def type(self) -> str:
-        return next(name for name in ("command", "python", "llm", "http") if getattr(self, name) is not None)
+        return next(name for name in BACKEND_TYPES if getattr(self, name) is not None)
 
 
 class Backoff(Model):
@@ -312,6 +317,8 @@ class AgentSpec(Model):
     autoscaling: Autoscaling | None = None
     """Turns on the built-in backlog autoscaler. Unset: replicas stays where the manifest, `kubectl scale` or an
     HPA put it."""
+    a2a: A2AServer | None = None
+    """Serves the Agent over the A2A protocol as well (docs/a2a.md). Unset: it takes work only from its inbox."""
 
     rules = (unique_names("capabilities"),)
 

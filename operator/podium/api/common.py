@@ -31,6 +31,12 @@ CapabilityName = Annotated[str, Field(min_length=1, max_length=63, pattern=CAPAB
 RoleName = CapabilityName
 
 
+def wire_name(field: str) -> str:
+    """A field's camelCase name on the wire. A one-word name stays as it is: pydantic's ``to_camel`` would turn
+    ``a2a`` into ``a2A``."""
+    return to_camel(field) if "_" in field else field
+
+
 @dataclass(frozen=True)
 class Rule:
     """A cross-field rule: ``cel`` for the API server, ``check`` for Python; one ``message`` for both."""
@@ -48,7 +54,7 @@ class Model(BaseModel):
     """
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
+        alias_generator=wire_name,
         populate_by_name=True,
         extra="forbid",
         use_enum_values=True,
@@ -73,7 +79,7 @@ class Model(BaseModel):
 
 def exactly_one(*fields: str) -> Rule:
     """Rule: exactly one of ``fields`` (Python names) is set."""
-    wire = [to_camel(f) for f in fields]
+    wire = [wire_name(f) for f in fields]
     return Rule(
         cel="[" + ", ".join(f"has(self.{w})" for w in wire) + "].filter(x, x).size() == 1",
         message=f"exactly one of {', '.join(wire)} must be set",

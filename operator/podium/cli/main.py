@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "agent": ("podium.agent.cli", "run an agent: consume its inbox and execute tasks"),
     "run": ("podium.cli.orchestrations", "submit, watch and inspect Orchestrations"),
     "ui": ("podium.viewer.cli", "serve the read-only run viewer (a web page)"),
+    "selftest": ("podium.cli.selftest", "prove an installation works: an Agent runs one task (helm test)"),
 }
 
 

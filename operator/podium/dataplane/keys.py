@@ -164,6 +164,9 @@ AGENT_COMMANDS: tuple[str, ...] = (
     "hello",
     "client|setname",
     "xreadgroup",
+    # Its own results stream only (the key patterns below): an Agent serving A2A (spec.a2a) queues each message
+    # as a task in its own inbox and waits for the result like any producer, whose result reader XREADs.
+    "xread",
     "xack",
     "xclaim",
     "xpending",

@@ -1,4 +1,4 @@
-"""Backends: how an agent turns a task into a result (command, python, llm, http)."""
+"""Backends: how an agent turns a task into a result (command, python, llm, http, a2a)."""
 
 from podium.agent.backends.base import Backend, BackendError, BackendOutput, TaskLike, build_backend
 

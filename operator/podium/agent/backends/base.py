@@ -170,6 +170,11 @@ def build_backend(spec: AgentSpec) -> Backend:
 
         assert spec.backend.llm is not None
         return LLMRunner(spec.backend.llm)
+    if kind == "a2a":
+        from podium.agent.backends.a2a import A2ARunner
+
+        assert spec.backend.a2a is not None
+        return A2ARunner(spec.backend.a2a)
     from podium.agent.backends.http import HTTPRunner
 
     assert spec.backend.http is not None

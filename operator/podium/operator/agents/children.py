@@ -57,7 +57,18 @@ META_KEYS = {"labels", "annotations"}
 TEMPLATE_KEYS = CONTAINER_KEYS | POD_KEYS | META_KEYS
 
 # Spec fields the agent runtime reads from its config file.
-CONFIG_FIELDS = ("role", "capabilities", "backend", "concurrency", "resilience", "pricing", "priority", "maintenance")
+CONFIG_FIELDS = (
+    "role",
+    "description",
+    "capabilities",
+    "backend",
+    "concurrency",
+    "resilience",
+    "pricing",
+    "priority",
+    "maintenance",
+    "a2a",
+)
 
 
 class TemplateError(ValueError):
@@ -194,17 +205,24 @@ def _b64(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
+def a2a_port(agent: Agent) -> int | None:
+    """The A2A server's port when the Agent serves A2A (spec.a2a.enabled), else None."""
+    a2a = agent.spec.a2a
+    return a2a.port if a2a is not None and a2a.enabled else None
+
+
 def service(agent: Agent) -> dict[str, Any]:
     name = _name(agent)
+    ports: list[dict[str, Any]] = [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}]
+    a2a = a2a_port(agent)
+    if a2a is not None:
+        ports.append({"name": "a2a", "port": a2a, "targetPort": "a2a", "protocol": "TCP"})
     return _stamp(
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": _meta(agent, names(name)["service"]),
-            "spec": {
-                "selector": selector_labels(name),
-                "ports": [{"name": "http", "port": HTTP_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
+            "spec": {"selector": selector_labels(name), "ports": ports},
         }
     )
 
@@ -278,9 +296,14 @@ def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
         ref = {"name": llm.api_key_secret_ref.name, "key": llm.api_key_secret_ref.key}
         env.append({"name": LLM_API_KEY_ENV, "valueFrom": {"secretKeyRef": ref}})
     # Maintenance reaches running replicas through the mounted file; rolling the pods for it would defeat
-    # the drain, so it is left out of the hash that triggers a rollout.
-    rollout_config = {k: v for k, v in agent_config(agent).items() if k != "maintenance"}
+    # the drain, so it is left out of the hash that triggers a rollout. So is the description (the A2A card reads
+    # it live): words for people are no reason to restart work.
+    rollout_config = {k: v for k, v in agent_config(agent).items() if k not in ("maintenance", "description")}
     grace = max(30, agent.spec.resilience.timeout_seconds + 5)
+    ports: list[dict[str, Any]] = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
+    a2a = a2a_port(agent)
+    if a2a is not None:
+        ports.append({"name": "a2a", "containerPort": a2a, "protocol": "TCP"})
     pod: dict[str, Any] = {
         "metadata": {
             "labels": common_labels(name),
@@ -307,7 +330,7 @@ def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
                     "imagePullPolicy": settings.image_pull_policy,
                     "command": ["podium", "agent"],
                     "env": env,
-                    "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+                    "ports": ports,
                     "readinessProbe": {
                         "httpGet": {"path": "/readyz", "port": "http"},
                         "periodSeconds": 2,

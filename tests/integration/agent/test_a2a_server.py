@@ -120,8 +120,9 @@ async def test_data_parts_and_the_podium_kind_in_metadata_reach_the_backend(
     writer = serving(start_agent, acl_user, "writer", DOCUMENTER)
     review = await send(writer, [Part(text="operators reconcile")], metadata={"podium": {"kind": "review"}})
     artifact = next(e.artifact_update.artifact for e in review.events if e.HasField("artifact_update"))
-    assert set(data_of(artifact)) == {"score", "quality", "verdict", "by"}  # the documenter's review answer
-    assert MessageToDict(artifact.metadata)["podium"]["quality"] == data_of(artifact)["quality"]
+    assert set(data_of(artifact)) == {"score", "comment"}  # the documenter's review answer, in its contract
+    quality = MessageToDict(artifact.metadata)["podium"]["quality"]
+    assert round(quality * 10) == data_of(artifact)["score"]
 
 
 async def test_a_failing_backend_fails_the_a2a_task_with_its_error(start_agent: StartAgent, acl_user: Any) -> None:

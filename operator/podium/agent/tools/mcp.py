@@ -170,6 +170,12 @@ class ServerConnection:
         except ToolServerError as exc:
             return CallOutcome(False, f"the tool server is unavailable: {exc}", time.monotonic() - started)
         except Exception as exc:
+            if _connection_lost(exc):
+                # The server went away (its process exited, the remote dropped us): the next call reopens it.
+                await self.close()
+                return CallOutcome(
+                    False, f"the tool server closed the connection: {_reason(exc)}", time.monotonic() - started
+                )
             return CallOutcome(False, _reason(exc), time.monotonic() - started)
         text = result_text(result.content, result.structured_content)
         return CallOutcome(not result.is_error, text, time.monotonic() - started)
@@ -185,6 +191,16 @@ class ServerConnection:
             owner.cancel()
             with contextlib.suppress(BaseException):
                 await owner
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    import anyio
+    from mcp.shared.exceptions import MCPError
+    from mcp_types import CONNECTION_CLOSED
+
+    if isinstance(exc, MCPError):
+        return exc.code == CONNECTION_CLOSED
+    return isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError | anyio.EndOfStream)
 
 
 def _reason(exc: BaseException) -> str:

@@ -15,10 +15,17 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from podium.api.agent import AgentSpec
+from podium.api.orchestration import OrchestrationSpec
+from podium.cli.orchestrations import conversation_lines
 from podium.dataplane.bus import Bus
 from podium.dataplane.keys import AgentKeys, agent_acl_rules
 from podium.dataplane.memory import AgentMemory
 from podium.dataplane.messages import BUDGET_SPENT, Result, Task
+from podium.dataplane.toolcalls import TOOL_CALL_EVENT
+from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.journal import Journal
+from podium.engine.runner import run_orchestration
 from podium_localcluster.modelserver import MODEL_ALIAS
 from podium_localcluster.modelserver import LlamaServer as ModelServer
 from tests.integration.agent.conftest import StartAgent
@@ -172,3 +179,46 @@ async def test_across_runs_only_a_named_memory_is_carried_capped_in_bytes_and_ex
         sync.close()
     await answer(bus, task(namespace, "keeper", {"question": "What is my favourite colour?"}, run="run-9", step="s"))
     assert len(shown(proxy)) == 1
+
+
+async def test_a_run_records_every_tool_call_in_its_history_and_a_token_budget_stops_it(
+    bus: Bus, namespace: str, start_agent: StartAgent, model_server: ModelServer, admin: aioredis.Redis
+) -> None:
+    """The engine and a real agent: the run's history (what `podium run history` prints) has the agent's tool
+    calls before its answer, and a run whose maxTokens the loop spends fails naming that limit."""
+    stdio = {"command": str(VENV_BIN / "mcp-server-time"), "args": ["--local-timezone", "UTC"]}
+    tools = {"servers": [{"name": "time", "stdio": stdio, "tools": ["get_current_time"]}], "calling": "schema"}
+    raw = llm_spec(model_server.base_url, tools=tools, resilience={"timeoutSeconds": 60, "retry": {"limit": 1}})
+    start_agent("clock", raw, **await acl_env(admin, namespace, "clock"))
+    directory = AgentDirectory([AgentInfo.from_spec("clock", AgentSpec.model_validate(raw))])
+
+    def pipeline(limits: dict[str, Any]) -> OrchestrationSpec:
+        stage = {"name": "ask", "agent": "clock", "validate": {"jsonSchema": DATE}}
+        return OrchestrationSpec.model_validate(
+            {
+                "strategy": "pipeline",
+                "input": {"question": "What is today's date in UTC?"},
+                "pipeline": {"stages": [stage]},
+                "limits": {"timeoutSeconds": 120, **limits},
+            }
+        )
+
+    ok = await run_orchestration(admin, directory, namespace, "when", "uid-ok", pipeline({}), bus=bus)
+    assert ok.phase == "Succeeded", ok.message
+    events = await bus.history(orchestration=f"{namespace}/when", limit=50)
+    calls = [e for e in events if e.type == TOOL_CALL_EVENT]
+    assert calls and calls[0].sender == "clock" and calls[0].payload["step"] == "stage-ask"
+    told = json.loads(calls[0].payload["result"])["datetime"][:10]
+    assert ok.result == {"date": told}
+    entries = await Journal(admin, namespace, "when", "uid-ok").entries()
+    lines = [line for _, line in conversation_lines(events, entries)]
+    call_line = next(i for i, line in enumerate(lines) if "tool.call time/get_current_time(" in line)
+    answer_line = next(i for i, line in enumerate(lines) if line.startswith("clock execute stage-ask [ok"))
+    assert call_line < answer_line and '{"timezone": "UTC"}' in lines[call_line]
+
+    stopped = await run_orchestration(
+        admin, directory, namespace, "tight", "uid-tight", pipeline({"maxTokens": 200}), bus=bus
+    )
+    assert stopped.phase == "Failed" and "budget exceeded: maxTokens" in stopped.message, stopped.message
+    tight = await bus.history(orchestration=f"{namespace}/tight", limit=50)
+    assert [e.payload["tool"] for e in tight if e.type == TOOL_CALL_EVENT] == ["get_current_time"]

@@ -1,5 +1,6 @@
 """A fault-injecting HTTP proxy in front of a real model server: the answers are the model's own, the faults are
-ours (a 429 with Retry-After, a refused feature, an answer cut short or garbled, a server too slow).
+ours (a 429 with Retry-After, a refused feature, an answer cut short or garbled, a server too slow, and native
+``tool_calls``, which the small model never makes: what a model trained for tool calling would answer).
 
 Faults are queued with :meth:`FaultProxy.inject` and consumed in order by the requests they match; every request
 is recorded (arrival time, body, the client's port) for the test to read. Streamed answers are read whole from
@@ -31,6 +32,8 @@ class Fault:
     truncate: int | None = None  # keep only this many characters of the answer, as if cut at the token limit
     match: Match | None = None  # which requests it applies to (default: any)
     times: int = 1
+    # Replace the answer with these native tool calls ({"name", "arguments"}: arguments as a dict or JSON text).
+    tool_calls: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -124,14 +127,25 @@ class FaultProxy:
             raw = await up.read()
             seen.status = up.status
             content_type = up.content_type
-            if fault is None or up.status != 200 or (fault.content is None and fault.truncate is None):
+            if fault is None or up.status != 200 or (fault.content, fault.truncate, fault.tool_calls) == (None,) * 3:
                 return web.Response(status=up.status, body=raw, content_type=content_type)
         if content_type == "text/event-stream":
             return web.Response(body=_rewrite_stream(raw.decode(), fault), content_type="text/event-stream")
         return web.json_response(_rewrite_whole(json.loads(raw), fault))
 
 
+def _wire_calls(fault: Fault) -> list[dict[str, Any]]:
+    calls = []
+    for i, call in enumerate(fault.tool_calls or []):
+        arguments = call["arguments"] if isinstance(call["arguments"], str) else json.dumps(call["arguments"])
+        function = {"name": call["name"], "arguments": arguments}
+        calls.append({"id": f"call_{i}", "type": "function", "function": function})
+    return calls
+
+
 def _changed(text: str, fault: Fault) -> tuple[str, str | None]:
+    if fault.tool_calls is not None:
+        return "", "tool_calls"
     if fault.content is not None:
         return fault.content, None
     assert fault.truncate is not None
@@ -142,6 +156,8 @@ def _rewrite_whole(payload: dict[str, Any], fault: Fault) -> dict[str, Any]:
     choice = payload["choices"][0]
     text, reason = _changed(choice["message"].get("content") or "", fault)
     choice["message"]["content"] = text
+    if fault.tool_calls is not None:
+        choice["message"]["tool_calls"] = _wire_calls(fault)
     if reason:
         choice["finish_reason"] = reason
     return payload
@@ -160,8 +176,17 @@ def _rewrite_stream(raw: str, fault: Fault) -> str:
             parts.append((choice.get("delta") or {}).get("content") or "")
             finish = choice.get("finish_reason") or finish
     text, reason = _changed("".join(parts), fault)
-    events = [
-        {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]},
+    events: list[dict[str, Any]] = [{"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}]
+    for i, call in enumerate(_wire_calls(fault)):
+        # As OpenAI streams them: the first piece names the call, the arguments follow in pieces.
+        arguments = call["function"]["arguments"]
+        half = len(arguments) // 2
+        first = {"index": i, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"]}}
+        events.append({"choices": [{"index": 0, "delta": {"tool_calls": [first]}, "finish_reason": None}]})
+        for piece in (arguments[:half], arguments[half:]):
+            delta = {"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+            events.append({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    events += [
         {"choices": [{"index": 0, "delta": {}, "finish_reason": reason or finish}]},
         {"choices": [], "usage": usage},
     ]

@@ -16,19 +16,22 @@ from redis.exceptions import RedisError
 
 from podium.agent import defaults
 from podium.agent.backends import Backend, BackendError, BackendOutput, build_backend
-from podium.agent.backends.base import TASK_DEADLINE, InvalidOutput, Throttled
+from podium.agent.backends.base import TASK_DEADLINE, TASK_TOOL_CALLS, BudgetSpent, InvalidOutput, Throttled
 from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
 from podium.agent.health import Health
 from podium.agent.http import ProbeServer
+from podium.agent.memory import TASK_MEMORY, MemoryKeeper
 from podium.agent.metrics import AgentMetrics
 from podium.agent.pricing import task_cost
 from podium.api.agent import AgentSpec
 from podium.api.json_schema import first_error
+from podium.api.memory import Memory
 from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect
 from podium.dataplane.consumer import InboxConsumer
-from podium.dataplane.messages import INVALID_OUTPUT, THROTTLED, Result, Task
+from podium.dataplane.messages import BUDGET_SPENT, INVALID_OUTPUT, THROTTLED, Result, Task
 from podium.dataplane.records import Delivery
+from podium.dataplane.toolcalls import ToolCall
 
 log = logging.getLogger("podium.agent")
 
@@ -80,6 +83,7 @@ class AgentRuntime:
         self.redis: aioredis.Redis | None = None
         self.consumer: InboxConsumer | None = None
         self.a2a: Any = None  # podium.agent.a2a.server.A2AServer, with spec.a2a enabled
+        self.memory: MemoryKeeper | None = None  # for backends that show the model its memory (llm)
 
     # -- controls (signal handlers call these) ------------------------------------------------------
 
@@ -125,6 +129,8 @@ class AgentRuntime:
             self.health.backend_ready = True
             self.redis = connect(cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password)
             bus = Bus(self.redis)
+            if getattr(self.backend, "uses_memory", False):
+                self.memory = MemoryKeeper(self.redis, cfg.namespace, cfg.agent, self.spec.memory)
             self.consumer = bus.consumer(cfg.namespace, cfg.agent, cfg.replica, lease_seconds=cfg.lease_seconds)
             if not await self._start_a2a(bus):
                 await bus.close()
@@ -276,10 +282,12 @@ class AgentRuntime:
         timeout = effective_timeout(task, self.spec, self.backend.timeout_seconds)
         label, error, out = "ok", None, BackendOutput(None)
         error_type, retry_after = None, None
+        calls: list[ToolCall] = []  # the backend records its tool calls here, so a failed attempt reports them too
         deadline = TASK_DEADLINE.set(asyncio.get_running_loop().time() + timeout)
+        recorder = TASK_TOOL_CALLS.set(calls)
         try:
             async with asyncio.timeout(timeout) as scope:
-                out = checked(task, await self._answer(task))
+                out = checked(task, await self._remembering(task))
         except TimeoutError:
             if scope.expired():
                 label, error = "timeout", f"timed out after {timeout:g}s"
@@ -291,10 +299,13 @@ class AgentRuntime:
                 label, error_type, retry_after = "throttled", THROTTLED, exc.retry_after
             elif isinstance(exc, InvalidOutput):
                 label, error_type = "invalid", INVALID_OUTPUT
+            elif isinstance(exc, BudgetSpent):
+                error_type = BUDGET_SPENT
         except Exception as exc:
             label, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
             TASK_DEADLINE.reset(deadline)
+            TASK_TOOL_CALLS.reset(recorder)
         ok = error is None
         return Outcome(
             Result(
@@ -311,10 +322,23 @@ class AgentRuntime:
                 replica=self.config.replica,
                 error_type=error_type,
                 retry_after=retry_after,
+                tool_calls=[c.to_wire() for c in calls],
             ),
             label,
             out,
         )
+
+    async def _remembering(self, task: Task) -> BackendOutput:
+        """The answer, with the agent's memory shown to the backend before and the answered turn recorded after."""
+        if self.memory is None or not self.backend.handles(str(task.kind)):
+            return await self._answer(task)
+        shown = TASK_MEMORY.set(await self.memory.recall(task))
+        try:
+            out = checked(task, await self._answer(task))
+        finally:
+            TASK_MEMORY.reset(shown)
+        await self.memory.record(task, out.output)
+        return out
 
     async def _answer(self, task: Task) -> BackendOutput:
         kind = str(task.kind)
@@ -399,8 +423,11 @@ class AgentRuntime:
         if spec.a2a != self.spec.a2a:
             log.warning("a2a changed in the config: restart the replica to apply it", extra=self._who())
         previous = self.spec
-        self.spec = spec.model_copy(update={"backend": previous.backend, "a2a": previous.a2a})
+        # The backend, its tools and the A2A server are built at start: a change needs a restart (the pods roll).
+        self.spec = spec.model_copy(update={"backend": previous.backend, "a2a": previous.a2a, "tools": previous.tools})
         # Only a change of the field counts, so that an edit elsewhere does not undo a SIGUSR1 toggle.
+        if self.memory is not None:
+            self.memory.spec = spec.memory or Memory()
         if spec.maintenance != previous.maintenance:
             self.set_maintenance(spec.maintenance, "config file")
         self.slot_freed.set()

@@ -16,9 +16,12 @@ from podium.api.common import (
     Resource,
     RoleName,
     Rule,
+    SecretKeyRef,
     exactly_one,
     unique_names,
 )
+from podium.api.memory import Memory
+from podium.api.tools import Tools
 
 
 class Capability(Model):
@@ -70,15 +73,6 @@ class PythonBackend(Model):
     returns the output, or an envelope `{output, quality, tokens, cost}`. An `async def` runs on the agent's event
     loop and is cancelled on timeout; a plain function runs in a worker thread whose result is dropped on
     timeout (the thread itself runs on)."""
-
-
-class SecretKeyRef(Model):
-    """One key of a Secret in the Agent's namespace."""
-
-    name: str = Field(min_length=1, max_length=253)
-    """Name of the Secret."""
-    key: str = Field(min_length=1, max_length=253)
-    """Key in the Secret whose value is used."""
 
 
 # The variable an llm Agent's pods read their API key from: the operator fills it from `apiKeySecretRef`.
@@ -320,7 +314,21 @@ class AgentSpec(Model):
     a2a: A2AServer | None = None
     """Serves the Agent over the A2A protocol as well (docs/a2a.md). Unset: it takes work only from its inbox."""
 
-    rules = (unique_names("capabilities"),)
+    tools: Tools | None = None
+    """MCP servers whose tools the agent's model may call during a task, and the bounds of its tool loop. Needs
+    backend.llm. Unset: no tools."""
+    memory: Memory | None = None
+    """What the agent remembers of its earlier tasks (llm backend). Unset: its own turns within a run, up to 256
+    tokens, and nothing across runs."""
+
+    rules = (
+        unique_names("capabilities"),
+        Rule(
+            cel="!has(self.tools) || has(self.backend.llm)",
+            message="spec.tools needs backend.llm: the llm backend runs the tool loop",
+            check=lambda m: m.tools is None or m.backend.llm is not None,
+        ),
+    )
 
     def capability_level(self, name: str) -> float:
         return next((c.level for c in self.capabilities if c.name == name), 0.0)

@@ -87,6 +87,15 @@ def exactly_one(*fields: str) -> Rule:
     )
 
 
+class SecretKeyRef(Model):
+    """One key of a Secret in the Agent's namespace."""
+
+    name: str = Field(min_length=1, max_length=253)
+    """Name of the Secret."""
+    key: str = Field(min_length=1, max_length=253)
+    """Key in the Secret whose value is used."""
+
+
 class Priority(StrEnum):
     """What losing this agent's work means for an orchestration:
 

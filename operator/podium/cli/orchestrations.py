@@ -117,12 +117,34 @@ async def _load_ref(redis_url: str, ref: str) -> Any:
         await client.aclose()
 
 
+def tool_call_line(sender: str, payload: Any) -> str:
+    """A ``tool.call`` event as one line: who called what with which arguments, in which step, and the answer."""
+    from podium.dataplane.toolcalls import ToolCall
+
+    call = ToolCall.from_wire(payload)
+    arguments = json.dumps(call.arguments, ensure_ascii=False, default=str)
+    state = "ok" if call.ok else "failed"
+    where = f"step {payload.get('step')}, attempt {payload.get('attempt')}, {call.ms:.0f} ms"
+    result = json.dumps(call.result, ensure_ascii=False)
+    return f"{sender} tool.call {call.server}/{call.tool}({arguments}) [{state}, {where}] -> {result}"
+
+
 def conversation_lines(events: list[Any], entries: list[Any]) -> list[tuple[float, str]]:
-    """The run as it happened: the engine's events and each step's exchange with its agent, by time."""
+    """The run as it happened: the engine's events (a tool call on one line of its own) and each step's exchange
+    with its agent, by time."""
+    from podium.dataplane.messages import MalformedMessage
+    from podium.dataplane.toolcalls import TOOL_CALL_EVENT
+
     lines: list[tuple[float, str]] = []
     for event in events:
         payload = json.dumps(event.payload, ensure_ascii=False, default=str)
-        lines.append((float(event.at), f"{event.sender} {event.type} {payload}"))
+        line = f"{event.sender} {event.type} {payload}"
+        if event.type == TOOL_CALL_EVENT:
+            try:
+                line = tool_call_line(event.sender, event.payload)
+            except MalformedMessage:
+                pass  # shown as it came
+        lines.append((float(event.at), line))
     for entry in entries:
         result = entry.result or {}
         said = result.get("output") if entry.ok else (entry.error or result.get("error"))

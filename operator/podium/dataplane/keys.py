@@ -95,6 +95,12 @@ class AgentKeys:
     def result(self, task_id: str) -> str:
         return f"{self.prefix}result:{task_id}"
 
+    def turns(self, run: str) -> str:  # stream of the agent's turns in one run, by run uid (podium.dataplane.memory)
+        return f"{self.prefix}turns:{check_name(run, 'run uid')}"
+
+    def memory(self, name: str) -> str:  # stream of the agent's named memory across runs (podium.dataplane.memory)
+        return f"{self.prefix}memory:{check_name(name, 'memory name')}"
+
     def done(self, task_id: str, attempt: int) -> str:  # dedupe marker of one attempt
         return f"{self.prefix}done:{task_id}:{attempt}"
 
@@ -205,6 +211,9 @@ def agent_acl_rules(namespace: str, agent: str) -> list[str]:
     keys = AgentKeys(namespace, agent)
     prefix = _glob_escape(keys.prefix)
     patterns = ["inbox", "results", "hb", "dlq", "direct", "result:*", "done:*"]
+    # collab-tools (memory): the agent's own turns per run and its named memories; streams, so the commands above
+    # (xadd, xrevrange, xdel, pexpire) serve them and no command is added.
+    patterns += ["turns:*", "memory:*"]
     return [
         "resetkeys",
         *(f"~{prefix}{p}" for p in patterns),

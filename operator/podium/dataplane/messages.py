@@ -36,7 +36,8 @@ class TaskKind(StrEnum):
 # Result.error_type: failures that say nothing about the agent's health, so they do not move its circuit breaker.
 THROTTLED = "throttled"  # the agent's upstream (a model API) answered 429, or 503 with Retry-After
 INVALID_OUTPUT = "invalid_output"  # the answer does not honour the task's output_schema
-ERROR_TYPES = (THROTTLED, INVALID_OUTPUT)
+BUDGET_SPENT = "budget_spent"  # the agent stopped its work (a tool loop) because the run's budget was spent
+ERROR_TYPES = (THROTTLED, INVALID_OUTPUT, BUDGET_SPENT)
 
 
 class MalformedMessage(ValueError):
@@ -249,6 +250,9 @@ class Result:
     # Why a failed attempt failed, when that changes what the engine does: see ERROR_TYPES.
     error_type: str | None = None
     retry_after: float | None = None  # seconds the agent's upstream asked to wait (a 429's Retry-After)
+    # The tool calls the agent made, in order, as podium.dataplane.toolcalls.ToolCall.to_wire() dicts; also on
+    # failure (the calls were made and their tokens spent).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> bytes:
         return encode_json(self.to_dict()).encode()
@@ -272,6 +276,8 @@ class Result:
             data["error_type"] = self.error_type
         if self.retry_after is not None:
             data["retry_after"] = self.retry_after
+        if self.tool_calls:
+            data["tool_calls"] = self.tool_calls
         return data
 
     @classmethod
@@ -291,6 +297,7 @@ class Result:
             get("replica"),
         )
         finished, error_type, retry_after = get("finished_at"), get("error_type"), get("retry_after")
+        calls = get("tool_calls")
         if (
             type(task_id) is str
             and task_id
@@ -311,6 +318,7 @@ class Result:
             and -_INF < finished < _INF
             and (error_type is None or type(error_type) is str)
             and (retry_after is None or (type(retry_after) is float and 0.0 <= retry_after < _INF))
+            and calls is None
         ):
             return cls(
                 task_id,
@@ -348,6 +356,9 @@ class Result:
         retry_after = _number(data, "retry_after", what, None)
         if retry_after is not None and retry_after < 0:
             raise MalformedMessage(f"{what} field 'retry_after' must be >= 0, got {retry_after}")
+        calls = data.get("tool_calls") or []
+        if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
+            raise MalformedMessage(f"{what} field 'tool_calls' must be a list of objects")
         return cls(
             task_id=task_id,
             attempt=_int(data, "attempt", what, 1, 1),
@@ -363,4 +374,5 @@ class Result:
             finished_at=time.time() if finished is None else finished,
             error_type=error_type,
             retry_after=retry_after,
+            tool_calls=calls,
         )

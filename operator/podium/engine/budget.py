@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from podium.api.orchestration import Limits
+from podium.dataplane.allowance import Allowance
 from podium.dataplane.usage import UsageCounters
 
 
@@ -45,6 +46,14 @@ def check(limits: Limits, usage: Usage) -> None:
         raise BudgetExceeded("maxTokens", usage.tokens, limits.max_tokens)
 
 
+def allowance(limits: Limits, usage: Usage) -> Allowance:
+    """What a task dispatched now may spend: the tokens and cost left under the run's limits (pure)."""
+    return Allowance(
+        tokens=None if limits.max_tokens is None else max(0, limits.max_tokens - usage.tokens),
+        cost=None if limits.max_cost is None else max(0.0, limits.max_cost - usage.cost),
+    )
+
+
 class Budget:
     """The run's usage against its limits: started-at (set once), dispatched tasks, cost and tokens of results."""
 
@@ -68,8 +77,11 @@ class Budget:
             elapsed=now - (record.started if record.started is not None else now),
         )
 
-    async def check(self, now: float) -> None:
-        check(self.limits, await self.usage(now))
+    async def check(self, now: float) -> Usage:
+        """Raise :class:`BudgetExceeded` if a limit is reached; else the usage it was checked against."""
+        usage = await self.usage(now)
+        check(self.limits, usage)
+        return usage
 
     def queue_dispatch(self, pipe: Pipeline) -> None:
         """Count one dispatch, as a command on the caller's pipeline (sent with its other writes)."""

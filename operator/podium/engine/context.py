@@ -19,9 +19,12 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import Limits, Target
+from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
+from podium.dataplane.allowance import Allowance
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
+from podium.dataplane.toolcalls import TOOL_CALL_EVENT
 from podium.engine import degradation, selection
-from podium.engine.budget import Budget
+from podium.engine.budget import Budget, allowance
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
@@ -112,6 +115,7 @@ class RunContext:
         self._is_suspended = is_suspended
         self._cancelled: str | None = None
         self._assigned: dict[str, int] = {}  # in-flight tasks this run handed each agent: load it adds
+        self._allowance = Allowance()  # what the run had left at the last checkpoint: sent with each task
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -140,7 +144,8 @@ class RunContext:
         await self.wait_if_suspended()
         if self._cancelled:
             raise RunCancelled(self._cancelled)
-        await self.budget.check(self.options.clock())
+        usage = await self.budget.check(self.options.clock())
+        self._allowance = allowance(self.limits, usage)
 
     def degrade(self, note: str) -> None:
         self.degraded = True
@@ -300,7 +305,8 @@ class RunContext:
             orchestration=self.orchestration,
             attempt=attempt,
             timeout_seconds=timeout,
-            meta={"step": step, "uid": self.uid},
+            meta={"step": step, "uid": self.uid}
+            | ({ALLOWANCE_KEY: self._allowance.to_meta()} if self._allowance.bounded else {}),
             output_schema=schema,
         )
 
@@ -372,6 +378,8 @@ class RunContext:
             replies = await pipe.execute()
         # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
         # silence move its breaker.
+        if result is not None and result.tool_calls:
+            await self._publish_tool_calls(step, agent, result)
         if config is not None and not (result is not None and result.error_type in ERROR_TYPES):
             healthy = result is not None and result.ok
             await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(replies[-1]))
@@ -381,6 +389,15 @@ class RunContext:
             return result
         record.error = error
         return error
+
+    async def _publish_tool_calls(self, step: str, agent: str, result: Result) -> None:
+        """Every tool call of an attempt, succeeded or not, on the run's event stream: the run's history shows
+        what the agent called and what it was told, in order, before the step's answer."""
+        publish = getattr(self.bus, "publish", None)
+        if publish is None:
+            return
+        for call in result.tool_calls:
+            await publish(self.orchestration, TOOL_CALL_EVENT, {"step": step, "attempt": result.attempt, **call}, agent)
 
     async def _finish(
         self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None

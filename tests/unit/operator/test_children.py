@@ -167,3 +167,28 @@ def test_llm_api_key_comes_from_the_secret_the_agent_names() -> None:
         "valueFrom": {"secretKeyRef": {"name": "openai", "key": "api-key"}},
     }
     assert "PODIUM_LLM_API_KEY" not in env_of(children.deployment(make_agent(backend={"llm": llm}), SETTINGS, 1))
+
+
+def test_tool_servers_and_memory_reach_the_pods_and_secret_headers_come_from_their_secrets() -> None:
+    llm = {"model": "m", "baseURL": "http://model:8080/v1"}
+    header = {"name": "Authorization", "secretKeyRef": {"name": "search", "key": "token"}}
+    tools = {
+        "servers": [
+            {"name": "time", "stdio": {"command": "mcp-server-time"}},
+            {"name": "search", "http": {"url": "https://mcp.example.com/mcp", "headers": [header]}},
+        ],
+        "calling": "schema",
+    }
+    agent = make_agent(backend={"llm": llm}, tools=tools, memory={"name": "notes"})
+    config = json.loads(children.config_map(agent)["data"][children.CONFIG_FILE])
+    assert config["tools"]["servers"][0]["stdio"] == {"command": "mcp-server-time", "args": []}
+    assert config["tools"]["calling"] == "schema" and config["memory"]["name"] == "notes"
+    assert "s3cret" not in json.dumps(config)
+    env = env_of(children.deployment(agent, SETTINGS, 1))
+    assert env["PODIUM_MCP_SEARCH__AUTHORIZATION"]["valueFrom"] == {"secretKeyRef": {"name": "search", "key": "token"}}
+    # A change of the tools rolls the pods (the runtime builds its tool servers at start).
+    other = make_agent(backend={"llm": llm}, tools={**tools, "maxCalls": 2}, memory={"name": "notes"})
+    assert (
+        children.pod_template(agent, SETTINGS)["metadata"]["annotations"]
+        != children.pod_template(other, SETTINGS)["metadata"]["annotations"]
+    )

@@ -7,6 +7,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from podium.dataplane.toolcalls import ToolCall
+
 if TYPE_CHECKING:
     from podium.api.agent import AgentSpec
 
@@ -16,6 +18,9 @@ ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost"})
 # When the task being run must be finished, on the event loop's clock (set by the runtime around each task): a
 # backend that could wait (a 429's Retry-After) uses it to decide whether waiting still fits.
 TASK_DEADLINE: ContextVar[float | None] = ContextVar("podium_task_deadline", default=None)
+# Where a backend records the tool calls it makes during the task being run (set by the runtime around each task):
+# the runtime reports them with the result even when the task fails or times out mid-loop.
+TASK_TOOL_CALLS: ContextVar[list[ToolCall] | None] = ContextVar("podium_task_tool_calls", default=None)
 
 
 class TaskLike(Protocol):
@@ -51,6 +56,7 @@ class BackendOutput:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     first_token_seconds: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()  # the tool calls the task made, in order
 
 
 class BackendError(Exception):
@@ -76,6 +82,11 @@ class Throttled(BackendError):
 
 class InvalidOutput(BackendError):
     """The answer does not honour the task's ``output_schema`` (the message names the field)."""
+
+
+class BudgetSpent(BackendError):
+    """The backend stopped its work (the llm tool loop, between two model calls) because it had spent what the
+    task's run had left (``podium.dataplane.allowance``); ``spent`` says how much."""
 
 
 class Backend(Protocol):
@@ -167,9 +178,10 @@ def build_backend(spec: AgentSpec) -> Backend:
         return PythonRunner(spec.backend.python)
     if kind == "llm":
         from podium.agent.backends.llm import LLMRunner
+        from podium.agent.pricing import usage_cost
 
         assert spec.backend.llm is not None
-        return LLMRunner(spec.backend.llm)
+        return LLMRunner(spec.backend.llm, tools=spec.tools, price=lambda out: usage_cost(spec, out))
     if kind == "a2a":
         from podium.agent.backends.a2a import A2ARunner
 

@@ -52,13 +52,15 @@ class Refused(BackendError):
 @dataclass(frozen=True)
 class Request:
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     temperature: float
     max_tokens: int | None = None
     seed: int | None = None
     frequency_penalty: float | None = None
     schema: dict[str, Any] | None = None
     schema_name: str = "answer"
+    tools: list[dict[str, Any]] | None = None  # OpenAI's native `tools` (podium.agent.tools.calling)
+    tool_choice: str = "auto"  # with tools: "none" once no more calls are allowed
 
 
 def inline_wait(retry_after: float | None, waits: int, now: float, deadline: float | None) -> float | None:
@@ -115,6 +117,8 @@ class ChatClient:
                 await self.sleep(wait)
                 continue
             except Refused as exc:
+                if request.tools and "tool" in str(exc).lower():
+                    raise  # the server refuses tools: the tool loop decides (it falls back to schema-constrained calls)
                 fallback = self._fallback(tried, str(exc))
                 if fallback is None:
                     raise
@@ -164,6 +168,8 @@ class ChatClient:
             frequency_penalty=request.frequency_penalty,
             response=response,
             stream=stream,
+            tools=request.tools,
+            tool_choice=request.tool_choice,
         )
         for fresh in (False, True):
             started = time.monotonic()

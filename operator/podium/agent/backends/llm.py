@@ -4,19 +4,31 @@ A task that carries an output schema (every kind the strategies send does, see `
 asked for with that schema as its ``response_format`` (its text bounds shrunk to fit ``maxTokens``), its answer
 is read as JSON (code fences stripped) and checked against the task's schema; an answer that fails is shown to
 the model with the reason, once, before the attempt fails. A task without a schema gets a free-form answer.
+
+An Agent with ``spec.tools`` runs each task as a bounded tool loop (``podium.agent.tools.loop``); the turns the
+agent remembers (``podium.agent.memory``) come before the task's own content.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from podium.agent.backends import llm_prompts as prompts
 from podium.agent.backends.base import BackendError, BackendOutput, InvalidOutput, TaskLike
-from podium.agent.backends.chat import ChatClient, Request
+from podium.agent.backends.chat import ChatClient, Refused, Request
 from podium.agent.backends.openai_wire import Completion
+from podium.agent.backends.usage import Usage
+from podium.agent.memory import TASK_MEMORY
 from podium.api.agent import LLM_API_KEY_ENV, LLMBackend
-from podium.api.json_schema import first_error
+from podium.api.tools import ToolCalling, Tools
+from podium.dataplane.allowance import of_task
+
+__all__ = ["LLMRunner", "Usage", "chat_url", "check_answer"]
+
+log = logging.getLogger("podium.agent.llm")
 
 
 def chat_url(base_url: str) -> str:
@@ -32,50 +44,52 @@ def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, s
         if completion.cut:
             return None, f"the answer was cut at the token limit before it was complete ({exc}): answer shorter"
         return None, str(exc)
-    problem = first_error(schema, value)
-    if problem is None and (copied := prompts.copied_placeholder(value)) is not None:
-        problem = f"field {copied!r} repeats the form's placeholder instead of answering: write the content itself"
-    return value, problem
-
-
-class Usage:
-    """Tokens of every call one task made (a re-ask is a second call), and the first call's first token."""
-
-    def __init__(self) -> None:
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.first_token_seconds: float | None = None
-
-    def add(self, completion: Completion) -> None:
-        self.prompt_tokens += completion.prompt_tokens
-        self.completion_tokens += completion.completion_tokens
-        if self.first_token_seconds is None:
-            self.first_token_seconds = completion.first_token_seconds
-
-    def output(self, value: Any = None) -> BackendOutput:
-        return BackendOutput(
-            value,
-            tokens=self.prompt_tokens + self.completion_tokens,
-            prompt_tokens=self.prompt_tokens,
-            completion_tokens=self.completion_tokens,
-            first_token_seconds=self.first_token_seconds,
-        )
+    return value, prompts.answer_problem(value, schema)
 
 
 class LLMRunner:
     name = "llm"
+    uses_memory = True  # the runtime hands it the remembered turns (podium.agent.memory.TASK_MEMORY)
 
-    def __init__(self, spec: LLMBackend) -> None:
+    def __init__(
+        self,
+        spec: LLMBackend,
+        *,
+        tools: Tools | None = None,
+        env: Mapping[str, str] | None = None,
+        price: Callable[[BackendOutput], float] | None = None,
+    ) -> None:
         self.spec = spec
         self.timeout_seconds = spec.timeout_seconds
+        env = os.environ if env is None else env
         headers = {"Content-Type": "application/json"}
-        api_key = os.environ.get(LLM_API_KEY_ENV)
+        api_key = env.get(LLM_API_KEY_ENV)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self.client = ChatClient(chat_url(spec.base_url), headers, shown_url=spec.base_url)
+        self.tools = tools
+        self.toolbox: Any = None
+        if tools is not None:
+            from podium.agent.tools.toolbox import Toolbox, ToolboxError
+
+            try:
+                self.toolbox = Toolbox(tools, env)
+            except ToolboxError as exc:
+                raise BackendError(f"tools: {exc}") from None
+        self.price = price or (lambda _out: 0.0)
+        # How this server's model calls tools; auto becomes native or schema once the server has shown which.
+        self.calling = tools.calling if tools is not None else ToolCalling.auto
 
     async def start(self) -> None:
         await self.client.start()
+        if self.toolbox is not None:
+            from podium.agent.tools.toolbox import ToolboxError
+
+            try:
+                await self.toolbox.start()
+            except ToolboxError as exc:
+                raise BackendError(f"tools: {exc}") from None
+            log.info(f"tools: {', '.join(sorted(self.toolbox.tools)) or 'none'} ({self.calling} calling)")
 
     def handles(self, kind: str) -> bool:
         # Prices and capacity are the runtime's knowledge, not the model's.
@@ -85,8 +99,11 @@ class LLMRunner:
         schema = task.output_schema
         # What the model is asked for fits in its token limit; the answer is checked against the task's schema.
         asked = prompts.fit_to_tokens(schema, self.spec.max_tokens) if schema is not None else None
-        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked)
+        history = [(t.input, t.output) for t in TASK_MEMORY.get() or ()]
         usage = Usage()
+        if self.toolbox is not None:
+            return await self._tool_loop(task, asked, history, usage)
+        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, history=history)
         completion = await self._ask(messages, asked, str(task.kind), usage)
         if schema is None:
             return usage.output(prompts.read_text(completion.content))
@@ -102,8 +119,60 @@ class LLMRunner:
             f"llm: the answer does not honour the task's output schema (asked twice): {problem}", spent=usage.output()
         )
 
+    async def _tool_loop(
+        self, task: TaskLike, asked: dict[str, Any] | None, history: list[tuple[str, str]], usage: Usage
+    ) -> BackendOutput:
+        from podium.agent.tools import calling
+        from podium.agent.tools.loop import ToolLoop
+
+        assert self.tools is not None
+
+        def loop() -> ToolLoop:
+            async def ask(
+                messages: list[dict[str, Any]],
+                schema: dict[str, Any] | None,
+                tools: list[dict[str, Any]] | None,
+                tool_choice: str,
+            ) -> Completion:
+                return await self._ask(messages, schema, str(task.kind), usage, tools=tools, tool_choice=tool_choice)
+
+            return ToolLoop(
+                ask=ask,
+                toolbox=self.toolbox,
+                spec=self.tools,  # type: ignore[arg-type]
+                usage=usage,
+                allowance=of_task(task.meta),
+                price=self.price,
+                asked=asked,
+                schema=task.output_schema,
+            )
+
+        if self.calling != ToolCalling.schema:
+            first = loop()
+            messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, history=history)
+            try:
+                out = await first.run_native(messages)
+            except Refused as exc:
+                if self.calling != ToolCalling.auto or first.rounds > 0:
+                    raise
+                log.warning(f"{exc}; the server refuses native tools: calling tools through the answer's schema")
+                self.calling = ToolCalling.schema
+            else:
+                self.calling = ToolCalling.native
+                return out
+        tools_text = calling.tools_prompt(list(self.toolbox.tools.values()))
+        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, history=history, tools=tools_text)
+        return await loop().run_schema(messages)
+
     async def _ask(
-        self, messages: list[dict[str, str]], schema: dict[str, Any] | None, kind: str, usage: Usage
+        self,
+        messages: list[dict[str, Any]],
+        schema: dict[str, Any] | None,
+        kind: str,
+        usage: Usage,
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str = "auto",
     ) -> Completion:
         request = Request(
             model=self.spec.model,
@@ -114,15 +183,19 @@ class LLMRunner:
             frequency_penalty=self.spec.frequency_penalty,
             schema=schema,
             schema_name=kind,
+            tools=tools,
+            tool_choice=tool_choice,
         )
         try:
             completion = await self.client.complete(request)
         except BackendError as exc:
-            if exc.spent is None and (usage.prompt_tokens or usage.completion_tokens):
-                exc.spent = usage.output()  # the first call's tokens were spent even if the re-ask failed
+            if exc.spent is None and usage.spent_any:
+                exc.spent = usage.output()  # earlier calls' tokens were spent even if this one failed
             raise
         usage.add(completion)
         return completion
 
     async def close(self) -> None:
+        if self.toolbox is not None:
+            await self.toolbox.close()
         await self.client.close()

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
+
+from podium.api.json_schema import first_error
 
 # How much of a rejected answer goes back to the model with the re-ask: enough to recognise, not to re-read.
 ECHO_CHARS = 600
@@ -69,6 +72,14 @@ def copied_placeholder(value: Any, path: str = "") -> str | None:
         if found:
             return found
     return None
+
+
+def answer_problem(value: Any, schema: dict[str, Any]) -> str | None:
+    """What is wrong with an answer's value: where it breaks the schema, or a placeholder copied from the form."""
+    problem = first_error(schema, value)
+    if problem is None and (copied := copied_placeholder(value)) is not None:
+        problem = f"field {copied!r} repeats the form's placeholder instead of answering: write the content itself"
+    return problem
 
 
 # ------------------------------------------------------------------------------------------------ content
@@ -255,11 +266,27 @@ def instruction(schema: dict[str, Any]) -> str:
     return (what + "\n" if what else "") + "Answer with JSON only: " + shape
 
 
-def build_messages(system_prompt: str | None, task_input: Any, schema: dict[str, Any] | None) -> list[dict[str, str]]:
-    """System prompt, then the task's content as text, then (with a schema) the instruction and the fields."""
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    content = render(task_input) if not _empty(task_input) else ""
-    parts = [content, instruction(schema)] if schema is not None else [content]
+def content(task_input: Any) -> str:
+    """The task's content as the model reads it (and as the agent's memory keeps it)."""
+    return render(task_input) if not _empty(task_input) else ""
+
+
+def build_messages(
+    system_prompt: str | None,
+    task_input: Any,
+    schema: dict[str, Any] | None,
+    *,
+    history: Sequence[tuple[str, str]] = (),
+    tools: str | None = None,
+) -> list[dict[str, Any]]:
+    """System prompt (and the tools' part, if any), then earlier turns the agent remembers as the user and
+    assistant turns they were, then the task's content as text and (with a schema) the instruction and fields."""
+    system = "\n\n".join(p for p in (system_prompt, tools) if p)
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for asked, answered in history:
+        messages.append({"role": "user", "content": asked or "(no input)"})
+        messages.append({"role": "assistant", "content": answered})
+    parts = [content(task_input), instruction(schema)] if schema is not None else [content(task_input)]
     messages.append({"role": "user", "content": "\n\n".join(p for p in parts if p) or "(no input)"})
     return messages
 

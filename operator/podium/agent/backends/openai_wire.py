@@ -20,12 +20,22 @@ _SCHEMA_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True)
+class WireToolCall:
+    """One call the model asked for in OpenAI's native ``tool_calls``; ``arguments`` is JSON text, as sent."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
 class Completion:
     content: str
     finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     first_token_seconds: float | None = None  # streamed answers only
+    tool_calls: tuple[WireToolCall, ...] = ()
 
     @property
     def cut(self) -> bool:
@@ -69,7 +79,7 @@ def response_format(schema: dict[str, Any], mode: str, name: str) -> dict[str, A
 
 def request_body(
     model: str,
-    messages: list[dict[str, str]],
+    messages: list[dict[str, Any]],
     *,
     temperature: float,
     max_tokens: int | None = None,
@@ -77,8 +87,13 @@ def request_body(
     frequency_penalty: float | None = None,
     response: dict[str, Any] | None = None,
     stream: bool = False,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: str = "auto",
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature}
+    if tools:
+        body["tools"] = tools
+        body["tool_choice"] = tool_choice
     if max_tokens:
         body["max_tokens"] = max_tokens
     if seed is not None:
@@ -119,10 +134,18 @@ def read_completion(payload: Any) -> Completion:
     try:
         choice = payload["choices"][0]
         content = choice["message"].get("content") or ""
+        calls = tuple(_tool_call(raw, i) for i, raw in enumerate(choice["message"].get("tool_calls") or []))
     except (KeyError, IndexError, TypeError, AttributeError):
         raise WireError(f"answer has no choices[0].message.content: {json.dumps(payload)[:500]}") from None
     prompt, completion = _usage(payload)
-    return Completion(str(content), choice.get("finish_reason"), prompt, completion)
+    return Completion(str(content), choice.get("finish_reason"), prompt, completion, tool_calls=calls)
+
+
+def _tool_call(raw: dict[str, Any], index: int) -> WireToolCall:
+    function = raw.get("function") or {}
+    arguments = function.get("arguments")
+    text = arguments if isinstance(arguments, str) else json.dumps(arguments if arguments is not None else {})
+    return WireToolCall(str(raw.get("id") or f"call_{index}"), str(function.get("name") or ""), text)
 
 
 class StreamReader:
@@ -134,6 +157,7 @@ class StreamReader:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.done = False
+        self.calls: dict[int, dict[str, str]] = {}  # tool_calls by index, their arguments in pieces
 
     def feed(self, line: str) -> bool:
         """Take one line of the event stream; True if it carried answer text (the first one times the first
@@ -160,13 +184,34 @@ class StreamReader:
             if delta.get("content"):
                 self.parts.append(str(delta["content"]))
                 text = True
+            for piece in delta.get("tool_calls") or []:
+                text = self._feed_call(piece) or text
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return text
 
+    def _feed_call(self, piece: dict[str, Any]) -> bool:
+        """One streamed piece of a tool call: its first piece names it, later ones add to its arguments."""
+        index = piece.get("index", len(self.calls))
+        call = self.calls.setdefault(index if isinstance(index, int) else len(self.calls), {"id": "", "name": ""})
+        function = piece.get("function") or {}
+        call["id"] = call["id"] or str(piece.get("id") or "")
+        call["name"] = call["name"] or str(function.get("name") or "")
+        call["arguments"] = call.get("arguments", "") + str(function.get("arguments") or "")
+        return True
+
     def completion(self, first_token_seconds: float | None) -> Completion:
+        calls = tuple(
+            WireToolCall(c["id"] or f"call_{i}", c["name"], c.get("arguments") or "{}")
+            for i, c in sorted(self.calls.items())
+        )
         return Completion(
-            "".join(self.parts), self.finish_reason, self.prompt_tokens, self.completion_tokens, first_token_seconds
+            "".join(self.parts),
+            self.finish_reason,
+            self.prompt_tokens,
+            self.completion_tokens,
+            first_token_seconds,
+            tool_calls=calls,
         )
 
 

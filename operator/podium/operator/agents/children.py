@@ -17,6 +17,7 @@ from typing import Any
 
 from podium.api.agent import LLM_API_KEY_ENV, Agent
 from podium.api.common import API_VERSION
+from podium.api.tools import header_env
 
 MANAGED_BY = "podium-operator"
 AGENT_LABEL = "podium.dev/agent"
@@ -68,6 +69,8 @@ CONFIG_FIELDS = (
     "priority",
     "maintenance",
     "a2a",
+    "tools",
+    "memory",
 )
 
 
@@ -274,6 +277,18 @@ def apply_template(pod: dict[str, Any], overrides: dict[str, Any] | None) -> dic
     return pod
 
 
+def tool_header_env(agent: Agent) -> list[dict[str, Any]]:
+    """The Secret-held headers of the Agent's remote tool servers, as env vars the kubelet fills from the Secrets
+    (named by ``podium.api.tools.header_env``, which the runtime reads them by)."""
+    env = []
+    for server in agent.spec.tools.servers if agent.spec.tools is not None else []:
+        for header in server.http.headers if server.http is not None else []:
+            if header.secret_key_ref is not None:
+                ref = {"name": header.secret_key_ref.name, "key": header.secret_key_ref.key}
+                env.append({"name": header_env(server.name, header.name), "valueFrom": {"secretKeyRef": ref}})
+    return env
+
+
 def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
     name = _name(agent)
     namespace = agent.metadata.namespace or "default"
@@ -295,6 +310,7 @@ def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
         # The kubelet reads the Secret: the key never passes through the operator or the agent's ConfigMap.
         ref = {"name": llm.api_key_secret_ref.name, "key": llm.api_key_secret_ref.key}
         env.append({"name": LLM_API_KEY_ENV, "valueFrom": {"secretKeyRef": ref}})
+    env.extend(tool_header_env(agent))
     # Maintenance reaches running replicas through the mounted file; rolling the pods for it would defeat
     # the drain, so it is left out of the hash that triggers a rollout. So is the description (the A2A card reads
     # it live): words for people are no reason to restart work.

@@ -62,9 +62,11 @@ def coverage(solution: Any, problem: Any) -> float:
 
 
 def _solution_of(value: Any) -> Any:
+    """What a review or evaluation scores: the proposal under review first (a peerToPeer review also carries the
+    current solution, None until one is applied), then the solution itself."""
     if isinstance(value, dict):
-        for key in ("solution", "proposal", "candidate", "output", "result"):
-            if key in value:
+        for key in ("proposal", "candidate", "solution", "output", "result"):
+            if value.get(key) is not None:
                 return value[key]
     return value
 

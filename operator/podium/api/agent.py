@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from podium.api.collab import AgentBlackboard, MessageType
 from podium.api.common import (
     CapabilityName,
     Condition,
@@ -312,6 +313,16 @@ class AgentSpec(Model):
     autoscaling: Autoscaling | None = None
     """Turns on the built-in backlog autoscaler. Unset: replicas stays where the manifest, `kubectl scale` or an
     HPA put it."""
+    blackboard: AgentBlackboard | None = None
+    subscriptions: list[MessageType] = Field(default_factory=list, max_length=64)
+    """Message types this agent receives in the runs it works in: messages published by the strategy (e.g.
+    `task.finished`), by other agents (`messages` in their answers) and by people (`podium run broadcast`). Each
+    comes with the agent's next task of that run (task.context.messages); a type ending in `*` is a prefix, `*`
+    alone every type. Empty: no messages."""
+    message_tasks: bool = False
+    """True declares that the agent handles tasks of kind `message`: a message it subscribed to that arrives
+    while it has no task of that run gets delivered at once, as a `message` task (input `{messages}`), instead of
+    waiting for its next task. Its answer may write state and publish messages like any other."""
 
     rules = (unique_names("capabilities"),)
 

@@ -259,25 +259,16 @@ class SharedState:
         self.history_maxlen = history_maxlen
         self.ttl = ttl_seconds or 0
         self.base_window = base_window
-        prefix = OrchestrationKeys(namespace, orchestration).state
-        self.k_state = prefix
-        self.k_ver = f"{prefix}:ver"
-        self.k_meta = f"{prefix}:meta"
-        self.k_past = f"{prefix}:past"
-        self.k_history = f"{prefix}:history"
-        self.k_audit = f"{prefix}:audit"
-        self.k_proposals = f"{prefix}:proposals"
-        self.k_votes = f"{prefix}:votes"
-        self._keys = [
-            self.k_state,
-            self.k_ver,
-            self.k_meta,
-            self.k_past,
-            self.k_history,
-            self.k_audit,
-            self.k_proposals,
-            self.k_votes,
-        ]
+        keys = OrchestrationKeys(namespace, orchestration).state_keys
+        self.k_state = keys.values
+        self.k_ver = keys.versions
+        self.k_meta = keys.meta
+        self.k_past = keys.past
+        self.k_history = keys.history
+        self.k_audit = keys.audit
+        self.k_proposals = keys.proposals
+        self.k_votes = keys.votes
+        self._keys = keys.all()
         self._write_script = redis.register_script(_WRITE)
         self._rollback_script = redis.register_script(_ROLLBACK)
         self._vote_script = redis.register_script(_VOTE)
@@ -359,13 +350,16 @@ class SharedState:
         base_version: int | None = None,
         voters: Sequence[str] = (),
         at: float | None = None,
+        proposal_id: str | None = None,
     ) -> Resolution | int:
         """Write `value` computed from `base_version`; if someone else wrote since, resolve the conflict.
 
         Not stale (or no base_version): a plain write, returns the new version. Stale: the configured strategy
         decides between the stored value and this write, the outcome is recorded in the audit stream and returned.
         Under "consensus" a stale write opens a proposal (see `propose`) and the current value stays until `settle`.
-        `at` is when the writer produced the value (default: now); timestamp rules compare it.
+        `at` is when the writer produced the value (default: now); timestamp rules compare it. `proposal_id` names
+        the consensus proposal (default: a random id); proposing again under the same id replaces it, so a retried
+        write does not open a second proposal.
         """
         _check_key(key)
         encoded = canonical(value)
@@ -387,7 +381,7 @@ class SharedState:
                     continue
             current = Write(key, cur_value, meta["writer"], int(meta["priority"]), float(meta["at"]), cur_ver)
             if self.resolution == "consensus":
-                pid = await self.propose(key, value, writer=writer)
+                pid = await self.propose(key, value, writer=writer, proposal_id=proposal_id)
                 who = ", ".join(voters) if voters else "the voters"
                 reason = f"stale write by {writer}: proposal {pid} awaits a majority of {who}; current value stays"
                 return Resolution(key, "consensus", cur_value, [current, incoming], reason, time.time())
@@ -419,10 +413,10 @@ class SharedState:
 
     # ---- consensus ---------------------------------------------------------------------------------------------
 
-    async def propose(self, key: str, value: Any, *, writer: str) -> str:
-        """Open a proposal to set `key` to `value`; returns its id for `vote`."""
+    async def propose(self, key: str, value: Any, *, writer: str, proposal_id: str | None = None) -> str:
+        """Open a proposal to set `key` to `value`; returns its id for `vote` (`proposal_id`, or a random one)."""
         _check_key(key)
-        pid = uuid.uuid4().hex[:16]
+        pid = proposal_id or uuid.uuid4().hex[:16]
         doc = {"key": key, "value": value, "writer": writer, "at": time.time()}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.k_proposals, pid, canonical(doc))
@@ -521,6 +515,18 @@ class SharedState:
             upper = "(" + entries[-1][0]
         out.reverse()
         return out
+
+    async def snapshots(self, limit: int = 100) -> list[tuple[str, float]]:
+        """The last `limit` snapshot markers still in the history, oldest first, as (id, unix time)."""
+        out: list[tuple[str, float]] = []
+        upper = "+"
+        while len(out) < limit:
+            entries = _entries(await self.redis.xrevrange(self.k_history, max=upper, min="-", count=500))
+            out += [(i, float(f.get("at", "0"))) for i, f in entries if f.get("kind") == "snapshot"]
+            if len(entries) < 500:
+                break
+            upper = "(" + entries[-1][0]
+        return list(reversed(out[:limit]))
 
     async def snapshot(self) -> str:
         """Mark the current history position; `rollback(id)` restores every key to its value at this point."""

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from podium.api.agent import AgentSpec
 
-# Keys a backend may use to report more than the output itself: {"output": ..., "quality": 0.8, "tokens": 12}.
-ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost"})
+# Keys a backend may use to report more than the output itself: {"output": ..., "quality": 0.8, "tokens": 12},
+# and to ask the engine to write the run's shared state and publish messages (podium.dataplane.collab):
+# {"output": ..., "stateUpdates": [{"key": "plan", "value": {...}}], "messages": [{"type": "finding", ...}]}.
+ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost", "stateUpdates", "messages"})
 
 # When the task being run must be finished, on the event loop's clock (set by the runtime around each task): a
 # backend that could wait (a 429's Retry-After) uses it to decide whether waiting still fits.
@@ -39,6 +41,8 @@ class TaskLike(Protocol):
     def meta(self) -> dict[str, Any]: ...
     @property
     def output_schema(self) -> dict[str, Any] | None: ...
+    @property
+    def context(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class BackendOutput:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     first_token_seconds: float | None = None
+    # The answer's effects as it gave them (checked and completed by the runtime, podium.dataplane.collab).
+    state_updates: Any = None
+    messages: Any = None
 
 
 class BackendError(Exception):
@@ -107,6 +114,7 @@ def task_document(task: TaskLike) -> dict[str, Any]:
         "attempt": task.attempt,
         "meta": task.meta,
         "output_schema": task.output_schema,
+        "context": task.context,
     }
 
 
@@ -131,7 +139,14 @@ def from_value(value: Any) -> BackendOutput:
         cost = value.get("cost")
         if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
             raise BackendError(f"cost must be a non-negative number, got {cost!r}")
-        return BackendOutput(value["output"], _quality(value.get("quality")), tokens, cost)
+        return BackendOutput(
+            value["output"],
+            _quality(value.get("quality")),
+            tokens,
+            cost,
+            state_updates=value.get("stateUpdates"),
+            messages=value.get("messages"),
+        )
     return BackendOutput(value)
 
 

@@ -85,7 +85,7 @@ class LLMRunner:
         schema = task.output_schema
         # What the model is asked for fits in its token limit; the answer is checked against the task's schema.
         asked = prompts.fit_to_tokens(schema, self.spec.max_tokens) if schema is not None else None
-        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked)
+        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, getattr(task, "context", None))
         usage = Usage()
         completion = await self._ask(messages, asked, str(task.kind), usage)
         if schema is None:

@@ -255,10 +255,46 @@ def instruction(schema: dict[str, Any]) -> str:
     return (what + "\n" if what else "") + "Answer with JSON only: " + shape
 
 
-def build_messages(system_prompt: str | None, task_input: Any, schema: dict[str, Any] | None) -> list[dict[str, str]]:
-    """System prompt, then the task's content as text, then (with a schema) the instruction and the fields."""
+# How much of one shared value or message payload the prompt shows (a model's context is small; the task's
+# context keeps all of it).
+CONTEXT_VALUE_CHARS = 600
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= CONTEXT_VALUE_CHARS else text[:CONTEXT_VALUE_CHARS] + "..."
+
+
+def context_text(context: dict[str, Any] | None) -> str:
+    """The task's context (podium.dataplane.collab) as text: the shared state it reads, what changed since its
+    previous task, and its messages."""
+    if not context:
+        return ""
+    parts = []
+    board = context.get("blackboard") or {}
+    values = board.get("values") or {}
+    if values:
+        lines = [f"- {k}: {_short(v.get('value'))}" for k, v in values.items() if isinstance(v, dict)]
+        parts.append("Shared state:\n" + "\n".join(lines))
+    changes = board.get("changes") or []
+    if changes:
+        lines = [f"- {c.get('key')}: {c.get('kind')} by {c.get('writer')}, now {_short(c.get('new'))}" for c in changes]
+        parts.append("Changed since your last task:\n" + "\n".join(lines))
+    messages = context.get("messages") or []
+    if messages:
+        lines = [f"- {m.get('type')} from {m.get('sender')}: {_short(m.get('payload'))}" for m in messages]
+        parts.append("Messages for you:\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def build_messages(
+    system_prompt: str | None, task_input: Any, schema: dict[str, Any] | None, context: dict[str, Any] | None = None
+) -> list[dict[str, str]]:
+    """System prompt, then the task's content as text (and its context), then (with a schema) the instruction and
+    the fields."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     content = render(task_input) if not _empty(task_input) else ""
+    content = "\n\n".join(p for p in (content, context_text(context)) if p)
     parts = [content, instruction(schema)] if schema is not None else [content]
     messages.append({"role": "user", "content": "\n\n".join(p for p in parts if p) or "(no input)"})
     return messages

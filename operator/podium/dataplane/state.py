@@ -285,6 +285,20 @@ class SharedState:
         raw = await self.redis.hgetall(self.k_state)
         return {_s(k): _load(v) for k, v in raw.items()}
 
+    async def listing(self) -> list[tuple[str, Any, int, str]]:
+        """Every key that has a value, sorted: (key, value, version, writer) — what `podium run state` shows."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.k_state)
+            pipe.hgetall(self.k_ver)
+            pipe.hgetall(self.k_meta)
+            values, versions, metas = await pipe.execute()
+        versions = {_s(k): int(v) for k, v in versions.items()}
+        metas = {_s(k): _load(v) or {} for k, v in metas.items()}
+        return sorted(
+            (_s(k), _load(v), versions.get(_s(k), 0), str(metas.get(_s(k), {}).get("writer", "")))
+            for k, v in values.items()
+        )
+
     async def _read(self, key: str) -> tuple[Any, int, dict[str, Any]]:
         raw, ver, meta = await self._read_script(keys=[self.k_state, self.k_ver, self.k_meta], args=[key])
         return _load(raw), int(ver or 0), (_load(meta) or {"writer": "", "at": 0.0, "priority": 0})
@@ -535,16 +549,17 @@ class SharedState:
         )
         return _s(sid)
 
-    async def rollback(self, snapshot_id: str, *, writer: str) -> None:
+    async def rollback(self, snapshot_id: str, *, writer: str) -> int:
         """Atomically restore every key to its value at `snapshot_id`; each restored key is a "rollback" change.
 
-        Keys created after the snapshot are removed. Raises SnapshotNotFound if the history no longer reaches back.
+        Keys created after the snapshot are removed. Returns how many keys changed. Raises SnapshotNotFound if the
+        history no longer reaches back.
         """
         if not _STREAM_ID.match(snapshot_id):
             raise SnapshotNotFound(f"{snapshot_id!r} is not a snapshot id (expected '<ms>-<seq>' from snapshot())")
         now = time.time()
         try:
-            await self._rollback_script(
+            restored = await self._rollback_script(
                 keys=self._keys,
                 args=[snapshot_id, writer, repr(now), self.history_maxlen, self.base_window, self.ttl,
                       _meta(writer, now, 0)],
@@ -553,6 +568,7 @@ class SharedState:
             if "SNAPSHOT" in str(e):
                 raise SnapshotNotFound(str(e).removeprefix("SNAPSHOT ")) from e
             raise
+        return int(restored)
 
     async def audit(self, limit: int = 100) -> list[Resolution]:
         """The last `limit` conflict resolutions, oldest first."""

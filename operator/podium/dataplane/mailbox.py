@@ -185,8 +185,9 @@ class Mailbox:
                 pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
 
-    async def follow(self, after: str, block_ms: int) -> list[Event]:
-        """The run's messages after ``after`` (a stream id), waiting up to ``block_ms`` for the first."""
+    async def follow(self, after: str, block_ms: int | None) -> list[Event]:
+        """The run's messages after ``after`` (a stream id), waiting up to ``block_ms`` for the first (None: no
+        wait)."""
         reply: Any = await self.redis.xread({self._keys[0]: after}, count=500, block=block_ms)
         rows = reply.items() if isinstance(reply, dict) else (reply or [])
         return [parse_event(text(i), fields_of(f)) for _stream, entries in rows for i, f in entries]

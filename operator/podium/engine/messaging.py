@@ -10,8 +10,10 @@ not subscribe never see it; an agent never gets its own messages.
 
 An idle subscriber that declares ``spec.messageTasks`` does not wait for its next task: the :class:`Router`
 follows the event stream while the strategy runs and sends it a ``message`` task (input ``{messages}``) as soon as
-a message for it arrives and it has no task of the run in flight. Message task steps are
-``message-<agent>-<newest message id>``: journaled like every step, so a restart does not send them again.
+a message for it arrives and it has no task of the run in flight. When the strategy returns, messages already
+published are still routed and the message tasks started finish before the run ends (within its limits). Message
+task steps are ``message-<agent>-<newest message id>``: journaled like every step, so a restart does not send them
+again.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def listeners(agents: list[AgentInfo], event: Event) -> list[AgentInfo]:
 
 
 class Router:
-    """Sends idle subscribers their messages as ``message`` tasks while the strategy runs."""
+    """Sends idle subscribers their messages as ``message`` tasks while the strategy runs; once it returns
+    (:meth:`stop`), routes what is left and lets the message tasks started finish."""
 
     def __init__(self, ctx: RunContext, mailbox: Mailbox, block_ms: int = 500) -> None:
         self.ctx = ctx
@@ -55,9 +58,13 @@ class Router:
         self.block_ms = block_ms
         self.agents = [a for a in ctx.directory.all() if a.message_tasks and a.subscriptions]
         self.running: dict[str, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
 
     async def run(self) -> None:
-        """Until cancelled (the runner cancels it when the strategy returns)."""
+        """Until :meth:`stop` (then it drains) or cancellation (then message tasks in flight are abandoned)."""
         if not self.agents:
             return
         cursor = await self.mailbox.router_cursor() or "0-0"
@@ -65,21 +72,27 @@ class Router:
             # A restart first looks at every listener once: messages that arrived while nobody routed them.
             for agent in self.agents:
                 await self._offer(agent)
-            while True:
-                events = await self.mailbox.follow(cursor, self.block_ms)
-                for event in events:
-                    cursor = event.id
-                    if triggers(event):
-                        for agent in listeners(self.agents, event):
-                            await self._offer(agent)
-                if events:
-                    await self.mailbox.set_router_cursor(cursor)
+            while not self._stop.is_set():
+                cursor = await self._route(cursor, await self.mailbox.follow(cursor, self.block_ms))
+            cursor = await self._route(cursor, await self.mailbox.follow(cursor, None))
+            while self.running:
+                await asyncio.gather(*self.running.values(), return_exceptions=True)
         finally:
             for job in self.running.values():
                 job.cancel()
             for job in list(self.running.values()):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await job
+
+    async def _route(self, cursor: str, events: list[Event]) -> str:
+        for event in events:
+            cursor = event.id
+            if triggers(event):
+                for agent in listeners(self.agents, event):
+                    await self._offer(agent)
+        if events:
+            await self.mailbox.set_router_cursor(cursor)
+        return cursor
 
     async def _offer(self, agent: AgentInfo) -> None:
         """A message task for ``agent`` if it is idle and has messages waiting."""

@@ -172,13 +172,18 @@ async def _with_router(ctx: RunContext, work: Awaitable[StrategyOutcome]) -> Str
     """The strategy, with message tasks for idle subscribers routed beside it until it returns."""
     if ctx.collab is None:
         return await work
-    router = asyncio.create_task(ctx.collab.router(ctx).run(), name=f"router {ctx.orchestration}")
+    router = ctx.collab.router(ctx)
+    routing = asyncio.create_task(router.run(), name=f"router {ctx.orchestration}")
     try:
-        return await work
-    finally:
-        router.cancel()
+        outcome = await work
+    except BaseException:
+        routing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await router
+            await routing
+        raise
+    router.stop()
+    await routing  # the message tasks it started finish (the run's timeout still bounds them)
+    return outcome
 
 
 def _finish(ctx: RunContext, phase: str, reason: str, message: str, result: Any = None) -> RunOutcome:

@@ -261,6 +261,7 @@ async def test_messages_reach_only_the_agents_subscribed_to_their_type(
     assert message_step.startswith("message-w4-")
     delivered = fleet.input(uid, message_step)
     assert [(m["type"], m["sender"]) for m in delivered["messages"]] == [("finding", "w1")]
+    assert {t.step: t.state for t in outcome.tasks}[message_step] == "Succeeded"
     # Each agent's history holds what it was delivered, marked with the run; the run's history holds everything.
     w2 = await bus.history(agent=(fleet.namespace, "w2"))
     assert [(e.type, e.run) for e in w2 if e.type != "result"] == [

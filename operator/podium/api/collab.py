@@ -73,8 +73,9 @@ class RunApproval(Model):
 
     steps: list[StepPattern] = Field(default_factory=list, max_length=64)
     """Steps whose output waits for approval, by name or glob over the names status.tasks shows (`plan`,
-    `task-*`, `round-*-propose-*`). A rejected or timed-out step fails like a step whose agents failed: the
-    strategy goes on without it or the run fails, as for any lost step."""
+    `task-*`, `round-*-propose-*`; globs never match consensus votes or message tasks). A rejected or timed-out
+    step fails like a step whose agents failed: the strategy goes on without it or the run fails, as for any lost
+    step."""
     result: bool = False
     """True: the final result waits for approval before the run Succeeds; rejected or timed out, the run Fails
     (reason ApprovalRejected or ApprovalTimedOut) and keeps the result it had."""

@@ -23,8 +23,9 @@ SECTIONS = ("intro", "details")
 
 def _topic(task: Any) -> str:
     data = task.input if isinstance(task.input, dict) else {}
-    inner = data.get("input") if isinstance(data.get("input"), dict) else data
-    return str(inner.get("topic") or "the topic")
+    inner = data.get("input")
+    source: dict[str, Any] = inner if isinstance(inner, dict) else data
+    return str(source.get("topic") or "the topic")
 
 
 def _vote(task: Any) -> dict[str, Any]:

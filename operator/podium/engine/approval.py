@@ -22,6 +22,7 @@ from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.approvals import APPROVED, RESULT_STEP, TIMED_OUT, ApprovalRecord, ApprovalStore
 
 SUMMARY_CHARS = 512
+MACHINERY = ("vote-", "message-")  # step prefixes of consensus votes and message tasks (engine.blackboard, .messaging)
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,12 @@ class ApprovalPolicy:
         return bool(self.steps or self.patterns or self.result)
 
     def for_step(self, step: str) -> Rule | None:
+        """The step's rule, if it needs approval. Globs never match the machinery's own steps (consensus votes,
+        message tasks): a pattern like ``*`` gates work, not votes about it."""
         if step in self.steps:
             return self.steps[step]
+        if step.startswith(MACHINERY):
+            return None
         return next((rule for pattern, rule in self.patterns if fnmatch.fnmatchcase(step, pattern)), None)
 
 

@@ -33,6 +33,9 @@ def test_approval_policy_from_stages_globs_and_the_result() -> None:
     assert policy.for_step("stage-check") is None  # required: false turns it off
     assert policy.for_step("round-2-propose-w1") is not None and policy.for_step("plan") is not None
     assert policy.for_step("round-2-review-w1-by-w2") is None
+    everything = ApprovalPolicy(patterns=[("*", policy.result)])  # type: ignore[list-item]
+    assert everything.for_step("task-a") is not None
+    assert everything.for_step("vote-task-a-0-w1") is None and everything.for_step("message-w1-1-0") is None
     assert policy.result is not None and policy.result.timeout_seconds == 60
     assert not ApprovalPolicy.from_spec(OrchestrationSpec.model_validate({"strategy": "swarm"}))
 

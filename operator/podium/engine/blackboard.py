@@ -37,6 +37,8 @@ class Blackboard:
         self.state = state
         self.run_reads = tuple(run_reads)
         self.step_reads = {step: tuple(keys) for step, keys in (step_reads or {}).items()}
+        # One vote at a time per key: proposals opened meanwhile are put to the same vote, or the next one.
+        self._voting: dict[str, asyncio.Lock] = {}
 
     @classmethod
     def from_spec(cls, state: SharedState, spec: OrchestrationSpec) -> Blackboard:
@@ -82,8 +84,17 @@ class Blackboard:
 
     async def consensus(self, ctx: RunContext, step: str, index: int, key: str) -> Resolution:
         """Ask the run's ready agents to vote on the open proposals of ``key``, then settle by strict majority."""
+        async with self._voting.setdefault(key, asyncio.Lock()):
+            return await self._vote(ctx, step, index, key)
+
+    async def _vote(self, ctx: RunContext, step: str, index: int, key: str) -> Resolution:
         proposals = await self.state.proposals(key)
         current, _ = await self.state.get(key)
+        if not proposals:  # settled by the vote that ran while this write waited for its turn
+            earlier = [r for r in await self.state.audit(limit=50) if r.key == key]
+            return (
+                earlier[-1] if earlier else Resolution(key, "consensus", current, [], "settled by an earlier vote", 0.0)
+            )
         electorate = [a.name for a in ctx.directory.all() if a.ready] or [a.name for a in ctx.directory.all()]
         question = {
             "key": key,

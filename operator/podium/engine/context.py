@@ -347,9 +347,9 @@ class RunContext:
             await pipe.execute()
         record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
         record.started_at = record.started_at or now
-        self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         if self.collab is not None:
             await self.collab.prepare(self, step, task)
+        self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         await self.bus.dispatch(task)
         await self._report()
 

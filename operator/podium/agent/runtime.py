@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from podium.agent import defaults
+from podium.agent import defaults, sdk
 from podium.agent.backends import Backend, BackendError, BackendOutput, build_backend
 from podium.agent.backends.base import TASK_DEADLINE, TASK_TOOL_CALLS, BudgetSpent, InvalidOutput, Throttled
 from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
@@ -27,6 +27,7 @@ from podium.api.agent import AgentSpec
 from podium.api.json_schema import first_error
 from podium.api.memory import Memory
 from podium.dataplane.bus import Bus
+from podium.dataplane.collab import InvalidEffects, context_versions, parse_messages, parse_state_updates
 from podium.dataplane.connection import connect
 from podium.dataplane.consumer import InboxConsumer
 from podium.dataplane.messages import BUDGET_SPENT, INVALID_OUTPUT, THROTTLED, Result, Task
@@ -62,6 +63,27 @@ def checked(task: Task, out: BackendOutput) -> BackendOutput:
         if problem is not None:
             raise InvalidOutput(f"the answer does not honour the task's output schema: {problem}", spent=out)
     return out
+
+
+def effects(task: Task, out: BackendOutput, asked: sdk.Effects) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The answer's state updates and messages (envelope first, then SDK calls), checked, each write with the
+    version of its key the task was told as its base unless it named one."""
+    try:
+        updates = parse_state_updates(_listed(out.state_updates) + asked.state_updates, context_versions(task.context))
+        messages = parse_messages(_listed(out.messages) + asked.messages)
+    except InvalidEffects as exc:
+        raise InvalidOutput(f"the answer's effects are malformed: {exc}", spent=out) from None
+    return [u.to_wire() for u in updates], [m.to_wire() for m in messages]
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, dict):  # the {key: value} form of stateUpdates
+        return [{"key": k, "value": v} for k, v in value.items()]
+    if not isinstance(value, list):
+        raise InvalidOutput(f"stateUpdates and messages must be lists, got {type(value).__name__}")
+    return value
 
 
 class AgentRuntime:
@@ -283,11 +305,15 @@ class AgentRuntime:
         label, error, out = "ok", None, BackendOutput(None)
         error_type, retry_after = None, None
         calls: list[ToolCall] = []  # the backend records its tool calls here, so a failed attempt reports them too
+        updates: list[dict[str, Any]] = []
+        messages: list[dict[str, Any]] = []
         deadline = TASK_DEADLINE.set(asyncio.get_running_loop().time() + timeout)
         recorder = TASK_TOOL_CALLS.set(calls)
         try:
             async with asyncio.timeout(timeout) as scope:
-                out = checked(task, await self._remembering(task))
+                with sdk.collecting(task.context) as asked:
+                    out = checked(task, await self._remembering(task))
+                updates, messages = effects(task, out, asked)
         except TimeoutError:
             if scope.expired():
                 label, error = "timeout", f"timed out after {timeout:g}s"
@@ -323,6 +349,8 @@ class AgentRuntime:
                 error_type=error_type,
                 retry_after=retry_after,
                 tool_calls=[c.to_wire() for c in calls],
+                state_updates=(updates or None) if ok else None,
+                messages=(messages or None) if ok else None,
             ),
             label,
             out,

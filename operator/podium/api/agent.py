@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from podium.api.a2a import A2ABackend, A2AServer
+from podium.api.collab import AgentBlackboard, MessageType
 from podium.api.common import (
     CapabilityName,
     Condition,
@@ -313,6 +314,16 @@ class AgentSpec(Model):
     HPA put it."""
     a2a: A2AServer | None = None
     """Serves the Agent over the A2A protocol as well (docs/a2a.md). Unset: it takes work only from its inbox."""
+    blackboard: AgentBlackboard | None = None
+    subscriptions: list[MessageType] = Field(default_factory=list, max_length=64)
+    """Message types this agent receives in the runs it works in: messages published by the strategy (e.g.
+    `task.finished`), by other agents (`messages` in their answers) and by people (`podium run broadcast`). Each
+    comes with the agent's next task of that run (task.context.messages); a type ending in `*` is a prefix, `*`
+    alone every type. Empty: no messages."""
+    message_tasks: bool = False
+    """True declares that the agent handles tasks of kind `message`: a message it subscribed to that arrives
+    while it has no task of that run gets delivered at once, as a `message` task (input `{messages}`), instead of
+    waiting for its next task. Its answer may write state and publish messages like any other."""
 
     tools: Tools | None = None
     """MCP servers whose tools the agent's model may call during a task, and the bounds of its tool loop. Needs

@@ -7,6 +7,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
+from podium.api.collab import Approval, ApprovalStatus, RunApproval, RunBlackboard, StepBlackboard
 from podium.api.common import (
     AgentName,
     CapabilityName,
@@ -100,6 +101,8 @@ class Stage(Target):
     """Agent that gets the stage, with the same retries, once the stage's own agents have failed. Unset, or
     failing too: the stage is lost. A lost stage fails the run when its agents are critical; otherwise it is
     skipped, its input passed on unchanged, and the run is marked degraded."""
+    blackboard: StepBlackboard | None = None
+    approval: Approval | None = None
 
 
 class PipelineSpec(Model):
@@ -434,8 +437,11 @@ class OrchestrationSpec(Model):
     market: MarketSpec | None = None
     limits: Limits = Field(default_factory=Limits)
     conflict_resolution: ConflictResolution = ConflictResolution.merge
-    """How concurrent writes to the run's shared state are settled: a write made from a value that someone has
-    changed since. Every resolution is recorded in the run's audit stream."""
+    """How concurrent writes to the run's shared state are settled: a write (an agent's `stateUpdates`) made
+    from a version of the key that someone has changed since. consensus asks the run's agents to vote (task kind
+    vote). Every resolution is recorded in the run's audit stream (`podium run state NAME --audit`)."""
+    blackboard: RunBlackboard | None = None
+    approval: RunApproval | None = None
     suspend: bool = False
     """True holds dispatch: tasks in flight finish, nothing new starts, phase Suspended. False resumes. An
     Orchestration created suspended does not start (nor does its clock); suspended later, limits.timeoutSeconds
@@ -461,6 +467,7 @@ class OrchestrationPhase(StrEnum):
     """- Pending: waiting for its team and agents; the Running condition says why.
     - Running: dispatching tasks.
     - Suspended: spec.suspend holds dispatch.
+    - AwaitingApproval: a step's output or the final result waits for a person (status.approvals names it).
     - Succeeded: finished with a result (degraded when it lost work it could do without).
     - Failed: stopped; message and conditions say why.
     """
@@ -470,6 +477,7 @@ class OrchestrationPhase(StrEnum):
     succeeded = "Succeeded"
     failed = "Failed"
     suspended = "Suspended"
+    awaiting_approval = "AwaitingApproval"
 
 
 TaskState = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
@@ -530,10 +538,12 @@ class OrchestrationStatus(Model):
     """When the run started dispatching (RFC 3339); kept across operator restarts."""
     completed_at: str | None = None
     """When the run ended (RFC 3339)."""
+    approvals: list[ApprovalStatus] | None = Field(default=None, max_length=100)
+    """The approvals the run asked for (spec.approval, a stage's approval), waiting or decided."""
     conditions: list[Condition] | None = None
-    """Running and Suspended always; once the run ended also Complete, Failed, BudgetExceeded and Degraded,
-    with the engine's reason (Completed, Degraded, BudgetExceeded, TaskFailed, StrategyFailed, InvalidSpec,
-    NoAgents, ...)."""
+    """Running, Suspended and AwaitingApproval always; once the run ended also Complete, Failed, BudgetExceeded
+    and Degraded, with the engine's reason (Completed, Degraded, BudgetExceeded, TaskFailed, StrategyFailed,
+    InvalidSpec, NoAgents, ApprovalRejected, ApprovalTimedOut, ...)."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed for."""
 

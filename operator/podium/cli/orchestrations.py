@@ -1,4 +1,5 @@
-"""`podium run`: submit an Orchestration, watch it, show its result and its conversation history."""
+"""`podium run`: submit an Orchestration, watch it, show its result and its conversation history; its shared state,
+messages and approvals (``podium.cli.run_state``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import yaml
 
 from podium.api.common import GROUP, VERSION
 from podium.api.validation import SpecError, parse
+from podium.cli import run_state
 
 PLURAL = "orchestrations"
 FINISHED = ("Succeeded", "Failed")
@@ -160,27 +162,46 @@ def conversation_lines(events: list[Any], entries: list[Any]) -> list[tuple[floa
     return sorted(lines, key=lambda line: line[0])
 
 
-def history(namespace: str, name: str, redis_url: str, limit: int) -> int:
+def agent_view(agent: str, run: str, events: list[Any], entries: list[Any], delivered: list[Any]) -> tuple[
+    list[Any], list[Any]
+]:  # fmt: skip
+    """One agent's part of a run: what it published, what it was delivered (its direct stream, this run's) and
+    the steps it worked on."""
+    sent = [e for e in events if e.sender == agent]
+    got = [e for e in delivered if getattr(e, "run", "") == run and e.type != "result"]
+    for e in got:
+        e.sender = f"{e.sender} -> {agent}"
+    mine = [e for e in entries if e.agent == agent or agent in (e.history or [])]
+    return sorted(sent + got, key=lambda e: e.at), mine
+
+
+def history(namespace: str, name: str, redis_url: str, limit: int, agent: str | None = None) -> int:
     from redis.asyncio import Redis
 
     from podium.dataplane.bus import Bus
     from podium.engine.journal import Journal
 
-    uid = _get(_api(), namespace, name)["metadata"]["uid"]
+    uid = run_state.get_run(_api(), namespace, name)["metadata"]["uid"]
+    run = f"{namespace}/{name}"
 
-    async def fetch() -> tuple[list[Any], list[Any]]:
+    async def fetch() -> tuple[list[Any], list[Any], list[Any]]:
         client = Redis.from_url(redis_url)
         try:
-            events = await Bus(client).history(orchestration=f"{namespace}/{name}", limit=limit)
+            bus = Bus(client)
+            events = await bus.history(orchestration=run, limit=limit if agent is None else 10_000)
+            delivered = [] if agent is None else await bus.history(agent=(namespace, agent), limit=10_000)
             entries = await Journal(client, namespace, name, uid).entries()
-            return list(events), entries
+            return list(events), entries, list(delivered)
         finally:
             await client.aclose()
 
-    events, entries = asyncio.run(fetch())
+    events, entries, delivered = asyncio.run(fetch())
+    if agent is not None:
+        events, entries = agent_view(agent, run, events, entries, delivered)
     lines = conversation_lines(events, entries)
     if not lines:
-        print(f"{name}: no history (not started, or its keys were purged)", file=sys.stderr)
+        whose = f" for agent {agent}" if agent else ""
+        print(f"{name}: no history{whose} (not started, or its keys were purged)", file=sys.stderr)
         return 1
     for at, line in lines[-limit:]:
         print(f"{time.strftime('%H:%M:%S', time.localtime(at))}  {line}")
@@ -207,9 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600)
     p = sub.add_parser("result", help="print the result (inline or by reference)")
     p.add_argument("name")
-    p = sub.add_parser("history", help="print the conversation history of a run")
+    p = sub.add_parser("history", help="print the conversation history of a run (or of one of its agents)")
     p.add_argument("name")
     p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--agent", help="only this agent's part: its steps, the messages it sent and was delivered")
+    run_state.add_parsers(sub)
     return parser
 
 
@@ -227,7 +250,12 @@ def main(argv: list[str]) -> int:
             return watch(args.namespace, args.name, args.timeout)
         if args.command == "result":
             return result(args.namespace, args.name, args.redis_url)
-        return history(args.namespace, args.name, args.redis_url, args.limit)
+        if args.command in run_state.COMMANDS:
+            return run_state.main(args)
+        return history(args.namespace, args.name, args.redis_url, args.limit, args.agent)
+    except run_state.NotFound as e:
+        print(e.code, file=sys.stderr)
+        return 1
     except SpecError as e:
         print(f"podium run: {e.kind} {e.name!r} is invalid:", file=sys.stderr)
         for problem in e.problems:

@@ -24,6 +24,7 @@ from podium.dataplane.records import (
     Delivery,
     Event,
     ReplicaInfo,
+    event_fields,
     fields_of,
     parse_dead_letter,
     parse_event,
@@ -224,28 +225,32 @@ class Bus:
 
     # -- events and direct messages ---------------------------------------------------------------
 
-    def _event_fields(self, type: str, payload: Any, sender: str) -> dict[str, str]:
+    def _event_fields(self, type: str, payload: Any, sender: str, run: str = "") -> dict[str, str]:
         if not type:
             raise ValueError("event type must not be empty")
         body = encode_json(payload)
         if len(body) > self.max_payload_bytes:
             raise PayloadTooLarge(f"event {type}", len(body), self.max_payload_bytes)
-        return {"type": type, "sender": sender, "payload": body, "at": f"{time.time():.6f}"}
+        return event_fields(type, body, sender, time.time(), run)
 
-    async def _append_event(self, key: str, type: str, payload: Any, sender: str) -> str:
+    async def _append_event(self, key: str, type: str, payload: Any, sender: str, run: str = "") -> str:
         entry = await self.redis.xadd(
             key,
-            self._event_fields(type, payload, sender),  # type: ignore[arg-type]
+            self._event_fields(type, payload, sender, run),  # type: ignore[arg-type]
             maxlen=self.stream_maxlen,
             approximate=True,
         )
         return text(entry)
 
     async def publish(self, orchestration: str, type: str, payload: Any, sender: str) -> str:
+        """A message on the run's event stream: its history, and what its subscribed agents are told."""
         return await self._append_event(OrchestrationKeys.of(orchestration).events, type, payload, sender)
 
-    async def send_direct(self, namespace: str, to_agent: str, type: str, payload: Any, sender: str) -> str:
-        return await self._append_event(AgentKeys(namespace, to_agent).direct, type, payload, sender)
+    async def send_direct(
+        self, namespace: str, to_agent: str, type: str, payload: Any, sender: str, *, orchestration: str = ""
+    ) -> str:
+        """A message on the agent's direct stream (its message history), marked with its run if it has one."""
+        return await self._append_event(AgentKeys(namespace, to_agent).direct, type, payload, sender, orchestration)
 
     def subscribe(
         self, orchestration: str, types: Collection[str] | None = None, from_id: str = "$"

@@ -137,6 +137,19 @@ class OrchestrationKeys:
     def state(self) -> str:  # prefix of the shared state's keys (podium.dataplane.state)
         return self.prefix + "state"
 
+    @property
+    def state_keys(self) -> StateKeys:  # every key of the shared state (podium.dataplane.state)
+        return StateKeys(self.state)
+
+    def cursors(self, uid: str) -> str:  # hash: how far each agent of one run was told (podium.dataplane.mailbox)
+        return f"{self.prefix}cursors:{uid}"
+
+    def effects(self, uid: str) -> str:  # hash task id -> "1": results whose state updates and messages were applied
+        return f"{self.prefix}effects:{uid}"
+
+    def approvals(self, uid: str) -> str:  # hash step -> JSON approval record (podium.dataplane.approvals)
+        return f"{self.prefix}approvals:{uid}"
+
     def result(self, uid: str) -> str:  # a finished run's result too large for its status, JSON
         return f"{self.prefix}result:{uid}"
 
@@ -147,6 +160,49 @@ class OrchestrationKeys:
     @classmethod
     def of(cls, ref: str) -> OrchestrationKeys:
         return cls(*split_ref(ref))
+
+
+@dataclass(frozen=True)
+class StateKeys:
+    """The keys of one orchestration's shared state, all under ``<prefix>`` (``OrchestrationKeys.state``)."""
+
+    prefix: str
+
+    @property
+    def values(self) -> str:  # hash key -> canonical JSON value
+        return self.prefix
+
+    @property
+    def versions(self) -> str:  # hash key -> version
+        return self.prefix + ":ver"
+
+    @property
+    def meta(self) -> str:  # hash key -> JSON {writer, at, priority}
+        return self.prefix + ":meta"
+
+    @property
+    def past(self) -> str:  # hash "<key>#<version>" -> value (merge bases)
+        return self.prefix + ":past"
+
+    @property
+    def history(self) -> str:  # stream of changes and snapshot markers
+        return self.prefix + ":history"
+
+    @property
+    def audit(self) -> str:  # stream of conflict resolutions
+        return self.prefix + ":audit"
+
+    @property
+    def proposals(self) -> str:  # hash proposal id -> JSON
+        return self.prefix + ":proposals"
+
+    @property
+    def votes(self) -> str:  # hash proposal id -> JSON {voter: accept}
+        return self.prefix + ":votes"
+
+    def all(self) -> list[str]:
+        """In the order the state's Lua scripts take them as KEYS."""
+        return [self.values, self.versions, self.meta, self.past, self.history, self.audit, self.proposals, self.votes]
 
 
 @functools.lru_cache(maxsize=4096)

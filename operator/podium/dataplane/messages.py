@@ -31,6 +31,8 @@ class TaskKind(StrEnum):
     EVALUATE = "evaluate"
     PLAN = "plan"
     SYNTHESIZE = "synthesize"
+    VOTE = "vote"
+    MESSAGE = "message"
 
 
 # Result.error_type: failures that say nothing about the agent's health, so they do not move its circuit breaker.
@@ -149,6 +151,9 @@ class Task:
     # The JSON Schema the output must satisfy (the engine's contract for the kind, see podium.engine.contracts):
     # it travels with the task so that an agent never needs the engine to know what to answer.
     output_schema: dict[str, Any] | None = None
+    # What the agent is told besides its input: the run's shared state it reads, changes since its previous task,
+    # messages of the types it subscribed to (format: podium.dataplane.collab). None: nothing to tell.
+    context: dict[str, Any] | None = None
 
     def to_json(self) -> bytes:
         data = {
@@ -165,6 +170,8 @@ class Task:
         }
         if self.output_schema is not None:
             data["output_schema"] = self.output_schema
+        if self.context is not None:
+            data["context"] = self.context
         return encode_json(data).encode()
 
     @classmethod
@@ -176,7 +183,7 @@ class Task:
         get = data.get
         task_id, kind, namespace, agent = get("id"), get("kind"), get("namespace"), get("agent")
         orchestration, attempt, timeout = get("orchestration"), get("attempt"), get("timeout_seconds")
-        created, meta, schema = get("created_at"), get("meta"), get("output_schema")
+        created, meta, schema, context = get("created_at"), get("meta"), get("output_schema"), get("context")
         if (
             type(task_id) is str
             and task_id
@@ -194,10 +201,22 @@ class Task:
             and -_INF < created < _INF
             and type(meta) is dict
             and (schema is None or type(schema) is dict)
+            and (context is None or type(context) is dict)
             and "input" in data
         ):
             return cls(
-                task_id, kind, data["input"], namespace, agent, orchestration, attempt, timeout, created, meta, schema
+                task_id,
+                kind,
+                data["input"],
+                namespace,
+                agent,
+                orchestration,
+                attempt,
+                timeout,
+                created,
+                meta,
+                schema,
+                context,
             )
         return cls._from_data(data)
 
@@ -218,6 +237,9 @@ class Task:
         schema = data.get("output_schema")
         if schema is not None and not isinstance(schema, dict):
             raise MalformedMessage(f"{what} field 'output_schema' must be an object, got {type(schema).__name__}")
+        context = data.get("context")
+        if context is not None and not isinstance(context, dict):
+            raise MalformedMessage(f"{what} field 'context' must be an object, got {type(context).__name__}")
         return cls(
             id=task_id,
             kind=_str(data, "kind", what),
@@ -230,6 +252,7 @@ class Task:
             created_at=time.time() if created is None else created,
             meta=meta,
             output_schema=schema,
+            context=context,
         )
 
 
@@ -253,6 +276,10 @@ class Result:
     # The tool calls the agent made, in order, as podium.dataplane.toolcalls.ToolCall.to_wire() dicts; also on
     # failure (the calls were made and their tokens spent).
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # What the answer asks the engine to do besides returning its output (format: podium.dataplane.collab): writes
+    # to the run's shared state and messages to publish. The engine applies them; agents cannot touch run keys.
+    state_updates: list[dict[str, Any]] | None = None
+    messages: list[dict[str, Any]] | None = None
 
     def to_json(self) -> bytes:
         return encode_json(self.to_dict()).encode()
@@ -278,6 +305,10 @@ class Result:
             data["retry_after"] = self.retry_after
         if self.tool_calls:
             data["tool_calls"] = self.tool_calls
+        if self.state_updates:
+            data["state_updates"] = self.state_updates
+        if self.messages:
+            data["messages"] = self.messages
         return data
 
     @classmethod
@@ -298,6 +329,7 @@ class Result:
         )
         finished, error_type, retry_after = get("finished_at"), get("error_type"), get("retry_after")
         calls = get("tool_calls")
+        updates, messages = get("state_updates"), get("messages")
         if (
             type(task_id) is str
             and task_id
@@ -319,6 +351,8 @@ class Result:
             and (error_type is None or type(error_type) is str)
             and (retry_after is None or (type(retry_after) is float and 0.0 <= retry_after < _INF))
             and calls is None
+            and (updates is None or type(updates) is list)
+            and (messages is None or type(messages) is list)
         ):
             return cls(
                 task_id,
@@ -335,6 +369,8 @@ class Result:
                 finished,
                 error_type,
                 retry_after,
+                state_updates=updates,
+                messages=messages,
             )
         return cls._from_data(data)
 
@@ -359,6 +395,9 @@ class Result:
         calls = data.get("tool_calls") or []
         if not isinstance(calls, list) or not all(isinstance(c, dict) for c in calls):
             raise MalformedMessage(f"{what} field 'tool_calls' must be a list of objects")
+        for name in ("state_updates", "messages"):
+            if data.get(name) is not None and not isinstance(data[name], list):
+                raise MalformedMessage(f"{what} field {name!r} must be a list, got {type(data[name]).__name__}")
         return cls(
             task_id=task_id,
             attempt=_int(data, "attempt", what, 1, 1),
@@ -375,4 +414,6 @@ class Result:
             error_type=error_type,
             retry_after=retry_after,
             tool_calls=calls,
+            state_updates=data.get("state_updates"),
+            messages=data.get("messages"),
         )

@@ -37,6 +37,7 @@ class Event:
     sender: str
     payload: Any
     at: float  # unix seconds
+    run: str = ""  # on an agent's direct stream: the run ("ns/name") whose message this is, if any
 
 
 @dataclass
@@ -107,6 +108,14 @@ def decode_entry(raw: bytes | str) -> Entry:
     return Entry(**json.loads(text(raw)))
 
 
+def event_fields(type: str, body: str, sender: str, at: float, run: str = "") -> dict[str, str]:
+    """The stream fields of an event (``body`` is its payload, already JSON): the one writer of this format."""
+    fields = {"type": type, "sender": sender, "payload": body, "at": f"{at:.6f}"}
+    if run:
+        fields["run"] = run
+    return fields
+
+
 def parse_event(entry_id: str, fields: dict[str, str]) -> Event:
     try:
         payload = json.loads(fields.get("payload", "null"))
@@ -118,6 +127,7 @@ def parse_event(entry_id: str, fields: dict[str, str]) -> Event:
         sender=fields.get("sender", ""),
         payload=payload,
         at=float(fields.get("at", "0") or 0),
+        run=fields.get("run", ""),
     )
 
 

@@ -259,25 +259,16 @@ class SharedState:
         self.history_maxlen = history_maxlen
         self.ttl = ttl_seconds or 0
         self.base_window = base_window
-        prefix = OrchestrationKeys(namespace, orchestration).state
-        self.k_state = prefix
-        self.k_ver = f"{prefix}:ver"
-        self.k_meta = f"{prefix}:meta"
-        self.k_past = f"{prefix}:past"
-        self.k_history = f"{prefix}:history"
-        self.k_audit = f"{prefix}:audit"
-        self.k_proposals = f"{prefix}:proposals"
-        self.k_votes = f"{prefix}:votes"
-        self._keys = [
-            self.k_state,
-            self.k_ver,
-            self.k_meta,
-            self.k_past,
-            self.k_history,
-            self.k_audit,
-            self.k_proposals,
-            self.k_votes,
-        ]
+        keys = OrchestrationKeys(namespace, orchestration).state_keys
+        self.k_state = keys.values
+        self.k_ver = keys.versions
+        self.k_meta = keys.meta
+        self.k_past = keys.past
+        self.k_history = keys.history
+        self.k_audit = keys.audit
+        self.k_proposals = keys.proposals
+        self.k_votes = keys.votes
+        self._keys = keys.all()
         self._write_script = redis.register_script(_WRITE)
         self._rollback_script = redis.register_script(_ROLLBACK)
         self._vote_script = redis.register_script(_VOTE)
@@ -293,6 +284,20 @@ class SharedState:
     async def get_all(self) -> dict[str, Any]:
         raw = await self.redis.hgetall(self.k_state)
         return {_s(k): _load(v) for k, v in raw.items()}
+
+    async def listing(self) -> list[tuple[str, Any, int, str]]:
+        """Every key that has a value, sorted: (key, value, version, writer) — what `podium run state` shows."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(self.k_state)
+            pipe.hgetall(self.k_ver)
+            pipe.hgetall(self.k_meta)
+            values, versions, metas = await pipe.execute()
+        versions = {_s(k): int(v) for k, v in versions.items()}
+        metas = {_s(k): _load(v) or {} for k, v in metas.items()}
+        return sorted(
+            (_s(k), _load(v), versions.get(_s(k), 0), str(metas.get(_s(k), {}).get("writer", "")))
+            for k, v in values.items()
+        )
 
     async def _read(self, key: str) -> tuple[Any, int, dict[str, Any]]:
         raw, ver, meta = await self._read_script(keys=[self.k_state, self.k_ver, self.k_meta], args=[key])
@@ -359,13 +364,16 @@ class SharedState:
         base_version: int | None = None,
         voters: Sequence[str] = (),
         at: float | None = None,
+        proposal_id: str | None = None,
     ) -> Resolution | int:
         """Write `value` computed from `base_version`; if someone else wrote since, resolve the conflict.
 
         Not stale (or no base_version): a plain write, returns the new version. Stale: the configured strategy
         decides between the stored value and this write, the outcome is recorded in the audit stream and returned.
         Under "consensus" a stale write opens a proposal (see `propose`) and the current value stays until `settle`.
-        `at` is when the writer produced the value (default: now); timestamp rules compare it.
+        `at` is when the writer produced the value (default: now); timestamp rules compare it. `proposal_id` names
+        the consensus proposal (default: a random id); proposing again under the same id replaces it, so a retried
+        write does not open a second proposal.
         """
         _check_key(key)
         encoded = canonical(value)
@@ -387,7 +395,7 @@ class SharedState:
                     continue
             current = Write(key, cur_value, meta["writer"], int(meta["priority"]), float(meta["at"]), cur_ver)
             if self.resolution == "consensus":
-                pid = await self.propose(key, value, writer=writer)
+                pid = await self.propose(key, value, writer=writer, proposal_id=proposal_id)
                 who = ", ".join(voters) if voters else "the voters"
                 reason = f"stale write by {writer}: proposal {pid} awaits a majority of {who}; current value stays"
                 return Resolution(key, "consensus", cur_value, [current, incoming], reason, time.time())
@@ -419,10 +427,10 @@ class SharedState:
 
     # ---- consensus ---------------------------------------------------------------------------------------------
 
-    async def propose(self, key: str, value: Any, *, writer: str) -> str:
-        """Open a proposal to set `key` to `value`; returns its id for `vote`."""
+    async def propose(self, key: str, value: Any, *, writer: str, proposal_id: str | None = None) -> str:
+        """Open a proposal to set `key` to `value`; returns its id for `vote` (`proposal_id`, or a random one)."""
         _check_key(key)
-        pid = uuid.uuid4().hex[:16]
+        pid = proposal_id or uuid.uuid4().hex[:16]
         doc = {"key": key, "value": value, "writer": writer, "at": time.time()}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.k_proposals, pid, canonical(doc))
@@ -522,6 +530,18 @@ class SharedState:
         out.reverse()
         return out
 
+    async def snapshots(self, limit: int = 100) -> list[tuple[str, float]]:
+        """The last `limit` snapshot markers still in the history, oldest first, as (id, unix time)."""
+        out: list[tuple[str, float]] = []
+        upper = "+"
+        while len(out) < limit:
+            entries = _entries(await self.redis.xrevrange(self.k_history, max=upper, min="-", count=500))
+            out += [(i, float(f.get("at", "0"))) for i, f in entries if f.get("kind") == "snapshot"]
+            if len(entries) < 500:
+                break
+            upper = "(" + entries[-1][0]
+        return list(reversed(out[:limit]))
+
     async def snapshot(self) -> str:
         """Mark the current history position; `rollback(id)` restores every key to its value at this point."""
         sid = await self.redis.xadd(
@@ -529,16 +549,17 @@ class SharedState:
         )
         return _s(sid)
 
-    async def rollback(self, snapshot_id: str, *, writer: str) -> None:
+    async def rollback(self, snapshot_id: str, *, writer: str) -> int:
         """Atomically restore every key to its value at `snapshot_id`; each restored key is a "rollback" change.
 
-        Keys created after the snapshot are removed. Raises SnapshotNotFound if the history no longer reaches back.
+        Keys created after the snapshot are removed. Returns how many keys changed. Raises SnapshotNotFound if the
+        history no longer reaches back.
         """
         if not _STREAM_ID.match(snapshot_id):
             raise SnapshotNotFound(f"{snapshot_id!r} is not a snapshot id (expected '<ms>-<seq>' from snapshot())")
         now = time.time()
         try:
-            await self._rollback_script(
+            restored = await self._rollback_script(
                 keys=self._keys,
                 args=[snapshot_id, writer, repr(now), self.history_maxlen, self.base_window, self.ttl,
                       _meta(writer, now, 0)],
@@ -547,6 +568,7 @@ class SharedState:
             if "SNAPSHOT" in str(e):
                 raise SnapshotNotFound(str(e).removeprefix("SNAPSHOT ")) from e
             raise
+        return int(restored)
 
     async def audit(self, limit: int = 100) -> list[Resolution]:
         """The last `limit` conflict resolutions, oldest first."""

@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -31,6 +31,9 @@ from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.resilience import BreakerStore, backoff_delay, parse_breaker
 from podium.engine.stats import PerfStats, StatsStore
+
+if TYPE_CHECKING:
+    from podium.engine.collaboration import Collaboration
 
 # Time an agent gets beyond its own timeout to report, so its own timeout error wins over ours.
 RESULT_GRACE_SECONDS = 5.0
@@ -73,6 +76,7 @@ class RunOptions:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     rng: random.Random = field(default_factory=random.Random)
     suspend_poll_seconds: float = 1.0
+    approval_poll_seconds: float = 0.5
 
 
 class RunContext:
@@ -91,8 +95,10 @@ class RunContext:
         on_progress: ProgressCallback | None = None,
         is_suspended: SuspendProbe | None = None,
         options: RunOptions | None = None,
+        collab: Collaboration | None = None,
     ) -> None:
         self.redis = redis
+        self.collab = collab  # blackboard, messages, approval (podium.engine.collaboration); None: none of them
         self.bus = bus
         self.directory = directory
         self.uid = uid
@@ -128,6 +134,13 @@ class RunContext:
     def cancel(self, reason: str = "cancelled") -> None:
         self._cancelled = reason
 
+    def is_cancelled(self) -> bool:
+        return self._cancelled is not None
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancelled:
+            raise RunCancelled(self._cancelled)
+
     async def wait_if_suspended(self) -> None:
         """Block while the orchestration is suspended; in-flight tasks finish, nothing new is dispatched."""
         if self._is_suspended is None:
@@ -158,9 +171,13 @@ class RunContext:
 
     async def publish(self, type: str, payload: Any) -> None:
         """An event on the orchestration's stream (``podium run watch`` and agents can follow it)."""
+        await self.publish_as("engine", type, payload)
+
+    async def publish_as(self, sender: str, type: str, payload: Any) -> None:
+        """A message on the run's stream from ``sender`` (an agent's ``messages``): routed to its subscribers."""
         publish = getattr(self.bus, "publish", None)
         if publish is not None:
-            await publish(self.orchestration, type, payload, "engine")
+            await publish(self.orchestration, type, payload, sender)
 
     def expect(self, steps: int) -> None:
         """Tell progress how many more tasks the strategy plans (done/total in status)."""
@@ -212,7 +229,7 @@ class RunContext:
         entry = await self.journal.get(step)
         record = self.records.setdefault(step, TaskRecord(step=step, kind=str(kind)))
         if entry is not None and entry.state == DONE:
-            return self._replay(entry, record)
+            return await self._accept(step, self._replay(entry, record))
         names = await self._candidate_names(target, agent, agents, required, fallback)
         errors: list[str] = []
         attempt = 0
@@ -225,7 +242,7 @@ class RunContext:
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
             outcome = await self._settle(step, record, entry.agent, task, result, validate, tried)
             if isinstance(outcome, Result):
-                return outcome
+                return await self._accept(step, outcome)
             errors.append(outcome)
         for name in names:
             info = self.directory.get(name)
@@ -247,7 +264,7 @@ class RunContext:
                 result = await self._wait(task, name, timeout_seconds)
                 outcome = await self._settle(step, record, name, task, result, validate, tried)
                 if isinstance(outcome, Result):
-                    return outcome
+                    return await self._accept(step, outcome)
                 errors.append(outcome)
                 asked_wait = min(result.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS) if result else 0.0
         priorities = [self.directory.get(n).priority for n in names if n in self.directory]
@@ -266,6 +283,12 @@ class RunContext:
             return None
 
     # ------------------------------------------------------------------ internals
+    async def _accept(self, step: str, result: Result) -> Result:
+        """A step's success, through its approval and its effects (state writes, messages), if any."""
+        if self.collab is not None:
+            await self.collab.accept(self, step, result)
+        return result
+
     async def _candidate_names(
         self,
         target: Target | None,
@@ -330,6 +353,8 @@ class RunContext:
             await pipe.execute()
         record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
         record.started_at = record.started_at or now
+        if self.collab is not None:
+            await self.collab.prepare(self, step, task)
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         await self.bus.dispatch(task)
         await self._report()
@@ -439,6 +464,10 @@ class RunContext:
         record.state = "Failed"
         raise TaskFailed(entry.step, [entry.error or "failed"], self._priorities(entry.history))
 
+    def priorities_of(self, names: Sequence[str]) -> list[str]:
+        """The priorities of the named agents in scope (what decides whether a lost step fails the run)."""
+        return self._priorities(names)
+
     def _priorities(self, names: Sequence[str]) -> list[str]:
         return [self.directory.get(n).priority for n in names if n in self.directory]
 
@@ -451,10 +480,15 @@ class RunContext:
             tasks=records,
             cost=sum(r.cost for r in records),
             tokens=sum(r.tokens for r in records),
+            approvals=self.collab.approvals() if self.collab is not None else [],
         )
 
     def skip(self, step: str, kind: str, reason: str) -> None:
         self.records[step] = TaskRecord(step=step, kind=kind, state="Skipped", error=reason)
+
+    async def report(self) -> None:
+        """Hand the progress to ``on_progress`` now (a wait starting or ending, not only dispatches and results)."""
+        await self._report()
 
     async def _report(self) -> None:
         if self._on_progress is None:

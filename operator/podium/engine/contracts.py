@@ -224,3 +224,28 @@ def stage(schema: dict[str, Any]) -> Contract:
     except InvalidSchema as exc:
         raise ContractError(f"not a valid JSON Schema: {exc}") from None
     return Contract("execute", schema)
+
+
+# ------------------------------------------------------------------------------------------------- vote
+def vote(proposals: int) -> Contract:
+    """A consensus vote on a conflicting write to the run's shared state (``conflictResolution: consensus``): keep
+    the current value (0) or take one of the proposed values (1..n, in the order given)."""
+    schema = _object(
+        "Vote on the conflicting values of a shared key: 0 keeps the current value, 1 to "
+        f"{proposals} takes that proposal (in the order given).",
+        {
+            "choice": {
+                "type": "integer",
+                "description": "0 = keep the current value, i = take proposal i",
+                "minimum": 0,
+                "maximum": proposals,
+            },
+            "reason": _text("why, in one sentence", COMMENT_CHARS),
+        },
+    )
+    return Contract("vote", schema)
+
+
+def read_vote(output: Any) -> int:
+    """The chosen proposal (1..n), or 0 to keep the current value."""
+    return int(output["choice"])

@@ -32,6 +32,11 @@ class AgentInfo:
     concurrency: int = 4
     maintenance: bool = False
     load: float = 0.0  # in-flight / capacity across replicas, from heartbeats
+    # Collaboration (spec.blackboard, spec.subscriptions, spec.messageTasks): what the agent is told with its tasks.
+    reads: tuple[str, ...] = ()
+    write_priority: int = 1
+    subscriptions: tuple[str, ...] = ()
+    message_tasks: bool = False
 
     @classmethod
     def from_spec(
@@ -49,6 +54,10 @@ class AgentInfo:
             ready_replicas=spec.replicas if ready_replicas is None else ready_replicas,
             concurrency=spec.concurrency,
             maintenance=spec.maintenance,
+            reads=tuple(spec.blackboard.read) if spec.blackboard else (),
+            write_priority=write_priority(spec),
+            subscriptions=tuple(spec.subscriptions),
+            message_tasks=spec.message_tasks,
         )
 
     @property
@@ -57,6 +66,16 @@ class AgentInfo:
 
     def level(self, capability: str) -> float:
         return self.capabilities.get(capability, 0.0)
+
+
+# The rank of an agent's writes under conflictResolution: priority, when its spec.blackboard.priority is unset.
+PRIORITY_RANK = {Priority.critical.value: 2, Priority.important.value: 1, Priority.optional.value: 0}
+
+
+def write_priority(spec: AgentSpec) -> int:
+    if spec.blackboard is not None and spec.blackboard.priority is not None:
+        return spec.blackboard.priority
+    return PRIORITY_RANK[str(spec.priority)]
 
 
 @dataclass(frozen=True)

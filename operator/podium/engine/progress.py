@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 TaskState = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
 
@@ -30,6 +30,8 @@ class Progress:
     tasks: list[TaskRecord] = field(default_factory=list)
     cost: float = 0.0
     tokens: int = 0
+    # Approvals asked for (podium.dataplane.approvals.ApprovalRecord): one Waiting makes the run AwaitingApproval.
+    approvals: list[Any] = field(default_factory=list)
 
     @property
     def text(self) -> str:

@@ -6,6 +6,8 @@ Running it again with the same uid after a crash or a cancel resumes: the journa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,7 +15,9 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.records import ReplicaInfo
+from podium.engine.approval import NotApproved
 from podium.engine.budget import BudgetExceeded
+from podium.engine.collaboration import Collaboration
 from podium.engine.context import (
     ProgressCallback,
     RunCancelled,
@@ -25,7 +29,7 @@ from podium.engine.context import (
 )
 from podium.engine.directory import AgentDirectory, UnknownAgent
 from podium.engine.progress import TaskRecord
-from podium.engine.strategies import StrategyFailed, get
+from podium.engine.strategies import StrategyFailed, StrategyOutcome, get
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -87,10 +91,11 @@ async def run_orchestration(
     options: RunOptions | None = None,
 ) -> RunOutcome:
     bus = bus or _default_bus(redis)
-    if state is None:
-        from podium.dataplane.state import SharedState
+    from podium.dataplane.state import SharedState
 
+    if state is None:
         state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
+    collab = Collaboration(redis, namespace, name, uid, spec, state) if isinstance(state, SharedState) else None
     scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
     ctx = RunContext(
         redis=redis,
@@ -105,6 +110,7 @@ async def run_orchestration(
         on_progress=on_progress,
         is_suspended=is_suspended,
         options=options,
+        collab=collab,
     )
     if not len(scoped):
         return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
@@ -117,6 +123,8 @@ async def run_orchestration(
         defaults |= {"peerToPeer": api.PeerToPeerSpec, "market": api.MarketSpec}
         block = defaults[str(spec.strategy)]()
     await ctx.start()
+    if collab is not None:
+        await collab.start(ctx)
     await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
     outcome = await _execute(ctx, spec, block)
     await ctx.publish(
@@ -133,7 +141,10 @@ async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunO
     try:
         # The budget check before each dispatch stops new work; this stops a run stuck waiting.
         async with asyncio.timeout(max(remaining, 0.0)):
-            outcome = await strategy(ctx, block, spec.input)
+            outcome = await _with_router(ctx, strategy(ctx, block, spec.input))
+            if ctx.collab is not None:
+                ctx.partial = outcome.result
+                await ctx.collab.approve_result(ctx, outcome.result)
     except TimeoutError:
         usage = await ctx.budget.usage(clock())
         exc = BudgetExceeded("timeoutSeconds", round(usage.elapsed, 3), spec.limits.timeout_seconds)
@@ -146,6 +157,8 @@ async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunO
         return _finish(ctx, FAILED, "TaskFailed", str(exc), ctx.partial)
     except StrategyFailed as exc:
         return _finish(ctx, FAILED, "StrategyFailed", str(exc), ctx.partial)
+    except NotApproved as exc:
+        return _finish(ctx, FAILED, exc.reason, str(exc), ctx.partial)
     except UnknownAgent as exc:
         return _finish(ctx, FAILED, "InvalidSpec", str(exc))
     reason = "Degraded" if outcome.degraded else "Completed"
@@ -153,6 +166,24 @@ async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunO
     done = _finish(ctx, SUCCEEDED, reason, message, outcome.result)
     done.degraded = outcome.degraded
     return done
+
+
+async def _with_router(ctx: RunContext, work: Awaitable[StrategyOutcome]) -> StrategyOutcome:
+    """The strategy, with message tasks for idle subscribers routed beside it until it returns."""
+    if ctx.collab is None:
+        return await work
+    router = ctx.collab.router(ctx)
+    routing = asyncio.create_task(router.run(), name=f"router {ctx.orchestration}")
+    try:
+        outcome = await work
+    except BaseException:
+        routing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await routing
+        raise
+    router.stop()
+    await routing  # the message tasks it started finish (the run's timeout still bounds them)
+    return outcome
 
 
 def _finish(ctx: RunContext, phase: str, reason: str, message: str, result: Any = None) -> RunOutcome:

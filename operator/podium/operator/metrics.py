@@ -56,7 +56,20 @@ RUN_TOKENS = Counter(
     "podium_orchestration_tokens", "Model tokens ended runs used, by strategy", ["namespace", "strategy"]
 )
 
+APPROVALS_WAITING = Gauge(
+    "podium_orchestration_approvals_waiting",
+    "Approvals runs wait for now (their phase is AwaitingApproval), by namespace",
+    ["namespace"],
+)
+APPROVAL_DECISIONS = Counter(
+    "podium_orchestration_approval_decisions_total",
+    "Approvals decided, by decision (Approved, Rejected, TimedOut)",
+    ["namespace", "decision"],
+)
+
 BREAKER_VALUE = {"closed": 0, "halfOpen": 1, "open": 2}
+
+_waiting: dict[tuple[str, str], int] = {}  # (namespace, run) -> approvals it waits for, summed per namespace
 
 
 class Outcome:
@@ -105,3 +118,16 @@ def forget_autoscaler(namespace: str, agent: str) -> None:
         DESIRED_REPLICAS.remove(namespace, agent)
     except KeyError:
         pass
+
+
+def approvals_waiting(namespace: str, run: str, count: int) -> None:
+    """How many approvals one run waits for now (0 when it ended); the gauge sums them per namespace."""
+    if count:
+        _waiting[(namespace, run)] = count
+    else:
+        _waiting.pop((namespace, run), None)
+    APPROVALS_WAITING.labels(namespace).set(sum(n for (ns, _), n in _waiting.items() if ns == namespace))
+
+
+def approval_decided(namespace: str, decision: str) -> None:
+    APPROVAL_DECISIONS.labels(namespace, decision).inc()

@@ -23,7 +23,8 @@ async def serve(app: web.Application) -> AsyncIterator[str]:
 
 
 def echo_service() -> web.Application:
-    """A task service: uppercases string input; 500 on input 'boom'; input 'schema' answers the task's schema."""
+    """A task service: uppercases string input; 500 on input 'boom'; input 'schema' answers the task's schema;
+    input 'context' answers the shared state it was told and writes `n` + 1."""
 
     async def handle(request: web.Request) -> web.Response:
         task = await request.json()
@@ -31,6 +32,9 @@ def echo_service() -> web.Application:
             return web.Response(status=500, text="service exploded")
         if task["input"] == "schema":
             return web.json_response({"schemaSeen": task["output_schema"]})
+        if task["input"] == "context":  # answers what it was told, and writes back through an envelope
+            seen = task["context"]["blackboard"]["values"]
+            return web.json_response({"output": seen, "stateUpdates": {"n": seen["n"]["value"] + 1}})
         return web.json_response(
             {"output": {"upper": str(task["input"]).upper(), "kind": task["kind"]}, "quality": 1.0}
         )

@@ -165,3 +165,21 @@ async def test_every_backend_sees_the_tasks_output_schema() -> None:
             assert (await b.run(with_schema)).output == {"schemaSeen": schema}
         finally:
             await b.close()
+
+
+async def test_every_backend_sees_the_tasks_context_and_may_answer_state_updates() -> None:
+    context = {"blackboard": {"values": {"n": {"value": 1, "version": 4}}}}
+    told = Task(id="t-1", kind="execute", input="context", namespace="ns", agent="a", context=context)
+    code = (
+        "import json,os; c=json.loads(os.environ['PODIUM_TASK_CONTEXT'])['blackboard']['values'];"
+        "print(json.dumps({'output': c, 'stateUpdates': {'n': c['n']['value'] + 1}}))"
+    )
+    out = await backend(python_command(code)).run(told)
+    assert (out.output, out.state_updates) == (context["blackboard"]["values"], {"n": 2})
+    async with serve(echo_service()) as url:
+        b = backend({"http": {"url": f"{url}/work"}})
+        try:
+            out = await b.run(told)
+            assert (out.output, out.state_updates) == (context["blackboard"]["values"], {"n": 2})
+        finally:
+            await b.close()

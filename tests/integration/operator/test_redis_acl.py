@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from podium.dataplane.keys import AgentKeys
+from podium.dataplane.keys import AgentKeys, OrchestrationKeys
 from podium.dataplane.purge import purge_agent
 from podium.operator.agents import redis_io
 from podium.operator.agents.children import redis_username
@@ -40,6 +40,19 @@ async def test_agent_user_reaches_only_its_own_keys(redis_server: RedisServer, a
             await own.xlen(AgentKeys("acl-ns", "other").inbox)
         with pytest.raises(NoPermissionError):
             await own.set("unrelated", "x")
+        # The run's shared state, its messages and approvals are the engine's to write: an agent's answer asks.
+        # (A run named like the agent shares its hash tag, and still stays out of reach.)
+        run = OrchestrationKeys("acl-ns", "rev")
+        for key in (run.state_keys.values, run.approvals("u"), run.cursors("u")):
+            with pytest.raises(NoPermissionError):
+                await own.hget(key, "any")
+            with pytest.raises(NoPermissionError):
+                await own.hset(key, "any", "{}")
+        for key in (run.state_keys.history, run.events):
+            with pytest.raises(NoPermissionError):
+                await own.xrange(key)
+            with pytest.raises(NoPermissionError):
+                await own.xadd(key, {"type": "forged"})
     finally:
         await own.aclose()
 

@@ -90,3 +90,34 @@ def test_every_demo_agent_answers_every_strategy_kind_in_its_contract() -> None:
             answer = run(fn, kind, data)
             output = answer["output"] if isinstance(answer, dict) and "output" in answer else answer
             assert contract.error(output) is None, (fn.__name__, kind, output)
+
+
+def test_the_collaboration_examples_agents_work_through_the_sdk() -> None:
+    from podium.agent import sdk
+    from podium.dataplane.messages import Task
+    from podium.demo import collab
+
+    def told(**values: object) -> dict[str, object]:
+        return {"blackboard": {"values": {k: {"value": v, "version": 2} for k, v in values.items()}}}
+
+    task = Task("u:task-intro:1", "execute", {"input": {"topic": "blackboards"}, "task": "intro"}, "ns", "w")
+    task.context = told(outline={"topic": "blackboards", "sections": ["intro", "details"]}, draft={"details": "d"})
+    with sdk.collecting(task.context) as asked:
+        assert collab.section_writer(task) == {"section": "intro", "words": 9}
+    (write,) = asked.state_updates
+    assert write["key"] == "draft" and set(write["value"]) == {"details", "intro", "lastSection"}
+    assert asked.messages == [{"type": "section.done", "payload": {"section": "intro"}}]
+    vote = Task(
+        "u:vote:1",
+        "vote",
+        {"current": {"intro": "i"}, "proposals": [{"value": {"intro": "i", "details": "d"}}]},
+        "ns",
+        "w",
+    )
+    assert collab.editor(vote)["choice"] == 1  # the proposal holding more sections
+    message = Task(
+        "u:message:1", "message", {"messages": [{"type": "section.done", "payload": {"section": "details"}}]}, "ns", "w"
+    )
+    with sdk.collecting(told(progress={"done": ["intro"]})) as asked:
+        assert collab.tracker(message) == {"done": ["details", "intro"]}
+    assert asked.state_updates == [{"key": "progress", "value": {"done": ["details", "intro"], "of": 2}}]

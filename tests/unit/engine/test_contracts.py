@@ -21,6 +21,8 @@ ALL = [
     contracts.proposal("explore"),
     contracts.proposal("propose"),
     contracts.synthesis(),
+    contracts.vote(1),
+    contracts.vote(3),
 ]
 
 
@@ -103,3 +105,11 @@ def test_readers() -> None:
 def test_a_stage_contract_refuses_an_invalid_schema() -> None:
     with pytest.raises(contracts.ContractError, match="not a valid JSON Schema"):
         contracts.stage({"type": 12})
+
+
+def test_a_vote_is_a_choice_among_the_current_value_and_each_proposal() -> None:
+    vote = contracts.vote(2)
+    assert vote.error({"choice": 2, "reason": "the second one holds both sections"}) is None
+    assert vote.error({"choice": 3, "reason": "x"}) == "field 'choice' is 3, must be <= 2"
+    assert vote.error({"choice": 1}) == "missing field 'reason'"
+    assert contracts.read_vote({"choice": 0, "reason": "keep it"}) == 0

@@ -12,8 +12,10 @@ from podium.dataplane.toolcalls import ToolCall
 if TYPE_CHECKING:
     from podium.api.agent import AgentSpec
 
-# Keys a backend may use to report more than the output itself: {"output": ..., "quality": 0.8, "tokens": 12}.
-ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost"})
+# Keys a backend may use to report more than the output itself: {"output": ..., "quality": 0.8, "tokens": 12},
+# and to ask the engine to write the run's shared state and publish messages (podium.dataplane.collab):
+# {"output": ..., "stateUpdates": [{"key": "plan", "value": {...}}], "messages": [{"type": "finding", ...}]}.
+ENVELOPE_KEYS = frozenset({"output", "quality", "tokens", "cost", "stateUpdates", "messages"})
 
 # When the task being run must be finished, on the event loop's clock (set by the runtime around each task): a
 # backend that could wait (a 429's Retry-After) uses it to decide whether waiting still fits.
@@ -44,6 +46,8 @@ class TaskLike(Protocol):
     def meta(self) -> dict[str, Any]: ...
     @property
     def output_schema(self) -> dict[str, Any] | None: ...
+    @property
+    def context(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,9 @@ class BackendOutput:
     completion_tokens: int = 0
     first_token_seconds: float | None = None
     tool_calls: tuple[ToolCall, ...] = ()  # the tool calls the task made, in order
+    # The answer's effects as it gave them (checked and completed by the runtime, podium.dataplane.collab).
+    state_updates: Any = None
+    messages: Any = None
 
 
 class BackendError(Exception):
@@ -118,6 +125,7 @@ def task_document(task: TaskLike) -> dict[str, Any]:
         "attempt": task.attempt,
         "meta": task.meta,
         "output_schema": task.output_schema,
+        "context": task.context,
     }
 
 
@@ -142,7 +150,14 @@ def from_value(value: Any) -> BackendOutput:
         cost = value.get("cost")
         if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost < 0):
             raise BackendError(f"cost must be a non-negative number, got {cost!r}")
-        return BackendOutput(value["output"], _quality(value.get("quality")), tokens, cost)
+        return BackendOutput(
+            value["output"],
+            _quality(value.get("quality")),
+            tokens,
+            cost,
+            state_updates=value.get("stateUpdates"),
+            messages=value.get("messages"),
+        )
     return BackendOutput(value)
 
 

@@ -53,6 +53,8 @@ class CommandRunner:
         }
         if task.output_schema is not None:
             env["PODIUM_TASK_SCHEMA"] = json.dumps(task.output_schema)
+        if task.context is not None:
+            env["PODIUM_TASK_CONTEXT"] = json.dumps(task.context)
         proc = await asyncio.create_subprocess_exec(
             *args,
             stdin=asyncio.subprocess.PIPE if self.spec.input_mode == "stdin" else asyncio.subprocess.DEVNULL,

@@ -47,6 +47,11 @@ def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, s
     return value, prompts.answer_problem(value, schema)
 
 
+def _context(task: TaskLike) -> dict[str, Any] | None:
+    """The task's blackboard and messages (podium.dataplane.collab), shown to the model after its content."""
+    return getattr(task, "context", None)
+
+
 class LLMRunner:
     name = "llm"
     uses_memory = True  # the runtime hands it the remembered turns (podium.agent.memory.TASK_MEMORY)
@@ -103,7 +108,9 @@ class LLMRunner:
         usage = Usage()
         if self.toolbox is not None:
             return await self._tool_loop(task, asked, history, usage)
-        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, history=history)
+        messages = prompts.build_messages(
+            self.spec.system_prompt, task.input, asked, history=history, context=_context(task)
+        )
         completion = await self._ask(messages, asked, str(task.kind), usage)
         if schema is None:
             return usage.output(prompts.read_text(completion.content))
@@ -149,7 +156,9 @@ class LLMRunner:
 
         if self.calling != ToolCalling.schema:
             first = loop()
-            messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, history=history)
+            messages = prompts.build_messages(
+                self.spec.system_prompt, task.input, asked, history=history, context=_context(task)
+            )
             try:
                 out = await first.run_native(messages)
             except Refused as exc:
@@ -161,7 +170,9 @@ class LLMRunner:
                 self.calling = ToolCalling.native
                 return out
         tools_text = calling.tools_prompt(list(self.toolbox.tools.values()))
-        messages = prompts.build_messages(self.spec.system_prompt, task.input, asked, history=history, tools=tools_text)
+        messages = prompts.build_messages(
+            self.spec.system_prompt, task.input, asked, history=history, tools=tools_text, context=_context(task)
+        )
         return await loop().run_schema(messages)
 
     async def _ask(

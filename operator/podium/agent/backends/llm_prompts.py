@@ -266,6 +266,38 @@ def instruction(schema: dict[str, Any]) -> str:
     return (what + "\n" if what else "") + "Answer with JSON only: " + shape
 
 
+# How much of one shared value or message payload the prompt shows (a model's context is small; the task's
+# context keeps all of it).
+CONTEXT_VALUE_CHARS = 600
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= CONTEXT_VALUE_CHARS else text[:CONTEXT_VALUE_CHARS] + "..."
+
+
+def context_text(context: dict[str, Any] | None) -> str:
+    """The task's context (podium.dataplane.collab) as text: the shared state it reads, what changed since its
+    previous task, and its messages."""
+    if not context:
+        return ""
+    parts = []
+    board = context.get("blackboard") or {}
+    values = board.get("values") or {}
+    if values:
+        lines = [f"- {k}: {_short(v.get('value'))}" for k, v in values.items() if isinstance(v, dict)]
+        parts.append("Shared state:\n" + "\n".join(lines))
+    changes = board.get("changes") or []
+    if changes:
+        lines = [f"- {c.get('key')}: {c.get('kind')} by {c.get('writer')}, now {_short(c.get('new'))}" for c in changes]
+        parts.append("Changed since your last task:\n" + "\n".join(lines))
+    messages = context.get("messages") or []
+    if messages:
+        lines = [f"- {m.get('type')} from {m.get('sender')}: {_short(m.get('payload'))}" for m in messages]
+        parts.append("Messages for you:\n" + "\n".join(lines))
+    return "\n\n".join(parts)
+
+
 def content(task_input: Any) -> str:
     """The task's content as the model reads it (and as the agent's memory keeps it)."""
     return render(task_input) if not _empty(task_input) else ""
@@ -278,15 +310,18 @@ def build_messages(
     *,
     history: Sequence[tuple[str, str]] = (),
     tools: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """System prompt (and the tools' part, if any), then earlier turns the agent remembers as the user and
-    assistant turns they were, then the task's content as text and (with a schema) the instruction and fields."""
+    assistant turns they were, then the task's content as text with its context (shared state, changes,
+    messages) and (with a schema) the instruction and fields."""
     system = "\n\n".join(p for p in (system_prompt, tools) if p)
     messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     for asked, answered in history:
         messages.append({"role": "user", "content": asked or "(no input)"})
         messages.append({"role": "assistant", "content": answered})
-    parts = [content(task_input), instruction(schema)] if schema is not None else [content(task_input)]
+    body = "\n\n".join(p for p in (content(task_input), context_text(context)) if p)
+    parts = [body, instruction(schema)] if schema is not None else [body]
     messages.append({"role": "user", "content": "\n\n".join(p for p in parts if p) or "(no input)"})
     return messages
 

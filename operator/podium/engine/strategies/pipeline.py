@@ -30,6 +30,11 @@ def stage_contract(stage: Stage) -> contracts.Contract | None:
         raise StrategyFailed(f"stage {stage.name!r}: validate.jsonSchema is {exc}") from exc
 
 
+def stage_step(name: str) -> str:
+    """A stage's step name (status.tasks, the journal; what approval and blackboard settings attach to)."""
+    return f"stage-{name}"
+
+
 def _target(stage: Stage) -> Target:
     return Target(agent=stage.agent, role=stage.role, capability=stage.capability)
 
@@ -40,7 +45,7 @@ async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcom
     current = input
     for stage in spec.stages:
         result = await ctx.try_task(
-            f"stage-{stage.name}",
+            stage_step(stage.name),
             TaskKind.EXECUTE,
             stage_input(current, stage.input),
             target=_target(stage),

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.validation import explain
 from podium.dataplane import runs
+from podium.dataplane.approvals import ApprovalStore
 from podium.dataplane.bus import Bus
 from podium.dataplane.purge import purge_orchestration
 from podium.engine.progress import Progress
@@ -28,6 +29,7 @@ from podium.engine.runner import FAILED, RunOutcome, run_orchestration
 from podium.operator import metrics
 from podium.operator.conditions import Cond, merge, now_rfc3339, parse_rfc3339
 from podium.operator.kube import Kube
+from podium.operator.orchestrations import approvals as approvals_mod
 from podium.operator.orchestrations import directory as directory_mod
 from podium.operator.orchestrations import status as st
 
@@ -68,6 +70,8 @@ class Controller:
         self.writer = st.StatusWriter(self._patch, deps.status_interval)
         self.failed_steps: set[str] = set()
         self.progress: Progress | None = None
+        # Approval states already announced (status.approvals survives a restart: no Event is posted twice).
+        self.approval_states = {a["step"]: a["state"] for a in status.get("approvals") or [] if "step" in a}
 
     # ------------------------------------------------------------------ live object
     @property
@@ -103,6 +107,33 @@ class Controller:
             if record.state == "Failed" and record.step not in self.failed_steps:
                 self.failed_steps.add(record.step)
                 self.event("Warning", "StepFailed", f"step {record.step} failed: {record.error or 'no detail'}")
+        if progress.approvals or self.phase == st.AWAITING:
+            await self.on_approvals(progress.approvals)
+
+    async def on_approvals(self, records: list[Any]) -> None:
+        """status.approvals, Events and metrics for each new state, and phase AwaitingApproval while one waits."""
+        self.writer.stage(st.approvals_fields(records))
+        for kind, reason, message, state in st.approval_events(self.approval_states, records):
+            self.event(kind, reason, message)
+            if state != "Waiting":
+                metrics.approval_decided(self.namespace, state)
+        waiting = [r.step for r in records if r.state == "Waiting"]
+        metrics.approvals_waiting(self.namespace, self.name, len(waiting))
+        if waiting:
+            message = st.waiting_message(self.name, waiting)
+            if self.phase != st.AWAITING or self.conditions_message() != message:
+                self.set_phase(st.AWAITING, "ApprovalRequired", message)
+                await self.writer.flush()
+        elif self.phase == st.AWAITING:
+            if self.suspended():
+                self.set_phase(st.SUSPENDED, "Suspended", "spec.suspend is true: no new tasks are dispatched")
+            else:
+                self.set_phase(st.RUNNING, "Running", "approved: the run goes on")
+            await self.writer.flush()
+
+    def conditions_message(self) -> str:
+        found = next((c for c in self.conditions if c.get("type") == "AwaitingApproval"), None)
+        return str(found.get("message", "")) if found else ""
 
     async def finish(self, outcome: RunOutcome) -> None:
         fields = st.outcome_fields(outcome, self.progress, generation=self.generation, old_conditions=self.conditions)
@@ -114,6 +145,7 @@ class Controller:
         self.phase = outcome.phase
         self.writer.stage(fields | result | {"startedAt": self.started_at})
         await self.writer.flush()
+        metrics.approvals_waiting(self.namespace, self.name, 0)
         self._count(outcome.phase, outcome.reason)
         metrics.run_spent(self.namespace, self._strategy(), outcome.cost, outcome.tokens)
         if outcome.degraded:
@@ -183,6 +215,8 @@ class Controller:
             if now == was:
                 continue
             was = now
+            if self.phase == st.AWAITING:
+                continue  # the approval wait decides the phase; it says Suspended or Running once it ends
             if now:
                 self.set_phase(st.SUSPENDED, "Suspended", "spec.suspend is true: no new tasks are dispatched")
                 self.event("Normal", "Suspended", "dispatch paused; in-flight tasks finish")
@@ -227,7 +261,7 @@ async def _drive(ctl: Controller, run: Runner) -> None:
     if spec is None:
         await ctl.fail("InvalidSpec", problem)
         return
-    resumed = ctl.phase in (st.RUNNING, st.SUSPENDED) and ctl.started_at is not None
+    resumed = ctl.phase in st.ACTIVE and ctl.started_at is not None
     while True:
         try:
             if resumed:
@@ -263,7 +297,9 @@ async def _run_once(
         ctl.event("Normal", "Started", f"{spec.strategy} run started")
     elif resumed:
         ctl.event("Normal", "Continued", "operator restarted: the run continues from its journal")
-    if ctl.suspended():
+    if ctl.phase == st.AWAITING:
+        pass  # still waiting for a person: the engine says so again once it reaches the step (or moves on)
+    elif ctl.suspended():
         ctl.set_phase(st.SUSPENDED, "Suspended", "spec.suspend is true: no new tasks are dispatched")
     else:
         ctl.set_phase(st.RUNNING, "Running", f"{spec.strategy} run in progress")
@@ -287,17 +323,28 @@ async def _run_once(
         name=f"orchestration {ctl.namespace}/{ctl.name}",
     )
     watcher = asyncio.create_task(ctl.watch_suspend())
+    decisions = asyncio.create_task(
+        approvals_mod.follow(
+            ApprovalStore(ctl.deps.redis, ctl.namespace, ctl.name, ctl.uid),
+            lambda: approvals_mod.annotations_of(ctl.body),
+            time.time,
+            min(ctl.deps.poll_seconds, 0.5),
+        )
+    )
     try:
         while not engine.done():
             if ctl.stopping():
                 raise Stopped
+            if decisions.done() and decisions.exception() is not None:
+                raise decisions.exception()  # type: ignore[misc]  # Redis away: the retry loop starts over
             await asyncio.wait({engine}, timeout=0.2)
         outcome = engine.result()
     finally:
         watcher.cancel()
+        decisions.cancel()
         if not engine.done():
             engine.cancel()
-        await asyncio.gather(engine, watcher, return_exceptions=True)
+        await asyncio.gather(engine, watcher, decisions, return_exceptions=True)
     await ctl.finish(outcome)
 
 

@@ -4,6 +4,7 @@ Conditions (each with observedGeneration):
 
 * ``Running``: True while tasks are being dispatched; False with reason Pending, Suspended, Succeeded or Failed.
 * ``Suspended``: True while ``spec.suspend`` holds dispatch back.
+* ``AwaitingApproval``: True while a step's output or the final result waits for a person (status.approvals).
 * ``Complete`` / ``Failed``: set once the run ended; the reason is the engine's (Completed, Degraded,
   BudgetExceeded, TaskFailed, Cancelled, InvalidSpec, NoAgents, ...).
 * ``Degraded``: True when optional work was lost and the run went on without it.
@@ -30,7 +31,9 @@ MAX_MESSAGE = 2048
 INLINE_RESULT_BYTES = 32 * 1024  # larger results go to Redis, referenced by status.resultRef
 
 PENDING, RUNNING, SUCCEEDED, FAILED, SUSPENDED = "Pending", "Running", "Succeeded", "Failed", "Suspended"
+AWAITING = "AwaitingApproval"
 TERMINAL = (SUCCEEDED, FAILED)
+ACTIVE = (RUNNING, SUSPENDED, AWAITING)  # a run between its start and its end: an operator restart resumes it
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,13 @@ def conditions(phase: str, reason: str, message: str, *, degraded: bool = False)
     why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
     running = Cond("Running", phase == RUNNING, why, message)
     suspended = Cond("Suspended", phase == SUSPENDED, "Suspended" if phase == SUSPENDED else "NotSuspended")
-    out = [running, suspended]
+    awaiting = Cond(
+        "AwaitingApproval",
+        phase == AWAITING,
+        "ApprovalRequired" if phase == AWAITING else "NoApprovalPending",
+        message if phase == AWAITING else "",
+    )
+    out = [running, suspended, awaiting]
     if phase in TERMINAL:
         out.append(Cond("Complete", phase == SUCCEEDED, reason, message))
         out.append(Cond("Failed", phase == FAILED, reason, message))
@@ -213,3 +222,58 @@ class StatusWriter:
                 pass
             self._task = None
         await self.flush()
+
+
+# ---------------------------------------------------------------------------------------------- approvals
+def approval_status(record: Any) -> dict[str, Any]:
+    """One approval (``podium.dataplane.approvals.ApprovalRecord``) as status.approvals shows it."""
+    out = {
+        "step": record.step,
+        "state": record.state,
+        "requestedAt": _stamp(record.requested_at),
+        "deadline": _stamp(record.deadline),
+        "decidedAt": _stamp(record.decided_at),
+        "decidedBy": record.by,
+        "comment": (record.comment or "")[:1024] or None,
+        "summary": (record.summary or "")[:1024] or None,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def approvals_fields(records: Sequence[Any]) -> dict[str, Any]:
+    return {"approvals": [approval_status(r) for r in records[-MAX_TASKS:]]} if records else {}
+
+
+def waiting_message(name: str, steps: Sequence[str]) -> str:
+    """What AwaitingApproval says: what waits, and the command that decides."""
+    listed = ", ".join(steps)
+    flag = f" --step {steps[0]}" if len(steps) == 1 else " --step <step>"
+    return f"{listed} awaits approval: podium run approve {name}{flag} (or reject; annotation podium.dev/approve)"
+
+
+APPROVAL_EVENTS = {
+    "Waiting": ("Normal", "ApprovalRequested"),
+    "Approved": ("Normal", "Approved"),
+    "Rejected": ("Warning", "Rejected"),
+    "TimedOut": ("Warning", "ApprovalTimedOut"),
+}
+
+
+def approval_events(seen: dict[str, str], records: Sequence[Any]) -> list[tuple[str, str, str, str]]:
+    """Events (type, reason, message, the approval's new state) for approvals whose state changed since ``seen``
+    (step -> state), which is updated. A restarted operator starts from status.approvals, so it does not announce
+    old news again."""
+    out = []
+    for record in records:
+        if seen.get(record.step) == record.state:
+            continue
+        seen[record.step] = record.state
+        kind, reason = APPROVAL_EVENTS.get(record.state, ("Normal", record.state))
+        if record.state == "Waiting":
+            message = f"{record.step} awaits approval" + (f": {record.summary}" if record.summary else "")
+        else:
+            who = f" by {record.by}" if record.by else ""
+            verb = {"TimedOut": "timed out"}.get(record.state, record.state.lower())
+            message = f"{record.step} {verb}{who}" + (f": {record.comment}" if record.comment else "")
+        out.append((kind, reason, message, record.state))
+    return out

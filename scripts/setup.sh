@@ -33,7 +33,7 @@ stamp=.venv/.podium-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ localcluster/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   # The product, and the local cluster (its own distribution, for tests and the demo) into the same venv.
-  .venv/bin/pip install -q -e '.[dev,bench,a2a]' -e ./localcluster
+  .venv/bin/pip install -q -e '.[dev,bench,a2a,tracing]' -e ./localcluster
   touch "$stamp"
 fi
 

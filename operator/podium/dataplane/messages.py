@@ -37,6 +37,7 @@ class TaskKind(StrEnum):
 THROTTLED = "throttled"  # the agent's upstream (a model API) answered 429, or 503 with Retry-After
 INVALID_OUTPUT = "invalid_output"  # the answer does not honour the task's output_schema
 ERROR_TYPES = (THROTTLED, INVALID_OUTPUT)
+MAX_TRACEPARENT = 256  # characters; a W3C traceparent of version 00 has 55
 
 
 class MalformedMessage(ValueError):
@@ -133,6 +134,12 @@ def _int(data: dict[str, Any], key: str, what: str, default: int, minimum: int) 
     return value
 
 
+def _traceparent(value: Any) -> str:
+    # Trace context is a courtesy: a bad one is dropped (the agent's span starts a trace of its own, as W3C Trace
+    # Context asks), never a reason to dead-letter the task.
+    return value if type(value) is str and len(value) <= MAX_TRACEPARENT else ""
+
+
 @dataclass
 class Task:
     id: str
@@ -148,6 +155,9 @@ class Task:
     # The JSON Schema the output must satisfy (the engine's contract for the kind, see podium.engine.contracts):
     # it travels with the task so that an agent never needs the engine to know what to answer.
     output_schema: dict[str, Any] | None = None
+    # The W3C trace context of the engine's span for this attempt (docs/observability.md), so that the agent's span is
+    # its child; "" when tracing is off. Sent only when set: untraced tasks keep their bytes.
+    traceparent: str = ""
 
     def to_json(self) -> bytes:
         data = {
@@ -164,6 +174,8 @@ class Task:
         }
         if self.output_schema is not None:
             data["output_schema"] = self.output_schema
+        if self.traceparent:
+            data["traceparent"] = self.traceparent
         return encode_json(data).encode()
 
     @classmethod
@@ -195,9 +207,11 @@ class Task:
             and (schema is None or type(schema) is dict)
             and "input" in data
         ):
-            return cls(
+            task = cls(
                 task_id, kind, data["input"], namespace, agent, orchestration, attempt, timeout, created, meta, schema
             )
+            task.traceparent = _traceparent(get("traceparent"))
+            return task
         return cls._from_data(data)
 
     @classmethod
@@ -229,6 +243,7 @@ class Task:
             created_at=time.time() if created is None else created,
             meta=meta,
             output_schema=schema,
+            traceparent=_traceparent(data.get("traceparent")),
         )
 
 

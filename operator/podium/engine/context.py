@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import Limits, Target
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
-from podium.engine import degradation, selection
+from podium.engine import degradation, selection, tracing
 from podium.engine.budget import Budget
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
@@ -112,6 +112,7 @@ class RunContext:
         self._is_suspended = is_suspended
         self._cancelled: str | None = None
         self._assigned: dict[str, int] = {}  # in-flight tasks this run handed each agent: load it adds
+        self.attempts = tracing.Attempts()  # open attempt spans (docs/observability.md)
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -177,6 +178,7 @@ class RunContext:
         return self._assigned.get(agent, 0)
 
     # ------------------------------------------------------------------ the one way to run a task
+    @tracing.step
     async def run_task(
         self,
         step: str,
@@ -325,6 +327,7 @@ class RunContext:
         record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
         record.started_at = record.started_at or now
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
+        self.attempts.start(step, task)
         await self.bus.dispatch(task)
         await self._report()
 
@@ -358,6 +361,7 @@ class RunContext:
             invalid = validate(result.output) if validate else None
             error = f"{agent}: invalid output: {invalid}" if invalid else ""
         ok = not error
+        self.attempts.end(task, result, error)
         # Budget and stats writes and the breaker read share one round trip.
         async with self.redis.pipeline(transaction=False) as pipe:
             if result is not None:

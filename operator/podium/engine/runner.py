@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.records import ReplicaInfo
+from podium.engine import tracing
 from podium.engine.budget import BudgetExceeded
 from podium.engine.context import (
     ProgressCallback,
@@ -126,6 +127,7 @@ async def run_orchestration(
     return outcome
 
 
+@tracing.run
 async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunOutcome:
     strategy = get(str(spec.strategy))
     clock = ctx.options.clock

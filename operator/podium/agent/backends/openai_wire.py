@@ -26,6 +26,10 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     first_token_seconds: float | None = None  # streamed answers only
+    # What the server says answered (its model name, the completion's id): for traces, where they may differ from
+    # what was asked (an alias, a router).
+    model: str | None = None
+    id: str | None = None
 
     @property
     def cut(self) -> bool:
@@ -122,7 +126,13 @@ def read_completion(payload: Any) -> Completion:
     except (KeyError, IndexError, TypeError, AttributeError):
         raise WireError(f"answer has no choices[0].message.content: {json.dumps(payload)[:500]}") from None
     prompt, completion = _usage(payload)
-    return Completion(str(content), choice.get("finish_reason"), prompt, completion)
+    model, answer_id = _identity(payload)
+    return Completion(str(content), choice.get("finish_reason"), prompt, completion, model=model, id=answer_id)
+
+
+def _identity(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    model, answer_id = payload.get("model"), payload.get("id")
+    return (model if isinstance(model, str) else None), (answer_id if isinstance(answer_id, str) else None)
 
 
 class StreamReader:
@@ -134,6 +144,8 @@ class StreamReader:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.done = False
+        self.model: str | None = None
+        self.id: str | None = None
 
     def feed(self, line: str) -> bool:
         """Take one line of the event stream; True if it carried answer text (the first one times the first
@@ -154,6 +166,8 @@ class StreamReader:
             raise WireError(f"the server answered with an error: {error[:500]}")
         if event.get("usage"):
             self.prompt_tokens, self.completion_tokens = _usage(event)
+        if self.model is None and self.id is None:
+            self.model, self.id = _identity(event)
         text = False
         for choice in event.get("choices") or []:
             delta = choice.get("delta") or {}
@@ -166,7 +180,13 @@ class StreamReader:
 
     def completion(self, first_token_seconds: float | None) -> Completion:
         return Completion(
-            "".join(self.parts), self.finish_reason, self.prompt_tokens, self.completion_tokens, first_token_seconds
+            "".join(self.parts),
+            self.finish_reason,
+            self.prompt_tokens,
+            self.completion_tokens,
+            first_token_seconds,
+            model=self.model,
+            id=self.id,
         )
 
 

@@ -42,7 +42,8 @@ cd "$work"
     "go.opentelemetry.io/collector/confmap/provider/fileprovider@$stable" \
     "go.opentelemetry.io/collector/confmap/provider/yamlprovider@$stable" \
     "go.opentelemetry.io/collector/exporter@$stable" \
-    "go.opentelemetry.io/collector/receiver@$stable"
+    "go.opentelemetry.io/collector/receiver@$stable" \
+    "go.opentelemetry.io/collector/service@$version"
   go mod tidy
   mkdir -p "$out/bin"
   CGO_ENABLED=0 go build -trimpath -o "$bin.tmp" .

@@ -84,7 +84,9 @@ def from_console(text: str) -> list[SpanRow]:
                 parent_id=data["parent_id"].removeprefix("0x") if data.get("parent_id") else None,
                 kind=data["kind"].removeprefix("SpanKind."),
                 status=data["status"]["status_code"],
-                attributes=data.get("attributes") or {},
+                attributes={
+                    k: tuple(v) if isinstance(v, list) else v for k, v in (data.get("attributes") or {}).items()
+                },
                 service=str(((data.get("resource") or {}).get("attributes") or {}).get("service.name", "")),
                 events=tuple(e["name"] for e in data.get("events") or []),
             )

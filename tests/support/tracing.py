@@ -26,6 +26,7 @@ class SpanRow:
     attributes: dict[str, Any] = field(hash=False)
     service: str = ""
     events: tuple[str, ...] = ()
+    resource: dict[str, Any] = field(default_factory=dict, hash=False)
 
     def __getitem__(self, key: str) -> Any:
         return self.attributes[key]
@@ -58,6 +59,7 @@ def from_sdk(spans: Iterable[Any]) -> list[SpanRow]:
                 attributes=dict(span.attributes or {}),
                 service=str(span.resource.attributes.get("service.name", "")),
                 events=tuple(e.name for e in span.events),
+                resource=dict(span.resource.attributes),
             )
         )
     return rows
@@ -89,6 +91,7 @@ def from_console(text: str) -> list[SpanRow]:
                 },
                 service=str(((data.get("resource") or {}).get("attributes") or {}).get("service.name", "")),
                 events=tuple(e["name"] for e in data.get("events") or []),
+                resource=dict((data.get("resource") or {}).get("attributes") or {}),
             )
         )
     return rows
@@ -134,6 +137,7 @@ def from_otlp_json(text: str) -> list[SpanRow]:
                             attributes=_otlp_attributes(span.get("attributes")),
                             service=str(resource.get("service.name", "")),
                             events=tuple(e["name"] for e in span.get("events") or []),
+                            resource=resource,
                         )
                     )
     return rows

@@ -3,7 +3,8 @@
 Every call is logged in Redis (who ran which step, how often, with which input) so tests can assert what the
 engine did. What an agent does is set per agent by the test in ``t:<ns>:mode:<agent>`` (JSON): ``fail`` (fail the
 first n calls), ``fail_always``, ``sleep`` (seconds), ``output`` (answer this), ``price``/``seconds``/``decline``
-(bids), ``score`` (reviews, in [0, 1]), ``gain`` (how much an explorer improves the best solution), ``plan``.
+(bids), ``score`` (reviews, in [0, 1]), ``gain`` (how much an explorer improves the best solution), ``plan``,
+``span`` (make a span of that name with the OpenTelemetry API).
 Every other answer honours the engine's contract for its kind (``task.output_schema``): explorers' solutions are
 ``"value=<v> by=<agent>"`` texts that the evaluator scores as ``v``.
 """
@@ -46,6 +47,12 @@ def behave(task: Any) -> Any:
     r.rpush(f"t:{ns}:log:{uid}", json.dumps([agent, kind, step]))
     r.set(f"t:{ns}:input:{uid}:{step}", json.dumps(task.input))
     mode = json.loads(r.get(f"t:{ns}:mode:{agent}") or "{}")
+    if mode.get("span"):
+        # A backend's own instrumentation, through the OpenTelemetry API: it should land in the task's trace.
+        from opentelemetry import trace
+
+        with trace.get_tracer("user-backend").start_as_current_span(str(mode["span"])):
+            pass
     if mode.get("sleep"):
         time.sleep(float(mode["sleep"]))
     if mode.get("fail") and r.incr(f"t:{ns}:fails:{agent}") <= int(mode["fail"]):

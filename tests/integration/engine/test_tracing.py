@@ -65,6 +65,7 @@ async def engine(fleet: Fleet) -> AsyncIterator[Engine]:
 
 async def test_one_trace_joins_the_engines_steps_and_attempts_with_the_agents_tasks(engine: Engine, logs: Path) -> None:
     engine.fleet.set_mode("w1", fail=1)  # the draft's first attempt fails, its retry succeeds
+    engine.fleet.set_mode("w2", span="score the draft")  # the backend's own span, made with the OpenTelemetry API
     with recording("podium-operator") as exporter:
         outcome, uid = await engine.run(PIPELINE, [info("w1"), info("w2")])
         ours = from_sdk(exporter.get_finished_spans())
@@ -92,6 +93,9 @@ async def test_one_trace_joins_the_engines_steps_and_attempts_with_the_agents_ta
         assert task.service == "podium-agent" and task.kind == "CONSUMER"
         assert task["podium.task.id"] == attempt["podium.task.id"]
         assert task["podium.agent"] == attempt["gen_ai.agent.name"]
+    (checked,) = children(theirs, check)
+    (own,) = children(theirs, checked)  # a python backend's own span joins the task's trace
+    assert own.name == "score the draft"
     failed = one(children(theirs, draft[0]), "task")
     assert failed.status == "ERROR" and failed["error.type"] == "error" and failed["podium.outcome"] == "error"
 

@@ -70,8 +70,8 @@ async def test_one_trace_joins_the_engines_steps_and_attempts_with_the_agents_ta
         outcome, uid = await engine.run(PIPELINE, [info("w1"), info("w2")])
         ours = from_sdk(exporter.get_finished_spans())
     assert outcome.phase == "Succeeded", outcome.message
-    theirs = [r for r in agent_spans(logs, ["w1", "w2"], 3) if r.attributes.get("podium.task.id", "").startswith(uid)]
     trace = trace_id_hex(uid)
+    theirs = [r for r in agent_spans(logs, ["w1", "w2"], 3) if r.trace_id == trace]
     assert {r.trace_id for r in ours + theirs} == {trace}
 
     run = one(ours, "run")
@@ -102,7 +102,12 @@ async def test_one_trace_joins_the_engines_steps_and_attempts_with_the_agents_ta
 
 # ------------------------------------------------------------------------------------------------ an llm agent
 @pytest.fixture(scope="module")
-def llm_fleet(redis_url: str, model_server: ModelServer, logs: Path) -> Iterator[Fleet]:
+def llm_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(tmp_path_factory.mktemp("traced-llm-fleet"))
+
+
+@pytest.fixture(scope="module")
+def llm_fleet(redis_url: str, model_server: ModelServer, llm_logs: Path) -> Iterator[Fleet]:
     spec = {
         "role": "writer",
         "backend": {
@@ -115,7 +120,7 @@ def llm_fleet(redis_url: str, model_server: ModelServer, logs: Path) -> Iterator
             }
         },
     }
-    yield from start_fleet(redis_url, logs, ["llm1"], spec=spec, extra_env=AGENT_TRACING)
+    yield from start_fleet(redis_url, llm_logs, ["llm1"], spec=spec, extra_env=AGENT_TRACING)
 
 
 @pytest.fixture
@@ -125,7 +130,7 @@ async def llm_engine(llm_fleet: Fleet) -> AsyncIterator[Engine]:
 
 
 async def test_an_llm_agents_model_calls_carry_the_genai_attributes(
-    llm_engine: Engine, logs: Path, model_server: ModelServer
+    llm_engine: Engine, llm_logs: Path, model_server: ModelServer
 ) -> None:
     spec = {
         "strategy": "pipeline",
@@ -139,7 +144,7 @@ async def test_an_llm_agents_model_calls_carry_the_genai_attributes(
         outcome, uid = await llm_engine.run(spec, [agent])
         ours = from_sdk(exporter.get_finished_spans())
     assert outcome.phase == "Succeeded", outcome.message
-    theirs = [r for r in agent_spans(logs, ["llm1"], 1) if r.trace_id == trace_id_hex(uid)]
+    theirs = [r for r in agent_spans(llm_logs, ["llm1"], 1) if r.trace_id == trace_id_hex(uid)]
     (attempt,) = named(ours, "invoke_agent")
     (task,) = children(theirs, attempt)
     calls = children(theirs, task)

@@ -97,14 +97,14 @@ def main(argv: list[str]) -> int:
     conf = configure(args)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
-    problem = preflight()
-    if problem:
-        print(f"podium operator: {problem}", file=sys.stderr)
-        return 2
     try:
         telemetry.configure("podium-operator")
     except TracingConfigError as e:
         print(f"podium operator: tracing: {e}", file=sys.stderr)
+        return 2
+    problem = preflight()
+    if problem:
+        print(f"podium operator: {problem}", file=sys.stderr)
         return 2
     import kopf
 

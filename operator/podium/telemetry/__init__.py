@@ -232,8 +232,11 @@ def event(name: str, values: Mapping[str, AttributeValue] | None = None) -> None
 
 
 def run_trace_id(uid: str) -> str | None:
-    """The trace id of the run with this uid, as tracing backends show it; None while tracing is off."""
-    return trace_id_hex(uid) if _tracing is not None else None
+    """The trace id of the run with this uid, as tracing backends show it; None while tracing is off or when the
+    sampler leaves this run out (the decision follows from the id, so it is known before the run starts)."""
+    if _tracing is None or not _tracing.samples(attributes.trace_id_for(uid)):
+        return None
+    return trace_id_hex(uid)
 
 
 def traceparent() -> str:

@@ -161,6 +161,10 @@ class Tracing:
         if span.is_recording():
             span.add_event(name, values)
 
+    def samples(self, trace_id: int) -> bool:
+        """Whether a root span with this trace id would be recorded (the sampler's decision for a run)."""
+        return self.provider.sampler.should_sample(None, trace_id, "run").decision.is_sampled()
+
     def current_traceparent(self) -> str:
         carrier: dict[str, str] = {}
         PROPAGATOR.inject(carrier)

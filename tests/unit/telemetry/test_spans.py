@@ -140,3 +140,17 @@ except telemetry.TracingConfigError as e:
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert "pip install 'podium[tracing]'" in out.stdout
+
+
+def test_a_run_the_sampler_leaves_out_names_no_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.5")
+    with recording() as exporter:
+        named = {uid: telemetry.run_trace_id(uid) for uid in (f"uid-{i}" for i in range(40))}
+        for uid in named:
+            with telemetry.run_span(uid=uid, namespace="ns", name="o", strategy="swarm"):
+                pass
+        traced = {r.trace_id for r in from_sdk(exporter.get_finished_spans())}
+    # The Started Event names a trace exactly when the run is recorded: never one a backend will not have.
+    assert {t for t in named.values() if t} == traced
+    assert 0 < len(traced) < len(named)

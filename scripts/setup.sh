@@ -44,6 +44,8 @@ if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
     bash localcluster/build.sh
     # kubeconform checks the chart's manifests offline (scripts/chart-check.sh): a Go module, cached like the above.
     bash scripts/build-kubeconform.sh >/dev/null
+    # The OpenTelemetry Collector that tests/cluster/test_tracing.py reads a run's trace from: Go modules, cached.
+    bash scripts/build-otelcol.sh >/dev/null
   else
     echo "setup: Go >= 1.24 not found (looked on PATH and in /usr/local/go/bin): the local cluster cannot be" >&2
     echo "built, and tests/cluster, tests/e2e and the demo need it. Install Go, or PODIUM_SKIP_K8S_BUILD=1." >&2

@@ -33,7 +33,7 @@ stamp=.venv/.podium-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ localcluster/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   # The product, and the local cluster (its own distribution, for tests and the demo) into the same venv.
-  .venv/bin/pip install -q -e '.[dev,bench,a2a]' -e ./localcluster
+  .venv/bin/pip install -q -e '.[dev,bench,a2a,tracing]' -e ./localcluster
   touch "$stamp"
 fi
 
@@ -44,6 +44,8 @@ if [ "${PODIUM_SKIP_K8S_BUILD:-}" != 1 ]; then
     bash localcluster/build.sh
     # kubeconform checks the chart's manifests offline (scripts/chart-check.sh): a Go module, cached like the above.
     bash scripts/build-kubeconform.sh >/dev/null
+    # The OpenTelemetry Collector that tests/cluster/test_tracing.py reads a run's trace from: Go modules, cached.
+    bash scripts/build-otelcol.sh >/dev/null
   else
     echo "setup: Go >= 1.24 not found (looked on PATH and in /usr/local/go/bin): the local cluster cannot be" >&2
     echo "built, and tests/cluster, tests/e2e and the demo need it. Install Go, or PODIUM_SKIP_K8S_BUILD=1." >&2

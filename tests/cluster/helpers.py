@@ -31,8 +31,11 @@ NODE_WAIT: dict[str, Any] = {"timeout": 90.0, "ignore": (ApiException,)}
 class Operator:
     """One `podium operator --standalone` process watching one namespace; restartable."""
 
-    def __init__(self, cluster: ClusterHandle, namespace: str, redis_url: str, log: Path) -> None:
+    def __init__(
+        self, cluster: ClusterHandle, namespace: str, redis_url: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.cluster, self.namespace, self.redis_url, self.log = cluster, namespace, redis_url, log
+        self.extra_env = dict(env or {})  # more variables for the process (e.g. tracing's OTEL_*)
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -46,6 +49,7 @@ class Operator:
             "PODIUM_STARTUP_GRACE_SECONDS": "15",
             "PODIUM_RESYNC_SECONDS": "10",
             "PODIUM_AGENT_IMAGE": "podium-agent:dev",
+            **self.extra_env,
         }
         args = [PODIUM, "operator", "--standalone", f"--namespace={self.namespace}"]
         args += [f"--metrics-port={self.metrics_port}", "--metrics-host=127.0.0.1", "--log-format=text"]

@@ -27,6 +27,7 @@ FREE_FORM = {
     "podSelector",
     "namespaceSelector",
     "claims.items",
+    "valueFrom",
     "ports.items",
     "global",
 }

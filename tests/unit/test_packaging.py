@@ -62,4 +62,14 @@ def test_a2a_is_an_extra_the_agent_image_installs(wheel: Path) -> None:
         requires = [line for line in z.read(meta).decode().splitlines() if line.startswith("Requires-Dist:")]
     sdk = [r for r in requires if "a2a-sdk" in r]
     assert sdk and all('extra == "a2a"' in r for r in sdk), requires
-    assert '".[a2a]"' in (ROOT / "agent-images" / "Dockerfile.agent").read_text()
+    assert '".[a2a,tracing]"' in (ROOT / "agent-images" / "Dockerfile.agent").read_text()
+
+
+def test_tracing_is_an_extra_both_images_install(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as z:
+        (meta,) = [n for n in z.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [line for line in z.read(meta).decode().splitlines() if line.startswith("Requires-Dist:")]
+    sdk = [r for r in requires if "opentelemetry" in r]
+    assert sdk and all('extra == "tracing"' in r for r in sdk), requires
+    assert '".[a2a,tracing]"' in (ROOT / "agent-images" / "Dockerfile.agent").read_text()
+    assert '".[tracing]"' in (ROOT / "agent-images" / "Dockerfile.operator").read_text()

@@ -81,3 +81,33 @@ app.kubernetes.io/managed-by: podium-operator
 {{- $ns := include "podium.networkPolicy.agentNamespaces" . | fromJsonArray -}}
 {namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: {{ toJson $ns }}}]}, podSelector: {matchLabels: {app.kubernetes.io/name: podium-agent, app.kubernetes.io/managed-by: podium-operator}}}
 {{- end -}}
+
+{{/* The operator's OpenTelemetry variables (docs/observability.md); it passes them on to agent pods. */}}
+{{- define "podium.tracingEnv" -}}
+{{- with .Values.tracing }}
+{{- if .enabled }}
+{{- if not .otlpEndpoint }}
+{{- fail "tracing.enabled needs tracing.otlpEndpoint: the OTLP/HTTP base URL of your receiver, e.g. http://otel-collector.observability:4318" }}
+{{- end }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: http/protobuf
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | toString | quote }}
+{{- with .resourceAttributes }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ . | quote }}
+{{- end }}
+{{- if not .agents }}
+- name: PODIUM_TRACING_AGENTS
+  value: "false"
+{{- end }}
+{{- with .extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}

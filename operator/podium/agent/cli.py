@@ -10,8 +10,10 @@ import signal
 import sys
 import threading
 
-from podium.agent import logs
+from podium import telemetry
+from podium.agent import logs, tracing
 from podium.agent.config import ConfigError, RuntimeConfig, from_env
+from podium.telemetry import TracingConfigError
 
 ENV_HELP = """\
 environment:
@@ -26,6 +28,8 @@ environment:
   PODIUM_LEASE_SECONDS   heartbeat lease (default 4)
   PODIUM_STALL_SECONDS   event loop stall that fails /healthz (default 10)
   PODIUM_LLM_API_KEY     API key for the llm backend
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, OTEL_*
+                         traces (docs/observability.md); off unless set
 
 signals: SIGTERM/SIGINT drain and exit 0; SIGUSR1 toggles maintenance (drain without exiting).
 """
@@ -48,8 +52,16 @@ def main(argv: list[str]) -> int:
     if args.check:
         print(f"configuration ok: {config.namespace}/{config.agent}, {config.spec.backend.type} backend")
         return 0
+    try:
+        tracing.configure(config)
+    except TracingConfigError as exc:
+        print(f"podium agent: tracing: {exc}", file=sys.stderr)
+        return 2
     logs.setup(config.log_format)
-    return asyncio.run(_serve(config))
+    try:
+        return asyncio.run(_serve(config))
+    finally:
+        telemetry.shutdown()  # exports the spans still buffered
 
 
 async def _serve(config: RuntimeConfig) -> int:
@@ -66,6 +78,7 @@ async def _serve(config: RuntimeConfig) -> int:
         # Sync python-backend calls that timed out cannot be stopped, and interpreter exit would wait for
         # them until the kubelet's SIGKILL. Everything that matters (results, release, leave) is done.
         logging.getLogger("podium.agent").warning(f"exiting with {len(stuck)} abandoned worker thread(s)")
+        telemetry.shutdown()
         logging.shutdown()
         sys.stdout.flush()
         os._exit(code)

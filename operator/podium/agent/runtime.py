@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from podium.agent import defaults, sdk
+from podium.agent import defaults, sdk, tracing
 from podium.agent.backends import Backend, BackendError, BackendOutput, build_backend
 from podium.agent.backends.base import TASK_DEADLINE, TASK_TOOL_CALLS, BudgetSpent, InvalidOutput, Throttled
 from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
@@ -281,7 +281,9 @@ class AgentRuntime:
         log.info("task started", extra={**fields, "deliveries": delivery.deliveries})
         started = time.monotonic()
         try:
-            outcome = await self._execute(task, started)
+            with tracing.task_scope(task, self.config) as span:
+                outcome = await self._execute(task, started)
+                tracing.record(span, outcome)
         except asyncio.CancelledError:
             # Shutdown after the grace period: the work did not finish, so another replica must do it.
             log.warning("task cut by shutdown, handing it back", extra=fields)

@@ -40,6 +40,7 @@ THROTTLED = "throttled"  # the agent's upstream (a model API) answered 429, or 5
 INVALID_OUTPUT = "invalid_output"  # the answer does not honour the task's output_schema
 BUDGET_SPENT = "budget_spent"  # the agent stopped its work (a tool loop) because the run's budget was spent
 ERROR_TYPES = (THROTTLED, INVALID_OUTPUT, BUDGET_SPENT)
+MAX_TRACEPARENT = 256  # characters; a W3C traceparent of version 00 has 55
 
 
 class MalformedMessage(ValueError):
@@ -136,6 +137,12 @@ def _int(data: dict[str, Any], key: str, what: str, default: int, minimum: int) 
     return value
 
 
+def _traceparent(value: Any) -> str:
+    # Trace context is a courtesy: a bad one is dropped (the agent's span starts a trace of its own, as W3C Trace
+    # Context asks), never a reason to dead-letter the task.
+    return value if type(value) is str and len(value) <= MAX_TRACEPARENT else ""
+
+
 @dataclass
 class Task:
     id: str
@@ -154,6 +161,9 @@ class Task:
     # What the agent is told besides its input: the run's shared state it reads, changes since its previous task,
     # messages of the types it subscribed to (format: podium.dataplane.collab). None: nothing to tell.
     context: dict[str, Any] | None = None
+    # The W3C trace context of the engine's span for this attempt (docs/observability.md), so that the agent's span is
+    # its child; "" when tracing is off. Sent only when set: untraced tasks keep their bytes.
+    traceparent: str = ""
 
     def to_json(self) -> bytes:
         data = {
@@ -172,6 +182,8 @@ class Task:
             data["output_schema"] = self.output_schema
         if self.context is not None:
             data["context"] = self.context
+        if self.traceparent:
+            data["traceparent"] = self.traceparent
         return encode_json(data).encode()
 
     @classmethod
@@ -204,7 +216,7 @@ class Task:
             and (context is None or type(context) is dict)
             and "input" in data
         ):
-            return cls(
+            task = cls(
                 task_id,
                 kind,
                 data["input"],
@@ -218,6 +230,8 @@ class Task:
                 schema,
                 context,
             )
+            task.traceparent = _traceparent(get("traceparent"))
+            return task
         return cls._from_data(data)
 
     @classmethod
@@ -253,6 +267,7 @@ class Task:
             meta=meta,
             output_schema=schema,
             context=context,
+            traceparent=_traceparent(data.get("traceparent")),
         )
 
 

@@ -23,7 +23,7 @@ from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
-from podium.engine import degradation, selection
+from podium.engine import degradation, selection, tracing
 from podium.engine.budget import Budget, allowance
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
@@ -122,6 +122,7 @@ class RunContext:
         self._cancelled: str | None = None
         self._assigned: dict[str, int] = {}  # in-flight tasks this run handed each agent: load it adds
         self._allowance = Allowance()  # what the run had left at the last checkpoint: sent with each task
+        self.attempts = tracing.Attempts()  # open attempt spans (docs/observability.md)
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -199,6 +200,7 @@ class RunContext:
         return self._assigned.get(agent, 0)
 
     # ------------------------------------------------------------------ the one way to run a task
+    @tracing.step
     async def run_task(
         self,
         step: str,
@@ -356,6 +358,7 @@ class RunContext:
         if self.collab is not None:
             await self.collab.prepare(self, step, task)
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
+        self.attempts.start(step, task)
         await self.bus.dispatch(task)
         await self._report()
 
@@ -389,6 +392,7 @@ class RunContext:
             invalid = validate(result.output) if validate else None
             error = f"{agent}: invalid output: {invalid}" if invalid else ""
         ok = not error
+        self.attempts.end(task, result, error)
         # Budget and stats writes and the breaker read share one round trip.
         async with self.redis.pipeline(transaction=False) as pipe:
             if result is not None:

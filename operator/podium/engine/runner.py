@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.records import ReplicaInfo
+from podium.engine import tracing
 from podium.engine.approval import NotApproved
 from podium.engine.budget import BudgetExceeded
 from podium.engine.collaboration import Collaboration
@@ -134,6 +135,7 @@ async def run_orchestration(
     return outcome
 
 
+@tracing.run
 async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunOutcome:
     strategy = get(str(spec.strategy))
     clock = ctx.options.clock

@@ -10,7 +10,9 @@ import os
 import random
 import sys
 
+from podium import telemetry
 from podium.operator.settings import DEFAULT_REDIS_URL, Settings
+from podium.telemetry import TracingConfigError
 
 ENVIRONMENT = f"""environment (flags win):
   PODIUM_REDIS_URL                  Redis the operator uses (default {DEFAULT_REDIS_URL})
@@ -23,6 +25,9 @@ ENVIRONMENT = f"""environment (flags win):
   PODIUM_RESYNC_SECONDS             how often children are re-checked for drift (default 120)
   PODIUM_STARTUP_GRACE_SECONDS      time a new replica has before its first heartbeat counts (default 30)
   KUBECONFIG                        kubeconfig outside a cluster; in a pod the service account is used
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, OTEL_*
+                                    traces of runs (docs/observability.md), off unless set; agent pods get them too
+  PODIUM_TRACING_AGENTS             false: agent pods do not get the OTEL_* variables
 """
 
 
@@ -92,6 +97,11 @@ def main(argv: list[str]) -> int:
     conf = configure(args)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
+    try:
+        telemetry.configure("podium-operator")
+    except TracingConfigError as e:
+        print(f"podium operator: tracing: {e}", file=sys.stderr)
+        return 2
     problem = preflight()
     if problem:
         print(f"podium operator: {problem}", file=sys.stderr)
@@ -125,6 +135,8 @@ def main(argv: list[str]) -> int:
         )
     except KeyboardInterrupt:
         return 130
+    finally:
+        telemetry.shutdown()  # exports the spans still buffered
     return 0
 
 

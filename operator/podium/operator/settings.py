@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from podium import __version__
+from podium.telemetry.config import agent_env
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -32,6 +33,7 @@ class Settings:
     startup_grace_seconds: int = 30
     team_interval_seconds: int = 5
     namespaces: list[str] = field(default_factory=list)
+    tracing_env: tuple[tuple[str, str], ...] = ()  # OTEL_* variables agent pods get (docs/observability.md)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -45,6 +47,7 @@ class Settings:
             health_interval_seconds=_int_env("PODIUM_HEALTH_INTERVAL_SECONDS", 5),
             resync_seconds=_int_env("PODIUM_RESYNC_SECONDS", 120),
             startup_grace_seconds=_int_env("PODIUM_STARTUP_GRACE_SECONDS", 30),
+            tracing_env=agent_env(os.environ),
         )
 
     @property

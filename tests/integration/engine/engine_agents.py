@@ -3,11 +3,12 @@
 Every call is logged in Redis (who ran which step, how often, with which input) so tests can assert what the
 engine did. What an agent does is set per agent by the test in ``t:<ns>:mode:<agent>`` (JSON): ``fail`` (fail the
 first n calls), ``fail_always``, ``sleep`` (seconds), ``output`` (answer this), ``price``/``seconds``/``decline``
-(bids), ``score`` (reviews, in [0, 1]), ``gain`` (how much an explorer improves the best solution), ``plan``;
-for collaboration: ``write`` (``{key: value}`` written through ``stateUpdates`` by execute tasks, from the versions
-the task was told), ``publish`` (``[{type, payload}]`` published by execute tasks), ``vote`` (the choice of vote
-tasks), ``wait_for`` (``[agent, kind]``: an execute task waits until that agent ran a task of that kind),
-``wait_write`` (``[key, writer]``: an execute task waits until the engine applied that writer's write of the key).
+(bids), ``score`` (reviews, in [0, 1]), ``gain`` (how much an explorer improves the best solution), ``plan``,
+``span`` (make a span of that name with the OpenTelemetry API); for collaboration: ``write`` (``{key: value}``
+written through ``stateUpdates`` by execute tasks, from the versions the task was told), ``publish``
+(``[{type, payload}]`` published by execute tasks), ``vote`` (the choice of vote tasks), ``wait_for``
+(``[agent, kind]``: an execute task waits until that agent ran a task of that kind), ``wait_write``
+(``[key, writer]``: an execute task waits until the engine applied that writer's write of the key).
 Each task's context is kept in ``t:<ns>:context:<uid>:<step>``.
 Every other answer honours the engine's contract for its kind (``task.output_schema``): explorers' solutions are
 ``"value=<v> by=<agent>"`` texts that the evaluator scores as ``v``.
@@ -58,6 +59,12 @@ def behave(task: Any) -> Any:
         _wait_for(r, f"t:{ns}:log:{uid}", mode["wait_for"])
     if kind == "execute" and "wait_write" in mode:
         _wait_write(r, task.orchestration, *mode["wait_write"])
+    if mode.get("span"):
+        # A backend's own instrumentation, through the OpenTelemetry API: it should land in the task's trace.
+        from opentelemetry import trace
+
+        with trace.get_tracer("user-backend").start_as_current_span(str(mode["span"])):
+            pass
     if mode.get("sleep"):
         time.sleep(float(mode["sleep"]))
     if mode.get("fail") and r.incr(f"t:{ns}:fails:{agent}") <= int(mode["fail"]):

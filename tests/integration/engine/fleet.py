@@ -73,10 +73,14 @@ class Fleet:
 
 
 def start_fleet(
-    redis_url: str, tmp: Path, names: list[str] = WORKERS, spec: dict[str, Any] | None = None
+    redis_url: str,
+    tmp: Path,
+    names: list[str] = WORKERS,
+    spec: dict[str, Any] | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Fleet]:
     """``names`` as `podium agent` processes, all with ``spec`` (default: the python workers of
-    :mod:`engine_agents`)."""
+    :mod:`engine_agents`) and ``extra_env`` added to their environment; each one's output goes to ``tmp/<name>.log``."""
     namespace = f"e{uuid.uuid4().hex[:8]}"
     config = tmp / "agent.yaml"
     config.write_text(yaml.safe_dump(spec or SPEC))
@@ -97,6 +101,7 @@ def start_fleet(
             "PODIUM_HTTP_PORT": str(port),
             "PODIUM_LEASE_SECONDS": "1.5",
             "PODIUM_LOG_FORMAT": "text",
+            **(extra_env or {}),
         }
         log = (tmp / f"{name}.log").open("wb")
         procs.append(subprocess.Popen([str(VENV_BIN / "podium"), "agent"], env=env, stdout=log, stderr=log, cwd=ROOT))

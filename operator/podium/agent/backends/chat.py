@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from podium import telemetry
 from podium.agent.backends.base import TASK_DEADLINE, BackendError, Throttled, tail
 from podium.agent.backends.openai_wire import (
     JSON_OBJECT,
@@ -114,6 +115,7 @@ class ChatClient:
                     raise
                 waits += 1
                 log.info(f"{exc}; waiting {wait:g}s before asking again ({waits}/{MAX_WAITS})")
+                telemetry.event("podium.llm.throttled", {"podium.llm.wait_seconds": wait})
                 await self.sleep(wait)
                 continue
             except Refused as exc:
@@ -123,6 +125,10 @@ class ChatClient:
                 if fallback is None:
                     raise
                 log.warning(f"{exc}; retrying with response_format {fallback[0]}, stream {fallback[1]}")
+                telemetry.event(
+                    "podium.llm.fallback",
+                    {"podium.llm.response_format": str(fallback[0]), "podium.llm.stream": fallback[1]},
+                )
                 mode, stream = fallback
                 continue
             self._learn(tried, (mode, stream))

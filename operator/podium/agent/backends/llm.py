@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from podium import telemetry
 from podium.agent.backends import llm_prompts as prompts
 from podium.agent.backends.base import BackendError, BackendOutput, InvalidOutput, TaskLike
 from podium.agent.backends.chat import ChatClient, Refused, Request
@@ -198,7 +199,9 @@ class LLMRunner:
             tool_choice=tool_choice,
         )
         try:
-            completion = await self.client.complete(request)
+            with self._traced(schema) as span:
+                completion = await self.client.complete(request)
+                span.set(answered(completion))
         except BackendError as exc:
             if exc.spent is None and usage.spent_any:
                 exc.spent = usage.output()  # earlier calls' tokens were spent even if this one failed
@@ -206,7 +209,31 @@ class LLMRunner:
         usage.add(completion)
         return completion
 
+    def _traced(self, schema: dict[str, Any] | None) -> telemetry.Scope:
+        """The model call's span (GenAI inference attributes), docs/observability.md."""
+        spec = self.spec
+        return telemetry.model_span(
+            model=spec.model,
+            base_url=spec.base_url,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            seed=spec.seed,
+            frequency_penalty=spec.frequency_penalty,
+            output_type="json" if schema is not None else "text",
+        )
+
     async def close(self) -> None:
         if self.toolbox is not None:
             await self.toolbox.close()
         await self.client.close()
+
+
+def answered(completion: Completion) -> dict[str, telemetry.attributes.AttributeValue]:
+    """What a model call's span records of its answer."""
+    return telemetry.attributes.model_response(
+        input_tokens=completion.prompt_tokens,
+        output_tokens=completion.completion_tokens,
+        finish_reason=completion.finish_reason,
+        response_model=completion.model,
+        response_id=completion.id,
+    )

@@ -36,6 +36,10 @@ class Completion:
     completion_tokens: int = 0
     first_token_seconds: float | None = None  # streamed answers only
     tool_calls: tuple[WireToolCall, ...] = ()
+    # What the server says answered (its model name, the completion's id): for traces, where they may differ from
+    # what was asked (an alias, a router).
+    model: str | None = None
+    id: str | None = None
 
     @property
     def cut(self) -> bool:
@@ -138,7 +142,10 @@ def read_completion(payload: Any) -> Completion:
     except (KeyError, IndexError, TypeError, AttributeError):
         raise WireError(f"answer has no choices[0].message.content: {json.dumps(payload)[:500]}") from None
     prompt, completion = _usage(payload)
-    return Completion(str(content), choice.get("finish_reason"), prompt, completion, tool_calls=calls)
+    model, answer_id = _identity(payload)
+    return Completion(
+        str(content), choice.get("finish_reason"), prompt, completion, tool_calls=calls, model=model, id=answer_id
+    )
 
 
 def _tool_call(raw: dict[str, Any], index: int) -> WireToolCall:
@@ -146,6 +153,11 @@ def _tool_call(raw: dict[str, Any], index: int) -> WireToolCall:
     arguments = function.get("arguments")
     text = arguments if isinstance(arguments, str) else json.dumps(arguments if arguments is not None else {})
     return WireToolCall(str(raw.get("id") or f"call_{index}"), str(function.get("name") or ""), text)
+
+
+def _identity(payload: dict[str, Any]) -> tuple[str | None, str | None]:
+    model, answer_id = payload.get("model"), payload.get("id")
+    return (model if isinstance(model, str) else None), (answer_id if isinstance(answer_id, str) else None)
 
 
 class StreamReader:
@@ -158,6 +170,8 @@ class StreamReader:
         self.completion_tokens = 0
         self.done = False
         self.calls: dict[int, dict[str, str]] = {}  # tool_calls by index, their arguments in pieces
+        self.model: str | None = None
+        self.id: str | None = None
 
     def feed(self, line: str) -> bool:
         """Take one line of the event stream; True if it carried answer text (the first one times the first
@@ -178,6 +192,8 @@ class StreamReader:
             raise WireError(f"the server answered with an error: {error[:500]}")
         if event.get("usage"):
             self.prompt_tokens, self.completion_tokens = _usage(event)
+        if self.model is None and self.id is None:
+            self.model, self.id = _identity(event)
         text = False
         for choice in event.get("choices") or []:
             delta = choice.get("delta") or {}
@@ -212,6 +228,8 @@ class StreamReader:
             self.completion_tokens,
             first_token_seconds,
             tool_calls=calls,
+            model=self.model,
+            id=self.id,
         )
 
 

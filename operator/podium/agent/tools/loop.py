@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from podium import telemetry
 from podium.agent.backends import llm_prompts as prompts
 from podium.agent.backends.base import TASK_TOOL_CALLS, BackendOutput, BudgetSpent, InvalidOutput
 from podium.agent.backends.openai_wire import Completion
@@ -95,7 +96,13 @@ class ToolLoop:
 
     async def call(self, tool: str, arguments: Any) -> str:
         """Run one call, record it, and return what the model is shown of it."""
-        server, outcome = await self.toolbox.call(tool, arguments)
+        info = self.toolbox.tools.get(tool)
+        with telemetry.tool_span(
+            tool, description=info.description if info else None, server=info.server if info else None
+        ) as span:
+            server, outcome = await self.toolbox.call(tool, arguments)
+            if not outcome.ok:
+                span.fail("tool_error", outcome.text)
         shown = calling.outcome_text(outcome, self.spec.result_chars)
         self.calls.append(ToolCall(server, tool, arguments, outcome.ok, shown, outcome.seconds * 1000, self.rounds))
         self.made.add(canonical(tool, arguments))

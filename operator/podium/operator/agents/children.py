@@ -85,6 +85,7 @@ class ChildSettings:
     agent_image: str
     redis_url: str
     image_pull_policy: str = "IfNotPresent"
+    extra_env: tuple[tuple[str, str], ...] = ()  # more variables for every agent container (tracing's OTEL_*)
 
 
 def short_value(value: str, limit: int = 63) -> str:
@@ -311,6 +312,7 @@ def pod_template(agent: Agent, settings: ChildSettings) -> dict[str, Any]:
         ref = {"name": llm.api_key_secret_ref.name, "key": llm.api_key_secret_ref.key}
         env.append({"name": LLM_API_KEY_ENV, "valueFrom": {"secretKeyRef": ref}})
     env.extend(tool_header_env(agent))
+    env.extend({"name": name, "value": value} for name, value in settings.extra_env)
     # Maintenance reaches running replicas through the mounted file; rolling the pods for it would defeat
     # the drain, so it is left out of the hash that triggers a rollout. So is the description (the A2A card reads
     # it live): words for people are no reason to restart work.

@@ -183,6 +183,7 @@ class AgentReconciler:
         self.child_settings = ChildSettings(
             agent_image=settings.agent_image,
             redis_url=settings.pod_redis_url,
+            extra_env=settings.tracing_env,
         )
 
     def remember(self, namespace: str, name: str) -> Memory:

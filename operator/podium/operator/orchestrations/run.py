@@ -18,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from podium import telemetry
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.validation import explain
 from podium.dataplane import runs
@@ -294,7 +295,8 @@ async def _run_once(
 ) -> None:
     if ctl.started_at is None:
         ctl.started_at = now_rfc3339()
-        ctl.event("Normal", "Started", f"{spec.strategy} run started")
+        trace = telemetry.run_trace_id(ctl.uid)  # so that `kubectl describe` leads to the run's trace
+        ctl.event("Normal", "Started", f"{spec.strategy} run started" + (f", trace {trace}" if trace else ""))
     elif resumed:
         ctl.event("Normal", "Continued", "operator restarted: the run continues from its journal")
     if ctl.phase == st.AWAITING:

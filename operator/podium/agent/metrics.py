@@ -30,11 +30,18 @@ class AgentMetrics:
             list(labels),
             registry=self.registry,
         )
+        self.store_retries = Counter(
+            "podium_agent_result_store_retries",
+            "Failed tries to store a result in Redis (each retried until it is stored)",
+            list(labels),
+            registry=self.registry,
+        )
         self.labels = labels
         # Every series exists from the start, at 0: rates and dashboards need no `or vector(0)`.
         self.in_flight.labels(**labels).set(0)
         self.tokens.labels(**labels)
         self.backend_errors.labels(**labels)
+        self.store_retries.labels(**labels)
         for outcome in ("ok", "error", "timeout"):
             self.tasks.labels(outcome=outcome, **labels)
 
@@ -45,6 +52,9 @@ class AgentMetrics:
             self.tokens.labels(**self.labels).inc(tokens)
         if outcome != "ok":
             self.backend_errors.labels(**self.labels).inc()
+
+    def store_retried(self) -> None:
+        self.store_retries.labels(**self.labels).inc()
 
     def set_in_flight(self, value: int) -> None:
         self.in_flight.labels(**self.labels).set(value)

@@ -27,12 +27,12 @@ class Deployment(StrEnum):
     cluster = "cluster"
 
 
-# Commands without keys: the connection's own, TIME (the functions take time from Redis), WAIT (Sentinel: a result
-# counts once a replica holds it), and what redis-py's Cluster client needs to find the nodes and follow a slot
-# being moved.
+# Commands without keys: the connection's own, TIME (the functions take time from Redis), WAIT (a primary with
+# replicas: a result counts once a replica holds it, see wait_replicas), and what redis-py's Cluster client needs to
+# find the nodes and follow a slot being moved (a Cluster cannot WAIT by key).
 CONNECTION_COMMANDS = ("ping", "hello", "client|setname", "time")
 DEPLOYMENT_COMMANDS: dict[Deployment, tuple[str, ...]] = {
-    Deployment.standalone: (),
+    Deployment.standalone: ("wait",),
     Deployment.sentinel: ("wait",),
     Deployment.cluster: ("cluster|slots", "asking"),
 }

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from podium.dataplane import topology
 from podium.dataplane.redisutil import text
@@ -30,8 +30,9 @@ _SECRET = re.compile(r"^local SEAL = '([0-9a-f]{40})'$", re.M)
 _MAX_BYTES = re.compile(r"^local MAX_BYTES = (\d+)$", re.M)
 
 
-class LibraryMissing(RuntimeError):
-    """The function library is not loaded and this client may not load it (an agent's Redis user)."""
+class LibraryMissing(RedisError):
+    """The function library is not loaded and this client may not load it (an agent's Redis user). A RedisError, so
+    that a replica's usual handling (log, back off, try again) applies until the operator loads it."""
 
 
 _MISSING = (

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 
 from podium.dataplane.connection import connect, redact
 from podium.dataplane.library import ensure_library
+from podium.dataplane.migrate import migrate
 from podium.operator import runtime
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
@@ -44,7 +45,16 @@ async def start(
     try:
         await redis.ping()
         # Agents call the bus's functions: they must be there before the first Agent's replicas start.
-        await ensure_library(redis, max_bytes=conf.max_payload_bytes)
+        library = await ensure_library(redis, max_bytes=conf.max_payload_bytes)
+        moved = await migrate(redis, library)  # keys of the layout before per-kind key spaces, once
+        if moved is not None and (moved.moved or moved.kept):
+            logger.info(
+                "moved %d keys to per-kind key spaces (%d results and markers sealed); %d left in place: %s",
+                moved.moved,
+                moved.sealed,
+                len(moved.kept),
+                moved.kept[:10],
+            )
     except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
         # Installed together, Redis usually starts a moment after the operator: retry soon, not after kopf's 60 s.
         await redis.aclose()

@@ -61,7 +61,7 @@ def test_no_lua_no_group_admin_no_operator_functions() -> None:
 @pytest.mark.parametrize(
     ("deployment", "extra"),
     [
-        (Deployment.standalone, set()),
+        (Deployment.standalone, {"wait"}),
         (Deployment.sentinel, {"wait"}),
         (Deployment.cluster, {"cluster|slots", "asking"}),
     ],

@@ -4,7 +4,6 @@ so its producer learns at once; the tasks that were running beside it all finish
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import redis.asyncio as aioredis

@@ -43,12 +43,14 @@ class AgentFleet:
     concurrency: int = 4
     lease_seconds: float = 1.0
     env: dict[str, str] = field(default_factory=dict)
+    spec: dict[str, Any] | None = None  # the Agent spec; default: role worker, backend chaos_agents.work
     replicas: dict[str, Replica] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)
 
     def start(self, name: str, *, wait: bool = True) -> Replica:
         config = self.directory / f"{self.agent}.yaml"
-        config.write_text(yaml.safe_dump({"role": "worker", "backend": WORK, "concurrency": self.concurrency}))
+        spec = self.spec or {"role": "worker", "backend": WORK, "concurrency": self.concurrency}
+        config.write_text(yaml.safe_dump(spec))
         log = self.directory / f"{name}.{len(self.logs)}.log"
         self.logs.append(log)
         port = free_port()

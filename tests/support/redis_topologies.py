@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +20,24 @@ from tests.support.wait import wait_for
 MASTER_NAME = "podium"
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too, which caps it at 55535."""
+    for _ in range(1000):
+        port = free_port()
+        if port <= 55535 and _free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _client(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
 
@@ -29,6 +48,7 @@ class RedisClusterSet:
     def __init__(self, masters: int = 3, *, appendonly: bool = False) -> None:
         self.nodes = [
             RedisServer(
+                cluster_port(),
                 appendonly=appendonly,
                 extra_args=[
                     "--cluster-enabled",
@@ -129,9 +149,8 @@ class SentinelSet:
         def watching() -> bool:
             for port in self.sentinel_ports:
                 with _client(port) as c:
-                    state = c.execute_command("SENTINEL", "MASTER", MASTER_NAME)
-                    fields = dict(zip(state[::2], state[1::2], strict=True))
-                    if int(fields[b"num-other-sentinels"]) < 2 or int(fields[b"num-slaves"]) < 1:
+                    state = c.sentinel_master(MASTER_NAME)  # redis-py: a dict
+                    if int(state["num-other-sentinels"]) < 2 or int(state["num-slaves"]) < 1:
                         return False
             return True
 

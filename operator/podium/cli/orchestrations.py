@@ -104,11 +104,10 @@ def result(namespace: str, name: str, redis_url: str) -> int:
 
 
 async def _load_ref(redis_url: str, ref: str) -> Any:
-    from redis.asyncio import Redis
-
+    from podium.dataplane.connection import connect
     from podium.dataplane.runs import load_result
 
-    client = Redis.from_url(redis_url)
+    client = connect(redis_url)  # one server, Sentinel or Cluster
     try:
         return await load_result(client, ref)
     except (LookupError, ValueError) as e:
@@ -139,15 +138,14 @@ def conversation_lines(events: list[Any], entries: list[Any]) -> list[tuple[floa
 
 
 def history(namespace: str, name: str, redis_url: str, limit: int) -> int:
-    from redis.asyncio import Redis
-
     from podium.dataplane.bus import Bus
+    from podium.dataplane.connection import connect
     from podium.engine.journal import Journal
 
     uid = _get(_api(), namespace, name)["metadata"]["uid"]
 
     async def fetch() -> tuple[list[Any], list[Any]]:
-        client = Redis.from_url(redis_url)
+        client = connect(redis_url)
         try:
             events = await Bus(client).history(orchestration=f"{namespace}/{name}", limit=limit)
             entries = await Journal(client, namespace, name, uid).entries()

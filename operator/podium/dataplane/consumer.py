@@ -8,10 +8,11 @@ attempt (the library's completion function keeps a sealed marker). What bounds d
   name, its own entries left idle for a lease, and work taken over from replicas whose lease lapsed. An entry
   already handed out ``max_deliveries`` times without a result is dead-lettered instead, with its reason and an
   error result, so its producer learns at once.
-- A redelivered entry (one handed out before that got no result: its replica crashed, was killed, or lost it)
-  goes out alone, and nothing else goes out on this replica until it is settled. A task that kills its replica
-  therefore burns only its own deliveries: the tasks that ran beside it the first time are redelivered once,
-  each alone, and finish.
+- A suspect, an entry handed out twice already without a result (each time its replica crashed, was killed or lost
+  it), goes out alone, and nothing else goes out on this replica until it is settled. A task that kills its
+  replica therefore burns only its own deliveries: the tasks that ran beside it are redelivered with it once more,
+  then each alone, and finish. Entries handed out once before go out in batches like fresh ones, so a dead
+  replica's work is taken over at full speed.
 - Decoding is total: any bytes in an inbox entry become a task or a dead letter with the reason (too large,
   nested too deep, not JSON, wrong fields, addressed to another agent); nothing escapes :meth:`fetch`.
 
@@ -53,6 +54,9 @@ log = logging.getLogger(__name__)
 # that within 5 s, while a live replica has to miss three heartbeats (one per lease/3) before it loses work.
 DEFAULT_LEASE_SECONDS = 4.0
 RECOVER_BUDGET = 256  # entries one recovery pass may take
+# Hand-outs without a result after which an entry runs alone. One lost hand-out is what every task in flight on a
+# replica that died shares; a second one, on another replica or incarnation, points at the task itself.
+ISOLATE_AFTER = 2
 WAIT_TIMEOUT_MS = 2000  # how long a completion waits for replicas to hold it (Bus.wait_replicas)
 REASON_LIMIT = 2000  # characters of a dead letter's reason
 
@@ -127,6 +131,14 @@ class InboxConsumer:
         return self.bus.max_deliveries
 
     @property
+    def _isolate_after(self) -> int:
+        # Below max_deliveries, so that the tasks run beside a poison task still have a delivery left to run alone.
+        return max(1, min(ISOLATE_AFTER, self.bus.max_deliveries - 1))
+
+    def _suspect(self, handed: int) -> bool:
+        return self._isolate_after <= handed < self._max_deliveries
+
+    @property
     def held(self) -> int:
         """Entries this replica owns and has not handed out yet (recovered work waiting for its turn)."""
         return len(self._held)
@@ -196,9 +208,10 @@ class InboxConsumer:
     async def fetch(self, count: int, block_ms: int) -> list[Delivery]:
         """Up to ``count`` tasks: recovered work first, then new entries (blocking up to ``block_ms``; 0 = no wait).
 
-        A redelivered task comes alone, and while it is out this returns nothing else (it waits up to ``block_ms``
-        for it to be settled). Malformed and too-often-delivered entries are dead-lettered and never returned;
-        tasks of a cancelled orchestration are completed as failed ("cancelled: ...") and never returned either.
+        A suspect (a task handed out twice already without a result) comes alone, and while it is out this returns
+        nothing else (it waits up to ``block_ms`` for it to be settled). Malformed and too-often-delivered entries
+        are dead-lettered and never returned; tasks of a cancelled orchestration are completed as failed
+        ("cancelled: ...") and never returned either.
         """
         if count < 1:
             raise ValueError(f"count must be >= 1, got {count}")
@@ -229,7 +242,7 @@ class InboxConsumer:
             await self.reclaim()
         out = await self._hand_out(count)
         cancelled: set[str] | None = None
-        if len(out) < count and not (out and out[0].deliveries > 1):
+        if len(out) < count and not (out and self._suspect(out[0].deliveries - 1)):
             block = block_ms if block_ms > 0 and not out else None
             if self._reads_cancelled:
                 fresh, cancelled = await self._read_new(count - len(out), block)
@@ -242,7 +255,7 @@ class InboxConsumer:
         return out
 
     def _isolating(self) -> bool:
-        return any(d.deliveries > 1 for d in self._out.values())
+        return any(self._suspect(d.deliveries - 1) for d in self._out.values())
 
     async def _wait_settled(self, block_ms: int) -> None:
         if block_ms > 0:
@@ -268,12 +281,20 @@ class InboxConsumer:
         return taken
 
     async def _recover(self, mode: str, min_idle_ms: int, skip: Sequence[str]) -> int:
-        maxd = self._max_deliveries
-        holds_suspect = any(1 <= h.handed < maxd for h in self._held)
+        holds_suspect = any(self._suspect(h.handed) for h in self._held)
         reply = await self.bus.call(
             "podium_recover",
             [self.keys.inbox, self.keys.heartbeats],
-            [self.replica, mode, min_idle_ms, RECOVER_BUDGET, 0 if holds_suspect else 1, maxd, *skip],
+            [
+                self.replica,
+                mode,
+                min_idle_ms,
+                RECOVER_BUDGET,
+                0 if holds_suspect else 1,
+                self._max_deliveries,
+                self._isolate_after,
+                *skip,
+            ],
         )
         known = {h.entry_id for h in self._held}
         for entry_id, fields, handed in reply or []:
@@ -283,10 +304,9 @@ class InboxConsumer:
         return len(reply or [])
 
     async def _spread_suspects(self) -> None:
-        """Keep one redelivered entry and hand the others back, so that other replicas run them (each alone) while
-        this one runs its own: a restarted replica does not recover its old work one task at a time."""
-        maxd = self._max_deliveries
-        suspects = [h for h in self._held if 1 <= h.handed < maxd]
+        """Keep one suspect and hand the others back, so that other replicas run them (each alone) while this one
+        runs its own: a restarted replica does not recover its suspects one task at a time."""
+        suspects = [h for h in self._held if self._suspect(h.handed)]
         if len(suspects) < 2:
             return
         extra = {h.entry_id for h in suspects[1:]}
@@ -294,8 +314,8 @@ class InboxConsumer:
         self._held = [h for h in self._held if h.entry_id not in extra]
 
     async def _hand_out(self, count: int) -> list[Delivery]:
-        """Recovered entries to hand out now: dead-letter those out of deliveries or undecodable, then every
-        never-started one (up to ``count``), or else one redelivered one when nothing else is out."""
+        """Recovered entries to hand out now: dead-letter those out of deliveries or undecodable, then those that are
+        not suspects (up to ``count``), or else one suspect when nothing else is out."""
         maxd = self._max_deliveries
         for held in [h for h in self._held if h.handed >= maxd]:
             self._held.remove(held)
@@ -306,9 +326,9 @@ class InboxConsumer:
                 f"was killed or lost its lease before finishing it"
             )
             await self.dead_letter(held.entry_id, reason, held.handed, ident)
-        picks = [h for h in self._held if h.handed == 0][:count]
+        picks = [h for h in self._held if not self._suspect(h.handed)][:count]
         if not picks and not self._out:
-            picks = self._held[:1]
+            picks = self._held[:1]  # what is left is suspects: one, alone
         out: list[Delivery] = []
         chosen: list[tuple[_Held, Task]] = []
         for held in picks:

@@ -224,21 +224,23 @@ local function replicas(keys, args)
 end
 
 -- KEYS: inbox, heartbeats.
--- ARGV: me, mode, min idle ms, budget, suspect budget, max deliveries, then (mode 'own') ids to skip.
+-- ARGV: me, mode, min idle ms, budget, suspect budget, max deliveries, isolate after, then (mode 'own') ids to
+-- skip.
 -- Makes entries ``me``'s without handing them out and returns {id, fields, deliveries} for each:
 --   own:      entries pending on me for at least min idle (except the skipped ones: those me is running);
 --   dead:     entries of consumers whose heartbeat lapsed (or who never sent one) and that Redis saw idle for at
 --             least min idle, and the RELEASED pseudo-consumer's;
 --   released: only RELEASED's.
--- At most budget entries; among them at most suspect budget entries handed out before and not yet at max
--- deliveries (each of those runs alone, so a replica takes one at a time and the rest stay for other replicas).
+-- At most budget entries; among them at most suspect budget suspects: entries handed out ``isolate after`` times or
+-- more and not yet max deliveries (each runs alone, so a replica takes one at a time, the rest stay for others).
 -- Claims use JUSTID: delivery counts do not change here.
 local function recover(keys, args)
   local inbox, hb = keys[1], keys[2]
   local p = prefix_of(inbox, 'inbox')
   expect_key(hb, p .. 'hb')
   local me, mode = args[1], args[2]
-  local minidle, budget, suspects, maxd = tonumber(args[3]), tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  local minidle, budget, suspects = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
+  local maxd, isolate = tonumber(args[6]), tonumber(args[7])
   local out = {}
   local function take(id, n)
     local fields = entry(inbox, id)
@@ -250,7 +252,7 @@ local function recover(keys, args)
   end
   if mode == 'own' then
     local skip, skipped = {}, 0
-    for i = 7, #args do
+    for i = 8, #args do
       skip[args[i]] = true
       skipped = skipped + 1
     end
@@ -278,7 +280,7 @@ local function recover(keys, args)
       local rows = redis.call('XPENDING', inbox, GROUP, '-', '+', math.min(pending, 1000), name)
       for _, e in ipairs(rows) do
         local id, n = e[1], tonumber(e[4])
-        local suspect = n >= 1 and n < maxd
+        local suspect = n >= isolate and n < maxd
         if budget > 0 and (suspects > 0 or not suspect) then
           if #redis.call('XCLAIM', inbox, GROUP, me, 0, id, 'JUSTID') > 0 then
             take(id, n)

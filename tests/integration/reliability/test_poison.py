@@ -55,6 +55,6 @@ async def test_a_poison_task_is_delivered_at_most_n_times_under_a_same_name_repl
     [letter] = letters
     assert letter.deliveries == MAX_DELIVERIES and letter.reason.startswith(reason)
     assert Task.from_json(letter.raw).id == "poison"
-    # The innocents: all finished; those killed beside it the first time were redelivered once, each alone.
+    # The innocents: all finished. Those killed beside it were handed out with it once more, then each alone.
     assert all(results[t.id].ok and results[t.id].output == {"n": t.input["n"]} for t in innocents)
-    assert max(starts[t.id] for t in innocents) <= 2
+    assert max(starts[t.id] for t in innocents) <= 3

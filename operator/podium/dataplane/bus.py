@@ -18,7 +18,7 @@ from podium.dataplane import cancellation, topology
 from podium.dataplane.coalesce import Coalescer
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, WAIT_TIMEOUT_MS, InboxConsumer, reraise_swallowed_cancel
 from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys
-from podium.dataplane.library import Library, ensure_library
+from podium.dataplane.library import Library, LibraryMissing, ensure_library
 from podium.dataplane.messages import PayloadTooLarge, Result, Task, check_depth, encode_json
 from podium.dataplane.records import (
     DeadLetter,
@@ -97,6 +97,7 @@ class Bus:
         self.wait_replicas = wait_replicas
         self._library: Library | None = None
         self._loading: asyncio.Task[Library] | None = None
+        self._library_hidden = False  # this client may not read the library (its results go unchecked)
         self._fanout = ResultFanout(redis, buffer=result_buffer)
         self._dispatcher: Coalescer[_DispatchRequest] = Coalescer(self._send_dispatches)
 
@@ -128,6 +129,15 @@ class Bus:
     async def _load_library(self) -> Library:
         self._library = await ensure_library(self.redis, known=self._library)
         self._fanout.library = self._library
+        return self._library
+
+    async def _readable_library(self) -> Library | None:
+        """The library if this client may see it (to check seals), else None (a read-only user: the viewer)."""
+        if self._library is None and not self._library_hidden:
+            try:
+                await self.library()
+            except LibraryMissing:
+                self._library_hidden = True
         return self._library
 
     async def call(self, name: str, keys: Sequence[Any], args: Sequence[Any], *, read_only: bool = False) -> Any:
@@ -341,9 +351,10 @@ class Bus:
             return [parse_event(i, f) for i, f in rows]
         assert agent is not None
         keys = AgentKeys(*agent)
+        library = await self._readable_library()
         events = [parse_event(i, f) for i, f in await self._tail(keys.direct, limit)]
         for i, fields in await self._tail(keys.results, limit):
-            result = sealed_result(self._library, fields)
+            result = sealed_result(library, fields)
             if result is None:
                 continue
             events.append(

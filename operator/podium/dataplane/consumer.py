@@ -138,11 +138,6 @@ class InboxConsumer:
     def _suspect(self, handed: int) -> bool:
         return self._isolate_after <= handed < self._max_deliveries
 
-    @property
-    def held(self) -> int:
-        """Entries this replica owns and has not handed out yet (recovered work waiting for its turn)."""
-        return len(self._held)
-
     def _answered(self) -> None:
         if self._ok_since is None:
             self._ok_since = time.monotonic()

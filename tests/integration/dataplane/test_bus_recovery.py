@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.dataplane.bus import Bus, Delivery, InboxConsumer
-from podium.dataplane.keys import AgentKeys
+from podium.dataplane.keys import GROUP, AgentKeys
 from podium.dataplane.messages import Result, Task
 from podium_localcluster.redis_server import RedisServer
 
@@ -214,3 +214,22 @@ async def test_acknowledged_results_survive_a_redis_crash_with_aof(fresh_redis: 
             assert await consumer.complete(done[0], ok(done[0], "r1")) is False  # dedupe survived too
     finally:
         await client.aclose()
+
+
+async def test_a_live_replica_takes_back_its_own_entries_whose_reply_was_lost(client: aioredis.Redis, ns: str) -> None:
+    async with Bus(client) as bus:
+        mine = bus.consumer(ns, "worker", "r1", lease_seconds=LEASE)
+        other = bus.consumer(ns, "worker", "r2", lease_seconds=LEASE)
+        await mine.join()
+        assert await mine.fetch(1, 0) == []  # up and running
+        [t] = tasks_for(ns, 1)
+        await bus.dispatch(t)
+        # Redis delivered the entry to r1, but the reply never reached r1's code (its connection dropped).
+        await client.xreadgroup(GROUP, "r1", {AgentKeys(ns, "worker").inbox: ">"})
+        assert await mine.fetch(1, 0) == []
+        await asyncio.sleep(LEASE + 0.1)
+        assert await other.fetch(1, 0) == []  # r1 is alive (it heartbeats): its entry stays its own
+        [d] = await mine.fetch(1, 0)  # idle for a lease and not running here: r1 takes it back
+        assert d.task.id == t.id and d.deliveries == 2
+        assert await mine.complete(d, ok(d, "r1"))
+        assert await recorded(client, ns) == Counter({t.id: 1})

@@ -227,8 +227,10 @@ async def test_a_live_replica_takes_back_its_own_entries_whose_reply_was_lost(cl
         # Redis delivered the entry to r1, but the reply never reached r1's code (its connection dropped).
         await client.xreadgroup(GROUP, "r1", {AgentKeys(ns, "worker").inbox: ">"})
         assert await mine.fetch(1, 0) == []
-        await asyncio.sleep(LEASE + 0.1)
-        assert await other.fetch(1, 0) == []  # r1 is alive (it heartbeats): its entry stays its own
+        for _ in range(4):  # r1 heartbeats through the lease, as `podium agent` does on its own timer
+            await mine.heartbeat(0, 1)
+            await asyncio.sleep(LEASE / 3)
+        assert await other.fetch(1, 0) == []  # r1 is alive: its entry stays its own
         [d] = await mine.fetch(1, 0)  # idle for a lease and not running here: r1 takes it back
         assert d.task.id == t.id and d.deliveries == 2
         assert await mine.complete(d, ok(d, "r1"))

@@ -237,14 +237,21 @@ class InboxConsumer:
             await self.reclaim()
         out = await self._hand_out(count)
         cancelled: set[str] | None = None
-        if len(out) < count and not (out and self._suspect(out[0].deliveries - 1)):
-            block = block_ms if block_ms > 0 and not out else None
-            if self._reads_cancelled:
-                fresh, cancelled = await self._read_new(count - len(out), block)
-            else:
-                fresh = await self._read(count - len(out), block)
-            out.extend(fresh)
-        out = await self._settle_cancelled(out, cancelled)
+        # From here on entries have been handed out: a failure returns them rather than leaving them to a recovery
+        # pass (which would count a hand-out that never ran).
+        try:
+            if len(out) < count and not (out and self._suspect(out[0].deliveries - 1)):
+                block = block_ms if block_ms > 0 and not out else None
+                if self._reads_cancelled:
+                    fresh, cancelled = await self._read_new(count - len(out), block)
+                else:
+                    fresh = await self._read(count - len(out), block)
+                out.extend(fresh)
+            out = await self._settle_cancelled(out, cancelled)
+        except (RedisError, OSError):
+            if not out:
+                raise
+            self._unanswered()
         for delivery in out:
             self._out[delivery.entry_id] = delivery
         return out

@@ -82,10 +82,15 @@ local function marker(tid, attempt)
   return seal('done\n' .. tid .. '\n' .. attempt)
 end
 
--- Record a result once per task id + attempt: 1 when recorded, 0 when a genuine marker says it already was.
-local function record(p, results, rkey, dkey, tid, attempt, res, ttl, maxlen)
+-- A function fails before its first write or not at all: a write is not undone by a later error.
+local function expect_result_keys(p, rkey, dkey, tid, attempt)
   expect_key(rkey, p .. 'result:' .. tid)
   expect_key(dkey, p .. 'done:' .. tid .. ':' .. attempt)
+end
+
+-- Record a result once per task id + attempt: 1 when recorded, 0 when a genuine marker says it already was.
+-- Its keys are checked (expect_result_keys) before the caller's first write.
+local function record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
   local mark = marker(tid, attempt)
   if redis.call('GET', dkey) == mark then return 0 end
   redis.call('SET', dkey, mark, 'EX', ttl)
@@ -147,6 +152,9 @@ local function complete(keys, args)
   local n = (#keys - 2) / 2
   if n ~= math.floor(n) or #args ~= 2 + 4 * n then fail('PODIUMARGS', 'complete takes 2 args and 4 per item') end
   local ttl, maxlen = args[1], args[2]
+  for i = 1, n do
+    expect_result_keys(p, keys[1 + 2 * i], keys[2 + 2 * i], args[4 * i], args[4 * i + 1])
+  end
   local out = {}
   for i = 1, n do
     local rkey, dkey = keys[1 + 2 * i], keys[2 + 2 * i]
@@ -159,9 +167,8 @@ local function complete(keys, args)
       out[i] = -3
     elseif redis.call('XACK', inbox, GROUP, id) == 1 then
       redis.call('XDEL', inbox, id)
-      out[i] = record(p, results, rkey, dkey, tid, attempt, res, ttl, maxlen)
+      out[i] = record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
     else
-      expect_key(dkey, p .. 'done:' .. tid .. ':' .. attempt)
       if redis.call('GET', dkey) == marker(tid, attempt) then out[i] = 0 else out[i] = -1 end
     end
   end
@@ -178,6 +185,8 @@ local function dead_letter(keys, args)
   expect_key(dlq, p .. 'dlq')
   expect_key(results, p .. 'results')
   local id = args[1]
+  local known = #keys == 5 and #args == 9
+  if known then expect_result_keys(p, keys[4], keys[5], args[7], args[8]) end
   local fields = entry(inbox, id)
   if redis.call('XACK', inbox, GROUP, id) == 0 then return 0 end
   redis.call('XDEL', inbox, id)
@@ -186,11 +195,11 @@ local function dead_letter(keys, args)
   if size > DLQ_RAW then raw = string.sub(raw, 1, DLQ_RAW) end
   redis.call('XADD', dlq, 'MAXLEN', '~', args[4], '*', 'entry', id, 'reason', args[2], 'raw', raw,
     'size', tostring(size), 'deliveries', args[3], 'at', tostring(now_ms()))
-  if #keys == 5 and #args == 9 then
+  if known then
     local tid, attempt, res = args[7], args[8], args[9]
     local holds = fields and field(fields, 'i')
     if #res <= MAX_BYTES and not (holds and holds ~= tid) then
-      record(p, results, keys[4], keys[5], tid, attempt, res, args[5], args[6])
+      record(results, keys[4], keys[5], tid, attempt, res, args[5], args[6])
     end
   end
   return 1

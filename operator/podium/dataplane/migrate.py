@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from podium.dataplane import topology
 from podium.dataplane.keys import AgentKeys, OrchestrationKeys
 from podium.dataplane.library import Library, result_message, seal
 from podium.dataplane.redisutil import text
@@ -120,6 +121,9 @@ async def migrate(redis: aioredis.Redis, library: Library, *, force: bool = Fals
     if not force and text(await redis.get(LAYOUT_KEY)) == LAYOUT:
         return None
     out = Migration()
+    if topology.is_cluster(redis):  # the first layout never ran on a Cluster: nothing to move (nor movable: slots)
+        await redis.set(LAYOUT_KEY, LAYOUT)
+        return out
     async for raw in redis.scan_iter(match="podium:{*}:*", count=500):
         key = text(raw)
         found = _LEGACY.match(key)

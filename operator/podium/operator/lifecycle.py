@@ -46,15 +46,6 @@ async def start(
         await redis.ping()
         # Agents call the bus's functions: they must be there before the first Agent's replicas start.
         library = await ensure_library(redis, max_bytes=conf.max_payload_bytes)
-        moved = await migrate(redis, library)  # keys of the layout before per-kind key spaces, once
-        if moved is not None and (moved.moved or moved.kept):
-            logger.info(
-                "moved %d keys to per-kind key spaces (%d results and markers sealed); %d left in place: %s",
-                moved.moved,
-                moved.sealed,
-                len(moved.kept),
-                moved.kept[:10],
-            )
     except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
         # Installed together, Redis usually starts a moment after the operator: retry soon, not after kopf's 60 s.
         await redis.aclose()
@@ -63,6 +54,15 @@ async def start(
         await redis.aclose()
         hint = " (Podium needs Redis 7.0 or later: the bus is a function library)" if "unknown" in str(e) else ""
         raise kopf.PermanentError(f"cannot load the podium function library into Redis: {e}{hint}") from e
+    moved = await migrate(redis, library)  # keys of the layout before per-kind key spaces, once
+    if moved is not None and (moved.moved or moved.kept):
+        logger.info(
+            "moved %d keys to per-kind key spaces (%d results and markers sealed); %d left in place: %s",
+            moved.moved,
+            moved.sealed,
+            len(moved.kept),
+            moved.kept[:10],
+        )
     reconciler = AgentReconciler(kube, redis, conf, post_event)
     memo.runtime = runtime.Runtime(conf, kube, redis, reconciler)
     logger.info("podium operator started: redis %s, agent image %s", redact(conf.redis_url), conf.agent_image)

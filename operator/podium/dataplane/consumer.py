@@ -319,9 +319,10 @@ class InboxConsumer:
         """Recovered entries to hand out now: dead-letter those out of deliveries or undecodable, then those that are
         not suspects (up to ``count``), or else one suspect when nothing else is out."""
         maxd = self._max_deliveries
+        limit = await self._limit()
         for held in [h for h in self._held if h.handed >= maxd]:
             self._held.remove(held)
-            decoded = await self._decode(held.entry_id, held.fields)
+            decoded = self._decode(held.fields, limit)
             ident = (decoded.id, decoded.attempt) if isinstance(decoded, Task) else decoded.ident
             reason = (
                 f"handed out {held.handed} times (max {maxd}) without a result: each time its replica crashed, "
@@ -335,7 +336,7 @@ class InboxConsumer:
         chosen: list[tuple[_Held, Task]] = []
         for held in picks:
             self._held.remove(held)
-            decoded = await self._decode(held.entry_id, held.fields)
+            decoded = self._decode(held.fields, limit)
             if isinstance(decoded, _Bad):
                 await self.dead_letter(held.entry_id, decoded.reason, held.handed + 1, decoded.ident)
             else:
@@ -403,24 +404,25 @@ class InboxConsumer:
 
     async def _deliveries(self, reply: Any) -> list[Delivery]:
         out: list[Delivery] = []
+        limit = await self._limit()
         for _stream, entries in _stream_entries(reply):
             for raw_id, raw_fields in entries:
                 entry_id = text(raw_id)
-                decoded = await self._decode(entry_id, raw_fields)
+                decoded = self._decode(raw_fields, limit)
                 if isinstance(decoded, _Bad):
                     await self.dead_letter(entry_id, decoded.reason, 1, decoded.ident)
                 else:
                     out.append(Delivery(task=decoded, entry_id=entry_id, deliveries=1))
         return out
 
-    async def _decode(self, entry_id: str, raw_fields: Any) -> Task | _Bad:
-        """The entry's task, or why it cannot run (never raises for what the entry holds)."""
+    def _decode(self, raw_fields: Any, limit: int) -> Task | _Bad:
+        """The entry's task, or why it cannot run (never raises for what the entry holds). ``limit``: the largest
+        task entry, in bytes."""
         fields = _raw_fields(raw_fields)
         ident = _identity(fields)
         raw = fields.get("t")
         if raw is None:
             return _Bad(f"inbox entry has no task field 't' (fields: {sorted(fields)[:20]})", ident)
-        limit = await self._limit()
         if len(raw) > limit:
             return _Bad(f"task entry is {len(raw)} bytes, over the bus limit of {limit} bytes", ident)
         try:

@@ -92,8 +92,9 @@ end
 -- Its keys are checked (expect_result_keys) before the caller's first write.
 local function record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
   local mark = marker(tid, attempt)
-  if redis.call('GET', dkey) == mark then return 0 end
-  redis.call('SET', dkey, mark, 'EX', ttl)
+  local before = redis.call('SET', dkey, mark, 'NX', 'EX', ttl, 'GET')  -- one call when there is no marker yet
+  if before == mark then return 0 end
+  if before then redis.call('SET', dkey, mark, 'EX', ttl) end  -- a marker not sealed here counts for nothing
   local s = seal(tid .. '\n' .. res)
   redis.call('SET', rkey, s .. res, 'EX', ttl)
   redis.call('XADD', results, 'MAXLEN', '~', maxlen, '*', 'i', tid, 'r', res, 's', s)

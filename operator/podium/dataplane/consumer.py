@@ -523,9 +523,7 @@ class InboxConsumer:
             self._unanswered()
             raise
         self._answered()
-        for (delivery, _), code in zip(done, codes, strict=True):
-            if code == -3:
-                log.warning("entry %s does not hold task %s: nothing recorded", delivery.entry_id, delivery.task.id)
+        for delivery, _ in done:
             self._settle(delivery)
         return [code == 1 for code in codes]
 

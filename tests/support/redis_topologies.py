@@ -97,7 +97,11 @@ class RedisClusterSet:
             shutil.rmtree(node.directory, ignore_errors=True)
 
     def __enter__(self) -> RedisClusterSet:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -201,7 +205,11 @@ class SentinelSet:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> SentinelSet:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from podium.dataplane.bus import Bus
 from podium.dataplane.keys import GROUP, AgentKeys
+from podium.dataplane.library import SEAL_LENGTH
 from podium.dataplane.messages import Result, Task
 from podium_localcluster.redis_server import RedisServer
 
@@ -39,7 +40,8 @@ def dispatch(server: RedisServer, ns: str, name: str, inputs: list[str]) -> list
 
 def result(admin: redis.Redis, task: Task) -> Result | None:
     raw = admin.get(AgentKeys(task.namespace, task.agent).result(task.id))
-    return None if raw is None else Result.from_json(raw)
+    # The value is the completion function's seal, then the Result JSON (docs/data-plane.md, "Sealed results").
+    return None if raw is None else Result.from_json(raw[SEAL_LENGTH:])
 
 
 def pending_by_replica(admin: redis.Redis, ns: str, name: str) -> dict[str, int]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import redis
 
-from podium.dataplane.keys import GROUP, AgentKeys
+from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys
 from podium_localcluster.redis_server import RedisServer
 from tests.support.wait import wait_for
 
@@ -120,7 +120,7 @@ def test_delete_while_tasks_are_queued_runs_none_of_them_and_the_agents_take_a_n
     # At most one more start per agent raced the delete (concurrency 1): the queued rest never ran.
     assert len(ran) <= before + len(AGENTS) and len(ran) < TASKS, ran
     assert set(ran.values()) == {1}, ran
-    assert admin.keys(f"podium:{{{ns}/{NAME}}}:*") == []
+    assert admin.keys(OrchestrationKeys(ns, NAME).pattern) == []
     assert agents_ready(cluster, ns)
 
     # Same name, new uid: the first run's cancel mark must not touch it.

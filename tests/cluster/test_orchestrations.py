@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from podium.dataplane.keys import OrchestrationKeys
 from podium_localcluster.redis_server import RedisServer
 from tests.support.wait import wait_for
 
@@ -223,7 +224,7 @@ def test_delete_cancels_the_run_and_purges_its_keys(
     ran = len(executions(admin, ns, name))
     time.sleep(3.0)
     assert len(executions(admin, ns, name)) == ran < 10
-    assert admin.keys(f"podium:{{{ns}/{name}}}:*") == []
+    assert admin.keys(OrchestrationKeys(ns, name).pattern) == []
 
 
 def test_operator_killed_mid_run_finishes_with_no_task_run_twice(

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from podium.dataplane.acl import agent_acl_rules
 from podium.dataplane.bus import Bus
-from podium.dataplane.keys import agent_acl_rules
+from podium.dataplane.keys import GROUP, AgentKeys
 
 
 @pytest.fixture
@@ -37,7 +38,9 @@ def ns() -> str:
 async def worker_bus(redis_url: str, client: aioredis.Redis, ns: str) -> AsyncIterator[Bus]:
     """A Bus whose client logs in as agent `worker`'s own Redis ACL user (the rules the operator installs)."""
     user, password = f"agent-{ns}", uuid.uuid4().hex
+    await Bus(client).library()  # the operator loads the library; an agent's user may not
     await client.execute_command("ACL", "SETUSER", user, "on", f">{password}", *agent_acl_rules(ns, "worker"))
+    await client.xgroup_create(AgentKeys(ns, "worker").inbox, GROUP, id="0", mkstream=True)  # the operator does
     restricted = aioredis.Redis.from_url(redis_url, username=user, password=password)
     b = Bus(restricted)
     yield b

@@ -19,7 +19,8 @@ ENV_HELP = """\
 environment:
   PODIUM_AGENT_NAME      the Agent's name (required)
   PODIUM_NAMESPACE       its namespace (required)
-  PODIUM_REDIS_URL       redis://host:port/db (required); PODIUM_REDIS_USERNAME / PODIUM_REDIS_PASSWORD if set
+  PODIUM_REDIS_URL       redis://host:port/db, redis+sentinel://h:p,h:p/<master> or redis+cluster://h:p,h:p
+                         (required); PODIUM_REDIS_USERNAME / PODIUM_REDIS_PASSWORD if set
   PODIUM_CONFIG          YAML/JSON file of Agent spec fields (required; re-read when it changes)
   PODIUM_REPLICA         replica name (default: hostname)
   PODIUM_HTTP_HOST/PORT  probe and metrics server (default 0.0.0.0:8080)

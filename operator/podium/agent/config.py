@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from podium.api.agent import AgentSpec
+from podium.dataplane.connection import parse_url
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS
 
 DEFAULT_HTTP_PORT = 8080
@@ -31,7 +32,7 @@ class ConfigError(Exception):
 class RuntimeConfig:
     agent: str
     namespace: str
-    redis_url: str
+    redis_url: str  # any form podium.dataplane.connection.parse_url takes (one server, Sentinel, Cluster)
     redis_username: str | None
     redis_password: str | None
     replica: str
@@ -43,6 +44,7 @@ class RuntimeConfig:
     grace_seconds: float
     lease_seconds: float
     stall_seconds: float
+    wait_replicas: int = 0  # replicas that must hold a result before it counts as stored (the URL's wait_replicas)
 
 
 def load_spec(path: Path) -> AgentSpec:
@@ -93,8 +95,12 @@ def from_env(env: Mapping[str, str]) -> RuntimeConfig:
         if not env.get(required):
             problems.append(f"{required} is not set")
     redis_url = env.get("PODIUM_REDIS_URL", "")
-    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
-        problems.append(f"PODIUM_REDIS_URL={redis_url!r}: expected redis://, rediss:// or unix://")
+    wait_replicas = 0
+    if redis_url:
+        try:
+            wait_replicas = parse_url(redis_url).wait_replicas
+        except ValueError as exc:
+            problems.append(f"PODIUM_REDIS_URL: {exc}")
     port_raw = env.get("PODIUM_HTTP_PORT") or str(DEFAULT_HTTP_PORT)
     if not port_raw.isdigit() or not 0 <= int(port_raw) <= 65535:
         problems.append(f"PODIUM_HTTP_PORT={port_raw!r}: expected a port number 0-65535")
@@ -119,4 +125,5 @@ def from_env(env: Mapping[str, str]) -> RuntimeConfig:
         grace_seconds=_number(env, "PODIUM_GRACE_SECONDS", DEFAULT_GRACE_SECONDS),
         lease_seconds=_number(env, "PODIUM_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, minimum=0.3),
         stall_seconds=_number(env, "PODIUM_STALL_SECONDS", DEFAULT_STALL_SECONDS, minimum=0.1),
+        wait_replicas=wait_replicas,
     )

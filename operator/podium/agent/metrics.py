@@ -43,11 +43,18 @@ class AgentMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
             registry=self.registry,
         )
+        self.store_retries = Counter(
+            "podium_agent_result_store_retries",
+            "Failed tries to store a result in Redis (each retried until it is stored)",
+            list(labels),
+            registry=self.registry,
+        )
         self.labels = labels
         # Every series exists from the start, at 0: rates and dashboards need no `or vector(0)`.
         self.in_flight.labels(**labels).set(0)
         self.tokens.labels(**labels)
         self.backend_errors.labels(**labels)
+        self.store_retries.labels(**labels)
         for outcome in ("ok", "error", "timeout", "throttled", "invalid"):
             self.tasks.labels(outcome=outcome, **labels)
 
@@ -66,6 +73,9 @@ class AgentMetrics:
             self.model_tokens.labels(type="completion", **self.labels).inc(completion_tokens)
         if first_token_seconds is not None:
             self.first_token.labels(**self.labels).observe(first_token_seconds)
+
+    def store_retried(self) -> None:
+        self.store_retries.labels(**self.labels).inc()
 
     def set_in_flight(self, value: int) -> None:
         self.in_flight.labels(**self.labels).set(value)

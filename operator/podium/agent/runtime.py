@@ -39,6 +39,7 @@ log = logging.getLogger("podium.agent")
 FETCH_BLOCK_MS = 500  # also bounds how long SIGTERM waits for a blocked read
 CONFIG_POLL_SECONDS = 1.0
 TICK_SECONDS = 0.25
+STORE_RETRY_CAP_SECONDS = 2.0  # longest pause between two tries to store a result
 # Kinds the runtime can answer itself when the backend does not handle them.
 DEFAULT_KINDS = frozenset({"bid"})
 
@@ -150,7 +151,7 @@ class AgentRuntime:
                 return 1
             self.health.backend_ready = True
             self.redis = connect(cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password)
-            bus = Bus(self.redis)
+            bus = Bus(self.redis, wait_replicas=cfg.wait_replicas)
             if getattr(self.backend, "uses_memory", False):
                 self.memory = MemoryKeeper(self.redis, cfg.namespace, cfg.agent, self.spec.memory)
             self.consumer = bus.consumer(cfg.namespace, cfg.agent, cfg.replica, lease_seconds=cfg.lease_seconds)
@@ -233,7 +234,7 @@ class AgentRuntime:
                 continue
             for delivery in deliveries:
                 if self.stopping.is_set() or self.maintenance:
-                    await self._release(delivery)  # fetched but not started: another replica takes it now
+                    await self._release(delivery)  # fetched but not started: another replica takes it soon
                 else:
                     self._start(delivery)
 
@@ -287,7 +288,7 @@ class AgentRuntime:
         except asyncio.CancelledError:
             # Shutdown after the grace period: the work did not finish, so another replica must do it.
             log.warning("task cut by shutdown, handing it back", extra=fields)
-            await asyncio.shield(self._release(delivery))
+            await asyncio.shield(self._release(delivery, started=True))
             raise
         seconds = time.monotonic() - started
         self.metrics.finished(outcome.label, seconds, outcome.result.tokens)
@@ -384,23 +385,29 @@ class AgentRuntime:
         return BackendOutput(defaults.bid(self.spec, task.input, load=load, eta_seconds=self.durations.average()))
 
     async def _complete(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> None:
+        """Store the result, however long Redis takes to take it (an outage, memory pressure, a failover): the task
+        stays this replica's meanwhile (its heartbeats go on, so no other replica takes it). Only shutdown ends the
+        retries, after the grace period; the task then returns to the others when this replica's lease lapses."""
         assert self.consumer is not None
-        # The result is the point of the work: retry through short Redis outages before giving up.
-        for attempt in range(1, 6):
+        attempt = 0
+        while True:
             try:
                 await self.consumer.complete(delivery, result)
                 self.health.redis_ok = True
+                if attempt:
+                    log.info(f"result stored after {attempt} failed tries", extra=fields)
                 return
             except (RedisError, OSError) as exc:
+                attempt += 1
                 self.health.redis_ok = False
-                log.warning(f"could not store result (try {attempt}/5): {exc}", extra=fields)
-                await asyncio.sleep(0.2 * 2**attempt)
-        log.error("result lost: the task will be redelivered after the lease", extra=fields)
+                self.metrics.store_retried()
+                log.warning(f"could not store result (try {attempt}, retrying): {exc}", extra=fields)
+                await asyncio.sleep(min(STORE_RETRY_CAP_SECONDS, 0.1 * 2**attempt))
 
-    async def _release(self, delivery: Delivery) -> None:
+    async def _release(self, delivery: Delivery, *, started: bool = False) -> None:
         assert self.consumer is not None
         try:
-            await self.consumer.release(delivery)
+            await self.consumer.release(delivery, started=started)
         except (RedisError, OSError) as exc:
             log.warning(
                 f"release failed, the task returns after the lease: {exc}", extra=self._task_fields(delivery.task)

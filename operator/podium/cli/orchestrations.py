@@ -106,11 +106,10 @@ def result(namespace: str, name: str, redis_url: str) -> int:
 
 
 async def _load_ref(redis_url: str, ref: str) -> Any:
-    from redis.asyncio import Redis
-
+    from podium.dataplane.connection import connect
     from podium.dataplane.runs import load_result
 
-    client = Redis.from_url(redis_url)
+    client = connect(redis_url)  # one server, Sentinel or Cluster
     try:
         return await load_result(client, ref)
     except (LookupError, ValueError) as e:
@@ -176,16 +175,15 @@ def agent_view(agent: str, run: str, events: list[Any], entries: list[Any], deli
 
 
 def history(namespace: str, name: str, redis_url: str, limit: int, agent: str | None = None) -> int:
-    from redis.asyncio import Redis
-
     from podium.dataplane.bus import Bus
+    from podium.dataplane.connection import connect
     from podium.engine.journal import Journal
 
     uid = run_state.get_run(_api(), namespace, name)["metadata"]["uid"]
     run = f"{namespace}/{name}"
 
     async def fetch() -> tuple[list[Any], list[Any], list[Any]]:
-        client = Redis.from_url(redis_url)
+        client = connect(redis_url)
         try:
             bus = Bus(client)
             events = await bus.history(orchestration=run, limit=limit if agent is None else 10_000)

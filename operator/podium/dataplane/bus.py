@@ -6,19 +6,20 @@ Key schema in :mod:`podium.dataplane.keys`, scripts in :mod:`podium.dataplane.sc
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
 
-from podium.dataplane import cancellation, scripts
+from podium.dataplane import cancellation, topology
 from podium.dataplane.coalesce import Coalescer
-from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, InboxConsumer, reraise_swallowed_cancel
+from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, WAIT_TIMEOUT_MS, InboxConsumer, reraise_swallowed_cancel
 from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys
-from podium.dataplane.messages import PayloadTooLarge, Result, Task, encode_json
+from podium.dataplane.library import Library, LibraryMissing, ensure_library
+from podium.dataplane.messages import PayloadTooLarge, Result, Task, check_depth, encode_json
 from podium.dataplane.records import (
     DeadLetter,
     Delivery,
@@ -32,7 +33,7 @@ from podium.dataplane.records import (
     stream_id_key,
     text,
 )
-from podium.dataplane.results import ResultFanout, result_key
+from podium.dataplane.results import ResultFanout, open_result, result_key, sealed_result
 
 __all__ = [
     "Bus",
@@ -47,25 +48,17 @@ __all__ = [
 
 # One dispatch call's tasks, grouped by agent inbox.
 _DispatchRequest = list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
+# One function call: name, keys, args.
+FunctionCall = tuple[str, list[Any], list[Any]]
+
+
+def function_missing(exc: ResponseError) -> bool:
+    """The server lost the library (a restart without persistence, FUNCTION FLUSH) or never had it."""
+    return "function not found" in str(exc).lower()
 
 
 class QueueFull(RuntimeError):
     """The agent's inbox already holds ``max_queue`` tasks: back off, or scale the agent."""
-
-
-class _Scripts:
-    def __init__(self, redis: aioredis.Redis) -> None:
-        self.dispatch: AsyncScript = redis.register_script(scripts.DISPATCH)
-        self.complete: AsyncScript = redis.register_script(scripts.COMPLETE)
-        self.heartbeat: AsyncScript = redis.register_script(scripts.HEARTBEAT)
-        self.live_replicas: AsyncScript = redis.register_script(scripts.LIVE_REPLICAS)
-        self.reclaim: AsyncScript = redis.register_script(scripts.RECLAIM)
-        self.dead_letter: AsyncScript = redis.register_script(scripts.DEAD_LETTER)
-        self.release: AsyncScript = redis.register_script(scripts.RELEASE)
-        self.leave: AsyncScript = redis.register_script(scripts.LEAVE)
-        self.dispatch_many: AsyncScript = redis.register_script(scripts.DISPATCH_MANY)
-        self.complete_many: AsyncScript = redis.register_script(scripts.COMPLETE_MANY)
-        self.cancel: AsyncScript = redis.register_script(scripts.CANCEL)
 
 
 class Bus:
@@ -79,6 +72,7 @@ class Bus:
         stream_maxlen: int = 10_000,
         max_queue: int = 100_000,
         result_buffer: int = 200_000,
+        wait_replicas: int = 0,
     ) -> None:
         for name, value in (
             ("max_payload_bytes", max_payload_bytes),
@@ -89,13 +83,22 @@ class Bus:
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"Bus({name}=...) must be a positive integer, got {value!r}")
+        if not isinstance(wait_replicas, int) or wait_replicas < 0:
+            raise ValueError(f"Bus(wait_replicas=...) must be an integer >= 0, got {wait_replicas!r}")
+        if wait_replicas and topology.is_cluster(redis):
+            raise ValueError("Bus(wait_replicas=...) is for one primary (Sentinel); a Redis Cluster cannot WAIT by key")
         self.redis = redis
         self.max_payload_bytes = max_payload_bytes
         self.result_ttl_seconds = result_ttl_seconds
         self.max_deliveries = max_deliveries
         self.stream_maxlen = stream_maxlen
         self.max_queue = max_queue
-        self.scripts = _Scripts(redis)
+        # Replicas that must hold a result before a completion counts as done (WAIT): with Sentinel, so that a
+        # failover never loses a result its agent considers stored.
+        self.wait_replicas = wait_replicas
+        self._library: Library | None = None
+        self._loading: asyncio.Task[Library] | None = None
+        self._library_hidden = False  # this client may not read the library (its results go unchecked)
         self._fanout = ResultFanout(redis, buffer=result_buffer)
         self._dispatcher: Coalescer[_DispatchRequest] = Coalescer(self._send_dispatches)
 
@@ -111,6 +114,86 @@ class Bus:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    # -- the function library ------------------------------------------------------------------------
+
+    async def library(self, *, reload: bool = False) -> Library:
+        """The function library as loaded in Redis, loaded first if it is missing (or ``reload``: re-read, and load
+        again if Redis lost it). Raises :class:`podium.dataplane.library.LibraryMissing` for a client that may not
+        load it."""
+        if self._library is not None and not reload:
+            return self._library
+        # Concurrent callers share one load and resume in call order (so their dispatches keep that order).
+        if self._loading is None or self._loading.done():
+            self._loading = asyncio.get_running_loop().create_task(self._load_library())
+        return await asyncio.shield(self._loading)
+
+    async def _load_library(self) -> Library:
+        self._library = await ensure_library(self.redis, known=self._library)
+        self._fanout.library = self._library
+        return self._library
+
+    async def _readable_library(self) -> Library | None:
+        """The library if this client may see it (to check seals), else None (a read-only user: the viewer)."""
+        if self._library is None and not self._library_hidden:
+            try:
+                await self.library()
+            except LibraryMissing:
+                self._library_hidden = True
+        return self._library
+
+    async def call(self, name: str, keys: Sequence[Any], args: Sequence[Any], *, read_only: bool = False) -> Any:
+        """FCALL (or FCALL_RO) one function of the library; loads the library once if Redis does not have it."""
+        for attempt in range(2):
+            try:
+                if read_only:
+                    return await self.redis.fcall_ro(name, len(keys), *keys, *args)
+                return await self.redis.fcall(name, len(keys), *keys, *args)
+            except ResponseError as exc:
+                if attempt or not function_missing(exc):
+                    raise
+                await self.library(reload=True)
+        raise AssertionError("unreachable")
+
+    async def call_and_wait(
+        self, name: str, keys: Sequence[Any], args: Sequence[Any], replicas: int
+    ) -> tuple[Any, int]:
+        """FCALL one function, then WAIT on the same connection until ``replicas`` replicas hold its writes (or the
+        timeout): returns (reply, replicas that confirmed). Not for a Cluster, where WAIT names no key to route by."""
+        for attempt in range(2):
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.fcall(name, len(keys), *keys, *args)
+                    pipe.wait(replicas, WAIT_TIMEOUT_MS)
+                    reply, acked = await pipe.execute()
+                return reply, int(acked)
+            except ResponseError as exc:
+                if attempt or not function_missing(exc):
+                    raise
+                await self.library(reload=True)
+        raise AssertionError("unreachable")
+
+    async def call_pipelined(self, calls: Sequence[FunctionCall]) -> list[Any]:
+        """FCALL each call in one pipeline (no MULTI); replies in order, errors as values. If Redis lost the library,
+        it is loaded and only the calls that failed for it (and so did nothing) are sent again."""
+        replies: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for i in todo:
+                    name, keys, args = calls[i]
+                    pipe.fcall(name, len(keys), *keys, *args)
+                got = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, reply in zip(todo, got, strict=True):
+                replies[i] = reply
+                if isinstance(reply, ResponseError) and function_missing(reply):
+                    missing.append(i)
+            if not missing or attempt:
+                break
+            await self.library(reload=True)
+            todo = missing
+        return replies
+
     async def _tail(self, key: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """The last ``count`` entries of a stream, oldest first, decoded to str."""
         rows: Any = await self.redis.xrevrange(key, count=count)
@@ -118,10 +201,12 @@ class Bus:
 
     # -- producer -----------------------------------------------------------------------------------
 
-    def _encode(self, task: Task) -> bytes:
+    def _encode(self, task: Task, limit: int) -> bytes:
         raw = task.to_json()
-        if len(raw) > self.max_payload_bytes:
-            raise PayloadTooLarge(task.id, len(raw), self.max_payload_bytes)
+        if len(raw) > limit:
+            raise PayloadTooLarge(task.id, len(raw), limit)
+        # The list stands for the task object: its depth is the document's.
+        check_depth(raw, [task.input, task.meta], f"task {task.id!r}")
         return raw
 
     async def dispatch(self, task: Task) -> None:
@@ -139,9 +224,11 @@ class Bus:
         """
         if not tasks:
             return
+        # Results are checked against the library's seal; this also loads it into a fresh Redis.
+        limit = min(self.max_payload_bytes, (await self.library()).max_bytes)
         by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
         for task in tasks:
-            by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task)))
+            by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task, limit)))
         request = [(agent_keys(*agent), items) for agent, items in by_agent.items()]
         for keys, _items in request:
             await self._fanout.watch(keys)
@@ -152,14 +239,14 @@ class Bus:
     async def _send_dispatches(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
         """One pipeline for many dispatch calls: one script call per (call, agent), so each call keeps its own
         all-or-nothing QueueFull check per agent, exactly as if it had been sent alone."""
-        calls: list[tuple[AsyncScript, list[Any], list[Any]]] = []
+        calls: list[FunctionCall] = []
         for request in requests:
             for keys, items in request:
-                if len(items) == 1:
-                    calls.append((self.scripts.dispatch, [keys.inbox], [items[0][1], self.max_queue]))
-                else:
-                    calls.append((self.scripts.dispatch_many, [keys.inbox], [self.max_queue, *(r for _, r in items)]))
-        replies = iter(await self._evalsha_pipelined(calls))
+                args: list[Any] = [self.max_queue]
+                for task, raw in items:
+                    args += [task.id, task.attempt, raw]
+                calls.append(("podium_dispatch", [keys.inbox], args))
+        replies = iter(await self.call_pipelined(calls))
         outcomes: list[BaseException | None] = []
         for request in requests:
             error: BaseException | None = None
@@ -171,6 +258,9 @@ class Bus:
         return outcomes
 
     def _dispatch_error(self, keys: AgentKeys, items: list[tuple[Task, bytes]], reply: ResponseError) -> Exception:
+        if str(reply).startswith("PAYLOAD"):
+            limit = self._library.max_bytes if self._library else self.max_payload_bytes
+            return PayloadTooLarge(items[0][0].id, max(len(raw) for _, raw in items), limit)
         if "QUEUEFULL" in str(reply):
             return QueueFull(
                 f"agent {keys.namespace}/{keys.agent} cannot take {len(items)} more tasks (limit "
@@ -179,43 +269,21 @@ class Bus:
             )
         return reply
 
-    async def _evalsha_pipelined(self, calls: list[tuple[AsyncScript, list[Any], list[Any]]]) -> list[Any]:
-        """EVALSHA each call in one pipeline; replies in order, errors as values.
-
-        Plain EVALSHA rather than redis-py's script-in-pipeline, which sends SCRIPT EXISTS first: a second
-        round trip on every pipeline. A script the server lost (restart, SCRIPT FLUSH) is loaded and only
-        the calls that failed with NOSCRIPT (and so did nothing) are sent again.
-        """
-        replies: list[Any] = [None] * len(calls)
-        todo = list(range(len(calls)))
-        for attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for i in todo:
-                    script, keys, args = calls[i]
-                    pipe.evalsha(script.sha, len(keys), *keys, *args)
-                got = await pipe.execute(raise_on_error=False)
-            missing = []
-            for i, reply in zip(todo, got, strict=True):
-                replies[i] = reply
-                if isinstance(reply, NoScriptError):
-                    missing.append(i)
-            if not missing or attempt:
-                break
-            for script in {id(calls[i][0]): calls[i][0] for i in missing}.values():
-                script.sha = text(await self.redis.script_load(script.script))
-            todo = missing
-        return replies
-
     async def get_result(self, task: Task) -> Result | None:
-        raw = await self.redis.get(AgentKeys(task.namespace, task.agent).result(task.id))
-        return None if raw is None else Result.from_json(raw)
+        """The recorded result of a task, if any; a value without the library's seal (not written by the completion
+        function) counts as none."""
+        library = await self.library()
+        raw = await self.redis.get(result_key(task))
+        return None if raw is None else open_result(library, task.id, raw)
 
     async def wait_result(self, task: Task, timeout: float) -> Result | None:  # noqa: ASYNC109
+        await self.library()
         got = await self._fanout.wait([task], timeout)
         return got.get(task.id)
 
     async def wait_results(self, tasks: Sequence[Task], timeout: float) -> dict[str, Result]:  # noqa: ASYNC109
         """Results by task id of those tasks that finished within ``timeout`` seconds (missing ones absent)."""
+        await self.library()
         return await self._fanout.wait(tasks, timeout)
 
     def consumer(
@@ -288,9 +356,10 @@ class Bus:
             return [parse_event(i, f) for i, f in rows]
         assert agent is not None
         keys = AgentKeys(*agent)
+        library = await self._readable_library()
         events = [parse_event(i, f) for i, f in await self._tail(keys.direct, limit)]
         for i, fields in await self._tail(keys.results, limit):
-            result = Result.from_json(fields.get("r", "{}")) if fields.get("r") else None
+            result = sealed_result(library, fields)
             if result is None:
                 continue
             events.append(
@@ -314,7 +383,7 @@ class Bus:
         return [parse_dead_letter(f) for _i, f in rows]
 
     async def replicas(self, namespace: str, agent: str) -> list[ReplicaInfo]:
-        reply = await self.scripts.live_replicas(keys=[AgentKeys(namespace, agent).heartbeats])
+        reply = await self.call("podium_replicas", [AgentKeys(namespace, agent).heartbeats], [], read_only=True)
         items = [text(x) for x in reply[1:]]
         return sorted(
             (parse_replica(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)), key=lambda r: r.replica
@@ -324,7 +393,7 @@ class Bus:
         """Stop an orchestration's queued tasks on these agents: undelivered ones are deleted (count by agent
         returned), delivered ones are settled by their consumer as cancelled without running. Tasks already
         handed to a replica's code finish. See :mod:`podium.dataplane.cancellation`."""
-        return await cancellation.cancel(self, self.scripts.cancel, orchestration, agents, uid)
+        return await cancellation.cancel(self, orchestration, agents, uid)
 
     async def queue_depth(self, namespace: str, agent: str) -> int:
         """Tasks not yet completed: undelivered plus in flight (acknowledged entries are deleted)."""

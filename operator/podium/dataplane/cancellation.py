@@ -1,7 +1,7 @@
 """Cancelling an orchestration's queued tasks: the rules (pure) and the per-agent Redis side.
 
 The operator marks the orchestration in each agent's ``cancelled`` set and deletes its undelivered inbox
-entries (:data:`podium.dataplane.scripts.CANCEL`, one agent per call). Entries already delivered cannot be taken
+entries (the library's ``podium_cancel``, one agent per call). Entries already delivered cannot be taken
 back from a replica, so :class:`podium.dataplane.consumer.InboxConsumer` checks the set and settles the cancelled
 ones with a failed Result instead of handing them out: nothing runs, nothing stays pending, and the bus's
 dedupe marker still records exactly one result per task id + attempt.
@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from redis.commands.core import AsyncScript
-
-from podium.dataplane.keys import GROUP, AgentKeys, check_name, split_ref
+from podium.dataplane.keys import AgentKeys, check_name, split_ref
 from podium.dataplane.messages import Result, Task
 
 if TYPE_CHECKING:
@@ -51,9 +49,7 @@ def cancelled_result(task: Task, replica: str) -> Result:
     )
 
 
-async def cancel(
-    bus: Bus, script: AsyncScript, orchestration: str, agents: Iterable[str], uid: str | None = None
-) -> dict[str, int]:
+async def cancel(bus: Bus, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]:
     """Cancel ``orchestration`` ("ns/name") on each agent of its namespace; undelivered entries removed, by agent.
 
     With ``uid`` only that run's tasks (``task.meta["uid"]``) are cancelled, so a re-created Orchestration of
@@ -66,9 +62,10 @@ async def cancel(
         keys = AgentKeys(namespace, agent)
         cursor, count = "", 0
         while True:
-            reply = await script(
-                keys=[keys.inbox, keys.cancelled],
-                args=[GROUP, mark, orchestration, uid or "", bus.result_ttl_seconds, cursor, SCAN_BATCH],
+            reply = await bus.call(
+                "podium_cancel",
+                [keys.inbox, keys.cancelled],
+                [mark, orchestration, uid or "", bus.result_ttl_seconds, cursor, SCAN_BATCH],
             )
             count += int(reply[0])
             cursor = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])

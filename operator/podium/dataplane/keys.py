@@ -1,10 +1,14 @@
-"""The Redis key schema of Podium: one hash tag per agent, one per orchestration. Every key is built here.
+"""The Redis key schema of Podium: one hash tag per agent, one per orchestration run. Every key is built here.
 
-Every key of an agent is ``podium:{<namespace>/<agent>}:<suffix>`` and every key of an orchestration is
-``podium:{<namespace>/<orchestration>}:<suffix>``. Sharing the hash tag puts them in one Redis Cluster slot,
-so each multi-key Lua script stays legal on a cluster, and it lets a per-agent ACL user be limited to its
-own keys (:func:`agent_acl_rules`). Agent and orchestration suffixes never overlap, so an agent and an
-orchestration with the same name in one namespace cannot see each other's keys through the ACL.
+Every key of an agent is ``podium:{<namespace>/agent/<agent>}:<suffix>`` and every key of an orchestration is
+``podium:{<namespace>/run/<orchestration>}:<suffix>``. Sharing the hash tag puts an object's keys in one Redis
+Cluster slot, so each multi-key function call stays legal on a cluster, and it lets a per-agent ACL user be
+limited to its own keys (:mod:`podium.dataplane.acl`). The kind in the tag keeps an Agent and an Orchestration
+of the same name apart: their key spaces share no prefix, so purging one never touches the other and no ACL
+pattern of one can match the other's keys. (Names cannot hold '/', so no name can forge another kind's tag.)
+
+Before this layout the tag was ``{<namespace>/<name>}`` for both kinds; :mod:`podium.dataplane.migrate` moves
+keys of that layout (docs/data-plane.md, "Upgrading").
 """
 
 from __future__ import annotations
@@ -37,12 +41,20 @@ def split_ref(ref: str) -> tuple[str, str]:
     return check_name(namespace, "namespace"), check_name(name, "name")
 
 
-def _tag(namespace: str, name: str, what: str) -> str:
-    return f"podium:{{{check_name(namespace, 'namespace')}/{check_name(name, what)}}}:"
+AGENT_KIND = "agent"
+RUN_KIND = "run"
+
+
+def _tag(namespace: str, kind: str, name: str, what: str) -> str:
+    return f"podium:{{{check_name(namespace, 'namespace')}/{kind}/{check_name(name, what)}}}:"
 
 
 def agent_tag(namespace: str, agent: str) -> str:
-    return _tag(namespace, agent, "agent")
+    return _tag(namespace, AGENT_KIND, agent, "agent")
+
+
+def run_tag(namespace: str, orchestration: str) -> str:
+    return _tag(namespace, RUN_KIND, orchestration, "orchestration")
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ class AgentKeys:
 
     @property
     def pattern(self) -> str:  # every key of this agent, for SCAN
-        return _glob_escape(self.prefix) + "*"
+        return glob_escape(self.prefix) + "*"
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ class OrchestrationKeys:
 
     @property
     def prefix(self) -> str:
-        return _tag(self.namespace, self.orchestration, "orchestration")
+        return run_tag(self.namespace, self.orchestration)
 
     @property
     def events(self) -> str:  # stream of published events
@@ -127,7 +139,7 @@ class OrchestrationKeys:
 
     @property
     def journals(self) -> str:  # the journals of every run of this name, for SCAN
-        return _glob_escape(self.prefix) + "journal:*"
+        return glob_escape(self.prefix) + "journal:*"
 
     @property
     def budget(self) -> str:  # hash of the run's usage (podium.dataplane.usage)
@@ -155,7 +167,7 @@ class OrchestrationKeys:
 
     @property
     def pattern(self) -> str:  # every key of this orchestration, for SCAN
-        return _glob_escape(self.prefix) + "*"
+        return glob_escape(self.prefix) + "*"
 
     @classmethod
     def of(cls, ref: str) -> OrchestrationKeys:
@@ -211,70 +223,8 @@ def agent_keys(namespace: str, agent: str) -> AgentKeys:
     return AgentKeys(namespace, agent)
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis glob pattern (SCAN MATCH, ACL key patterns)."""
     # Names cannot hold glob characters, but the schema's braces are literal in Redis globs anyway;
     # escape defensively so a future schema change cannot widen a pattern by accident.
     return re.sub(r"([*?\[\]\\])", r"\\\1", text)
-
-
-# Commands an agent replica runs, directly or inside the bus's Lua scripts (Redis checks both).
-# Only commands Redis 7.0 knows: `client|setinfo` (7.2+) would make ACL SETUSER fail there, and redis-py
-# ignores the refusal of the CLIENT SETINFO it sends on connect, so leaving it out costs only CLIENT LIST labels.
-AGENT_COMMANDS: tuple[str, ...] = (
-    "ping",
-    "time",
-    "hello",
-    "client|setname",
-    "xreadgroup",
-    # Its own results stream only (the key patterns below): an Agent serving A2A (spec.a2a) queues each message
-    # as a task in its own inbox and waits for the result like any producer, whose result reader XREADs.
-    "xread",
-    "xack",
-    "xclaim",
-    "xpending",
-    "xadd",
-    "xdel",
-    "xrange",
-    "xrevrange",
-    "xlen",
-    "xgroup|create",
-    "xgroup|delconsumer",
-    "xinfo|consumers",
-    "xinfo|groups",
-    "get",
-    "set",
-    "smembers",
-    "hset",
-    "hget",
-    "hgetall",
-    "hdel",
-    "pexpire",
-    "pttl",
-    "evalsha",
-    "eval",
-    "script|load",
-    "script|exists",
-)
-
-
-def agent_acl_rules(namespace: str, agent: str) -> list[str]:
-    """ACL rules for ``ACL SETUSER <user> on ><password> <rules...>`` limiting a replica to its agent's keys.
-
-    The key patterns name each suffix rather than ``<prefix>*`` so that an orchestration that happens to
-    share the agent's name (and so its hash tag) stays out of reach. The ``cancelled`` set is read-only
-    (``%R~``): the operator writes it, a replica only checks it, so a replica cannot un-cancel anything.
-    """
-    keys = AgentKeys(namespace, agent)
-    prefix = _glob_escape(keys.prefix)
-    patterns = ["inbox", "results", "hb", "dlq", "direct", "result:*", "done:*"]
-    # collab-tools (memory): the agent's own turns per run and its named memories; streams, so the commands above
-    # (xadd, xrevrange, xdel, pexpire) serve them and no command is added.
-    patterns += ["turns:*", "memory:*"]
-    return [
-        "resetkeys",
-        *(f"~{prefix}{p}" for p in patterns),
-        f"%R~{prefix}cancelled",
-        "resetchannels",
-        "-@all",
-        *(f"+{c}" for c in AGENT_COMMANDS),
-    ]

@@ -1,7 +1,9 @@
 """The two messages that cross the bus: a Task to an agent, a Result back. Pure data, JSON on the wire.
 
-Decoding is strict and every failure is a :class:`MalformedMessage` that says what is wrong, because a
-consumer moves malformed entries to the dead-letter stream with that reason instead of crashing.
+Decoding is strict and total: every failure, whatever the bytes (bad JSON, wrong types, nesting deep enough to
+exhaust the parser's recursion), is a :class:`MalformedMessage` that says what is wrong, because a consumer moves
+malformed entries to the dead-letter stream with that reason instead of crashing. Documents nested deeper than
+:data:`MAX_DEPTH` levels are refused both when sent and when read.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ try:
 except ImportError:  # an interpreter without the C accelerator: the stdlib encoder is still correct
     _c_make_encoder = None
 _INF = math.inf
+
+# Nesting levels of one task or result document (the object itself is level 1). Far more than any real input
+# needs, far less than what exhausts Python's recursion when such a document is decoded or encoded.
+MAX_DEPTH = 100
 
 
 class TaskKind(StrEnum):
@@ -61,6 +67,48 @@ class PayloadTooLarge(ValueError):
         self.limit = limit
 
 
+class PayloadTooDeep(ValueError):
+    """A task or result nested deeper than :data:`MAX_DEPTH` levels."""
+
+    def __init__(self, what: str, depth: int, limit: int = MAX_DEPTH) -> None:
+        super().__init__(f"{what} nests {depth} levels deep, over the bus limit of {limit}; flatten it")
+        self.depth = depth
+        self.limit = limit
+
+
+def json_depth(value: Any) -> int:
+    """How deeply ``value`` nests: a scalar is 0, ``[]`` is 1, ``{"a": [1]}`` is 2. Iterative: any depth is safe."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list | tuple))
+    return deepest
+
+
+def may_nest_deeper(raw: bytes | str, limit: int = MAX_DEPTH) -> bool:
+    """False when ``raw`` (JSON) certainly nests no deeper than ``limit``: it has too few brackets to. A C-speed
+    count, so the exact check (:func:`json_depth`) runs only for documents with many brackets."""
+    if isinstance(raw, str):
+        return raw.count("[") + raw.count("{") > limit
+    return raw.count(b"[") + raw.count(b"{") > limit
+
+
+def check_depth(raw: bytes | str, value: Any, what: str, limit: int = MAX_DEPTH) -> None:
+    """Raise :class:`PayloadTooDeep` when ``value`` (whose JSON is ``raw``) nests deeper than ``limit``."""
+    if may_nest_deeper(raw, limit):
+        depth = json_depth(value)
+        if depth > limit:
+            raise PayloadTooDeep(what, depth, limit)
+
+
 def _make_dumps() -> Any:
     if _c_make_encoder is None:
         return _ENCODER.encode
@@ -87,6 +135,8 @@ def encode_json(value: Any) -> str:
     """Compact JSON; NaN/Infinity are refused because other languages' parsers reject them."""
     try:
         return _DUMPS(value)
+    except RecursionError as exc:  # the pure-Python encoder, when the C one is missing
+        raise ValueError(f"value is not JSON-serialisable: nesting too deep ({exc})") from exc
     except (TypeError, ValueError) as exc:
         raise ValueError(f"value is not JSON-serialisable: {exc}") from exc
 
@@ -94,10 +144,18 @@ def encode_json(value: Any) -> str:
 def _decode_object(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
+    except RecursionError:
+        raise MalformedMessage(f"{what} nests too deep to decode (the bus limit is {MAX_DEPTH} levels)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedMessage(f"{what} is not valid JSON: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # not bytes nor str, or a number too long to convert
+        raise MalformedMessage(f"{what} cannot be decoded: {exc}") from exc
     if not isinstance(data, dict):
         raise MalformedMessage(f"{what} must be a JSON object, got {type(data).__name__}")
+    try:
+        check_depth(raw, data, what)
+    except PayloadTooDeep as exc:
+        raise MalformedMessage(str(exc)) from None
     return data
 
 

@@ -47,6 +47,7 @@ class DeadLetter:
     raw: str
     at: float
     deliveries: int
+    size: int = 0  # bytes of the task entry; ``raw`` keeps at most the first 64 KiB
 
 
 def fields_of(raw: Any) -> dict[str, str]:
@@ -138,6 +139,7 @@ def parse_dead_letter(fields: dict[str, str]) -> DeadLetter:
         raw=fields.get("raw", ""),
         at=int(fields.get("at", "0") or 0) / 1000.0,
         deliveries=int(fields.get("deliveries", "0") or 0),
+        size=int(fields.get("size", "0") or 0),
     )
 
 

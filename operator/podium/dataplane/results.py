@@ -1,8 +1,10 @@
-"""Producers learn results from each agent's result stream: one background XREAD per Bus fans them out.
+"""Producers learn results from each agent's result stream: one background XREAD per Bus fans them out (on a
+Redis Cluster one per agent, as each agent's stream sits in its own slot).
 
 The agent writes only its own keys (result key + result stream); a producer that waits registers a
 future, then (unless the reader was already watching before the task was dispatched) GETs the result
-key once, so a result written before the wait began is never missed.
+key once, so a result written before the wait began is never missed. Only results sealed by the library's
+completion function count (:mod:`podium.dataplane.library`): anything else in those keys is ignored.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from podium.dataplane import topology
 from podium.dataplane.keys import AgentKeys
+from podium.dataplane.library import Library
 from podium.dataplane.messages import MalformedMessage, Result, Task
 from podium.dataplane.records import text
 
@@ -34,6 +38,42 @@ def result_key(task: Task) -> str:
     """``AgentKeys(task.namespace, task.agent).result(task.id)``, without re-validating the names every time
     (the per-task producer path runs this several times per task)."""
     return _result_prefix(task.namespace, task.agent) + task.id
+
+
+def _decode(raw: bytes | str | None) -> Result | None:
+    if raw is None:
+        return None
+    try:
+        return Result.from_json(raw)
+    except MalformedMessage as exc:
+        log.warning("ignoring a malformed result: %s", exc)
+        return None
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def open_result(library: Library, task_id: str, value: bytes | str) -> Result | None:
+    """A result key's value (seal + JSON) as a Result, or None when it was not sealed by the completion function."""
+    body = library.open_value(task_id, _bytes(value))
+    if body is None:
+        log.warning("ignoring result key of task %r: its seal does not verify (not written by the bus)", task_id)
+        return None
+    return _decode(body)
+
+
+def sealed_result(library: Library | None, fields: dict[Any, Any]) -> Result | None:
+    """A result stream entry (fields ``i``, ``r``, ``s``) as a Result; None when its seal does not verify. Without
+    ``library`` (a reader that may not see the library, e.g. the read-only viewer) the seal goes unchecked."""
+    get = fields.get
+    task_id, body, sealed = get(b"i", get("i")), get(b"r", get("r")), get(b"s", get("s"))
+    if body is None or task_id is None:
+        return None
+    if library is not None and (sealed is None or not library.verify(text(task_id), _bytes(body), sealed)):
+        log.warning("ignoring a result of task %r whose seal does not verify (not written by the bus)", text(task_id))
+        return None
+    return _decode(body)
 
 
 class _Waiting:
@@ -59,6 +99,7 @@ class _Waiting:
 class ResultFanout:
     def __init__(self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000) -> None:
         self._redis = redis
+        self.library: Library | None = None  # set by the Bus before anyone waits: results must carry its seal
         self._buffer = buffer
         self._block_ms = block_ms
         self._streams: dict[str, str] = {}  # result stream key -> last id read
@@ -69,7 +110,10 @@ class ResultFanout:
         self._expected: OrderedDict[str, None] = OrderedDict()
         self._arrived: OrderedDict[str, Result] = OrderedDict()
         self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # Reader tasks: one for every stream (key None), or on a Cluster one per stream, since one XREAD may only
+        # name keys of one slot and each agent has a slot of its own.
+        self._per_stream = topology.is_cluster(redis)
+        self._tasks: dict[str | None, asyncio.Task[None]] = {}
         self._closed = False
 
     async def watch(self, keys: AgentKeys) -> bool:
@@ -93,8 +137,10 @@ class ResultFanout:
         if stream not in self._streams:
             self._streams[stream] = text(last[0][0]) if last else "0-0"
             self._changed.set()
-            if self._task is None or self._task.done():
-                self._task = asyncio.get_running_loop().create_task(self._run(), name="podium-result-fanout")
+            key = stream if self._per_stream else None
+            task = self._tasks.get(key)
+            if task is None or task.done():
+                self._tasks[key] = asyncio.get_running_loop().create_task(self._run(key), name="podium-result-fanout")
 
     def expect(self, result_key: str) -> None:
         self._expected[result_key] = None
@@ -125,7 +171,7 @@ class ResultFanout:
                     raws = await pipe.execute()
                 for rkey, raw in zip(chunk, raws, strict=True):
                     if raw is not None:
-                        self._deliver(rkey, _decode(raw))
+                        self._deliver(rkey, self._open(rkey, raw))
             if waiting.pending and timeout > 0:
                 await asyncio.wait([waiting.done], timeout=timeout)
         finally:
@@ -137,6 +183,10 @@ class ResultFanout:
                         del self._waiters[rkey]
                 self._expected.pop(rkey, None)
         return dict(out)
+
+    def _open(self, rkey: str, raw: bytes) -> Result | None:
+        assert self.library is not None, "the Bus sets the library before anyone waits"
+        return open_result(self.library, rkey[rkey.rindex(":result:") + len(":result:") :], raw)
 
     def _deliver(self, rkey: str, result: Result | None) -> None:
         if result is None:
@@ -152,25 +202,33 @@ class ResultFanout:
             while len(self._arrived) > self._buffer:
                 self._arrived.popitem(last=False)
 
-    async def _run(self) -> None:
+    async def _run(self, only: str | None) -> None:
+        """Read every watched stream (``only`` None) or just ``only``, and fan the results out."""
         backoff = 0.05
-        while not self._closed and self._streams:
+        while not self._closed:
+            streams = self._streams if only is None else {only: self._streams[only]}
+            if not streams:
+                return
             self._changed.clear()
             read = asyncio.ensure_future(
-                self._redis.xread(dict(self._streams), count=2000, block=self._block_ms)  # type: ignore[arg-type]
+                self._redis.xread(dict(streams), count=2000, block=self._block_ms)  # type: ignore[arg-type]
             )
-            changed = asyncio.ensure_future(self._changed.wait())
-            try:
-                await asyncio.wait({read, changed}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                changed.cancel()
-                if not read.done():
-                    # A new stream joined (or we are closing): drop this read so the next includes it.
-                    read.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, RedisError):
-                        await read
-            if read.cancelled():
-                continue
+            if only is None:
+                changed = asyncio.ensure_future(self._changed.wait())
+                try:
+                    await asyncio.wait({read, changed}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    changed.cancel()
+                    if not read.done():
+                        # A new stream joined (or we are closing): drop this read so the next includes it.
+                        read.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, RedisError):
+                            await read
+                if read.cancelled():
+                    continue
+            else:
+                with contextlib.suppress(RedisError):
+                    await read  # its error, if any, is handled below
             try:
                 reply = read.result()
                 backoff = 0.05
@@ -194,24 +252,15 @@ class ResultFanout:
                 task_id = text(fields.get(b"i", fields.get("i")))
                 rkey = f"{prefix}result:{task_id}"
                 if rkey in self._waiters or rkey in self._expected:
-                    self._deliver(rkey, _decode(fields.get(b"r", fields.get("r"))))
+                    self._deliver(rkey, sealed_result(self.library, fields))
             if last is not None and skey in self._streams:
                 self._streams[skey] = text(last)
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
             with contextlib.suppress(asyncio.CancelledError, RedisError):
-                await self._task
-            self._task = None
-
-
-def _decode(raw: Any) -> Result | None:
-    if raw is None:
-        return None
-    try:
-        return Result.from_json(raw)
-    except MalformedMessage as exc:
-        log.warning("ignoring a malformed result: %s", exc)
-        return None
+                await task
+        self._tasks.clear()

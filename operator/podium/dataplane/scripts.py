@@ -1,239 +1,437 @@
-"""Lua scripts of the bus. Each touches only keys of one agent (one hash tag), passed in KEYS.
+"""The bus as one Redis 7 function library (``podium``), called by name with FCALL. Each function touches the keys
+of one agent (one hash tag), all passed in KEYS, and checks that they are that agent's keys.
 
-Time comes from Redis (``TIME``) so that heartbeat leases do not depend on the replicas' clocks.
-Inbox entries carry the task JSON in field ``t``; an entry is deleted when it is acknowledged, so the
-inbox length is exactly the agent's backlog (undelivered + in flight) and stays bounded by it.
+Why functions and not EVAL: an agent's Redis user can then be granted exactly the functions it needs
+(``+fcall|podium_complete``) and no Lua of its own (no EVAL, SCRIPT or FUNCTION), so it can neither stall Redis
+with a loop nor write past ``maxmemory`` with ``allow-oom``. Redis checks the caller's ACL inside a function too,
+so a function holds no more rights than its caller: what makes a result trustworthy is the *seal* below, not the
+ACL. The library holds a secret (``SEAL``, put in when the operator loads it; only users allowed ``FUNCTION
+LIST`` can read it, never an agent) and every result it records carries ``seal(task id, result)``; producers
+accept only results whose seal verifies (:mod:`podium.dataplane.library`), so a result written by hand, without
+the completion function, counts for nothing. Dedupe markers are sealed the same way, so a forged marker cannot
+stop a real completion from being recorded.
+
+Delivery counts (the consumer group's per-entry counter) count hand-outs to a backend, not claims: recovering an
+entry (``podium_recover``) claims it with JUSTID, which leaves the counter alone, and ``podium_handout`` sets it
+when the entry is actually handed out. So a replica that dies holding entries it never started does not bring
+them closer to the dead letters. Time comes from Redis (``TIME``) so leases do not depend on the replicas' clocks.
+Inbox entries carry the task JSON in field ``t`` and its id and attempt in ``i`` and ``a``; an entry is deleted
+when it is acknowledged, so the inbox length is the agent's backlog (undelivered + in flight).
+
+Functions declare flags, so Redis refuses them whole when it is out of memory (no half-done writes), except
+``podium_heartbeat`` (``allow-oom``: one small field per replica; liveness must not lapse because Redis refuses
+writes) and the read-only ones (``no-writes``).
 """
 
 from __future__ import annotations
 
-# KEYS: inbox.  ARGV: task json, max queue length.
-DISPATCH = """
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[2]) then
-  return redis.error_reply('QUEUEFULL inbox ' .. KEYS[1] .. ' holds ' .. ARGV[2] .. ' tasks')
+# Placeholders filled in by podium.dataplane.library.library_code: the seal secret (40 hex digits), the largest
+# task or result the library stores (bytes), and the template's digest (its version).
+LIBRARY_TEMPLATE = r"""#!lua name=podium
+-- Podium's message bus (podium.dataplane.scripts). Version __VERSION__.
+local SEAL = '__SEAL__'
+local MAX_BYTES = __MAX_BYTES__
+local VERSION = '__VERSION__'
+local GROUP = 'workers'
+local RELEASED = ':released'  -- pseudo-consumer holding handed-back entries; ':' is never in a replica name
+local DLQ_RAW = 65536         -- bytes of a dead letter's task kept in the dead-letter stream
+local MAX_REPLICAS = 1000     -- heartbeat fields per agent
+
+local function fail(code, message)
+  error({err = code .. ' ' .. message})
 end
-return redis.call('XADD', KEYS[1], '*', 't', ARGV[1])
-"""
 
-# KEYS: inbox, result key, dedupe key, results stream.
-# ARGV: group, entry id, result json, ttl seconds, results maxlen, task id.
-# Returns 1 when the result was recorded, 0 when this task id + attempt was already recorded.
-COMPLETE = """
-local fresh = redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[4])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if not fresh then return 0 end
-redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'i', ARGV[6], 'r', ARGV[3])
-return 1
-"""
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
-# KEYS: heartbeats hash.  ARGV: replica, load, in_flight, lease ms.
-HEARTBEAT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. string.format('%d', now) .. ' ' .. ARGV[4])
-local keep = tonumber(ARGV[4]) * 3
-if redis.call('PTTL', KEYS[1]) < keep then redis.call('PEXPIRE', KEYS[1], keep) end
-return now
-"""
+local function seal(text)
+  return redis.sha1hex(SEAL .. redis.sha1hex(SEAL .. text))
+end
 
-# KEYS: heartbeats hash.  Returns [now_ms, replica, value, ...] of live replicas; drops lapsed ones.
-LIVE_REPLICAS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {tostring(now)}
-local hb = redis.call('HGETALL', KEYS[1])
-for i = 1, #hb, 2 do
-  local _, _, seen, lease = string.find(hb[i + 1], '^%S+ %S+ (%d+) (%d+)$')
-  if seen and tonumber(seen) + tonumber(lease) >= now then
-    out[#out + 1] = hb[i]
-    out[#out + 1] = hb[i + 1]
-  else
-    redis.call('HDEL', KEYS[1], hb[i])
+-- The agent prefix ('podium:{ns/agent/name}:') of an agent key that ends in suffix.
+local function prefix_of(key, suffix)
+  local tail = '}:' .. suffix
+  if type(key) ~= 'string' or string.sub(key, 1, 8) ~= 'podium:{' or #key <= 8 + #tail
+      or string.sub(key, -#tail) ~= tail or not string.find(key, '/agent/', 1, true) then
+    fail('PODIUMKEY', tostring(key) .. ' is not an agent ' .. suffix .. ' key')
   end
+  return string.sub(key, 1, #key - #suffix)
 end
-return out
-"""
 
-# KEYS: inbox, heartbeats, dlq.
-# ARGV: group, me, max deliveries, max entries, dlq maxlen, min idle ms.
-# Claims to ``me`` the pending entries of consumers whose heartbeat lapsed (or who never sent one) and
-# who have been idle for min idle ms; entries already delivered max deliveries times go to the dlq.
-# Consumers that are gone and hold nothing are deleted. Returns {claimed entries..., dead-lettered count}
-# where each claimed entry is {id, fields, deliveries}.
-RECLAIM = """
-local group, me = ARGV[1], ARGV[2]
-local maxd, budget, dlqlen, minidle = tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local alive = {}
-local hb = redis.call('HGETALL', KEYS[2])
-for i = 1, #hb, 2 do
-  local _, _, seen, lease = string.find(hb[i + 1], '^%S+ %S+ (%d+) (%d+)$')
-  if seen and tonumber(seen) + tonumber(lease) >= now then alive[hb[i]] = true
-  else redis.call('HDEL', KEYS[2], hb[i]) end
+local function expect_key(key, want)
+  if key ~= want then fail('PODIUMKEY', 'expected key ' .. want .. ', got ' .. tostring(key)) end
 end
-alive[me] = true
-local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], group)
-if not ok then return {{}, 0} end
-local claimed, dead = {}, 0
-for _, c in ipairs(consumers) do
-  local info = {}
-  for j = 1, #c, 2 do info[c[j]] = c[j + 1] end
-  local name, pending, idle = info['name'], tonumber(info['pending']), tonumber(info['idle'])
-  if not alive[name] and idle >= minidle then
-    if pending == 0 then
-      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], group, name)
-    elseif budget > 0 then
-      local entries = redis.call('XPENDING', KEYS[1], group, '-', '+', budget, name)
-      for _, e in ipairs(entries) do
-        local id, n = e[1], tonumber(e[4])
-        if n >= maxd then
-          local rows = redis.call('XRANGE', KEYS[1], id, id)
-          local raw = ''
-          if #rows > 0 then
-            local f = rows[1][2]
-            for k = 1, #f, 2 do if f[k] == 't' then raw = f[k + 1] end end
-          end
-          redis.call('XADD', KEYS[3], 'MAXLEN', '~', dlqlen, '*', 'entry', id, 'reason',
-            'delivered ' .. n .. ' times (max ' .. maxd .. '); each consumer died or lost its lease first',
-            'raw', raw, 'deliveries', tostring(n), 'at', tostring(now))
-          redis.call('XACK', KEYS[1], group, id)
-          redis.call('XDEL', KEYS[1], id)
-          dead = dead + 1
-        else
-          local got = redis.call('XCLAIM', KEYS[1], group, me, 0, id)
-          if #got > 0 then claimed[#claimed + 1] = {got[1][1], got[1][2], n + 1} end
-        end
+
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- The fields of an inbox entry, or nil when it is gone.
+local function entry(inbox, id)
+  local rows = redis.call('XRANGE', inbox, id, id)
+  if #rows == 0 then return nil end
+  return rows[1][2]
+end
+
+local function marker(tid, attempt)
+  return seal('done\n' .. tid .. '\n' .. attempt)
+end
+
+-- Record a result once per task id + attempt: 1 when recorded, 0 when a genuine marker says it already was.
+local function record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
+  local mark = marker(tid, attempt)
+  local before = redis.call('SET', dkey, mark, 'NX', 'EX', ttl, 'GET')  -- one call when there is no marker yet
+  if before == mark then return 0 end
+  if before then redis.call('SET', dkey, mark, 'EX', ttl) end  -- a marker not sealed here counts for nothing
+  local s = seal(tid .. '\n' .. res)
+  redis.call('SET', rkey, s .. res, 'EX', ttl)
+  redis.call('XADD', results, 'MAXLEN', '~', maxlen, '*', 'i', tid, 'r', res, 's', s)
+  return 1
+end
+
+local function live_replicas(hb, now, prune)
+  local alive, out = {}, {}
+  local rows = redis.call('HGETALL', hb)
+  for i = 1, #rows, 2 do
+    local _, _, seen, lease = string.find(rows[i + 1], '^%S+ %S+ (%d+) (%d+)$')
+    if seen and tonumber(seen) + tonumber(lease) >= now then
+      alive[rows[i]] = true
+      out[#out + 1] = rows[i]
+      out[#out + 1] = rows[i + 1]
+    elseif prune then
+      redis.call('HDEL', hb, rows[i])
+    end
+  end
+  return alive, out
+end
+
+-- KEYS: inbox.  ARGV: max queue length, then per task: id, attempt, task json.
+-- All or nothing; creates the inbox's consumer group (from id 0) with the inbox.
+local function dispatch(keys, args)
+  local inbox = keys[1]
+  prefix_of(inbox, 'inbox')
+  local n = (#args - 1) / 3
+  if n < 1 or n ~= math.floor(n) then fail('PODIUMARGS', 'dispatch takes a queue limit and 3 args per task') end
+  for i = 1, n do
+    local size = #args[3 * i + 1]
+    if size > MAX_BYTES then
+      return redis.error_reply('PAYLOAD task ' .. args[3 * i - 1] .. ' is ' .. size .. ' bytes, over the limit of '
+        .. MAX_BYTES .. ' bytes this Redis was set up with')
+    end
+  end
+  if redis.call('EXISTS', inbox) == 0 then redis.call('XGROUP', 'CREATE', inbox, GROUP, '0', 'MKSTREAM') end
+  if redis.call('XLEN', inbox) + n > tonumber(args[1]) then
+    return redis.error_reply('QUEUEFULL inbox ' .. inbox .. ' holds ' .. args[1] .. ' tasks')
+  end
+  for i = 1, n do
+    redis.call('XADD', inbox, '*', 't', args[3 * i + 1], 'i', args[3 * i - 1], 'a', args[3 * i])
+  end
+  return n
+end
+
+-- KEYS: inbox, results, then per item: result key, done key.
+-- ARGV: ttl seconds, results maxlen, then per item: entry id, task id, attempt, result json.
+-- Per item: 1 recorded; 0 already recorded (by a genuine marker); -1 not pending, nothing recorded (the entry was
+-- never delivered, or was settled without a marker: purged, dead-lettered without a task id); -2 the result is over
+-- MAX_BYTES, nothing done. The seal binds the task id: a result key or marker key that does not match it holds a
+-- value that verifies for no task, so the keys need no check here (this is the hot path).
+local function complete(keys, args)
+  local inbox, results = keys[1], keys[2]
+  local p = prefix_of(inbox, 'inbox')
+  expect_key(results, p .. 'results')
+  local n = (#keys - 2) / 2
+  if n ~= math.floor(n) or #args ~= 2 + 4 * n then fail('PODIUMARGS', 'complete takes 2 args and 4 per item') end
+  local ttl, maxlen = args[1], args[2]
+  local out = {}
+  for i = 1, n do
+    local rkey, dkey = keys[1 + 2 * i], keys[2 + 2 * i]
+    local id, tid, attempt, res = args[4 * i - 1], args[4 * i], args[4 * i + 1], args[4 * i + 2]
+    if #res > MAX_BYTES then
+      out[i] = -2
+    elseif redis.call('XACK', inbox, GROUP, id) == 1 then
+      redis.call('XDEL', inbox, id)
+      out[i] = record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
+    elseif redis.call('GET', dkey) == marker(tid, attempt) then
+      out[i] = 0
+    else
+      out[i] = -1
+    end
+  end
+  return out
+end
+
+-- KEYS: inbox, dlq, results, then when the task is known: its result key and done key.
+-- ARGV: entry id, reason, deliveries, dlq maxlen, ttl, results maxlen, then when the task is known: task id,
+-- attempt, error result json. Moves the entry to the dead letters (its task field, at most DLQ_RAW bytes of it)
+-- and records the error result, so the producer learns at once. Returns 1, or 0 when the entry was not pending.
+local function dead_letter(keys, args)
+  local inbox, dlq, results = keys[1], keys[2], keys[3]
+  local p = prefix_of(inbox, 'inbox')
+  expect_key(dlq, p .. 'dlq')
+  expect_key(results, p .. 'results')
+  local id = args[1]
+  local known = #keys == 5 and #args == 9
+  local fields = entry(inbox, id)
+  if redis.call('XACK', inbox, GROUP, id) == 0 then return 0 end
+  redis.call('XDEL', inbox, id)
+  local raw = (fields and field(fields, 't')) or ''
+  local size = #raw
+  if size > DLQ_RAW then raw = string.sub(raw, 1, DLQ_RAW) end
+  redis.call('XADD', dlq, 'MAXLEN', '~', args[4], '*', 'entry', id, 'reason', args[2], 'raw', raw,
+    'size', tostring(size), 'deliveries', args[3], 'at', tostring(now_ms()))
+  if known then
+    local tid, attempt, res = args[7], args[8], args[9]
+    local holds = fields and field(fields, 'i')
+    if #res <= MAX_BYTES and not (holds and holds ~= tid) then
+      record(results, keys[4], keys[5], tid, attempt, res, args[5], args[6])
+    end
+  end
+  return 1
+end
+
+-- KEYS: heartbeats.  ARGV: replica, load, in_flight, lease ms.  Returns Redis's time in ms.
+local function heartbeat(keys, args)
+  local hb = keys[1]
+  prefix_of(hb, 'hb')
+  local replica, load, inflight, lease = args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[4])
+  if not replica or #replica == 0 or #replica > 253 or not load or not inflight or not lease or lease < 1 then
+    fail('PODIUMARGS', 'heartbeat takes a replica name (1-253 bytes), load, in_flight and a lease in ms')
+  end
+  if redis.call('HEXISTS', hb, replica) == 0 and redis.call('HLEN', hb) >= MAX_REPLICAS then
+    fail('PODIUMARGS', 'heartbeat: ' .. MAX_REPLICAS .. ' replicas already registered')
+  end
+  local now = now_ms()
+  redis.call('HSET', hb, replica, string.format('%.4f %d %d %d', load, inflight, now, lease))
+  local keep = math.floor(lease) * 3
+  if redis.call('PTTL', hb) < keep then redis.call('PEXPIRE', hb, keep) end
+  return now
+end
+
+-- KEYS: heartbeats.  Returns {now ms, replica, value, ...} of the replicas whose lease holds.
+local function replicas(keys, args)
+  prefix_of(keys[1], 'hb')
+  local now = now_ms()
+  local _, out = live_replicas(keys[1], now, false)
+  table.insert(out, 1, tostring(now))
+  return out
+end
+
+-- KEYS: inbox, heartbeats.
+-- ARGV: me, mode, min idle ms, budget, suspect budget, max deliveries, isolate after, then (mode 'own') ids to
+-- skip.
+-- Makes entries ``me``'s without handing them out and returns {id, fields, deliveries} for each:
+--   own:      entries pending on me for at least min idle (except the skipped ones: those me is running);
+--   dead:     entries of consumers whose heartbeat lapsed (or who never sent one) and that Redis saw idle for at
+--             least min idle, and the RELEASED pseudo-consumer's;
+--   released: only RELEASED's.
+-- At most budget entries; among them at most suspect budget suspects: entries handed out ``isolate after`` times or
+-- more and not yet max deliveries (each runs alone, so a replica takes one at a time, the rest stay for others).
+-- Claims use JUSTID: delivery counts do not change here.
+local function recover(keys, args)
+  local inbox, hb = keys[1], keys[2]
+  local p = prefix_of(inbox, 'inbox')
+  expect_key(hb, p .. 'hb')
+  local me, mode = args[1], args[2]
+  local minidle, budget, suspects = tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
+  local maxd, isolate = tonumber(args[6]), tonumber(args[7])
+  local out = {}
+  local function take(id, n)
+    local fields = entry(inbox, id)
+    if fields then
+      out[#out + 1] = {id, fields, n}
+    else
+      redis.call('XACK', inbox, GROUP, id)  -- deleted while pending: nothing left to run
+    end
+  end
+  if mode == 'own' then
+    local skip, skipped = {}, 0
+    for i = 8, #args do
+      skip[args[i]] = true
+      skipped = skipped + 1
+    end
+    local ok, rows = pcall(redis.call, 'XPENDING', inbox, GROUP, 'IDLE', minidle, '-', '+', budget + skipped, me)
+    if not ok then return out end
+    for _, e in ipairs(rows) do
+      if budget > 0 and not skip[e[1]] then
+        take(e[1], tonumber(e[4]))
         budget = budget - 1
       end
     end
+    return out
   end
-end
-return {claimed, dead}
-"""
-
-# KEYS: inbox, dlq.  ARGV: group, entry id, reason, raw, deliveries, dlq maxlen.
-DEAD_LETTER = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'entry', ARGV[2], 'reason', ARGV[3], 'raw', ARGV[4],
-  'deliveries', ARGV[5], 'at', tostring(now))
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
-"""
-
-# KEYS: inbox.  ARGV: group, entry id, me.
-# Hands an unstarted entry back: re-appended as a new entry so any replica's next read gets it now.
-# Does nothing (returns false) when the entry is no longer pending on ``me``.
-RELEASE = """
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1, ARGV[3])
-if #p == 0 then return false end
-local rows = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-if #rows == 0 then return false end
-return redis.call('XADD', KEYS[1], '*', unpack(rows[1][2]))
-"""
-
-# KEYS: inbox, heartbeats.  ARGV: group, me.  Returns the number of entries still pending on ``me``.
-LEAVE = """
-redis.call('HDEL', KEYS[2], ARGV[2])
-local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
-if not ok then return 0 end
-if #p == 0 then
-  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-  return 0
-end
-local s = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1000000, ARGV[2])
-return #s
-"""
-
-# Batched forms: one script call for many tasks of one agent (same keys, same guarantees, one round trip
-# and one command to parse instead of one per task).
-# KEYS: inbox.  ARGV: max queue length, task json...  All or nothing when the queue would overflow.
-DISPATCH_MANY = """
-local n = #ARGV - 1
-if redis.call('XLEN', KEYS[1]) + n > tonumber(ARGV[1]) then
-  return redis.error_reply('QUEUEFULL inbox ' .. KEYS[1] .. ' holds ' .. ARGV[1] .. ' tasks')
-end
-for i = 2, #ARGV do redis.call('XADD', KEYS[1], '*', 't', ARGV[i]) end
-return n
-"""
-
-# KEYS: inbox, results stream, then per item: result key, dedupe key.
-# ARGV: group, ttl seconds, results maxlen, then per item: entry id, task id, result json.
-# Returns one 1/0 per item, as COMPLETE does.
-COMPLETE_MANY = """
-local group, ttl, maxlen = ARGV[1], ARGV[2], ARGV[3]
-local out = {}
-local n = (#KEYS - 2) / 2
-for i = 1, n do
-  local rkey, dkey = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local id, tid, res = ARGV[1 + 3 * i], ARGV[2 + 3 * i], ARGV[3 + 3 * i]
-  local fresh = redis.call('SET', dkey, '1', 'NX', 'EX', ttl)
-  redis.call('XACK', KEYS[1], group, id)
-  redis.call('XDEL', KEYS[1], id)
-  if fresh then
-    redis.call('SET', rkey, res, 'EX', ttl)
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, '*', 'i', tid, 'r', res)
-    out[i] = 1
-  else
-    out[i] = 0
+  local alive = {}
+  if mode == 'dead' then alive = live_replicas(hb, now_ms(), true) end
+  alive[me] = true
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', inbox, GROUP)
+  if not ok then return out end
+  for _, c in ipairs(consumers) do
+    local info = {}
+    for j = 1, #c, 2 do info[c[j]] = c[j + 1] end
+    local name, pending, idle = info['name'], tonumber(info['pending']), tonumber(info['idle'])
+    local gone = name == RELEASED or (mode == 'dead' and not alive[name] and idle >= minidle)
+    if gone and pending > 0 and budget > 0 then
+      local rows = redis.call('XPENDING', inbox, GROUP, '-', '+', math.min(pending, 1000), name)
+      for _, e in ipairs(rows) do
+        local id, n = e[1], tonumber(e[4])
+        local suspect = n >= isolate and n < maxd
+        if budget > 0 and (suspects > 0 or not suspect) then
+          if #redis.call('XCLAIM', inbox, GROUP, me, 0, id, 'JUSTID') > 0 then
+            take(id, n)
+            budget = budget - 1
+            if suspect then suspects = suspects - 1 end
+          end
+        end
+      end
+    end
   end
+  return out
 end
-return out
-"""
 
-# KEYS: inbox, cancelled set.  ARGV: group, member, orchestration ref, uid ('' = any), ttl seconds,
-# cursor (an entry id, '' on the first call), max entries to scan.
-# Marks the orchestration cancelled for this agent (the consumer completes delivered tasks of it without
-# running them) and deletes its undelivered inbox entries: those after the group's last-delivered id (all of
-# them when no group exists yet). Entries already delivered stay: their consumer settles them. Scans at most
-# ``max entries`` per call so a long inbox never blocks Redis for long; returns {removed, next cursor or ''}.
-CANCEL = """
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-local function parse(id)
+-- KEYS: inbox.  ARGV: me, then per entry: id, deliveries (this hand-out included).
+-- Makes each entry me's and sets its delivery count; returns the ids that were still pending.
+local function handout(keys, args)
+  prefix_of(keys[1], 'inbox')
+  local me, out = args[1], {}
+  for i = 2, #args - 1, 2 do
+    local got = redis.call('XCLAIM', keys[1], GROUP, me, 0, args[i], 'RETRYCOUNT', args[i + 1], 'JUSTID')
+    if #got > 0 then out[#out + 1] = args[i] end
+  end
+  return out
+end
+
+-- KEYS: inbox.  ARGV: me, started ('1' or '0'), entry ids.
+-- Hands entries me holds to the RELEASED pseudo-consumer, from which any replica's next recovery takes them.
+-- An unstarted entry gets its hand-out back (count - 1). Returns how many moved.
+local function release(keys, args)
+  local inbox = keys[1]
+  prefix_of(inbox, 'inbox')
+  local me, started, moved = args[1], args[2] == '1', 0
+  for i = 3, #args do
+    local p = redis.call('XPENDING', inbox, GROUP, args[i], args[i], 1, me)
+    if #p > 0 then
+      local n = tonumber(p[1][4])
+      if not started and n > 0 then n = n - 1 end
+      redis.call('XCLAIM', inbox, GROUP, RELEASED, 0, args[i], 'RETRYCOUNT', n, 'JUSTID')
+      moved = moved + 1
+    end
+  end
+  return moved
+end
+
+-- KEYS: heartbeats.  ARGV: me.  A clean exit: the replica is no longer alive; what it holds is reclaimed.
+local function leave(keys, args)
+  prefix_of(keys[1], 'hb')
+  return redis.call('HDEL', keys[1], args[1])
+end
+
+-- KEYS: inbox, heartbeats.  ARGV: min idle ms.
+-- Deletes consumers that hold nothing, have no live heartbeat and were idle for min idle (the operator's
+-- housekeeping: agents may not delete consumers, which could orphan a sibling's work). Returns how many.
+local function prune(keys, args)
+  local inbox, hb = keys[1], keys[2]
+  local p = prefix_of(inbox, 'inbox')
+  expect_key(hb, p .. 'hb')
+  local alive = live_replicas(hb, now_ms(), true)
+  local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', inbox, GROUP)
+  if not ok then return 0 end
+  local removed = 0
+  for _, c in ipairs(consumers) do
+    local info = {}
+    for j = 1, #c, 2 do info[c[j]] = c[j + 1] end
+    if tonumber(info['pending']) == 0 and not alive[info['name']] and tonumber(info['idle']) >= tonumber(args[1]) then
+      redis.call('XGROUP', 'DELCONSUMER', inbox, GROUP, info['name'])
+      removed = removed + 1
+    end
+  end
+  return removed
+end
+
+local function parse_id(id)
   local _, _, ms, seq = string.find(id, '^(%d+)-(%d+)$')
   return tonumber(ms), tonumber(seq)
 end
+
 local function after(a, b)
-  local am, as = parse(a)
-  local bm, bs = parse(b)
+  local am, as = parse_id(a)
+  local bm, bs = parse_id(b)
   return am > bm or (am == bm and as > bs)
 end
-local from = '0-0'
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
-if ok then
-  for _, g in ipairs(groups) do
-    local info = {}
-    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
-    if info['name'] == ARGV[1] then from = info['last-delivered-id'] end
+
+-- KEYS: inbox, cancelled set.  ARGV: member, orchestration ref, uid ('' = any), ttl seconds, cursor (an entry id,
+-- '' on the first call), max entries to scan.
+-- Marks the orchestration cancelled for this agent (its consumers complete delivered tasks of it without running
+-- them) and deletes its undelivered inbox entries: those after the group's last-delivered id (all of them when no
+-- group exists yet). Scans at most ``max entries`` per call so a long inbox never blocks Redis for long; returns
+-- {removed, next cursor or ''}.
+local function cancel(keys, args)
+  local inbox, set = keys[1], keys[2]
+  local p = prefix_of(inbox, 'inbox')
+  expect_key(set, p .. 'cancelled')
+  redis.call('SADD', set, args[1])
+  redis.call('EXPIRE', set, args[4])
+  local from = '0-0'
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', inbox)
+  if ok then
+    for _, g in ipairs(groups) do
+      local info = {}
+      for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+      if info['name'] == GROUP then from = info['last-delivered-id'] end
+    end
   end
-end
-if ARGV[6] ~= '' and after(ARGV[6], from) then from = ARGV[6] end
-local budget = tonumber(ARGV[7])
-local rows = redis.call('XRANGE', KEYS[1], '(' .. from, '+', 'COUNT', budget)
-local removed = 0
-for _, row in ipairs(rows) do
-  local f = row[2]
-  for k = 1, #f, 2 do
-    if f[k] == 't' then
-      local good, task = pcall(cjson.decode, f[k + 1])
-      if good and type(task) == 'table' and task['orchestration'] == ARGV[3] then
+  if args[5] ~= '' and after(args[5], from) then from = args[5] end
+  local budget = tonumber(args[6])
+  local rows = redis.call('XRANGE', inbox, '(' .. from, '+', 'COUNT', budget)
+  local removed = 0
+  for _, row in ipairs(rows) do
+    local raw = field(row[2], 't')
+    if raw then
+      local good, task = pcall(cjson.decode, raw)
+      if good and type(task) == 'table' and task['orchestration'] == args[2] then
         local meta = task['meta']
-        if ARGV[4] == '' or (type(meta) == 'table' and meta['uid'] == ARGV[4]) then
-          redis.call('XDEL', KEYS[1], row[1])
+        if args[3] == '' or (type(meta) == 'table' and meta['uid'] == args[3]) then
+          redis.call('XDEL', inbox, row[1])
           removed = removed + 1
         end
       end
     end
   end
+  local cursor = ''
+  if #rows >= budget then cursor = rows[#rows][1] end
+  return {removed, cursor}
 end
-local cursor = ''
-if #rows >= budget then cursor = rows[#rows][1] end
-return {removed, cursor}
+
+-- No keys.  Returns {version, max bytes}: consumers check the library they talk to.
+local function info(keys, args)
+  return {VERSION, MAX_BYTES}
+end
+
+redis.register_function('podium_dispatch', dispatch)
+redis.register_function('podium_complete', complete)
+redis.register_function('podium_dead_letter', dead_letter)
+redis.register_function{function_name = 'podium_heartbeat', callback = heartbeat, flags = {'allow-oom'}}
+redis.register_function{function_name = 'podium_replicas', callback = replicas, flags = {'no-writes'}}
+redis.register_function('podium_recover', recover)
+redis.register_function('podium_handout', handout)
+redis.register_function('podium_release', release)
+redis.register_function('podium_leave', leave)
+redis.register_function('podium_prune', prune)
+redis.register_function('podium_cancel', cancel)
+redis.register_function{function_name = 'podium_info', callback = info, flags = {'no-writes'}}
 """
+
+# What an agent replica calls (its Redis user may call these and no other function); the operator calls the rest.
+AGENT_FUNCTIONS: tuple[str, ...] = (
+    "podium_complete",
+    "podium_dead_letter",
+    "podium_heartbeat",
+    "podium_recover",
+    "podium_handout",
+    "podium_release",
+    "podium_leave",
+)
+AGENT_READ_ONLY_FUNCTIONS: tuple[str, ...] = ("podium_info",)  # called with FCALL_RO

@@ -15,7 +15,8 @@ from podium.operator.settings import DEFAULT_REDIS_URL, Settings
 from podium.telemetry import TracingConfigError
 
 ENVIRONMENT = f"""environment (flags win):
-  PODIUM_REDIS_URL                  Redis the operator uses (default {DEFAULT_REDIS_URL})
+  PODIUM_REDIS_URL                  Redis the operator uses (default {DEFAULT_REDIS_URL}); also
+                                    redis+sentinel://h:p,h:p/<master> and redis+cluster://h:p,h:p (docs/data-plane.md)
   PODIUM_REDIS_PASSWORD             password of the Redis default user (operator only; agents get ACL users)
   PODIUM_AGENT_REDIS_URL            Redis URL agent pods dial (default: PODIUM_REDIS_URL without credentials)
   PODIUM_AGENT_IMAGE                image of agent pods unless an Agent's spec.template.image overrides it
@@ -24,6 +25,7 @@ ENVIRONMENT = f"""environment (flags win):
   PODIUM_HEALTH_INTERVAL_SECONDS    how often each Agent's health is checked (default 5)
   PODIUM_RESYNC_SECONDS             how often children are re-checked for drift (default 120)
   PODIUM_STARTUP_GRACE_SECONDS      time a new replica has before its first heartbeat counts (default 30)
+  PODIUM_MAX_PAYLOAD_BYTES          largest task or result Redis stores (default 1048576)
   KUBECONFIG                        kubeconfig outside a cluster; in a pod the service account is used
   OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER, OTEL_*
                                     traces of runs (docs/observability.md), off unless set; agent pods get them too
@@ -74,6 +76,7 @@ def configure(args: argparse.Namespace) -> Settings:
         raise SystemExit(f"podium operator: log format must be json or text, not {conf.log_format!r}")
     if conf.heartbeat_lease_seconds < 1 or conf.health_interval_seconds < 1:
         raise SystemExit("podium operator: heartbeat lease and health interval must be at least 1 second")
+    conf.check()
     conf.namespaces = list(args.namespace)
     return conf
 

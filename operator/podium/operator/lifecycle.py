@@ -8,7 +8,9 @@ from typing import Any
 import kopf
 import redis.asyncio as aioredis
 
-from podium.dataplane.connection import connect
+from podium.dataplane.connection import connect, redact
+from podium.dataplane.library import ensure_library
+from podium.dataplane.migrate import migrate
 from podium.operator import runtime
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
@@ -42,13 +44,28 @@ async def start(
     redis = connect(conf.redis_url, password=conf.redis_password, health_check_interval=30)
     try:
         await redis.ping()
+        # Agents call the bus's functions: they must be there before the first Agent's replicas start.
+        library = await ensure_library(redis, max_bytes=conf.max_payload_bytes)
     except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
         # Installed together, Redis usually starts a moment after the operator: retry soon, not after kopf's 60 s.
         await redis.aclose()
-        raise kopf.TemporaryError(f"Redis at {conf.pod_redis_url} not reachable yet: {e}", delay=2) from e
+        raise kopf.TemporaryError(f"Redis at {redact(conf.redis_url)} not reachable yet: {e}", delay=2) from e
+    except aioredis.ResponseError as e:
+        await redis.aclose()
+        hint = " (Podium needs Redis 7.0 or later: the bus is a function library)" if "unknown" in str(e) else ""
+        raise kopf.PermanentError(f"cannot load the podium function library into Redis: {e}{hint}") from e
+    moved = await migrate(redis, library)  # keys of the layout before per-kind key spaces, once
+    if moved is not None and (moved.moved or moved.kept):
+        logger.info(
+            "moved %d keys to per-kind key spaces (%d results and markers sealed); %d left in place: %s",
+            moved.moved,
+            moved.sealed,
+            len(moved.kept),
+            moved.kept[:10],
+        )
     reconciler = AgentReconciler(kube, redis, conf, post_event)
     memo.runtime = runtime.Runtime(conf, kube, redis, reconciler)
-    logger.info("podium operator started: redis %s, agent image %s", conf.pod_redis_url, conf.agent_image)
+    logger.info("podium operator started: redis %s, agent image %s", redact(conf.redis_url), conf.agent_image)
 
 
 async def stop(memo: kopf.Memo, **_: Any) -> None:

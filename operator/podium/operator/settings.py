@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 from podium import __version__
+from podium.dataplane.connection import parse_url, without_credentials
+from podium.dataplane.library import DEFAULT_MAX_BYTES
 from podium.telemetry.config import agent_env
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -22,9 +23,10 @@ def _int_env(name: str, default: int) -> int:
 
 @dataclass
 class Settings:
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = DEFAULT_REDIS_URL  # any form podium.dataplane.connection.parse_url takes (Sentinel, Cluster)
     redis_password: str | None = None
     agent_redis_url: str | None = None  # what agent pods dial; defaults to redis_url without credentials
+    max_payload_bytes: int = DEFAULT_MAX_BYTES  # the largest task or result Redis stores (the library's limit)
     agent_image: str = f"ghcr.io/podium-dev/podium-agent:{__version__}"
     log_format: str = "json"
     heartbeat_lease_seconds: int = 10
@@ -48,16 +50,23 @@ class Settings:
             resync_seconds=_int_env("PODIUM_RESYNC_SECONDS", 120),
             startup_grace_seconds=_int_env("PODIUM_STARTUP_GRACE_SECONDS", 30),
             tracing_env=agent_env(os.environ),
+            max_payload_bytes=_int_env("PODIUM_MAX_PAYLOAD_BYTES", DEFAULT_MAX_BYTES),
         )
+
+    def check(self) -> None:
+        """Refuse settings the operator cannot run with, naming the fix."""
+        for name, url in (("PODIUM_REDIS_URL", self.redis_url), ("PODIUM_AGENT_REDIS_URL", self.agent_redis_url)):
+            if url:
+                try:
+                    parse_url(url)
+                except ValueError as exc:
+                    raise SystemExit(f"podium operator: {name}: {exc}") from None
+        if self.max_payload_bytes < 1024:
+            raise SystemExit(f"podium operator: PODIUM_MAX_PAYLOAD_BYTES={self.max_payload_bytes} is below 1024")
 
     @property
     def pod_redis_url(self) -> str:
         """Agents get their own credentials from their Secret, never the operator's."""
         if self.agent_redis_url:
             return self.agent_redis_url
-        parts = urlsplit(self.redis_url)
-        host = parts.hostname or "127.0.0.1"
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc += f":{parts.port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return without_credentials(self.redis_url)

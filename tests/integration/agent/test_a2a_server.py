@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import secrets
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from a2a.types import Part
 from google.protobuf.json_format import MessageToDict
 
+from podium.dataplane.acl import agent_acl_rules
 from podium.dataplane.bus import Bus
-from podium.dataplane.keys import agent_acl_rules
+from podium.dataplane.keys import GROUP, AgentKeys
+from podium.dataplane.library import ensure_library
 from podium_localcluster.redis_server import RedisServer, free_port
 from tests.integration.agent.conftest import StartAgent
 from tests.support.a2a import send
@@ -24,14 +27,20 @@ SAMPLES = "tests.integration.agent.sample_agents"
 
 
 @pytest.fixture
-def acl_user(redis_server: RedisServer, namespace: str) -> Iterator[Any]:
-    """Makes `podium agent` env for an ACL user limited to one agent's keys, as the operator would."""
+async def acl_user(redis_server: RedisServer, namespace: str) -> AsyncIterator[Any]:
+    """Makes `podium agent` env for an ACL user limited to one A2A-serving agent's keys, as the operator would:
+    the function library loaded, the user's rules, the inbox's group."""
+    loader = aioredis.Redis(host=redis_server.host, port=redis_server.port)
+    await ensure_library(loader)
+    await loader.aclose()
     admin = redis.Redis(host=redis_server.host, port=redis_server.port)
     users: list[str] = []
 
     def make(agent: str) -> dict[str, str]:
         user, password = f"podium-agent:{namespace}/{agent}", secrets.token_hex(16)
-        admin.execute_command("ACL", "SETUSER", user, "on", f">{password}", *agent_acl_rules(namespace, agent))
+        rules = agent_acl_rules(namespace, agent, a2a=True)
+        admin.execute_command("ACL", "SETUSER", user, "reset", "on", f">{password}", *rules)
+        admin.xgroup_create(AgentKeys(namespace, agent).inbox, GROUP, id="0", mkstream=True)
         users.append(user)
         return {"PODIUM_REDIS_USERNAME": user, "PODIUM_REDIS_PASSWORD": password}
 

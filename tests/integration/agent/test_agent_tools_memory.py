@@ -18,8 +18,9 @@ import redis.asyncio as aioredis
 from podium.api.agent import AgentSpec
 from podium.api.orchestration import OrchestrationSpec
 from podium.cli.orchestrations import conversation_lines
+from podium.dataplane.acl import agent_acl_rules
 from podium.dataplane.bus import Bus
-from podium.dataplane.keys import AgentKeys, agent_acl_rules
+from podium.dataplane.keys import GROUP, AgentKeys
 from podium.dataplane.memory import AgentMemory
 from podium.dataplane.messages import BUDGET_SPENT, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
@@ -64,9 +65,15 @@ async def proxy(model_server: ModelServer) -> AsyncIterator[FaultProxy]:
 async def acl_env(admin: aioredis.Redis, namespace: str, agent: str) -> dict[str, str]:
     """The agent's own Redis user, as the operator makes it; the agent process logs in with it."""
     user, password = f"podium-agent:{namespace}/{agent}", uuid.uuid4().hex
+    await Bus(admin).library()  # the operator loads the library; an agent's user may not
     await admin.execute_command(
         "ACL", "SETUSER", user, "reset", "on", f">{password}", *agent_acl_rules(namespace, agent)
     )
+    try:
+        await admin.xgroup_create(AgentKeys(namespace, agent).inbox, GROUP, id="0", mkstream=True)
+    except aioredis.ResponseError as exc:  # the group exists already: the same agent made twice
+        if "BUSYGROUP" not in str(exc):
+            raise
     return {"PODIUM_REDIS_USERNAME": user, "PODIUM_REDIS_PASSWORD": password}
 
 

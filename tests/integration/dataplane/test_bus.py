@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from podium.dataplane.bus import Bus, QueueFull
-from podium.dataplane.keys import AgentKeys
+from podium.dataplane.keys import AgentKeys, OrchestrationKeys
 from podium.dataplane.messages import PayloadTooLarge, Result, Task
 from podium.dataplane.purge import purge_agent
 
@@ -157,14 +157,15 @@ async def test_malformed_entries_go_to_the_dlq_and_the_consumer_keeps_going(
     assert await bus.queue_depth(ns, "worker") == 0  # dead-lettered entries are acknowledged, not retried
 
 
-async def test_release_hands_work_to_another_replica_at_once(bus: Bus, ns: str) -> None:
+async def test_release_hands_work_to_another_replica_on_its_next_recovery_pass(bus: Bus, ns: str) -> None:
     await bus.dispatch_many([task(ns, i) for i in range(3)])
-    greedy, other = bus.consumer(ns, "worker", "r1"), bus.consumer(ns, "worker", "r2")
+    greedy, other = bus.consumer(ns, "worker", "r1"), bus.consumer(ns, "worker", "r2", lease_seconds=0.4)
     taken = await greedy.fetch(3, 1000)
     assert await other.fetch(3, 0) == []
-    await greedy.release(taken[2])
-    [d] = await other.fetch(3, 1000)
-    assert d.task.id == taken[2].task.id
+    await greedy.release(taken[2])  # never started: its hand-out is given back
+    await asyncio.sleep(other.recover_interval)
+    [d] = await other.fetch(3, 0)
+    assert d.task.id == taken[2].task.id and d.deliveries == 1
     await greedy.release(d)  # not greedy's any more: nothing happens
     assert await other.complete(d, ok(d.task, "r2"))
     assert await bus.queue_depth(ns, "worker") == 2
@@ -230,8 +231,8 @@ async def test_purge_agent_deletes_every_key_of_that_agent_only(bus: Bus, client
         await consumer.complete(d, ok(t))
         await consumer.heartbeat(0, 0)
     await purge_agent(bus.redis, ns, "worker")
-    assert [k async for k in client.scan_iter(match=f"podium:{{{ns}/worker}}:*")] == []
-    assert len([k async for k in client.scan_iter(match=f"podium:{{{ns}/keep}}:*")]) >= 4
+    assert [k async for k in client.scan_iter(match=AgentKeys(ns, "worker").pattern)] == []
+    assert len([k async for k in client.scan_iter(match=AgentKeys(ns, "keep").pattern)]) >= 4
 
 
 async def test_acl_user_from_agent_acl_rules_can_work_but_not_touch_other_agents(
@@ -252,4 +253,4 @@ async def test_acl_user_from_agent_acl_rules_can_work_but_not_touch_other_agents
     with pytest.raises(NoPermissionError):
         await restricted.xlen(AgentKeys(ns, "other").inbox)
     with pytest.raises(NoPermissionError):
-        await restricted.get(f"podium:{{{ns}/worker}}:events")  # an orchestration named like the agent
+        await restricted.get(OrchestrationKeys(ns, "worker").events)  # an orchestration named like the agent

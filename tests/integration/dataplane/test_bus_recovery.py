@@ -16,7 +16,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.dataplane.bus import Bus, Delivery, InboxConsumer
-from podium.dataplane.keys import AgentKeys
+from podium.dataplane.keys import GROUP, AgentKeys
 from podium.dataplane.messages import Result, Task
 from podium_localcluster.redis_server import RedisServer
 
@@ -137,21 +137,24 @@ async def test_random_kill_points_lose_nothing_and_record_nothing_twice(
     async with Bus(client, max_deliveries=1000) as bus:
         tasks = tasks_for(ns, 40)
         await bus.dispatch_many(tasks)
+        alive: list[InboxConsumer] = []
         late: list[tuple[InboxConsumer, Delivery]] = []
-        accepted = 0
+        accepted, lives = 0, 0
         deadline = time.monotonic() + 40
-        life = 0
         while await bus.queue_depth(ns, "worker") and time.monotonic() < deadline:
-            life += 1
-            consumer = bus.consumer(ns, "worker", f"life-{life}", lease_seconds=LEASE)
-            for d in await consumer.fetch(rng.randint(1, 8), 100):
+            if len(alive) < 3 or rng.random() < 0.05:  # a replica starts
+                lives += 1
+                alive.append(bus.consumer(ns, "worker", f"life-{lives}", lease_seconds=LEASE))
+            consumer = rng.choice(alive)
+            for d in await consumer.fetch(rng.randint(1, 8), 20):
                 fate = rng.random()
-                if fate < 0.55:
+                if fate < 0.6:
                     accepted += await consumer.complete(d, ok(d, consumer.replica))
                 elif fate < 0.7:
                     late.append((consumer, d))  # stalls past its lease, completes much later
                 else:
-                    break  # the replica dies here: everything else it fetched is abandoned
+                    alive.remove(consumer)  # the replica dies here: everything else it fetched is abandoned
+                    break
             if late and rng.random() < 0.3:
                 stalled, d = late.pop(rng.randrange(len(late)))
                 accepted += await stalled.complete(d, ok(d, stalled.replica))
@@ -162,6 +165,7 @@ async def test_random_kill_points_lose_nothing_and_record_nothing_twice(
         assert accepted == len(tasks)
         assert None not in [await bus.get_result(t) for t in tasks]
         assert await bus.dead_letters(ns, "worker") == []
+        assert lives > 3  # replicas did die
 
 
 async def test_poison_message_goes_to_dlq_after_max_deliveries_and_work_continues(
@@ -182,7 +186,7 @@ async def test_poison_message_goes_to_dlq_after_max_deliveries_and_work_continue
         got = await healthy.fetch(5, 1000)
         assert [d.task.id for d in got] == ["after"]
         [letter] = await bus.dead_letters(ns, "worker")
-        assert letter.deliveries == 2 and "delivered 2 times (max 2)" in letter.reason
+        assert letter.deliveries == 2 and "handed out 2 times (max 2)" in letter.reason
         assert Task.from_json(letter.raw).id == "poison"
         await healthy.complete(got[0], ok(got[0], "healthy"))
         assert await bus.queue_depth(ns, "worker") == 0
@@ -210,3 +214,24 @@ async def test_acknowledged_results_survive_a_redis_crash_with_aof(fresh_redis: 
             assert await consumer.complete(done[0], ok(done[0], "r1")) is False  # dedupe survived too
     finally:
         await client.aclose()
+
+
+async def test_a_live_replica_takes_back_its_own_entries_whose_reply_was_lost(client: aioredis.Redis, ns: str) -> None:
+    async with Bus(client) as bus:
+        mine = bus.consumer(ns, "worker", "r1", lease_seconds=LEASE)
+        other = bus.consumer(ns, "worker", "r2", lease_seconds=LEASE)
+        await mine.join()
+        assert await mine.fetch(1, 0) == []  # up and running
+        [t] = tasks_for(ns, 1)
+        await bus.dispatch(t)
+        # Redis delivered the entry to r1, but the reply never reached r1's code (its connection dropped).
+        await client.xreadgroup(GROUP, "r1", {AgentKeys(ns, "worker").inbox: ">"})
+        assert await mine.fetch(1, 0) == []
+        for _ in range(4):  # r1 heartbeats through the lease, as `podium agent` does on its own timer
+            await mine.heartbeat(0, 1)
+            await asyncio.sleep(LEASE / 3)
+        assert await other.fetch(1, 0) == []  # r1 is alive: its entry stays its own
+        [d] = await mine.fetch(1, 0)  # idle for a lease and not running here: r1 takes it back
+        assert d.task.id == t.id and d.deliveries == 2
+        assert await mine.complete(d, ok(d, "r1"))
+        assert await recorded(client, ns) == Counter({t.id: 1})

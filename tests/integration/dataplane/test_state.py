@@ -75,7 +75,7 @@ asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
 async def test_cas_writers_in_separate_processes_lose_no_update(client: aioredis.Redis, redis_url: str) -> None:
     processes, increments = 4, 40
     state = make(client)
-    orch = state.k_state.split("/")[1].split("}")[0]
+    orch = state.k_state.split("/")[-1].split("}")[0]
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-c", WRITER_PROCESS, redis_url, orch, f"p{i}", str(increments)

@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from podium.dataplane.bus import Bus
+from podium.dataplane.keys import AgentKeys
 from podium.dataplane.state import SharedState
 from podium.engine.directory import TeamInfo
 from tests.integration.engine.fleet import Engine, Fleet, info, start_fleet
@@ -306,7 +307,7 @@ async def test_market_awards_the_best_bid_and_updates_reputation(engine: Engine)
     assert outcome.phase == "Succeeded", outcome.message
     assert outcome.result["job"]["agent"] == "w2" and outcome.result["job"]["price"] == 1.0
     assert ("w2", "execute", "task-job") in engine.fleet.log(uid)
-    rep = await engine.redis.hget(f"podium:{{{engine.fleet.namespace}/w2}}:stats", "reputation")
+    rep = await engine.redis.hget(AgentKeys(engine.fleet.namespace, "w2").stats, "reputation")
     assert rep is not None and float(rep) > 0.5
 
 

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from podium.dataplane import runs
 from podium.dataplane.bus import Bus
+from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.messages import Task
 from podium.dataplane.purge import purge_agent
 from podium.engine.journal import Entry, Journal
@@ -40,8 +41,12 @@ async def test_journal_names_every_agent_a_run_dispatched_to(r: aioredis.Redis) 
     journal = Journal(r, "nsj", "run", "uid-1")
     await journal.put(Entry(step="s1", state="done", task_id="t1", agent="a", attempt=1))
     await journal.put(Entry(step="s2", state="dispatched", task_id="t2", agent="c", attempt=2, history=["b", "c"]))
-    await r.hset("podium:{nsj/run}:journal:uid-0", "s1", json.dumps(asdict(Entry("s1", "done", "t", "d", 1))))
-    await r.hset("podium:{nsj/run-2}:journal:uid-1", "s1", json.dumps(asdict(Entry("s1", "done", "t", "x", 1))))
+    await r.hset(
+        OrchestrationKeys("nsj", "run").journal("uid-0"), "s1", json.dumps(asdict(Entry("s1", "done", "t", "d", 1)))
+    )
+    await r.hset(
+        OrchestrationKeys("nsj", "run-2").journal("uid-1"), "s1", json.dumps(asdict(Entry("s1", "done", "t", "x", 1)))
+    )
     assert await runs.journal_agents(r, "nsj", "run") == {"a", "b", "c", "d"}
     assert await runs.journal_agents(r, "nsj", "nothing") == set()
 

@@ -80,3 +80,18 @@ def test_whole_agent_object_accepted() -> None:
         "  backend: {http: {url: 'http://127.0.0.1:1/'}}\n"
     )
     assert spec.backend.type == "http"
+
+
+@pytest.mark.parametrize(
+    ("url", "wait"),
+    [
+        ("redis://127.0.0.1:6379/0", 0),
+        ("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/mymaster", 1),
+        ("redis+sentinel://10.0.0.1:26379/mymaster?wait_replicas=0", 0),
+        ("redis+cluster://10.0.0.1:6379,10.0.0.2:6379", 0),
+    ],
+)
+def test_every_deployment_url_is_accepted_with_its_durability(tmp_path: Path, url: str, wait: int) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(SPEC)
+    assert from_env(env_for(path, PODIUM_REDIS_URL=url)).wait_replicas == wait

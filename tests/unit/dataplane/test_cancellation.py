@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from podium.dataplane.cancellation import cancelled_result, is_cancelled, member
-from podium.dataplane.keys import agent_acl_rules
 from podium.dataplane.messages import Task
 
 
@@ -33,9 +32,3 @@ def test_the_cancelled_result_is_a_failure_that_names_the_orchestration() -> Non
     result = cancelled_result(task("ns/o"), "r1")
     assert not result.ok and result.error == "cancelled: orchestration ns/o was deleted"
     assert (result.task_id, result.attempt, result.replica, result.agent) == ("t1", 1, "r1", "a")
-
-
-def test_agents_may_only_read_their_cancelled_set() -> None:
-    rules = agent_acl_rules("ns", "a")
-    assert "%R~podium:{ns/a}:cancelled" in rules
-    assert "~podium:{ns/a}:cancelled" not in rules and "+smembers" in rules

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podium.dataplane.keys import AgentKeys, OrchestrationKeys, agent_acl_rules, split_ref
+from podium.dataplane.keys import AgentKeys, OrchestrationKeys, split_ref
 from podium.dataplane.messages import MalformedMessage, PayloadTooLarge, Result, Task, TaskKind
 
 json_values = st.recursive(
@@ -82,8 +83,20 @@ def test_payload_too_large_names_size_limit_and_knob() -> None:
 def test_agent_keys_share_one_hash_tag() -> None:
     keys = AgentKeys("team-a", "reviewer")
     all_keys = [keys.inbox, keys.results, keys.heartbeats, keys.dlq, keys.direct, keys.result("x"), keys.done("x", 1)]
-    assert {k.split("}")[0] + "}" for k in all_keys} == {"podium:{team-a/reviewer}"}
-    assert OrchestrationKeys.of("team-a/release").events == "podium:{team-a/release}:events"
+    assert {k.split("}")[0] + "}" for k in all_keys} == {"podium:{team-a/agent/reviewer}"}
+    assert OrchestrationKeys.of("team-a/release").events == "podium:{team-a/run/release}:events"
+
+
+def test_an_agent_and_an_orchestration_of_one_name_share_no_key_prefix() -> None:
+    agent, run = AgentKeys("ns", "x"), OrchestrationKeys("ns", "x")
+    assert not agent.prefix.startswith(run.prefix) and not run.prefix.startswith(agent.prefix)
+    # Each purge pattern matches only its own kind's keys.
+    agent_keys = [agent.inbox, agent.result("u"), agent.stats, agent.done("t", 1)]
+    run_keys = [run.events, run.result("u"), run.journal("u"), run.budget, run.state]
+    assert all(fnmatch.fnmatchcase(k, agent.pattern) for k in agent_keys)
+    assert not any(fnmatch.fnmatchcase(k, agent.pattern) for k in run_keys)
+    assert all(fnmatch.fnmatchcase(k, run.pattern) for k in run_keys)
+    assert not any(fnmatch.fnmatchcase(k, run.pattern) for k in agent_keys)
 
 
 @pytest.mark.parametrize("bad", ["", "a/b", "a{b", "a*", "a b", "-x"])
@@ -96,11 +109,3 @@ def test_split_ref_needs_namespace_and_name() -> None:
     assert split_ref("ns/orch") == ("ns", "orch")
     with pytest.raises(ValueError, match="<namespace>/<name>"):
         split_ref("orch")
-
-
-def test_acl_rules_cover_only_the_agents_own_keys() -> None:
-    rules = agent_acl_rules("ns", "a")
-    patterns = [r[1:] for r in rules if r.startswith("~")]
-    assert rules[0] == "resetkeys" and "-@all" in rules
-    assert all(p.startswith("podium:{ns/a}:") for p in patterns)
-    assert "podium:{ns/a}:*" not in patterns  # an orchestration named "a" shares the tag: keep it out

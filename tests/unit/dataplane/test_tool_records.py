@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from podium.dataplane.acl import agent_acl_rules
 from podium.dataplane.allowance import Allowance, of_task
-from podium.dataplane.keys import AgentKeys, agent_acl_rules
+from podium.dataplane.keys import AgentKeys
 from podium.dataplane.messages import MalformedMessage, Result
 from podium.dataplane.toolcalls import HISTORY_CHARS, ToolCall
 
@@ -36,9 +37,10 @@ def test_the_allowance_a_task_carries_and_when_it_is_spent() -> None:
 
 def test_memory_keys_are_the_agents_own_and_its_acl_user_reaches_them() -> None:
     keys = AgentKeys("ns", "a")
-    assert keys.turns("uid-1") == "podium:{ns/a}:turns:uid-1"
-    assert keys.memory("notes") == "podium:{ns/a}:memory:notes"
+    assert keys.turns("uid-1") == "podium:{ns/agent/a}:turns:uid-1"
+    assert keys.memory("notes") == "podium:{ns/agent/a}:memory:notes"
     rules = agent_acl_rules("ns", "a")
-    assert "~podium:{ns/a}:turns:*" in rules and "~podium:{ns/a}:memory:*" in rules
+    assert any(r.startswith("(~podium:{ns/agent/a}:turns:* ") for r in rules)
+    assert any(r.startswith("(~podium:{ns/agent/a}:memory:* ") for r in rules)
     with pytest.raises(ValueError, match="memory name"):
         keys.memory("a*b")

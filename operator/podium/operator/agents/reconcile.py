@@ -208,7 +208,14 @@ class AgentReconciler:
         password = secret_value(existing["Secret"], "password") or redis_io.new_password()
         desired = desired_children(agent, password, self.child_settings, existing["Deployment"])
         # Act: the Redis user, then each child in order; a Deployment that cannot be built keeps the old one.
-        await redis_io.ensure_acl_user(self.redis, namespace, name, password)
+        await redis_io.ensure_acl_user(
+            self.redis,
+            namespace,
+            name,
+            password,
+            max_bytes=self.settings.max_payload_bytes,
+            a2a=children.a2a_port(agent) is not None,
+        )
         outcomes = {kind: await self.kube.ensure(m, existing[kind]) for kind, m in desired.manifests.items()}
         if desired.error is not None:
             self._set_error(body, mem, desired.error)

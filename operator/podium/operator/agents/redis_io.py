@@ -1,9 +1,9 @@
 """What the operator reads and writes in Redis for an Agent: its ACL user; its heartbeats, backlog and stats.
 
 Keys and value formats are the data plane's (:mod:`podium.dataplane`). Each agent's replicas log in as their own
-ACL user, limited by `podium.dataplane.keys.agent_acl_rules` to that
-agent's keys. The operator re-applies the user on every full reconcile: `ACL SETUSER ... reset` is idempotent,
-and re-applying restores users lost when a Redis without an ACL file restarts.
+ACL user, limited by :func:`podium.dataplane.acl.agent_acl_rules` to that agent's keys and functions. The operator
+re-applies the user (on every node of the deployment), the function library and the inbox's consumer group on
+every full reconcile: all idempotent, and re-applying restores users lost when a Redis without an ACL file restarts.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from podium.dataplane import perf
-from podium.dataplane.keys import AgentKeys, agent_acl_rules
+from podium.dataplane import perf, provision
+from podium.dataplane.keys import AgentKeys
 from podium.dataplane.records import ReplicaInfo, parse_replicas
 from podium.engine.stats import PerfStats, parse_stats
 from podium.operator.agents.children import redis_username
@@ -25,21 +25,24 @@ def new_password() -> str:
     return secrets.token_urlsafe(32)
 
 
-async def ensure_acl_user(r: aioredis.Redis, namespace: str, agent: str, password: str) -> None:
-    # The rules name only commands Redis 7.0 knows (no CLIENT SETINFO: redis-py ignores its refusal), so the
-    # server accepts them whole; an error here is a real misconfiguration and must surface.
-    rules = agent_acl_rules(namespace, agent)
-    await r.execute_command("ACL", "SETUSER", redis_username(namespace, agent), "reset", "on", f">{password}", *rules)
+async def ensure_acl_user(
+    r: aioredis.Redis, namespace: str, agent: str, password: str, *, max_bytes: int | None = None, a2a: bool = False
+) -> None:
+    """The agent's user, the function library and the inbox's consumer group; then drop consumers that left. The
+    rules name only commands Redis 7.0 knows (no CLIENT SETINFO: redis-py ignores its refusal), so the server
+    accepts them whole; an error here is a real misconfiguration and must surface."""
+    username = redis_username(namespace, agent)
+    await provision.ensure_agent(r, namespace, agent, username, password, max_bytes=max_bytes, a2a=a2a)
+    await provision.prune_consumers(r, namespace, agent)
 
 
 async def acl_user_exists(r: aioredis.Redis, namespace: str, agent: str) -> bool:
-    return await r.execute_command("ACL", "GETUSER", redis_username(namespace, agent)) is not None
+    return await provision.user_exists(r, redis_username(namespace, agent))
 
 
 async def delete_acl_user(r: aioredis.Redis, namespace: str, agent: str) -> bool:
     """Remove the user and end its open connections, so a deleted agent's replicas lose access at once."""
-    removed = int(await r.execute_command("ACL", "DELUSER", redis_username(namespace, agent)))
-    return removed > 0
+    return await provision.delete_user(r, redis_username(namespace, agent))
 
 
 async def redis_now(r: aioredis.Redis) -> float:

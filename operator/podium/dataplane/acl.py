@@ -59,7 +59,7 @@ READ_ONLY_KEYS = frozenset({"cancelled"})
 A2A_FUNCTIONS: tuple[str, ...] = ("podium_dispatch",)
 A2A_KEY_COMMANDS: dict[str, tuple[str, ...]] = {
     "inbox": ("exists", "xgroup|create", "xlen", "xadd"),
-    "results": ("xread",),
+    "results": ("xread", "xrevrange"),  # where the stream ends when the wait starts, then XREAD from there
 }
 
 

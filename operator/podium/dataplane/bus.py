@@ -224,8 +224,10 @@ class Bus:
         """
         if not tasks:
             return
-        # Results are checked against the library's seal; this also loads it into a fresh Redis.
-        limit = min(self.max_payload_bytes, (await self.library()).max_bytes)
+        # Results are checked against the library's seal; this also loads it into a fresh Redis. A producer that
+        # may not see it (an agent queueing its own A2A tasks) relies on the dispatch function's own size check.
+        library = await self._readable_library()
+        limit = min(self.max_payload_bytes, library.max_bytes) if library is not None else self.max_payload_bytes
         by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
         for task in tasks:
             by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task, limit)))
@@ -272,18 +274,18 @@ class Bus:
     async def get_result(self, task: Task) -> Result | None:
         """The recorded result of a task, if any; a value without the library's seal (not written by the completion
         function) counts as none."""
-        library = await self.library()
+        library = await self._readable_library()
         raw = await self.redis.get(result_key(task))
         return None if raw is None else open_result(library, task.id, raw)
 
     async def wait_result(self, task: Task, timeout: float) -> Result | None:  # noqa: ASYNC109
-        await self.library()
+        await self._readable_library()
         got = await self._fanout.wait([task], timeout)
         return got.get(task.id)
 
     async def wait_results(self, tasks: Sequence[Task], timeout: float) -> dict[str, Result]:  # noqa: ASYNC109
         """Results by task id of those tasks that finished within ``timeout`` seconds (missing ones absent)."""
-        await self.library()
+        await self._readable_library()
         return await self._fanout.wait(tasks, timeout)
 
     def consumer(

@@ -116,6 +116,7 @@ async def test_the_agent_user_may_run_exactly_these_commands_on_exactly_these_ke
         "xpending": lambda k: ["xpending", k, "workers"],
         "xclaim": lambda k: ["xclaim", k, "workers", "r1", "0", "0-1"],
         "xrange": lambda k: ["xrange", k, "-", "+"],
+        "xrevrange": lambda k: ["xrevrange", k, "+", "-"],
         "xadd": lambda k: ["xadd", k, "*", "f", "v"],
         "set": lambda k: ["set", k, "v"],
         "hset": lambda k: ["hset", k, "f", "v"],
@@ -140,6 +141,25 @@ async def test_the_agent_user_may_run_exactly_these_commands_on_exactly_these_ke
         assert (verdict == "OK") == (name in AGENT_FUNCTIONS or name in AGENT_READ_ONLY_FUNCTIONS), (name, verdict)
         other = await dry_run(admin, user, verb, name, "1", AgentKeys("acl-ns", "other").inbox)
         assert other != "OK"
+
+
+async def test_an_agent_serving_a2a_may_queue_and_await_only_its_own_tasks(
+    redis_server: RedisServer, admin: aioredis.Redis
+) -> None:
+    await redis_io.ensure_acl_user(admin, "acl-ns", "plain", "pw-plain-123")
+    await redis_io.ensure_acl_user(admin, "acl-ns", "front", "pw-front-123", a2a=True)
+    own, other = AgentKeys("acl-ns", "front"), AgentKeys("acl-ns", "plain")
+    front, plain = redis_username("acl-ns", "front"), redis_username("acl-ns", "plain")
+    queue = ["fcall", "podium_dispatch", "1"]
+    assert await dry_run(admin, front, *queue, own.inbox, "10", "t-1", "1", "{}") == "OK"
+    assert await dry_run(admin, front, "xread", "streams", own.results, "0-0") == "OK"
+    assert await dry_run(admin, front, "xrevrange", own.results, "+", "-") == "OK"
+    # Not another agent's inbox or results, and an agent without spec.a2a may not queue work at all.
+    assert await dry_run(admin, front, *queue, other.inbox, "10", "t-1", "1", "{}") != "OK"
+    assert await dry_run(admin, front, "xread", "streams", other.results, "0-0") != "OK"
+    assert await dry_run(admin, plain, *queue, other.inbox, "10", "t-1", "1", "{}") != "OK"
+    assert await dry_run(admin, plain, "xread", "streams", other.results, "0-0") != "OK"
+    assert allowed_commands(a2a=True)["*"] - allowed_commands()["*"] == {"fcall|podium_dispatch"}
 
 
 async def test_agent_user_cannot_read_or_write_an_orchestration_of_the_same_name(

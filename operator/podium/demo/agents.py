@@ -148,13 +148,14 @@ def plan_tasks(goal: str, max_tasks: int = 4, capabilities: set[str] | None = No
     return tasks
 
 
-def team_parts(goal: str, teams: list[str]) -> dict[str, str]:
-    """One part of the goal per team (hierarchical's plan contract): the goal's facets dealt out in turn."""
-    facets = keywords(goal, limit=max(len(teams), 4)) or [goal[:40]]
-    return {
-        team: f"{goal[:200]} (focus: {', '.join(facets[i :: len(teams)]) or facets[0]})"[:300]
-        for i, team in enumerate(teams)
-    }
+def team_parts(goal: str, teams: list[str], per_team: int = 2) -> dict[str, list[str]]:
+    """Each team's tasks (hierarchical's plan contract): the goal's facets dealt out in turn, one task each."""
+    facets = keywords(goal, limit=max(len(teams) * per_team, 4)) or [goal[:40]]
+    parts = {}
+    for i, team in enumerate(teams):
+        mine = (facets[i :: len(teams)] or facets[:1])[:per_team]
+        parts[team] = [f"{facet}: its part in {goal[:200]}"[:300] for facet in mine]
+    return parts
 
 
 def _roster_capabilities(data: Any) -> set[str] | None:

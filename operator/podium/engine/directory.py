@@ -32,6 +32,8 @@ class AgentInfo:
     concurrency: int = 4
     maintenance: bool = False
     load: float = 0.0  # in-flight / capacity across replicas, from heartbeats
+    autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero replicas
+    starting: bool = False  # its first replicas are starting (it has never been ready)
 
     @classmethod
     def from_spec(
@@ -49,6 +51,7 @@ class AgentInfo:
             ready_replicas=spec.replicas if ready_replicas is None else ready_replicas,
             concurrency=spec.concurrency,
             maintenance=spec.maintenance,
+            autoscaled=spec.autoscaling is not None,
         )
 
     @property
@@ -64,6 +67,11 @@ class TeamInfo:
     name: str
     members: tuple[str, ...]
     lead: str | None = None
+    roles: tuple[tuple[str, str], ...] = ()  # (phase, member role): the team's own map for hierarchical work
+
+    def role(self, phase: str, default: str) -> str:
+        """The member role that does ``phase`` (research, analysis, synthesis) in this team."""
+        return dict(self.roles).get(phase, default)
 
 
 class AgentDirectory:

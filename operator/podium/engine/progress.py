@@ -30,6 +30,7 @@ class Progress:
     tasks: list[TaskRecord] = field(default_factory=list)
     cost: float = 0.0
     tokens: int = 0
+    waiting: list[str] = field(default_factory=list)  # agents the run waits for to come up, each with why
 
     @property
     def text(self) -> str:

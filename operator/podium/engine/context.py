@@ -169,7 +169,7 @@ class RunContext:
         self._refresh = refresh
         self._fresh_at = self.options.clock()
         self.agent_wait_seconds = agent_wait_seconds
-        self.waiting: dict[str, str] = {}  # agents the run waits for to come up, with why (the Waiting condition)
+        self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
 
     # ------------------------------------------------------------------ lifecycle hooks
@@ -327,6 +327,8 @@ class RunContext:
             errors.append(outcome)
         for name in names:
             state = await self.availability(name)
+            if state.state is State.WAKING and self.agent_wait_seconds <= 0:
+                state = Availability(State.UNAVAILABLE, f"{state.reason}, and agentWaitSeconds is 0")
             if not state.usable:
                 errors.append(f"{name}: unavailable: {state.reason}")
                 passed_over[name] = state.reason
@@ -473,9 +475,8 @@ class RunContext:
         (False, None) when it did not come up in time or became unavailable meanwhile."""
         clock = self.options.clock
         deadline = clock() + self.agent_wait_seconds
-        await self._set_waiting(
-            agent, f"agent {agent!r} is not ready ({why.reason}): waiting up to {self.agent_wait_seconds:g}s"
-        )
+        bound = f"waiting up to {self.agent_wait_seconds:g}s (agentWaitSeconds)"
+        await self._set_waiting(task.id, f"agent {agent!r} is not ready ({why.reason}): {bound}")
         try:
             while True:
                 poll = min(self.options.wake_poll_seconds, max(0.0, deadline - clock()))
@@ -490,14 +491,14 @@ class RunContext:
                     self._release(agent)
                     return False, None
         finally:
-            await self._set_waiting(agent, None)
+            await self._set_waiting(task.id, None)
         return True, await self._wait(task, agent, timeout_seconds)
 
-    async def _set_waiting(self, agent: str, why: str | None) -> None:
+    async def _set_waiting(self, task_id: str, why: str | None) -> None:
         if why is None:
-            self.waiting.pop(agent, None)
+            self.waiting.pop(task_id, None)
         else:
-            self.waiting[agent] = why
+            self.waiting[task_id] = why
         await self._report()
 
     async def _settle(
@@ -601,7 +602,7 @@ class RunContext:
             tasks=records,
             cost=sum(r.cost for r in records),
             tokens=sum(r.tokens for r in records),
-            waiting=sorted(self.waiting.values()),
+            waiting=sorted(set(self.waiting.values())),
         )
 
     def skip(self, step: str, kind: str, reason: str) -> None:

@@ -355,12 +355,26 @@ async def test_peer_to_peer_applies_reviewed_proposals_until_converged(engine: E
     assert [len(r["applied"]) for r in outcome.result["applied"]] == [2, 2]
 
 
-async def test_peer_to_peer_applies_nothing_below_min_score(engine: Engine) -> None:
+async def test_peer_to_peer_applies_nothing_below_min_score_and_says_so(engine: Engine) -> None:
     for w in ("w1", "w2", "w3"):
         engine.fleet.set_mode(w, score=0.2)
     spec = {"strategy": "peerToPeer", "input": {"base": True}, "peerToPeer": {"maxRounds": 5}}
     outcome, _ = await engine.run(spec, [info("w1"), info("w2"), info("w3")])
+    assert outcome.phase == "Succeeded" and not outcome.degraded  # the peers judged: no proposal was good enough
     assert outcome.result["solution"] == {"base": True} and outcome.result["rounds"] == 1
+    assert outcome.notes == [
+        "round 1: no proposal reached minScore 0.5 (best mean 0.20); the result is the input unchanged"
+    ]
+
+
+async def test_peer_to_peer_with_no_usable_review_is_not_a_success(engine: Engine) -> None:
+    for w in ("w1", "w2", "w3"):
+        engine.fleet.set_mode(w, output={"solution": f"by {w}"})  # a proposal, and a "review" without a score
+    spec = {"strategy": "peerToPeer", "input": "draft", "peerToPeer": {"maxRounds": 3}}
+    outcome, _ = await engine.run(spec, [info("w1", retries=0), info("w2", retries=0), info("w3", retries=0)])
+    assert (outcome.phase, outcome.reason) == ("Failed", "StrategyFailed")
+    assert outcome.message.startswith("round 1: no review of a proposal came back; nothing usable: ")
+    assert "the answer does not honour the task's output schema" in outcome.message
 
 
 # ------------------------------------------------------------------------------------------- market
@@ -378,6 +392,45 @@ async def test_market_awards_the_best_bid_and_updates_reputation(engine: Engine)
     assert rep is not None and float(rep) > 0.5
 
 
+async def test_market_chooses_the_faster_bid_when_prices_tie(engine: Engine) -> None:
+    engine.fleet.set_mode("w1", price=1.0, seconds=30)
+    engine.fleet.set_mode("w2", price=1.0, seconds=3)
+    agents = [info("w1"), info("w2")]
+    outcome, _ = await engine.run({"strategy": "market", "input": "job"}, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert next(t.agent for t in outcome.tasks if t.step == "task-task") == "w2"
+    # ... and the other way round: not the name, the time decides.
+    engine.fleet.set_mode("w1", price=1.0, seconds=3)
+    engine.fleet.set_mode("w2", price=1.0, seconds=30)
+    outcome, _ = await engine.run({"strategy": "market", "input": "job"}, agents)
+    assert next(t.agent for t in outcome.tasks if t.step == "task-task") == "w1"
+
+
+async def test_market_decomposes_the_project_and_integrates_the_results(engine: Engine) -> None:
+    plan = {
+        "tasks": [
+            {"name": "code", "description": "write it", "capabilities": ["python"]},
+            {"name": "docs", "description": "explain it", "capabilities": ["writing"]},
+        ]
+    }
+    engine.fleet.set_mode("w1", plan=plan)
+    engine.fleet.set_mode("w2", price=1.0)
+    engine.fleet.set_mode("w3", price=1.0)
+    agents = [info("w1", "planner"), info("w2", caps={"python": 1.0}), info("w3", caps={"writing": 1.0}), info("w4")]
+    spec = {"strategy": "market", "input": "a tool", "market": {"planner": "w1", "integrator": "w4"}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded" and not outcome.degraded, outcome.message
+    assert outcome.result["answer"] == "synthesis by w4 of input, results"
+    assert {name: sale["agent"] for name, sale in outcome.result["tasks"].items()} == {"code": "w2", "docs": "w3"}
+    assert engine.fleet.input(uid, "task-docs")["description"] == "explain it"
+    assert set(engine.fleet.input(uid, "integrate")["results"]) == {"code", "docs"}
+    steps = [s for _, _, s in engine.fleet.log(uid)]
+    assert steps[0] == "plan" and steps[-1] == "integrate"
+    # Bidders are the agents with the task's capability: the planner and the integrator were not asked.
+    assert {s for s in steps if s.startswith("auction-code")} == {"auction-code-1-bid-w2"}
+    assert engine.progress[-1].text == f"{len(outcome.tasks)}/{len(outcome.tasks)}"
+
+
 async def test_market_relaxes_the_reserve_once_then_gives_up(engine: Engine) -> None:
     engine.fleet.set_mode("w1", price=1.4)
     agents = [info("w1")]
@@ -391,3 +444,46 @@ async def test_market_relaxes_the_reserve_once_then_gives_up(engine: Engine) -> 
     engine.fleet.set_mode("w1", price=9.0)
     outcome, _ = await engine.run(spec, agents)
     assert outcome.phase == "Failed" and "no acceptable bid after re-auction" in outcome.message
+
+
+# ------------------------------------------------------------------------------------------- progress
+PROGRESS_RUNS: dict[str, tuple[dict[str, Any], list[Any], tuple[TeamInfo, ...]]] = {
+    "pipeline": (PIPELINE, [info("w1", "writer"), info("w2", "checker"), info("w3", "backup")], ()),
+    "hierarchical": (
+        {"strategy": "hierarchical", "input": "x", "hierarchical": {"coordinator": "w1", "teams": ["alpha", "beta"]}},
+        [info("w1"), info("w2", "researcher"), info("w3", "analyzer"), info("w4", "researcher"), info("w5", "lead")],
+        (TeamInfo("alpha", ("w2", "w3"), lead="w5"), TeamInfo("beta", ("w4",), lead="w5")),  # beta: no analyst
+    ),
+    "swarm": (
+        {"strategy": "swarm", "swarm": {"maxGenerations": 3, "targetScore": 0.2}},
+        [info("w1", "explorer"), info("w2", "explorer"), info("w3", "evaluator")],
+        (),
+    ),
+    "eventDriven": (EVENTS, EVENT_AGENTS, ()),
+    "centralCommand": (
+        {"strategy": "centralCommand", "centralCommand": {"tasks": [{"name": "a"}, {"name": "b"}]}},
+        [info("w1"), info("w2")],
+        (),
+    ),
+    "peerToPeer": (
+        {"strategy": "peerToPeer", "input": "d", "peerToPeer": {"maxRounds": 4}},
+        [info("w1"), info("w2")],
+        (),
+    ),
+    "market": (
+        {"strategy": "market", "market": {"tasks": [{"name": "a", "capabilities": ["x"]}, {"name": "b"}]}},
+        [info("w1", caps={"x": 1.0}), info("w2"), info("w3")],
+        (),
+    ),
+}
+
+
+@pytest.mark.parametrize("strategy", list(PROGRESS_RUNS))
+async def test_a_successful_run_ends_with_every_announced_step_done(engine: Engine, strategy: str) -> None:
+    spec, agents, teams = PROGRESS_RUNS[strategy]
+    outcome, _ = await engine.run(spec, agents, teams)
+    assert outcome.phase == "Succeeded", outcome.message
+    last = engine.progress[-1]
+    assert last.done == last.total == len(outcome.tasks), (last.text, [t.step for t in outcome.tasks])
+    # Steps are announced only when they will run: the total never went past what was done.
+    assert max(p.total for p in engine.progress) == last.total

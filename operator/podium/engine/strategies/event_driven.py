@@ -145,7 +145,8 @@ async def run(ctx: RunContext, spec: EventDrivenSpec, input: Any) -> StrategyOut
     if not outputs:
         raise StrategyFailed("every task failed: " + "; ".join(failed.values()))
     if failed:
-        ctx.degrade(f"{len(failed)} task(s) failed ({', '.join(sorted(failed))}); {len(skipped)} skipped")
+        lost = "; ".join(failed[n] for n in sorted(failed))
+        ctx.degrade(f"{len(failed)} task(s) failed, {len(skipped)} skipped: {lost}")
     ctx.partial = outputs
     result: Any = outputs
     if spec.synthesizer:

@@ -272,7 +272,7 @@ class Autoscaling(Model):
 
     min_replicas: int = Field(default=1, ge=0, le=1000)
     """Fewest replicas. 0 lets an idle Agent run no pods: its first queued task wakes it, since any backlog gets
-    at least one replica."""
+    at least one replica, and a run that sent it waits for it up to its agentWaitSeconds."""
     max_replicas: int = Field(ge=1, le=1000)
     """Most replicas; at least minReplicas (the API server checks it)."""
     target_backlog_per_replica: int = Field(default=10, ge=1, le=1_000_000)
@@ -308,8 +308,10 @@ class AgentSpec(Model):
     backend: Backend
     replicas: int = Field(default=1, ge=0, le=1000)
     """Number of `podium agent` pods; they all consume the Agent's one inbox. 0 runs no pods: the Agent is Ready
-    (reason ScaledToZero) and its tasks wait in the inbox until it scales up. This is the scale subresource, so
-    `kubectl scale` and an HPA set it; with autoscaling set, the operator's autoscaler does."""
+    (reason ScaledToZero) but unavailable, and runs pass it over (a critical one fails them), unless autoscaling is
+    set: then a run's task wakes it and the run waits for it (the Orchestration's agentWaitSeconds). This is the
+    scale subresource, so `kubectl scale` and an HPA set it; with autoscaling set, the operator's autoscaler
+    does."""
     concurrency: int = Field(default=4, ge=1, le=1024)
     """Tasks one replica runs at the same time; a replica takes no more from the inbox than it can start.
     status.load is in-flight tasks over concurrency x replicas, and the Agent shows Busy from 0.8."""
@@ -319,8 +321,9 @@ class AgentSpec(Model):
     performance: PerformanceTargets = Field(default_factory=PerformanceTargets)
     maintenance: bool = False
     """Drain the agent without deleting it: each replica finishes its in-flight tasks, takes no new ones and
-    fails /readyz, while new tasks wait in the inbox. Phase Maintenance; pods are not restarted, and the
-    autoscaler leaves replicas alone. False resumes the work."""
+    fails /readyz, while tasks already queued wait in the inbox. Runs pass the agent over (a critical one fails
+    them). Phase Maintenance; pods are not restarted, and the autoscaler leaves replicas alone. False resumes the
+    work."""
     template: dict[str, Any] | None = None
     """Overrides for the agent pods, in the Kubernetes Pod and Container shapes. Container: image,
     imagePullPolicy, resources, env (merged by name; PODIUM_AGENT_NAME, PODIUM_NAMESPACE, PODIUM_REDIS_USERNAME
@@ -350,7 +353,8 @@ class AgentPhase(StrEnum):
       again), or every replica was lost after having been up.
     - Initializing: no replica has become ready yet.
     - Busy: load is 0.8 or more.
-    - Ready: serving; also at 0 replicas, with tasks waiting in the inbox.
+    - Ready: serving; also at 0 replicas (condition Ready reason ScaledToZero): runs pass it over unless
+      autoscaling wakes it.
     """
 
     initializing = "Initializing"

@@ -518,7 +518,7 @@ class OrchestrationSpec(Model):
 
 
 class OrchestrationPhase(StrEnum):
-    """- Pending: waiting for its team and agents; the Running condition says why.
+    """- Pending: waiting for its teams to exist and for an Agent in its scope; the Running condition says why.
     - Running: dispatching tasks.
     - Suspended: spec.suspend holds dispatch.
     - Succeeded: finished with a result (degraded when it lost work it could do without).

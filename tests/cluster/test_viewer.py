@@ -218,9 +218,10 @@ async def picture_parts(page: Page, strategy: str, body: dict[str, Any]) -> None
         assert await page.count("#picture .step[data-state=Succeeded]") == len(p["stages"]) == 2
     elif strategy == "hierarchical":
         assert await page.count("#picture .team") == len(p["teams"]) == 1
-        assert (
-            await page.count("#picture .step[data-state=Succeeded]") == 5
-        )  # plan, research, analysis, synthesis, integrate
+        tasks = len(p["teams"][0]["tasks"])
+        assert tasks >= 1 and await page.count("#picture .team [data-task]") == tasks
+        # plan, then research, analysis and synthesis per task, then integrate
+        assert await page.count("#picture .step[data-state=Succeeded]") == 2 + 3 * tasks
     elif strategy == "swarm":
         assert await page.count("#generations tbody tr") == len(p["generations"]) >= 1
         assert await page.count("#picture circle.dot") == sum(len(g["scores"]) for g in p["generations"]) >= 1

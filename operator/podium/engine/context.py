@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
-from podium.api.orchestration import BalanceWeights, Limits, Target
+from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.engine import availability, degradation, selection
 from podium.engine.availability import Availability, State
@@ -38,9 +38,9 @@ RESULT_GRACE_SECONDS = 5.0
 # The longest a Retry-After from an agent's upstream may delay the next attempt: a server asking for an hour is
 # answered by the next agent (or by failing the step), not by holding the run.
 MAX_RETRY_AFTER_SECONDS = 300.0
-# How long a run waits for an agent that is not up yet (autoscaled at zero, first replicas starting) unless its
-# spec says otherwise (spec.agentWaitSeconds).
-DEFAULT_AGENT_WAIT_SECONDS = 180.0
+# How long a run waits for an agent that is not up yet (autoscaled at zero, first replicas starting): the API's
+# default for spec.agentWaitSeconds, for contexts built without a spec.
+DEFAULT_AGENT_WAIT_SECONDS = float(OrchestrationSpec.model_fields["agent_wait_seconds"].default)
 
 
 class TaskBus(Protocol):

@@ -63,7 +63,7 @@ async def _auction(
 
 
 def bidders(agents: list[AgentInfo], task: MarketTask) -> list[AgentInfo]:
-    """Who is asked to bid: agents that can take work and have one of the task's capabilities (any, if none)."""
+    """Who may bid: the agents with one of the task's capabilities (any agent when it names none)."""
     return [a for a in agents if not task.capabilities or capability_match(a, task.capabilities) > 0]
 
 

@@ -90,7 +90,9 @@ def _tenths(score: float) -> int:
 
 def _score(task_input: Any) -> float:
     problem = task_input.get("problem") or task_input.get("goal") if isinstance(task_input, dict) else None
-    candidate = _solution_of(task_input)
+    # A peer review scores the proposal, not the current solution it is shown next to (None before any is applied).
+    reviewed = isinstance(task_input, dict) and task_input.get("proposal") is not None
+    candidate = task_input["proposal"] if reviewed else _solution_of(task_input)
     return coverage(candidate, problem if problem is not None else _text(task_input))
 
 

@@ -30,7 +30,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        for key in ("goal", "topic", "text", "problem", "question", "task", "description", "solution", "code"):
+        for key in ("goal", "topic", "text", "problem", "question", "task", "description", "solution", "code", "draft"):
             if isinstance(value.get(key), str):
                 return str(value[key])
         # Strategies wrap the orchestration's input: {"input": {...}, "generation": 2, ...}.
@@ -111,6 +111,8 @@ def _common(kind: str, task_input: Any, who: str) -> dict[str, Any] | None:
     if kind in ("explore", "propose"):
         problem = task_input.get("problem") or task_input.get("goal") if isinstance(task_input, dict) else task_input
         best = task_input.get("best") or task_input.get("solution") if isinstance(task_input, dict) else None
+        if best is None and kind == "propose" and isinstance(task_input, dict) and task_input.get("input") is not None:
+            best = _text(task_input["input"])  # peerToPeer improves the current solution: at first, the input itself
         step = int(task_input.get("generation") or task_input.get("round") or 0) if isinstance(task_input, dict) else 0
         solution = _improve(problem if problem is not None else task_input, _solution_of(best), who, step)
         return {

@@ -280,6 +280,12 @@ def test_podium_run_cli_submits_watches_and_shows_result_and_history(
     assert "run.started" in lines[0] and "run.finished" in lines[-1]
     assert any("researcher execute stage-gather [ok, attempt 1]" in line for line in lines), lines
     assert any("documenter execute stage-write [ok" in line for line in lines), lines
+    for verb in ("watch", "result", "history"):
+        missing = podium(verb, "no-such-run")
+        assert missing.returncode == 1 and missing.stdout == "", (verb, missing.stdout)
+        assert missing.stderr.splitlines() == [
+            f"podium run: orchestration 'no-such-run' not found in namespace {ns!r}"
+        ], (verb, missing.stderr)
 
 
 def test_apply_to_first_dispatch_next_to_the_engine_called_directly(

@@ -218,9 +218,10 @@ async def picture_parts(page: Page, strategy: str, body: dict[str, Any]) -> None
         assert await page.count("#picture .step[data-state=Succeeded]") == len(p["stages"]) == 2
     elif strategy == "hierarchical":
         assert await page.count("#picture .team") == len(p["teams"]) == 1
-        assert (
-            await page.count("#picture .step[data-state=Succeeded]") == 5
-        )  # plan, research, analysis, synthesis, integrate
+        tasks = len(p["teams"][0]["tasks"])
+        assert tasks >= 1 and await page.count("#picture .team [data-task]") == tasks
+        # plan, then research, analysis and synthesis per task, then integrate
+        assert await page.count("#picture .step[data-state=Succeeded]") == 2 + 3 * tasks
     elif strategy == "swarm":
         assert await page.count("#generations tbody tr") == len(p["generations"]) >= 1
         assert await page.count("#picture circle.dot") == sum(len(g["scores"]) for g in p["generations"]) >= 1
@@ -286,7 +287,9 @@ async def test_a_failed_run_shows_why_and_each_rejected_attempt(
     assert out.returncode == 0, out.stderr
     wait_for("never-valid to fail", lambda: get(viewer + "api/runs/never-valid")[1]["run"]["phase"] == "Failed")
     _, body = get(viewer + "api/runs/never-valid")
-    assert body["run"]["reason"] == "TaskFailed" and "output schema" in body["run"]["message"]
+    message = body["run"]["message"]
+    assert body["run"]["reason"] == "TaskFailed" and message.startswith("stage 'write' failed: synthesizer: ")
+    assert "does not honour the task's output schema: the answer must be string" in message
     bars = [b for lane in body["timeline"]["lanes"] for b in lane["bars"]]
     assert [(b["agent"], b["attempt"], b["state"]) for b in bars] == [("synthesizer", 1, "rejected"),
                                                                       ("synthesizer", 2, "rejected")]  # fmt: skip
@@ -296,7 +299,7 @@ async def test_a_failed_run_shows_why_and_each_rejected_attempt(
         assert await page.evaluate("document.querySelector('#run').dataset.phase") == "Failed"
         assert await page.count("#timeline rect.bar.rejected") == 2
         assert await page.count("#picture .step[data-state=Failed]") == 1
-        assert any("must be string" in t for t in await page.texts("#picture .step .err"))
+        assert any("the answer must be string" in t for t in await page.texts("#picture .step .err"))
         assert "TaskFailed" in (await page.texts("#run .message"))[0]
         (shots / "failed.png").write_bytes(await page.screenshot())
         assert page.errors == []

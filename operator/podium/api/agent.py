@@ -164,13 +164,15 @@ class Backend(Model):
 
 
 class Backoff(Model):
-    """The wait before each retry on the same agent: it grows by `factor` from `initialSeconds` up to
-    `maxSeconds`, so retry n waits min(maxSeconds, initialSeconds x factor^(n-1)) seconds, less with jitter."""
+    """The wait before each retry on the same agent, up to `maxSeconds`: with retry.policy exponential retry n
+    waits min(maxSeconds, initialSeconds x factor^(n-1)) seconds, with linear min(maxSeconds, initialSeconds x n);
+    less with jitter."""
 
     initial_seconds: float = Field(default=1.0, gt=0, le=3600)
     """Wait before the first retry, in seconds."""
     factor: float = Field(default=2.0, ge=1.0, le=10.0)
-    """How much each wait grows over the one before; 1 keeps every wait at initialSeconds."""
+    """How much each wait grows over the one before (exponential policy only); 1 keeps every wait at
+    initialSeconds."""
     max_seconds: float = Field(default=30.0, gt=0, le=86400)
     """Longest wait, in seconds; must be at least initialSeconds (the API server checks it)."""
     jitter: bool = True
@@ -197,26 +199,29 @@ class Retry(Model):
     applies, and fails once none is left. A pipeline stage's retries
     replaces this limit for that stage; market bids are never retried. Every attempt counts against the
     orchestration's limits.maxTasks."""
+    policy: Literal["exponential", "linear"] = "exponential"
+    """How the wait between retries grows. exponential: by backoff.factor each time (1 s, 2 s, 4 s, ... with the
+    defaults). linear: by backoff.initialSeconds each time (1 s, 2 s, 3 s, ...). Either way at most
+    backoff.maxSeconds; a throttled attempt (429/503 with Retry-After) waits at least what its server asked."""
     backoff: Backoff = Field(default_factory=Backoff)
 
 
 class CircuitBreaker(Model):
-    """Stops sending work to an agent that keeps failing, then tests its recovery. These settings drive two
-    breakers: the engine's, fed by task attempts and checked before every dispatch (an open breaker sends the
-    task to the next suitable agent), and the operator's, fed by replica failures and shown in status.breaker
-    (open or half-open: phase Degraded, condition Degraded reason BreakerOpen or BreakerHalfOpen)."""
+    """Stops sending work to an agent that keeps failing, then tests its recovery. The engine keeps one breaker
+    per agent in Redis, shared by every run of the namespace: fed by task attempts and checked before every
+    dispatch (an open breaker sends the task to the next suitable agent). The operator shows it in status.breaker
+    and `kubectl get agents` (open or half-open: phase Degraded, condition Degraded reason BreakerOpen or
+    BreakerHalfOpen) and as the metric podium_agent_breaker_state."""
 
     failure_threshold: int = Field(default=5, ge=1, le=1000)
-    """Failures that open a breaker. Engine: failed attempts in a row (errors and timeouts; a success resets the
-    count, outputs rejected by validation do not count). Operator: replica restarts after a lost heartbeat and
-    container crashes, where each healthy health round forgives one past failure, so slow flapping still opens
-    it. 1 opens on the first failure."""
+    """Failed attempts in a row that open the breaker: errors and timeouts; a success resets the count, and
+    outputs rejected by validation and throttled attempts (429/503 with Retry-After) do not count. 1 opens on the
+    first failure."""
     recovery_timeout_seconds: int = Field(default=60, ge=1, le=86400)
-    """Seconds an open breaker waits before letting work through again. Engine: the first task after that is a
-    single probe (no other task goes to the agent meanwhile); its success closes the breaker, its failure opens
-    it for another full timeout, and a probe that never reports frees the breaker after one more timeout.
-    Operator: after this time the breaker goes half-open; a health round with every replica ready closes it, and
-    another failure opens it again."""
+    """Seconds an open breaker waits before letting work through again: the first task after that is a single
+    probe (the breaker is half-open, no other task goes to the agent meanwhile); its success closes the breaker,
+    its failure opens it for another full timeout, and a probe that never reports frees the breaker after one more
+    timeout."""
 
 
 class Resilience(Model):
@@ -226,7 +231,7 @@ class Resilience(Model):
     """How long one attempt at a task may run, in seconds. The replica stops the work then (a backend's own
     timeoutSeconds may stop it earlier) and reports `timed out after Ns`; the engine waits 5 s longer for that
     report, then counts the attempt as failed. The agent pods' terminationGracePeriodSeconds is this plus 5 s
-    (at least 30, at most 3600), and a market bid without a time estimate is taken to need this long."""
+    (at least 30, at most 3600)."""
     retry: Retry = Field(default_factory=Retry)
     circuit_breaker: CircuitBreaker = Field(default_factory=CircuitBreaker)
 
@@ -243,6 +248,21 @@ class Pricing(Model):
     0: tokens are still counted against limits.maxTokens but cost nothing."""
 
 
+class PerformanceTargets(Model):
+    """What the agent's track record (status.stats) is held to: status.stats.recommendation names the first
+    target it misses, checked in this order, else says the agent performs within acceptable parameters."""
+
+    min_success_rate: float = Field(default=0.8, ge=0.0, le=1.0)
+    """Lowest acceptable success rate (attempts succeeded over attempts). Below it the recommendation is `Agent
+    requires attention - high failure rate`."""
+    max_average_seconds: float = Field(default=30.0, gt=0.0, le=86400.0)
+    """Highest acceptable mean duration of an attempt, in seconds. Above it: `Agent performance is slow -
+    consider optimization`."""
+    min_quality: float = Field(default=0.7, ge=0.0, le=1.0)
+    """Lowest acceptable mean quality, from 0 to 1, of the successful attempts that reported one. Below it:
+    `Agent output quality is below threshold`."""
+
+
 class Autoscaling(Model):
     """The operator's built-in autoscaler: replicas follow the inbox backlog (tasks waiting plus in flight),
     read every health round (PODIUM_HEALTH_INTERVAL_SECONDS). It scales up at once and down only after
@@ -252,7 +272,7 @@ class Autoscaling(Model):
 
     min_replicas: int = Field(default=1, ge=0, le=1000)
     """Fewest replicas. 0 lets an idle Agent run no pods: its first queued task wakes it, since any backlog gets
-    at least one replica."""
+    at least one replica, and a run that sent it waits for it up to its agentWaitSeconds."""
     max_replicas: int = Field(ge=1, le=1000)
     """Most replicas; at least minReplicas (the API server checks it)."""
     target_backlog_per_replica: int = Field(default=10, ge=1, le=1_000_000)
@@ -288,18 +308,22 @@ class AgentSpec(Model):
     backend: Backend
     replicas: int = Field(default=1, ge=0, le=1000)
     """Number of `podium agent` pods; they all consume the Agent's one inbox. 0 runs no pods: the Agent is Ready
-    (reason ScaledToZero) and its tasks wait in the inbox until it scales up. This is the scale subresource, so
-    `kubectl scale` and an HPA set it; with autoscaling set, the operator's autoscaler does."""
+    (reason ScaledToZero) but unavailable, and runs pass it over (a critical one fails them), unless autoscaling is
+    set: then a run's task wakes it and the run waits for it (the Orchestration's agentWaitSeconds). This is the
+    scale subresource, so `kubectl scale` and an HPA set it; with autoscaling set, the operator's autoscaler
+    does."""
     concurrency: int = Field(default=4, ge=1, le=1024)
     """Tasks one replica runs at the same time; a replica takes no more from the inbox than it can start.
     status.load is in-flight tasks over concurrency x replicas, and the Agent shows Busy from 0.8."""
     priority: Priority = Priority.important
     pricing: Pricing = Field(default_factory=Pricing)
     resilience: Resilience = Field(default_factory=Resilience)
+    performance: PerformanceTargets = Field(default_factory=PerformanceTargets)
     maintenance: bool = False
     """Drain the agent without deleting it: each replica finishes its in-flight tasks, takes no new ones and
-    fails /readyz, while new tasks wait in the inbox. Phase Maintenance; pods are not restarted, and the
-    autoscaler leaves replicas alone. False resumes the work."""
+    fails /readyz, while tasks already queued wait in the inbox. Runs pass the agent over (a critical one fails
+    them). Phase Maintenance; pods are not restarted, and the autoscaler leaves replicas alone. False resumes the
+    work."""
     template: dict[str, Any] | None = None
     """Overrides for the agent pods, in the Kubernetes Pod and Container shapes. Container: image,
     imagePullPolicy, resources, env (merged by name; PODIUM_AGENT_NAME, PODIUM_NAMESPACE, PODIUM_REDIS_USERNAME
@@ -355,7 +379,8 @@ class AgentPhase(StrEnum):
       again), or every replica was lost after having been up.
     - Initializing: no replica has become ready yet.
     - Busy: load is 0.8 or more.
-    - Ready: serving; also at 0 replicas, with tasks waiting in the inbox.
+    - Ready: serving; also at 0 replicas (condition Ready reason ScaledToZero): runs pass it over unless
+      autoscaling wakes it.
     """
 
     initializing = "Initializing"
@@ -376,6 +401,17 @@ class BreakerState(StrEnum):
     half_open = "halfOpen"
 
 
+class FailureRecord(Model):
+    """One failed attempt: which task, why, when."""
+
+    task: str
+    """Task id of the attempt: `<orchestration uid>:<step>:<attempt>`."""
+    error: str = Field(max_length=1024)
+    """Why it failed, as the engine recorded it (the agent's error, a rejected output, or the timeout)."""
+    time: str
+    """When the attempt ended (RFC 3339)."""
+
+
 class AgentStats(Model):
     """The agent's track record over every orchestration in its namespace, kept by the engine in Redis and
     copied here each health round; absent until the agent has run a task. Counts are per attempt: a task tried
@@ -388,17 +424,28 @@ class AgentStats(Model):
     success_rate: float | None = None
     """tasksCompleted / (tasksCompleted + tasksFailed), from 0 to 1."""
     average_latency_seconds: float | None = None
-    """Mean duration of an attempt in seconds, as the replicas measured it; an attempt that never reported (the
-    engine gave up waiting) counts as 0."""
+    """Mean duration of an attempt in seconds, as the replicas measured it; an attempt that never reported counts
+    with the time the engine waited for it."""
     average_quality: float | None = None
     """Mean quality, from 0 to 1, of the successful attempts that reported one (a backend's `quality`, or a
     `quality` number in an llm answer); absent while none has."""
-    recent_failures: int = 0
-    """Failed attempts among the last 10."""
+    recent_failures: list[FailureRecord] | None = Field(default=None, max_length=5)
+    """The last five failed attempts, newest first."""
     recommendation: str | None = None
-    """A one-line verdict: `no data yet`; `unstable: ...` when 5 or more of the last 10 attempts failed;
-    `unreliable: ...` when the success rate is under 80% after 5 or more attempts; `low quality: ...` when the
-    average quality is under 0.5; else `healthy`."""
+    """A one-line verdict against spec.performance, the first that applies: `no data yet`; `Agent requires
+    attention - high failure rate` (success rate under minSuccessRate); `Agent performance is slow - consider
+    optimization` (mean duration over maxAverageSeconds); `Agent output quality is below threshold` (mean quality
+    under minQuality); else `Agent performing within acceptable parameters`. Each with the figures."""
+
+
+class BreakerStatus(Model):
+    """The engine's circuit breaker for this agent, as every run of the namespace shares it."""
+
+    state: BreakerState = BreakerState.closed
+    failures: int = Field(default=0, ge=0)
+    """Failed attempts in a row counted toward resilience.circuitBreaker.failureThreshold."""
+    opened_at: str | None = None
+    """When the breaker last opened (RFC 3339); absent while it has not."""
 
 
 class AutoscalingStatus(Model):
@@ -429,8 +476,9 @@ class AgentStatus(Model):
     load: float | None = None
     """In-flight tasks over capacity (concurrency x replicas that heartbeat), from 0 (idle) to 1 (full). 0 with
     no replicas; absent while no replica heartbeats."""
-    breaker: BreakerState | None = None
-    """The operator's circuit breaker over replica failures (see spec.resilience.circuitBreaker)."""
+    breaker: BreakerStatus | None = None
+    """The circuit breaker the engine checks before dispatching to this agent (see
+    spec.resilience.circuitBreaker): state, consecutive failures, when it opened."""
     stats: AgentStats | None = None
     message: str | None = None
     """Why the Agent is not fine, in one line: the spec error in phase Error, else the message of the Degraded

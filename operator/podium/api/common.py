@@ -99,11 +99,13 @@ class SecretKeyRef(Model):
 class Priority(StrEnum):
     """What losing this agent's work means for an orchestration:
 
-    - `critical`: a step that no agent could finish fails the whole run, and a Team with a critical member that
-      is not Ready or Busy is not Ready (reason CriticalMemberDown).
-    - `important`: a lost step degrades the run instead: it goes on without that piece and ends marked degraded.
-      A member that is down makes its Team Degraded.
-    - `optional`: treated like important today; it marks work the result can do without.
+    - `critical`: a step that no agent could finish fails the whole run, and so does one whose agents are all
+      unavailable (reason AgentUnavailable, at once, before other work when the spec names the agent); a Team
+      with a critical member that is not Ready or Busy is not Ready (reason CriticalMemberDown).
+    - `important`: a lost or unavailable step degrades the run instead: it goes on without that piece (or with
+      the next suitable agent) and ends marked degraded, except where a strategy needs every step (a pipeline
+      stage fails the run unless it says onFailure: skip). A member that is down makes its Team Degraded.
+    - `optional`: treated like important; it marks work the result can do without.
     """
 
     critical = "critical"

@@ -94,7 +94,7 @@ KINDS: tuple[Kind, ...] = (
             Column("Ready", ".status.ready", description="ready replicas / replicas"),
             Column("Phase", ".status.phase"),
             Column("Load", ".status.load", "number"),
-            Column("Breaker", ".status.breaker", priority=1),
+            Column("Breaker", ".status.breaker.state"),
             Column("Priority", ".spec.priority", priority=1),
             AGE,
         ),

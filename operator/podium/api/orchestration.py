@@ -24,8 +24,8 @@ from podium.api.common import (
 
 
 class Strategy(StrEnum):
-    """- hierarchical: a coordinator plans and splits the work among teams; in each team research and analysis
-      run in parallel, then a synthesis; the coordinator integrates the teams' results.
+    """- hierarchical: a coordinator plans and gives each team tasks; per task, research and analysis run in
+      parallel, then a synthesis; the teams work in parallel; the coordinator integrates the teams' results.
     - pipeline: stages in order, each on the previous output, validated, retried, then a fallback agent.
     - swarm: explorers propose solutions over generations, an evaluator scores them, the best are fed back.
     - eventDriven: a graph of tasks, each starting once the tasks it depends on have finished.
@@ -58,17 +58,45 @@ class ConflictResolution(StrEnum):
     merge = "merge"
 
 
+class BalanceWeights(Model):
+    """How the agents that could do a piece of work are ranked (load balancing): the weighted mean of free
+    capacity, capability match and recent success, each from 0 to 1. Weights are relative (divided by their
+    sum); at least one must be positive. Agents that are available come before agents still waking up, whatever
+    their score."""
+
+    load: float = Field(default=0.4, ge=0.0, le=1.0)
+    """Weight of free capacity: 1 minus the agent's load (in-flight tasks over capacity, from its replicas'
+    heartbeats, plus the tasks this run has handed it and not yet seen finish)."""
+    capability: float = Field(default=0.4, ge=0.0, le=1.0)
+    """Weight of capability match: the agent's level in the capability asked for (1 when a role is asked
+    for)."""
+    success: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Weight of recent success: (successes + 1) / (attempts + 2) over the agent's last 10 attempts in the
+    namespace, so a new agent counts as 0.5 and an agent that recovered is not held back by old failures."""
+
+    rules = (
+        Rule(
+            cel="self.load + self.capability + self.success > 0.0",
+            message="at least one weight must be positive",
+            check=lambda m: m.load + m.capability + m.success > 0,
+        ),
+    )
+
+
 class Target(Model):
     """Who does a piece of work: one named agent, or any agent with a role or a capability."""
 
     agent: AgentName | None = None
     """This Agent, by name; it must be among the agents the orchestration may use."""
     role: RoleName | None = None
-    """Any agent with this role. They are ranked by capability match, past success and free capacity; the best
-    gets the work, and the next one if it fails."""
+    """Any agent with this role. They are ranked by free capacity, capability match and recent success (see
+    weights); the best gets the work, and the next one if it fails."""
     capability: CapabilityName | None = None
-    """Any agent that lists this capability, ranked by its level, past success and free capacity; the best gets
-    the work, and the next one if it fails."""
+    """Any agent that lists this capability, ranked by free capacity, its level and recent success (see
+    weights); the best gets the work, and the next one if it fails."""
+    weights: BalanceWeights = Field(default_factory=BalanceWeights)
+    """How the agents of a role or capability are ranked; default 0.4 load, 0.4 capability, 0.2 recent success
+    (the pattern's load balancer). Unused for a named agent."""
 
     rules = (exactly_one("agent", "role", "capability"),)
 
@@ -99,8 +127,12 @@ class Stage(Target):
     this stage; 0 gives each agent one attempt."""
     fallback: AgentName | None = None
     """Agent that gets the stage, with the same retries, once the stage's own agents have failed. Unset, or
-    failing too: the stage is lost. A lost stage fails the run when its agents are critical; otherwise it is
-    skipped, its input passed on unchanged, and the run is marked degraded."""
+    failing too: the stage is lost, and onFailure says what that means."""
+    on_failure: Literal["fail", "skip"] = "fail"
+    """What a lost stage (no agent produced valid output, or none was available) means for the run. fail: the
+    run fails, its message naming the stage and the last error (a rejected output's validation error). skip: the
+    stage is skipped, its input passed on unchanged to the next stage, and the run is marked degraded; a stage
+    whose agents are critical fails the run even so."""
     blackboard: StepBlackboard | None = None
     approval: Approval | None = None
 
@@ -117,23 +149,26 @@ class PipelineSpec(Model):
 
 # ---------------------------------------------------------------------------------------------- hierarchical
 class HierarchicalSpec(Model):
-    """Settings of the hierarchical strategy: a coordinator plans and splits the work among teams; in each team
-    research and analysis run in parallel, then a synthesis; the coordinator integrates the teams' results."""
+    """Settings of the hierarchical strategy: a coordinator plans and gives each team 1 to 3 tasks; the teams
+    work in parallel, each on its tasks in order: research and analysis in parallel, then a synthesis, by the
+    members whose roles the Team maps to those phases (Team spec.roles, else the roles here); the coordinator
+    integrates the teams' results."""
 
     coordinator: AgentName | None = None
     """Agent that plans the work and integrates the teams' results. Unset: the lead of spec.team; with neither
     the run fails."""
     teams: list[AgentName] = Field(min_length=1, max_length=32)
-    """Teams, by name, that each get a part of the plan and work in parallel. A team whose work fails is left
-    out and the run is marked degraded; when every team fails the run fails."""
+    """Teams, by name, that each get tasks of the plan and work in parallel. A task whose work fails is left out
+    and a team whose tasks all fail is left out, the run marked degraded; when every team fails the run fails."""
     research_role: RoleName = "researcher"
-    """Role of the team members that research their team's part. A team without one is degraded."""
+    """Role of the members that research each task, in teams whose spec.roles does not name one. A team without
+    such a member is degraded."""
     analysis_role: RoleName = "analyzer"
-    """Role of the team members that analyse their team's part, in parallel with research. A team without one
-    is degraded; a team with neither researchers nor analysts fails."""
+    """Role of the members that analyse each task, in parallel with research, in teams whose spec.roles does not
+    name one. A team without such a member is degraded; a team with neither researchers nor analysts fails."""
     synthesis_role: RoleName = "synthesizer"
-    """Role of the team member that merges research and analysis into the team's result. No member with it:
-    the team's lead; with neither the team fails."""
+    """Role of the member that merges a task's research and analysis into the team's answer, in teams whose
+    spec.roles does not name one. No member with it: the team's lead; with neither the team fails."""
 
 
 # ---------------------------------------------------------------------------------------------- swarm
@@ -179,7 +214,8 @@ class EventTask(Model):
     in status.tasks, or `task-<name>-<agent>` per agent when sent to several."""
     agents: list[AgentName] | None = Field(default=None, min_length=1, max_length=32)
     """These Agents, by name. With several, each gets the task at once: it succeeds with the outputs of those
-    that succeed (by agent, degraded if some failed) and fails only when all fail."""
+    that succeed (by agent, or the synthesizer's answer over them; degraded if some failed) and fails only when
+    all fail, which fails the run when they are critical."""
     role: RoleName | None = None
     """The best agent with this role, or every one of them with fanOut."""
     capability: CapabilityName | None = None
@@ -187,6 +223,9 @@ class EventTask(Model):
     fan_out: bool = False
     """With role or capability: send the task to every matching agent, as with several agents, instead of the
     best one. No matching agent fails the task."""
+    weights: BalanceWeights = Field(default_factory=BalanceWeights)
+    """How the agents of a role or capability are ranked to pick the best one; default 0.4 load, 0.4
+    capability, 0.2 recent success (the pattern's load balancer)."""
     input: Any = None
     """Input of this task, any JSON. Unset: the orchestration's input. The agent gets `{input, task, upstream}`,
     where upstream holds the output of each dependency by name."""
@@ -215,8 +254,10 @@ class EventDrivenSpec(Model):
     tasks: list[EventTask] = Field(min_length=1, max_length=64)
     """The task graph; names must be unique and every dependsOn entry must name one of these tasks."""
     synthesizer: AgentName | None = None
-    """Agent that merges the outputs of all tasks into the result. Unset: the result is the outputs by task
-    name."""
+    """Agent that synthesises: each task sent to several agents gets one answer from their successes (step
+    `task-<name>-synthesize`, the task's output its dependents see), and at the end the outputs of all tasks
+    become the result (step `synthesize`). Unset: a fanned-out task's output is the successes by agent, and the
+    result is the outputs by task name."""
 
     rules = (
         unique_names("tasks"),
@@ -341,14 +382,25 @@ class MarketTask(PlannedTask):
 
 
 class MarketSpec(Model):
-    """Settings of the market strategy: tasks are auctioned one after another. Each agent that can do the task
-    is asked for a bid (a price and an estimated time) or may decline; the best acceptable bid wins and its agent
-    runs the task. With no acceptable bid the task is auctioned once more with relaxed limits, then given up (the
-    run is degraded; it fails when no task was sold). The winner's reputation is updated from its result."""
+    """Settings of the market strategy: tasks (given, or split from the project by a planner) are auctioned one
+    after another. Each available agent that can do the task is asked for a bid (a price and an estimated time)
+    or may decline; the best acceptable bid wins and its agent runs the task. With no acceptable bid the task is
+    auctioned once more with relaxed limits, then given up (the run is degraded; it fails when no task was sold).
+    The winner's reputation is updated from its result. An integrator may integrate the results into one
+    answer."""
 
     tasks: list[MarketTask] | None = Field(default=None, max_length=64)
-    """Tasks to auction, in order, each one's result updating the reputations the next auction uses. Unset: a
-    single task with the orchestration's input, whose output is the result."""
+    """Tasks to auction, in order, each one's result updating the reputations the next auction uses. Unset: the
+    planner's tasks, or without a planner a single task with the orchestration's input, whose output is the
+    result."""
+    planner: AgentName | None = None
+    """Agent that splits the project into tasks when tasks is not given (decomposition): it gets the input and the
+    roster of agents (name, role, capabilities) and answers tasks in the plan contract (name, description,
+    capabilities), auctioned in its order. Unset: no decomposition."""
+    integrator: AgentName | None = None
+    """Agent that integrates the sold tasks' results into one answer (step `integrate`, the synthesize contract);
+    the result is then that answer with the sales under `tasks`. Unset: the result is the sales by task name (or
+    the single task's output)."""
     weights: BidWeights = Field(default_factory=BidWeights)
     reserve_price: float | None = Field(default=None, ge=0.0)
     """Highest acceptable price for any task, in the units of the Agents' pricing. Unset: no ceiling beyond the
@@ -414,8 +466,9 @@ def _block_required(wire: str) -> Rule:
 class OrchestrationSpec(Model):
     """What to run: the strategy and its settings block, the agents it may use (a Team, a label selector, or
     every Agent of the namespace), its input, hard limits, and how conflicting writes to its shared state are
-    settled. A run starts once its agents are ready and runs once: changing the spec of a finished run has no
-    effect (condition SpecIgnored)."""
+    settled. A run starts once its teams exist and its scope holds an Agent, and runs once: changing the spec of a
+    finished run has no effect (condition SpecIgnored). Whether each agent can take work is decided when the run
+    needs it (see agentWaitSeconds)."""
 
     strategy: Strategy
     """How the agents work together. The block named after the strategy holds its settings: required for
@@ -436,6 +489,13 @@ class OrchestrationSpec(Model):
     peer_to_peer: PeerToPeerSpec | None = None
     market: MarketSpec | None = None
     limits: Limits = Field(default_factory=Limits)
+    agent_wait_seconds: int = Field(default=180, ge=0, le=86400)
+    """How long the run waits for an agent that is not up yet before passing it over: an Agent with
+    spec.autoscaling at zero replicas (the queued task wakes it) or one whose first replicas are starting. While
+    it waits, condition Waiting says for whom. An agent that is scaled to zero without autoscaling, in
+    maintenance, or without a ready replica is passed over at once. Passed over: the step goes to the next
+    suitable agent, or is lost (a critical agent's step fails the run with reason AgentUnavailable, naming it;
+    others degrade it). 0 passes such agents over at once too."""
     conflict_resolution: ConflictResolution = ConflictResolution.merge
     """How concurrent writes to the run's shared state are settled: a write (an agent's `stateUpdates`) made
     from a version of the key that someone has changed since. consensus asks the run's agents to vote (task kind
@@ -464,7 +524,7 @@ class OrchestrationSpec(Model):
 
 
 class OrchestrationPhase(StrEnum):
-    """- Pending: waiting for its team and agents; the Running condition says why.
+    """- Pending: waiting for its teams to exist and for an Agent in its scope; the Running condition says why.
     - Running: dispatching tasks.
     - Suspended: spec.suspend holds dispatch.
     - AwaitingApproval: a step's output or the final result waits for a person (status.approvals names it).

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from podium.api.common import AgentName, Condition, LabelSelector, Model, Resource, exactly_one
+from podium.api.common import AgentName, Condition, LabelSelector, Model, Resource, RoleName, exactly_one
 
 
 class TeamMember(Model):
@@ -22,6 +22,20 @@ class TeamMember(Model):
     rules = (exactly_one("agent", "selector"),)
 
 
+class TeamRoles(Model):
+    """Which members do each phase of the team's work in a hierarchical orchestration, by their role: e.g. a
+    development team's `{research: coder, analysis: tester, synthesis: reviewer}`. A phase left unset uses the
+    orchestration's hierarchical researchRole, analysisRole or synthesisRole."""
+
+    research: RoleName | None = None
+    """Role of the members that research each task of the team's part (in parallel with analysis)."""
+    analysis: RoleName | None = None
+    """Role of the members that analyse each task of the team's part (in parallel with research)."""
+    synthesis: RoleName | None = None
+    """Role of the member that merges a task's research and analysis into the team's answer for it; none with it:
+    the team's lead."""
+
+
 class TeamSpec(Model):
     """Who is in the Team and who leads it."""
 
@@ -33,6 +47,9 @@ class TeamSpec(Model):
     centralCommand planner. A lead that does not exist is listed in status.missing."""
     members: list[TeamMember] = Field(min_length=1, max_length=256)
     """Member entries, by name or selector; an Agent named or matched more than once counts once."""
+    roles: TeamRoles | None = None
+    """Which member roles research, analyse and synthesise when a hierarchical orchestration hands this team
+    work. Unset: the orchestration's roles (researcher, analyzer, synthesizer by default)."""
 
 
 class TeamStatus(Model):

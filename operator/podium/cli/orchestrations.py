@@ -235,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
+    from kubernetes.client.exceptions import ApiException
+
     args = build_parser().parse_args(argv)
     try:
         if args.command == "submit":
@@ -259,3 +261,9 @@ def main(argv: list[str]) -> int:
         for problem in e.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 2
+    except ApiException as e:
+        if e.status == 404 and getattr(args, "name", None) is not None:
+            print(f"podium run: orchestration {args.name!r} not found in namespace {args.namespace!r}", file=sys.stderr)
+        else:
+            print(f"podium run: the API server refused: {e.status} {e.reason}", file=sys.stderr)
+        return 1

@@ -101,6 +101,10 @@ class AgentKeys:
         return self.prefix + "recent"
 
     @property
+    def failures(self) -> str:  # list of the latest failures, newest first, JSON {task, error, time}
+        return self.prefix + "failures"
+
+    @property
     def breaker(self) -> str:  # the agent's circuit breaker, JSON (podium.dataplane.breakers); engines write it
         return self.prefix + "breaker"
 

@@ -1,10 +1,11 @@
 """Per-agent task outcomes in Redis: counters and reputation in hash ``AgentKeys.stats``, the latest outcomes in
-list ``AgentKeys.recent`` (newest first). Every run feeds the same record and the operator copies it into the
-Agent's status; what the numbers mean (success rate, recommendation, the reputation's moving average) is the
-engine's (:mod:`podium.engine.stats`)."""
+list ``AgentKeys.recent`` and the latest failures (task, error, time) in list ``AgentKeys.failures`` (both newest
+first). Every run feeds the same record and the operator copies it into the Agent's status; what the numbers mean
+(success rate, recommendation, the reputation's moving average) is the engine's (:mod:`podium.engine.stats`)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -16,6 +17,16 @@ from podium.dataplane.keys import AgentKeys, agent_keys
 from podium.dataplane.redisutil import text, watched_update
 
 RECENT = 10  # outcomes remembered in the recent list
+FAILURES = 5  # failures remembered with their detail
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed attempt as remembered: the task id, its error and when it ended (unix seconds)."""
+
+    task: str
+    error: str
+    time: float
 
 
 @dataclass(frozen=True)
@@ -27,13 +38,21 @@ class PerfRecord:
     quality_n: int = 0
     recent: tuple[bool, ...] = ()  # newest first
     reputation: float | None = None
+    failures: tuple[Failure, ...] = ()  # newest first
 
 
 R = TypeVar("R", bound=PerfRecord)
 
 
-def queue_record(pipe: Pipeline, keys: AgentKeys, ok: bool, duration_ms: float, quality: float | None) -> None:
-    """Count one task outcome, as commands on the caller's pipeline."""
+def queue_record(
+    pipe: Pipeline,
+    keys: AgentKeys,
+    ok: bool,
+    duration_ms: float,
+    quality: float | None,
+    failure: Failure | None = None,
+) -> None:
+    """Count one task outcome, as commands on the caller's pipeline; a failure's detail is kept with the last few."""
     pipe.hincrby(keys.stats, "completed" if ok else "failed", 1)
     pipe.hincrbyfloat(keys.stats, "total_ms", duration_ms)
     if quality is not None:
@@ -41,15 +60,30 @@ def queue_record(pipe: Pipeline, keys: AgentKeys, ok: bool, duration_ms: float, 
         pipe.hincrby(keys.stats, "quality_n", 1)
     pipe.lpush(keys.recent, "1" if ok else "0")
     pipe.ltrim(keys.recent, 0, RECENT - 1)
+    if failure is not None:
+        pipe.lpush(keys.failures, json.dumps({"task": failure.task, "error": failure.error, "time": failure.time}))
+        pipe.ltrim(keys.failures, 0, FAILURES - 1)
+
+
+READS = 3  # commands (and replies) of one queue_read
 
 
 def queue_read(pipe: Pipeline, keys: AgentKeys) -> None:
-    """Read one agent's record as two commands on the caller's pipeline; :func:`parse` takes their two replies."""
+    """Read one agent's record as READS commands on the caller's pipeline; :func:`parse` takes their replies."""
     pipe.hgetall(keys.stats)
     pipe.lrange(keys.recent, 0, -1)
+    pipe.lrange(keys.failures, 0, -1)
 
 
-def parse(raw: Any, recent: Any, into: type[R]) -> R:
+def _failure(raw: Any) -> Failure | None:
+    try:
+        data = json.loads(text(raw))
+        return Failure(str(data["task"]), str(data["error"]), float(data["time"]))
+    except (ValueError, KeyError, TypeError):
+        return None  # a malformed entry (a writer from another version) is left out, not fatal
+
+
+def parse(raw: Any, recent: Any, failures: Any, into: type[R]) -> R:
     f = {text(k): text(v) for k, v in (raw or {}).items()}
     return into(
         completed=int(f.get("completed", 0)),
@@ -59,6 +93,7 @@ def parse(raw: Any, recent: Any, into: type[R]) -> R:
         quality_n=int(f.get("quality_n", 0)),
         recent=tuple(text(r) == "1" for r in recent or []),
         reputation=float(f["reputation"]) if "reputation" in f else None,
+        failures=tuple(x for x in (_failure(r) for r in failures or []) if x is not None),
     )
 
 
@@ -70,7 +105,11 @@ async def read_many(redis: aioredis.Redis, namespace: str, agents: Sequence[str]
         for agent in agents:
             queue_read(pipe, agent_keys(namespace, agent))
         replies = await pipe.execute()
-    return {agent: parse(replies[2 * i], replies[2 * i + 1], into) for i, agent in enumerate(agents)}
+    out = {}
+    for i, agent in enumerate(agents):
+        raw, recent, failures = replies[READS * i : READS * (i + 1)]
+        out[agent] = parse(raw, recent, failures, into)
+    return out
 
 
 async def update_reputation(redis: aioredis.Redis, keys: AgentKeys, step: Callable[[float | None], float]) -> float:

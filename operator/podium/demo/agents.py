@@ -30,7 +30,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        for key in ("goal", "topic", "text", "problem", "question", "task", "description", "solution", "code"):
+        for key in ("goal", "topic", "text", "problem", "question", "task", "description", "solution", "code", "draft"):
             if isinstance(value.get(key), str):
                 return str(value[key])
         # Strategies wrap the orchestration's input: {"input": {...}, "generation": 2, ...}.
@@ -92,7 +92,9 @@ def _tenths(score: float) -> int:
 
 def _score(task_input: Any) -> float:
     problem = task_input.get("problem") or task_input.get("goal") if isinstance(task_input, dict) else None
-    candidate = _solution_of(task_input)
+    # A peer review scores the proposal, not the current solution it is shown next to (None before any is applied).
+    reviewed = isinstance(task_input, dict) and task_input.get("proposal") is not None
+    candidate = task_input["proposal"] if reviewed else _solution_of(task_input)
     return coverage(candidate, problem if problem is not None else _text(task_input))
 
 
@@ -111,6 +113,8 @@ def _common(kind: str, task_input: Any, who: str) -> dict[str, Any] | None:
     if kind in ("explore", "propose"):
         problem = task_input.get("problem") or task_input.get("goal") if isinstance(task_input, dict) else task_input
         best = task_input.get("best") or task_input.get("solution") if isinstance(task_input, dict) else None
+        if best is None and kind == "propose" and isinstance(task_input, dict) and task_input.get("input") is not None:
+            best = _text(task_input["input"])  # peerToPeer improves the current solution: at first, the input itself
         step = int(task_input.get("generation") or task_input.get("round") or 0) if isinstance(task_input, dict) else 0
         solution = _improve(problem if problem is not None else task_input, _solution_of(best), who, step)
         return {
@@ -150,13 +154,14 @@ def plan_tasks(goal: str, max_tasks: int = 4, capabilities: set[str] | None = No
     return tasks
 
 
-def team_parts(goal: str, teams: list[str]) -> dict[str, str]:
-    """One part of the goal per team (hierarchical's plan contract): the goal's facets dealt out in turn."""
-    facets = keywords(goal, limit=max(len(teams), 4)) or [goal[:40]]
-    return {
-        team: f"{goal[:200]} (focus: {', '.join(facets[i :: len(teams)]) or facets[0]})"[:300]
-        for i, team in enumerate(teams)
-    }
+def team_parts(goal: str, teams: list[str], per_team: int = 2) -> dict[str, list[str]]:
+    """Each team's tasks (hierarchical's plan contract): the goal's facets dealt out in turn, one task each."""
+    facets = keywords(goal, limit=max(len(teams) * per_team, 4)) or [goal[:40]]
+    parts = {}
+    for i, team in enumerate(teams):
+        mine = (facets[i :: len(teams)] or facets[:1])[:per_team]
+        parts[team] = [f"{facet}: its part in {goal[:200]}"[:300] for facet in mine]
+    return parts
 
 
 def _roster_capabilities(data: Any) -> set[str] | None:

@@ -115,7 +115,7 @@ class Collaboration:
             if not self.gate.approved(record):
                 from podium.engine.context import TaskFailed
 
-                raise TaskFailed(step, [refusal(record)], ctx.priorities_of([result.agent]))
+                raise TaskFailed(step, [refusal(record)], ctx.priorities([result.agent]))
         self._told.pop((step, result.agent), None)
         await self.apply_effects(ctx, step, result)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,19 +19,22 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
 
-from podium.api.orchestration import Limits, Target
+from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
-from podium.engine import degradation, selection, tracing
+from podium.engine import availability, degradation, selection, tracing
+from podium.engine.availability import Availability, State
 from podium.engine.budget import Budget, allowance
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.resilience import BreakerStore, backoff_delay, parse_breaker
-from podium.engine.stats import PerfStats, StatsStore
+from podium.engine.stats import Failure, PerfStats, StatsStore
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from podium.engine.collaboration import Collaboration
@@ -40,6 +44,9 @@ RESULT_GRACE_SECONDS = 5.0
 # The longest a Retry-After from an agent's upstream may delay the next attempt: a server asking for an hour is
 # answered by the next agent (or by failing the step), not by holding the run.
 MAX_RETRY_AFTER_SECONDS = 300.0
+# How long a run waits for an agent that is not up yet (autoscaled at zero, first replicas starting): the API's
+# default for spec.agentWaitSeconds, for contexts built without a spec.
+DEFAULT_AGENT_WAIT_SECONDS = float(OrchestrationSpec.model_fields["agent_wait_seconds"].default)
 
 
 class TaskBus(Protocol):
@@ -51,14 +58,51 @@ class TaskBus(Protocol):
 
 
 class TaskFailed(Exception):
-    """Every attempt of a step failed, on every agent that could do it."""
+    """Every attempt of a step failed, on every agent that could do it.
 
-    def __init__(self, step: str, errors: list[str], priorities: list[str]) -> None:
+    ``unavailable`` names the agents meant for the step that could not be used at all (scaled to zero, in
+    maintenance, never woke up); ``attempts`` counts the attempts an available agent made. A step with
+    unavailable agents and no attempt failed for want of agents: the run's reason is then AgentUnavailable.
+    """
+
+    def __init__(
+        self,
+        step: str,
+        errors: list[str],
+        priorities: list[str],
+        *,
+        unavailable: Sequence[str] = (),
+        attempts: int = 0,
+        subject: str | None = None,
+    ) -> None:
         self.step = step
         self.errors = errors
         self.priorities = priorities
+        self.unavailable = list(unavailable)
+        self.attempts = attempts
+        self.subject = subject or f"step {step!r}"
         detail = "; ".join(errors[-3:]) or "no agent available"
-        super().__init__(f"step {step!r} failed: {detail}")
+        super().__init__(f"{self.subject} failed: {detail}")
+
+    @property
+    def last_error(self) -> str:
+        return self.errors[-1] if self.errors else "no agent available"
+
+    @property
+    def for_want_of_agents(self) -> bool:
+        """No agent could take the step: every one meant for it was unavailable."""
+        return bool(self.unavailable) and self.attempts == 0
+
+    def about(self, subject: str) -> TaskFailed:
+        """The same failure, named for what it was to the strategy (e.g. ``stage 'review'``)."""
+        return TaskFailed(
+            self.step,
+            self.errors,
+            self.priorities,
+            unavailable=self.unavailable,
+            attempts=self.attempts,
+            subject=subject,
+        )
 
 
 class RunCancelled(Exception):
@@ -68,6 +112,10 @@ class RunCancelled(Exception):
 ProgressCallback = Callable[[Progress], Awaitable[None] | None]
 SuspendProbe = Callable[[], Awaitable[bool]]
 Validator = Callable[[Any], str | None]
+# The agents as they are now (the operator reads them again), already scoped to the run.
+Refresh = Callable[[], Awaitable[AgentDirectory]]
+# Told of every event the run publishes (type, payload): how the operator counts them as metrics.
+EventHook = Callable[[str, Any], None]
 
 
 @dataclass
@@ -77,6 +125,8 @@ class RunOptions:
     rng: random.Random = field(default_factory=random.Random)
     suspend_poll_seconds: float = 1.0
     approval_poll_seconds: float = 0.5
+    refresh_seconds: float = 2.0  # how old the view of the agents may be when a dispatch asks who is available
+    wake_poll_seconds: float = 2.0  # how often a run waiting for an agent to come up looks again
 
 
 class RunContext:
@@ -96,11 +146,15 @@ class RunContext:
         is_suspended: SuspendProbe | None = None,
         options: RunOptions | None = None,
         collab: Collaboration | None = None,
+        refresh: Refresh | None = None,
+        agent_wait_seconds: float = DEFAULT_AGENT_WAIT_SECONDS,
+        on_event: EventHook | None = None,
     ) -> None:
         self.redis = redis
         self.collab = collab  # blackboard, messages, approval (podium.engine.collaboration); None: none of them
         self.bus = bus
         self.directory = directory
+        self._known = directory  # who the spec may name; agents that vanish later are unavailable, not unknown
         self.uid = uid
         self.namespace = namespace
         self.name = name
@@ -123,6 +177,11 @@ class RunContext:
         self._assigned: dict[str, int] = {}  # in-flight tasks this run handed each agent: load it adds
         self._allowance = Allowance()  # what the run had left at the last checkpoint: sent with each task
         self.attempts = tracing.Attempts()  # open attempt spans (docs/observability.md)
+        self._refresh = refresh
+        self._fresh_at = self.options.clock()
+        self.agent_wait_seconds = agent_wait_seconds
+        self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
+        self._on_event = on_event
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -171,8 +230,10 @@ class RunContext:
             await self.state.set(key, value, writer="engine")
 
     async def publish(self, type: str, payload: Any) -> None:
-        """An event on the orchestration's stream (``podium run watch`` and agents can follow it)."""
+        """An event on the orchestration's stream (``podium run history`` shows it, agents can follow it)."""
         await self.publish_as("engine", type, payload)
+        if self._on_event is not None:
+            self._on_event(type, payload)
 
     async def publish_as(self, sender: str, type: str, payload: Any) -> None:
         """A message on the run's stream from ``sender`` (an agent's ``messages``): routed to its subscribers."""
@@ -188,13 +249,47 @@ class RunContext:
     async def perf(self, agents: Sequence[AgentInfo]) -> dict[str, PerfStats]:
         return await self.stats.get_many([a.name for a in agents])  # one round trip for all of them
 
-    async def ranked(self, agents: Sequence[AgentInfo], required: Sequence[str] = ()) -> list[AgentInfo]:
-        """Agents best first for a task needing ``required`` capabilities, skipping ones whose breaker is open."""
-        return selection.rank(agents, await self.perf(agents), required=required, assigned=self._assigned)
+    async def ranked(
+        self,
+        agents: Sequence[AgentInfo],
+        required: Sequence[str] = (),
+        weights: BalanceWeights = selection.DEFAULT_BALANCE,
+    ) -> list[AgentInfo]:
+        """Agents best first for a task needing ``required`` capabilities (:func:`podium.engine.selection.rank`)."""
+        stats = await self.perf(agents)
+        return selection.rank(agents, stats, required=required, assigned=self._assigned, weights=weights)
 
     async def candidates(self, target: Target) -> list[AgentInfo]:
         required = [target.capability] if target.capability else []
-        return await self.ranked(self.directory.resolve(target), required)
+        return await self.ranked(self.directory.resolve(target), required, target.weights)
+
+    async def refresh(self) -> None:
+        """Read the agents again: replicas come and go, agents enter maintenance, while the run goes."""
+        if self._refresh is None:
+            return
+        try:
+            self.directory = await self._refresh()
+        except Exception as exc:  # the API server away for a moment: the last view stands
+            log.warning("cannot read the agents again, keeping the last view: %s", exc)
+        self._fresh_at = self.options.clock()
+
+    async def availability(self, name: str, *, fresh: bool = False) -> Availability:
+        """Whether ``name`` can take work now, by a view at most ``refresh_seconds`` old (``fresh``: read now)."""
+        if self._refresh is not None and (
+            fresh or self.options.clock() - self._fresh_at >= self.options.refresh_seconds
+        ):
+            await self.refresh()
+        if name not in self.directory:
+            return Availability(State.UNAVAILABLE, "no longer in the orchestration's scope (deleted?)")
+        return availability.of(self.directory.get(name))
+
+    def usable(self, agents: Sequence[AgentInfo]) -> list[AgentInfo]:
+        """The agents that can take work now or once they are up, by the current view."""
+        return availability.usable(list(agents))
+
+    def info(self, name: str) -> AgentInfo:
+        """The agent as now seen, or as it was when the run started if it has gone since."""
+        return self.directory.get(name) if name in self.directory else self._known.get(name)
 
     def assigned(self, agent: str) -> int:
         return self._assigned.get(agent, 0)
@@ -219,12 +314,16 @@ class RunContext:
     ) -> Result:
         """Run one step to a successful Result or raise :class:`TaskFailed`.
 
-        Who: ``agent`` (that one), ``agents`` (in that order) or ``target`` (ranked by load, success and
-        capability), then ``fallback``. Each agent gets ``retries`` retries (default: its resilience) with
-        exponential backoff and jitter; an agent whose breaker is open is skipped. ``validate`` returns an
-        error message for an output that must not be accepted (it then counts as a failed attempt). ``contract``
-        travels with the task as its output schema, and an output that does not honour it is rejected the same way.
-        A throttled attempt (the agent's upstream said 429) waits at least its ``retry_after`` before the next.
+        Who: ``agent`` (that one), ``agents`` (in that order) or ``target`` (ranked by load, capability and recent
+        success, with the target's weights), then ``fallback``. An unavailable agent (scaled to zero without
+        autoscaling, in maintenance, no ready replica) is passed over; one that is not up yet (autoscaled at zero,
+        starting) gets the task and the run waits for it at most ``agent_wait_seconds``; when the first choice was
+        passed over and another agent did the step, the run is degraded. Each agent gets ``retries`` retries
+        (default: its resilience) with its backoff policy (exponential or linear) and jitter; an agent whose
+        breaker is open is skipped. ``validate`` returns an error message for an output that must not be accepted
+        (it then counts as a failed attempt). ``contract`` travels with the task as its output schema, and an
+        output that does not honour it is rejected the same way. A throttled attempt (the agent's upstream said
+        429) waits at least its ``retry_after`` before the next.
         """
         validate = _checked(contract, validate)
         schema = contract.schema if contract is not None else None
@@ -234,6 +333,8 @@ class RunContext:
             return await self._accept(step, self._replay(entry, record))
         names = await self._candidate_names(target, agent, agents, required, fallback)
         errors: list[str] = []
+        passed_over: dict[str, str] = {}  # unavailable agents, with why
+        worked = 0  # attempts an agent took (answered, or kept silent past its timeout)
         attempt = 0
         tried: list[str] = []
         if entry is not None and entry.state == DISPATCHED:
@@ -241,21 +342,31 @@ class RunContext:
             attempt, tried = entry.attempt, list(entry.history)
             task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds, schema)
             task.id = entry.task_id
+            sent = self.options.clock()
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
-            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried)
+            worked += 1
+            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent)
             if isinstance(outcome, Result):
                 return await self._accept(step, outcome)
             errors.append(outcome)
         for name in names:
-            info = self.directory.get(name)
-            limit = info.resilience.retry.limit if retries is None else retries
+            state = await self.availability(name)
+            if state.state is State.WAKING and self.agent_wait_seconds <= 0:
+                state = Availability(State.UNAVAILABLE, f"{state.reason}, and agentWaitSeconds is 0")
+            if not state.usable:
+                errors.append(f"{name}: unavailable: {state.reason}")
+                passed_over[name] = state.reason
+                continue
+            info = self.info(name)
+            retry_spec = info.resilience.retry
+            limit = retry_spec.limit if retries is None else retries
             asked_wait = 0.0  # what the last attempt's upstream asked for (Retry-After)
             for retry in range(limit + 1):
                 if not await self._breaker_allows(info):
                     errors.append(f"{name}: circuit breaker open")
                     break
                 if retry > 0:
-                    delay = backoff_delay(retry, info.resilience.retry.backoff, self.options.rng)
+                    delay = backoff_delay(retry, retry_spec.backoff, self.options.rng, policy=retry_spec.policy)
                     await self.options.sleep(max(delay, asked_wait))
                 await self.checkpoint()
                 attempt += 1
@@ -263,15 +374,30 @@ class RunContext:
                 timeout = timeout_seconds or info.resilience.timeout_seconds
                 task = self._task(step, kind, input, name, attempt, timeout, schema)
                 await self._dispatch(step, record, task, tried)
-                result = await self._wait(task, name, timeout_seconds)
-                outcome = await self._settle(step, record, name, task, result, validate, tried)
+                sent = self.options.clock()
+                if state.state is State.WAKING:
+                    woke, result = await self._wait_waking(task, name, state, timeout_seconds)
+                    if not woke:
+                        why = f"not ready within {self.agent_wait_seconds:g}s (agentWaitSeconds): {state.reason}"
+                        errors.append(f"{name}: unavailable: {why}")
+                        passed_over[name] = why
+                        break
+                    state = availability.AVAILABLE
+                else:
+                    result = await self._wait(task, name, timeout_seconds)
+                worked += 1
+                outcome = await self._settle(step, record, name, task, result, validate, tried, sent)
                 if isinstance(outcome, Result):
+                    if names[0] in passed_over and name != names[0]:
+                        first = names[0]
+                        self.degrade(f"agent {first!r} unavailable ({passed_over[first]}); {step} went to {name!r}")
                     return await self._accept(step, outcome)
                 errors.append(outcome)
                 asked_wait = min(result.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS) if result else 0.0
-        priorities = [self.directory.get(n).priority for n in names if n in self.directory]
         await self._finish(step, record, attempt, tried, None, errors[-1] if errors else "no agent available")
-        raise TaskFailed(step, errors, priorities)
+        if not worked:
+            await self.publish("task.no_agents_available", {"step": step, "agents": names, "why": errors[-3:]})
+        raise TaskFailed(step, errors, self.priorities(names), unavailable=list(passed_over), attempts=worked)
 
     async def try_task(self, step: str, kind: str, input: Any, **how: Any) -> Result | None:
         """:meth:`run_task`, but a lost step degrades the run instead of failing it, unless its agents are
@@ -304,11 +430,12 @@ class RunContext:
         elif agents is not None:
             names = list(agents)
         elif target is not None:
-            names = [a.name for a in await self.ranked(self.directory.resolve(target), required)]
+            ranked = await self.ranked(self.directory.resolve(target), required, target.weights)
+            names = [a.name for a in ranked]
         else:
             raise ValueError("run_task needs agent, agents or target")
         for name in [*names, *fallback]:
-            self.directory.get(name)  # unknown names are a spec error, reported as such
+            self._known.get(name)  # unknown names are a spec error, reported as such
         return list(dict.fromkeys([*names, *fallback]))
 
     def _task(
@@ -363,13 +490,50 @@ class RunContext:
         await self._report()
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
-        info = self.directory.get(agent) if agent in self.directory else None
+        info = self.info(agent) if agent in self._known else None
         timeout = timeout_seconds or (info.resilience.timeout_seconds if info else 120)
         remaining = await self.budget.remaining_seconds(self.options.clock())
         try:
             return await self.bus.wait_result(task, max(0.0, min(timeout + RESULT_GRACE_SECONDS, remaining)))
         finally:
-            self._assigned[agent] = max(0, self._assigned.get(agent, 0) - 1)
+            self._release(agent)
+
+    def _release(self, agent: str) -> None:
+        self._assigned[agent] = max(0, self._assigned.get(agent, 0) - 1)
+
+    async def _wait_waking(
+        self, task: Task, agent: str, why: Availability, timeout_seconds: float | None
+    ) -> tuple[bool, Result | None]:
+        """The task went to an agent that is not up yet (queued work is what wakes an autoscaled agent): wait for
+        it to come up, at most ``agent_wait_seconds``, saying so in ``waiting``; then for the result as usual.
+        (False, None) when it did not come up in time or became unavailable meanwhile."""
+        clock = self.options.clock
+        deadline = clock() + self.agent_wait_seconds
+        bound = f"waiting up to {self.agent_wait_seconds:g}s (agentWaitSeconds)"
+        await self._set_waiting(task.id, f"agent {agent!r} is not ready ({why.reason}): {bound}")
+        try:
+            while True:
+                poll = min(self.options.wake_poll_seconds, max(0.0, deadline - clock()))
+                result = await self.bus.wait_result(task, poll)
+                if result is not None:  # it came up and did the work between two looks
+                    self._release(agent)
+                    return True, result
+                now = await self.availability(agent, fresh=True)
+                if now.state is State.AVAILABLE:
+                    break
+                if not now.usable or clock() >= deadline:
+                    self._release(agent)
+                    return False, None
+        finally:
+            await self._set_waiting(task.id, None)
+        return True, await self._wait(task, agent, timeout_seconds)
+
+    async def _set_waiting(self, task_id: str, why: str | None) -> None:
+        if why is None:
+            self.waiting.pop(task_id, None)
+        else:
+            self.waiting[task_id] = why
+        await self._report()
 
     async def _settle(
         self,
@@ -380,9 +544,10 @@ class RunContext:
         result: Result | None,
         validate: Validator | None,
         tried: list[str],
+        sent: float,
     ) -> Result | str:
-        """Account for one attempt's outcome; a Result on success, else the error text."""
-        info = self.directory.get(agent) if agent in self.directory else None
+        """Account for one attempt's outcome (dispatched at ``sent``); a Result on success, else the error text."""
+        info = self.info(agent) if agent in self._known else None
         config = info.resilience.circuit_breaker if info else None
         if result is None:
             error = f"{agent}: no result within the timeout (task {task.id})"
@@ -399,9 +564,11 @@ class RunContext:
                 self.budget.queue_result(pipe, result.cost, result.tokens)
                 record.cost += result.cost
                 record.tokens += result.tokens
-            self.stats.queue_record(
-                pipe, agent, ok, result.duration_ms if result else 0.0, result.quality if result and result.ok else None
-            )
+            # An attempt that never reported took at least as long as we waited for it.
+            duration_ms = result.duration_ms if result else (self.options.clock() - sent) * 1000.0
+            failure = None if ok else Failure(task.id, error, self.options.clock())
+            quality = result.quality if result and result.ok else None
+            self.stats.queue_record(pipe, agent, ok, duration_ms, quality, failure)
             if config is not None:
                 self.breakers.queue_load(pipe, agent)
             replies = await pipe.execute()
@@ -466,14 +633,11 @@ class RunContext:
             record.state, record.cost, record.tokens = "Succeeded", result.cost, result.tokens
             return result
         record.state = "Failed"
-        raise TaskFailed(entry.step, [entry.error or "failed"], self._priorities(entry.history))
+        raise TaskFailed(entry.step, [entry.error or "failed"], self.priorities(entry.history))
 
-    def priorities_of(self, names: Sequence[str]) -> list[str]:
-        """The priorities of the named agents in scope (what decides whether a lost step fails the run)."""
-        return self._priorities(names)
-
-    def _priorities(self, names: Sequence[str]) -> list[str]:
-        return [self.directory.get(n).priority for n in names if n in self.directory]
+    def priorities(self, names: Sequence[str]) -> list[str]:
+        """The priority tiers of these agents (what losing their work means, :mod:`podium.engine.degradation`)."""
+        return [self._known.get(n).priority for n in names if n in self._known]
 
     def progress(self) -> Progress:
         records = sorted(self.records.values(), key=lambda r: (r.started_at or float("inf"), r.step))
@@ -485,6 +649,7 @@ class RunContext:
             cost=sum(r.cost for r in records),
             tokens=sum(r.tokens for r in records),
             approvals=self.collab.approvals() if self.collab is not None else [],
+            waiting=sorted(set(self.waiting.values())),
         )
 
     def skip(self, step: str, kind: str, reason: str) -> None:

@@ -28,6 +28,7 @@ PART_CHARS = 300
 SOLUTION_CHARS = 800
 ANSWER_CHARS = 1000
 MAX_PLANNED_TASKS = 6
+MAX_TEAM_TASKS = 3  # tasks per team in a hierarchical plan: each costs the team a research, analysis and synthesis
 # Task names a plan may give: what ``TaskName`` accepts, shortened (they become step ids and status lines).
 PLANNED_NAME_PATTERN = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
 
@@ -120,17 +121,27 @@ def read_plan(output: Any) -> list[PlannedTask]:
     return tasks
 
 
-def assignments(teams: Sequence[str]) -> Contract:
-    """hierarchical's plan: the coordinator's instructions for each team."""
+def assignments(teams: Sequence[str], max_tasks: int = MAX_TEAM_TASKS) -> Contract:
+    """hierarchical's plan: the tasks the coordinator gives each team (the pattern's team assignments)."""
+
+    def tasks(team: str) -> dict[str, Any]:
+        return {
+            "type": "array",
+            "description": f"the tasks of team {team}",
+            "items": _text("one task", PART_CHARS),
+            "minItems": 1,
+            "maxItems": max_tasks,
+        }
+
     schema = _object(
-        "Split the goal into one part per team: what each team should work on.",
-        {"assignments": _object("one entry per team", {t: _text(f"the part of team {t}", PART_CHARS) for t in teams})},
+        f"Split the goal among the teams: 1 to {max_tasks} tasks for each team to work on.",
+        {"assignments": _object("the tasks of each team", {t: tasks(t) for t in teams})},
     )
     return Contract("plan", schema)
 
 
-def read_assignments(output: Any) -> dict[str, str]:
-    return dict(output["assignments"])
+def read_assignments(output: Any) -> dict[str, list[str]]:
+    return {team: list(tasks) for team, tasks in output["assignments"].items()}
 
 
 # ------------------------------------------------------------------------------------------------- scores

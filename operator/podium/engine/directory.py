@@ -37,6 +37,8 @@ class AgentInfo:
     write_priority: int = 1
     subscriptions: tuple[str, ...] = ()
     message_tasks: bool = False
+    autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero replicas
+    starting: bool = False  # its first replicas are starting (it has never been ready)
 
     @classmethod
     def from_spec(
@@ -58,6 +60,7 @@ class AgentInfo:
             write_priority=write_priority(spec),
             subscriptions=tuple(spec.subscriptions),
             message_tasks=spec.message_tasks,
+            autoscaled=spec.autoscaling is not None,
         )
 
     @property
@@ -83,6 +86,11 @@ class TeamInfo:
     name: str
     members: tuple[str, ...]
     lead: str | None = None
+    roles: tuple[tuple[str, str], ...] = ()  # (phase, member role): the team's own map for hierarchical work
+
+    def role(self, phase: str, default: str) -> str:
+        """The member role that does ``phase`` (research, analysis, synthesis) in this team."""
+        return dict(self.roles).get(phase, default)
 
 
 class AgentDirectory:

@@ -32,6 +32,7 @@ class Progress:
     tokens: int = 0
     # Approvals asked for (podium.dataplane.approvals.ApprovalRecord): one Waiting makes the run AwaitingApproval.
     approvals: list[Any] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # agents the run waits for to come up, each with why
 
     @property
     def text(self) -> str:

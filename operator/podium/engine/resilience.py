@@ -16,15 +16,28 @@ OPEN = "open"
 HALF_OPEN = "halfOpen"  # the spelling of podium.api.BreakerState, so status can copy it verbatim
 
 
-def backoff_delay(retry: int, backoff: Backoff, rng: random.Random | None = None) -> float:
-    """Seconds to wait before retry number ``retry`` (1 = first retry).
+EXPONENTIAL = "exponential"
+LINEAR = "linear"
 
-    Exponential, capped at ``maxSeconds``; with jitter the delay is drawn uniformly from [cap/2, cap] ("equal
-    jitter"): retries of many tasks spread out, yet no retry comes sooner than half the planned wait.
+
+def backoff_delay(
+    retry: int, backoff: Backoff, rng: random.Random | None = None, *, policy: str = EXPONENTIAL
+) -> float:
+    """Seconds to wait before retry number ``retry`` (1 = first retry) by ``policy`` (``resilience.retry.policy``).
+
+    Exponential: ``initialSeconds x factor^(retry-1)``; linear: ``initialSeconds x retry``; both capped at
+    ``maxSeconds``. With jitter the delay is drawn uniformly from [cap/2, cap] ("equal jitter"): retries of many
+    tasks spread out, yet no retry comes sooner than half the planned wait.
     """
     if retry < 1:
         raise ValueError(f"retry numbers start at 1, got {retry}")
-    cap = min(backoff.max_seconds, backoff.initial_seconds * backoff.factor ** (retry - 1))
+    if policy == EXPONENTIAL:
+        planned = backoff.initial_seconds * backoff.factor ** (retry - 1)
+    elif policy == LINEAR:
+        planned = backoff.initial_seconds * retry
+    else:
+        raise ValueError(f"unknown retry policy {policy!r}; expected {EXPONENTIAL} or {LINEAR}")
+    cap = min(backoff.max_seconds, planned)
     if not backoff.jitter:
         return cap
     return (rng or random).uniform(cap / 2, cap)

@@ -15,12 +15,14 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.records import ReplicaInfo
-from podium.engine import tracing
+from podium.engine import availability, tracing
 from podium.engine.approval import NotApproved
 from podium.engine.budget import BudgetExceeded
 from podium.engine.collaboration import Collaboration
 from podium.engine.context import (
+    EventHook,
     ProgressCallback,
+    Refresh,
     RunCancelled,
     RunContext,
     RunOptions,
@@ -30,7 +32,7 @@ from podium.engine.context import (
 )
 from podium.engine.directory import AgentDirectory, UnknownAgent
 from podium.engine.progress import TaskRecord
-from podium.engine.strategies import StrategyFailed, StrategyOutcome, get
+from podium.engine.strategies import StrategyFailed, StrategyOutcome, get, needs
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -90,7 +92,11 @@ async def run_orchestration(
     state: Any = None,
     is_suspended: SuspendProbe | None = None,
     options: RunOptions | None = None,
+    agents: Refresh | None = None,
+    on_event: EventHook | None = None,
 ) -> RunOutcome:
+    """Run ``spec`` over the agents of ``directory``; ``agents``, when given, reads them again (the operator's live
+    view), so availability is decided on what is true when each step needs an agent."""
     bus = bus or _default_bus(redis)
     from podium.dataplane.state import SharedState
 
@@ -98,6 +104,14 @@ async def run_orchestration(
         state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
     collab = Collaboration(redis, namespace, name, uid, spec, state) if isinstance(state, SharedState) else None
     scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
+    refresh: Refresh | None = None
+    if agents is not None:
+        read = agents
+
+        async def rescoped() -> AgentDirectory:
+            return await _with_live_load(bus, _scope(await read(), spec), namespace)
+
+        refresh = rescoped
     ctx = RunContext(
         redis=redis,
         bus=bus,
@@ -112,6 +126,9 @@ async def run_orchestration(
         is_suspended=is_suspended,
         options=options,
         collab=collab,
+        refresh=refresh,
+        agent_wait_seconds=float(spec.agent_wait_seconds),
+        on_event=on_event,
     )
     if not len(scoped):
         return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
@@ -127,12 +144,25 @@ async def run_orchestration(
     if collab is not None:
         await collab.start(ctx)
     await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
-    outcome = await _execute(ctx, spec, block)
+    outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
     await ctx.publish(
         "run.finished",
         {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]},
     )
     return outcome
+
+
+def _unstartable(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunOutcome | None:
+    """Up front, before any dispatch: a spec naming an unknown agent, or work only unavailable critical agents
+    could do, ends the run at once rather than after the work before it was done (and paid for)."""
+    try:
+        named = [
+            (what, [ctx.directory.get(n) for n in names]) for what, names in needs(spec.strategy, block, ctx.directory)
+        ]
+    except UnknownAgent as exc:
+        return _finish(ctx, FAILED, "InvalidSpec", str(exc))
+    problem = availability.blocked(named)
+    return None if problem is None else _finish(ctx, FAILED, "AgentUnavailable", problem)
 
 
 @tracing.run
@@ -156,7 +186,8 @@ async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunO
     except RunCancelled as exc:
         return _finish(ctx, FAILED, "Cancelled", f"run cancelled: {exc}", ctx.partial)
     except TaskFailed as exc:
-        return _finish(ctx, FAILED, "TaskFailed", str(exc), ctx.partial)
+        reason = "AgentUnavailable" if exc.for_want_of_agents else "TaskFailed"
+        return _finish(ctx, FAILED, reason, str(exc), ctx.partial)
     except StrategyFailed as exc:
         return _finish(ctx, FAILED, "StrategyFailed", str(exc), ctx.partial)
     except NotApproved as exc:

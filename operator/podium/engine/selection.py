@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from podium.api.orchestration import AssignmentWeights, BidWeights
+from podium.api.orchestration import AssignmentWeights, BalanceWeights, BidWeights
+from podium.engine import availability
 from podium.engine.directory import AgentInfo
 from podium.engine.stats import PerfStats
 
-DEFAULT_WEIGHTS = AssignmentWeights()
+DEFAULT_BALANCE = BalanceWeights()
 
 
 def capability_match(agent: AgentInfo, required: Sequence[str]) -> float:
@@ -19,11 +20,29 @@ def capability_match(agent: AgentInfo, required: Sequence[str]) -> float:
     return sum(agent.level(c) for c in required) / len(required)
 
 
-def weighted_score(capability: float, performance: float, load: float, weights: AssignmentWeights) -> float:
-    """capability, performance in [0, 1]; load in [0, 1] (1 = saturated). Higher is better, result in [0, 1]."""
-    total = weights.capability + weights.performance + weights.load
-    free = 1.0 - min(max(load, 0.0), 1.0)
-    return (weights.capability * capability + weights.performance * performance + weights.load * free) / total
+def weighted_mean(parts: Sequence[tuple[float, float]]) -> float:
+    """The mean of ``(weight, value)`` pairs by their weights (relative: divided by their sum)."""
+    total = sum(w for w, _ in parts)
+    return sum(w * v for w, v in parts) / total if total > 0 else 0.0
+
+
+def free(load: float) -> float:
+    """Free capacity from a load in [0, 1] (1 = saturated)."""
+    return 1.0 - min(max(load, 0.0), 1.0)
+
+
+def assignment_score(capability: float, performance: float, load: float, weights: AssignmentWeights) -> float:
+    """centralCommand's score of an agent for a task: capability, performance (past success) and load in
+    [0, 1]. Higher is better, result in [0, 1]."""
+    return weighted_mean(
+        [(weights.capability, capability), (weights.performance, performance), (weights.load, free(load))]
+    )
+
+
+def balance_score(load: float, capability: float, success: float, weights: BalanceWeights) -> float:
+    """The load balancer's score of an agent for a step: load, capability match and recent success in [0, 1].
+    Higher is better, result in [0, 1]."""
+    return weighted_mean([(weights.load, free(load)), (weights.capability, capability), (weights.success, success)])
 
 
 def effective_load(agent: AgentInfo, assigned: int) -> float:
@@ -38,19 +57,17 @@ def rank(
     *,
     required: Sequence[str] = (),
     assigned: dict[str, int] | None = None,
-    weights: AssignmentWeights = DEFAULT_WEIGHTS,
+    weights: BalanceWeights = DEFAULT_BALANCE,
 ) -> list[AgentInfo]:
-    """Agents best first by capability match, past success and free capacity.
-
-    Agents with no ready replica go last rather than away: their queue is durable, and a Deployment that is
-    still scaling up is better than failing the step.
-    """
+    """Agents best first: available ones before waking ones before unavailable ones, each group by free
+    capacity, capability match and recent success (:func:`balance_score`)."""
     assigned = assigned or {}
 
-    def key(a: AgentInfo) -> tuple[bool, float, str]:
-        perf = stats.get(a.name, PerfStats()).expected_success
-        score = weighted_score(capability_match(a, required), perf, effective_load(a, assigned.get(a.name, 0)), weights)
-        return (not a.ready, -score, a.name)
+    def key(a: AgentInfo) -> tuple[int, float, str]:
+        success = stats.get(a.name, PerfStats()).recent_success
+        load = effective_load(a, assigned.get(a.name, 0))
+        score = balance_score(load, capability_match(a, required), success, weights)
+        return (availability.of(a).state, -score, a.name)
 
     return sorted(agents, key=key)
 
@@ -68,7 +85,6 @@ def bid_scores(bids: Sequence[Bid], weights: BidWeights) -> dict[str, float]:
     """Each bid's score in [0, 1]. Price and time are relative to the best bid of the auction (cheapest = 1)."""
     if not bids:
         return {}
-    total = weights.price + weights.capability + weights.reputation + weights.time
     low_price = min(b.price for b in bids)
     low_time = min(b.seconds for b in bids)
 
@@ -76,13 +92,14 @@ def bid_scores(bids: Sequence[Bid], weights: BidWeights) -> dict[str, float]:
         return 1.0 if value <= 0 else (best / value if best > 0 else 0.0)
 
     return {
-        b.agent: (
-            weights.price * relative(low_price, b.price)
-            + weights.capability * b.capability
-            + weights.reputation * b.reputation
-            + weights.time * relative(low_time, b.seconds)
+        b.agent: weighted_mean(
+            [
+                (weights.price, relative(low_price, b.price)),
+                (weights.capability, b.capability),
+                (weights.reputation, b.reputation),
+                (weights.time, relative(low_time, b.seconds)),
+            ]
         )
-        / total
         for b in bids
     }
 

@@ -13,11 +13,21 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from podium.api.agent import PerformanceTargets
 from podium.dataplane import perf
 from podium.dataplane.keys import agent_keys
-from podium.dataplane.perf import RECENT, PerfRecord
+from podium.dataplane.perf import RECENT, Failure, PerfRecord
 
-__all__ = ["RECENT", "REPUTATION_ALPHA", "PerfStats", "StatsStore", "next_reputation", "parse_stats"]
+__all__ = [
+    "RECENT",
+    "REPUTATION_ALPHA",
+    "Failure",
+    "PerfStats",
+    "StatsStore",
+    "next_reputation",
+    "parse_stats",
+    "recommendation",
+]
 
 REPUTATION_ALPHA = 0.3  # weight of the newest outcome in the reputation's moving average
 
@@ -40,6 +50,11 @@ class PerfStats(PerfRecord):
         return (self.completed + 1) / (self.tasks + 2)
 
     @property
+    def recent_success(self) -> float:
+        """Success rate over the recent outcomes (the load balancer's window), with the same uniform prior."""
+        return (sum(self.recent) + 1) / (len(self.recent) + 2)
+
+    @property
     def avg_ms(self) -> float | None:
         return self.total_ms / self.tasks if self.tasks else None
 
@@ -47,23 +62,27 @@ class PerfStats(PerfRecord):
     def avg_quality(self) -> float | None:
         return self.quality_sum / self.quality_n if self.quality_n else None
 
-    @property
-    def recent_failures(self) -> int:
-        return sum(1 for ok in self.recent if not ok)
 
-    @property
-    def recommendation(self) -> str:
-        if not self.tasks:
-            return "no data yet"
-        if self.recent_failures >= RECENT // 2:
-            return f"unstable: {self.recent_failures} of the last {len(self.recent)} tasks failed; check its backend"
-        rate = self.success_rate or 0.0
-        if self.tasks >= 5 and rate < 0.8:
-            return f"unreliable: success rate {rate:.0%}; add retries or a fallback agent"
-        quality = self.avg_quality
-        if quality is not None and quality < 0.5:
-            return f"low quality: average {quality:.2f}; review its prompt or model"
-        return "healthy"
+def recommendation(stats: PerfStats, targets: PerformanceTargets) -> str:
+    """The pattern's verdict on an agent's record: the first of its targets it misses (success rate, then average
+    time, then quality), else "within acceptable parameters"."""
+    if not stats.tasks:
+        return "no data yet"
+    rate = stats.success_rate or 0.0
+    if rate < targets.min_success_rate:
+        return (
+            f"Agent requires attention - high failure rate (success rate {rate:.0%} < {targets.min_success_rate:.0%})"
+        )
+    seconds = (stats.avg_ms or 0.0) / 1000.0
+    if seconds > targets.max_average_seconds:
+        return (
+            f"Agent performance is slow - consider optimization (average {seconds:.1f}s > "
+            f"{targets.max_average_seconds:g}s)"
+        )
+    quality = stats.avg_quality
+    if quality is not None and quality < targets.min_quality:
+        return f"Agent output quality is below threshold (average {quality:.2f} < {targets.min_quality:g})"
+    return "Agent performing within acceptable parameters"
 
 
 def next_reputation(current: float | None, ok: bool, quality: float | None) -> float:
@@ -79,14 +98,24 @@ class StatsStore:
         self._redis = redis
         self._namespace = namespace
 
-    async def record(self, agent: str, ok: bool, duration_ms: float, quality: float | None) -> None:
+    async def record(
+        self, agent: str, ok: bool, duration_ms: float, quality: float | None, failure: Failure | None = None
+    ) -> None:
         pipe = self._redis.pipeline(transaction=True)
-        self.queue_record(pipe, agent, ok, duration_ms, quality)
+        self.queue_record(pipe, agent, ok, duration_ms, quality, failure)
         await pipe.execute()
 
-    def queue_record(self, pipe: Pipeline, agent: str, ok: bool, duration_ms: float, quality: float | None) -> None:
+    def queue_record(
+        self,
+        pipe: Pipeline,
+        agent: str,
+        ok: bool,
+        duration_ms: float,
+        quality: float | None,
+        failure: Failure | None = None,
+    ) -> None:
         """:meth:`record` as commands on the caller's pipeline."""
-        perf.queue_record(pipe, agent_keys(self._namespace, agent), ok, duration_ms, quality)
+        perf.queue_record(pipe, agent_keys(self._namespace, agent), ok, duration_ms, quality, failure)
 
     async def update_reputation(self, agent: str, ok: bool, quality: float | None) -> float:
         """Fold one outcome into the agent's reputation; concurrent results of parallel auctions all count."""
@@ -101,10 +130,7 @@ class StatsStore:
         """Stats of many agents in one round trip (selection ranks every candidate before each dispatch)."""
         return await perf.read_many(self._redis, self._namespace, agents, PerfStats)
 
-    def queue_get(self, pipe: Pipeline, agent: str) -> None:
-        """:meth:`get` as two commands on the caller's pipeline; :func:`parse_stats` takes their two replies."""
-        perf.queue_read(pipe, agent_keys(self._namespace, agent))
 
-
-def parse_stats(raw: Any, recent: Any) -> PerfStats:
-    return perf.parse(raw, recent, PerfStats)
+def parse_stats(raw: Any, recent: Any, failures: Any) -> PerfStats:
+    """The stats from the replies of :func:`podium.dataplane.perf.queue_read`."""
+    return perf.parse(raw, recent, failures, PerfStats)

@@ -66,6 +66,12 @@ APPROVAL_DECISIONS = Counter(
     "Approvals decided, by decision (Approved, Rejected, TimedOut)",
     ["namespace", "decision"],
 )
+RUN_EVENTS = Counter(
+    "podium_orchestration_events_total",
+    "Events runs published on their event stream (task.created, task.completed, agent.available, workflow.failed, "
+    "task.no_agents_available, task.finished, run.started, run.finished, ...), by strategy and type",
+    ["namespace", "strategy", "type"],
+)
 
 BREAKER_VALUE = {"closed": 0, "halfOpen": 1, "open": 2}
 
@@ -103,6 +109,10 @@ def run_spent(namespace: str, strategy: str, cost: float, tokens: int) -> None:
     """Count an ended run's spend (a zero too: the series then exists for dashboards from the first run on)."""
     RUN_COST.labels(namespace, strategy).inc(max(0.0, cost))
     RUN_TOKENS.labels(namespace, strategy).inc(max(0, tokens))
+
+
+def run_event(namespace: str, strategy: str, type_: str) -> None:
+    RUN_EVENTS.labels(namespace, strategy, type_).inc()
 
 
 def forget_agent(namespace: str, agent: str) -> None:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from podium.api.orchestration import OrchestrationSpec, Target
+from podium.api.orchestration import MarketSpec, OrchestrationSpec, Target
 from podium.engine import contracts
 from podium.engine.graph import layers, sinks
 from podium.viewer.steps import not_run
@@ -182,10 +182,22 @@ def _bid(view: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _market_tasks(spec: MarketSpec, steps: Steps, result: Any) -> tuple[list[str], dict[str, Any]]:
+    """The auctioned tasks' names and their sales: the spec's tasks, the planner's (from the result, or the steps
+    while it runs), or the one task of the input."""
+    sales = _mapping(result)
+    if spec.integrator is not None:
+        sales = _mapping(sales.get("tasks"))
+    if spec.tasks:
+        return [t.name for t in spec.tasks], sales
+    if spec.planner is not None:
+        return list(sales) or [key[len("task-") :] for key in steps if key.startswith("task-")], sales
+    return ["task"], sales if spec.integrator is not None else {}
+
+
 def market(spec: OrchestrationSpec, steps: Steps, result: Any) -> Picture:
     assert spec.market is not None
-    names = [t.name for t in spec.market.tasks] if spec.market.tasks else ["task"]
-    sold = _mapping(result) if spec.market.tasks else {}
+    names, sold = _market_tasks(spec.market, steps, result)
     auctions = []
     for name in names:
         prefix = f"auction-{name}-"
@@ -297,20 +309,33 @@ def central_command(spec: OrchestrationSpec, steps: Steps, result: Any) -> Pictu
 # --- hierarchical: coordinator, teams, integration ---------------------------------------------------------
 
 
+_TEAM_STEP = re.compile(r"(\d+)-(research|analysis|synthesis)")
+
+
+def _team_tasks(team: str, steps: Steps) -> list[dict[str, Any]]:
+    """The team's tasks of the plan in order, each with its research, analysis and synthesis (one, pending, until
+    its steps start)."""
+    prefix = f"team-{team}-"
+    found = {
+        int(m.group(1)) for key in steps if key.startswith(prefix) and (m := _TEAM_STEP.fullmatch(key[len(prefix) :]))
+    }
+    return [
+        {
+            "task": n,
+            "research": _get(steps, f"{prefix}{n}-research"),
+            "analysis": _get(steps, f"{prefix}{n}-analysis"),
+            "synthesis": _get(steps, f"{prefix}{n}-synthesis", "synthesize"),
+        }
+        for n in sorted(found) or [1]
+    ]
+
+
 def hierarchical(spec: OrchestrationSpec, steps: Steps, result: Any) -> Picture:
     assert spec.hierarchical is not None
     return {
         "kind": "teams",
         "plan": _get(steps, "plan", "plan"),
-        "teams": [
-            {
-                "team": team,
-                "research": _get(steps, f"team-{team}-research"),
-                "analysis": _get(steps, f"team-{team}-analysis"),
-                "synthesis": _get(steps, f"team-{team}-synthesis", "synthesize"),
-            }
-            for team in spec.hierarchical.teams
-        ],
+        "teams": [{"team": team, "tasks": _team_tasks(team, steps)} for team in spec.hierarchical.teams],
         "integrate": _get(steps, "integrate", "synthesize"),
     }
 

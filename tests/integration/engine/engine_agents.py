@@ -97,7 +97,7 @@ def behave(task: Any) -> Any:
         if "plan" in mode:
             return mode["plan"]
         if "teams" in data:
-            return {"assignments": {team: f"the {team} part" for team in data["teams"]}}
+            return {"assignments": {team: [f"the {team} part"] for team in data["teams"]}}
         return {"tasks": [{"name": "only", "description": "all of it", "capabilities": []}]}
     if kind == "synthesize":
         return {"answer": f"synthesis by {agent} of {', '.join(sorted(data))}"}

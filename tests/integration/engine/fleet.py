@@ -27,6 +27,7 @@ from podium.api.agent import Backoff, CircuitBreaker, Resilience, Retry
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.bus import Bus
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo
+from podium.engine.progress import Progress
 from podium.engine.runner import RunOutcome, run_orchestration
 from podium_localcluster.redis_server import free_port
 
@@ -172,6 +173,7 @@ def info(
 class Engine:
     def __init__(self, fleet: Fleet, redis: aioredis.Redis, bus: Bus) -> None:
         self.fleet, self.redis, self.bus = fleet, redis, bus
+        self.progress: list[Progress] = []  # what the last run reported, in order
 
     async def run(
         self, spec: dict[str, Any], agents: list[AgentInfo], teams: tuple[TeamInfo, ...] = (), uid: str | None = None
@@ -179,7 +181,8 @@ class Engine:
         uid = uid or uuid.uuid4().hex[:12]
         parsed = OrchestrationSpec.model_validate(spec)
         directory = AgentDirectory(agents, teams)
+        self.progress = []
         outcome = await run_orchestration(
-            self.redis, directory, self.fleet.namespace, "orch", uid, parsed, bus=self.bus
+            self.redis, directory, self.fleet.namespace, "orch", uid, parsed, self.progress.append, bus=self.bus
         )
         return outcome, uid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -103,6 +104,31 @@ async def test_retries_with_backoff_until_success(fleet: Fleet, client: aioredis
     assert ctx.records["s"].attempts == 3 and ctx.records["s"].state == "Succeeded"
     stats = await StatsStore(client, fleet.namespace).get("w1")
     assert (stats.completed, stats.failed) == (1, 2)
+
+
+async def test_failures_are_remembered_with_task_error_and_time_and_silence_with_its_real_duration(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    fleet.set_mode("w1", fail_always=True)
+    # "quiet" has no process: its task is never answered, so the engine gives up after the timeout (+5 s grace).
+    quiet = dataclasses.replace(info("w1", retries=0), name="quiet")
+    ctx = context(fleet, client, bus, [info("w1", retries=0), quiet])
+    await ctx.start()
+    for step in ("a", "b"):
+        with pytest.raises(TaskFailed):
+            await ctx.run_task(step, "execute", "x", agent="w1")
+    stats = await StatsStore(client, fleet.namespace).get("w1")
+    assert [(f.task, f.error) for f in stats.failures] == [
+        (f"{ctx.uid}:b:1", "w1: RuntimeError: w1: always fails"),
+        (f"{ctx.uid}:a:1", "w1: RuntimeError: w1: always fails"),
+    ]
+    assert stats.failures[1].time <= stats.failures[0].time
+    with pytest.raises(TaskFailed, match="no result within the timeout"):
+        await ctx.run_task("silent", "execute", "x", agent="quiet", timeout_seconds=1)
+    silent = await StatsStore(client, fleet.namespace).get("quiet")
+    # Counted with the time waited (1 s + 5 s grace), not as 0 ms.
+    assert silent.failed == 1 and silent.avg_ms is not None and silent.avg_ms >= 6000
+    assert silent.failures[0].error.startswith("quiet: no result within the timeout")
 
 
 async def test_next_suitable_agent_after_retries_run_out(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

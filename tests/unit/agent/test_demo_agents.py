@@ -41,6 +41,9 @@ def test_review_scores_coverage() -> None:
     assert contracts.review().error(good["output"]) is None
     assert good["quality"] == 1.0 and good["output"]["comment"].startswith("good")
     assert poor["quality"] == 0.0
+    # peerToPeer's review shows the proposal next to the current solution (none before one was applied).
+    peer = {"input": {"draft": "podium runs agents"}, "solution": None, "round": 1, "proposal": "podium: runs agents"}
+    assert run(agents.analyzer, "review", peer)["quality"] > 0.5
 
 
 def test_exploration_improves_on_the_best_and_converges() -> None:

@@ -198,10 +198,10 @@ def test_cost_from_per_million_prices() -> None:
 
 def test_a_copied_placeholder_is_no_answer() -> None:
     schema = contracts.assignments(["research"]).schema
-    copied = {"assignments": {"research": "<text, at most 300 characters: the part of team research>"}}
+    copied = {"assignments": {"research": ["<text, at most 300 characters: one task>"]}}
     _, problem = check_answer(Completion(json.dumps(copied)), schema)
     assert problem == (
-        "field 'assignments.research' repeats the form's placeholder instead of answering: write the content itself"
+        "field 'assignments.research[0]' repeats the form's placeholder instead of answering: write the content itself"
     )
     assert prompts.copied_placeholder({"a": ["x", "<y>"]}) == "a[1]"
     assert prompts.copied_placeholder({"a": "x <y> z"}) is None

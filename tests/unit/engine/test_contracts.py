@@ -98,8 +98,12 @@ def test_readers() -> None:
     assert contracts.read_scores({"scores": [0, 5, 10]}) == [0.0, 0.5, 1.0]
     assert contracts.read_review({"score": 7, "comment": "ok"}) == 0.7
     assignments = contracts.assignments(["a", "b"])
-    assert assignments.error({"assignments": {"a": "x"}}) == "missing field 'assignments.b'"
-    assert contracts.read_assignments({"assignments": {"a": "x", "b": "y"}}) == {"a": "x", "b": "y"}
+    assert assignments.error({"assignments": {"a": ["x"]}}) == "missing field 'assignments.b'"
+    assert assignments.error({"assignments": {"a": ["x"], "b": []}}) is not None  # every team gets a task
+    assert assignments.error({"assignments": {"a": ["x"], "b": ["1", "2", "3", "4"]}}) is not None  # at most 3
+    plan = {"assignments": {"a": ["x"], "b": ["y", "z"]}}
+    assert assignments.error(plan) is None
+    assert contracts.read_assignments(plan) == {"a": ["x"], "b": ["y", "z"]}
 
 
 def test_a_stage_contract_refuses_an_invalid_schema() -> None:

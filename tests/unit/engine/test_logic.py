@@ -1,11 +1,12 @@
 import pytest
 
+from podium.api.agent import PerformanceTargets
 from podium.api.orchestration import Limits
 from podium.engine.budget import BudgetExceeded, Usage, check
 from podium.engine.convergence import reached, round_converged, stalled_generations, swarm_converged
 from podium.engine.degradation import Verdict, assess, partial_verdict
 from podium.engine.graph import CycleError, downstream, layers, ready, sinks
-from podium.engine.stats import PerfStats, next_reputation
+from podium.engine.stats import PerfStats, next_reputation, recommendation
 
 DEPS = {"fetch": [], "parse": ["fetch"], "lint": ["parse"], "test": ["parse"], "report": ["lint", "test"]}
 
@@ -67,12 +68,40 @@ def test_budget_check_names_the_limit_hit(usage: Usage, limit: str) -> None:
     check(limits, Usage(tasks=4, cost=0.99, tokens=99, elapsed=9.9))
 
 
-def test_stats_recommendation_and_reputation() -> None:
-    assert PerfStats().recommendation == "no data yet"
-    assert PerfStats(completed=10, recent=(True,) * 10).recommendation == "healthy"
-    assert PerfStats(completed=5, failed=5, recent=(False,) * 5 + (True,) * 5).recommendation.startswith("unstable")
-    assert PerfStats(completed=6, failed=4, recent=(True,) * 8 + (False,) * 2).recommendation.startswith("unreliable")
-    assert PerfStats(completed=2, quality_sum=0.6, quality_n=2).recommendation.startswith("low quality")
+TARGETS = PerformanceTargets()
+
+
+def test_recommendation_follows_the_patterns_rules_in_order() -> None:
+    assert (TARGETS.min_success_rate, TARGETS.max_average_seconds, TARGETS.min_quality) == (0.8, 30.0, 0.7)
+    assert recommendation(PerfStats(), TARGETS) == "no data yet"
+    fine = PerfStats(completed=10, total_ms=10 * 2000.0, quality_sum=8.0, quality_n=10)
+    assert recommendation(fine, TARGETS) == "Agent performing within acceptable parameters"
+    failing = PerfStats(completed=7, failed=3, total_ms=10 * 2000.0)
+    assert recommendation(failing, TARGETS) == ("Agent requires attention - high failure rate (success rate 70% < 80%)")
+    slow = PerfStats(completed=4, total_ms=4 * 45_000.0)
+    assert recommendation(slow, TARGETS) == "Agent performance is slow - consider optimization (average 45.0s > 30s)"
+    poor = PerfStats(completed=2, total_ms=2000.0, quality_sum=1.2, quality_n=2)
+    assert recommendation(poor, TARGETS) == "Agent output quality is below threshold (average 0.60 < 0.7)"
+    # The first rule that applies wins: failing and slow and poor reads as failing.
+    worst = PerfStats(completed=1, failed=4, total_ms=5 * 60_000.0, quality_sum=0.1, quality_n=1)
+    assert recommendation(worst, TARGETS).startswith("Agent requires attention")
+    # At exactly the threshold an agent is within parameters (the rules are strict inequalities, as the pattern's).
+    edge = PerfStats(completed=8, failed=2, total_ms=10 * 30_000.0, quality_sum=0.7, quality_n=1)
+    assert recommendation(edge, TARGETS) == "Agent performing within acceptable parameters"
+
+
+def test_recommendation_thresholds_are_the_agents_own() -> None:
+    slow = PerfStats(completed=4, total_ms=4 * 45_000.0, quality_sum=3.2, quality_n=4)
+    patient = PerformanceTargets(max_average_seconds=60)
+    assert recommendation(slow, patient) == "Agent performing within acceptable parameters"
+    strict = PerformanceTargets(min_success_rate=0.99, max_average_seconds=60)
+    assert recommendation(PerfStats(completed=98, failed=2), strict).startswith("Agent requires attention")
+    assert recommendation(slow, PerformanceTargets(max_average_seconds=60, min_quality=0.9)).startswith(
+        "Agent output quality is below threshold"
+    )
+
+
+def test_reputation_and_expected_success() -> None:
     assert PerfStats().expected_success == 0.5
     assert next_reputation(None, True, None) > 0.5 > next_reputation(None, False, None)
     assert next_reputation(0.5, True, 0.2) < 0.5

@@ -3,8 +3,9 @@ import random
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from podium.api.agent import Backoff, CircuitBreaker
+from podium.api.agent import Backoff, CircuitBreaker, Retry
 from podium.engine.resilience import CLOSED, HALF_OPEN, OPEN, Breaker, backoff_delay
 
 
@@ -25,6 +26,28 @@ def test_jitter_spreads_retries_apart() -> None:
     b = Backoff(initial_seconds=4, jitter=True)
     rng = random.Random(1)
     assert len({round(backoff_delay(1, b, rng), 6) for _ in range(20)}) > 10
+
+
+def test_linear_policy_grows_by_the_initial_wait_then_caps() -> None:
+    b = Backoff(initial_seconds=1.5, factor=3, max_seconds=5, jitter=False)  # factor is exponential's only
+    assert [backoff_delay(n, b, policy="linear") for n in range(1, 6)] == [1.5, 3.0, 4.5, 5, 5]
+    assert [backoff_delay(n, b, policy="exponential") for n in range(1, 4)] == [1.5, 4.5, 5]
+
+
+@given(retry=st.integers(1, 40), seed=st.integers(0, 1000))
+def test_jittered_linear_backoff_stays_between_half_and_full_planned_delay(retry: int, seed: int) -> None:
+    b = Backoff(initial_seconds=0.5, max_seconds=8, jitter=True)
+    cap = min(8.0, 0.5 * retry)
+    assert cap / 2 <= backoff_delay(retry, b, random.Random(seed), policy="linear") <= cap
+
+
+def test_the_retry_policy_is_exponential_unless_the_agent_says_linear() -> None:
+    assert Retry().policy == "exponential"
+    assert Retry.model_validate({"policy": "linear"}).policy == "linear"
+    with pytest.raises(ValidationError):
+        Retry.model_validate({"policy": "fibonacci"})
+    with pytest.raises(ValueError, match="unknown retry policy"):
+        backoff_delay(1, Backoff(), policy="fibonacci")
 
 
 def test_retry_numbers_start_at_one() -> None:

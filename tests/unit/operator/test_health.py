@@ -1,10 +1,9 @@
-"""Heartbeat-driven restarts and the circuit breaker."""
+"""Heartbeat-driven restarts."""
 
 from __future__ import annotations
 
-from podium.api.agent import BreakerState
 from podium.dataplane.records import ReplicaInfo
-from podium.operator.agents.health import Breaker, HealthReport, PodView, evaluate, step_breaker
+from podium.operator.agents.health import HealthReport, PodView, evaluate
 
 NOW = 1_000_000.0
 
@@ -53,33 +52,3 @@ def test_pods_not_running_or_terminating_are_left_to_kubernetes() -> None:
 def test_unknown_heartbeats_judge_nothing() -> None:
     report = evaluate([pod("a")], None, now=NOW, lease_seconds=10, startup_grace_seconds=20, concurrency=1)
     assert report.lapsed == [] and not report.heartbeats_known and report.ready == 1
-
-
-def step(b: Breaker, failures: int, healthy: bool, at: float) -> Breaker:
-    return step_breaker(b, new_failures=failures, healthy=healthy, now=at, threshold=3, recovery_seconds=60)
-
-
-def test_breaker_opens_after_threshold_then_half_opens_then_closes() -> None:
-    b = Breaker(BreakerState.closed, 0)
-    b = step(b, 2, False, NOW)
-    assert b.state == BreakerState.closed
-    b = step(b, 1, False, NOW + 1)
-    assert b.state == BreakerState.open and b.opened_at == NOW + 1
-    b = step(b, 0, True, NOW + 30)
-    assert b.state == BreakerState.open
-    b = step(b, 0, False, NOW + 61)
-    assert b.state == BreakerState.half_open
-    b = step(b, 0, True, NOW + 62)
-    assert b == Breaker(BreakerState.closed, 0, None)
-
-
-def test_half_open_breaker_reopens_on_failure() -> None:
-    b = step(Breaker(BreakerState.half_open, 3, NOW), 1, False, NOW + 100)
-    assert b.state == BreakerState.open and b.opened_at == NOW + 100
-
-
-def test_healthy_rounds_forgive_failures_slowly() -> None:
-    b = step(Breaker(BreakerState.closed, 2), 0, True, NOW)
-    assert b.failures == 1
-    b = step(b, 0, True, NOW)
-    assert b.failures == 0

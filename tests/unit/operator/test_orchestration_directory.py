@@ -73,11 +73,33 @@ def test_readiness_explains_what_a_pending_run_waits_for() -> None:
     assert (missing.ok, missing.reason) == (False, "TeamNotFound") and "nope" in missing.message
     empty = od.readiness(pipeline(agentSelector={"matchLabels": {"k": "other"}}), d)
     assert (empty.ok, empty.reason) == (False, "NoAgents")
-    waiting = od.readiness(pipeline(), d)
-    assert (waiting.ok, waiting.reason) == (False, "AgentsNotReady") and "a" in waiting.message
-    assert od.readiness(pipeline(agentSelector={"matchLabels": {"k": "v"}}), d).reason == "AgentsNotReady"
-    ready = od.build(od.Snapshot(agents=[agent("a"), agent("b")], teams=[]))
-    assert od.readiness(pipeline(), ready).ok
+
+
+def test_an_agent_that_is_not_ready_holds_no_run() -> None:
+    # The engine decides per agent when a step needs one; the run does not wait for all of them up front.
+    d = od.build(od.Snapshot(agents=[agent("a", ready=0, labels={"k": "v"}), agent("b")], teams=[]))
+    assert od.readiness(pipeline(), d).ok
+    assert od.readiness(pipeline(agentSelector={"matchLabels": {"k": "v"}}), d).ok
+
+
+def test_what_the_engine_needs_to_decide_availability() -> None:
+    fresh = agent("fresh", ready=0)
+    fresh.pop("status")  # just created: no status yet
+    lost = agent("lost", ready=0)
+    lost["status"]["phase"] = "Degraded"
+    woken = agent("woken", ready=0, replicas=0, autoscaling={"minReplicas": 0, "maxReplicas": 2})
+    d = od.build(od.Snapshot(agents=[fresh, lost, woken], teams=[]))
+    assert d.get("fresh").starting and not d.get("lost").starting
+    assert d.get("woken").autoscaled and not d.get("fresh").autoscaled
+
+
+def test_a_teams_role_map_reaches_the_engine() -> None:
+    roles = {"research": "coder", "analysis": "tester", "synthesis": "reviewer"}
+    dev = team("dev", [{"agent": "a"}])
+    dev["spec"]["roles"] = roles
+    d = od.build(od.Snapshot(agents=[agent("a")], teams=[dev, team("plain", [{"agent": "a"}])]))
+    assert [d.team("dev").role(p, "default") for p in roles] == ["coder", "tester", "reviewer"]
+    assert d.team("plain").role("research", "researcher") == "researcher"
 
 
 def test_hierarchical_without_a_team_needs_every_named_team() -> None:

@@ -1,10 +1,8 @@
-"""The Agent reconciler's decisions, made before it acts: which children, which Events, the breaker's step."""
+"""The Agent reconciler's decisions, made before it acts: which children and which Events."""
 
 from __future__ import annotations
 
-from podium.api.agent import BreakerState
-from podium.operator.agents.health import Breaker
-from podium.operator.agents.reconcile import apply_events, breaker_round, desired_children, status_events
+from podium.operator.agents.reconcile import apply_events, desired_children, status_events
 from tests.support.agents import SETTINGS, make_agent
 
 
@@ -33,11 +31,16 @@ def test_only_changes_are_announced() -> None:
     assert status_events({}, {"phase": "Ready"}) == [] and status_events({"phase": "Ready"}, {"phase": "Ready"}) == []
 
 
-def test_the_breaker_opens_at_the_specs_threshold_and_says_so_once() -> None:
-    spec = {"resilience": {"circuitBreaker": {"failureThreshold": 2}}}
-    closed = Breaker(BreakerState.closed, 0)
-    once, event = breaker_round(closed, spec, failures=1, healthy=False, now=10.0)
-    assert once.state == BreakerState.closed and event is None
-    opened, event = breaker_round(once, spec, failures=1, healthy=False, now=11.0)
-    assert opened.state == BreakerState.open
-    assert event == ("Warning", "BreakerOpened", "circuit breaker closed -> open")
+def test_a_breaker_change_is_announced_once_with_its_count() -> None:
+    closed = {"phase": "Ready", "breaker": {"state": "closed", "failures": 4}}
+    opened = {"phase": "Degraded", "breaker": {"state": "open", "failures": 5, "openedAt": "2025-01-01T00:00:00Z"}}
+    assert status_events(closed, opened) == [
+        ("Warning", "BreakerOpened", "circuit breaker closed -> open (5 failures in a row)"),
+        ("Warning", "PhaseDegraded", "phase Ready -> Degraded"),
+    ]
+    assert status_events(opened, opened) == []
+    probing = {**opened, "breaker": {"state": "halfOpen", "failures": 5}}
+    assert status_events(opened, probing)[0][:2] == ("Normal", "BreakerHalfOpen")
+    recovered = {"phase": "Ready", "breaker": {"state": "closed", "failures": 0}}
+    assert status_events(probing, recovered)[0][:2] == ("Normal", "BreakerClosed")
+    assert status_events({}, recovered) == []  # first sight of a closed breaker: nothing changed

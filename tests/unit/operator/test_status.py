@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podium.api.agent import BreakerState
 from podium.api.team import TeamSpec
+from podium.engine.resilience import Breaker
 from podium.operator.agents import status as agent_status
 from podium.operator.agents.health import HealthReport
 from podium.operator.agents.status import Observed
@@ -28,7 +28,7 @@ def test_all_ready_agent() -> None:
     assert s["phase"] == "Ready"
     assert s["ready"] == "2/2" and s["readyReplicas"] == 2 and s["replicas"] == 2
     assert s["selector"] == "podium.dev/agent=x"
-    assert s["load"] == 0.25 and s["breaker"] == "closed"
+    assert s["load"] == 0.25 and "breaker" not in s  # not read this round: nothing to show
     assert cond(s, "Ready")["status"] == "True"
     assert cond(s, "Degraded")["status"] == "False"
     assert all(c["observedGeneration"] == 3 for c in s["conditions"])
@@ -40,7 +40,7 @@ def test_phases() -> None:
     busy = Observed(desired=1, replicas=1, ready=1, health=HealthReport(1, 1, 1, load=0.9))
     assert agent(busy)["phase"] == "Busy"
     assert agent(Observed(desired=1, replicas=1, ready=1, maintenance=True))["phase"] == "Maintenance"
-    assert agent(Observed(desired=1, replicas=1, ready=1, breaker=BreakerState.open))["phase"] == "Degraded"
+    assert agent(Observed(desired=1, replicas=1, ready=1, breaker=Breaker("open", 5, T0)))["phase"] == "Degraded"
     assert agent(Observed(desired=1, replicas=1, ready=1, error="bad"))["phase"] == "Error"
     assert agent(Observed(desired=1, replicas=1, ready=1, terminating=True))["phase"] == "Terminating"
 
@@ -48,8 +48,25 @@ def test_phases() -> None:
 def test_scaled_to_zero_is_ready_not_available() -> None:
     s = agent(Observed(desired=0, replicas=0, ready=0))
     assert s["phase"] == "Ready" and s["ready"] == "0/0" and s["load"] == 0.0
-    assert cond(s, "Ready")["reason"] == "ScaledToZero"
+    assert cond(s, "Ready")["reason"] == "ScaledToZero" and "pass it over" in cond(s, "Ready")["message"]
     assert cond(s, "Available")["status"] == "False"
+    woken = agent(Observed(desired=0, replicas=0, ready=0, autoscaled=True))
+    assert "wakes it" in cond(woken, "Ready")["message"]
+    # Woken from zero, its first replica starting: Initializing, not Degraded (nothing was lost).
+    assert agent(Observed(desired=1, replicas=1, ready=0, autoscaled=True), old=s)["phase"] == "Initializing"
+
+
+def test_the_engines_dispatch_breaker_shows_with_its_count_and_opening_time() -> None:
+    closed = agent(Observed(desired=1, replicas=1, ready=1, breaker=Breaker()))
+    assert closed["breaker"] == {"state": "closed", "failures": 0} and closed["phase"] == "Ready"
+    opened = agent(Observed(desired=1, replicas=1, ready=1, breaker=Breaker("open", 5, T0)))
+    assert opened["breaker"] == {"state": "open", "failures": 5, "openedAt": "2023-11-14T22:13:20Z"}
+    assert opened["phase"] == "Degraded" and cond(opened, "Degraded")["reason"] == "BreakerOpen"
+    assert "5 failed attempts in a row" in opened["message"]
+    probing = agent(Observed(desired=1, replicas=1, ready=1, breaker=Breaker("halfOpen", 5, T0, T0 + 60)))
+    assert cond(probing, "Degraded")["reason"] == "BreakerHalfOpen"
+    # A round that could not read Redis keeps what was shown.
+    assert agent(Observed(desired=1, replicas=1, ready=1), old=opened)["breaker"] == opened["breaker"]
 
 
 def test_invalid_spec_tells_why() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from podium.dataplane.messages import Result
+from podium.dataplane.messages import INVALID_OUTPUT, Result
 from podium.dataplane.records import Event
 from podium.engine.journal import DISPATCHED, DONE, Entry
 from podium.viewer.model import RunData, bars, run_detail, run_list, run_summary, spend, timeline
@@ -65,18 +65,21 @@ def test_runs_are_listed_newest_first() -> None:
 
 
 def test_each_attempt_is_a_bar_of_its_own_with_how_it_ended() -> None:
-    # Attempt 1 raised on w1, attempt 2's output failed validation on w2, attempt 3 on w2 was accepted.
-    entry = done("stage-lint", "w2", 3, start=T0, end=T0 + 9, history=["w1", "w2", "w2"])
+    # Attempt 1 raised on w1, attempt 2's output failed the engine's validation on w2, attempt 3's the runtime's
+    # (it carried the task's output schema), attempt 4 on w2 was accepted.
+    entry = done("stage-lint", "w2", 4, start=T0, end=T0 + 12, history=["w1", "w2", "w2", "w2"])
     attempts = {
         1: result("stage-lint", 1, "w1", ok=False, at=T0 + 2, took=2, error="boom"),
         2: result("stage-lint", 2, "w2", at=T0 + 5, took=1),
-        3: result("stage-lint", 3, "w2", at=T0 + 9, took=2, replica="w2-0"),
+        3: result("stage-lint", 3, "w2", ok=False, at=T0 + 7, took=1, error="bad", error_type=INVALID_OUTPUT),
+        4: result("stage-lint", 4, "w2", at=T0 + 12, took=2, replica="w2-0"),
     }
     got = [(b["agent"], b["attempt"], b["state"], b["start"], b["end"], b["error"]) for b in bars(entry, attempts)]
     assert got == [
         ("w1", 1, "failed", T0, T0 + 2, "boom"),
         ("w2", 2, "rejected", T0 + 4, T0 + 5, None),
-        ("w2", 3, "ok", T0 + 7, T0 + 9, None),
+        ("w2", 3, "rejected", T0 + 6, T0 + 7, "bad"),
+        ("w2", 4, "ok", T0 + 10, T0 + 12, None),
     ]
 
 

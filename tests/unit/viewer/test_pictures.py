@@ -144,6 +144,21 @@ def test_market_tables_every_bid_by_round_and_marks_the_winner_of_the_round_that
     assert [b["agent"] for b in facts["bids"]] == ["c"] and facts["winner"] is None
 
 
+def test_market_with_a_planner_and_an_integrator_tables_the_planned_tasks() -> None:
+    spec = {"strategy": "market", "market": {"planner": "p", "integrator": "i"}}
+    bids = (
+        step("plan", "p", kind="plan"),
+        step("auction-code-1-bid-a", "a", output={"price": 0.2, "estimatedSeconds": 1}, kind="bid"),
+        step("task-code", "a"),
+    )
+    # While it runs, the tasks come from the steps; once done, from the sales the result keeps under "tasks".
+    running = picture(spec, steps(*bids), None)
+    assert [a["task"] for a in running["auctions"]] == ["code"] and running["auctions"][0]["winner"] == "a"
+    sale = {"output": "x", "agent": "a", "price": 0.2, "score": 0.9, "round": 1}
+    done = picture(spec, steps(*bids), {"answer": "all of it", "tasks": {"code": sale}})
+    assert [(a["task"], a["winner"], a["price"]) for a in done["auctions"]] == [("code", "a", 0.2)]
+
+
 def test_peer_to_peer_puts_each_rounds_reviews_in_a_matrix_with_means_and_what_was_applied() -> None:
     spec = {"strategy": "peerToPeer", "peerToPeer": {"maxRounds": 3, "minScore": 0.4}}
     drawn = picture(
@@ -203,15 +218,23 @@ def test_hierarchical_shows_the_plan_each_teams_work_and_the_integration() -> No
         spec,
         steps(
             step("plan", "lead", kind="plan"),
-            step("team-research-research", "r"),
-            step("team-research-analysis", "an", "Failed"),
-            step("team-research-synthesis", "s", kind="synthesize"),
-            step("team-ops-research", "o", "Running"),
+            step("team-research-1-research", "r"),
+            step("team-research-1-analysis", "an", "Failed"),
+            step("team-research-1-synthesis", "s", kind="synthesize"),
+            step("team-research-2-research", "r", "Running"),
+            step("team-ops-1-research", "o", "Running"),
         ),
         None,
     )
     assert drawn["kind"] == "teams" and drawn["plan"]["agent"] == "lead"
     research, ops = drawn["teams"]
-    assert [research[k]["state"] for k in ("research", "analysis", "synthesis")] == ["Succeeded", "Failed", "Succeeded"]
-    assert [ops[k]["state"] for k in ("research", "analysis", "synthesis")] == ["Running", "Pending", "Pending"]
+    phases = ("research", "analysis", "synthesis")
+    assert [[task[k]["state"] for k in phases] for task in research["tasks"]] == [
+        ["Succeeded", "Failed", "Succeeded"],
+        ["Running", "Pending", "Pending"],
+    ]
+    assert [[task[k]["state"] for k in phases] for task in ops["tasks"]] == [["Running", "Pending", "Pending"]]
     assert drawn["integrate"]["state"] == "Pending"
+    # Before the plan, each team shows one pending task.
+    waiting = picture(spec, steps(step("plan", "lead", "Running", kind="plan")), None)
+    assert [len(t["tasks"]) for t in waiting["teams"]] == [1, 1]

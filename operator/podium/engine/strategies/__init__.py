@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podium.api.orchestration import STRATEGY_BLOCKS, PlannedTask
+from podium.engine.directory import AgentDirectory
 
 # One module per strategy, named like its spec block (the API already maps wire name -> block name).
 MODULES = STRATEGY_BLOCKS
@@ -34,12 +35,25 @@ def work_input(task: PlannedTask, input: Any) -> dict[str, Any]:
 
 
 StrategyRun = Callable[..., Awaitable[StrategyOutcome]]
+# The agents a spec names for each piece of work, known before the run starts: (what, agent names).
+Needs = Callable[[Any, AgentDirectory], list[tuple[str, list[str]]]]
 
 
-def get(strategy: str) -> StrategyRun:
+def _module(strategy: str) -> Any:
     try:
         module = MODULES[strategy]
     except KeyError:
         raise ValueError(f"unknown strategy {strategy!r}; expected one of {', '.join(MODULES)}") from None
-    run: StrategyRun = importlib.import_module(f"podium.engine.strategies.{module}").run
+    return importlib.import_module(f"podium.engine.strategies.{module}")
+
+
+def get(strategy: str) -> StrategyRun:
+    run: StrategyRun = _module(strategy).run
     return run
+
+
+def needs(strategy: str, spec: Any, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
+    """What the strategy's spec asks of which agents, for the check before the run starts (none if it names
+    none: its agents are found as it goes)."""
+    found: Needs | None = getattr(_module(strategy), "needs", None)
+    return [] if found is None else found(spec, directory)

@@ -9,11 +9,11 @@ from typing import Any
 
 from podium.api.orchestration import AssignmentWeights, CentralCommandSpec, PlannedTask
 from podium.dataplane.messages import TaskKind
-from podium.engine import contracts
+from podium.engine import availability, contracts
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
-from podium.engine.directory import AgentInfo
-from podium.engine.selection import capability_match, effective_load, weighted_score
+from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.selection import assignment_score, capability_match, effective_load
 from podium.engine.stats import PerfStats
 from podium.engine.strategies import StrategyFailed, StrategyOutcome, work_input
 
@@ -26,23 +26,33 @@ def assign(
     stats: dict[str, PerfStats],
     weights: AssignmentWeights,
 ) -> dict[str, list[str]]:
-    """For each task, capable agents best first. Greedy in task order: each assignment adds to the chosen
-    agent's load, so equal agents share the work instead of one taking it all."""
+    """For each task, capable agents best first: available ones, then ones still coming up (unavailable ones never),
+    each by the weighted score. Greedy in task order: each assignment adds to the chosen agent's load, so equal
+    agents share the work instead of one taking it all."""
     assigned: dict[str, int] = {}
     plan: dict[str, list[str]] = {}
     for task in tasks:
-        capable = [a for a in agents if a.ready and (not task.capabilities or capability_match(a, task.capabilities))]
+        capable = [
+            a
+            for a in availability.usable(list(agents))
+            if not task.capabilities or capability_match(a, task.capabilities)
+        ]
 
-        def score(a: AgentInfo, task: PlannedTask = task) -> tuple[float, str]:
+        def score(a: AgentInfo, task: PlannedTask = task) -> tuple[int, float, str]:
             perf = stats.get(a.name, PerfStats()).expected_success
             load = effective_load(a, assigned.get(a.name, 0))
-            return (-weighted_score(capability_match(a, task.capabilities), perf, load, weights), a.name)
+            points = assignment_score(capability_match(a, task.capabilities), perf, load, weights)
+            return (availability.of(a).state, -points, a.name)
 
         ranked = [a.name for a in sorted(capable, key=score)]
         plan[task.name] = ranked
         if ranked:
             assigned[ranked[0]] = assigned.get(ranked[0], 0) + 1
     return plan
+
+
+def needs(spec: CentralCommandSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
+    return [("planning", [spec.planner])] if spec.tasks is None and spec.planner else []
 
 
 async def run(ctx: RunContext, spec: CentralCommandSpec, input: Any) -> StrategyOutcome:
@@ -67,7 +77,8 @@ async def run(ctx: RunContext, spec: CentralCommandSpec, input: Any) -> Strategy
     async def execute(task: PlannedTask) -> Any:
         names = table[task.name][:FAILOVER]
         if not names:
-            raise TaskFailed(f"task-{task.name}", [f"no ready agent has {', '.join(task.capabilities)}"], [])
+            needed = ", ".join(task.capabilities) or "nothing in particular"
+            raise TaskFailed(f"task-{task.name}", [f"no available agent (needs {needed})"], [])
         payload = work_input(task, input)
         return (await ctx.run_task(f"task-{task.name}", TaskKind.EXECUTE, payload, agents=names)).output
 

@@ -1,4 +1,5 @@
-"""pipeline: ordered stages, each output validated; retry a stage, then its fallback agent, then fail."""
+"""pipeline: ordered stages, each output validated; retry a stage, then its fallback agent, then fail (a stage
+with ``onFailure: skip`` is skipped instead, its input passed on, the run degraded)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from podium.api.orchestration import PipelineSpec, Stage, Target
 from podium.dataplane.messages import TaskKind
 from podium.engine import contracts
-from podium.engine.context import RunContext
+from podium.engine.context import RunContext, TaskFailed
+from podium.engine.degradation import Verdict, assess
+from podium.engine.directory import AgentDirectory
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 
@@ -39,24 +42,35 @@ def _target(stage: Stage) -> Target:
     return Target(agent=stage.agent, role=stage.role, capability=stage.capability)
 
 
+def needs(spec: PipelineSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
+    """Each stage's agents and fallback, checked before the first stage runs."""
+    return [
+        (f"stage {s.name!r}", [a.name for a in directory.resolve(_target(s))] + ([s.fallback] if s.fallback else []))
+        for s in spec.stages
+    ]
+
+
 async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcome:
     checks = {s.name: stage_contract(s) for s in spec.stages}
     ctx.expect(len(spec.stages))
     current = input
     for stage in spec.stages:
-        result = await ctx.try_task(
-            stage_step(stage.name),
-            TaskKind.EXECUTE,
-            stage_input(current, stage.input),
-            target=_target(stage),
-            retries=stage.retries,
-            fallback=[stage.fallback] if stage.fallback else [],
-            contract=checks[stage.name],
-        )
-        if result is None:
-            # Only non-critical stages get here (try_task raises for critical ones): pass the data through.
-            ctx.notes.append(f"stage {stage.name!r} skipped; its input was passed on unchanged")
-            continue
+        try:
+            result = await ctx.run_task(
+                stage_step(stage.name),
+                TaskKind.EXECUTE,
+                stage_input(current, stage.input),
+                target=_target(stage),
+                retries=stage.retries,
+                fallback=[stage.fallback] if stage.fallback else [],
+                contract=checks[stage.name],
+            )
+        except TaskFailed as exc:
+            if stage.on_failure == "skip" and assess(exc.priorities) is Verdict.DEGRADE:
+                ctx.degrade(f"stage {stage.name!r} skipped (onFailure: skip), its input passed on: {exc.last_error}")
+                continue
+            # The pattern throws: a stage that cannot produce valid output ends the run, saying which and why.
+            raise exc.about(f"stage {stage.name!r}") from None
         current = result.output
         ctx.partial = current
     return StrategyOutcome(result=current, degraded=ctx.degraded, notes=ctx.notes)

@@ -8,9 +8,10 @@ from typing import Any
 
 from podium.api.orchestration import SwarmSpec
 from podium.dataplane.messages import TaskKind
-from podium.engine import contracts
+from podium.engine import availability, contracts
 from podium.engine.context import RunContext
 from podium.engine.convergence import reached, swarm_converged
+from podium.engine.directory import AgentDirectory
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
 
 
@@ -19,10 +20,20 @@ def top_k(pool: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
     return sorted(pool, key=lambda s: -s["score"])[:k]
 
 
+def needs(spec: SwarmSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
+    explorers = [("exploration", [a.name for a in directory.by_role(spec.explorer_role)])]
+    return explorers + ([("evaluation", [spec.evaluator])] if spec.evaluator else [])
+
+
 async def run(ctx: RunContext, spec: SwarmSpec, input: Any) -> StrategyOutcome:
-    explorers = [a.name for a in ctx.directory.by_role(spec.explorer_role)]
-    if not explorers:
+    members = ctx.directory.by_role(spec.explorer_role)
+    if not members:
         raise StrategyFailed(f"swarm needs agents with role {spec.explorer_role!r}")
+    explorers = [a.name for a in ctx.usable(members)]
+    for lost in [a for a in members if a.name not in explorers]:
+        ctx.degrade(f"explorer {lost.name!r} unavailable ({availability.of(lost).reason}): the swarm goes without it")
+    if not explorers:
+        raise StrategyFailed(f"no explorer (role {spec.explorer_role!r}) is available: " + "; ".join(ctx.notes))
     if spec.evaluator is not None:
         evaluators = [spec.evaluator]
     else:

@@ -1,16 +1,14 @@
-"""Health of an Agent's replicas from pods and heartbeats, and its circuit breaker (pure logic, no I/O).
+"""Health of an Agent's replicas from pods and heartbeats (pure logic, no I/O).
 
 A pod can look alive (Running, even Ready for a while) while the agent inside is frozen or wedged; only the
 heartbeat it writes to Redis tells. A replica whose heartbeat lapsed past the lease while its pod is Running is
 restarted (its pod deleted; the Deployment makes a new one) and its in-flight tasks are reclaimed by the bus.
-Restarts count as failures for the breaker: enough of them within the recovery window open it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from podium.api.agent import BreakerState
 from podium.dataplane.records import ReplicaInfo
 
 
@@ -68,41 +66,3 @@ def evaluate(
             lapsed.append(pod.name)
     load = None if alive == 0 else round(in_flight / (alive * max(1, concurrency)), 3)
     return HealthReport(pods=len(live), ready=ready, alive=alive, lapsed=sorted(lapsed), load=load)
-
-
-@dataclass(frozen=True)
-class Breaker:
-    state: BreakerState
-    failures: int  # failures within the current window
-    opened_at: float | None = None
-
-
-def step_breaker(
-    breaker: Breaker,
-    *,
-    new_failures: int,
-    healthy: bool,
-    now: float,
-    threshold: int,
-    recovery_seconds: float,
-) -> Breaker:
-    """One evaluation round. closed --threshold failures--> open --recovery timeout--> halfOpen; halfOpen closes
-    after a healthy round and reopens on any failure."""
-    state = BreakerState(breaker.state)
-    failures = breaker.failures + new_failures
-    if state == BreakerState.closed:
-        if failures >= threshold:
-            return Breaker(BreakerState.open, failures, now)
-        # A healthy round forgives past failures only slowly: one per round, so flapping still trips it.
-        return Breaker(BreakerState.closed, max(0, failures - 1) if healthy and not new_failures else failures)
-    if state == BreakerState.open:
-        opened = breaker.opened_at if breaker.opened_at is not None else now
-        if now - opened >= recovery_seconds:
-            return Breaker(BreakerState.half_open, failures, opened)
-        return Breaker(BreakerState.open, failures, opened)
-    # half-open: the probe round decides.
-    if new_failures:
-        return Breaker(BreakerState.open, failures, now)
-    if healthy:
-        return Breaker(BreakerState.closed, 0, None)
-    return breaker

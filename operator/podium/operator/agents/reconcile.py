@@ -2,7 +2,7 @@
 
 Both are level-based: they look at what exists and make it match, so running them again (a timer tick, an
 operator restart, a missed event) is harmless. Each reads first, decides in pure functions (:func:`desired_children`,
-:func:`apply_events`, :func:`breaker_round`, :func:`status_events`) and acts last. The kopf glue lives in
+:func:`apply_events`, :func:`status_events`) and acts last. The kopf glue lives in
 ``podium.operator.agents.handlers``.
 """
 
@@ -18,16 +18,17 @@ from typing import Any
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from podium.api.agent import Agent, AgentPhase, Autoscaling, BreakerState
+from podium.api.agent import Agent, AgentPhase, Autoscaling, BreakerState, PerformanceTargets
 from podium.api.validation import explain
 from podium.dataplane.purge import purge_agent
+from podium.engine.resilience import Breaker
 from podium.operator import metrics
 from podium.operator.agents import autoscale, children, redis_io
 from podium.operator.agents import status as agent_status
 from podium.operator.agents.children import ChildSettings, TemplateError
-from podium.operator.agents.health import Breaker, PodView, evaluate, step_breaker
+from podium.operator.agents.health import PodView, evaluate
 from podium.operator.agents.status import Observed
-from podium.operator.conditions import find, now_rfc3339, parse_rfc3339
+from podium.operator.conditions import now_rfc3339, parse_rfc3339
 from podium.operator.kube import Kube, secret_value
 from podium.operator.settings import Settings
 
@@ -48,7 +49,6 @@ class DeploymentView:
 class Memory:
     """Per-agent facts kept between rounds (rebuilt from status after an operator restart)."""
 
-    breaker: Breaker | None = None
     restart_counts: dict[str, int] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)  # pods we deleted, when
     last_apply: float = 0.0
@@ -134,45 +134,39 @@ def apply_events(outcomes: dict[str, str], namespace: str, name: str, replicas: 
     return out
 
 
-def breaker_round(
-    breaker: Breaker, spec: dict[str, Any], *, failures: int, healthy: bool, now: float
-) -> tuple[Breaker, Event | None]:
-    """One step of the Agent's breaker with its spec's thresholds, and the Event when its state changes (pure)."""
-    cb = (spec.get("resilience") or {}).get("circuitBreaker") or {}
-    before = BreakerState(breaker.state)
-    after_breaker = step_breaker(
-        breaker,
-        new_failures=failures,
-        healthy=healthy,
-        now=now,
-        threshold=int(cb.get("failureThreshold", 5)),
-        recovery_seconds=float(cb.get("recoveryTimeoutSeconds", 60)),
-    )
-    after = BreakerState(after_breaker.state)
-    if after == before:
-        return after_breaker, None
-    reason = {"open": "BreakerOpened", "halfOpen": "BreakerHalfOpen", "closed": "BreakerClosed"}[after.value]
-    kind = "Warning" if after == BreakerState.open else "Normal"
-    return after_breaker, (kind, reason, f"circuit breaker {before.value} -> {after.value}")
+BREAKER_REASONS = {"open": "BreakerOpened", "halfOpen": "BreakerHalfOpen", "closed": "BreakerClosed"}
 
 
 def status_events(old: dict[str, Any], status: dict[str, Any]) -> list[Event]:
-    """The Event of a phase change, if any (pure)."""
+    """The Events of a breaker change and of a phase change, if any (pure)."""
+    out: list[Event] = []
+    before = (old.get("breaker") or {}).get("state") or BreakerState.closed.value
+    after = (status.get("breaker") or {}).get("state") or before
+    if after != before:
+        kind = "Warning" if after == BreakerState.open.value else "Normal"
+        failures = (status.get("breaker") or {}).get("failures", 0)
+        out.append(
+            (kind, BREAKER_REASONS[after], f"circuit breaker {before} -> {after} ({failures} failures in a row)")
+        )
     if old.get("phase") and old.get("phase") != status["phase"]:
         kind = "Warning" if status["phase"] in ("Degraded", "Error") else "Normal"
-        return [(kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}")]
-    return []
+        out.append((kind, f"Phase{status['phase']}", f"phase {old.get('phase')} -> {status['phase']}"))
+    return out
 
 
 def status_changed(old: dict[str, Any], status: dict[str, Any]) -> bool:
     return any(old.get(k) != v for k, v in status.items())
 
 
-def breaker_from_status(status: dict[str, Any]) -> Breaker:
-    state = BreakerState(status.get("breaker") or BreakerState.closed.value)
-    degraded = find(status.get("conditions"), "Degraded") or {}
-    opened = parse_rfc3339(degraded.get("lastTransitionTime")) if state != BreakerState.closed else None
-    return Breaker(state, 0, opened)
+def breaker_from_status(status: dict[str, Any]) -> Breaker | None:
+    """The breaker status last showed, for a round that could not read Redis."""
+    shown = status.get("breaker")
+    if not isinstance(shown, dict):
+        return None
+    opened = parse_rfc3339(shown.get("openedAt"))
+    return Breaker(
+        state=str(shown.get("state") or "closed"), failures=int(shown.get("failures") or 0), opened_at=opened or 0.0
+    )
 
 
 class AgentReconciler:
@@ -249,18 +243,15 @@ class AgentReconciler:
         namespace, name = meta["namespace"], meta["name"]
         old = dict(body.get("status") or {})
         mem = self.remember(namespace, name)
-        if mem.breaker is None:
-            mem.breaker = breaker_from_status(old)
         pods = list(pods)
         desired = deployment.spec_replicas if deployment else int(spec.get("replicas", 1))
         scaling = _autoscaling(spec)
         runtime = None
-        # An autoscaled agent at zero still needs its backlog read: that is what wakes it up.
-        if desired > 0 or (deployment and deployment.replicas) or scaling is not None:
-            try:
-                runtime = await redis_io.read_runtime(self.redis, namespace, name)
-            except (OSError, aioredis.RedisError) as e:
-                log.warning("cannot read %s/%s heartbeats from Redis: %s", namespace, name, e)
+        # Read at zero replicas too: an autoscaled agent's backlog is what wakes it, and its breaker and stats stay.
+        try:
+            runtime = await redis_io.read_runtime(self.redis, namespace, name, _targets(spec))
+        except (OSError, aioredis.RedisError) as e:
+            log.warning("cannot read %s/%s heartbeats from Redis: %s", namespace, name, e)
         now = runtime.now if runtime else time.time()
         lease = self.settings.heartbeat_lease_seconds
         concurrency = int(spec.get("concurrency", 4))
@@ -274,21 +265,18 @@ class AgentReconciler:
         )
         failures = await self._restart_lapsed(body, mem, report.lapsed, now)
         failures += self._count_crashes(body, mem, pods)
-        healthy = desired == 0 or (report.ready >= desired and not report.lapsed)
-        mem.breaker, breaker_event = breaker_round(mem.breaker, spec, failures=failures, healthy=healthy, now=now)
-        if breaker_event is not None:
-            self.event(body, *breaker_event)
-        after = BreakerState(mem.breaker.state)
+        breaker = runtime.breaker if runtime else breaker_from_status(old)
         obs = Observed(
             desired=desired,
             replicas=deployment.replicas if deployment else 0,
             ready=report.ready,
             health=report,
-            breaker=after,
+            breaker=breaker,
             error=mem.error,
             maintenance=bool(spec.get("maintenance", False)),
             terminating=terminating,
             replica_failed=failures > 0,
+            autoscaled=scaling is not None,
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now
@@ -309,7 +297,8 @@ class AgentReconciler:
             await self.kube.patch_status("agents", namespace, name, status)
         self.phases[(namespace, name)] = status["phase"]
         self.publish_phases()
-        metrics.BREAKER.labels(namespace, name).set(metrics.BREAKER_VALUE[after.value])
+        state = BreakerState(breaker.state if breaker is not None else BreakerState.closed.value)
+        metrics.BREAKER.labels(namespace, name).set(metrics.BREAKER_VALUE[state.value])
         if runtime and runtime.backlog is not None:
             metrics.QUEUE_DEPTH.labels(namespace, name).set(runtime.backlog)
         if runtime:
@@ -442,6 +431,13 @@ def _autoscaling(spec: dict[str, Any]) -> Autoscaling | None:
     except ValidationError as e:  # the CRD rejects this; an older CRD might not
         log.warning("ignoring invalid spec.autoscaling: %s", "; ".join(explain(e)))
         return None
+
+
+def _targets(spec: dict[str, Any]) -> PerformanceTargets:
+    try:
+        return PerformanceTargets.model_validate(spec.get("performance") or {})
+    except ValidationError:  # the CRD rejects this; an older CRD might not
+        return PerformanceTargets()
 
 
 def _autoscaling_status(backlog: int, desired: int, last_scale: str | None) -> dict[str, Any]:

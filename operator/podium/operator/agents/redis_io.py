@@ -1,4 +1,5 @@
-"""What the operator reads and writes in Redis for an Agent: its ACL user; its heartbeats, backlog and stats.
+"""What the operator reads and writes in Redis for an Agent: its ACL user; its heartbeats, backlog, stats and the
+engine's circuit breaker.
 
 Keys and value formats are the data plane's (:mod:`podium.dataplane`). Each agent's replicas log in as their own
 ACL user, limited by :func:`podium.dataplane.acl.agent_acl_rules` to that agent's keys and functions. The operator
@@ -14,11 +15,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from podium.api.agent import PerformanceTargets
 from podium.dataplane import perf, provision
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.records import ReplicaInfo, parse_replicas
-from podium.engine.stats import PerfStats, parse_stats
+from podium.engine.resilience import Breaker, parse_breaker
+from podium.engine.stats import PerfStats, parse_stats, recommendation
 from podium.operator.agents.children import redis_username
+from podium.operator.conditions import now_rfc3339
 
 
 def new_password() -> str:
@@ -59,33 +63,44 @@ class AgentRuntime:
     backlog: int | None
     stats: dict[str, Any] | None
     dead_letters: int = 0
+    breaker: Breaker | None = None
 
 
-async def read_runtime(r: aioredis.Redis, namespace: str, agent: str) -> AgentRuntime:
+async def read_runtime(
+    r: aioredis.Redis, namespace: str, agent: str, targets: PerformanceTargets | None = None
+) -> AgentRuntime:
+    """Heartbeats, backlog, dead letters, the engine's breaker and the stats (judged against ``targets``)."""
     keys = AgentKeys(namespace, agent)
     pipe = r.pipeline(transaction=False)
     pipe.time()
     pipe.hgetall(keys.heartbeats)
     pipe.xlen(keys.inbox)
     pipe.xlen(keys.dlq)
+    pipe.get(keys.breaker)
     perf.queue_read(pipe, keys)
-    seconds_micros, beats, length, dead, perf_hash, perf_recent = await pipe.execute()
+    seconds_micros, beats, length, dead, breaker, *record = await pipe.execute()
     now = float(seconds_micros[0]) + float(seconds_micros[1]) / 1e6
     # Every acknowledgement deletes its entry (COMPLETE, RELEASE, DEAD_LETTER, CANCEL), so the inbox's length is
     # the backlog: undelivered plus delivered-but-unfinished tasks.
-    stats = _status_stats(parse_stats(perf_hash, perf_recent))
-    return AgentRuntime(now, parse_replicas(beats), int(length), stats, dead_letters=int(dead))
+    stats = status_stats(parse_stats(*record), targets or PerformanceTargets())
+    return AgentRuntime(
+        now, parse_replicas(beats), int(length), stats, dead_letters=int(dead), breaker=parse_breaker(breaker)
+    )
 
 
-def _status_stats(stats: PerfStats) -> dict[str, Any] | None:
+def status_stats(stats: PerfStats, targets: PerformanceTargets) -> dict[str, Any] | None:
+    """status.stats (wire form) from the engine's record; None while the agent has run nothing."""
     if not stats.tasks:
         return None
     out: dict[str, Any] = {
         "tasksCompleted": stats.completed,
         "tasksFailed": stats.failed,
-        "recentFailures": stats.recent_failures,
-        "recommendation": stats.recommendation,
+        "recommendation": recommendation(stats, targets),
     }
+    if stats.failures:
+        out["recentFailures"] = [
+            {"task": f.task, "error": f.error[:1024], "time": now_rfc3339(f.time)} for f in stats.failures
+        ]
     if stats.success_rate is not None:
         out["successRate"] = round(stats.success_rate, 4)
     if stats.avg_ms is not None:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from podium.api.agent import AgentPhase, BreakerState
+from podium.engine.resilience import Breaker
 from podium.operator.agents.health import HealthReport
-from podium.operator.conditions import Cond, merge
+from podium.operator.conditions import Cond, merge, now_rfc3339
 
 BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
 
@@ -20,25 +21,27 @@ class Observed:
     replicas: int  # pods the Deployment has
     ready: int  # pods that pass /readyz
     health: HealthReport | None = None
-    breaker: BreakerState = BreakerState.closed
+    breaker: Breaker | None = None  # the engine's dispatch breaker as stored in Redis; None: not read this round
     error: str | None = None  # why the spec cannot be applied (reason: InvalidSpec)
     maintenance: bool = False
     terminating: bool = False
     replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
+    autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero
 
 
-def phase(obs: Observed, previous: str | None) -> AgentPhase:
+def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> AgentPhase:
+    """The phase this round; ``from_zero``: the last status showed no replicas wanted (a scale-up from zero)."""
     if obs.terminating:
         return AgentPhase.terminating
     if obs.error:
         return AgentPhase.error
     if obs.maintenance:
         return AgentPhase.maintenance
-    if obs.breaker != BreakerState.closed:
+    if breaker_state(obs) != BreakerState.closed:
         return AgentPhase.degraded
     if obs.desired > 0 and obs.ready == 0:
         # Never ready yet: still starting. Was ready before: it lost every replica.
-        was_up = previous in (AgentPhase.ready, AgentPhase.busy, AgentPhase.degraded)
+        was_up = previous in (AgentPhase.ready, AgentPhase.busy, AgentPhase.degraded) and not from_zero
         return AgentPhase.degraded if was_up else AgentPhase.initializing
     if obs.replica_failed or (obs.health is not None and obs.health.lapsed):
         return AgentPhase.degraded
@@ -63,7 +66,12 @@ def conditions(obs: Observed) -> list[Cond]:
         return [Cond("Ready", False, "Terminating", "the Agent is being deleted")]
     out: list[Cond] = []
     if obs.desired == 0:
-        out.append(Cond("Ready", True, "ScaledToZero", "no replicas; tasks wait in the inbox until it scales up"))
+        why = (
+            "no replicas; queued work wakes it (spec.autoscaling)"
+            if obs.autoscaled
+            else "no replicas: runs pass it over until it is scaled up"
+        )
+        out.append(Cond("Ready", True, "ScaledToZero", why))
         out.append(Cond("Available", False, "ScaledToZero", "replicas is 0"))
     elif obs.maintenance:
         out.append(Cond("Ready", False, "Maintenance", "draining: finishes in-flight tasks, accepts no new ones"))
@@ -91,11 +99,23 @@ def conditions(obs: Observed) -> list[Cond]:
     return out
 
 
+def breaker_state(obs: Observed) -> BreakerState:
+    return BreakerState(obs.breaker.state) if obs.breaker is not None else BreakerState.closed
+
+
 def _degraded(obs: Observed) -> Cond:
-    if obs.breaker == BreakerState.open:
-        return Cond("Degraded", True, "BreakerOpen", "replicas kept failing; new work is held back until recovery")
-    if obs.breaker == BreakerState.half_open:
-        return Cond("Degraded", True, "BreakerHalfOpen", "probing recovery after repeated failures")
+    state = breaker_state(obs)
+    failures = obs.breaker.failures if obs.breaker is not None else 0
+    if state == BreakerState.open:
+        return Cond(
+            "Degraded",
+            True,
+            "BreakerOpen",
+            f"{failures} failed attempts in a row opened the circuit breaker: runs pass the agent over until its "
+            "recovery timeout, then send one probe",
+        )
+    if state == BreakerState.half_open:
+        return Cond("Degraded", True, "BreakerHalfOpen", "one probe task tests whether the agent has recovered")
     if obs.health is not None and obs.health.lapsed:
         lost = ", ".join(obs.health.lapsed)
         return Cond("Degraded", True, "HeartbeatLost", f"restarting replicas whose heartbeat lapsed: {lost}")
@@ -114,7 +134,7 @@ def status(
 ) -> dict[str, Any]:
     """The status block to patch (wire form)."""
     old = old or {}
-    current = phase(obs, old.get("phase"))
+    current = phase(obs, old.get("phase"), from_zero=str(old.get("ready") or "").endswith("/0"))
     conds = merge(old.get("conditions"), conditions(obs), generation, now)
     message = next((c["message"] for c in conds if c["type"] == "Degraded" and c["status"] == "True"), None)
     if obs.error:
@@ -126,13 +146,24 @@ def status(
         "readyReplicas": obs.ready,
         "ready": f"{obs.ready}/{obs.desired}",
         "selector": selector,
-        "breaker": BreakerState(obs.breaker).value,
         "conditions": conds,
         "message": message,
         "observedGeneration": generation,
     }
+    if obs.breaker is not None:
+        out["breaker"] = breaker_fields(obs.breaker)
+    elif old.get("breaker") is not None:
+        out["breaker"] = old["breaker"]  # Redis unreadable this round: keep what was shown
     if obs.health is not None and obs.health.load is not None:
         out["load"] = obs.health.load
     elif obs.desired == 0 or obs.replicas == 0:
         out["load"] = 0.0
+    return out
+
+
+def breaker_fields(breaker: Breaker) -> dict[str, Any]:
+    """status.breaker (wire form) from the engine's breaker."""
+    out: dict[str, Any] = {"state": BreakerState(breaker.state).value, "failures": breaker.failures}
+    if breaker.opened_at:
+        out["openedAt"] = now_rfc3339(breaker.opened_at)
     return out

@@ -39,6 +39,8 @@ def agent_info(obj: dict[str, Any]) -> AgentInfo | None:
     info = AgentInfo.from_spec(
         meta["name"], spec, labels=dict(meta.get("labels") or {}), ready_replicas=int(status.get("readyReplicas") or 0)
     )
+    # Never ready yet (just created, or no status): its first replicas are starting, worth a bounded wait.
+    info = replace(info, starting=status.get("phase") in (None, "Initializing"))
     load = status.get("load")
     return replace(info, load=float(load)) if isinstance(load, int | float) else info
 
@@ -60,7 +62,10 @@ def team_info(obj: dict[str, Any], agents: dict[str, AgentInfo]) -> TeamInfo | N
                 members.append(member.agent)
             elif member.selector is not None:
                 members += [a.name for a in agents.values() if member.selector.matches(a.labels)]
-    return TeamInfo(name=meta["name"], members=tuple(dict.fromkeys(members)), lead=spec.lead)
+    roles = spec.roles.model_dump(exclude_none=True) if spec.roles is not None else {}
+    return TeamInfo(
+        name=meta["name"], members=tuple(dict.fromkeys(members)), lead=spec.lead, roles=tuple(roles.items())
+    )
 
 
 def build(snapshot: Snapshot) -> AgentDirectory:
@@ -86,10 +91,12 @@ def named_teams(spec: OrchestrationSpec) -> list[str]:
 
 
 def readiness(spec: OrchestrationSpec, directory: AgentDirectory) -> Readiness:
-    """A run starts once its teams exist and every agent in its scope has a ready replica.
+    """A run starts once its teams exist and its scope holds an Agent (Teams and Orchestrations are often applied
+    together, so it waits Pending rather than fails).
 
-    Agents that are not ready would make the engine wait out task timeouts or pick worse agents, and Agents,
-    Teams and Orchestrations are usually applied together; so the run waits (Pending) rather than fails.
+    It does not wait for agents to be ready: the engine decides per agent when a step needs one (a run must not be
+    held by an agent it never uses), waits a bounded time for one that is coming up, and fails fast for a critical
+    one that is not.
     """
     teams = named_teams(spec)
     missing = [t for t in teams if not _has_team(directory, t)]
@@ -102,9 +109,6 @@ def readiness(spec: OrchestrationSpec, directory: AgentDirectory) -> Readiness:
     if not scope:
         where = f"team {spec.team}" if spec.team else ("agentSelector" if spec.agent_selector else "the namespace")
         return Readiness(False, "NoAgents", f"no Agents in scope ({where})")
-    waiting = sorted({a.name for a in scope if not a.ready})
-    if waiting:
-        return Readiness(False, "AgentsNotReady", f"waiting for Agents to be ready: {', '.join(waiting[:10])}")
     return Readiness(True)
 
 

@@ -73,6 +73,8 @@ class Controller:
         self.progress: Progress | None = None
         # Approval states already announced (status.approvals survives a restart: no Event is posted twice).
         self.approval_states = {a["step"]: a["state"] for a in status.get("approvals") or [] if "step" in a}
+        self.waiting: list[str] = []  # agents the engine waits for to come up (condition Waiting)
+        self._shown: tuple[str, str, str, bool] | None = None  # the phase last set: re-shown when waiting changes
 
     # ------------------------------------------------------------------ live object
     @property
@@ -95,15 +97,29 @@ class Controller:
     # ------------------------------------------------------------------ status
     def set_phase(self, phase: str, reason: str, message: str, *, degraded: bool = False) -> None:
         fields = st.phase_fields(
-            phase, reason, message, generation=self.generation, old_conditions=self.conditions, degraded=degraded
+            phase,
+            reason,
+            message,
+            generation=self.generation,
+            old_conditions=self.conditions,
+            degraded=degraded,
+            waiting=self.waiting,
         )
         self.conditions = fields["conditions"]
         self.phase = phase
+        self._shown = (phase, reason, message, degraded)
         self.writer.stage(fields)
 
     async def on_progress(self, progress: Progress) -> None:
         self.progress = progress
         self.writer.stage(st.progress_fields(progress))
+        if progress.waiting != self.waiting:
+            self.waiting = list(progress.waiting)
+            if self._shown is not None:
+                phase, reason, message, degraded = self._shown
+                self.set_phase(phase, reason, message, degraded=degraded)
+            if self.waiting:
+                self.event("Normal", "WaitingForAgent", "; ".join(self.waiting))
         for record in progress.tasks:
             if record.state == "Failed" and record.step not in self.failed_steps:
                 self.failed_steps.add(record.step)
@@ -311,6 +327,14 @@ async def _run_once(
     async def is_suspended() -> bool:
         return ctl.suspended()
 
+    async def agents() -> directory_mod.AgentDirectory:
+        return directory_mod.build(await directory_mod.fetch(ctl.deps.kube, ctl.namespace))
+
+    strategy = str(spec.strategy)
+
+    def on_event(type_: str, _payload: Any) -> None:
+        metrics.run_event(ctl.namespace, strategy, type_)
+
     engine: asyncio.Task[RunOutcome] = asyncio.create_task(
         run(
             ctl.deps.redis,
@@ -321,6 +345,8 @@ async def _run_once(
             spec,
             ctl.on_progress,
             is_suspended=is_suspended,
+            agents=agents,
+            on_event=on_event,
         ),
         name=f"orchestration {ctl.namespace}/{ctl.name}",
     )

@@ -8,6 +8,7 @@ Conditions (each with observedGeneration):
 * ``Complete`` / ``Failed``: set once the run ended; the reason is the engine's (Completed, Degraded,
   BudgetExceeded, TaskFailed, Cancelled, InvalidSpec, NoAgents, ...).
 * ``Degraded``: True when optional work was lost and the run went on without it.
+* ``Waiting``: True while the run waits for an agent to come up (autoscaled at zero, starting), naming it.
 * ``BudgetExceeded``: True when a hard limit (timeout, maxTasks, maxCost, maxTokens) stopped the run.
 """
 
@@ -75,8 +76,11 @@ def progress_fields(progress: Progress) -> dict[str, Any]:
     }
 
 
-def conditions(phase: str, reason: str, message: str, *, degraded: bool = False) -> list[Cond]:
-    """The conditions of a phase; ``reason``/``message`` explain it (the engine's reason once finished)."""
+def conditions(
+    phase: str, reason: str, message: str, *, degraded: bool = False, waiting: Sequence[str] = ()
+) -> list[Cond]:
+    """The conditions of a phase; ``reason``/``message`` explain it (the engine's reason once finished);
+    ``waiting`` says which agents the run waits for to come up."""
     # While Pending, the reason is what the run waits for (TeamNotFound, AgentsNotReady, ...).
     why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
     running = Cond("Running", phase == RUNNING, why, message)
@@ -93,6 +97,7 @@ def conditions(phase: str, reason: str, message: str, *, degraded: bool = False)
         out.append(Cond("Failed", phase == FAILED, reason, message))
         out.append(Cond("BudgetExceeded", reason == "BudgetExceeded", reason, message))
     out.append(Cond("Degraded", degraded, "Degraded" if degraded else "NotDegraded", message if degraded else ""))
+    out.append(Cond("Waiting", bool(waiting), "AgentNotReady" if waiting else "NotWaiting", "; ".join(waiting)))
     return out
 
 
@@ -104,14 +109,16 @@ def phase_fields(
     generation: int | None,
     old_conditions: list[dict[str, Any]] | None,
     degraded: bool = False,
+    waiting: Sequence[str] = (),
     now: float | None = None,
 ) -> dict[str, Any]:
+    current = conditions(phase, reason, message, degraded=degraded, waiting=waiting)
     return {
         "phase": phase,
         "message": message[:MAX_MESSAGE],
         "degraded": degraded,
         "observedGeneration": generation,
-        "conditions": merge(old_conditions, conditions(phase, reason, message, degraded=degraded), generation, now),
+        "conditions": merge(old_conditions, current, generation, now),
     }
 
 

@@ -526,10 +526,13 @@ function drawPlan(p) {
 }
 
 function drawTeams(p) {
+  // Each team works its tasks of the plan in order: per task, research and analysis side by side, then synthesis.
   const teams = p.teams.map((t) => h("div", { class: "team", "data-team": t.team },
     h("div", { class: "title", text: `team ${t.team}` }),
-    h("div", { class: "row" }, h("div", { class: "col" }, stepBox(t.research, "research"), stepBox(t.analysis, "analysis")),
-      h("span", { class: "arrow", text: "→" }), stepBox(t.synthesis, "synthesis"))));
+    t.tasks.map((k) => h("div", { class: "row", "data-task": k.task },
+      h("span", { class: "muted", text: `task ${k.task}` }),
+      h("div", { class: "col" }, stepBox(k.research, "research"), stepBox(k.analysis, "analysis")),
+      h("span", { class: "arrow", text: "→" }), stepBox(k.synthesis, "synthesis")))));
   return h("div", { class: "row" }, stepBox(p.plan, "plan (coordinator)"), h("span", { class: "arrow", text: "→" }),
     h("div", { class: "teams" }, teams), h("span", { class: "arrow", text: "→" }), stepBox(p.integrate, "integrate"));
 }

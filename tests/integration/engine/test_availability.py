@@ -1,0 +1,186 @@
+"""Agent availability decided per agent, up front and while the run goes, against real `podium agent` processes.
+
+The directory is the engine's whole view of the agents, so each test states what the operator would have seen
+(replicas, ready replicas, autoscaling, maintenance); a ``refresh`` function stands for the operator reading the
+Agents again while the run goes. A name with no process behind it (``ghost``) is an agent whose replicas never
+come up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from podium.api.orchestration import OrchestrationSpec
+from podium.dataplane.bus import Bus
+from podium.engine.context import RunOptions
+from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.progress import Progress
+from podium.engine.runner import RunOutcome, run_orchestration
+from podium.engine.stats import StatsStore
+from tests.integration.engine.fleet import Fleet, info, start_fleet
+
+
+@pytest.fixture(scope="module")
+def fleet(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    yield from start_fleet(redis_url, Path(tmp_path_factory.mktemp("fleet")), ["w1", "w2", "w3"])
+
+
+@pytest.fixture
+async def client(fleet: Fleet) -> AsyncIterator[aioredis.Redis]:
+    fleet.reset()
+    c = aioredis.Redis.from_url(fleet.redis_url)
+    yield c
+    await c.aclose()
+
+
+def at_zero(agent: AgentInfo, **facts: Any) -> AgentInfo:
+    return dataclasses.replace(agent, replicas=0, ready_replicas=0, **facts)
+
+
+def pipeline(*stages: dict[str, Any], wait: int = 180) -> OrchestrationSpec:
+    return OrchestrationSpec.model_validate(
+        {"strategy": "pipeline", "input": "x", "agentWaitSeconds": wait, "pipeline": {"stages": list(stages)}}
+    )
+
+
+async def run(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus, spec: OrchestrationSpec, agents: list[AgentInfo], **kw: Any
+) -> tuple[RunOutcome, str, list[Progress]]:
+    seen: list[Progress] = []
+    uid = uuid.uuid4().hex[:12]
+    directory = AgentDirectory(agents)
+    outcome = await run_orchestration(
+        client, directory, fleet.namespace, "avail", uid, spec, seen.append, bus=bus, **kw
+    )
+    return outcome, uid, seen
+
+
+async def test_a_critical_agent_that_is_unavailable_fails_the_run_before_any_work(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    spec = pipeline({"name": "draft", "agent": "w1"}, {"name": "gate", "agent": "w2"})
+    agents = [info("w1"), at_zero(info("w2", priority="critical"))]
+    started = time.monotonic()
+    outcome, uid, _ = await run(fleet, client, bus, spec, agents)
+    assert (outcome.phase, outcome.reason) == ("Failed", "AgentUnavailable")
+    assert outcome.message == (
+        "stage 'gate' needs critical agent 'w2', which is unavailable: scaled to zero replicas, without "
+        "spec.autoscaling to wake it"
+    )
+    assert fleet.log(uid) == []  # decided up front: the draft was not done (and paid for) in vain
+    assert time.monotonic() - started < 5
+
+
+async def test_an_unavailable_critical_agent_met_while_running_fails_the_step_at_once(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # The gate was up when the run started and is in maintenance by the time its stage comes.
+    now = {"w1": info("w1"), "w2": info("w2", priority="critical")}
+
+    async def refresh() -> AgentDirectory:
+        return AgentDirectory(now.values())
+
+    spec = pipeline({"name": "draft", "agent": "w1"}, {"name": "gate", "agent": "w2"})
+    seen: list[Progress] = []
+
+    def progress(p: Progress) -> None:
+        seen.append(p)
+        if any(t.step == "stage-draft" and t.state == "Succeeded" for t in p.tasks):
+            now["w2"] = dataclasses.replace(now["w2"], maintenance=True)
+
+    uid = uuid.uuid4().hex[:12]
+    fresh = RunOptions(refresh_seconds=0)  # every dispatch reads the agents again (the operator: every 2 s)
+    outcome = await run_orchestration(
+        client,
+        AgentDirectory(now.values()),
+        fleet.namespace,
+        "avail",
+        uid,
+        spec,
+        progress,
+        bus=bus,
+        agents=refresh,
+        options=fresh,
+    )
+    assert (outcome.phase, outcome.reason) == ("Failed", "AgentUnavailable")
+    assert outcome.message == "stage 'gate' failed: w2: unavailable: in maintenance (spec.maintenance)"
+    assert [s for _, _, s in fleet.log(uid)] == ["stage-draft"]
+    events = await bus.history(orchestration=f"{fleet.namespace}/avail", limit=100)
+    assert [e.payload["step"] for e in events if e.type == "task.no_agents_available"] == ["stage-gate"]
+
+
+async def test_an_optional_agent_that_is_unavailable_is_skipped_and_the_run_degraded(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    spec = OrchestrationSpec.model_validate(
+        {
+            "strategy": "eventDriven",
+            "input": "x",
+            "eventDriven": {"tasks": [{"name": "main", "agents": ["w1"]}, {"name": "extra", "agents": ["w2"]}]},
+        }
+    )
+    agents = [info("w1"), at_zero(info("w2", priority="optional"))]
+    outcome, uid, seen = await run(fleet, client, bus, spec, agents)
+    assert outcome.phase == "Succeeded" and outcome.degraded
+    assert set(outcome.result) == {"main"}
+    assert "extra" in outcome.notes[-1] and seen[-1].text == "2/2"
+    assert [s for _, _, s in fleet.log(uid)] == ["task-main"]
+
+
+async def test_a_stage_goes_to_the_next_suitable_agent_when_its_own_is_unavailable(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    spec = pipeline({"name": "check", "agent": "w1", "fallback": "w2"})
+    outcome, uid, _ = await run(fleet, client, bus, spec, [at_zero(info("w1")), info("w2")])
+    assert outcome.phase == "Succeeded" and outcome.degraded
+    assert outcome.notes == [
+        "agent 'w1' unavailable (scaled to zero replicas, without spec.autoscaling to wake it); stage-check went "
+        "to 'w2'"
+    ]
+    assert fleet.log(uid) == [("w2", "execute", "stage-check")]
+
+
+async def test_an_autoscaled_agent_at_zero_gets_the_work_and_the_run_waits_for_it_saying_so(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # w1's process is up, so the queued task is done as soon as it is consumed: the wake-up the autoscaler does.
+    fleet.set_mode("w1", sleep=2.5)
+    spec = pipeline({"name": "work", "agent": "w1"})
+    outcome, uid, seen = await run(fleet, client, bus, spec, [at_zero(info("w1"), autoscaled=True)])
+    assert outcome.phase == "Succeeded" and not outcome.degraded, outcome.message
+    waits = [w for p in seen for w in p.waiting]
+    assert waits and waits[0].startswith("agent 'w1' is not ready (at zero replicas; its autoscaler starts one")
+    assert waits[0].endswith("waiting up to 180s (agentWaitSeconds)")
+    assert seen[-1].waiting == [] and fleet.log(uid) == [("w1", "execute", "stage-work")]
+
+
+async def test_an_agent_that_never_comes_up_is_waited_for_a_bounded_time_then_passed_over(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    ghost = at_zero(dataclasses.replace(info("w2"), name="ghost"), autoscaled=True)
+    spec = pipeline({"name": "check", "agent": "ghost", "fallback": "w1"}, wait=2)
+    started = time.monotonic()
+    outcome, uid, seen = await run(fleet, client, bus, spec, [ghost, info("w1")])
+    assert outcome.phase == "Succeeded" and outcome.degraded, outcome.message
+    assert "agent 'ghost' unavailable (not ready within 2s (agentWaitSeconds)" in outcome.notes[0]
+    assert any(p.waiting for p in seen) and seen[-1].waiting == []
+    assert fleet.log(uid) == [("w1", "execute", "stage-check")]
+    assert time.monotonic() - started < 15  # the bound, not a task timeout (5 s) per retry
+    # Passing an agent over is not its failure: neither its stats nor its breaker moved.
+    assert (await StatsStore(client, fleet.namespace).get("ghost")).tasks == 0
+
+
+async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
+    spec = pipeline({"name": "work", "agent": "w1"})
+    unrelated = [at_zero(info("w2", priority="critical")), dataclasses.replace(info("w3"), maintenance=True)]
+    outcome, _, seen = await run(fleet, client, bus, spec, [info("w1"), *unrelated])
+    assert outcome.phase == "Succeeded" and not outcome.degraded
+    assert seen[-1].text == "1/1"

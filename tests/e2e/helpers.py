@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.wait import wait_for as poll
 
+from ..cluster.helpers import helm
 from .conftest import ClusterHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,6 +58,38 @@ def cluster_wide_operators(cluster: ClusterHandle) -> list[str]:
         for d in found["items"]
         if "--all-namespaces" in d["spec"]["template"]["spec"]["containers"][0].get("args", [])
     ]
+
+
+@contextlib.contextmanager
+def installed(cluster: ClusterHandle, prefix: str, *helm_args: str) -> Iterator[Release]:
+    """A release of the chart of its own (``podium-<prefix>-<suffix>``) whose operator watches only its own workload
+    namespace (``<prefix>-<suffix>``), so it shares the cluster with other tests without reconciling their Agents;
+    uninstalled with everything in it at the end."""
+    others = cluster_wide_operators(cluster)
+    if others:
+        pytest.fail(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
+    suffix = uuid.uuid4().hex[:6]
+    rel = Release(
+        name=f"podium-{prefix}-{suffix}", system=f"podium-{prefix}-{suffix}-system", namespace=f"{prefix}-{suffix}"
+    )
+    assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
+    done = helm(
+        cluster,
+        "install", rel.name, str(CHART), "--namespace", rel.system, "--create-namespace",
+        "--set", f"watchNamespaces={{{rel.namespace}}}",
+        "--set", "heartbeatLeaseSeconds=5",
+        *helm_args,
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    try:
+        if done.returncode != 0:
+            pytest.fail(f"helm install failed: {done.stderr}\n{diagnose(cluster, rel)}")
+        yield rel
+    finally:
+        # While the operator still runs: its finalizers clean up the Agents' Redis users and the runs' keys.
+        cluster.kubectl("delete", "orchestrations,agents", "--all", "-n", rel.namespace, "--wait=true", "--timeout=60s")
+        helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
+        cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bus, model_server, orchestration
+from bench import bus, llm_overhead, model_server, orchestration
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,7 +45,16 @@ def run_model_server(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, A
     return model_server.run(quick), model_server.table
 
 
-RUNNERS = {"bus": run_bus, "orchestration": run_orchestration, "model_server": run_model_server}
+def run_llm_overhead(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    return llm_overhead.run(llm_overhead.QUICK if quick else llm_overhead.FULL), llm_overhead.table
+
+
+RUNNERS = {
+    "bus": run_bus,
+    "orchestration": run_orchestration,
+    "model_server": run_model_server,
+    "llm_overhead": run_llm_overhead,
+}
 BENCHMARKS = tuple(RUNNERS)
 
 

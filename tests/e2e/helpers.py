@@ -30,6 +30,11 @@ class Release:
     system: str  # where the operator and Redis run
     namespace: str  # where the Agents and Orchestrations live
 
+    @property
+    def model_url(self) -> str:
+        """The chart's model server (with modelServer.enabled) as an llm Agent's baseURL."""
+        return f"http://{self.name}-model-server.{self.system}.svc:8080/v1"
+
 
 # Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
 wait_for = functools.partial(poll, every=1.0)

@@ -23,7 +23,7 @@ import yaml
 from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.records import Entry, decode_entry
 from podium.engine import contracts
-from podium_localcluster.modelserver import ModelServerMissing, local_chart_values, locate
+from podium_localcluster.modelserver import MODEL_ALIAS, ModelServerMissing, local_chart_values, locate
 
 from .conftest import ClusterHandle
 from .helpers import ROOT, Release, diagnose, get, installed, wait_for
@@ -40,20 +40,26 @@ FILES = {
 }
 BUDGET = 1500  # tokens: a few model calls, far less than the run below would take
 BUDGET_RUN = "budget-stop"
+ENDPOINT = "endpoints/hosted-api.yaml"  # docs/model-server.md's walk-through: Secret, Agent, Orchestration
+ENDPOINT_RUN = "first-summary"
 
 
 def documents(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
 
 
-def example_agents(base_url: str) -> list[dict[str, Any]]:
-    """examples/agents.yaml with every llm agent pointed at ``base_url`` (the demo's release is another one)."""
-    agents = documents("agents.yaml")
-    for agent in agents:
-        llm = agent["spec"]["backend"].get("llm")
+def pointed_at(docs: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
+    """``docs`` with every llm Agent pointed at ``base_url`` and the model server's model (the demo's release, or a
+    hosted API, is another endpoint)."""
+    for doc in docs:
+        llm = doc["spec"]["backend"].get("llm") if doc["kind"] == "Agent" else None
         if llm is not None:
-            llm["baseURL"] = base_url
-    return agents
+            llm["baseURL"], llm["model"] = base_url, MODEL_ALIAS
+    return docs
+
+
+def example_agents(base_url: str) -> list[dict[str, Any]]:
+    return pointed_at(documents("agents.yaml"), base_url)
 
 
 def budget_run() -> dict[str, Any]:
@@ -125,7 +131,7 @@ def release(cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="module")
 def agents(release: Release) -> list[dict[str, Any]]:
-    return example_agents(f"http://{release.name}-model-server.{release.system}.svc:8080/v1")
+    return example_agents(release.model_url)
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +144,14 @@ def runs(cluster: ClusterHandle, release: Release, agents: list[dict[str, Any]])
     ready = cluster.kubectl("wait", "-n", ns, "agent", "--all", "--for=condition=Ready", "--timeout=180s", timeout=200)
     assert ready.returncode == 0, f"{ready.stderr}\n{diagnose(cluster, release)}"
 
+    # The hosted-API walk-through as written, pointed at this server instead (which ignores the key it is sent).
+    endpoint = pointed_at(documents(ENDPOINT), release.model_url)
+    applied = cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(endpoint))
+    assert applied.returncode == 0, applied.stderr
     docs = {strategy: documents(name)[0] for strategy, name in FILES.items()} | {BUDGET_RUN: budget_run()}
     applied = cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(list(docs.values())))
     assert applied.returncode == 0, applied.stderr
-    names = {key: doc["metadata"]["name"] for key, doc in docs.items()}
+    names = {key: doc["metadata"]["name"] for key, doc in docs.items()} | {ENDPOINT_RUN: ENDPOINT_RUN}
 
     def finished() -> dict[str, dict[str, Any]] | None:
         found = get(cluster, "orchestrations", "-n", ns) or {"items": []}
@@ -267,3 +277,17 @@ def test_one_model_server_pod_served_every_run_without_a_restart(cluster: Cluste
     assert pods["items"][0]["status"]["containerStatuses"][0]["restartCount"] == 0, diagnose(cluster, release)
     path = Path(pods["items"][0]["spec"]["containers"][0]["command"][0])
     assert path == locate().binary
+
+
+def test_the_hosted_api_walk_through_runs_as_written(
+    cluster: ClusterHandle, release: Release, runs: dict[str, dict[str, Any]]
+) -> None:
+    """examples/endpoints/hosted-api.yaml (docs/model-server.md) with only its baseURL and model changed."""
+    status = runs[ENDPOINT_RUN]["status"]
+    assert status["phase"] == "Succeeded", status.get("message")
+    assert status["tokens"] > 0 and status["cost"] > 0
+    pods = get(cluster, "pods", "-n", release.namespace, "-l", "app.kubernetes.io/instance=writer")
+    assert pods is not None and pods["items"]
+    env = {e["name"]: e for e in pods["items"][0]["spec"]["containers"][0]["env"]}
+    # The key reaches the agent from the Secret, by reference: it is in no pod spec or ConfigMap.
+    assert env["PODIUM_LLM_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "llm-key", "key": "apiKey"}}

@@ -288,7 +288,8 @@ async def test_a_failed_run_shows_why_and_each_rejected_attempt(
     assert out.returncode == 0, out.stderr
     wait_for("never-valid to fail", lambda: get(viewer + "api/runs/never-valid")[1]["run"]["phase"] == "Failed")
     _, body = get(viewer + "api/runs/never-valid")
-    assert body["run"]["reason"] == "TaskFailed" and "invalid output" in body["run"]["message"]
+    assert body["run"]["reason"] == "TaskFailed"
+    assert "does not honour the task's output schema" in body["run"]["message"]
     bars = [b for lane in body["timeline"]["lanes"] for b in lane["bars"]]
     assert [(b["agent"], b["attempt"], b["state"]) for b in bars] == [("synthesizer", 1, "rejected"),
                                                                       ("synthesizer", 2, "rejected")]  # fmt: skip
@@ -298,7 +299,7 @@ async def test_a_failed_run_shows_why_and_each_rejected_attempt(
         assert await page.evaluate("document.querySelector('#run').dataset.phase") == "Failed"
         assert await page.count("#timeline rect.bar.rejected") == 2
         assert await page.count("#picture .step[data-state=Failed]") == 1
-        assert any("is not of type 'string'" in t for t in await page.texts("#picture .step .err"))
+        assert any("must be string, got object" in t for t in await page.texts("#picture .step .err"))
         assert "TaskFailed" in (await page.texts("#run .message"))[0]
         (shots / "failed.png").write_bytes(await page.screenshot())
         assert page.errors == []

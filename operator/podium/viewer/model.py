@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podium.cli.orchestrations import conversation_lines
-from podium.dataplane.messages import Result
+from podium.dataplane.messages import INVALID_OUTPUT, Result
 from podium.dataplane.records import Event
 from podium.engine.journal import DISPATCHED, Entry
 from podium.operator.conditions import parse_rfc3339
@@ -148,8 +148,9 @@ def bars(entry: Entry, attempts: Mapping[int, Result]) -> list[dict[str, Any]]:
     """One bar per attempt of a step.
 
     Each attempt the agents reported has its own start (finish minus duration) and end. An attempt that was
-    answered but not accepted (a later attempt exists, or the step failed) is ``rejected`` when the agent said
-    ok (its output failed validation) and ``failed`` otherwise. The journal adds what no agent reported: the
+    answered but not accepted (a later attempt exists, or the step failed) is ``rejected`` when its output failed
+    validation (the engine's, after the agent said ok, or the agent runtime's own: ``error_type`` invalid_output)
+    and ``failed`` otherwise. The journal adds what no agent reported: the
     attempt in flight now, or the last one that timed out.
     """
     kind = entry.kind or "task"
@@ -157,7 +158,7 @@ def bars(entry: Entry, attempts: Mapping[int, Result]) -> list[dict[str, Any]]:
     for number in sorted(attempts):
         r = attempts[number]
         accepted = bool(entry.ok) and number == entry.attempt
-        state = "ok" if accepted else ("rejected" if r.ok else "failed")
+        state = "ok" if accepted else ("rejected" if r.ok or r.error_type == INVALID_OUTPUT else "failed")
         error = None if accepted else (r.error or (entry.error if number == entry.attempt else None))
         start = r.finished_at - r.duration_ms / 1000.0
         out.append(

@@ -90,3 +90,14 @@ def test_every_demo_agent_answers_every_strategy_kind_in_its_contract() -> None:
             answer = run(fn, kind, data)
             output = answer["output"] if isinstance(answer, dict) and "output" in answer else answer
             assert contract.error(output) is None, (fn.__name__, kind, output)
+
+
+def test_a_peer_review_scores_the_proposal_while_no_solution_was_applied_yet() -> None:
+    """peerToPeer sends ``solution: null`` until a proposal is applied: the review scores the proposal it is shown."""
+    state = {"input": {"draft": "Podium runs agents"}, "solution": None, "round": 1}
+    covering = run(agents.analyzer, "review", {**state, "proposal": "podium; runs; agents", "author": "planner"})
+    unrelated = run(agents.analyzer, "review", {**state, "proposal": "something else", "author": "planner"})
+    assert covering["output"]["score"] > unrelated["output"]["score"] == 0
+    # Once one was applied, the proposal under review is still what is scored, not the current solution.
+    applied = {**state, "solution": "podium; runs; agents", "proposal": "something else", "author": "planner"}
+    assert run(agents.analyzer, "review", applied)["output"]["score"] == 0

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from podium.dataplane.messages import Result
+from podium.dataplane.messages import INVALID_OUTPUT, Result
 from podium.dataplane.records import Event
 from podium.engine.journal import DISPATCHED, DONE, Entry
 from podium.viewer.model import RunData, bars, run_detail, run_list, run_summary, spend, timeline
@@ -77,6 +77,20 @@ def test_each_attempt_is_a_bar_of_its_own_with_how_it_ended() -> None:
         ("w1", 1, "failed", T0, T0 + 2, "boom"),
         ("w2", 2, "rejected", T0 + 4, T0 + 5, None),
         ("w2", 3, "ok", T0 + 7, T0 + 9, None),
+    ]
+
+
+def test_an_answer_the_agent_runtime_refused_against_the_schema_is_rejected_not_failed() -> None:
+    # The runtime checks answers against the task's output schema itself: ok=False with error_type invalid_output.
+    entry = done("stage-write", "w1", 2, ok=False, start=T0, end=T0 + 4, history=["w1", "w1"])
+    refused = "the answer does not honour the task's output schema: the answer must be string, got object"
+    attempts = {
+        n: result("stage-write", n, "w1", ok=False, at=T0 + 2 * n, error=refused, error_type=INVALID_OUTPUT)
+        for n in (1, 2)
+    }
+    assert [(b["attempt"], b["state"], b["error"]) for b in bars(entry, attempts)] == [
+        (1, "rejected", refused),
+        (2, "rejected", refused),
     ]
 
 

@@ -24,8 +24,11 @@ def chat_url(base_url: str) -> str:
     return base if base.endswith("/chat/completions") else base + "/chat/completions"
 
 
-def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, str | None]:
-    """The answer's value and what is wrong with it (None: it honours the schema)."""
+def check_answer(
+    completion: Completion, schema: dict[str, Any], asked: dict[str, Any] | None = None
+) -> tuple[Any, str | None]:
+    """The answer's value and what is wrong with it (None: it honours the schema). ``asked`` is the schema the
+    model was shown (its bounds fitted to the token limit), whose field notes a copied answer would repeat."""
     try:
         value = prompts.read_json(completion.content)
     except prompts.AnswerError as exc:
@@ -35,6 +38,8 @@ def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, s
     problem = first_error(schema, value)
     if problem is None and (copied := prompts.copied_placeholder(value)) is not None:
         problem = f"field {copied!r} repeats the form's placeholder instead of answering: write the content itself"
+    if problem is None and (copied := prompts.copied_description(value, asked or schema)) is not None:
+        problem = f"field {copied!r} repeats the form's description instead of answering: write the content itself"
     return value, problem
 
 
@@ -90,12 +95,12 @@ class LLMRunner:
         completion = await self._ask(messages, asked, str(task.kind), usage)
         if schema is None:
             return usage.output(prompts.read_text(completion.content))
-        value, problem = check_answer(completion, schema)
+        value, problem = check_answer(completion, schema, asked)
         if problem is None:
             return usage.output(value)
         messages = [*messages, *prompts.reask(completion.content, problem)]
         completion = await self._ask(messages, asked, str(task.kind), usage)
-        value, problem = check_answer(completion, schema)
+        value, problem = check_answer(completion, schema, asked)
         if problem is None:
             return usage.output(value)
         raise InvalidOutput(

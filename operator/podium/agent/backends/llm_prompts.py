@@ -71,6 +71,33 @@ def copied_placeholder(value: Any, path: str = "") -> str | None:
     return None
 
 
+def _said(text: str) -> str:
+    """Text as compared for copying: lower case, words only."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def copied_description(value: Any, schema: dict[str, Any], path: str = "") -> str | None:
+    """The path of the first string in ``value`` that repeats what the form says about its field (its description,
+    its type and bounds in words, or the whole line: ``"the part of team research, text of at most 300
+    characters"``) instead of answering: a small model copies the field list it was shown. ``schema`` is the one the
+    model was shown."""
+    if isinstance(value, str):
+        note, kind = str(schema.get("description") or ""), kind_of(schema)
+        forms = {_said(kind)} | ({_said(note), _said(f"{note}, {kind}")} if note else set())
+        return (path or "(root)") if _said(value) in forms else None
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        children = [(f"{path}.{k}".lstrip("."), v, schema["properties"].get(k)) for k, v in value.items()]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        children = [(f"{path}[{i}]", v, schema["items"]) for i, v in enumerate(value)]
+    else:
+        return None
+    for where, item, sub in children:
+        found = copied_description(item, sub, where) if isinstance(sub, dict) else None
+        if found:
+            return found
+    return None
+
+
 # ------------------------------------------------------------------------------------------------ content
 def label(key: str) -> str:
     """``bestScore`` / ``best_score`` -> ``Best score``."""

@@ -138,7 +138,8 @@ def task_input(nonce: str) -> dict[str, Any]:
 
 
 def spec(agent: str, nonces: list[str]) -> OrchestrationSpec:
-    tasks = [{"name": f"t{i}", "input": task_input(n)} for i, n in enumerate(nonces)]
+    """centralCommand with one given task per nonce, each for ``agent`` (the only one with that capability)."""
+    tasks = [{"name": f"t{i}", "input": task_input(n), "capabilities": [agent]} for i, n in enumerate(nonces)]
     return OrchestrationSpec.model_validate(
         {"strategy": "centralCommand", "centralCommand": {"tasks": tasks}, "limits": {"timeoutSeconds": 300}}
     )
@@ -174,7 +175,7 @@ def nonce() -> str:
 async def measure(plan: Plan, base_url: str, redis_url: str, ports: dict[str, int]) -> dict[str, Any]:
     client = aioredis.Redis.from_url(redis_url)
     bus = Bus(client)
-    directory = AgentDirectory([AgentInfo(name=n, role="worker", concurrency=8) for n in ports])
+    directory = AgentDirectory([AgentInfo(name=n, role="worker", capabilities={n: 1.0}, concurrency=8) for n in ports])
     url = f"{base_url}/chat/completions"
     backend: list[float] = []  # ms the agent's llm backend spent on each one-task run's task
 
@@ -196,8 +197,11 @@ async def measure(plan: Plan, base_url: str, redis_url: str, ports: dict[str, in
         seconds = time.perf_counter() - started
         if outcome.phase != "Succeeded":
             raise RuntimeError(f"bench run ended {outcome.phase}: {outcome.message}")
+        entries = [decode_entry(v) for v in (await client.hgetall(journal_key(uid))).values()]
+        if any(e.agent != agent for e in entries):
+            raise RuntimeError(f"bench run {uid} went to {[e.agent for e in entries]}, not only {agent}")
         if agent == "short":  # how long the agent's backend took (the model call as the agent timed it)
-            (entry,) = [decode_entry(v) for v in (await client.hgetall(journal_key(uid))).values()]
+            (entry,) = entries
             backend.append(float(entry.result["duration_ms"]) if entry.result else float("nan"))
         return seconds
 

@@ -95,8 +95,11 @@ class _Literal(yaml.SafeDumper):
 
 
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value.strip() else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value.strip() if style else value, style=style)
+    if "\n" not in value.strip():
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+    # A block cannot hold spaces at the end of a line (YAML would fall back to an escaped one-liner): drop them.
+    text = "\n".join(line.rstrip() for line in value.strip().splitlines())
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
 
 
 _Literal.add_representer(str, _text)

@@ -24,6 +24,11 @@ def test_yaml_prints_multi_line_text_as_a_block_and_reads_back_the_same() -> Non
     assert back["knowledge"] == RESULT["knowledge"] and back["score"] == RESULT["score"]
 
 
+def test_a_line_ending_in_spaces_does_not_turn_the_block_into_an_escaped_line() -> None:
+    text = render_result({"plan": "Choose a restaurant. \n\nThen write the invitation.  "}, "yaml")
+    assert text == "plan: |-\n  Choose a restaurant.\n\n  Then write the invitation."
+
+
 def test_json_is_the_default_and_unchanged() -> None:
     args = build_parser().parse_args(["result", "run-1"])
     assert args.output == "json"

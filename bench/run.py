@@ -2,7 +2,7 @@
 
     python -m bench.run [--quick] [--only bus,orchestration]
 
---quick keeps the whole run to about 3 minutes (fewer tasks, shorter latency runs, fewer repetitions).
+--quick keeps the whole run to a few minutes (fewer tasks, shorter latency runs, fewer repetitions).
 Each JSON also records when it ran and the machine's load average, since the figures depend on both.
 """
 
@@ -60,7 +60,7 @@ BENCHMARKS = tuple(RUNNERS)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="about 3 minutes in all")
+    parser.add_argument("--quick", action="store_true", help="a few minutes in all")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON files")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -2,7 +2,7 @@
 
     python -m bench.run [--quick] [--only bus,orchestration]
 
---quick keeps the whole run to about 3 minutes (fewer tasks, shorter latency runs, fewer repetitions).
+--quick keeps the whole run to a few minutes (fewer tasks, shorter latency runs, fewer repetitions).
 Each JSON also records when it ran and the machine's load average, since the figures depend on both.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bus, model_server, orchestration
+from bench import bus, llm_overhead, model_server, orchestration
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,13 +45,22 @@ def run_model_server(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, A
     return model_server.run(quick), model_server.table
 
 
-RUNNERS = {"bus": run_bus, "orchestration": run_orchestration, "model_server": run_model_server}
+def run_llm_overhead(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    return llm_overhead.run(llm_overhead.QUICK if quick else llm_overhead.FULL), llm_overhead.table
+
+
+RUNNERS = {
+    "bus": run_bus,
+    "orchestration": run_orchestration,
+    "model_server": run_model_server,
+    "llm_overhead": run_llm_overhead,
+}
 BENCHMARKS = tuple(RUNNERS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="about 3 minutes in all")
+    parser.add_argument("--quick", action="store_true", help="a few minutes in all")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON files")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The demo: a local Kubernetes cluster, Podium installed with Helm (operator and Redis run as pods), the example
-# agents and teams, then one Orchestration per strategy, watched to the end and its result printed.
+# The demo: a local Kubernetes cluster, Podium installed with Helm (operator, Redis and a model server run as pods),
+# the example agents (language-model agents on the model server, and a ruff linter) and teams, then one
+# Orchestration per strategy, all submitted at once, each watched to the end and its result and token count printed.
 # Safe to run again. `scripts/demo.sh pipeline swarm` runs only those examples.
 #
 # Environment: PODIUM_CLUSTER which cluster (docs/clusters.md): `local` (default) the local cluster in .podium/,
 # `current` the current kube-context as it is (no cluster is started), `kind` a kind cluster with the images built
 # and loaded (scripts/kind.sh; needs Docker). DEMO_NAMESPACE (default demo), DEMO_RUN_TIMEOUT seconds per
-# orchestration (default 180), DEMO_DEADLINE seconds for everything after the cluster is up (default 900),
+# orchestration (default 300), DEMO_DEADLINE seconds for everything after the cluster is up (default 900),
 # DEMO_HELM_ARGS extra `helm upgrade --install` flags (e.g. "--set watchNamespaces={demo}").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,7 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:/usr/local/go/bin:$PATH:$HOME/.cache/podium/k8s-v1.34.4/bin"
 
 ns=${DEMO_NAMESPACE:-demo}
-run_timeout=${DEMO_RUN_TIMEOUT:-180}
+run_timeout=${DEMO_RUN_TIMEOUT:-300}
 release=podium
 system=podium-system
 started=$SECONDS
@@ -59,17 +60,23 @@ kubectl get nodes || fail "the cluster does not answer" "kubectl cluster-info"
 
 deadline=$((SECONDS + ${DEMO_DEADLINE:-900}))  # everything after the cluster is up (not the first build)
 
-step "install Podium with Helm (operator + Redis as pods)"
+step "install Podium with Helm (operator, Redis and the model server as pods)"
 # The namespace first: with watchNamespaces the chart puts a Role into it.
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# The model server on the local cluster runs the llama-server and model that setup built (docs/model-server.md).
+model_values=$(mktemp "${TMPDIR:-/tmp}/podium-model-server.XXXXXX.json")
+trap 'rm -f "$model_values"' EXIT
+python -m podium_localcluster.modelserver helm-values >"$model_values" ||
+  fail "llama-server or the model is missing" "bash scripts/build-model-server.sh"
 # shellcheck disable=SC2086  # DEMO_HELM_ARGS is a list of flags
 if ! helm upgrade --install "$release" charts/podium --namespace "$system" --create-namespace \
-  --wait --timeout 4m ${DEMO_HELM_ARGS:-}; then
+  -f "$model_values" --wait --timeout 4m ${DEMO_HELM_ARGS:-}; then
   kubectl -n "$system" get pods -o wide >&2 || true
-  fail "the operator or Redis pod did not become Ready" \
+  fail "the operator, Redis or the model server pod did not become Ready" \
     "kubectl -n $system describe pods" \
     "kubectl -n $system logs deploy/$release" \
-    "kubectl -n $system logs statefulset/$release-redis"
+    "kubectl -n $system logs statefulset/$release-redis" \
+    "kubectl -n $system logs deploy/$release-model-server"
 fi
 kubectl -n "$system" get pods -o wide
 
@@ -90,7 +97,10 @@ fi
 export PODIUM_REDIS_URL="redis://:$redis_pw@$redis_at/0"
 
 step "agents and teams in namespace $ns"
-kubectl -n "$ns" apply -f examples/agents.yaml -f examples/teams.yaml
+# --prune: example Agents an earlier demo left that the file no longer has would join the teams and take work.
+kubectl -n "$ns" apply -f examples/agents.yaml --prune -l podium.dev/example=true \
+  --prune-allowlist=podium.dev/v1alpha1/Agent
+kubectl -n "$ns" apply -f examples/teams.yaml
 if ! kubectl -n "$ns" wait agent --all --for=condition=Ready --timeout=180s; then
   kubectl -n "$ns" get agents,pods >&2 || true
   fail "agents did not become Ready" \
@@ -102,35 +112,46 @@ kubectl -n "$ns" get agents,teams
 
 strategies=(pipeline hierarchical swarm event-driven central-command peer-to-peer market)
 if [ "$#" -gt 0 ]; then strategies=("$@"); fi
-failed=()
 for example in "${strategies[@]}"; do
   [ -f "examples/$example.yaml" ] || fail "no example named $example" "ls examples/"
-  step "orchestration: $example"
-  # A finished run is never re-run by `apply`: delete one left by an earlier demo so this one runs afresh.
+done
+
+step "orchestrations: ${strategies[*]}"
+# All at once: they share the agents and the model server, which answers two requests at a time and queues the rest.
+# A finished run is never re-run by `apply`: delete one left by an earlier demo so this one runs afresh.
+names=()
+for example in "${strategies[@]}"; do
   kubectl -n "$ns" delete -f "examples/$example.yaml" --ignore-not-found --wait=true --timeout=60s >/dev/null
-  name=$(kubectl -n "$ns" apply -f "examples/$example.yaml" -o name | cut -d/ -f2)
+done
+for example in "${strategies[@]}"; do
+  names+=("$(kubectl -n "$ns" apply -f "examples/$example.yaml" -o name | cut -d/ -f2)")
+done
+failed=()
+for name in "${names[@]}"; do
   left=$((deadline - SECONDS))
   [ "$left" -gt 0 ] || fail "the demo ran out of time (DEMO_DEADLINE=${DEMO_DEADLINE:-900}s) before $name" \
     "kubectl -n $ns get orchestrations" "kubectl -n $system logs deploy/$release | tail -50"
-  if podium run -n "$ns" watch "$name" --timeout "$((left < run_timeout ? left : run_timeout))"; then
-    if result=$(podium run -n "$ns" result "$name"); then
-      # Results can be long: the first lines show the shape; the command prints all of it.
-      printf '%s\n' "$result" | head -n 30
-      lines=$(printf '%s\n' "$result" | wc -l)
-      if [ "$lines" -gt 30 ]; then echo "  ... ($lines lines: podium run -n $ns result $name)"; fi
-    else
-      failed+=("$name")
-    fi
+  strategy=$(kubectl -n "$ns" get orchestration "$name" -o jsonpath='{.spec.strategy}')
+  step "$name ($strategy)"
+  if podium run -n "$ns" watch "$name" --timeout "$((left < run_timeout ? left : run_timeout))" >/dev/null &&
+    result=$(podium run -n "$ns" result "$name" -o yaml); then
+    # What the agents wrote: long results are cut here; `podium run result` prints all of it.
+    printf '%s\n' "$result" | head -n 24
+    lines=$(printf '%s\n' "$result" | wc -l)
+    if [ "$lines" -gt 24 ]; then echo "  ... ($lines lines: podium run -n $ns result $name -o yaml)"; fi
+    kubectl -n "$ns" get orchestration "$name" \
+      -o jsonpath='{.status.phase}: {.status.progress} tasks, {.status.tokens} tokens, cost {.status.cost}{"\n"}'
   else
     failed+=("$name")
+    kubectl -n "$ns" get orchestration "$name" -o jsonpath='{.status.phase}: {.status.message}{"\n"}' >&2 || true
     printf '\033[31m%s did not succeed\033[0m; try:\n  kubectl -n %s describe orchestration %s\n' "$name" "$ns" "$name" >&2
     printf '  kubectl -n %s logs deploy/%s | grep %s\n  podium run -n %s history %s\n' \
       "$system" "$release" "$name" "$ns" "$name" >&2
   fi
 done
 
-step "what ran"
-kubectl -n "$ns" get orchestrations
+step "what ran (tokens and cost as each Orchestration's status counts them)"
+kubectl -n "$ns" get orchestrations -o custom-columns='NAME:.metadata.name,STRATEGY:.spec.strategy,PHASE:.status.phase,TASKS:.status.progress,TOKENS:.status.tokens,COST:.status.cost'
 echo
 if [ "$cluster" = local ]; then
   echo "Use the cluster: eval \$(.venv/bin/podium-cluster env); kubectl get podium -A. Stop everything: make cluster-down"

@@ -24,7 +24,8 @@ from .helpers import Operator, require_ready_node
 from .prometheus import Prometheus, running_prometheus
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+# The examples with the deterministic demo agents (examples/ itself runs language-model agents).
+EXAMPLES = ROOT / "tests" / "data" / "deterministic"
 
 
 def scaled_agent() -> dict[str, Any]:
@@ -147,7 +148,7 @@ def test_the_panels_say_what_happened(prometheus: Prometheus, runs: dict[str, st
     assert {("eventDriven",), ("swarm",), ("pipeline",)} <= set(cost)
 
     replicas = by(prometheus, f'count by (agent) (podium_agent_in_flight{{namespace="{ns}"}})', "agent")
-    assert replicas[("researcher",)] == 2 and sum(replicas.values()) == fleet  # examples/agents.yaml: 2 researchers
+    assert replicas[("researcher",)] == 2 and sum(replicas.values()) == fleet  # the deterministic agents.yaml: 2
     desired = by(prometheus, f'podium_agent_autoscaler_desired_replicas{{namespace="{ns}"}}', "agent")
     assert desired == {("scaled",): 1.0}
     breakers = by(prometheus, f'podium_agent_breaker_state{{namespace="{ns}"}}', "agent")

@@ -1,9 +1,10 @@
 """`podium ui` on the local cluster, looked at in headless Chromium.
 
-The examples' agents (deterministic demo backends) run as pods; one Orchestration of each strategy from examples/
-runs to Succeeded under `podium operator`; `podium ui` serves the namespace, reading Redis as a user with the
-viewer's read-only ACL. The API answers, and the page draws each run's picture, timeline and history. Screenshots
-go to $PODIUM_VIEWER_SCREENSHOTS (docs/viewer to refresh the ones kept in the docs), else to a temporary folder.
+The example agents with deterministic demo backends (tests/data/deterministic/) run as pods; one Orchestration
+of each strategy runs to Succeeded under `podium operator`; `podium ui` serves the namespace, reading Redis as a
+user with the viewer's read-only ACL. The API answers, and the page draws each run's picture, timeline and
+history. Screenshots go to $PODIUM_VIEWER_SCREENSHOTS (docs/viewer to refresh the ones kept in the docs), else to a
+temporary folder.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from .conftest import ClusterHandle
 from .helpers import PODIUM, Operator, require_ready_node
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "examples"
+# The examples with the deterministic demo agents (examples/ itself runs language-model agents).
+EXAMPLES = ROOT / "tests" / "data" / "deterministic"
 FILES = {
     "pipeline": "pipeline.yaml",
     "hierarchical": "hierarchical.yaml",

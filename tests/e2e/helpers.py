@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import subprocess
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.wait import wait_for as poll
 
+from ..cluster.helpers import helm
 from .conftest import ClusterHandle
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +30,11 @@ class Release:
     name: str
     system: str  # where the operator and Redis run
     namespace: str  # where the Agents and Orchestrations live
+
+    @property
+    def model_url(self) -> str:
+        """The chart's model server (with modelServer.enabled) as an llm Agent's baseURL."""
+        return f"http://{self.name}-model-server.{self.system}.svc:8080/v1"
 
 
 # Helm installs and pods starting take tens of seconds: poll once a second, not the cluster tests' twice.
@@ -52,6 +64,48 @@ def cluster_wide_operators(cluster: ClusterHandle) -> list[str]:
         for d in found["items"]
         if "--all-namespaces" in d["spec"]["template"]["spec"]["containers"][0].get("args", [])
     ]
+
+
+@contextlib.contextmanager
+def installed(cluster: ClusterHandle, prefix: str, *helm_args: str) -> Iterator[Release]:
+    """A release of the chart of its own (``podium-<prefix>-<suffix>``) whose operator watches only its own workload
+    namespace (``<prefix>-<suffix>``), so it shares the cluster with other tests without reconciling their Agents;
+    uninstalled with everything in it at the end."""
+    others = cluster_wide_operators(cluster)
+    if others:
+        pytest.fail(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
+    suffix = uuid.uuid4().hex[:6]
+    rel = Release(
+        name=f"podium-{prefix}-{suffix}", system=f"podium-{prefix}-{suffix}-system", namespace=f"{prefix}-{suffix}"
+    )
+    assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
+    done = helm(
+        cluster,
+        "install", rel.name, str(CHART), "--namespace", rel.system, "--create-namespace",
+        "--set", f"watchNamespaces={{{rel.namespace}}}",
+        "--set", "heartbeatLeaseSeconds=5",
+        *helm_args,
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    try:
+        if done.returncode != 0:
+            pytest.fail(f"helm install failed: {done.stderr}\n{diagnose(cluster, rel)}")
+        yield rel
+    finally:
+        # While the operator still runs: its finalizers clean up the Agents' Redis users and the runs' keys (a
+        # dozen Agents on a busy machine take a while; the uninstall goes ahead either way).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            cluster.kubectl(
+                "delete", "orchestrations,agents", "--all", "-n", rel.namespace, "--wait=true", "--timeout=150s",
+                timeout=170,
+            )  # fmt: skip
+        helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
+        # What is left has podium.dev finalizers no operator will remove now: the namespace would hang Terminating.
+        no_finalizers = '{"metadata":{"finalizers":null}}'
+        for kind in ("orchestrations", "agents"):
+            for obj in cluster.kubectl("get", kind, "-n", rel.namespace, "-o", "name").stdout.split():
+                cluster.kubectl("patch", obj, "-n", rel.namespace, "--type=merge", "-p", no_finalizers)
+        cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
 
 
 def ready(pod: dict[str, Any]) -> bool:

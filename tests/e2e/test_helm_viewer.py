@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
 
-from ..cluster.helpers import helm
 from .conftest import ClusterHandle
 from .helpers import (
-    CHART,
     Release,
     agent_manifest,
-    cluster_wide_operators,
     diagnose,
     get,
+    installed,
     pipeline_manifest,
     ready,
     wait_for,
@@ -29,29 +26,8 @@ from .helpers import (
 
 @pytest.fixture(scope="module")
 def release(cluster: ClusterHandle) -> Iterator[Release]:
-    others = cluster_wide_operators(cluster)
-    if others:
-        pytest.fail(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
-    suffix = uuid.uuid4().hex[:6]
-    rel = Release(name=f"podium-ui-{suffix}", system=f"podium-ui-{suffix}-system", namespace=f"ui-{suffix}")
-    assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
-    installed = helm(
-        cluster,
-        "install", rel.name, str(CHART),
-        "--namespace", rel.system, "--create-namespace",
-        "--set", f"watchNamespaces={{{rel.namespace}}}",
-        "--set", "viewer.enabled=true",
-        "--set", "heartbeatLeaseSeconds=5",
-        "--wait", "--timeout", "180s",
-    )  # fmt: skip
-    try:
-        if installed.returncode != 0:
-            pytest.fail(f"helm install failed: {installed.stderr}\n{diagnose(cluster, rel)}")
+    with installed(cluster, "ui", "--set", "viewer.enabled=true") as rel:
         yield rel
-    finally:
-        cluster.kubectl("delete", "orchestrations,agents", "--all", "-n", rel.namespace, "--wait=true", "--timeout=60s")
-        helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
-        cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
 
 
 def viewer_get(cluster: ClusterHandle, release: Release, path: str) -> Any:

@@ -92,7 +92,29 @@ def watch(namespace: str, name: str, timeout: float, interval: float = 1.0) -> i
         time.sleep(interval)
 
 
-def result(namespace: str, name: str, redis_url: str) -> int:
+class _Literal(yaml.SafeDumper):
+    """YAML with multi-line text as ``|`` blocks: a model's answer reads as written, not as one escaped line."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" not in value.strip():
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+    # A block cannot hold spaces at the end of a line (YAML would fall back to an escaped one-liner): drop them.
+    text = "\n".join(line.rstrip() for line in value.strip().splitlines())
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|")
+
+
+_Literal.add_representer(str, _text)
+
+
+def render_result(value: Any, output: str = "json") -> str:
+    """A run's result as JSON (indented, for programs) or YAML (for people: text as text, long lines wrapped)."""
+    if output == "yaml":
+        return yaml.dump(value, Dumper=_Literal, allow_unicode=True, sort_keys=False, width=100).rstrip("\n")
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def result(namespace: str, name: str, redis_url: str, output: str = "json") -> int:
     status = _get(_api(), namespace, name).get("status") or {}
     if status.get("resultRef"):
         value = asyncio.run(_load_ref(redis_url, status["resultRef"]))
@@ -101,7 +123,7 @@ def result(namespace: str, name: str, redis_url: str) -> int:
     else:
         print(f"{name} has no result yet ({status.get('phase') or 'Pending'})", file=sys.stderr)
         return 1
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(render_result(value, output))
     return 0
 
 
@@ -226,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600)
     p = sub.add_parser("result", help="print the result (inline or by reference)")
     p.add_argument("name")
+    p.add_argument("-o", "--output", choices=["json", "yaml"], default="json", help="yaml: text reads as text")
     p = sub.add_parser("history", help="print the conversation history of a run (or of one of its agents)")
     p.add_argument("name")
     p.add_argument("--limit", type=int, default=200)
@@ -249,7 +272,7 @@ def main(argv: list[str]) -> int:
         if args.command == "watch":
             return watch(args.namespace, args.name, args.timeout)
         if args.command == "result":
-            return result(args.namespace, args.name, args.redis_url)
+            return result(args.namespace, args.name, args.redis_url, args.output)
         if args.command in run_state.COMMANDS:
             return run_state.main(args)
         return history(args.namespace, args.name, args.redis_url, args.limit, args.agent)

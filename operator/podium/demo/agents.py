@@ -61,11 +61,11 @@ def coverage(solution: Any, problem: Any) -> float:
     return round(sum(1 for w in wanted if w in body) / len(wanted), 4)
 
 
-def _solution_of(value: Any) -> Any:
-    """What a review or evaluation scores: the proposal under review first (a peerToPeer review also carries the
-    current solution, None until one is applied), then the solution itself."""
+def _solution_of(value: Any, first: str = "solution") -> Any:
+    """The candidate in a strategy's input: ``first`` if it is there, else the first of the usual keys that is set
+    (peerToPeer sends ``solution: null`` until a proposal was applied, next to the ``proposal`` under review)."""
     if isinstance(value, dict):
-        for key in ("proposal", "candidate", "solution", "output", "result"):
+        for key in (first, "solution", "proposal", "candidate", "output", "result"):
             if value.get(key) is not None:
                 return value[key]
     return value
@@ -92,9 +92,7 @@ def _tenths(score: float) -> int:
 
 def _score(task_input: Any) -> float:
     problem = task_input.get("problem") or task_input.get("goal") if isinstance(task_input, dict) else None
-    # A peer review scores the proposal, not the current solution it is shown next to (None before any is applied).
-    reviewed = isinstance(task_input, dict) and task_input.get("proposal") is not None
-    candidate = task_input["proposal"] if reviewed else _solution_of(task_input)
+    candidate = _solution_of(task_input, first="proposal")  # a review scores the proposal, not the current one
     return coverage(candidate, problem if problem is not None else _text(task_input))
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import yaml
 
 from podium.dataplane.bus import Bus
 from podium.dataplane.messages import Task
@@ -17,7 +18,7 @@ from podium.engine import contracts
 from podium_localcluster.modelserver import MODEL_ALIAS as MODEL_NAME
 from podium_localcluster.modelserver import LlamaServer as ModelServer
 from podium_localcluster.redis_server import RedisServer
-from tests.integration.agent.conftest import VENV_BIN, StartAgent
+from tests.integration.agent.conftest import ROOT, VENV_BIN, StartAgent
 from tests.integration.agent.helpers import echo_service, serve
 
 SAMPLES = "tests.integration.agent.sample_agents"
@@ -73,6 +74,23 @@ async def test_command_backend_runs_ruff(bus: Bus, namespace: str, start_agent: 
     result = await run_task(bus, new_task(namespace, "reviewer", "review", "import os\n\nx == 1\n"))
     assert result.ok
     assert {f["code"] for f in result.output} >= {"F401"}
+
+
+async def test_the_example_linter_lints_the_source_an_object_input_carries(
+    bus: Bus, namespace: str, start_agent: StartAgent
+) -> None:
+    """examples/agents.yaml's command agent: ruff on the input's `source`, not on the JSON the backend writes (which
+    ruff reads as one useless expression, B018)."""
+    docs = yaml.safe_load_all((ROOT / "examples" / "agents.yaml").read_text())
+    (linter,) = [d for d in docs if d["metadata"]["name"] == "linter"]
+    start_agent("linter", linter["spec"])
+    source = "import os\n\ndef average(values):\n    return sum(values) / len(values)\n"
+    result = await run_task(bus, new_task(namespace, "linter", "execute", {"source": source}))
+    assert result.ok, result.error
+    assert result.output == {
+        "source": source,
+        "findings": [{"line": 1, "code": "F401", "message": "`os` imported but unused"}],
+    }
 
 
 async def test_command_backend_crash_reports_stderr(bus: Bus, namespace: str, start_agent: StartAgent) -> None:

@@ -124,3 +124,14 @@ def test_the_collaboration_examples_agents_work_through_the_sdk() -> None:
     with sdk.collecting(told(progress={"done": ["intro"]})) as asked:
         assert collab.tracker(message) == {"done": ["details", "intro"]}
     assert asked.state_updates == [{"key": "progress", "value": {"done": ["details", "intro"], "of": 2}}]
+
+
+def test_a_peer_review_scores_the_proposal_while_no_solution_was_applied_yet() -> None:
+    """peerToPeer sends ``solution: null`` until a proposal is applied: the review scores the proposal it is shown."""
+    state = {"input": {"draft": "Podium runs agents"}, "solution": None, "round": 1}
+    covering = run(agents.analyzer, "review", {**state, "proposal": "podium; runs; agents", "author": "planner"})
+    unrelated = run(agents.analyzer, "review", {**state, "proposal": "something else", "author": "planner"})
+    assert covering["output"]["score"] > unrelated["output"]["score"] == 0
+    # Once one was applied, the proposal under review is still what is scored, not the current solution.
+    applied = {**state, "solution": "podium; runs; agents", "proposal": "something else", "author": "planner"}
+    assert run(agents.analyzer, "review", applied)["output"]["score"] == 0

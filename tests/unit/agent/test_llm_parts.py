@@ -207,6 +207,29 @@ def test_a_copied_placeholder_is_no_answer() -> None:
     assert prompts.copied_placeholder({"a": "x <y> z"}) is None
 
 
+def test_an_answer_that_repeats_its_fields_description_is_no_answer() -> None:
+    schema = contracts.assignments(["research"]).schema  # each team's tasks: a list of texts ("one task")
+    for copied in ("one task", "One task, text of at most 300 characters.", "text of at most 300 characters"):
+        _, problem = check_answer(Completion(json.dumps({"assignments": {"research": [copied]}})), schema)
+        assert problem == (
+            "field 'assignments.research[0]' repeats the form's description instead of answering: write the content "
+            "itself"
+        ), copied
+    # What the model was shown counts: bounds fitted to its token limit say "at most 45 characters".
+    shown = prompts.fit_to_tokens(schema, 40)
+    limit = shown["properties"]["assignments"]["properties"]["research"]["items"]["maxLength"]
+    copied = {"assignments": {"research": [f"one task, text of at most {limit} characters"]}}
+    assert check_answer(Completion(json.dumps(copied)), schema, shown)[1] is not None
+    # Content that merely starts like the note, lists and nested fields.
+    answer = {"assignments": {"research": ["One task is to find the history of unit tests"]}}
+    assert check_answer(Completion(json.dumps(answer)), schema)[1] is None
+    plan = contracts.plan(["research"]).schema
+    tasks = {"tasks": [{"name": "find-facts", "description": "what the agent doing this task must do",
+                        "capabilities": ["research"]}]}  # fmt: skip
+    assert prompts.copied_description(tasks, plan) == "tasks[0].description"
+    assert prompts.copied_description({"unknown": "the part"}, schema) is None
+
+
 def test_text_bounds_shrink_to_fit_the_token_limit() -> None:
     synthesis = contracts.synthesis().schema  # an answer of up to 1000 characters
     assert prompts.fit_to_tokens(synthesis, None) is synthesis

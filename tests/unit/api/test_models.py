@@ -13,14 +13,16 @@ from podium.api.validation import SpecError, parse
 
 ROOT = Path(__file__).resolve().parents[3]
 BAD_SPECS: list[dict[str, Any]] = yaml.safe_load((ROOT / "tests/data/bad-specs.yaml").read_text())
-EXAMPLES = sorted((ROOT / "examples").rglob("*.yaml"))
+# examples/ (language-model agents) and the deterministic copy the cluster tests run.
+EXAMPLE_DIRS = (ROOT / "examples", ROOT / "tests" / "data" / "deterministic")
 
 
-def example_documents() -> list[tuple[str, dict[str, Any]]]:
-    """Every Podium object in examples/ (the autoscaling ones sit next to HPA and KEDA objects)."""
+def example_documents(where: Path | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """Every Podium object in the example directories (the autoscaling ones sit next to HPA and KEDA objects)."""
     return [
-        (f"{path.relative_to(ROOT / 'examples')}:{doc['metadata']['name']}", doc)
-        for path in EXAMPLES
+        (f"{path.relative_to(ROOT)}:{doc['metadata']['name']}", doc)
+        for top in ([where] if where else EXAMPLE_DIRS)
+        for path in sorted(top.rglob("*.yaml"))
         for doc in yaml.safe_load_all(path.read_text())
         if doc and str(doc.get("apiVersion", "")).startswith("podium.dev/")
     ]
@@ -32,8 +34,9 @@ def test_every_example_is_valid(label: str, manifest: dict[str, Any]) -> None:
     assert parsed.metadata.name == manifest["metadata"]["name"]
 
 
-def test_examples_cover_every_strategy() -> None:
-    strategies = {doc["spec"]["strategy"] for _, doc in example_documents() if doc["kind"] == "Orchestration"}
+@pytest.mark.parametrize("where", EXAMPLE_DIRS, ids=lambda p: p.name)
+def test_examples_cover_every_strategy(where: Path) -> None:
+    strategies = {doc["spec"]["strategy"] for _, doc in example_documents(where) if doc["kind"] == "Orchestration"}
     assert strategies == {"hierarchical", "pipeline", "swarm", "eventDriven", "centralCommand", "peerToPeer", "market"}
 
 

@@ -83,6 +83,20 @@ def test_each_attempt_is_a_bar_of_its_own_with_how_it_ended() -> None:
     ]
 
 
+def test_an_answer_the_agent_runtime_refused_against_the_schema_is_rejected_not_failed() -> None:
+    # The runtime checks answers against the task's output schema itself: ok=False with error_type invalid_output.
+    entry = done("stage-write", "w1", 2, ok=False, start=T0, end=T0 + 4, history=["w1", "w1"])
+    refused = "the answer does not honour the task's output schema: the answer must be string, got object"
+    attempts = {
+        n: result("stage-write", n, "w1", ok=False, at=T0 + 2 * n, error=refused, error_type=INVALID_OUTPUT)
+        for n in (1, 2)
+    }
+    assert [(b["attempt"], b["state"], b["error"]) for b in bars(entry, attempts)] == [
+        (1, "rejected", refused),
+        (2, "rejected", refused),
+    ]
+
+
 def test_the_journal_adds_the_attempt_in_flight_and_the_one_that_timed_out() -> None:
     running = Entry("stage-x", DISPATCHED, f"{UID}:stage-x:2", "w2", 2, "execute", started_at=T0 + 3)
     first = {1: result("stage-x", 1, "w1", ok=False, at=T0 + 2, took=2, error="boom")}

@@ -37,15 +37,18 @@ def chat_url(base_url: str) -> str:
     return base if base.endswith("/chat/completions") else base + "/chat/completions"
 
 
-def check_answer(completion: Completion, schema: dict[str, Any]) -> tuple[Any, str | None]:
-    """The answer's value and what is wrong with it (None: it honours the schema)."""
+def check_answer(
+    completion: Completion, schema: dict[str, Any], asked: dict[str, Any] | None = None
+) -> tuple[Any, str | None]:
+    """The answer's value and what is wrong with it (None: it honours the schema). ``asked`` is the schema the
+    model was shown (its bounds fitted to the token limit), whose field notes a copied answer would repeat."""
     try:
         value = prompts.read_json(completion.content)
     except prompts.AnswerError as exc:
         if completion.cut:
             return None, f"the answer was cut at the token limit before it was complete ({exc}): answer shorter"
         return None, str(exc)
-    return value, prompts.answer_problem(value, schema)
+    return value, prompts.answer_problem(value, schema, asked)
 
 
 def _context(task: TaskLike) -> dict[str, Any] | None:
@@ -115,12 +118,12 @@ class LLMRunner:
         completion = await self._ask(messages, asked, str(task.kind), usage)
         if schema is None:
             return usage.output(prompts.read_text(completion.content))
-        value, problem = check_answer(completion, schema)
+        value, problem = check_answer(completion, schema, asked)
         if problem is None:
             return usage.output(value)
         messages = [*messages, *prompts.reask(completion.content, problem)]
         completion = await self._ask(messages, asked, str(task.kind), usage)
-        value, problem = check_answer(completion, schema)
+        value, problem = check_answer(completion, schema, asked)
         if problem is None:
             return usage.output(value)
         raise InvalidOutput(

@@ -74,12 +74,42 @@ def copied_placeholder(value: Any, path: str = "") -> str | None:
     return None
 
 
-def answer_problem(value: Any, schema: dict[str, Any]) -> str | None:
-    """What is wrong with an answer's value: where it breaks the schema, or a placeholder copied from the form."""
+def answer_problem(value: Any, schema: dict[str, Any], asked: dict[str, Any] | None = None) -> str | None:
+    """What is wrong with an answer's value: where it breaks the schema, or a placeholder or field description
+    copied from the form. ``asked``: the schema the model was shown (bounds fitted to its token limit)."""
     problem = first_error(schema, value)
     if problem is None and (copied := copied_placeholder(value)) is not None:
         problem = f"field {copied!r} repeats the form's placeholder instead of answering: write the content itself"
+    if problem is None and (copied := copied_description(value, asked or schema)) is not None:
+        problem = f"field {copied!r} repeats the form's description instead of answering: write the content itself"
     return problem
+
+
+def _said(text: str) -> str:
+    """Text as compared for copying: lower case, words only."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def copied_description(value: Any, schema: dict[str, Any], path: str = "") -> str | None:
+    """The path of the first string in ``value`` that repeats what the form says about its field (its description,
+    its type and bounds in words, or the whole line: ``"the part of team research, text of at most 300
+    characters"``) instead of answering: a small model copies the field list it was shown. ``schema`` is the one the
+    model was shown."""
+    if isinstance(value, str):
+        note, kind = str(schema.get("description") or ""), kind_of(schema)
+        forms = {_said(kind)} | ({_said(note), _said(f"{note}, {kind}")} if note else set())
+        return (path or "(root)") if _said(value) in forms else None
+    if isinstance(value, dict) and isinstance(schema.get("properties"), dict):
+        children = [(f"{path}.{k}".lstrip("."), v, schema["properties"].get(k)) for k, v in value.items()]
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        children = [(f"{path}[{i}]", v, schema["items"]) for i, v in enumerate(value)]
+    else:
+        return None
+    for where, item, sub in children:
+        found = copied_description(item, sub, where) if isinstance(sub, dict) else None
+        if found:
+            return found
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ content

@@ -33,7 +33,7 @@ def context(quick: bool) -> dict[str, Any]:
 
 
 def run_bus(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
-    return asyncio.run(bus.run(bus.QUICK if quick else bus.FULL, list(bus.SYSTEMS))), bus.table
+    return asyncio.run(bus.run(bus.QUICK if quick else bus.FULL, list(bus.DEFAULT))), bus.table
 
 
 def run_orchestration(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:

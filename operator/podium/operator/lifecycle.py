@@ -14,6 +14,7 @@ from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
 
 PREFIX = "podium.dev"
+REDIS_CONNECTIONS = 64
 
 
 def post_event(body: Any, type_: str, reason: str, message: str) -> None:
@@ -39,7 +40,16 @@ async def start(
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     kube = Kube(load_config())
-    redis = connect(conf.redis_url, password=conf.redis_password, health_check_interval=30)
+    # A blocking pool: a burst (a thousand Agents' ACL users, a hundred runs dispatching at once) waits for one of
+    # its connections instead of failing with "Too many connections" and being retried seconds later.
+    redis = connect(
+        conf.redis_url,
+        password=conf.redis_password,
+        health_check_interval=30,
+        pool_class=aioredis.BlockingConnectionPool,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=30,
+    )
     try:
         await redis.ping()
     except (aioredis.ConnectionError, aioredis.TimeoutError) as e:
@@ -57,7 +67,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     except RuntimeError:
         return
     await current.redis.aclose()
-    current.kube.api.close()
+    current.kube.close()
     del memo["runtime"]
 
 

@@ -36,12 +36,15 @@ async def reconcile(
     agent_deployments: kopf.Index,
     agent_pods: kopf.Index,
     logger: logging.Logger,
+    reason: kopf.Reason | None = None,
+    retry: int = 0,
     **_: Any,
 ) -> None:
     rt = runtime.of(memo)
     with metrics.timed("Agent") as outcome:
         try:
-            await rt.agents.apply(dict(body))
+            # A first try on creation has no children to read; a retry may have made some, so it reads them.
+            await rt.agents.apply(dict(body), new=reason == kopf.Reason.CREATE and retry == 0)
             await _observe(rt, body, agent_deployments, agent_pods)
         except Exception as e:
             outcome.value = "retry"

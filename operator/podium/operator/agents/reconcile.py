@@ -53,6 +53,7 @@ class Memory:
     deleted: dict[str, float] = field(default_factory=dict)  # pods we deleted, when
     last_apply: float = 0.0
     error: str | None = None
+    password: str | None = None  # the Redis password this operator generated or read from the Secret
     # The autoscaler's recommendations inside the scale-down window (None: not rebuilt since the operator started),
     # and the generation the Agent reaches through our last scale: an older body is stale and must not re-decide.
     autoscale_window: autoscale.Window | None = None
@@ -122,15 +123,18 @@ Event = tuple[str, str, str]
 
 
 def apply_events(outcomes: dict[str, str], namespace: str, name: str, replicas: int) -> list[Event]:
-    """The Events that announce what an apply changed (pure)."""
+    """The Events that announce what an apply changed, one per kind of change (pure): a new Agent's four
+    children are one Event, not four API writes."""
+    created = [kind for kind, outcome in outcomes.items() if outcome == "created"]
+    updated = [kind for kind, outcome in outcomes.items() if outcome == "updated"]
     out: list[Event] = []
-    for kind, outcome in outcomes.items():
-        if outcome == "created":
-            out.append(("Normal", "Created", f"created {kind} {namespace}/{name}"))
-        elif outcome == "updated":
-            out.append(("Normal", "Updated", f"updated {kind} to match the Agent's spec"))
-        elif outcome == "scaled":
-            out.append(("Normal", "Scaled", f"Deployment replicas set to {replicas}"))
+    if created:
+        out.append(("Normal", "Created", f"created {', '.join(created)} {namespace}/{name}"))
+    if updated:
+        verb = "it" if len(updated) == 1 else "them"
+        out.append(("Normal", "Updated", f"updated {', '.join(updated)} to match the Agent's spec (changed {verb})"))
+    if "scaled" in outcomes.values():
+        out.append(("Normal", "Scaled", f"Deployment replicas set to {replicas}"))
     return out
 
 
@@ -188,8 +192,14 @@ class AgentReconciler:
     def remember(self, namespace: str, name: str) -> Memory:
         return self.memory.setdefault((namespace, name), Memory())
 
-    async def apply(self, body: dict[str, Any]) -> None:
-        """Create or update the children and the Redis user; an invalid spec leaves the last good workload up."""
+    async def apply(self, body: dict[str, Any], *, new: bool = False) -> None:
+        """Create or update the children and the Redis user; an invalid spec leaves the last good workload up.
+
+        ``new``: the Agent was just created, so its children cannot exist yet and are applied without reading
+        them first (four API reads fewer per Agent; at a thousand Agents applied at once that is what the API
+        server has to spare). Stale children of an earlier Agent of the same name are simply overwritten, the
+        Secret with a fresh password that the Redis user gets first.
+        """
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         mem = self.remember(namespace, name)
@@ -201,10 +211,14 @@ class AgentReconciler:
         # Read: the children as they are.
         child = children.names(name)
         kinds = {"Secret": "secret", "ConfigMap": "configmap", "Service": "service", "Deployment": "deployment"}
-        found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
-        existing = dict(zip(kinds, found, strict=True))
-        # Decide: what they should be (the Redis password stays the one the Secret holds).
-        password = secret_value(existing["Secret"], "password") or redis_io.new_password()
+        if new:
+            existing: dict[str, dict[str, Any] | None] = dict.fromkeys(kinds)
+        else:
+            found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
+            existing = dict(zip(kinds, found, strict=True))
+        # Decide: what they should be (the Redis password stays the one the Secret holds, or the one we made).
+        password = secret_value(existing["Secret"], "password") or mem.password or redis_io.new_password()
+        mem.password = password
         desired = desired_children(agent, password, self.child_settings, existing["Deployment"])
         # Act: the Redis user, then each child in order; a Deployment that cannot be built keeps the old one.
         await redis_io.ensure_acl_user(self.redis, namespace, name, password)

@@ -6,7 +6,6 @@ API read (a list of Agents and one of Teams in the orchestration's namespace).
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -123,6 +122,6 @@ def _list(kube: Kube, plural: str, namespace: str) -> list[dict[str, Any]]:
 
 
 async def fetch(kube: Kube, namespace: str) -> Snapshot:
-    agents = await asyncio.to_thread(_list, kube, "agents", namespace)
-    teams = await asyncio.to_thread(_list, kube, "teams", namespace)
+    agents = await kube.run(_list, kube, "agents", namespace)
+    teams = await kube.run(_list, kube, "teams", namespace)
     return Snapshot(agents, teams)

@@ -1,8 +1,11 @@
-"""`make bench`: run every benchmark and write its JSON under bench/results/.
+"""`make bench`: run the benchmarks of issue #17's table, write their JSON under bench/results/, print the table
+with each figure next to its peer or floor from the same run, and write that table into docs/benchmarks.md.
 
-    python -m bench.run [--quick] [--only bus,orchestration]
+    python -m bench.run [--quick] [--only bus,orchestration,operator_scale,sharding] [--no-doc]
 
---quick keeps the whole run to about 3 minutes (fewer tasks, shorter latency runs, fewer repetitions).
+bus and orchestration need only redis-server; operator_scale and sharding need the local cluster's binaries
+(they start a cluster of their own: `.podium-test/`, `.podium-bench/`). model_server (llama-server) runs only
+when named in --only. --quick: fewer tasks and repetitions, the operator at 30/5, 40 runs for sharding.
 Each JSON also records when it ran and the machine's load average, since the figures depend on both.
 """
 
@@ -18,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import bus, model_server, orchestration
+from bench import bus, model_server, operator_scale, orchestration, sharding
+from bench import report as issue_table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,21 +49,39 @@ def run_model_server(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, A
     return model_server.run(quick), model_server.table
 
 
-RUNNERS = {"bus": run_bus, "orchestration": run_orchestration, "model_server": run_model_server}
+def run_operator_scale(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    return operator_scale.run([(30, 5)] if quick else [(300, 50)]), operator_scale.table
+
+
+def run_sharding(quick: bool) -> tuple[dict[str, Any], Callable[[dict[str, Any]], str]]:
+    return sharding.run(runs=40 if quick else 200, rounds=1 if quick else 2), sharding.table
+
+
+RUNNERS = {
+    "bus": run_bus,
+    "orchestration": run_orchestration,
+    "operator_scale": run_operator_scale,
+    "sharding": run_sharding,
+    "model_server": run_model_server,
+}
 BENCHMARKS = tuple(RUNNERS)
+DEFAULT = ("bus", "orchestration", "operator_scale", "sharding")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about 3 minutes in all")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated subset of {BENCHMARKS}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON files")
+    parser.add_argument("--no-doc", action="store_true", help="do not write the table into docs/benchmarks.md")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     only = [b for b in args.only.split(",") if b]
     unknown = set(only) - set(BENCHMARKS)
     if unknown:
         parser.error(f"unknown benchmarks {sorted(unknown)}; choose from {', '.join(BENCHMARKS)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    started_all, load_start = time.perf_counter(), [round(x, 2) for x in os.getloadavg()]
+    reports: dict[str, dict[str, Any]] = {}
     for name in only:
         meta = context(args.quick)
         started = time.perf_counter()
@@ -72,6 +94,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name} ({meta['seconds']} s, load {meta['load_average_at_start']} -> {meta['load_average_at_end']})")
         print(table(report))
         print(f"wrote {path}", flush=True)
+        reports[name] = report
+    summary = issue_table.rows(reports)
+    print("== issue #17's table")
+    print(issue_table.text(summary))
+    if not args.no_doc and summary:
+        command = (
+            "make bench"
+            if argv is None and len(sys.argv) <= 1
+            else "python -m bench.run " + " ".join(sys.argv[1:] if argv is None else argv)
+        )
+        meta = {
+            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "cpus": os.cpu_count(),
+            "load_start": load_start[0],
+            "load_end": round(os.getloadavg()[0], 2),
+            "seconds": time.perf_counter() - started_all,
+        }
+        issue_table.write(summary, command, meta)
+        print(f"wrote {issue_table.DOC}")
     return 0
 
 

@@ -22,6 +22,8 @@ ENVIRONMENT = f"""environment (flags win):
   PODIUM_HEALTH_INTERVAL_SECONDS    how often each Agent's health is checked (default 5)
   PODIUM_RESYNC_SECONDS             how often children are re-checked for drift (default 120)
   PODIUM_STARTUP_GRACE_SECONDS      time a new replica has before its first heartbeat counts (default 30)
+  PODIUM_RUN_LEASE_SECONDS          an operator replica silent this long has its runs taken over (default 6)
+  PODIUM_REPLICA                    this operator replica's name among its peers (default: the host name)
   KUBECONFIG                        kubeconfig outside a cluster; in a pod the service account is used
 """
 
@@ -67,8 +69,8 @@ def configure(args: argparse.Namespace) -> Settings:
         conf.log_format = args.log_format
     if conf.log_format not in ("json", "text"):
         raise SystemExit(f"podium operator: log format must be json or text, not {conf.log_format!r}")
-    if conf.heartbeat_lease_seconds < 1 or conf.health_interval_seconds < 1:
-        raise SystemExit("podium operator: heartbeat lease and health interval must be at least 1 second")
+    if conf.heartbeat_lease_seconds < 1 or conf.health_interval_seconds < 1 or conf.run_lease_seconds < 1:
+        raise SystemExit("podium operator: leases and the health interval must be at least 1 second")
     conf.namespaces = list(args.namespace)
     return conf
 

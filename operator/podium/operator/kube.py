@@ -11,8 +11,10 @@ import asyncio
 import base64
 import functools
 import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from kubernetes import client, config
@@ -21,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from podium.api.common import GROUP, VERSION
 from podium.operator.agents.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
 
+log = logging.getLogger("podium.operator.kube")
 T = TypeVar("T")
 FIELD_MANAGER = "podium-operator"
 # Blocking API calls in flight at once. asyncio's default executor has cpu+4 threads (6 on 2 cores): with a
@@ -56,6 +59,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self._threads = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
+        self._posting: set[asyncio.Task[None]] = set()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking client call on the API threads."""
@@ -64,6 +68,43 @@ class Kube:
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.api.close()
+
+    def _event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        meta = body["metadata"]
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": body.get("apiVersion"),
+                "kind": body.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)  # type: ignore[arg-type]
+
+    def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """Post an Event about an object in the background (kopf.event needs a kopf handler's context; the run
+        drivers are not kopf handlers). An Event is a courtesy: failing to post one is logged, never raised."""
+        task = asyncio.get_running_loop().create_task(self.run(self._event, body, type_, reason, message))
+        self._posting.add(task)
+        task.add_done_callback(self._posted)
+
+    def _posted(self, task: asyncio.Task[None]) -> None:
+        self._posting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("event not posted: %s", task.exception())
 
     def _ops(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
         return {

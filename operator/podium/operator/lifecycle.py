@@ -12,6 +12,7 @@ from podium.dataplane.connection import connect
 from podium.operator import runtime
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
+from podium.operator.orchestrations import handlers as orchestrations
 
 PREFIX = "podium.dev"
 REDIS_CONNECTIONS = 64
@@ -57,7 +58,10 @@ async def start(
         await redis.aclose()
         raise kopf.TemporaryError(f"Redis at {conf.pod_redis_url} not reachable yet: {e}", delay=2) from e
     reconciler = AgentReconciler(kube, redis, conf, post_event)
-    memo.runtime = runtime.Runtime(conf, kube, redis, reconciler)
+    memo.runtime = rt = runtime.Runtime(conf, kube, redis, reconciler)
+    # Every replica drives its share of the runs, whether kopf peering made it the active one or a standby.
+    rt.runs = orchestrations.start_runs(rt)
+    await rt.runs.start()
     logger.info("podium operator started: redis %s, agent image %s", conf.pod_redis_url, conf.agent_image)
 
 
@@ -66,6 +70,8 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         current = runtime.of(memo)
     except RuntimeError:
         return
+    if current.runs is not None:
+        await current.runs.stop()
     await current.redis.aclose()
     current.kube.close()
     del memo["runtime"]

@@ -31,6 +31,7 @@ class Settings:
     resync_seconds: int = 120
     startup_grace_seconds: int = 30
     team_interval_seconds: int = 5
+    run_lease_seconds: int = 6  # a replica silent this long loses its runs to the others
     namespaces: list[str] = field(default_factory=list)
 
     @classmethod
@@ -45,6 +46,7 @@ class Settings:
             health_interval_seconds=_int_env("PODIUM_HEALTH_INTERVAL_SECONDS", 5),
             resync_seconds=_int_env("PODIUM_RESYNC_SECONDS", 120),
             startup_grace_seconds=_int_env("PODIUM_STARTUP_GRACE_SECONDS", 30),
+            run_lease_seconds=_int_env("PODIUM_RUN_LEASE_SECONDS", 6),
         )
 
     @property

@@ -21,7 +21,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from podium.api.common import GROUP, VERSION
-from podium.operator.agents.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION
+from podium.operator.agents.children import APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION, MANAGED_BY
 
 log = logging.getLogger("podium.operator.kube")
 T = TypeVar("T")
@@ -29,8 +29,9 @@ FIELD_MANAGER = "podium-operator"
 # Blocking API calls in flight at once. asyncio's default executor has cpu+4 threads (6 on 2 cores): with a
 # thousand Agents applied together, reconciles queued behind six calls while the API server had room for more.
 # The kubernetes client's connection pool is sized to match, so no call waits for or re-opens a connection.
-API_CONCURRENCY = 24
+API_CONCURRENCY = 16
 APPLY = "application/apply-patch+yaml"
+MANAGED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 MERGE = "application/merge-patch+json"
 
 
@@ -126,6 +127,25 @@ class Kube:
     async def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.run(self._get, kind, namespace, name)
 
+    def _list_managed(self, kind: str, namespace: str) -> list[dict[str, Any]]:
+        fn = {
+            "Deployment": self.apps.list_namespaced_deployment,
+            "Service": self.core.list_namespaced_service,
+            "ConfigMap": self.core.list_namespaced_config_map,
+            "Secret": self.core.list_namespaced_secret,
+        }[kind]
+        items: list[dict[str, Any]] = _raw(fn(namespace, label_selector=MANAGED, _preload_content=False))["items"]
+        return items
+
+    async def children(self, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every child this operator manages in the namespace, by (kind, name): four LISTs for all its Agents
+        instead of four GETs per Agent."""
+        kinds = ("Deployment", "Service", "ConfigMap", "Secret")
+        found = await asyncio.gather(*(self.run(self._list_managed, kind, namespace) for kind in kinds))
+        return {
+            (kind, o["metadata"]["name"]): _essence(o) for kind, items in zip(kinds, found, strict=True) for o in items
+        }
+
     def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         _, patch = self._ops(manifest["kind"])
         meta = manifest["metadata"]
@@ -214,6 +234,19 @@ class Kube:
     async def patch_scale(self, plural: str, namespace: str, name: str, replicas: int) -> bool:
         """Set spec.replicas through the scale subresource, as `kubectl scale` and an HPA do; False if gone."""
         return await self.run(self._patch_scale, plural, namespace, name, replicas)
+
+
+def _essence(child: dict[str, Any]) -> dict[str, Any]:
+    """What a reconcile compares of a listed child (its hash and applied-replicas annotations, a Deployment's
+    replicas, the Secret's password): a namespace's list is kept for seconds, so not the whole objects."""
+    meta = child.get("metadata") or {}
+    out: dict[str, Any] = {"metadata": {"name": meta.get("name"), "annotations": dict(meta.get("annotations") or {})}}
+    if "replicas" in (child.get("spec") or {}):
+        out["spec"] = {"replicas": child["spec"]["replicas"]}
+    password = (child.get("data") or {}).get("password")
+    if password is not None:
+        out["data"] = {"password": password}
+    return out
 
 
 def secret_value(secret: dict[str, Any] | None, key: str) -> str | None:

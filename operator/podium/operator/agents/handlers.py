@@ -12,6 +12,7 @@ import kopf
 
 from podium.operator import metrics, runtime
 from podium.operator.agents.children import short_value
+from podium.operator.agents.reconcile import Read
 from podium.operator.settings import Settings
 
 AGENTS = ("podium.dev", "v1alpha1", "agents")
@@ -30,6 +31,14 @@ async def _observe(
     return await rt.agents.observe(dict(body), deployments[0] if deployments else None, list(agent_pods.get(key, [])))
 
 
+def _read_for(reason: kopf.Reason | None, retry: int) -> Read:
+    """A first try on creation has no children to read (a retry may have made some); a resume (operator start)
+    shares the namespace's list with every other Agent; a spec change reads its own children."""
+    if reason == kopf.Reason.CREATE and retry == 0:
+        return "none"
+    return "snapshot" if reason == kopf.Reason.RESUME else "get"
+
+
 async def reconcile(
     body: kopf.Body,
     memo: kopf.Memo,
@@ -43,8 +52,7 @@ async def reconcile(
     rt = runtime.of(memo)
     with metrics.timed("Agent") as outcome:
         try:
-            # A first try on creation has no children to read; a retry may have made some, so it reads them.
-            await rt.agents.apply(dict(body), new=reason == kopf.Reason.CREATE and retry == 0)
+            await rt.agents.apply(dict(body), read=_read_for(reason, retry))
             await _observe(rt, body, agent_deployments, agent_pods)
         except Exception as e:
             outcome.value = "retry"
@@ -61,7 +69,7 @@ async def health(
     with metrics.timed("AgentHealth"):
         key = _key(body)
         if rt.agents.due_for_resync(namespace, name) or not list(agent_deployments.get(key, [])):
-            await rt.agents.apply(dict(body))
+            await rt.agents.apply(dict(body), read="snapshot")
         await _observe(rt, body, agent_deployments, agent_pods)
 
 

@@ -43,6 +43,11 @@ class DeploymentView:
     spec_replicas: int
     replicas: int
     ready: int
+    annotations: tuple[tuple[str, str], ...] = ()  # the desired-hash and applied-replicas ones we compare
+
+    def essence(self) -> dict[str, Any]:
+        """As much of the Deployment as an apply compares (see ``kube._essence``)."""
+        return {"metadata": {"annotations": dict(self.annotations)}, "spec": {"replicas": self.spec_replicas}}
 
 
 @dataclass
@@ -195,13 +200,16 @@ class AgentReconciler:
     def remember(self, namespace: str, name: str) -> Memory:
         return self.memory.setdefault((namespace, name), Memory())
 
-    async def apply(self, body: dict[str, Any], *, read: Read = "get") -> None:
+    async def apply(
+        self, body: dict[str, Any], *, read: Read = "get", deployment: DeploymentView | None = None
+    ) -> None:
         """Create or update the children and the Redis user; an invalid spec leaves the last good workload up.
 
         How the children are read first (``read``), as the API server's load at a thousand Agents demands:
         ``get`` reads each (a spec change: the freshest view); ``snapshot`` takes them from the namespace's
         list, shared by every Agent reconciled within a few seconds (an operator start, the periodic resync:
-        four LISTs per namespace instead of four GETs per Agent); ``none``: the Agent was just created, so its
+        three LISTs per namespace instead of four GETs per Agent, the Deployment from the watch-fed index,
+        ``deployment``); ``none``: the Agent was just created, so its
         children cannot exist yet and are applied unread. Stale children of an earlier Agent of the same name
         are simply overwritten, the Secret with a fresh password that the Redis user gets first.
         """
@@ -222,6 +230,7 @@ class AgentReconciler:
         elif read == "snapshot":
             listed = await self._children(namespace)
             existing = {kind: listed.get((kind, child[key])) for kind, key in kinds.items()}
+            existing["Deployment"] = deployment.essence() if deployment is not None else None
         else:
             found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
             existing = dict(zip(kinds, found, strict=True))

@@ -6,6 +6,7 @@ Runs the same as a pod (in-cluster service account) and as a local process (KUBE
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import random
@@ -100,6 +101,21 @@ def quiet_timers(record: logging.LogRecord) -> bool:
     )
 
 
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def cap_malloc_arenas(arenas: int = 2) -> bool:
+    """Let glibc keep at most ``arenas`` malloc arenas (unless MALLOC_ARENA_MAX says otherwise). By default every
+    thread that allocates gets one, up to 8 per core; the Kubernetes API threads then each held freed memory of
+    their own: 241 MiB peak at 1,000 Agents against 210 MiB with two (docs/benchmarks.md). Not glibc: nothing."""
+    if os.environ.get("MALLOC_ARENA_MAX"):
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
+    except (OSError, AttributeError):
+        return False
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
     conf = configure(args)
@@ -116,6 +132,7 @@ def main(argv: list[str]) -> int:
         log_format=kopf.LogFormat.JSON if conf.log_format == "json" else kopf.LogFormat.FULL,
         log_refkey="k8s" if conf.log_format == "json" else None,
     )
+    cap_malloc_arenas()  # before any thread starts
     logging.getLogger("kopf.objects").addFilter(quiet_timers)
     from podium.operator import handlers
 

@@ -35,6 +35,7 @@ class RunLog(logging.LoggerAdapter[logging.Logger]):
 def start_runs(rt: runtime.Runtime) -> Sharder:
     """The replica's run sharder: drives its share of the Orchestrations, cleans up after deleted ones."""
     base = logging.getLogger("podium.orchestrations")
+    snapshots = orchestration_directory.Snapshots(rt.kube)
 
     async def drive(body: dict[str, Any], stopping: Callable[[], bool]) -> None:
         meta = body["metadata"]
@@ -43,7 +44,7 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         def post(type_: str, reason: str, message: str) -> None:
             rt.kube.post_event(body, type_, reason, message)
 
-        deps = orchestration_run.Deps(kube=rt.kube, redis=rt.redis, post_event=post, logger=logger)  # type: ignore[arg-type]
+        deps = orchestration_run.Deps(kube=rt.kube, redis=rt.redis, post_event=post, logger=logger, snapshots=snapshots)  # type: ignore[arg-type]
         await orchestration_run.drive(deps, body, stopping)
 
     async def cleanup(body: dict[str, Any]) -> None:

@@ -171,9 +171,10 @@ def one_round(cluster: Cluster, redis_url: str, replicas: int, runs: int, stages
             seconds = time.monotonic() - started
             rss = [round(peak_rss_mib(p.pid), 1) for p in procs]
             failed = [p for p in phases(cluster, ns) if p != "Succeeded"]
-            # Deleted while the operators run, so their finalizers (Redis users, run keys) are honoured.
-            cluster.kubectl("delete", "namespace", ns, "--wait=false")
-            wait("the namespace gone", lambda: cluster.kubectl("get", "namespace", ns).returncode != 0, 300)
+            # Deleted while the operators run, so their finalizers (Redis users, run keys) are honoured, and
+            # before the namespace: deleting it would take the KopfPeering with it, which pauses kopf.
+            cluster.kubectl("delete", "orchestrations,agents", "--all", "-n", ns, "--timeout=300s")
+        cluster.kubectl("delete", "namespace", ns, "--wait=false")
         return {
             "replicas": replicas,
             "seconds": round(seconds, 2),

@@ -112,10 +112,10 @@ def module_namespace(cluster: ClusterHandle, prefix: str) -> Iterator[str]:
 
 
 def delete_namespace_without_operator(cluster: ClusterHandle, ns: str) -> None:
-    """Delete a namespace whose operator has stopped: its Agents' and Orchestrations' finalizers are dropped (no
+    """Delete a namespace whose operator has stopped: its Agents', Teams' and Orchestrations' finalizers are dropped (no
     operator will honour them), so it does not stay Terminating, relisted by the namespace controller forever."""
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
-    for kind in ("agents", "orchestrations"):
+    for kind in ("agents", "teams", "orchestrations"):
         names = cluster.kubectl("get", kind, "-n", ns, "-o", "name").stdout.split()
         for start in range(0, len(names), 100):
             cluster.kubectl(

@@ -8,12 +8,16 @@ Same workload everywhere: a producer sends no-op tasks to 2 worker processes and
 Each system gets its own redis-server on a free loopback port.
 
     python -m bench.bus [--quick] [--json] [--only podium,raw]
+
+Podium and raw redis-py run side by side in interleaved rounds; the podium/raw ratio is the median of the
+rounds' paired ratios (the machine's load moves more between minutes than between the two systems).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -21,7 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,18 +41,24 @@ from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMS = ("podium", "raw", "taskiq", "dramatiq", "celery")
+DEFAULT = ("podium", "raw", "dramatiq", "celery")  # the issue's peers; taskiq with --only
 
 
 @dataclass
 class Plan:
-    tasks: int  # throughput run: at most this many tasks...
+    tasks: int  # throughput round: at most this many tasks...
     seconds: float  # ...and at most this long
     rate: int  # latency run: offered tasks per second...
     rate_seconds: float  # ...for this long
+    rounds: int  # throughput rounds of podium and raw redis-py, interleaved (the ratio is their median)
+    latency_rounds: int  # latency runs of podium and raw, interleaved
 
 
-FULL = Plan(tasks=20_000, seconds=10, rate=1000, rate_seconds=4)
-QUICK = Plan(tasks=4_000, seconds=4, rate=1000, rate_seconds=2)
+FULL = Plan(tasks=20_000, seconds=10, rate=1000, rate_seconds=4, rounds=7, latency_rounds=3)
+QUICK = Plan(tasks=10_000, seconds=4, rate=1000, rate_seconds=2, rounds=5, latency_rounds=1)
+# Measured side by side, round after round: the ratio between them is the figure that matters, and the machine's
+# load moves too much between minutes for two separate runs to compare.
+PAIRED = ("podium", "raw")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -122,6 +132,7 @@ class System:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.pgids: list[int] = []  # its workers' and redis-server's process groups, for CPU accounting
 
     def workers(self) -> list[list[str]]:
         raise NotImplementedError
@@ -386,30 +397,118 @@ async def open_loop(one: Callable[[int], Awaitable[None]], rate: int, seconds: f
     return latencies, errors
 
 
-async def measure(name: str, plan: Plan) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def rig(name: str) -> AsyncIterator[System]:
+    """One system up and warmed: its own redis-server, its workers, its producer; torn down on exit."""
     with RedisServer() as server:
         system = CLASSES[name](server.url)
         procs = [spawn(args, server.url) for args in system.workers()]
+        assert server.process is not None
+        system.pgids = [p.pid for p in procs] + [os.getpgid(server.process.pid)]
         try:
             await system.start()
             await asyncio.wait_for(asyncio.gather(*(system.one(-i) for i in range(1, 51))), 60)  # warm up
-            started = time.perf_counter()
-            done = await system.batch(plan.tasks, time.monotonic() + plan.seconds)
-            elapsed = time.perf_counter() - started
-            latencies, errors = await open_loop(system.one, plan.rate, plan.rate_seconds)
+            yield system
             await system.close()
         finally:
             stop(procs)
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu_seconds(pgids: list[int]) -> float:
+    """CPU time (user + system) of every live process in these process groups: a system's workers and their
+    children (dramatiq forks its worker processes), and its redis-server."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids:  # field 5 of stat, the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+@dataclass
+class Round:
+    tasks_per_s: float
+    cpu_us_per_task: float  # producer + workers + redis-server: what a saturated machine divides its cores by
+
+
+async def throughput(system: System, plan: Plan) -> Round:
+    cpu_before, own_before = group_cpu_seconds(system.pgids), time.process_time()
+    started = time.perf_counter()
+    done = await system.batch(plan.tasks, time.monotonic() + plan.seconds)
+    elapsed = time.perf_counter() - started
+    cpu = group_cpu_seconds(system.pgids) - cpu_before + time.process_time() - own_before
+    return Round(done / elapsed, cpu * 1e6 / max(1, done))
+
+
+async def latency(system: System, plan: Plan) -> dict[str, Any]:
+    latencies, errors = await open_loop(system.one, plan.rate, plan.rate_seconds)
     return {
-        "tasks_per_s": round(done / elapsed, 1),
-        "throughput_tasks": done,
         "p50_ms": round(percentile(latencies, 0.50), 3),
         "p99_ms": round(percentile(latencies, 0.99), 3),
         "mean_ms": round(statistics.fmean(latencies), 3) if latencies else None,
-        "offered_per_s": plan.rate,
         "latency_tasks": len(latencies),
         "errors": errors,
     }
+
+
+def summarise(rounds: list[Round], lat: list[dict[str, Any]], plan: Plan) -> dict[str, Any]:
+    return {
+        "tasks_per_s": round(statistics.median(r.tasks_per_s for r in rounds), 1),
+        "rounds_tasks_per_s": [round(r.tasks_per_s) for r in rounds],
+        "cpu_us_per_task": round(statistics.median(r.cpu_us_per_task for r in rounds), 1),
+        "p50_ms": round(statistics.median(x["p50_ms"] for x in lat), 3),
+        "p99_ms": round(statistics.median(x["p99_ms"] for x in lat), 3),
+        "offered_per_s": plan.rate,
+        "errors": sum(x["errors"] for x in lat),
+    }
+
+
+async def measure(name: str, plan: Plan) -> dict[str, Any]:
+    """A system on its own: one throughput round and one latency run (the peers, an order of magnitude slower)."""
+    async with rig(name) as system:
+        rate = await throughput(system, plan)
+        lat = await latency(system, plan)
+    return summarise([rate], [lat], plan)
+
+
+async def measure_paired(names: tuple[str, ...], plan: Plan) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Systems up side by side, throughput rounds interleaved (the order alternating each round), then latency runs
+    the same way; the paired ratio of each round and its median."""
+    rates: dict[str, list[Round]] = {n: [] for n in names}
+    lats: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    async with contextlib.AsyncExitStack() as stack:
+        systems = {n: await stack.enter_async_context(rig(n)) for n in names}
+        for n in names:  # one discarded round each: pools, scripts and the workers' first batches
+            await throughput(systems[n], plan)
+        for r in range(plan.rounds):
+            for n in names if r % 2 == 0 else reversed(names):
+                rates[n].append(await throughput(systems[n], plan))
+        for r in range(plan.latency_rounds):
+            for n in names if r % 2 == 0 else reversed(names):
+                lats[n].append(await latency(systems[n], plan))
+    first, second = names
+    paired = [a.tasks_per_s / b.tasks_per_s for a, b in zip(rates[first], rates[second], strict=True)]
+    cpu = [b.cpu_us_per_task / a.cpu_us_per_task for a, b in zip(rates[first], rates[second], strict=True)]
+    ratio = {
+        "rounds": plan.rounds,
+        "median": round(statistics.median(paired), 3),
+        "min": round(min(paired), 3),
+        "max": round(max(paired), 3),
+        # The inverse ratio of CPU per task: what the throughput ratio tends to on a saturated machine, and far
+        # less moved by other work on it than wall-clock rates are.
+        "cpu_median": round(statistics.median(cpu), 3),
+        "cpu_min": round(min(cpu), 3),
+        "cpu_max": round(max(cpu), 3),
+    }
+    return {n: summarise(rates[n], lats[n], plan) for n in names}, ratio
 
 
 async def recovery(lease: float = 1.0, tasks: int = 200) -> dict[str, Any]:
@@ -462,13 +561,27 @@ def ratios(systems: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 async def run(plan: Plan, only: list[str]) -> dict[str, Any]:
     systems: dict[str, dict[str, Any]] = {}
+    report: dict[str, Any] = {"systems": systems}
+    paired = tuple(n for n in PAIRED if n in only)
+    if len(paired) == 2:
+        try:
+            found, report["paired"] = await measure_paired(paired, plan)
+            systems.update(found)
+        except Exception as exc:
+            for n in paired:
+                systems[n] = {"error": f"{type(exc).__name__}: {exc}"}
+        print(f"# {paired}: {report.get('paired')}", file=sys.stderr, flush=True)
     for name in only:
+        if name in systems:
+            continue
         try:
             systems[name] = await measure(name, plan)
         except Exception as exc:  # one broken competitor must not hide the others' numbers
             systems[name] = {"error": f"{type(exc).__name__}: {exc}"}
         print(f"# {name}: {systems[name]}", file=sys.stderr, flush=True)
-    report: dict[str, Any] = {"systems": systems, "ratios": ratios(systems)}
+    report["ratios"] = ratios(systems)
+    if "paired" in report:
+        report["ratios"]["podium_vs_raw_throughput"] = report["paired"]["median"]
     if "podium" in only:
         report["recovery"] = await recovery()
         if plan is FULL:  # the default lease too: what a user gets without tuning (about lease + reclaim interval)
@@ -479,14 +592,26 @@ async def run(plan: Plan, only: list[str]) -> dict[str, Any]:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'system':<10} {'tasks/s':>10} {'p50 ms':>8} {'p99 ms':>8}  (p50/p99 at {report['plan']['rate']}/s)"]
+    lines = [
+        f"{'system':<10} {'tasks/s':>10} {'CPU us/task':>12} {'p50 ms':>8} {'p99 ms':>8}  "
+        f"(p50/p99 at {report['plan']['rate']}/s)"
+    ]
     for name, row in report["systems"].items():
         if "error" in row:
             lines.append(f"{name:<10} error: {row['error']}")
         else:
-            lines.append(f"{name:<10} {row['tasks_per_s']:>10.0f} {row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}")
+            lines.append(
+                f"{name:<10} {row['tasks_per_s']:>10.0f} {row['cpu_us_per_task']:>12.1f} {row['p50_ms']:>8.2f} "
+                f"{row['p99_ms']:>8.2f}"
+            )
     for key, value in report["ratios"].items():
         lines.append(f"{key}: {value}x")
+    if "paired" in report:
+        p = report["paired"]
+        lines.append(
+            f"podium/raw per round ({p['rounds']} interleaved rounds): median {p['median']}x, "
+            f"range {p['min']}-{p['max']}x"
+        )
     for key in ("recovery", "recovery_default_lease"):
         if key in report:
             r = report[key]
@@ -501,7 +626,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quick", action="store_true", help="fewer tasks, shorter runs")
-    parser.add_argument("--only", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
+    parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     args = parser.parse_args(argv)
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(SYSTEMS)

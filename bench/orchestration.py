@@ -54,6 +54,19 @@ class Plan:
 
 FULL = Plan(stages=20, tasks=64, agents=4, runs=7)
 QUICK = Plan(stages=20, tasks=64, agents=4, runs=3)
+SWARM_SIZES = (25, 50, 100)  # explorers; 5 generations each, time per generation by size
+SWARM_GENERATIONS = 5
+
+
+def answer(task: Task, agent: str) -> Any:
+    """A no-op agent's answer, in the shape each task kind's contract asks for (swarm's explore and evaluate)."""
+    if task.kind == "explore":
+        return {"solution": f"{agent} {task.input.get('generation')}"}
+    if task.kind == "evaluate":
+        # Rising with the generation: the swarm improves every round, so it runs all its generations.
+        generation = float(task.input.get("generation") or 1)
+        return {"scores": [min(10, int(generation) + (i % 2)) for i in range(len(task.input["solutions"]))]}
+    return {"by": agent}
 
 
 async def echo(bus: Bus, agent: str, stop: asyncio.Event) -> None:
@@ -70,7 +83,7 @@ async def echo(bus: Bus, agent: str, stop: asyncio.Event) -> None:
                             d.task.id,
                             d.task.attempt,
                             True,
-                            output={"by": agent},
+                            output=answer(d.task, agent),
                             agent=agent,
                             replica="0",
                             finished_at=now,
@@ -92,12 +105,23 @@ class CountingConnection(aioredis.Connection):
 
 
 def counting_client(url: str) -> aioredis.Redis:
-    return aioredis.Redis(connection_pool=aioredis.ConnectionPool.from_url(url, connection_class=CountingConnection))
+    # A blocking pool, as the operator's: a wide fan-out (a swarm of 100) waits for a connection, never fails.
+    pool = aioredis.BlockingConnectionPool.from_url(url, connection_class=CountingConnection, max_connections=100)
+    return aioredis.Redis(connection_pool=pool)
 
 
 def pipeline_spec(stages: int) -> OrchestrationSpec:
     return OrchestrationSpec.model_validate(
         {"strategy": "pipeline", "pipeline": {"stages": [{"name": f"s{i}", "role": "worker"} for i in range(stages)]}}
+    )
+
+
+def swarm_spec(generations: int) -> OrchestrationSpec:
+    return OrchestrationSpec.model_validate(
+        {
+            "strategy": "swarm",
+            "swarm": {"maxGenerations": generations, "evaluator": "judge", "convergence": {"threshold": 0}},
+        }
     )
 
 
@@ -134,6 +158,26 @@ async def run(plan: Plan) -> dict[str, Any]:
                 raise RuntimeError(f"bench run ended {outcome.phase}: {outcome.message}")
             return uid
 
+        async def direct_parallel(count: int) -> None:
+            """The floor of centralCommand: the same number of tasks sent at once straight through the bus."""
+            nonlocal seq
+            tasks = []
+            for i in range(count):
+                seq += 1
+                tasks.append(
+                    Task(
+                        id=f"par-{seq}",
+                        kind="execute",
+                        input={"task": i},
+                        namespace=NAMESPACE,
+                        agent=names[i % len(names)],
+                    )
+                )
+            await bus.dispatch_many(tasks)
+            got = await bus.wait_results(tasks, 30)
+            if len(got) != count:
+                raise TimeoutError(f"{count - len(got)} results missing")
+
         async def direct(steps: int) -> None:
             nonlocal seq
             for i in range(steps):
@@ -157,7 +201,10 @@ async def run(plan: Plan) -> dict[str, Any]:
             for _ in range(plan.runs):  # interleaved, so a load spike hits both sides alike
                 eng.append(await timed(lambda: engine(pipeline)))
                 bus_only.append(await timed(lambda: direct(plan.stages)))
-            wide = [await timed(lambda: engine(central)) for _ in range(plan.runs)]
+            wide, wide_bus = [], []
+            for _ in range(plan.runs):
+                wide.append(await timed(lambda: engine(central)))
+                wide_bus.append(await timed(lambda: direct_parallel(plan.tasks)))
             uid = wide[-1][2]
             replay = await timed(
                 lambda: run_orchestration(redis, directory, NAMESPACE, f"bench-{uid}", uid, central, bus=bus),
@@ -173,6 +220,7 @@ async def run(plan: Plan) -> dict[str, Any]:
     engine_ms = statistics.median(t for t, _, _ in eng) * 1000 / n
     bus_ms = statistics.median(t for t, _, _ in bus_only) * 1000 / n
     wide_s = statistics.median(t for t, _, _ in wide)
+    wide_bus_s = statistics.median(t for t, _, _ in wide_bus)
     return {
         "pipeline": {
             "stages": n,
@@ -187,10 +235,66 @@ async def run(plan: Plan) -> dict[str, Any]:
             "seconds": round(wide_s, 4),
             "tasks_per_s": round(plan.tasks / wide_s, 1),
             "round_trips_per_task": round(statistics.median(c for _, c, _ in wide) / plan.tasks, 1),
+            "bus_tasks_per_s": round(plan.tasks / wide_bus_s, 1),
+            "bus_round_trips_per_task": round(statistics.median(c for _, c, _ in wide_bus) / plan.tasks, 2),
         },
         "replay": {"tasks": plan.tasks, "seconds": round(replay[0], 4), "round_trips": replay[1]},
+        "swarm": await swarm(SWARM_SIZES, SWARM_GENERATIONS, 1 if plan.runs < 5 else 3),
         "plan": asdict(plan),
     }
+
+
+async def swarm(sizes: tuple[int, ...], generations: int, runs: int) -> dict[str, Any]:
+    """Time per generation of a swarm of N no-op explorers and one evaluator, N in ``sizes`` (median of ``runs``)."""
+    largest = max(sizes)
+    with RedisServer() as server:
+        # One blocking fetch per in-process agent: their client needs a connection for each.
+        redis, agents_redis = (
+            counting_client(server.url),
+            aioredis.Redis.from_url(server.url, max_connections=4 * largest),
+        )
+        bus, agents_bus = Bus(redis), Bus(agents_redis)
+        explorers = [f"e{i:03d}" for i in range(largest)]
+        stop = asyncio.Event()
+        loops = [asyncio.create_task(echo(agents_bus, n, stop)) for n in [*explorers, "judge"]]
+        rows = []
+        try:
+            for size in sizes:
+                infos = [AgentInfo(name=n, role="explorer", concurrency=4) for n in explorers[:size]]
+                directory = AgentDirectory([*infos, AgentInfo(name="judge", role="evaluator", concurrency=4)])
+                spec = swarm_spec(generations)
+
+                async def once(directory: AgentDirectory = directory, spec: OrchestrationSpec = spec) -> None:
+                    uid = uuid.uuid4().hex[:12]
+                    outcome = await run_orchestration(redis, directory, NAMESPACE, f"swarm-{uid}", uid, spec, bus=bus)
+                    if outcome.phase != "Succeeded" or outcome.result["generations"] != generations:
+                        raise RuntimeError(f"swarm run ended {outcome.phase}: {outcome.message}")
+
+                await once()  # warm up: every explorer's result stream is watched from here on
+                times = [await timed(once) for _ in range(runs)]
+                seconds = statistics.median(t for t, _, _ in times)
+                rows.append(
+                    {
+                        "explorers": size,
+                        "ms_per_generation": round(seconds * 1000 / generations, 1),
+                        "round_trips_per_task": round(
+                            statistics.median(c for _, c, _ in times) / (generations * (size + 1)), 1
+                        ),
+                    }
+                )
+        finally:
+            stop.set()
+            await asyncio.gather(*loops)
+            await bus.close()
+            await agents_bus.close()
+            await redis.aclose()
+            await agents_redis.aclose()
+    base = rows[0]
+    for row in rows:  # growth of the time per generation against growth of the explorers: <= 1 is at most linear
+        row["growth_vs_linear"] = round(
+            (row["ms_per_generation"] / base["ms_per_generation"]) / (row["explorers"] / base["explorers"]), 2
+        )
+    return {"generations": generations, "rows": rows}
 
 
 def table(report: dict[str, Any]) -> str:
@@ -202,8 +306,15 @@ def table(report: dict[str, Any]) -> str:
             f"ms/step ({p['bus_round_trips_per_step']} round trips/step): "
             f"overhead {p['overhead_ms_per_step']:.2f} ms/step",
             f"centralCommand, {c['tasks']} parallel tasks: {c['seconds'] * 1000:.0f} ms = {c['tasks_per_s']:.0f} "
-            f"tasks/s ({c['round_trips_per_task']} round trips/task)",
+            f"tasks/s ({c['round_trips_per_task']} round trips/task); the same tasks at once through the bus "
+            f"{c['bus_tasks_per_s']:.0f} tasks/s ({c['bus_round_trips_per_task']} round trips/task)",
             f"replay of that run from its journal: {r['seconds'] * 1000:.1f} ms ({r['round_trips']} round trips)",
+            *(
+                f"swarm, {w['explorers']} explorers, {report['swarm']['generations']} generations: "
+                f"{w['ms_per_generation']:.0f} ms/generation ({w['round_trips_per_task']} round trips/task; growth "
+                f"vs linear {w['growth_vs_linear']})"
+                for w in report.get("swarm", {}).get("rows", [])
+            ),
         ]
     )
 

@@ -29,12 +29,22 @@ NODE_WAIT: dict[str, Any] = {"timeout": 90.0, "ignore": (ApiException,)}
 
 
 class Operator:
-    """One `podium operator --standalone` process watching one namespace; restartable."""
+    """One `podium operator` process watching one namespace (`--standalone`, or one of several replicas under kopf
+    peering `peering` named `replica`); restartable."""
 
     def __init__(
-        self, cluster: ClusterHandle, namespace: str, redis_url: str, log: Path, env: dict[str, str] | None = None
+        self,
+        cluster: ClusterHandle,
+        namespace: str,
+        redis_url: str,
+        log: Path,
+        *,
+        peering: str | None = None,
+        replica: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.cluster, self.namespace, self.redis_url, self.log = cluster, namespace, redis_url, log
+        self.peering, self.replica = peering, replica
         self.extra_env = dict(env or {})  # more variables for the process (e.g. tracing's OTEL_*)
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -49,9 +59,11 @@ class Operator:
             "PODIUM_STARTUP_GRACE_SECONDS": "15",
             "PODIUM_RESYNC_SECONDS": "10",
             "PODIUM_AGENT_IMAGE": "podium-agent:dev",
+            **({"PODIUM_REPLICA": self.replica} if self.replica else {}),
             **self.extra_env,
         }
-        args = [PODIUM, "operator", "--standalone", f"--namespace={self.namespace}"]
+        mode = [f"--peering={self.peering}", f"--priority={free_port()}"] if self.peering else ["--standalone"]
+        args = [PODIUM, "operator", *mode, f"--namespace={self.namespace}"]
         args += [f"--metrics-port={self.metrics_port}", "--metrics-host=127.0.0.1", "--log-format=text"]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -83,8 +95,10 @@ def running_operator(
         print(op.log.read_text()[-20000:])
 
 
-def apply_crds(cluster: ClusterHandle) -> None:
-    applied = cluster.kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in CRDS))
+def apply_crds(cluster: ClusterHandle, *, peering: bool = False) -> None:
+    """The project's CRDs (and with ``peering`` kopf's KopfPeering CRD, as the chart installs it), Established."""
+    files = [*CRDS, ROOT / "charts" / "podium" / "crds" / "kopf-peering.yaml"] if peering else CRDS
+    applied = cluster.kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in files))
     assert applied.returncode == 0, applied.stderr
     ok = cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/agents.podium.dev")
     assert ok.returncode == 0, ok.stderr
@@ -96,6 +110,18 @@ def module_namespace(cluster: ClusterHandle, prefix: str) -> Iterator[str]:
     assert cluster.kubectl("create", "namespace", name).returncode == 0
     yield name
     cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+def delete_namespace_without_operator(cluster: ClusterHandle, ns: str) -> None:
+    """Delete a namespace whose operator has stopped: its Agents', Teams' and Orchestrations' finalizers are dropped (no
+    operator will honour them), so it does not stay Terminating, relisted by the namespace controller forever."""
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")
+    for kind in ("agents", "teams", "orchestrations"):
+        names = cluster.kubectl("get", kind, "-n", ns, "-o", "name").stdout.split()
+        for start in range(0, len(names), 100):
+            cluster.kubectl(
+                "patch", "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', *names[start : start + 100]
+            )
 
 
 def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -18,7 +18,7 @@ import pytest
 from podium_localcluster.redis_server import RedisServer
 
 from .conftest import ClusterHandle
-from .helpers import Operator
+from .helpers import Operator, delete_namespace_without_operator
 
 # The suite runs a tenth of the scale; the figures in docs/benchmarks.md come from
 # PODIUM_SCALE_AGENTS=300 PODIUM_SCALE_TEAMS=50.
@@ -38,7 +38,7 @@ def scale_ns(cluster: ClusterHandle, crds: None) -> Iterator[str]:
     name = f"podium-scale-{uuid.uuid4().hex[:6]}"
     assert cluster.kubectl("create", "namespace", name).returncode == 0
     yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false")
+    delete_namespace_without_operator(cluster, name)
 
 
 def manifests(count_agents: int, count_teams: int) -> str:
@@ -78,6 +78,8 @@ def settled(cluster: ClusterHandle, ns: str) -> tuple[int, int]:
     return ready_agents, done_teams
 
 
+# The apply alone takes minutes at 1,000+ objects on a loaded machine: the budget grows with the size.
+@pytest.mark.timeout(600 + 2 * (AGENTS + TEAMS))
 def test_300_agents_and_50_teams(
     cluster: ClusterHandle, scale_ns: str, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -87,21 +89,22 @@ def test_300_agents_and_50_teams(
         assert op.process is not None
         time.sleep(3)
         start = time.monotonic()
-        out = cluster.kubectl("apply", "-n", scale_ns, "-f", "-", input=manifests(AGENTS, TEAMS), timeout=300)
+        out = cluster.kubectl("apply", "-n", scale_ns, "-f", "-", input=manifests(AGENTS, TEAMS), timeout=1800)
         assert out.returncode == 0, out.stderr
         applied = time.monotonic() - start
-        deadline = start + 900
+        deadline = time.monotonic() + 600
         state = (0, 0)
         while time.monotonic() < deadline:
             state = settled(cluster, scale_ns)
             if state == (AGENTS, TEAMS):
                 break
-            time.sleep(5)
+            time.sleep(2)
         elapsed = time.monotonic() - start
         rss = peak_rss_mib(op.process.pid)
         deployments = cluster.kubectl("get", "deployments", "-n", scale_ns, "-o", "name", timeout=120).stdout.split()
         print(
-            f"\nSCALE agents={AGENTS} teams={TEAMS} applied={applied:.1f}s settled={elapsed:.1f}s peak_rss={rss:.0f}MiB"
+            f"\nSCALE agents={AGENTS} teams={TEAMS} applied={applied:.1f}s settled={elapsed:.1f}s "
+            f"after_apply={elapsed - applied:.1f}s peak_rss={rss:.0f}MiB"
         )
         assert state == (AGENTS, TEAMS), f"not settled after {elapsed:.0f}s: {state}"
         assert len(deployments) == AGENTS

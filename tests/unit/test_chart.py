@@ -145,6 +145,14 @@ def test_peering_only_with_standby_replicas() -> None:
     assert "--peering=podium" in args and "--standalone" not in args
 
 
+def test_every_replica_is_named_for_its_run_leases_and_gets_the_lease_length() -> None:
+    env = {e["name"]: e for e in operator_container(render("replicaCount=2", "runLeaseSeconds=9"))["env"]}
+    assert env["PODIUM_RUN_LEASE_SECONDS"]["value"] == "9"
+    assert env["PODIUM_REPLICA"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    refused = helm("template", "podium", str(CHART), *KUBE, "--set", "runLeaseSeconds=0")
+    assert refused.returncode != 0 and "runLeaseSeconds" in refused.stderr
+
+
 def test_chart_crds_are_identical_to_the_generated_ones() -> None:
     generated = {p.name: p.read_bytes() for p in (ROOT / "crds").glob("*.yaml")}
     in_chart = {p.name: p.read_bytes() for p in (CHART / "crds").glob("*.yaml")}

@@ -169,6 +169,9 @@ class OrchestrationKeys:
     def result(self, uid: str) -> str:  # a finished run's result too large for its status, JSON
         return f"{self.prefix}result:{uid}"
 
+    def owner(self, uid: str) -> str:  # the operator replica running this run, with a lease (podium.dataplane.shards)
+        return f"{self.prefix}owner:{uid}"
+
     @property
     def pattern(self) -> str:  # every key of this orchestration, for SCAN
         return glob_escape(self.prefix) + "*"
@@ -176,6 +179,11 @@ class OrchestrationKeys:
     @classmethod
     def of(cls, ref: str) -> OrchestrationKeys:
         return cls(*split_ref(ref))
+
+
+def operators_key(group: str) -> str:
+    """Sorted set of the operator replicas of one group (same watched namespaces) by last heartbeat, in ms."""
+    return f"podium:operators:{{{check_name(group, 'operator group')}}}:members"
 
 
 @dataclass(frozen=True)

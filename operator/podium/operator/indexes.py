@@ -6,21 +6,28 @@ from typing import Any
 
 import kopf
 
-from podium.operator.agents.children import AGENT_LABEL, MANAGED_BY
+from podium.operator.agents.children import AGENT_LABEL, APPLIED_REPLICAS_ANNOTATION, HASH_ANNOTATION, MANAGED_BY
 from podium.operator.agents.health import PodView
 from podium.operator.agents.reconcile import DeploymentView, pod_view
 from podium.operator.teams.status import AgentView
 
 MANAGED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+COMPARED = (HASH_ANNOTATION, APPLIED_REPLICAS_ANNOTATION)
 
 
 def agent_deployments(
-    namespace: str, labels: dict[str, str], spec: dict[str, Any], status: dict[str, Any], **_: Any
+    namespace: str,
+    labels: dict[str, str],
+    annotations: dict[str, str],
+    spec: dict[str, Any],
+    status: dict[str, Any],
+    **_: Any,
 ) -> dict[tuple[str, str], DeploymentView]:
     view = DeploymentView(
         spec_replicas=int(spec.get("replicas", 1)),
         replicas=int(status.get("replicas") or 0),
         ready=int(status.get("readyReplicas") or 0),
+        annotations=tuple((k, annotations[k]) for k in COMPARED if k in annotations),
     )
     return {(namespace, labels[AGENT_LABEL]): view}
 

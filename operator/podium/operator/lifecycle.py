@@ -14,8 +14,10 @@ from podium.dataplane.migrate import migrate
 from podium.operator import runtime
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
+from podium.operator.orchestrations import handlers as orchestrations
 
 PREFIX = "podium.dev"
+REDIS_CONNECTIONS = 64
 
 
 def post_event(body: Any, type_: str, reason: str, message: str) -> None:
@@ -41,7 +43,16 @@ async def start(
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     kube = Kube(load_config())
-    redis = connect(conf.redis_url, password=conf.redis_password, health_check_interval=30)
+    # A blocking pool: a burst (a thousand Agents' ACL users, a hundred runs dispatching at once) waits for one of
+    # its connections instead of failing with "Too many connections" and being retried seconds later.
+    redis = connect(
+        conf.redis_url,
+        password=conf.redis_password,
+        health_check_interval=30,
+        pool_class=aioredis.BlockingConnectionPool,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=30,
+    )
     try:
         await redis.ping()
         # Agents call the bus's functions: they must be there before the first Agent's replicas start.
@@ -64,7 +75,10 @@ async def start(
             moved.kept[:10],
         )
     reconciler = AgentReconciler(kube, redis, conf, post_event)
-    memo.runtime = runtime.Runtime(conf, kube, redis, reconciler)
+    memo.runtime = rt = runtime.Runtime(conf, kube, redis, reconciler)
+    # Every replica drives its share of the runs, whether kopf peering made it the active one or a standby.
+    rt.runs = orchestrations.start_runs(rt)
+    await rt.runs.start()
     logger.info("podium operator started: redis %s, agent image %s", redact(conf.redis_url), conf.agent_image)
 
 
@@ -73,8 +87,10 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         current = runtime.of(memo)
     except RuntimeError:
         return
+    if current.runs is not None:
+        await current.runs.stop()
     await current.redis.aclose()
-    current.kube.api.close()
+    current.kube.close()
     del memo["runtime"]
 
 

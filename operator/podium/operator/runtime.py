@@ -24,6 +24,7 @@ class Runtime:
     redis: aioredis.Redis
     agents: AgentReconciler
     degraded_teams: set[tuple[str, str]] = field(default_factory=set)  # for the teams-degraded gauge
+    runs: Any = None  # this replica's run sharder (podium.operator.orchestrations.shards.Sharder), once started
 
 
 def settings_of(memo: Any) -> Settings:

@@ -34,6 +34,7 @@ class Settings:
     resync_seconds: int = 120
     startup_grace_seconds: int = 30
     team_interval_seconds: int = 5
+    run_lease_seconds: int = 6  # a replica silent this long loses its runs to the others
     namespaces: list[str] = field(default_factory=list)
     tracing_env: tuple[tuple[str, str], ...] = ()  # OTEL_* variables agent pods get (docs/observability.md)
 
@@ -51,6 +52,7 @@ class Settings:
             startup_grace_seconds=_int_env("PODIUM_STARTUP_GRACE_SECONDS", 30),
             tracing_env=agent_env(os.environ),
             max_payload_bytes=_int_env("PODIUM_MAX_PAYLOAD_BYTES", DEFAULT_MAX_BYTES),
+            run_lease_seconds=_int_env("PODIUM_RUN_LEASE_SECONDS", 6),
         )
 
     def check(self) -> None:

@@ -28,7 +28,8 @@ def test_every_kind_gets_its_handlers_and_the_start_up_builds_the_runtime() -> N
     ids = _ids(handlers.register(kopf.OperatorRegistry(), Settings()))
     assert ids["activities"] == ["login_via_client", "start", "stop"]  # a fresh registry has no login of its own
     assert ids["indexing"] == ["agent_deployments", "agent_pods", "agents_by_namespace"]
-    assert ids["spawning"] == ["health", "run", "watch_members"]
+    # Runs are not kopf daemons: every replica's sharder drives them (kopf peering would keep them on one).
+    assert ids["spawning"] == ["health", "watch_members"]
     assert "spec_changed/spec" in ids["changing"] and ids["changing"].count("cleanup") == 2
 
 

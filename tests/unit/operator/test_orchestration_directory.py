@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from podium.api.orchestration import OrchestrationSpec
@@ -111,3 +112,36 @@ def test_hierarchical_without_a_team_needs_every_named_team() -> None:
         od.Snapshot(agents=[agent("a")], teams=[team("t1", [{"agent": "a"}]), team("t2", [{"agent": "a"}])])
     )
     assert od.readiness(spec, both).ok
+
+
+class CountingKube:
+    """Just enough of Kube for Snapshots: counts the LISTs it serves."""
+
+    def __init__(self) -> None:
+        self.lists: list[tuple[str, str | None]] = []
+        self.custom = self
+
+    def list_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        self.lists.append((plural, resource_version))
+        return {"items": [{"metadata": {"name": f"{plural}-1"}}]}
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        await asyncio.sleep(0)
+        return fn(*args)
+
+
+async def test_runs_starting_together_share_one_list_of_agents_and_teams() -> None:
+    kube = CountingKube()
+    snapshots = od.Snapshots(kube, seconds=60)  # type: ignore[arg-type]
+    got = await asyncio.gather(*(snapshots.fetch("ns") for _ in range(200)))
+    assert all(g.agents == got[0].agents for g in got) and got[0].teams[0]["metadata"]["name"] == "teams-1"
+    assert sorted(kube.lists) == [("agents", "0"), ("teams", "0")]  # once, from the API server's watch cache
+    await snapshots.fetch("other")
+    assert len(kube.lists) == 4
+    fresh = od.Snapshots(kube, seconds=0)  # type: ignore[arg-type]
+    await fresh.fetch("ns")
+    await asyncio.sleep(0.01)
+    await fresh.fetch("ns")
+    assert len(kube.lists) == 8

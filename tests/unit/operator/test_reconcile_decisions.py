@@ -25,6 +25,11 @@ def test_only_changes_are_announced() -> None:
         ("Normal", "Created", "created Service ns/rev"),
         ("Normal", "Scaled", "Deployment replicas set to 3"),
     ]
+    # A new Agent's four children are one Event (one API write), not four.
+    created = dict.fromkeys(["Secret", "ConfigMap", "Service", "Deployment"], "created")
+    assert apply_events(created, "ns", "rev", 1) == [
+        ("Normal", "Created", "created Secret, ConfigMap, Service, Deployment ns/rev")
+    ]
     assert status_events({"phase": "Ready"}, {"phase": "Degraded"}) == [
         ("Warning", "PhaseDegraded", "phase Ready -> Degraded")
     ]

@@ -12,6 +12,7 @@ import kopf
 
 from podium.operator import metrics, runtime
 from podium.operator.agents.children import short_value
+from podium.operator.agents.reconcile import DeploymentView, Read
 from podium.operator.settings import Settings
 
 AGENTS = ("podium.dev", "v1alpha1", "agents")
@@ -21,13 +22,26 @@ def _key(body: kopf.Body) -> tuple[str, str]:
     return body["metadata"]["namespace"], short_value(body["metadata"]["name"])
 
 
+def _deployment(body: kopf.Body, agent_deployments: kopf.Index) -> DeploymentView | None:
+    found = list(agent_deployments.get(_key(body), []))
+    return found[0] if found else None
+
+
 async def _observe(
     rt: runtime.Runtime, body: kopf.Body, agent_deployments: kopf.Index, agent_pods: kopf.Index
 ) -> dict[str, Any]:
     """Status from the watch-fed indexes: no API reads, one status patch only when something changed."""
-    key = _key(body)
-    deployments = list(agent_deployments.get(key, []))
-    return await rt.agents.observe(dict(body), deployments[0] if deployments else None, list(agent_pods.get(key, [])))
+    return await rt.agents.observe(
+        dict(body), _deployment(body, agent_deployments), list(agent_pods.get(_key(body), []))
+    )
+
+
+def _read_for(reason: kopf.Reason | None, retry: int) -> Read:
+    """A first try on creation has no children to read (a retry may have made some); a resume (operator start)
+    shares the namespace's list with every other Agent; a spec change reads its own children."""
+    if reason == kopf.Reason.CREATE and retry == 0:
+        return "none"
+    return "snapshot" if reason == kopf.Reason.RESUME else "get"
 
 
 async def reconcile(
@@ -36,12 +50,16 @@ async def reconcile(
     agent_deployments: kopf.Index,
     agent_pods: kopf.Index,
     logger: logging.Logger,
+    reason: kopf.Reason | None = None,
+    retry: int = 0,
     **_: Any,
 ) -> None:
     rt = runtime.of(memo)
     with metrics.timed("Agent") as outcome:
         try:
-            await rt.agents.apply(dict(body))
+            await rt.agents.apply(
+                dict(body), read=_read_for(reason, retry), deployment=_deployment(body, agent_deployments)
+            )
             await _observe(rt, body, agent_deployments, agent_pods)
         except Exception as e:
             outcome.value = "retry"
@@ -56,9 +74,9 @@ async def health(
     rt = runtime.of(memo)
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     with metrics.timed("AgentHealth"):
-        key = _key(body)
-        if rt.agents.due_for_resync(namespace, name) or not list(agent_deployments.get(key, [])):
-            await rt.agents.apply(dict(body))
+        indexed = _deployment(body, agent_deployments)
+        if rt.agents.due_for_resync(namespace, name) or indexed is None:
+            await rt.agents.apply(dict(body), read="snapshot", deployment=indexed)
         await _observe(rt, body, agent_deployments, agent_pods)
 
 

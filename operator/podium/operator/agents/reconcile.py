@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -36,6 +36,7 @@ log = logging.getLogger("podium.operator.agents.reconcile")
 
 # (body, type "Normal"/"Warning", reason, message): kopf.event in the operator, a list in tests.
 EventFn = Callable[[Any, str, str, str], None]
+Read = Literal["get", "snapshot", "none"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class DeploymentView:
     spec_replicas: int
     replicas: int
     ready: int
+    annotations: tuple[tuple[str, str], ...] = ()  # the desired-hash and applied-replicas ones we compare
+
+    def essence(self) -> dict[str, Any]:
+        """As much of the Deployment as an apply compares (see ``kube._essence``)."""
+        return {"metadata": {"annotations": dict(self.annotations)}, "spec": {"replicas": self.spec_replicas}}
 
 
 @dataclass
@@ -53,6 +59,7 @@ class Memory:
     deleted: dict[str, float] = field(default_factory=dict)  # pods we deleted, when
     last_apply: float = 0.0
     error: str | None = None
+    password: str | None = None  # the Redis password this operator generated or read from the Secret
     # The autoscaler's recommendations inside the scale-down window (None: not rebuilt since the operator started),
     # and the generation the Agent reaches through our last scale: an older body is stale and must not re-decide.
     autoscale_window: autoscale.Window | None = None
@@ -122,15 +129,18 @@ Event = tuple[str, str, str]
 
 
 def apply_events(outcomes: dict[str, str], namespace: str, name: str, replicas: int) -> list[Event]:
-    """The Events that announce what an apply changed (pure)."""
+    """The Events that announce what an apply changed, one per kind of change (pure): a new Agent's four
+    children are one Event, not four API writes."""
+    created = [kind for kind, outcome in outcomes.items() if outcome == "created"]
+    updated = [kind for kind, outcome in outcomes.items() if outcome == "updated"]
     out: list[Event] = []
-    for kind, outcome in outcomes.items():
-        if outcome == "created":
-            out.append(("Normal", "Created", f"created {kind} {namespace}/{name}"))
-        elif outcome == "updated":
-            out.append(("Normal", "Updated", f"updated {kind} to match the Agent's spec"))
-        elif outcome == "scaled":
-            out.append(("Normal", "Scaled", f"Deployment replicas set to {replicas}"))
+    if created:
+        out.append(("Normal", "Created", f"created {', '.join(created)} {namespace}/{name}"))
+    if updated:
+        verb = "it" if len(updated) == 1 else "them"
+        out.append(("Normal", "Updated", f"updated {', '.join(updated)} to match the Agent's spec (changed {verb})"))
+    if "scaled" in outcomes.values():
+        out.append(("Normal", "Scaled", f"Deployment replicas set to {replicas}"))
     return out
 
 
@@ -174,6 +184,8 @@ class AgentReconciler:
         self.kube, self.redis, self.settings, self.event = kube, redis, settings, event
         self.memory: dict[tuple[str, str], Memory] = {}
         self.phases: dict[tuple[str, str], str] = {}  # for the agents-by-phase gauge
+        self._snapshots: dict[str, tuple[float, asyncio.Future[dict[tuple[str, str], dict[str, Any]]]]] = {}
+        self.snapshot_seconds = min(30.0, settings.resync_seconds / 4)
         self.child_settings = ChildSettings(
             agent_image=settings.agent_image,
             redis_url=settings.pod_redis_url,
@@ -183,8 +195,19 @@ class AgentReconciler:
     def remember(self, namespace: str, name: str) -> Memory:
         return self.memory.setdefault((namespace, name), Memory())
 
-    async def apply(self, body: dict[str, Any]) -> None:
-        """Create or update the children and the Redis user; an invalid spec leaves the last good workload up."""
+    async def apply(
+        self, body: dict[str, Any], *, read: Read = "get", deployment: DeploymentView | None = None
+    ) -> None:
+        """Create or update the children and the Redis user; an invalid spec leaves the last good workload up.
+
+        How the children are read first (``read``), as the API server's load at a thousand Agents demands:
+        ``get`` reads each (a spec change: the freshest view); ``snapshot`` takes them from the namespace's
+        list, shared by every Agent reconciled within a few seconds (an operator start, the periodic resync:
+        three LISTs per namespace instead of four GETs per Agent, the Deployment from the watch-fed index,
+        ``deployment``); ``none``: the Agent was just created, so its
+        children cannot exist yet and are applied unread. Stale children of an earlier Agent of the same name
+        are simply overwritten, the Secret with a fresh password that the Redis user gets first.
+        """
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         mem = self.remember(namespace, name)
@@ -196,10 +219,19 @@ class AgentReconciler:
         # Read: the children as they are.
         child = children.names(name)
         kinds = {"Secret": "secret", "ConfigMap": "configmap", "Service": "service", "Deployment": "deployment"}
-        found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
-        existing = dict(zip(kinds, found, strict=True))
-        # Decide: what they should be (the Redis password stays the one the Secret holds).
-        password = secret_value(existing["Secret"], "password") or redis_io.new_password()
+        existing: dict[str, dict[str, Any] | None]
+        if read == "none":
+            existing = dict.fromkeys(kinds)
+        elif read == "snapshot":
+            listed = await self._children(namespace)
+            existing = {kind: listed.get((kind, child[key])) for kind, key in kinds.items()}
+            existing["Deployment"] = deployment.essence() if deployment is not None else None
+        else:
+            found = await asyncio.gather(*(self.kube.get(kind, namespace, child[key]) for kind, key in kinds.items()))
+            existing = dict(zip(kinds, found, strict=True))
+        # Decide: what they should be (the Redis password stays the one the Secret holds, or the one we made).
+        password = secret_value(existing["Secret"], "password") or mem.password or redis_io.new_password()
+        mem.password = password
         desired = desired_children(agent, password, self.child_settings, existing["Deployment"])
         # Act: the Redis user, then each child in order; a Deployment that cannot be built keeps the old one.
         await redis_io.ensure_acl_user(
@@ -219,6 +251,21 @@ class AgentReconciler:
         mem.error = None
         for event in apply_events(outcomes, namespace, name, agent.spec.replicas):
             self.event(body, *event)
+
+    async def _children(self, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """The namespace's children, listed at most once per ``snapshot_seconds`` (concurrent callers share one
+        list). A view a few seconds old is fine here: a child it misses or shows outdated is applied again, which
+        server-side apply makes harmless."""
+        now = time.monotonic()
+        taken = self._snapshots.get(namespace)
+        if (
+            taken is None
+            or now - taken[0] > self.snapshot_seconds
+            or (taken[1].done() and (taken[1].cancelled() or taken[1].exception() is not None))
+        ):
+            taken = (now, asyncio.ensure_future(self.kube.children(namespace)))
+            self._snapshots[namespace] = taken
+        return await asyncio.shield(taken[1])
 
     def _set_error(self, body: dict[str, Any], mem: Memory, message: str) -> None:
         if mem.error != message:

@@ -7,6 +7,7 @@ API read (a list of Agents and one of Teams in the orchestration's namespace).
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -120,13 +121,38 @@ def _has_team(directory: AgentDirectory, name: str) -> bool:
     return True
 
 
-def _list(kube: Kube, plural: str, namespace: str) -> list[dict[str, Any]]:
-    response: Any = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+def _list(kube: Kube, plural: str, namespace: str, resource_version: str | None = None) -> list[dict[str, Any]]:
+    response: Any = kube.custom.list_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, resource_version=resource_version
+    )
     items: list[dict[str, Any]] = response.get("items") or []
     return items
 
 
-async def fetch(kube: Kube, namespace: str) -> Snapshot:
-    agents = await asyncio.to_thread(_list, kube, "agents", namespace)
-    teams = await asyncio.to_thread(_list, kube, "teams", namespace)
+async def fetch(kube: Kube, namespace: str, resource_version: str | None = None) -> Snapshot:
+    agents, teams = await asyncio.gather(
+        kube.run(_list, kube, "agents", namespace, resource_version),
+        kube.run(_list, kube, "teams", namespace, resource_version),
+    )
     return Snapshot(agents, teams)
+
+
+class Snapshots:
+    """The namespace's Agents and Teams shared by every run of this replica for ``seconds``: 200 runs starting (or
+    waiting Pending) together make two LISTs a second per namespace, not two per run, served from the API
+    server's watch cache. A run reads them when it starts or resumes; seconds-old readiness is fine there (the
+    engine copes with an agent that went away, as after any start)."""
+
+    def __init__(self, kube: Kube, seconds: float = 1.0) -> None:
+        self.kube, self.seconds = kube, seconds
+        self._taken: dict[str, tuple[float, asyncio.Future[Snapshot]]] = {}
+
+    async def fetch(self, namespace: str) -> Snapshot:
+        now = time.monotonic()
+        taken = self._taken.get(namespace)
+        stale = taken is None or now - taken[0] > self.seconds
+        if stale or (taken is not None and taken[1].done() and (taken[1].cancelled() or taken[1].exception())):
+            taken = (now, asyncio.ensure_future(fetch(self.kube, namespace, resource_version="0")))
+            self._taken[namespace] = taken
+        assert taken is not None
+        return await asyncio.shield(taken[1])

@@ -1,13 +1,17 @@
-"""kopf handlers for Orchestrations: one daemon per run, a note on changes after the end, cleanup on delete.
+"""Orchestrations in the operator: the runs themselves, sharded over the replicas, and two kopf handlers.
 
-The daemon is the run: kopf starts it for every Orchestration (again after an operator restart, which is how a
-Running one resumes) and stops it on deletion or operator exit. Deletion cancels the run, cancels its tasks still
-queued in agents' inboxes (so they never run) and purges its keys.
+The runs are not kopf daemons: kopf peering would keep them all on the one elected replica. Every replica runs a
+:class:`~podium.operator.orchestrations.shards.Sharder` (started with the operator, :func:`start_runs`) that
+drives its share of them (again after an operator restart or a replica's death, which is how a Running one
+resumes) and stops a run on deletion or operator exit. Deletion cancels the run, cancels its tasks still queued in
+agents' inboxes (so they never run) and purges its keys. The kopf handlers, on the elected replica: a note on spec
+changes after the end, and the same cleanup on delete (behind kopf's finalizer).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -15,32 +19,43 @@ import kopf
 from podium.operator import runtime
 from podium.operator.orchestrations import directory as orchestration_directory
 from podium.operator.orchestrations import run as orchestration_run
+from podium.operator.orchestrations.shards import Sharder
 
 ORCHESTRATIONS = ("podium.dev", "v1alpha1", "orchestrations")
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def _deps(rt: runtime.Runtime, body: kopf.Body, logger: logging.Logger | kopf.ObjectLogger) -> orchestration_run.Deps:
+class RunLog(logging.LoggerAdapter[logging.Logger]):
+    """The run's log lines name the run, as kopf's per-object logger did."""
 
-    def post(type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message)
-
-    return orchestration_run.Deps(kube=rt.kube, redis=rt.redis, post_event=post, logger=logger)  # type: ignore[arg-type]
-
-
-def _deleted(stopped: kopf.DaemonStopped) -> bool:
-    reason = stopped.reason
-    return reason is not None and bool(reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['run'] if self.extra else '?'}] {msg}", kwargs
 
 
-async def run(
-    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.ObjectLogger, **_: Any
-) -> None:
-    rt = runtime.of(memo)
-    await orchestration_run.drive(_deps(rt, body, logger), body, lambda: bool(stopped))
-    if _deleted(stopped):
+def start_runs(rt: runtime.Runtime) -> Sharder:
+    """The replica's run sharder: drives its share of the Orchestrations, cleans up after deleted ones."""
+    base = logging.getLogger("podium.orchestrations")
+    snapshots = orchestration_directory.Snapshots(rt.kube)
+
+    async def drive(body: dict[str, Any], stopping: Callable[[], bool]) -> None:
+        meta = body["metadata"]
+        logger = RunLog(base, {"run": f"{meta['namespace']}/{meta['name']}"})
+
+        def post(type_: str, reason: str, message: str) -> None:
+            rt.kube.post_event(body, type_, reason, message)
+
+        deps = orchestration_run.Deps(kube=rt.kube, redis=rt.redis, post_event=post, logger=logger, snapshots=snapshots)  # type: ignore[arg-type]
+        await orchestration_run.drive(deps, body, stopping)
+
+    async def cleanup(body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        logger = RunLog(base, {"run": f"{meta['namespace']}/{meta['name']}"})
         purged, removed = await _cancel_and_purge(rt, body, logger)
         logger.info("run cancelled by deletion; %d queued tasks removed, %d keys purged", sum(removed.values()), purged)
+
+    return Sharder(
+        rt.kube, rt.redis, rt.settings.namespaces, drive, cleanup, lease_seconds=rt.settings.run_lease_seconds
+    )
 
 
 async def spec_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -63,7 +78,9 @@ async def _namespace_agents(rt: runtime.Runtime, namespace: str, logger: Log) ->
     return [str(a["metadata"]["name"]) for a in snapshot.agents]
 
 
-async def _cancel_and_purge(rt: runtime.Runtime, body: kopf.Body, logger: Log) -> tuple[int, dict[str, int]]:
+async def _cancel_and_purge(
+    rt: runtime.Runtime, body: kopf.Body | dict[str, Any], logger: Log
+) -> tuple[int, dict[str, int]]:
     meta = body["metadata"]
     agents = await _namespace_agents(rt, meta["namespace"], logger)
     return await orchestration_run.cleanup(
@@ -78,10 +95,5 @@ async def cleanup(body: kopf.Body, memo: kopf.Memo, logger: Log, **_: Any) -> No
 
 # kopf's callback protocols know neither index kwargs nor a narrower logger type: hence the ignores below.
 def register(registry: kopf.OperatorRegistry) -> None:
-    # Without a backoff kopf cancels the daemon the moment deletion starts (its stop check polls every 0.2 s, so
-    # it never wins that race): its own cancel-and-purge is skipped, and when the cancelled daemon is not done
-    # within a few loop cycles kopf re-checks only after the whole timeout, so `kubectl delete` took 15 s now and
-    # then. The backoff lets it stop by itself (~0.5 s); the short timeout bounds the wait if it does not.
-    kopf.daemon(*ORCHESTRATIONS, cancellation_backoff=1.0, cancellation_timeout=5.0, registry=registry)(run)  # type: ignore[arg-type]
     kopf.on.update(*ORCHESTRATIONS, field="spec", registry=registry)(spec_changed)
     kopf.on.delete(*ORCHESTRATIONS, registry=registry)(cleanup)

@@ -47,7 +47,13 @@ class Deps:
     status_interval: float = 1.0  # at most one progress patch per interval
     poll_seconds: float = 2.0  # how often a Pending run re-checks its agents, and suspend is watched
     retry_seconds: float = 5.0  # after an unexpected error (Redis or the API server away), try again
+    snapshots: directory_mod.Snapshots | None = None  # shared by this replica's runs; None: each run lists
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.orchestrations"))
+
+    async def agents_and_teams(self, namespace: str) -> directory_mod.Snapshot:
+        if self.snapshots is not None:
+            return await self.snapshots.fetch(namespace)
+        return await directory_mod.fetch(self.kube, namespace)
 
 
 class Stopped(Exception):
@@ -204,7 +210,7 @@ class Controller:
         """Pending (or Suspended) until the run's teams and agents are there; None: it gave up (Failed)."""
         last: tuple[str, str] | None = None
         while True:
-            snapshot = await directory_mod.fetch(self.deps.kube, self.namespace)
+            snapshot = await self.deps.agents_and_teams(self.namespace)
             directory = directory_mod.build(snapshot)
             ready = directory_mod.readiness(spec, directory)
             if ready.ok and not self.suspended():
@@ -283,7 +289,7 @@ async def _drive(ctl: Controller, run: Runner) -> None:
         try:
             if resumed:
                 # Started before a restart: its agents were there; the engine copes with any that went away.
-                directory = directory_mod.build(await directory_mod.fetch(ctl.deps.kube, ctl.namespace))
+                directory = directory_mod.build(await ctl.deps.agents_and_teams(ctl.namespace))
             else:
                 found = await ctl.wait_until_startable(spec)
                 if found is None:

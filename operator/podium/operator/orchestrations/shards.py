@@ -1,0 +1,332 @@
+"""Runs sharded across operator replicas: each replica drives the Orchestrations it owns.
+
+kopf peering elects one replica for Agents and Teams and pauses the others, which is right for reconciling but
+would leave every run on one process. So runs are not kopf daemons: every replica watches the Orchestrations
+itself (:class:`RunWatch`) and, every ``lease/3`` seconds, heartbeats into its group
+(:class:`podium.dataplane.shards.Shards`), works out which active runs it owns (:func:`owner`, rendezvous
+hashing of the run's uid over the live replicas: a replica joining or leaving moves only its share) and drives
+those while it holds their lease. A replica killed with SIGKILL stops renewing: after ``lease`` seconds it is
+no longer a member and its run leases have lapsed, so the new owners take its runs over, and the engine's
+journal resumes each one without dispatching a finished or in-flight task again.
+
+Decisions are pure (:func:`owner`, :func:`plan`); :class:`Sharder` acts on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+
+from podium.api.common import GROUP, VERSION
+from podium.dataplane.shards import RunRef, Shards
+from podium.operator.kube import Kube
+from podium.operator.orchestrations import status as st
+
+log = logging.getLogger("podium.operator.orchestrations.shards")
+
+Key = tuple[str, str]  # namespace, name
+
+
+def owner(uid: str, members: Iterable[str]) -> str | None:
+    """The member that owns a run (rendezvous hashing): every replica computes the same answer from the same
+    members, and when one leaves only the runs it owned move."""
+    best: tuple[bytes, str] | None = None
+    for member in members:
+        score = hashlib.blake2b(f"{member}\0{uid}".encode(), digest_size=8).digest()
+        if best is None or score > best[0]:
+            best = (score, member)
+    return None if best is None else best[1]
+
+
+def active(body: Mapping[str, Any]) -> bool:
+    """A run that still needs a driver: not finished, not being deleted."""
+    meta = body.get("metadata") or {}
+    phase = (body.get("status") or {}).get("phase")
+    return phase not in st.TERMINAL and not meta.get("deletionTimestamp")
+
+
+def run_ref(body: Mapping[str, Any]) -> RunRef:
+    meta = body["metadata"]
+    return meta["namespace"], meta["name"], meta["uid"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One round's decision for a replica: runs to stop (owned elsewhere now, gone or finished) and runs to
+    try to take (owned here, not yet driven)."""
+
+    stop: frozenset[RunRef]
+    take: frozenset[RunRef]
+
+
+def plan(me: str, members: list[str], runs: Iterable[Mapping[str, Any]], driving: Iterable[RunRef]) -> Plan:
+    mine = {run_ref(b) for b in runs if active(b) and owner(b["metadata"]["uid"], members) == me}
+    driving = set(driving)
+    return Plan(stop=frozenset(driving - mine), take=frozenset(mine - driving))
+
+
+def replica_id() -> str:
+    """Unique per process: the pod name (or host), the pid and a random suffix (a restarted pod is a new member)."""
+    base = os.environ.get("PODIUM_REPLICA") or os.environ.get("HOSTNAME") or socket.gethostname()
+    return f"{base}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def group_of(namespaces: list[str]) -> str:
+    """Replicas share runs only with replicas that watch the same namespaces."""
+    if not namespaces:
+        return "all"
+    joined = ".".join(sorted(set(namespaces)))
+    return f"ns.{joined}" if len(joined) < 200 else "ns." + hashlib.blake2b(joined.encode(), digest_size=12).hexdigest()
+
+
+class RunWatch:
+    """The Orchestrations of the watched namespaces, kept current by list + watch in a thread of their own."""
+
+    def __init__(self, kube: Kube, namespaces: list[str], changed: Callable[[], None]) -> None:
+        self.kube, self.namespaces, self.changed = kube, namespaces or [""], changed
+        self.bodies: dict[Key, dict[str, Any]] = {}
+        self.synced = asyncio.Event()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+        self._listed: set[str] = set()
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for ns in self.namespaces:
+            t = threading.Thread(target=self._follow, args=(ns,), name=f"watch-orchestrations-{ns}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _list_fn(self, namespace: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        custom = self.kube.custom
+        if namespace:
+            return custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, "orchestrations")
+        return custom.list_cluster_custom_object, (GROUP, VERSION, "orchestrations")
+
+    def _follow(self, namespace: str) -> None:
+        fn, args = self._list_fn(namespace)
+        while not self._stop.is_set():
+            try:
+                listed = fn(*args)
+                self._post(self._replace, namespace, listed.get("items") or [])
+                version = listed["metadata"]["resourceVersion"]
+                stream = watch.Watch()
+                for event in stream.stream(fn, *args, resource_version=version, timeout_seconds=60):
+                    if self._stop.is_set():
+                        stream.stop()
+                        break
+                    self._post(self._apply, event["type"], event["object"])
+            except ApiException as e:
+                if e.status != 410:  # 410: our resourceVersion is too old; list again
+                    log.warning("watching orchestrations in %s: %s; listing again", namespace or "all", e.reason)
+                    self._stop.wait(2)
+            except Exception as e:  # the API server away: keep trying, the runs keep going meanwhile
+                log.warning("watching orchestrations in %s: %s; listing again", namespace or "all", e)
+                self._stop.wait(2)
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: shutting down
+                self._loop.call_soon_threadsafe(fn, *args)
+
+    def _replace(self, namespace: str, items: list[dict[str, Any]]) -> None:
+        fresh = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in items}
+        for key in [k for k in self.bodies if not namespace or k[0] == namespace]:
+            if key not in fresh:
+                self.bodies.pop(key)
+        for key, body in fresh.items():
+            self._store(key, body)
+        self._listed.add(namespace)
+        if len(self._listed) == len(self.namespaces):
+            self.synced.set()
+        self.changed()
+
+    def _apply(self, kind: str, body: dict[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if kind == "DELETED":
+            self.bodies.pop(key, None)
+        elif kind in ("ADDED", "MODIFIED"):
+            self._store(key, body)
+        else:
+            return
+        self.changed()
+
+    def _store(self, key: Key, body: dict[str, Any]) -> None:
+        # A driver holds the dict it was given and reads spec.suspend and the approval annotations from it while
+        # the run goes: update that same dict in place, unless the name now belongs to a new run (another uid).
+        old = self.bodies.get(key)
+        if old is not None and old["metadata"].get("uid") == body["metadata"].get("uid"):
+            old.clear()
+            old.update(body)
+        else:
+            self.bodies[key] = body
+
+
+# Starts one run's drive: (live body, stopping) -> coroutine that returns when the run ended or stopping() is true.
+Drive = Callable[[dict[str, Any], Callable[[], bool]], Any]
+# After a run's deletion: cancel its queued tasks and purge its keys.
+Cleanup = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class Driving:
+    task: asyncio.Task[Any]
+    body: dict[str, Any]
+    stopping: bool = False
+
+
+class Sharder:
+    """Drives this replica's share of the runs; see the module's docstring."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        redis: aioredis.Redis,
+        namespaces: list[str],
+        drive: Drive,
+        cleanup: Cleanup,
+        *,
+        lease_seconds: float = 6.0,
+        replica: str | None = None,
+    ) -> None:
+        self.replica = replica or replica_id()
+        self.group = group_of(namespaces)
+        self.shards = Shards(redis, self.group, self.replica, lease_seconds)
+        self.lease = lease_seconds
+        self.drive, self.cleanup = drive, cleanup
+        self.watch = RunWatch(kube, namespaces, self._wake)
+        self.driving: dict[RunRef, Driving] = {}
+        self.finished: set[str] = set()  # uids whose drive returned by itself: never driven again by this replica
+        self.members: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._cleanups: set[asyncio.Task[Any]] = set()
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        self.watch.start()
+        self._loop_task = asyncio.create_task(self._run(), name="podium run sharder")
+        log.info("run sharding: replica %s in group %s, lease %.1fs", self.replica, self.group, self.lease)
+
+    async def stop(self) -> None:
+        """Stop driving (the runs stay where they are in their journals), give the leases and membership up so the
+        other replicas take the runs over at their next round."""
+        self.watch.stop()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        refs = list(self.driving)
+        await self._stop_driving(refs)
+        with contextlib.suppress(Exception):
+            await self.shards.release(refs)
+            await self.shards.leave()
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
+
+    async def _run(self) -> None:
+        await self.watch.synced.wait()
+        interval = self.lease / 3
+        while True:
+            started = time.monotonic()
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # Redis away: the leases lapse and the others (or we, later) take over
+                log.warning("run sharding round failed: %s", e)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), max(0.05, interval - (time.monotonic() - started)))
+            # A burst of watch events (200 runs applied at once) makes one round, not 200.
+            await asyncio.sleep(0.05)
+
+    async def round(self) -> None:
+        """Heartbeat, decide, act: stop what moved away, renew and take leases, start what is now ours."""
+        await self.shards.release(self._reap())
+        self.members = await self.shards.beat()
+        if self.replica not in self.members:  # our own beat is older than the lease (a long pause): wait for it
+            self.members = sorted([*self.members, self.replica])
+        bodies = [b for b in self.watch.bodies.values() if b["metadata"].get("uid") not in self.finished]
+        decision = plan(self.replica, self.members, bodies, self.driving)
+        gone = {ref for ref in decision.stop if (ref[0], ref[1]) not in self.watch.bodies}
+        deleting = {ref for ref in decision.stop if _deleting(self.watch.bodies.get((ref[0], ref[1])))}
+        await self._stop_driving(decision.stop)
+        for ref in gone | deleting:
+            self._clean_up_later(ref, self.watch.bodies.get((ref[0], ref[1])))
+        await self.shards.release(decision.stop)
+        keep = [ref for ref in self.driving]
+        held = await self.shards.hold([*keep, *sorted(decision.take)])
+        lost = [ref for ref in keep if not held.get(ref)]
+        if lost:  # another replica has the lease (we paused past it): it drives the run now
+            log.warning("lost the lease of %d run(s) to another replica", len(lost))
+            await self._stop_driving(lost)
+        by_ref = {run_ref(b): b for b in bodies}
+        for ref in sorted(decision.take):
+            if held.get(ref) and ref in by_ref:
+                self._start(ref, by_ref[ref])
+
+    def _start(self, ref: RunRef, body: dict[str, Any]) -> None:
+        state = Driving(task=None, body=body)  # type: ignore[arg-type]
+
+        def stopping() -> bool:
+            return state.stopping
+
+        state.task = asyncio.create_task(self.drive(body, stopping), name=f"run {ref[0]}/{ref[1]}")
+        self.driving[ref] = state
+
+    def _reap(self) -> list[RunRef]:
+        """Forget drives that ended (their leases are to be given up); a drive that returned by itself (the run
+        finished) is not started again."""
+        ended = []
+        for ref, state in list(self.driving.items()):
+            if state.task.done():
+                del self.driving[ref]
+                if not state.stopping:
+                    self.finished.add(ref[2])
+                    if not state.task.cancelled() and state.task.exception() is not None:
+                        log.error("run %s/%s ended with %r", ref[0], ref[1], state.task.exception())
+                        self.finished.discard(ref[2])  # try again next round
+                ended.append(ref)
+        live = {b["metadata"].get("uid") for b in self.watch.bodies.values()}
+        self.finished &= live
+        return ended
+
+    async def _stop_driving(self, refs: Iterable[RunRef]) -> None:
+        states = [self.driving.pop(ref) for ref in list(refs) if ref in self.driving]
+        for state in states:
+            state.stopping = True  # drive() notices within 0.2 s and stops; cancel as a backstop
+        if states:
+            _, pending = await asyncio.wait([s.task for s in states], timeout=2)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*(s.task for s in states), return_exceptions=True)
+
+    def _clean_up_later(self, ref: RunRef, body: dict[str, Any] | None) -> None:
+        snapshot = body or {"metadata": {"namespace": ref[0], "name": ref[1], "uid": ref[2]}}
+        task = asyncio.create_task(self.cleanup(snapshot))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+
+def _deleting(body: Mapping[str, Any] | None) -> bool:
+    return body is not None and bool((body.get("metadata") or {}).get("deletionTimestamp"))

@@ -26,6 +26,7 @@ import yaml
 
 from podium.viewer.source import ACL_RULES
 from podium_localcluster.redis_server import RedisServer, free_port
+from tests.support.examples import STRATEGY_FILES
 from tests.support.wait import wait_for
 
 from .browser import Chromium, Page
@@ -35,15 +36,7 @@ from .helpers import PODIUM, Operator, require_ready_node
 ROOT = Path(__file__).resolve().parents[2]
 # The examples with the deterministic demo agents (examples/ itself runs language-model agents).
 EXAMPLES = ROOT / "tests" / "data" / "deterministic"
-FILES = {
-    "pipeline": "pipeline.yaml",
-    "hierarchical": "hierarchical.yaml",
-    "swarm": "swarm.yaml",
-    "eventDriven": "event-driven.yaml",
-    "centralCommand": "central-command.yaml",
-    "peerToPeer": "peer-to-peer.yaml",
-    "market": "market.yaml",
-}
+FILES = STRATEGY_FILES
 PICTURES = {"pipeline": "stages", "hierarchical": "teams", "swarm": "generations", "eventDriven": "dag",
             "centralCommand": "plan", "peerToPeer": "rounds", "market": "auctions"}  # fmt: skip
 

@@ -24,20 +24,13 @@ from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.records import Entry, decode_entry
 from podium.engine import contracts
 from podium_localcluster.modelserver import MODEL_ALIAS, ModelServerMissing, local_chart_values, locate
+from tests.support.examples import STRATEGY_FILES
 
 from .conftest import ClusterHandle
 from .helpers import ROOT, Release, diagnose, get, installed, wait_for
 
 EXAMPLES = ROOT / "examples"
-FILES = {
-    "pipeline": "pipeline.yaml",
-    "hierarchical": "hierarchical.yaml",
-    "swarm": "swarm.yaml",
-    "eventDriven": "event-driven.yaml",
-    "centralCommand": "central-command.yaml",
-    "peerToPeer": "peer-to-peer.yaml",
-    "market": "market.yaml",
-}
+FILES = STRATEGY_FILES
 BUDGET = 1500  # tokens: a few model calls, far less than the run below would take
 BUDGET_RUN = "budget-stop"
 ENDPOINT = "endpoints/hosted-api.yaml"  # docs/model-server.md's walk-through: Secret, Agent, Orchestration

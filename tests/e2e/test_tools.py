@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,9 +20,8 @@ import yaml
 
 from podium_localcluster.modelserver import ModelServerMissing, local_chart_values, locate
 
-from ..cluster.helpers import helm
 from .conftest import ClusterHandle
-from .helpers import CHART, ROOT, Release, cluster_wide_operators, diagnose, get, wait_for
+from .helpers import ROOT, Release, diagnose, get, installed, wait_for
 
 EXAMPLE = ROOT / "examples" / "tools" / "clock.yaml"
 PODIUM = Path(sys.executable).parent / "podium"
@@ -31,37 +29,14 @@ PODIUM = Path(sys.executable).parent / "podium"
 
 @pytest.fixture(scope="module")
 def release(cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    others = cluster_wide_operators(cluster)
-    if others:
-        pytest.fail(f"a cluster-wide Podium runs ({', '.join(others)}; `make demo` leaves one): helm uninstall it")
     try:
         files = locate()
     except ModelServerMissing as e:
         pytest.fail(str(e))
     values = tmp_path_factory.mktemp("tools") / "values.json"
     values.write_text(json.dumps(local_chart_values(files)))
-    suffix = uuid.uuid4().hex[:6]
-    rel = Release(name=f"podium-tools-{suffix}", system=f"podium-tools-{suffix}-system", namespace=f"tools-{suffix}")
-    assert cluster.kubectl("create", "namespace", rel.namespace).returncode == 0
-    installed = helm(
-        cluster,
-        "install", rel.name, str(CHART),
-        "--namespace", rel.system, "--create-namespace",
-        "-f", str(values),
-        "--set", f"watchNamespaces={{{rel.namespace}}}",
-        "--wait", "--timeout", "180s",
-    )  # fmt: skip
-    try:
-        if installed.returncode != 0:
-            pytest.fail(f"helm install failed: {installed.stderr}\n{diagnose(cluster, rel)}")
+    with installed(cluster, "tools", "-f", str(values)) as rel:
         yield rel
-    finally:
-        helm(cluster, "uninstall", rel.name, "--namespace", rel.system, "--wait", "--timeout", "60s")
-        for kind in ("orchestrations", "agents"):
-            for obj in cluster.kubectl("get", kind, "-n", rel.namespace, "-o", "name").stdout.split():
-                patch = '{"metadata":{"finalizers":null}}'
-                cluster.kubectl("patch", obj, "-n", rel.namespace, "--type=merge", "-p", patch)
-        cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
 
 
 def example(release: Release) -> list[dict[str, Any]]:

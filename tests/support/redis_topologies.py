@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Self
 
 import redis
 
@@ -42,7 +43,27 @@ def _client(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
 
 
-class RedisClusterSet:
+class _Servers:
+    """A set of servers used as a context manager: started on entry, stopped on exit."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisClusterSet(_Servers):
     """``masters`` primaries, no replicas, every slot assigned; ``url`` is a ``redis+cluster://`` URL."""
 
     def __init__(self, masters: int = 3, *, appendonly: bool = False) -> None:
@@ -96,18 +117,8 @@ class RedisClusterSet:
             node.stop()
             shutil.rmtree(node.directory, ignore_errors=True)
 
-    def __enter__(self) -> RedisClusterSet:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()  # what did start must not outlive a failed start
-            raise
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class SentinelSet:
+class SentinelSet(_Servers):
     """A primary with one replica, watched by three Sentinels (quorum 2) under the name ``podium``."""
 
     def __init__(self, *, down_after_ms: int = 1000) -> None:
@@ -203,13 +214,3 @@ class SentinelSet:
             server.stop()
             shutil.rmtree(server.directory, ignore_errors=True)
         shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> SentinelSet:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()  # what did start must not outlive a failed start
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -21,16 +21,6 @@ PLURAL = "orchestrations"
 FINISHED = ("Succeeded", "Failed")
 
 
-def _api() -> Any:
-    from kubernetes import client, config
-
-    try:
-        config.load_kube_config()
-    except Exception:
-        config.load_incluster_config()
-    return client.CustomObjectsApi()
-
-
 def _get(api: Any, namespace: str, name: str) -> dict[str, Any]:
     obj: dict[str, Any] = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     return obj
@@ -40,7 +30,7 @@ def submit(path: Path, namespace: str) -> list[str]:
     """Create or update every Orchestration in the file; Agents and Teams in it are validated and skipped."""
     from kubernetes.client.exceptions import ApiException
 
-    api = _api()
+    api = run_state.kube_api()
     names = []
     for doc in yaml.safe_load_all(path.read_text()):
         if not doc:
@@ -75,7 +65,7 @@ def describe(status: dict[str, Any]) -> str:
 
 
 def watch(namespace: str, name: str, timeout: float, interval: float = 1.0) -> int:
-    api = _api()
+    api = run_state.kube_api()
     deadline = time.monotonic() + timeout
     last = ""
     while True:
@@ -115,7 +105,7 @@ def render_result(value: Any, output: str = "json") -> str:
 
 
 def result(namespace: str, name: str, redis_url: str, output: str = "json") -> int:
-    status = _get(_api(), namespace, name).get("status") or {}
+    status = _get(run_state.kube_api(), namespace, name).get("status") or {}
     if status.get("resultRef"):
         value = asyncio.run(_load_ref(redis_url, status["resultRef"]))
     elif "result" in status:
@@ -201,7 +191,7 @@ def history(namespace: str, name: str, redis_url: str, limit: int, agent: str | 
     from podium.dataplane.connection import connect
     from podium.engine.journal import Journal
 
-    uid = run_state.get_run(_api(), namespace, name)["metadata"]["uid"]
+    uid = run_state.get_run(run_state.kube_api(), namespace, name)["metadata"]["uid"]
     run = f"{namespace}/{name}"
 
     async def fetch() -> tuple[list[Any], list[Any], list[Any]]:

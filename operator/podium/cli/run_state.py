@@ -56,7 +56,8 @@ def add_parsers(sub: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ Kubernetes
-def _api() -> Any:
+def kube_api() -> Any:
+    """The custom-objects API of the kubeconfig's context, else of the pod's service account."""
     from kubernetes import client, config
 
     try:
@@ -135,7 +136,7 @@ def decision_patch(annotations: dict[str, str], verb: str, step: str, comment: s
 
 
 def decide(namespace: str, name: str, verb: str, step: str | None, comment: str | None, by: str | None) -> int:
-    api = _api()
+    api = kube_api()
     obj = get_run(api, namespace, name)
     status = obj.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
@@ -186,7 +187,7 @@ def _run(redis_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
 def show_state(args: argparse.Namespace) -> int:
     from podium.dataplane.state import SharedState
 
-    get_run(_api(), args.namespace, args.name)
+    get_run(kube_api(), args.namespace, args.name)
 
     async def read(client: Any) -> list[str]:
         state = SharedState(client, args.namespace, args.name)
@@ -220,7 +221,7 @@ def show_state(args: argparse.Namespace) -> int:
 def snapshot(args: argparse.Namespace) -> int:
     from podium.dataplane.state import SharedState
 
-    get_run(_api(), args.namespace, args.name)
+    get_run(kube_api(), args.namespace, args.name)
     sid = _run(args.redis_url, lambda client: SharedState(client, args.namespace, args.name).snapshot())
     print(sid)
     return 0
@@ -229,7 +230,7 @@ def snapshot(args: argparse.Namespace) -> int:
 def rollback(args: argparse.Namespace) -> int:
     from podium.dataplane.state import SharedState, SnapshotNotFound
 
-    get_run(_api(), args.namespace, args.name)
+    get_run(kube_api(), args.namespace, args.name)
     writer = f"user:{who(None)}"
     try:
         restored = _run(
@@ -255,7 +256,7 @@ def parse_payload(text: str) -> Any:
 def broadcast(args: argparse.Namespace) -> int:
     from podium.dataplane.bus import Bus
 
-    get_run(_api(), args.namespace, args.name)
+    get_run(kube_api(), args.namespace, args.name)
     sender = f"user:{who(None)}"
 
     async def send(client: Any) -> str:

@@ -31,6 +31,10 @@ class AgentBlackboard(Model):
     """Keys of the run's shared state sent with each of this agent's tasks (task.context.blackboard.values, each
     with its version), together with the changes and rollbacks of these keys since the agent's previous task of
     that run. `*` sends every key."""
+    write: list[StateKey] = Field(default_factory=list, max_length=64)
+    """Keys of the shared state an `llm` agent's model is asked to write with each answer: its answer becomes
+    `{output, stateUpdates}`, the writes limited to these keys (`*`: any key), applied by the engine like any
+    agent's. Other backends write what their answers' stateUpdates say, with or without this list."""
     priority: int | None = Field(default=None, ge=0, le=1000)
     """Rank of this agent's writes when the run's conflictResolution is priority: the higher wins. Unset: from
     spec.priority (critical 2, important 1, optional 0)."""

@@ -5,6 +5,7 @@ enforced."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 
 from podium.api.agent import Backoff, CircuitBreaker, Pricing, Resilience, Retry
 from podium.dataplane.bus import Bus
+from podium.dataplane.state import SharedState
 from podium.engine.directory import AgentInfo, TeamInfo
 from podium.engine.resilience import BreakerStore
 from podium_localcluster.modelserver import MODEL_ALIAS as MODEL_NAME
@@ -176,6 +178,45 @@ async def test_max_cost_stops_a_run_and_says_so(engine: Engine) -> None:
     outcome, _ = await engine.run({**limited, "limits": {"maxCost": 0.05}}, agents)
     assert outcome.phase == "Failed" and outcome.reason == "BudgetExceeded"
     assert "budget exceeded: maxCost used" in outcome.message and outcome.cost >= 0.05
+
+
+async def test_an_llm_agent_writes_the_shared_state_keys_it_declares(
+    redis_url: str, model_server: ModelServer, tmp_path: Path
+) -> None:
+    writer = llm_spec(model_server.base_url) | {"blackboard": {"read": ["notes"], "write": ["notes"]}}
+    for fleet in start_fleet(redis_url, tmp_path, ["n1"], writer):
+        client = aioredis.Redis.from_url(redis_url)
+        bus = Bus(client)
+        try:
+            spec = {
+                "strategy": "pipeline",
+                "input": {"text": "Caches keep copies of pages close to the reader."},
+                "blackboard": {"initial": {"notes": "nothing yet"}},
+                "pipeline": {
+                    "stages": [
+                        {
+                            "name": "note",
+                            "agent": "n1",
+                            "input": {"instruction": "Summarise the text in one sentence and store it in notes."},
+                        }
+                    ]
+                },
+            }
+            reader = dataclasses.replace(agent("n1"), reads=("notes",))
+            outcome, _ = await Engine(fleet, client, bus).run(spec, [reader])
+            state = SharedState(client, fleet.namespace, "orch")
+            changes = [c for c in await state.history("notes") if c.writer == "n1"]
+            value, version = await state.get("notes")
+        finally:
+            await bus.close()
+            await client.aclose()
+    assert outcome.phase == "Succeeded", outcome.message
+    # The model's write reached the blackboard through the engine, on top of the initial value it was shown...
+    assert changes and changes[-1].old == "nothing yet" and version >= 2
+    assert value == changes[-1].new and value not in (None, "", "nothing yet")
+    # ...and the stage's answer is the answer alone, not the envelope the model was asked for.
+    assert not (isinstance(outcome.result, dict) and "stateUpdates" in outcome.result), outcome.result
+    assert outcome.result not in (None, "", {})
 
 
 async def test_a_429_waits_its_retry_after_and_leaves_the_breaker_closed(

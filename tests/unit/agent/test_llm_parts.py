@@ -245,3 +245,19 @@ def test_text_bounds_shrink_to_fit_the_token_limit() -> None:
     # Whatever the shrunk schema accepts, the contract accepts.
     answer = {"answer": "x" * limit}
     assert contracts.synthesis().error(answer) is None
+
+
+def test_an_agent_that_writes_state_is_asked_for_its_answer_and_its_writes_of_the_listed_keys_only() -> None:
+    answer = {"type": "object", "description": "Review the draft.", "properties": {"score": {"type": "integer"}}}
+    asked = prompts.with_writes(answer, ["notes", "plan"])
+    assert asked is not None and asked["description"] == "Review the draft."
+    good = {"output": {"score": 3}, "stateUpdates": [{"key": "notes", "value": "fine"}]}
+    assert prompts.answer_problem(good, asked) is None
+    assert prompts.answer_problem({"output": {"score": 3}, "stateUpdates": []}, asked) is None
+    assert prompts.answer_problem({**good, "stateUpdates": [{"key": "secret", "value": 1}]}, asked) is not None
+    assert prompts.answer_problem({"score": 3}, asked) is not None  # the envelope is required
+    assert "stateUpdates" in prompts.instruction(asked)
+    anything = prompts.with_writes(None, ["*"])
+    assert anything is not None
+    assert prompts.answer_problem({"output": "x", "stateUpdates": [{"key": "a/b", "value": [1]}]}, anything) is None
+    assert prompts.with_writes(answer, []) is answer  # no keys to write: the task's own schema

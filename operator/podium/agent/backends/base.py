@@ -196,7 +196,12 @@ def build_backend(spec: AgentSpec) -> Backend:
         from podium.agent.pricing import usage_cost
 
         assert spec.backend.llm is not None
-        return LLMRunner(spec.backend.llm, tools=spec.tools, price=lambda out: usage_cost(spec, out))
+        return LLMRunner(
+            spec.backend.llm,
+            tools=spec.tools,
+            writes=spec.blackboard.write if spec.blackboard else (),
+            price=lambda out: usage_cost(spec, out),
+        )
     if kind == "a2a":
         from podium.agent.backends.a2a import A2ARunner
 

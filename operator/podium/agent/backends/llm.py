@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from podium import telemetry
@@ -65,6 +66,7 @@ class LLMRunner:
         spec: LLMBackend,
         *,
         tools: Tools | None = None,
+        writes: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         price: Callable[[BackendOutput], float] | None = None,
     ) -> None:
@@ -77,6 +79,7 @@ class LLMRunner:
             headers["Authorization"] = f"Bearer {api_key}"
         self.client = ChatClient(chat_url(spec.base_url), headers, shown_url=spec.base_url)
         self.tools = tools
+        self.writes = tuple(writes)  # shared-state keys the model is asked to write (spec.blackboard.write)
         self.toolbox: Any = None
         if tools is not None:
             from podium.agent.tools.toolbox import Toolbox, ToolboxError
@@ -105,13 +108,20 @@ class LLMRunner:
         return kind != "bid"
 
     async def run(self, task: TaskLike) -> BackendOutput:
-        schema = task.output_schema
+        out = await self._answer(task, prompts.with_writes(task.output_schema, self.writes))
+        if not self.writes:
+            return out
+        # The model answered the envelope: its output is the task's answer, its writes the runtime's to check.
+        envelope = out.output
+        return replace(out, output=envelope["output"], state_updates=envelope["stateUpdates"])
+
+    async def _answer(self, task: TaskLike, schema: dict[str, Any] | None) -> BackendOutput:
         # What the model is asked for fits in its token limit; the answer is checked against the task's schema.
         asked = prompts.fit_to_tokens(schema, self.spec.max_tokens) if schema is not None else None
         history = [(t.input, t.output) for t in TASK_MEMORY.get() or ()]
         usage = Usage()
         if self.toolbox is not None:
-            return await self._tool_loop(task, asked, history, usage)
+            return await self._tool_loop(task, schema, asked, history, usage)
         messages = prompts.build_messages(
             self.spec.system_prompt, task.input, asked, history=history, context=_context(task)
         )
@@ -131,7 +141,12 @@ class LLMRunner:
         )
 
     async def _tool_loop(
-        self, task: TaskLike, asked: dict[str, Any] | None, history: list[tuple[str, str]], usage: Usage
+        self,
+        task: TaskLike,
+        schema: dict[str, Any] | None,
+        asked: dict[str, Any] | None,
+        history: list[tuple[str, str]],
+        usage: Usage,
     ) -> BackendOutput:
         from podium.agent.tools import calling
         from podium.agent.tools.loop import ToolLoop
@@ -155,7 +170,7 @@ class LLMRunner:
                 allowance=of_task(task.meta),
                 price=self.price,
                 asked=asked,
-                schema=task.output_schema,
+                schema=schema,
             )
 
         if self.calling != ToolCalling.schema:

@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from podium.api.collab import STATE_KEY_PATTERN
 from podium.api.json_schema import first_error
 
 # How much of a rejected answer goes back to the model with the re-ask: enough to recognise, not to re-read.
@@ -280,6 +281,36 @@ def fields(schema: dict[str, Any], indent: str = "") -> list[str]:
         if isinstance(inner, dict) and inner.get("properties"):
             lines.extend(fields(inner, indent + "  "))
     return lines
+
+
+def with_writes(schema: dict[str, Any] | None, keys: Sequence[str]) -> dict[str, Any] | None:
+    """The answer together with the shared-state writes the agent may make (``{output, stateUpdates}``, the
+    envelope the runtime reads), when it names keys to write; else the schema unchanged."""
+    if not keys:
+        return schema
+    output = dict(schema) if schema is not None else {"type": "string"}
+    what = output.pop("description", None)
+    key = {"type": "string", "pattern": STATE_KEY_PATTERN} if "*" in keys else {"enum": list(dict.fromkeys(keys))}
+    wrapped: dict[str, Any] = {
+        "type": "object",
+        "properties": {
+            "output": {**output, "description": "your answer"},
+            "stateUpdates": {
+                "type": "array",
+                "description": "values you write to the run's shared state, by key ([] to write none)",
+                "maxItems": 64 if "*" in keys else len(key["enum"]),
+                "items": {
+                    "type": "object",
+                    "properties": {"key": key, "value": {"description": "the new value"}},
+                    "required": ["key", "value"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["output", "stateUpdates"],
+        "additionalProperties": False,
+    }
+    return {"description": what, **wrapped} if what else wrapped
 
 
 def instruction(schema: dict[str, Any]) -> str:

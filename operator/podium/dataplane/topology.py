@@ -56,10 +56,30 @@ async def on_every_node(redis: Any, *args: Any) -> list[Any]:
     if is_sentinel(redis):
         pool: SentinelConnectionPool = redis.connection_pool
         settings = {k: v for k, v in pool.connection_kwargs.items() if k in _COPIED}
-        for host, port in await pool.sentinel_manager.discover_slaves(pool.service_name):
+        for host, port, down in await _replicas(pool):
             replica = aioredis.Redis(host=host, port=port, **settings)
             try:
                 replies.append(await replica.execute_command(*args))
+            except (aioredis.RedisError, OSError):
+                # A replica Sentinel thinks is down may be back already (it is told last): try it, and leave it to
+                # the operator's resync if it is not; a healthy one that fails is an error.
+                if not down:
+                    raise
             finally:
                 await replica.aclose()
     return replies
+
+
+async def _replicas(pool: SentinelConnectionPool) -> list[tuple[str, int, bool]]:
+    """Every replica the first answering Sentinel knows, as (host, port, flagged down). redis-py's
+    ``discover_slaves`` leaves out those flagged down, which would miss one that has just come back."""
+    for sentinel in pool.sentinel_manager.sentinels:
+        try:
+            states = await sentinel.sentinel_slaves(pool.service_name)
+        except (aioredis.RedisError, OSError):
+            continue
+        return [
+            (str(s["ip"]), int(s["port"]), bool(s.get("is_sdown") or s.get("is_odown") or s.get("is_disconnected")))
+            for s in states
+        ]
+    return []

@@ -100,6 +100,9 @@ async def test_command_backend_crash_reports_stderr(bus: Bus, namespace: str, st
     assert not result.ok and "exited with code 4" in result.error and "disk on fire" in result.error
 
 
+PROPOSAL = {"draft": "Podium runs agents", "round": 1, "proposal": "Podium runs teams of AI agents on Kubernetes"}
+
+
 async def test_llm_backend_reports_tokens_cost_and_first_token(
     bus: Bus, namespace: str, start_agent: StartAgent, model_server: ModelServer
 ) -> None:
@@ -117,7 +120,7 @@ async def test_llm_backend_reports_tokens_cost_and_first_token(
     review = contracts.review()
     result = await run_task(
         bus,
-        new_task(namespace, "reviewer", "review", {"proposal": "Use a set for lookups"}, output_schema=review.schema),
+        new_task(namespace, "reviewer", "review", PROPOSAL, output_schema=review.schema),
         wait=120,
     )
     assert result.ok and review.error(result.output) is None

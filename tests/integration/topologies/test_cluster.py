@@ -28,6 +28,8 @@ from tests.support.agent_processes import AgentFleet
 from tests.support.redis_topologies import RedisClusterSet
 
 ROOT = Path(__file__).resolve().parents[3]
+# The deterministic demo agents: a run of them needs no model server.
+DETERMINISTIC = ROOT / "tests" / "data" / "deterministic"
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +123,8 @@ async def test_agent_users_exist_on_every_node_and_reach_only_their_keys(cluster
 
 
 def example_objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    agents = [d for d in yaml.safe_load_all((ROOT / "examples/agents.yaml").read_text()) if d]
-    teams = [d for d in yaml.safe_load_all((ROOT / "examples/teams.yaml").read_text()) if d]
+    agents = [d for d in yaml.safe_load_all((DETERMINISTIC / "agents.yaml").read_text()) if d]
+    teams = [d for d in yaml.safe_load_all((DETERMINISTIC / "teams.yaml").read_text()) if d]
     return agents, teams
 
 
@@ -151,7 +153,7 @@ async def test_a_whole_orchestration_runs_on_the_cluster(cluster: RedisClusterSe
         for agent in research:
             agent["status"] = {"readyReplicas": 1}
         directory = build(Snapshot(research, teams))
-        example = yaml.safe_load((ROOT / "examples/hierarchical.yaml").read_text())
+        example = yaml.safe_load((DETERMINISTIC / "hierarchical.yaml").read_text())
         spec = OrchestrationSpec.model_validate(example["spec"])
         outcome = await run_orchestration(client, directory, ns, "market-study", "uid-1", spec)
         assert outcome.phase == "Succeeded", outcome.message

@@ -11,6 +11,11 @@ async def async_double(task: Any) -> dict[str, Any]:
     return {"output": task.input * 2, "tokens": 5}
 
 
+def trace_context(task: Any) -> str:
+    """The trace context the task arrived with: what a caller's span hands on."""
+    return str(task.traceparent)
+
+
 def crash(task: Any) -> Any:
     raise ValueError(f"cannot handle {task.input!r}")
 

@@ -134,6 +134,17 @@ async def test_data_parts_and_the_podium_kind_in_metadata_reach_the_backend(
     assert round(quality * 10) == data_of(artifact)["score"]
 
 
+async def test_the_callers_trace_context_reaches_the_task(start_agent: StartAgent, acl_user: Any) -> None:
+    url = serving(start_agent, acl_user, "tracer", {"python": {"entrypoint": f"{SAMPLES}:trace_context"}})
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    traced = await send(url, [Part(text="hi")], metadata={"podium": {"traceparent": parent}})
+    artifact = next(e.artifact_update.artifact for e in traced.events if e.HasField("artifact_update"))
+    assert artifact.parts[0].text == parent  # the agent's task span is the caller's child
+    untraced = await send(url, [Part(text="hi")])
+    artifact = next(e.artifact_update.artifact for e in untraced.events if e.HasField("artifact_update"))
+    assert artifact.parts[0].text == ""  # no caller span: the agent's starts a trace of its own
+
+
 async def test_a_failing_backend_fails_the_a2a_task_with_its_error(start_agent: StartAgent, acl_user: Any) -> None:
     url = serving(start_agent, acl_user, "crasher", {"python": {"entrypoint": f"{SAMPLES}:crash"}})
     exchange = await send(url, [Part(text="anything")])

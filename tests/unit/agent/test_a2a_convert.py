@@ -67,6 +67,11 @@ def test_an_outgoing_message_carries_the_task_in_podium_metadata() -> None:
     }
     assert sent.parts[0].text == '{"code": "x=1"}' and sent.parts[0].media_type == "application/json"
     assert convert.request_of(sent) == convert.Request("review", {"code": "x=1"})
+    parent = "00-" + "ab" * 16 + "-" + "cd" * 8 + "-01"
+    traced = convert.outgoing_message(
+        kind="execute", value="x", task_id="t2", orchestration="", attempt=1, accepts_json=True, traceparent=parent
+    )
+    assert convert.request_of(traced).traceparent == parent
 
 
 def _stream(*events: dict[str, Any]) -> convert.Tracker:

@@ -7,8 +7,8 @@ Shapes:
 - A string is a text part; any other JSON value is a data part (`application/json`). Protobuf keeps every number
   as a double, so whole numbers are read back as ints.
 - Podium's own fields travel in metadata under ``podium``: on a message ``kind``, ``taskId``, ``orchestration``,
-  ``attempt``; on an answer's artifact ``taskId``, ``agent``, ``replica``, ``quality``, ``tokens``, ``cost``,
-  ``durationMs``.
+  ``attempt`` and ``traceparent`` (W3C: the remote agent's work joins the caller's trace); on an answer's
+  artifact ``taskId``, ``agent``, ``replica``, ``quality``, ``tokens``, ``cost``, ``durationMs``.
 """
 
 from __future__ import annotations
@@ -110,14 +110,19 @@ class Request:
 
     kind: str
     input: Any
+    traceparent: str = ""  # the caller's span, when it sent one (checked where the task is read, like any task's)
 
 
 def request_of(message: Message) -> Request:
-    """The task kind (``execute`` unless the metadata's ``podium.kind`` names another) and the input."""
-    kind = podium_metadata(message.metadata).get("kind", DEFAULT_KIND)
+    """The task kind (``execute`` unless the metadata's ``podium.kind`` names another), the input, and the caller's
+    trace context."""
+    meta = podium_metadata(message.metadata)
+    kind = meta.get("kind", DEFAULT_KIND)
     if kind not in KINDS:
         raise NotUnderstood(f"podium.kind {kind!r} is not a task kind; use one of {', '.join(sorted(KINDS))}")
-    return Request(kind=str(kind), input=parts_value(message.parts))
+    parent = meta.get("traceparent")
+    traceparent = parent if isinstance(parent, str) else ""
+    return Request(kind=str(kind), input=parts_value(message.parts), traceparent=traceparent)
 
 
 def outgoing_message(
@@ -128,9 +133,12 @@ def outgoing_message(
     orchestration: str,
     attempt: int,
     accepts_json: bool,
+    traceparent: str = "",
 ) -> Message:
     """The message a Podium task becomes on its way to a remote A2A agent."""
-    meta = {"kind": kind, "taskId": task_id, "orchestration": orchestration, "attempt": attempt}
+    meta: dict[str, Any] = {"kind": kind, "taskId": task_id, "orchestration": orchestration, "attempt": attempt}
+    if traceparent:
+        meta["traceparent"] = traceparent
     return Message(
         role=Role.ROLE_USER,
         message_id=str(uuid.uuid4()),

@@ -120,6 +120,7 @@ class InboxExecutor(AgentExecutor):
             namespace=self.namespace,
             agent=self.agent,
             meta={"a2a": {"taskId": task_id, "contextId": context_id}},
+            traceparent=request.traceparent,
         )
         where = f"{self.namespace}/{self.agent}"
         try:

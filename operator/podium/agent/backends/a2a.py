@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from podium import telemetry
 from podium.agent.a2a import A2AUnavailable, require
 from podium.agent.backends.base import BackendError, BackendOutput, TaskLike
 from podium.api.agent import A2ABackend
@@ -72,6 +73,7 @@ class A2ARunner:
             orchestration=task.orchestration,
             attempt=task.attempt,
             accepts_json=not accepts or convert.JSON_MEDIA_TYPE in accepts,
+            traceparent=telemetry.traceparent(),  # the agent's task span: the remote work is its child
         )
         tracker = convert.Tracker()
         try:

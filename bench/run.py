@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(DEFAULT), help=f"comma-separated subset of {BENCHMARKS}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON files")
     parser.add_argument("--no-doc", action="store_true", help="do not write the table into docs/benchmarks.md")
+    parser.add_argument("--doc", type=Path, default=issue_table.DOC, help="the Markdown file the table goes into")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     only = [b for b in args.only.split(",") if b]
     unknown = set(only) - set(BENCHMARKS)
@@ -117,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_end": round(os.getloadavg()[0], 2),
             "seconds": time.perf_counter() - started_all,
         }
-        issue_table.write(summary, command, meta)
-        print(f"wrote {issue_table.DOC}")
+        issue_table.write(summary, command, meta, doc=args.doc)
+        print(f"wrote {args.doc}")
     return 0
 
 

@@ -22,11 +22,15 @@ async def test_engine_overhead_is_measured_against_the_same_steps_through_the_bu
     assert "overhead" in orchestration.table(report)
 
 
-def test_bench_run_writes_one_json_per_benchmark_with_the_load(tmp_path: Path) -> None:
-    assert run.main(["--only", "orchestration", "--quick", "--out", str(tmp_path)]) == 0
+def test_bench_run_writes_one_json_per_benchmark_with_the_load_and_the_table_into_the_doc(tmp_path: Path) -> None:
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\nProse kept by hand.\n")
+    assert run.main(["--only", "orchestration", "--quick", "--out", str(tmp_path), "--doc", str(doc)]) == 0
     report = json.loads((tmp_path / "orchestration.json").read_text())
     assert report["pipeline"]["engine_ms_per_step"] > 0
     assert len(report["run"]["load_average_at_start"]) == 3
+    written = doc.read_text()
+    assert "Prose kept by hand." in written and "bench:begin" in written and "python -m bench.run" in written
     with pytest.raises(SystemExit):
         run.main(["--only", "nosuch", "--out", str(tmp_path)])
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from podium.dataplane import cancellation, topology
+from podium.dataplane.batch import Queue
 from podium.dataplane.coalesce import Coalescer
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, WAIT_TIMEOUT_MS, InboxConsumer, reraise_swallowed_cancel
 from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys
@@ -46,8 +49,14 @@ __all__ = [
 ]
 
 
-# One dispatch call's tasks, grouped by agent inbox.
-_DispatchRequest = list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
+
+@dataclass
+class _DispatchRequest:
+    """One dispatch call: its tasks grouped by agent inbox, and the caller's writes that must land first."""
+
+    agents: list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
+    before: Queue | None = None
+
 # One function call: name, keys, args.
 FunctionCall = tuple[str, list[Any], list[Any]]
 
@@ -175,16 +184,33 @@ class Bus:
     async def call_pipelined(self, calls: Sequence[FunctionCall]) -> list[Any]:
         """FCALL each call in one pipeline (no MULTI); replies in order, errors as values. If Redis lost the library,
         it is loaded and only the calls that failed for it (and so did nothing) are sent again."""
+        replies, _ = await self._pipelined(calls, [None] * len(calls))
+        return replies
+
+    async def _pipelined(
+        self, calls: Sequence[FunctionCall], before: Sequence[Queue | None]
+    ) -> tuple[list[Any], list[BaseException | None]]:
+        """:meth:`call_pipelined`, each call preceded by the commands its ``before`` queues (first send only);
+        also the first error among each call's ``before`` commands."""
         replies: list[Any] = [None] * len(calls)
+        failed: list[BaseException | None] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
+            spans: list[tuple[int, int]] = []
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i in todo:
+                    start = len(pipe)
+                    queue = before[i] if not attempt else None
+                    if queue is not None:
+                        queue(pipe)
+                    spans.append((start, len(pipe)))
                     name, keys, args = calls[i]
                     pipe.fcall(name, len(keys), *keys, *args)
                 got = await pipe.execute(raise_on_error=False)
             missing = []
-            for i, reply in zip(todo, got, strict=True):
+            for i, (start, end) in zip(todo, spans, strict=True):
+                failed[i] = failed[i] or next((r for r in got[start:end] if isinstance(r, Exception)), None)
+                reply = got[end]
                 replies[i] = reply
                 if isinstance(reply, ResponseError) and function_missing(reply):
                     missing.append(i)
@@ -192,7 +218,7 @@ class Bus:
                 break
             await self.library(reload=True)
             todo = missing
-        return replies
+        return replies, failed
 
     async def _tail(self, key: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """The last ``count`` entries of a stream, oldest first, decoded to str."""
@@ -216,11 +242,14 @@ class Bus:
         """
         await self.dispatch_many([task])
 
-    async def dispatch_many(self, tasks: Sequence[Task]) -> None:
+    async def dispatch_many(self, tasks: Sequence[Task], *, before: Queue | None = None) -> None:
         """Dispatch many tasks in one pipelined round trip (all are validated before any is sent).
 
         QueueFull names the first agent whose inbox refused this call's tasks for it; the tasks of this call
-        for other agents were dispatched.
+        for other agents were dispatched. ``before`` queues the caller's own writes (a run's journal entry) that
+        Redis must apply before the tasks are queued: on one server they share the round trip, ahead of the tasks
+        in the same pipeline; a Cluster orders nothing across nodes, so there they are sent first, and an error
+        among them dispatches nothing. On one server an error among them is raised too, though the tasks went out.
         """
         if not tasks:
             return
@@ -231,8 +260,8 @@ class Bus:
         by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
         for task in tasks:
             by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task, limit)))
-        request = [(agent_keys(*agent), items) for agent, items in by_agent.items()]
-        for keys, _items in request:
+        request = _DispatchRequest([(agent_keys(*agent), items) for agent, items in by_agent.items()], before)
+        for keys, _items in request.agents:
             await self._fanout.watch(keys)
         for task in tasks:
             self._fanout.expect(result_key(task))
@@ -241,23 +270,42 @@ class Bus:
     async def _send_dispatches(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
         """One pipeline for many dispatch calls: one script call per (call, agent), so each call keeps its own
         all-or-nothing QueueFull check per agent, exactly as if it had been sent alone."""
+        refused = await self._writes_first(requests) if topology.is_cluster(self.redis) else [None] * len(requests)
         calls: list[FunctionCall] = []
-        for request in requests:
-            for keys, items in request:
+        before: list[Queue | None] = []
+        for request, error in zip(requests, refused, strict=True):
+            if error is not None:
+                continue
+            for n, (keys, items) in enumerate(request.agents):
                 args: list[Any] = [self.max_queue]
                 for task, raw in items:
                     args += [task.id, task.attempt, raw]
                 calls.append(("podium_dispatch", [keys.inbox], args))
-        replies = iter(await self.call_pipelined(calls))
+                before.append(request.before if n == 0 and not topology.is_cluster(self.redis) else None)
+        got, failed = await self._pipelined(calls, before)
+        replies, writes = iter(got), iter(failed)
         outcomes: list[BaseException | None] = []
-        for request in requests:
-            error: BaseException | None = None
-            for keys, items in request:
-                reply = next(replies)
-                if error is None and isinstance(reply, ResponseError):
-                    error = self._dispatch_error(keys, items, reply)
+        for request, error in zip(requests, refused, strict=True):
+            if error is None:
+                for keys, items in request.agents:
+                    reply, write = next(replies), next(writes)
+                    error = error or write
+                    if error is None and isinstance(reply, ResponseError):
+                        error = self._dispatch_error(keys, items, reply)
             outcomes.append(error)
         return outcomes
+
+    async def _writes_first(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
+        """Each request's ``before`` writes in a round trip of their own; per request, the first error among them."""
+        spans: list[tuple[int, int]] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for request in requests:
+                start = len(pipe)
+                if request.before is not None:
+                    request.before(pipe)
+                spans.append((start, len(pipe)))
+            got = await pipe.execute(raise_on_error=False) if len(pipe) else []
+        return [next((r for r in got[a:b] if isinstance(r, Exception)), None) for a, b in spans]
 
     def _dispatch_error(self, keys: AgentKeys, items: list[tuple[Task, bytes]], reply: ResponseError) -> Exception:
         if str(reply).startswith("PAYLOAD"):
@@ -311,6 +359,15 @@ class Bus:
             approximate=True,
         )
         return text(entry)
+
+    def queue_publish(self, pipe: Pipeline, orchestration: str, type: str, payload: Any, sender: str) -> None:
+        """:meth:`publish` as a command on the caller's pipeline (sent with its other writes)."""
+        pipe.xadd(
+            OrchestrationKeys.of(orchestration).events,
+            self._event_fields(type, payload, sender),  # type: ignore[arg-type]
+            maxlen=self.stream_maxlen,
+            approximate=True,
+        )
 
     async def publish(self, orchestration: str, type: str, payload: Any, sender: str) -> str:
         """A message on the run's event stream: its history, and what its subscribed agents are told."""

@@ -49,13 +49,13 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class _DispatchRequest:
     """One dispatch call: its tasks grouped by agent inbox, and the caller's writes that must land first."""
 
     agents: list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
     before: Queue | None = None
+
 
 # One function call: name, keys, args.
 FunctionCall = tuple[str, list[Any], list[Any]]

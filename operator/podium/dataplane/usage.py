@@ -5,6 +5,7 @@ budget; the limits and the checks against them are the engine's (:mod:`podium.en
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -30,16 +31,25 @@ class UsageCounters:
         """Make the counters the run ``uid``'s (a new Orchestration of an old name starts from zero), record its
         start once, and return that start."""
         owner = await self._redis.hget(self._key, "uid")
-        if owner is not None and text(owner) != uid:
-            await self._redis.delete(self._key)
-        await self._redis.hsetnx(self._key, "uid", uid)
-        await self._redis.hsetnx(self._key, "started", repr(now))
-        started = await self._redis.hget(self._key, "started")
+        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip, applied in this order
+            if owner is not None and text(owner) != uid:
+                pipe.delete(self._key)
+            pipe.hsetnx(self._key, "uid", uid)
+            pipe.hsetnx(self._key, "started", repr(now))
+            pipe.hget(self._key, "started")
+            started = (await pipe.execute())[-1]
         return float(text(started)) if started is not None else now
 
     async def read(self) -> UsageRecord:
-        raw = await self._redis.hgetall(self._key)
-        fields = {text(k): text(v) for k, v in raw.items()}
+        return self.parse(await self._redis.hgetall(self._key))
+
+    def queue_read(self, pipe: Pipeline) -> None:
+        """:meth:`read` as a command on the caller's pipeline; :meth:`parse` its reply."""
+        pipe.hgetall(self._key)
+
+    @staticmethod
+    def parse(raw: Any) -> UsageRecord:
+        fields = {text(k): text(v) for k, v in (raw or {}).items()}
         return UsageRecord(
             tasks=int(fields.get("tasks", 0)),
             cost=float(fields.get("cost", 0.0)),

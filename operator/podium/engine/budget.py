@@ -7,13 +7,14 @@ than granting a fresh one: a run cannot escape its limits by crashing the operat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from podium.api.orchestration import Limits
 from podium.dataplane.allowance import Allowance
-from podium.dataplane.usage import UsageCounters
+from podium.dataplane.usage import UsageCounters, UsageRecord
 
 
 class BudgetExceeded(Exception):
@@ -69,7 +70,17 @@ class Budget:
         return self._started
 
     async def usage(self, now: float) -> Usage:
-        record = await self._counters.read()
+        return self.usage_of(await self._counters.read(), now)
+
+    def queue_read(self, pipe: Pipeline) -> None:
+        """Read the usage as a command on the caller's pipeline; :meth:`parse` its reply."""
+        self._counters.queue_read(pipe)
+
+    def parse(self, raw: Any) -> UsageRecord:
+        return self._counters.parse(raw)
+
+    def usage_of(self, record: UsageRecord, now: float) -> Usage:
+        """The usage at ``now`` from counters read earlier (elapsed time is reckoned from ``now``)."""
         return Usage(
             tasks=record.tasks,
             cost=record.cost,
@@ -79,7 +90,10 @@ class Budget:
 
     async def check(self, now: float) -> Usage:
         """Raise :class:`BudgetExceeded` if a limit is reached; else the usage it was checked against."""
-        usage = await self.usage(now)
+        return self.checked(await self.usage(now))
+
+    def checked(self, usage: Usage) -> Usage:
+        """:meth:`check` of a usage already read."""
         check(self.limits, usage)
         return usage
 

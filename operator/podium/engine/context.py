@@ -22,8 +22,10 @@ import redis.asyncio as aioredis
 from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
+from podium.dataplane.batch import Batcher, Queue
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
+from podium.dataplane.usage import UsageRecord
 from podium.engine import availability, degradation, selection, tracing
 from podium.engine.availability import Availability, State
 from podium.engine.budget import Budget, allowance
@@ -31,8 +33,8 @@ from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
-from podium.engine.resilience import BreakerStore, backoff_delay, parse_breaker
-from podium.engine.stats import Failure, PerfStats, StatsStore
+from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
+from podium.engine.stats import READS, Failure, PerfStats, StatsStore, parse_stats
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class TaskBus(Protocol):
     """The part of :class:`podium.dataplane.bus.Bus` the engine uses."""
 
     async def dispatch(self, task: Task) -> None: ...
+    async def dispatch_many(self, tasks: Sequence[Task], *, before: Queue | None = None) -> None: ...
     async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109
     async def get_result(self, task: Task) -> Result | None: ...
 
@@ -118,6 +121,18 @@ Refresh = Callable[[], Awaitable[AgentDirectory]]
 EventHook = Callable[[str, Any], None]
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a step reads before it dispatches, all in one round trip: its journal entry, its candidates' stats
+    (when it ranks them) and breakers, and the run's usage. The breakers and usage stand for the step's first
+    dispatch only: every later attempt reads them again."""
+
+    entry: Entry | None
+    stats: dict[str, PerfStats]
+    breakers: dict[str, Breaker]
+    usage: UsageRecord
+
+
 @dataclass
 class RunOptions:
     clock: Callable[[], float] = time.time
@@ -166,6 +181,7 @@ class RunContext:
         self.budget = Budget(redis, namespace, name, uid, self.limits)
         self.breakers = BreakerStore(redis, namespace)
         self.stats = StatsStore(redis, namespace)
+        self._batch = Batcher(redis)  # the run's parallel steps share round trips (podium.dataplane.batch)
         self.degraded = False
         self.notes: list[str] = []
         self.partial: Any = None  # best result so far, reported if the run stops early (budget, cancel)
@@ -201,23 +217,32 @@ class RunContext:
         if self._cancelled:
             raise RunCancelled(self._cancelled)
 
-    async def wait_if_suspended(self) -> None:
-        """Block while the orchestration is suspended; in-flight tasks finish, nothing new is dispatched."""
+    async def wait_if_suspended(self) -> bool:
+        """Block while the orchestration is suspended; in-flight tasks finish, nothing new is dispatched. True if
+        it waited."""
         if self._is_suspended is None:
-            return
+            return False
+        waited = False
         while await self._is_suspended():
             if self._cancelled:
                 break
+            waited = True
             await self.options.sleep(self.options.suspend_poll_seconds)
+        return waited
 
-    async def checkpoint(self) -> None:
-        """Before each dispatch: honour cancel and suspend, then the budgets."""
+    async def checkpoint(self, seen: UsageRecord | None = None) -> None:
+        """Before each dispatch: honour cancel and suspend, then the budgets. ``seen``: the usage as just read with
+        the step's other reads (:class:`Look`), checked as is unless the run was suspended meanwhile."""
         if self._cancelled:
             raise RunCancelled(self._cancelled)
-        await self.wait_if_suspended()
+        waited = await self.wait_if_suspended()
         if self._cancelled:
             raise RunCancelled(self._cancelled)
-        usage = await self.budget.check(self.options.clock())
+        now = self.options.clock()
+        if seen is not None and not waited:
+            usage = self.budget.checked(self.budget.usage_of(seen, now))
+        else:
+            usage = await self.budget.check(now)
         self._allowance = allowance(self.limits, usage)
 
     def degrade(self, note: str) -> None:
@@ -327,11 +352,14 @@ class RunContext:
         """
         validate = _checked(contract, validate)
         schema = contract.schema if contract is not None else None
-        entry = await self.journal.get(step)
+        pool = self.directory.resolve(target) if agent is None and agents is None and target is not None else None
+        look = await self.look(step, pool, [agent] if agent is not None else [*(agents or ()), *fallback])
+        entry = look.entry
         record = self.records.setdefault(step, TaskRecord(step=step, kind=str(kind)))
         if entry is not None and entry.state == DONE:
             return await self._accept(step, self._replay(entry, record))
-        names = await self._candidate_names(target, agent, agents, required, fallback)
+        names = self._candidate_names(target, agent, agents, required, fallback, pool, look.stats)
+        fresh: Look | None = look  # its breakers and usage stand for the first dispatch, not for any later one
         errors: list[str] = []
         passed_over: dict[str, str] = {}  # unavailable agents, with why
         worked = 0  # attempts an agent took (answered, or kept silent past its timeout)
@@ -343,6 +371,7 @@ class RunContext:
             task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds, schema)
             task.id = entry.task_id
             sent = self.options.clock()
+            fresh = None
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
             worked += 1
             outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent)
@@ -362,13 +391,14 @@ class RunContext:
             limit = retry_spec.limit if retries is None else retries
             asked_wait = 0.0  # what the last attempt's upstream asked for (Retry-After)
             for retry in range(limit + 1):
-                if not await self._breaker_allows(info):
+                if not await self._breaker_allows(info, fresh.breakers.get(name) if fresh is not None else None):
                     errors.append(f"{name}: circuit breaker open")
                     break
                 if retry > 0:
                     delay = backoff_delay(retry, retry_spec.backoff, self.options.rng, policy=retry_spec.policy)
                     await self.options.sleep(max(delay, asked_wait))
-                await self.checkpoint()
+                await self.checkpoint(fresh.usage if fresh is not None else None)
+                fresh = None
                 attempt += 1
                 tried.append(name)
                 timeout = timeout_seconds or info.resilience.timeout_seconds
@@ -417,20 +447,48 @@ class RunContext:
             await self.collab.accept(self, step, result)
         return result
 
-    async def _candidate_names(
+    async def look(self, step: str, pool: Sequence[AgentInfo] | None, names: Sequence[str]) -> Look:
+        """Everything a step reads before it dispatches, in one round trip shared with the run's other steps: its
+        journal entry, the stats of ``pool`` (agents it will rank) and the breakers of those and of ``names``, and
+        the run's usage. Names the run does not know are left out (the spec error is reported later)."""
+        ranked = [a.name for a in pool or ()]
+        breakers = [n for n in dict.fromkeys([*ranked, *names]) if n in self._known or n in ranked]
+
+        def queue(pipe: Any) -> None:
+            self.journal.queue_get(pipe, step)
+            for name in ranked:
+                self.stats.queue_get(pipe, name)
+            for name in breakers:
+                self.breakers.queue_load(pipe, name)
+            self.budget.queue_read(pipe)
+
+        replies = await self._batch.run(queue)
+        at = 1 + READS * len(ranked)
+        return Look(
+            entry=self.journal.parse(replies[0]),
+            stats={n: parse_stats(*replies[1 + READS * i : 1 + READS * (i + 1)]) for i, n in enumerate(ranked)},
+            breakers={n: self.breakers.parse(replies[at + i]) for i, n in enumerate(breakers)},
+            usage=self.budget.parse(replies[-1]),
+        )
+
+    def _candidate_names(
         self,
         target: Target | None,
         agent: str | None,
         agents: Sequence[str] | None,
         required: Sequence[str],
         fallback: Sequence[str],
+        pool: Sequence[AgentInfo] | None,
+        stats: dict[str, PerfStats],
     ) -> list[str]:
         if agent is not None:
             names = [agent]
         elif agents is not None:
             names = list(agents)
         elif target is not None:
-            ranked = await self.ranked(self.directory.resolve(target), required, target.weights)
+            ranked = selection.rank(
+                pool or [], stats, required=required, assigned=self._assigned, weights=target.weights
+            )
             names = [a.name for a in ranked]
         else:
             raise ValueError("run_task needs agent, agents or target")
@@ -462,31 +520,32 @@ class RunContext:
             output_schema=schema,
         )
 
-    async def _breaker_allows(self, info: AgentInfo) -> bool:
-        # A plain read first: a closed breaker (the usual case) needs no watched transaction.
-        seen = await self.breakers.load(info.name)
+    async def _breaker_allows(self, info: AgentInfo, seen: Breaker | None = None) -> bool:
+        # A plain read first (or the step's look): a closed breaker (the usual case) needs no watched transaction.
+        if seen is None:
+            seen = await self.breakers.load(info.name)
         return await self.breakers.admit(info.name, self.options.clock(), info.resilience.circuit_breaker, seen=seen)
 
     async def _dispatch(self, step: str, record: TaskRecord, task: Task, tried: list[str]) -> None:
         now = self.options.clock()
-        # Journal first: if we crash between the two writes the restart waits for a task that never went out,
-        # times out and retries; the other order could run the task twice.
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip, applied in this order
-            self.journal.queue_put(
-                pipe,
-                Entry(
-                    step, DISPATCHED, task.id, task.agent, task.attempt, str(task.kind), started_at=now, history=tried
-                ),
-            )
-            self.budget.queue_dispatch(pipe)
-            await pipe.execute()
+        kind, attempt = str(task.kind), task.attempt
+        entry = Entry(step, DISPATCHED, task.id, task.agent, attempt, kind, started_at=now, history=tried)
         record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
         record.started_at = record.started_at or now
         if self.collab is not None:
             await self.collab.prepare(self, step, task)
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         self.attempts.start(step, task)
-        await self.bus.dispatch(task)
+
+        def journal_first(pipe: Any) -> None:
+            self.journal.queue_put(pipe, entry)
+            self.budget.queue_dispatch(pipe)
+
+        # Journal first: Redis applies the entry and the count before it queues the task (the same round trip on
+        # one server, ahead of it in the pipeline; a round trip before it on a Cluster). If we crash in between,
+        # the restart waits for a task that never went out, times out and retries; the other order could run the
+        # task twice.
+        await self.bus.dispatch_many([task], before=journal_first)
         await self._report()
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
@@ -558,71 +617,111 @@ class RunContext:
             error = f"{agent}: invalid output: {invalid}" if invalid else ""
         ok = not error
         self.attempts.end(task, result, error)
-        # Budget and stats writes and the breaker read share one round trip.
-        async with self.redis.pipeline(transaction=False) as pipe:
+        if result is not None:
+            record.cost += result.cost
+            record.tokens += result.tokens
+        # An attempt that never reported took at least as long as we waited for it.
+        duration_ms = result.duration_ms if result else (self.options.clock() - sent) * 1000.0
+        failure = None if ok else Failure(task.id, error, self.options.clock())
+        quality = result.quality if result and result.ok else None
+        # Every tool call of the attempt, succeeded or not, goes on the run's event stream: the run's history shows
+        # what the agent called and what it was told, in order, before the step's answer.
+        events: list[tuple[str, str, Any]] = []
+        if result is not None:
+            attempt = result.attempt
+            events += [(agent, TOOL_CALL_EVENT, {"step": step, "attempt": attempt, **c}) for c in result.tool_calls]
+        finished = self._finished(step, record, task.attempt, tried, result, None) if ok else None
+        if finished is not None:
+            events.append(("engine", *finished[1]))
+        breaker_at = -1
+
+        def writes(pipe: Any) -> None:
+            nonlocal breaker_at
+            start = len(pipe)  # the pipeline may hold other steps' commands: replies are counted from here
+            # Budget and stats, the breaker read, the tool calls and, on success, the journal entry and the
+            # task.finished event: one round trip (shared with the run's parallel steps).
             if result is not None:
                 self.budget.queue_result(pipe, result.cost, result.tokens)
-                record.cost += result.cost
-                record.tokens += result.tokens
-            # An attempt that never reported took at least as long as we waited for it.
-            duration_ms = result.duration_ms if result else (self.options.clock() - sent) * 1000.0
-            failure = None if ok else Failure(task.id, error, self.options.clock())
-            quality = result.quality if result and result.ok else None
             self.stats.queue_record(pipe, agent, ok, duration_ms, quality, failure)
             if config is not None:
+                breaker_at = len(pipe) - start
                 self.breakers.queue_load(pipe, agent)
-            replies = await pipe.execute()
+            if finished is not None:
+                self.journal.queue_put(pipe, finished[0])
+            self._queue_events(pipe, events)
+
+        replies = await self._batch.run(writes)
+        await self._told(events)
         # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
         # silence move its breaker.
-        if result is not None and result.tool_calls:
-            await self._publish_tool_calls(step, agent, result)
         if config is not None and not (result is not None and result.error_type in ERROR_TYPES):
             healthy = result is not None and result.ok
-            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(replies[-1]))
+            seen = parse_breaker(replies[breaker_at])
+            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=seen)
         if ok:
             assert result is not None
-            await self._finish(step, record, task.attempt, tried, result, None)
+            await self._report()
             return result
         record.error = error
         return error
 
-    async def _publish_tool_calls(self, step: str, agent: str, result: Result) -> None:
-        """Every tool call of an attempt, succeeded or not, on the run's event stream: the run's history shows
-        what the agent called and what it was told, in order, before the step's answer."""
-        publish = getattr(self.bus, "publish", None)
-        if publish is None:
-            return
-        for call in result.tool_calls:
-            await publish(self.orchestration, TOOL_CALL_EVENT, {"step": step, "attempt": result.attempt, **call}, agent)
+    def _queue_events(self, pipe: Any, events: Sequence[tuple[str, str, Any]]) -> None:
+        """Events (sender, type, payload) on the run's stream, as commands on the caller's pipeline, if the bus can
+        queue them (else :meth:`_told` publishes them after)."""
+        queue = getattr(self.bus, "queue_publish", None)
+        if queue is not None:
+            for sender, type, payload in events:
+                queue(pipe, self.orchestration, type, payload, sender)
 
-    async def _finish(
+    async def _told(self, events: Sequence[tuple[str, str, Any]]) -> None:
+        """After :meth:`_queue_events` went out: publish what the bus could not queue, and tell ``on_event`` of the
+        engine's own events (as :meth:`publish` does)."""
+        queued = getattr(self.bus, "queue_publish", None) is not None
+        for sender, type, payload in events:
+            if not queued:
+                await self.publish_as(sender, type, payload)
+            if sender == "engine" and self._on_event is not None:
+                self._on_event(type, payload)
+
+    def _finished(
         self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
-    ) -> None:
+    ) -> tuple[Entry, tuple[str, dict[str, Any]]]:
+        """The step's end in the record, and what goes to Redis for it: its journal entry and task.finished event."""
         now = self.options.clock()
-        await self.journal.put(
-            Entry(
-                step,
-                DONE,
-                result.task_id if result else f"{self.uid}:{step}:{attempt}",
-                result.agent if result and result.agent else (tried[-1] if tried else ""),
-                attempt,
-                record.kind,
-                ok=result is not None,
-                result=result.to_dict() if result else None,
-                started_at=record.started_at or now,
-                finished_at=now,
-                error=error,
-                history=tried,
-            )
+        entry = Entry(
+            step,
+            DONE,
+            result.task_id if result else f"{self.uid}:{step}:{attempt}",
+            result.agent if result and result.agent else (tried[-1] if tried else ""),
+            attempt,
+            record.kind,
+            ok=result is not None,
+            result=result.to_dict() if result else None,
+            started_at=record.started_at or now,
+            finished_at=now,
+            error=error,
+            history=tried,
         )
         record.state = "Succeeded" if result else "Failed"
         record.finished_at = now
         record.error = error
         if result is not None and result.agent:
             record.agent = result.agent
-        await self.publish(
-            "task.finished", {"step": step, "state": record.state, "agent": record.agent, "attempts": attempt}
-        )
+        event = {"step": step, "state": record.state, "agent": record.agent, "attempts": attempt}
+        return entry, ("task.finished", event)
+
+    async def _finish(
+        self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
+    ) -> None:
+        entry, finished = self._finished(step, record, attempt, tried, result, error)
+        events = [("engine", *finished)]
+
+        def writes(pipe: Any) -> None:
+            self.journal.queue_put(pipe, entry)
+            self._queue_events(pipe, events)
+
+        await self._batch.run(writes)
+        await self._told(events)
         await self._report()
 
     def _replay(self, entry: Entry, record: TaskRecord) -> Result:

@@ -29,10 +29,15 @@ class Journal:
         return self._key
 
     async def get(self, step: str) -> Entry | None:
-        raw = await self._redis.hget(self._key, step)
-        if raw is None:
-            return None
-        return decode_entry(raw)
+        return self.parse(await self._redis.hget(self._key, step))
+
+    def queue_get(self, pipe: Pipeline, step: str) -> None:
+        """:meth:`get` as a command on the caller's pipeline; :meth:`parse` its reply."""
+        pipe.hget(self._key, step)
+
+    @staticmethod
+    def parse(raw: bytes | str | None) -> Entry | None:
+        return None if raw is None else decode_entry(raw)
 
     async def put(self, entry: Entry) -> None:
         await self._redis.hset(self._key, entry.step, encode_entry(entry))

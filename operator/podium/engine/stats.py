@@ -16,9 +16,10 @@ from redis.asyncio.client import Pipeline
 from podium.api.agent import PerformanceTargets
 from podium.dataplane import perf
 from podium.dataplane.keys import agent_keys
-from podium.dataplane.perf import RECENT, Failure, PerfRecord
+from podium.dataplane.perf import READS, RECENT, Failure, PerfRecord
 
 __all__ = [
+    "READS",
     "RECENT",
     "REPUTATION_ALPHA",
     "Failure",
@@ -122,6 +123,10 @@ class StatsStore:
         return await perf.update_reputation(
             self._redis, agent_keys(self._namespace, agent), lambda current: next_reputation(current, ok, quality)
         )
+
+    def queue_get(self, pipe: Pipeline, agent: str) -> None:
+        """:meth:`get` as :data:`READS` commands on the caller's pipeline; :func:`parse_stats` takes their replies."""
+        perf.queue_read(pipe, agent_keys(self._namespace, agent))
 
     async def get(self, agent: str) -> PerfStats:
         return (await self.get_many([agent]))[agent]

@@ -4,7 +4,7 @@ budget; the limits and the checks against them are the engine's (:mod:`podium.en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,18 +27,18 @@ class UsageCounters:
         self._redis = redis
         self._key = OrchestrationKeys(namespace, name).budget
 
-    async def claim(self, uid: str, now: float) -> float:
+    async def claim(self, uid: str, now: float) -> UsageRecord:
         """Make the counters the run ``uid``'s (a new Orchestration of an old name starts from zero), record its
-        start once, and return that start."""
+        start once, and return them (its start set)."""
         owner = await self._redis.hget(self._key, "uid")
         async with self._redis.pipeline(transaction=False) as pipe:  # one round trip, applied in this order
             if owner is not None and text(owner) != uid:
                 pipe.delete(self._key)
             pipe.hsetnx(self._key, "uid", uid)
             pipe.hsetnx(self._key, "started", repr(now))
-            pipe.hget(self._key, "started")
-            started = (await pipe.execute())[-1]
-        return float(text(started)) if started is not None else now
+            pipe.hgetall(self._key)
+            record = self.parse((await pipe.execute())[-1])
+        return record if record.started is not None else replace(record, started=now)
 
     async def read(self) -> UsageRecord:
         return self.parse(await self._redis.hgetall(self._key))
@@ -62,6 +62,9 @@ class UsageCounters:
         pipe.hincrby(self._key, "tasks", 1)
 
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
-        """Add one result's cost and tokens, as commands on the caller's pipeline."""
-        pipe.hincrbyfloat(self._key, "cost", cost)
-        pipe.hincrby(self._key, "tokens", tokens)
+        """Add one result's cost and tokens, as commands on the caller's pipeline (none for a zero: a missing field
+        reads as zero)."""
+        if cost:
+            pipe.hincrbyfloat(self._key, "cost", cost)
+        if tokens:
+            pipe.hincrby(self._key, "tokens", tokens)

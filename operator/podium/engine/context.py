@@ -25,7 +25,6 @@ from podium.dataplane.allowance import Allowance
 from podium.dataplane.batch import Batcher, Queue
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
-from podium.dataplane.usage import UsageRecord
 from podium.engine import availability, degradation, selection, tracing
 from podium.engine.availability import Availability, State
 from podium.engine.budget import Budget, allowance
@@ -123,14 +122,13 @@ EventHook = Callable[[str, Any], None]
 
 @dataclass(frozen=True)
 class Look:
-    """What a step reads before it dispatches, all in one round trip: its journal entry, its candidates' stats
-    (when it ranks them) and breakers, and the run's usage. The breakers and usage stand for the step's first
-    dispatch only: every later attempt reads them again."""
+    """What a step reads before it dispatches, all in one round trip: its journal entry, and its candidates' stats
+    (when it ranks them) and breakers. The breakers stand for the step's first dispatch only: every later attempt
+    reads them again."""
 
     entry: Entry | None
     stats: dict[str, PerfStats]
     breakers: dict[str, Breaker]
-    usage: UsageRecord
 
 
 @dataclass
@@ -217,32 +215,23 @@ class RunContext:
         if self._cancelled:
             raise RunCancelled(self._cancelled)
 
-    async def wait_if_suspended(self) -> bool:
-        """Block while the orchestration is suspended; in-flight tasks finish, nothing new is dispatched. True if
-        it waited."""
+    async def wait_if_suspended(self) -> None:
+        """Block while the orchestration is suspended; in-flight tasks finish, nothing new is dispatched."""
         if self._is_suspended is None:
-            return False
-        waited = False
+            return
         while await self._is_suspended():
             if self._cancelled:
                 break
-            waited = True
             await self.options.sleep(self.options.suspend_poll_seconds)
-        return waited
 
-    async def checkpoint(self, seen: UsageRecord | None = None) -> None:
-        """Before each dispatch: honour cancel and suspend, then the budgets. ``seen``: the usage as just read with
-        the step's other reads (:class:`Look`), checked as is unless the run was suspended meanwhile."""
+    async def checkpoint(self) -> None:
+        """Before each dispatch: honour cancel and suspend, then the budgets (which count the task it admits)."""
         if self._cancelled:
             raise RunCancelled(self._cancelled)
-        waited = await self.wait_if_suspended()
+        await self.wait_if_suspended()
         if self._cancelled:
             raise RunCancelled(self._cancelled)
-        now = self.options.clock()
-        if seen is not None and not waited:
-            usage = self.budget.checked(self.budget.usage_of(seen, now))
-        else:
-            usage = await self.budget.check(now)
+        usage = await self.budget.admit(self.options.clock())
         self._allowance = allowance(self.limits, usage)
 
     def degrade(self, note: str) -> None:
@@ -397,7 +386,7 @@ class RunContext:
                 if retry > 0:
                     delay = backoff_delay(retry, retry_spec.backoff, self.options.rng, policy=retry_spec.policy)
                     await self.options.sleep(max(delay, asked_wait))
-                await self.checkpoint(fresh.usage if fresh is not None else None)
+                await self.checkpoint()
                 fresh = None
                 attempt += 1
                 tried.append(name)
@@ -449,8 +438,8 @@ class RunContext:
 
     async def look(self, step: str, pool: Sequence[AgentInfo] | None, names: Sequence[str]) -> Look:
         """Everything a step reads before it dispatches, in one round trip shared with the run's other steps: its
-        journal entry, the stats of ``pool`` (agents it will rank) and the breakers of those and of ``names``, and
-        the run's usage. Names the run does not know are left out (the spec error is reported later)."""
+        journal entry, the stats of ``pool`` (agents it will rank) and the breakers of those and of ``names``. Names
+        the run does not know are left out (the spec error is reported later)."""
         ranked = [a.name for a in pool or ()]
         breakers = [n for n in dict.fromkeys([*ranked, *names]) if n in self._known or n in ranked]
 
@@ -460,7 +449,6 @@ class RunContext:
                 self.stats.queue_get(pipe, name)
             for name in breakers:
                 self.breakers.queue_load(pipe, name)
-            self.budget.queue_read(pipe)
 
         replies = await self._batch.run(queue)
         at = 1 + READS * len(ranked)
@@ -468,7 +456,6 @@ class RunContext:
             entry=self.journal.parse(replies[0]),
             stats={n: parse_stats(*replies[1 + READS * i : 1 + READS * (i + 1)]) for i, n in enumerate(ranked)},
             breakers={n: self.breakers.parse(replies[at + i]) for i, n in enumerate(breakers)},
-            usage=self.budget.parse(replies[-1]),
         )
 
     def _candidate_names(

@@ -443,10 +443,16 @@ class Bus:
 
     async def replicas(self, namespace: str, agent: str) -> list[ReplicaInfo]:
         reply = await self.call("podium_replicas", [AgentKeys(namespace, agent).heartbeats], [], read_only=True)
-        items = [text(x) for x in reply[1:]]
-        return sorted(
-            (parse_replica(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)), key=lambda r: r.replica
-        )
+        return _replicas(reply)
+
+    async def replicas_many(self, namespace: str, agents: Sequence[str]) -> dict[str, list[ReplicaInfo]]:
+        """:meth:`replicas` of many agents in one round trip (a run reads its agents' loads when it starts)."""
+        calls: list[FunctionCall] = [("podium_replicas", [AgentKeys(namespace, a).heartbeats], []) for a in agents]
+        replies = await self.call_pipelined(calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return {agent: _replicas(reply) for agent, reply in zip(agents, replies, strict=True)}
 
     async def cancel(self, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]:
         """Stop an orchestration's queued tasks on these agents: undelivered ones are deleted (count by agent
@@ -465,3 +471,9 @@ class Bus:
         except ResponseError:  # no inbox or no group yet
             return 0
         return int(summary.get("pending", 0)) if isinstance(summary, dict) else 0
+
+
+def _replicas(reply: Any) -> list[ReplicaInfo]:
+    """The live replicas in a ``podium_replicas`` reply (Redis's time first, then name, value pairs)."""
+    items = [text(x) for x in reply[1:]]
+    return sorted((parse_replica(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)), key=lambda r: r.replica)

@@ -30,14 +30,19 @@ class UsageCounters:
     async def claim(self, uid: str, now: float) -> UsageRecord:
         """Make the counters the run ``uid``'s (a new Orchestration of an old name starts from zero), record its
         start once, and return them (its start set)."""
-        owner = await self._redis.hget(self._key, "uid")
-        async with self._redis.pipeline(transaction=False) as pipe:  # one round trip, applied in this order
-            if owner is not None and text(owner) != uid:
-                pipe.delete(self._key)
-            pipe.hsetnx(self._key, "uid", uid)
-            pipe.hsetnx(self._key, "started", repr(now))
-            pipe.hgetall(self._key)
-            record = self.parse((await pipe.execute())[-1])
+        for attempt in range(2):
+            # One round trip when the counters are already the run's or nobody's (the usual case), applied in this
+            # order; a second when they were a previous run's of the same name: deleted, then claimed afresh.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if attempt:
+                    pipe.delete(self._key)
+                pipe.hsetnx(self._key, "uid", uid)
+                pipe.hsetnx(self._key, "started", repr(now))
+                pipe.hgetall(self._key)
+                raw = (await pipe.execute())[-1]
+            if text((raw or {}).get(b"uid", (raw or {}).get("uid"))) == uid:
+                break
+        record = self.parse(raw)
         return record if record.started is not None else replace(record, started=now)
 
     async def read(self) -> UsageRecord:

@@ -131,6 +131,34 @@ class Look:
     breakers: dict[str, Breaker]
 
 
+@dataclass(frozen=True)
+class Next:
+    """The step a strategy runs next, and who may do it (as :meth:`RunContext.run_task` takes them): told to the
+    step before it, so that the reads it needs go out with that step's last writes, a round trip fewer per step."""
+
+    step: str
+    target: Target | None = None
+    agent: str | None = None
+    agents: Sequence[str] | None = None
+    fallback: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What a step's :class:`Look` reads: its journal entry, the stats of the agents it ranks, breakers."""
+
+    step: str
+    pool: list[AgentInfo] | None  # the agents it ranks (a target), else None
+    breakers: list[str]
+
+    @property
+    def ranked(self) -> list[str]:
+        return [a.name for a in self.pool or ()]
+
+    def covers(self, other: _Reads) -> bool:
+        return self.step == other.step and self.ranked == other.ranked and set(other.breakers) <= set(self.breakers)
+
+
 @dataclass
 class RunOptions:
     clock: Callable[[], float] = time.time
@@ -140,6 +168,9 @@ class RunOptions:
     approval_poll_seconds: float = 0.5
     refresh_seconds: float = 2.0  # how old the view of the agents may be when a dispatch asks who is available
     wake_poll_seconds: float = 2.0  # how often a run waiting for an agent to come up looks again
+    # How old the reads of a step taken with the previous step's result (:class:`Next`) may be when it starts;
+    # older ones (an approval waited for, a slow strategy) are read again, so a breaker is never judged stale.
+    look_ahead_seconds: float = 0.1
 
 
 class RunContext:
@@ -196,6 +227,7 @@ class RunContext:
         self.agent_wait_seconds = agent_wait_seconds
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
+        self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -325,6 +357,7 @@ class RunContext:
         validate: Validator | None = None,
         contract: Contract | None = None,
         timeout_seconds: float | None = None,
+        then: Next | None = None,
     ) -> Result:
         """Run one step to a successful Result or raise :class:`TaskFailed`.
 
@@ -337,12 +370,14 @@ class RunContext:
         breaker is open is skipped. ``validate`` returns an error message for an output that must not be accepted
         (it then counts as a failed attempt). ``contract`` travels with the task as its output schema, and an
         output that does not honour it is rejected the same way. A throttled attempt (the agent's upstream said
-        429) waits at least its ``retry_after`` before the next.
+        429) waits at least its ``retry_after`` before the next. ``then``: the step the strategy runs next, whose
+        reads then go with this step's last writes.
         """
         validate = _checked(contract, validate)
         schema = contract.schema if contract is not None else None
-        pool = self.directory.resolve(target) if agent is None and agents is None and target is not None else None
-        look = await self.look(step, pool, [agent] if agent is not None else [*(agents or ()), *fallback])
+        reads = self._reads(Next(step, target, agent, agents, fallback))
+        pool = reads.pool
+        look = self._looked_ahead(reads) or await self.look(reads)
         entry = look.entry
         record = self.records.setdefault(step, TaskRecord(step=step, kind=str(kind)))
         if entry is not None and entry.state == DONE:
@@ -363,7 +398,7 @@ class RunContext:
             fresh = None
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
             worked += 1
-            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent)
+            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent, then)
             if isinstance(outcome, Result):
                 return await self._accept(step, outcome)
             errors.append(outcome)
@@ -405,7 +440,7 @@ class RunContext:
                 else:
                     result = await self._wait(task, name, timeout_seconds)
                 worked += 1
-                outcome = await self._settle(step, record, name, task, result, validate, tried, sent)
+                outcome = await self._settle(step, record, name, task, result, validate, tried, sent, then)
                 if isinstance(outcome, Result):
                     if names[0] in passed_over and name != names[0]:
                         first = names[0]
@@ -436,27 +471,44 @@ class RunContext:
             await self.collab.accept(self, step, result)
         return result
 
-    async def look(self, step: str, pool: Sequence[AgentInfo] | None, names: Sequence[str]) -> Look:
-        """Everything a step reads before it dispatches, in one round trip shared with the run's other steps: its
-        journal entry, the stats of ``pool`` (agents it will rank) and the breakers of those and of ``names``. Names
-        the run does not know are left out (the spec error is reported later)."""
+    def _reads(self, step: Next) -> _Reads:
+        """What ``step`` reads before it dispatches: the stats of the agents its target resolves to (it ranks
+        them), the breakers of those and of the agents it names. Names the run does not know are left out (the
+        spec error is reported later)."""
+        pool = None
+        if step.agent is None and step.agents is None and step.target is not None:
+            pool = self.directory.resolve(step.target)
+        named = [step.agent] if step.agent is not None else [*(step.agents or ()), *step.fallback]
         ranked = [a.name for a in pool or ()]
-        breakers = [n for n in dict.fromkeys([*ranked, *names]) if n in self._known or n in ranked]
+        breakers = [n for n in dict.fromkeys([*ranked, *named]) if n in self._known or n in ranked]
+        return _Reads(step.step, pool, breakers)
 
-        def queue(pipe: Any) -> None:
-            self.journal.queue_get(pipe, step)
-            for name in ranked:
-                self.stats.queue_get(pipe, name)
-            for name in breakers:
-                self.breakers.queue_load(pipe, name)
+    def _queue_look(self, pipe: Any, reads: _Reads) -> None:
+        self.journal.queue_get(pipe, reads.step)
+        for name in reads.ranked:
+            self.stats.queue_get(pipe, name)
+        for name in reads.breakers:
+            self.breakers.queue_load(pipe, name)
 
-        replies = await self._batch.run(queue)
+    def _parse_look(self, reads: _Reads, replies: Sequence[Any]) -> Look:
+        ranked = reads.ranked
         at = 1 + READS * len(ranked)
         return Look(
             entry=self.journal.parse(replies[0]),
             stats={n: parse_stats(*replies[1 + READS * i : 1 + READS * (i + 1)]) for i, n in enumerate(ranked)},
-            breakers={n: self.breakers.parse(replies[at + i]) for i, n in enumerate(breakers)},
+            breakers={n: self.breakers.parse(replies[at + i]) for i, n in enumerate(reads.breakers)},
         )
+
+    async def look(self, reads: _Reads) -> Look:
+        """Everything a step reads before it dispatches, in one round trip shared with the run's other steps."""
+        return self._parse_look(reads, await self._batch.run(lambda pipe: self._queue_look(pipe, reads)))
+
+    def _looked_ahead(self, reads: _Reads) -> Look | None:
+        """The look taken with the previous step's result, if it was for this step and is still fresh."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or not ahead[0].covers(reads):
+            return None
+        return ahead[1] if self.options.clock() - ahead[2] <= self.options.look_ahead_seconds else None
 
     def _candidate_names(
         self,
@@ -591,6 +643,7 @@ class RunContext:
         validate: Validator | None,
         tried: list[str],
         sent: float,
+        then: Next | None = None,
     ) -> Result | str:
         """Account for one attempt's outcome (dispatched at ``sent``); a Result on success, else the error text."""
         info = self.info(agent) if agent in self._known else None
@@ -620,10 +673,11 @@ class RunContext:
         finished = self._finished(step, record, task.attempt, tried, result, None) if ok else None
         if finished is not None:
             events.append(("engine", *finished[1]))
-        breaker_at = -1
+        ahead = self._reads(then) if then is not None and finished is not None else None
+        breaker_at = ahead_at = -1
 
         def writes(pipe: Any) -> None:
-            nonlocal breaker_at
+            nonlocal breaker_at, ahead_at
             start = len(pipe)  # the pipeline may hold other steps' commands: replies are counted from here
             # Budget and stats, the breaker read, the tool calls and, on success, the journal entry and the
             # task.finished event: one round trip (shared with the run's parallel steps).
@@ -636,8 +690,13 @@ class RunContext:
             if finished is not None:
                 self.journal.queue_put(pipe, finished[0])
             self._queue_events(pipe, events)
+            if ahead is not None:  # the next step's reads, after this step's writes
+                ahead_at = len(pipe) - start
+                self._queue_look(pipe, ahead)
 
         replies = await self._batch.run(writes)
+        if ahead is not None:
+            self._ahead = (ahead, self._parse_look(ahead, replies[ahead_at:]), self.options.clock())
         await self._told(events)
         # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
         # silence move its breaker.

@@ -20,7 +20,7 @@ from podium.dataplane import cancellation, topology
 from podium.dataplane.batch import Queue
 from podium.dataplane.coalesce import Coalescer
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, WAIT_TIMEOUT_MS, InboxConsumer, reraise_swallowed_cancel
-from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys
+from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys, orchestration_keys
 from podium.dataplane.library import Library, LibraryMissing, ensure_library
 from podium.dataplane.messages import PayloadTooLarge, Result, Task, check_depth, encode_json
 from podium.dataplane.records import (
@@ -363,7 +363,7 @@ class Bus:
     def queue_publish(self, pipe: Pipeline, orchestration: str, type: str, payload: Any, sender: str) -> None:
         """:meth:`publish` as a command on the caller's pipeline (sent with its other writes)."""
         pipe.xadd(
-            OrchestrationKeys.of(orchestration).events,
+            orchestration_keys(orchestration).events,
             self._event_fields(type, payload, sender),  # type: ignore[arg-type]
             maxlen=self.stream_maxlen,
             approximate=True,
@@ -371,7 +371,7 @@ class Bus:
 
     async def publish(self, orchestration: str, type: str, payload: Any, sender: str) -> str:
         """A message on the run's event stream: its history, and what its subscribed agents are told."""
-        return await self._append_event(OrchestrationKeys.of(orchestration).events, type, payload, sender)
+        return await self._append_event(orchestration_keys(orchestration).events, type, payload, sender)
 
     async def send_direct(
         self, namespace: str, to_agent: str, type: str, payload: Any, sender: str, *, orchestration: str = ""

@@ -75,6 +75,17 @@ def queue_read(pipe: Pipeline, keys: AgentKeys) -> None:
     pipe.lrange(keys.failures, 0, -1)
 
 
+def queue_read_recent(pipe: Pipeline, keys: AgentKeys) -> None:
+    """Read only one agent's recent outcomes (what ranking agents for a step weighs), as one command on the caller's
+    pipeline; :func:`parse_recent` takes its reply."""
+    pipe.lrange(keys.recent, 0, -1)
+
+
+def parse_recent(recent: Any, into: type[R]) -> R:
+    """A record holding only the recent outcomes (the rest as for an agent with no record)."""
+    return into(recent=tuple(text(r) == "1" for r in recent or []))
+
+
 def _failure(raw: Any) -> Failure | None:
     try:
         data = json.loads(text(raw))

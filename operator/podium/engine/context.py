@@ -33,7 +33,7 @@ from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
-from podium.engine.stats import READS, Failure, PerfStats, StatsStore, parse_stats
+from podium.engine.stats import Failure, PerfStats, StatsStore, parse_recent
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +122,9 @@ EventHook = Callable[[str, Any], None]
 
 @dataclass(frozen=True)
 class Look:
-    """What a step reads before it dispatches, all in one round trip: its journal entry, and its candidates' stats
-    (when it ranks them) and breakers. The breakers stand for the step's first dispatch only: every later attempt
-    reads them again."""
+    """What a step reads before it dispatches, all in one round trip: its journal entry, its candidates' recent
+    outcomes (when it ranks them: all that ranking weighs of their stats) and their breakers. The breakers stand
+    for the step's first dispatch only: every later attempt reads them again."""
 
     entry: Entry | None
     stats: dict[str, PerfStats]
@@ -486,16 +486,16 @@ class RunContext:
     def _queue_look(self, pipe: Any, reads: _Reads) -> None:
         self.journal.queue_get(pipe, reads.step)
         for name in reads.ranked:
-            self.stats.queue_get(pipe, name)
+            self.stats.queue_recent(pipe, name)
         for name in reads.breakers:
             self.breakers.queue_load(pipe, name)
 
     def _parse_look(self, reads: _Reads, replies: Sequence[Any]) -> Look:
         ranked = reads.ranked
-        at = 1 + READS * len(ranked)
+        at = 1 + len(ranked)
         return Look(
             entry=self.journal.parse(replies[0]),
-            stats={n: parse_stats(*replies[1 + READS * i : 1 + READS * (i + 1)]) for i, n in enumerate(ranked)},
+            stats={n: parse_recent(replies[1 + i]) for i, n in enumerate(ranked)},
             breakers={n: self.breakers.parse(replies[at + i]) for i, n in enumerate(reads.breakers)},
         )
 

@@ -472,13 +472,15 @@ class RunContext:
         return result
 
     def _reads(self, step: Next) -> _Reads:
-        """What ``step`` reads before it dispatches: the stats of the agents its target resolves to (it ranks
-        them), the breakers of those and of the agents it names. Names the run does not know are left out (the
-        spec error is reported later)."""
+        """What ``step`` reads before it dispatches: the recent outcomes of the agents its target resolves to (it
+        ranks them), the breakers of those or of the first agent it names. Names the run does not know are left out
+        (the spec error is reported later)."""
         pool = None
         if step.agent is None and step.agents is None and step.target is not None:
             pool = self.directory.resolve(step.target)
-        named = [step.agent] if step.agent is not None else [*(step.agents or ()), *step.fallback]
+        # Of the agents it names, the first is the one it almost always goes to: the others' breakers are read if
+        # and when their turn comes. Of a ranked pool, every one (which comes first is decided on what is read).
+        named = [step.agent] if step.agent is not None else [*(step.agents or ()), *step.fallback][:1]
         ranked = [a.name for a in pool or ()]
         breakers = [n for n in dict.fromkeys([*ranked, *named]) if n in self._known or n in ranked]
         return _Reads(step.step, pool, breakers)

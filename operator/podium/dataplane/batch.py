@@ -20,11 +20,15 @@ from podium.dataplane.coalesce import Coalescer
 
 # Queues one caller's commands on the shared pipeline (and nothing else: it must not await).
 Queue = Callable[[Pipeline], object]
+# Told of the caller's replies (or of the error that stopped the whole batch) as soon as the batch is back, before
+# any caller resumes: what a queue took on behalf of other callers is handed to them here.
+After = Callable[[list[Any] | BaseException], None]
 
 
 @dataclass
 class _Item:
     queue: Queue
+    after: After | None = None
     replies: list[Any] = field(default_factory=list)
 
 
@@ -33,14 +37,27 @@ class Batcher:
         self._redis = redis
         self._coalescer: Coalescer[_Item] = Coalescer(self._send, name="podium-command-batcher")
 
-    async def run(self, queue: Queue) -> list[Any]:
+    async def run(self, queue: Queue, after: After | None = None) -> list[Any]:
         """The replies of the commands ``queue`` adds, sent with whatever else is pending. Raises the first error
-        among them (the other callers of the batch are not affected)."""
-        item = _Item(queue)
+        among them (the other callers of the batch are not affected). ``after``: see :data:`After`."""
+        item = _Item(queue, after)
         await self._coalescer.submit(item)
         return item.replies
 
     async def _send(self, items: list[_Item]) -> list[BaseException | None]:
+        try:
+            outcomes = await self._execute(items)
+        except BaseException as exc:
+            for item in items:
+                if item.after is not None:
+                    item.after(exc)
+            raise
+        for i, item in enumerate(items):
+            if item.after is not None:
+                item.after(outcomes[i] or item.replies)
+        return outcomes
+
+    async def _execute(self, items: list[_Item]) -> list[BaseException | None]:
         outcomes: list[BaseException | None] = [None] * len(items)
         spans: list[tuple[int, int]] = []
         async with self._redis.pipeline(transaction=False) as pipe:

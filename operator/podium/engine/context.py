@@ -33,7 +33,7 @@ from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
-from podium.engine.stats import Failure, PerfStats, StatsStore, parse_recent
+from podium.engine.stats import Failure, Outcome, PerfStats, StatsStore, parse_recent
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,21 @@ class _Reads:
 
 
 @dataclass
+class _Written:
+    """One attempt's result writes, to go out with those of the run's other steps (:meth:`RunContext._write`)."""
+
+    agent: str
+    outcome: Outcome
+    cost: float
+    tokens: int
+    breaker: bool  # read the agent's breaker after the writes
+    entry: Entry | None  # the step's journal entry, when it is done
+    events: list[tuple[str, str, Any]]  # (sender, type, payload), in order
+    ahead: _Reads | None  # the next step's reads (run_task's ``then``)
+    done: asyncio.Future[tuple[Any, Look | None]]
+
+
+@dataclass
 class RunOptions:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -228,6 +243,7 @@ class RunContext:
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
         self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
+        self._written: list[_Written] = []  # result writes not sent yet
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -666,6 +682,7 @@ class RunContext:
         duration_ms = result.duration_ms if result else (self.options.clock() - sent) * 1000.0
         failure = None if ok else Failure(task.id, error, self.options.clock())
         quality = result.quality if result and result.ok else None
+        outcome = Outcome(ok, duration_ms, quality, failure)
         # Every tool call of the attempt, succeeded or not, goes on the run's event stream: the run's history shows
         # what the agent called and what it was told, in order, before the step's answer.
         events: list[tuple[str, str, Any]] = []
@@ -676,42 +693,91 @@ class RunContext:
         if finished is not None:
             events.append(("engine", *finished[1]))
         ahead = self._reads(then) if then is not None and finished is not None else None
-        breaker_at = ahead_at = -1
-
-        def writes(pipe: Any) -> None:
-            nonlocal breaker_at, ahead_at
-            start = len(pipe)  # the pipeline may hold other steps' commands: replies are counted from here
-            # Budget and stats, the breaker read, the tool calls and, on success, the journal entry and the
-            # task.finished event: one round trip (shared with the run's parallel steps).
-            if result is not None:
-                self.budget.queue_result(pipe, result.cost, result.tokens)
-            self.stats.queue_record(pipe, agent, ok, duration_ms, quality, failure)
-            if config is not None:
-                breaker_at = len(pipe) - start
-                self.breakers.queue_load(pipe, agent)
-            if finished is not None:
-                self.journal.queue_put(pipe, finished[0])
-            self._queue_events(pipe, events)
-            if ahead is not None:  # the next step's reads, after this step's writes
-                ahead_at = len(pipe) - start
-                self._queue_look(pipe, ahead)
-
-        replies = await self._batch.run(writes)
-        if ahead is not None:
-            self._ahead = (ahead, self._parse_look(ahead, replies[ahead_at:]), self.options.clock())
+        written = _Written(
+            agent,
+            outcome,
+            result.cost if result is not None else 0.0,
+            result.tokens if result is not None else 0,
+            config is not None,
+            finished[0] if finished is not None else None,
+            events,
+            ahead,
+            asyncio.get_running_loop().create_future(),
+        )
+        breaker, look = await self._write(written)
+        if ahead is not None and look is not None:
+            self._ahead = (ahead, look, self.options.clock())
         await self._told(events)
         # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
         # silence move its breaker.
         if config is not None and not (result is not None and result.error_type in ERROR_TYPES):
             healthy = result is not None and result.ok
-            seen = parse_breaker(replies[breaker_at])
-            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=seen)
+            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(breaker))
         if ok:
             assert result is not None
             await self._report()
             return result
         record.error = error
         return error
+
+    async def _write(self, written: _Written) -> tuple[Any, Look | None]:
+        """One attempt's result writes, sent combined with those of every other step of the run settled before the
+        batch goes out; (the agent's breaker as read after them, the next step's look if asked for).
+
+        Budget and stats (per agent) take a handful of commands however many results there are, each agent's
+        breaker is read once, the journal entries go in one command, the events in order, the looks ahead last:
+        one round trip, shared with the run's other reads and writes. The first of these calls to reach the
+        pipeline takes every result waiting then and hands each its replies before any of them resumes."""
+        self._written.append(written)
+        taken: list[_Written] = []
+        breakers: dict[str, int] = {}
+        looks: dict[int, int] = {}
+
+        def queue(pipe: Any) -> None:
+            taken.extend(self._written)
+            self._written.clear()
+            if not taken:
+                return  # an earlier call of this batch took this one's result with its own
+            start = len(pipe)  # the pipeline may hold other callers' commands: replies are counted from here
+            self.budget.queue_result(pipe, sum(w.cost for w in taken), sum(w.tokens for w in taken))
+            by_agent: dict[str, list[Outcome]] = {}
+            for w in taken:
+                by_agent.setdefault(w.agent, []).append(w.outcome)
+            for agent, outcomes in by_agent.items():
+                self.stats.queue_records(pipe, agent, outcomes)
+            for w in taken:
+                if w.breaker and w.agent not in breakers:
+                    breakers[w.agent] = len(pipe) - start
+                    self.breakers.queue_load(pipe, w.agent)
+            entries = [w.entry for w in taken if w.entry is not None]
+            if entries:
+                self.journal.queue_put_many(pipe, entries)
+            for w in taken:
+                self._queue_events(pipe, w.events)
+            for i, w in enumerate(taken):
+                if w.ahead is not None:  # the next step's reads, after these writes
+                    looks[i] = len(pipe) - start
+                    self._queue_look(pipe, w.ahead)
+
+        def after(replies: list[Any] | BaseException) -> None:
+            for i, w in enumerate(taken):
+                if w.done.done():
+                    continue
+                if isinstance(replies, Exception):
+                    w.done.set_exception(replies)
+                elif isinstance(replies, BaseException):
+                    w.done.cancel()
+                else:
+                    breaker = replies[breakers[w.agent]] if w.agent in breakers else None
+                    look = self._parse_look(w.ahead, replies[looks[i] :]) if w.ahead is not None else None
+                    w.done.set_result((breaker, look))
+
+        try:
+            await self._batch.run(queue, after)
+        except Exception:
+            if not written.done.done():  # not taken by a call whose batch went out: this one's own error
+                raise
+        return await written.done
 
     def _queue_events(self, pipe: Any, events: Sequence[tuple[str, str, Any]]) -> None:
         """Events (sender, type, payload) on the run's stream, as commands on the caller's pipeline, if the bus can

@@ -6,6 +6,8 @@ gets finished steps' results at once and re-attaches to steps that were in fligh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
@@ -45,6 +47,10 @@ class Journal:
     def queue_put(self, pipe: Pipeline, entry: Entry) -> None:
         """:meth:`put` as a command on the caller's pipeline (sent with its other writes, in order)."""
         pipe.hset(self._key, entry.step, encode_entry(entry))
+
+    def queue_put_many(self, pipe: Pipeline, entries: Sequence[Entry]) -> None:
+        """:meth:`put` of many entries as one command on the caller's pipeline."""
+        pipe.hset(self._key, mapping={e.step: encode_entry(e) for e in entries})
 
     async def entries(self) -> list[Entry]:
         raw = await self._redis.hgetall(self._key)

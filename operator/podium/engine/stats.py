@@ -16,12 +16,13 @@ from redis.asyncio.client import Pipeline
 from podium.api.agent import PerformanceTargets
 from podium.dataplane import perf
 from podium.dataplane.keys import agent_keys
-from podium.dataplane.perf import RECENT, Failure, PerfRecord
+from podium.dataplane.perf import RECENT, Failure, Outcome, PerfRecord
 
 __all__ = [
     "RECENT",
     "REPUTATION_ALPHA",
     "Failure",
+    "Outcome",
     "PerfStats",
     "StatsStore",
     "next_reputation",
@@ -123,6 +124,10 @@ class StatsStore:
         return await perf.update_reputation(
             self._redis, agent_keys(self._namespace, agent), lambda current: next_reputation(current, ok, quality)
         )
+
+    def queue_records(self, pipe: Pipeline, agent: str, outcomes: Sequence[Outcome]) -> None:
+        """Many outcomes of one agent (oldest first) as a handful of commands on the caller's pipeline."""
+        perf.queue_records(pipe, agent_keys(self._namespace, agent), outcomes)
 
     def queue_recent(self, pipe: Pipeline, agent: str) -> None:
         """The agent's recent outcomes, all that ranking it for a step weighs (:func:`podium.engine.selection.rank`),

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -36,6 +36,13 @@ from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse
 from podium.engine.stats import Failure, Outcome, PerfStats, StatsStore, parse_recent
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Makes each combined item's result of the batch's replies (indexes into them were taken when queueing).
+Parse = Callable[[Sequence[Any]], list[R]]
+# Queues many items' commands on a pipeline; returns their Parse.
+QueueMany = Callable[[Any, Sequence[T]], Parse[R]]
 
 if TYPE_CHECKING:
     from podium.engine.collaboration import Collaboration
@@ -171,7 +178,6 @@ class _Written:
     entry: Entry | None  # the step's journal entry, when it is done
     events: list[tuple[str, str, Any]]  # (sender, type, payload), in order
     ahead: _Reads | None  # the next step's reads (run_task's ``then``)
-    done: asyncio.Future[tuple[Any, Look | None]]
 
 
 @dataclass
@@ -243,7 +249,8 @@ class RunContext:
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
         self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
-        self._written: list[_Written] = []  # result writes not sent yet
+        self._written: list[tuple[_Written, asyncio.Future[tuple[Any, Look | None]]]] = []  # not sent yet
+        self._looking: list[tuple[_Reads, asyncio.Future[Look]]] = []  # steps' reads not sent yet
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -501,25 +508,72 @@ class RunContext:
         breakers = [n for n in dict.fromkeys([*ranked, *named]) if n in self._known or n in ranked]
         return _Reads(step.step, pool, breakers)
 
-    def _queue_look(self, pipe: Any, reads: _Reads) -> None:
-        self.journal.queue_get(pipe, reads.step)
-        for name in reads.ranked:
+    def _queue_looks(self, pipe: Any, looks: Sequence[_Reads], origin: int | None = None) -> Parse[Look]:
+        """The reads of many steps as a few commands on the caller's pipeline: their journal entries in one, each
+        agent's recent outcomes and breaker once. Returns what makes each step's :class:`Look` of the replies
+        (counted from the pipeline's ``origin``: where the caller's commands start; here, by default)."""
+        at = len(pipe) - (len(pipe) if origin is None else origin)
+        self.journal.queue_get_many(pipe, [r.step for r in looks])
+        ranked = list(dict.fromkeys(n for r in looks for n in r.ranked))
+        for name in ranked:
             self.stats.queue_recent(pipe, name)
-        for name in reads.breakers:
+        breakers = list(dict.fromkeys(n for r in looks for n in r.breakers))
+        for name in breakers:
             self.breakers.queue_load(pipe, name)
 
-    def _parse_look(self, reads: _Reads, replies: Sequence[Any]) -> Look:
-        ranked = reads.ranked
-        at = 1 + len(ranked)
-        return Look(
-            entry=self.journal.parse(replies[0]),
-            stats={n: parse_recent(replies[1 + i]) for i, n in enumerate(ranked)},
-            breakers={n: self.breakers.parse(replies[at + i]) for i, n in enumerate(reads.breakers)},
-        )
+        def parse(replies: Sequence[Any]) -> list[Look]:
+            entries = self.journal.parse_many(replies[at])
+            recent = {n: parse_recent(replies[at + 1 + i]) for i, n in enumerate(ranked)}
+            seen = {n: self.breakers.parse(replies[at + 1 + len(ranked) + i]) for i, n in enumerate(breakers)}
+            return [
+                Look(
+                    entry=entry,
+                    stats={n: recent[n] for n in r.ranked},
+                    breakers={n: seen[n] for n in r.breakers},
+                )
+                for r, entry in zip(looks, entries, strict=True)
+            ]
+
+        return parse
 
     async def look(self, reads: _Reads) -> Look:
-        """Everything a step reads before it dispatches, in one round trip shared with the run's other steps."""
-        return self._parse_look(reads, await self._batch.run(lambda pipe: self._queue_look(pipe, reads)))
+        """Everything a step reads before it dispatches, in one round trip shared with the run's other steps (their
+        reads combined: one journal read for all, each agent's record and breaker once)."""
+        return await self._together(self._looking, reads, self._queue_looks)
+
+    async def _together(self, pending: list[tuple[T, asyncio.Future[R]]], item: T, queue: QueueMany[T, R]) -> R:
+        """``item`` sent combined with the other items ``pending`` when the batch goes out: the first of these calls
+        to reach the pipeline takes every item waiting then, queues them with ``queue`` and hands each its result
+        before any of them resumes (:data:`podium.dataplane.batch.After`)."""
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        pending.append((item, done))
+        taken: list[tuple[T, asyncio.Future[R]]] = []
+        parse: list[Parse[R]] = []
+
+        def queue_taken(pipe: Any) -> None:
+            taken.extend(pending)
+            pending.clear()
+            if taken:  # else an earlier call of this batch took this one's item with its own
+                parse.append(queue(pipe, [i for i, _ in taken]))
+
+        def after(replies: list[Any] | BaseException) -> None:
+            results = parse[0](replies) if parse and not isinstance(replies, BaseException) else None
+            for n, (_, fut) in enumerate(taken):
+                if fut.done():
+                    continue
+                if results is not None:
+                    fut.set_result(results[n])
+                elif isinstance(replies, Exception):
+                    fut.set_exception(replies)
+                else:
+                    fut.cancel()
+
+        try:
+            await self._batch.run(queue_taken, after)
+        except Exception:
+            if not done.done():  # not taken by a call whose batch went out: this one's own error
+                raise
+        return await done
 
     def _looked_ahead(self, reads: _Reads) -> Look | None:
         """The look taken with the previous step's result, if it was for this step and is still fresh."""
@@ -702,7 +756,6 @@ class RunContext:
             finished[0] if finished is not None else None,
             events,
             ahead,
-            asyncio.get_running_loop().create_future(),
         )
         breaker, look = await self._write(written)
         if ahead is not None and look is not None:
@@ -721,63 +774,45 @@ class RunContext:
         return error
 
     async def _write(self, written: _Written) -> tuple[Any, Look | None]:
-        """One attempt's result writes, sent combined with those of every other step of the run settled before the
-        batch goes out; (the agent's breaker as read after them, the next step's look if asked for).
+        """One attempt's result writes, sent combined with those of the run's other steps settled before the batch
+        goes out (:meth:`_queue_written`); (the agent's breaker as read after them, the next step's look if asked)."""
+        return await self._together(self._written, written, self._queue_written)
 
-        Budget and stats (per agent) take a handful of commands however many results there are, each agent's
-        breaker is read once, the journal entries go in one command, the events in order, the looks ahead last:
-        one round trip, shared with the run's other reads and writes. The first of these calls to reach the
-        pipeline takes every result waiting then and hands each its replies before any of them resumes."""
-        self._written.append(written)
-        taken: list[_Written] = []
+    def _queue_written(self, pipe: Any, written: Sequence[_Written]) -> Parse[tuple[Any, Look | None]]:
+        """Results' writes as a few commands on the caller's pipeline: budget and stats (per agent) in a handful
+        however many results there are, each agent's breaker read once, the journal entries in one command, the
+        events in order, the looks ahead last."""
+        origin = len(pipe)  # replies are counted from here: the pipeline may hold other callers' commands
+        self.budget.queue_result(pipe, sum(w.cost for w in written), sum(w.tokens for w in written))
+        by_agent: dict[str, list[Outcome]] = {}
+        for w in written:
+            by_agent.setdefault(w.agent, []).append(w.outcome)
+        for agent, outcomes in by_agent.items():
+            self.stats.queue_records(pipe, agent, outcomes)
         breakers: dict[str, int] = {}
-        looks: dict[int, int] = {}
+        for w in written:
+            if w.breaker and w.agent not in breakers:
+                breakers[w.agent] = len(pipe) - origin
+                self.breakers.queue_load(pipe, w.agent)
+        entries = [w.entry for w in written if w.entry is not None]
+        if entries:
+            self.journal.queue_put_many(pipe, entries)
+        for w in written:
+            self._queue_events(pipe, w.events)
+        ahead = [w.ahead for w in written if w.ahead is not None]
+        looks = self._queue_looks(pipe, ahead, origin) if ahead else None  # the next steps' reads, after the writes
 
-        def queue(pipe: Any) -> None:
-            taken.extend(self._written)
-            self._written.clear()
-            if not taken:
-                return  # an earlier call of this batch took this one's result with its own
-            start = len(pipe)  # the pipeline may hold other callers' commands: replies are counted from here
-            self.budget.queue_result(pipe, sum(w.cost for w in taken), sum(w.tokens for w in taken))
-            by_agent: dict[str, list[Outcome]] = {}
-            for w in taken:
-                by_agent.setdefault(w.agent, []).append(w.outcome)
-            for agent, outcomes in by_agent.items():
-                self.stats.queue_records(pipe, agent, outcomes)
-            for w in taken:
-                if w.breaker and w.agent not in breakers:
-                    breakers[w.agent] = len(pipe) - start
-                    self.breakers.queue_load(pipe, w.agent)
-            entries = [w.entry for w in taken if w.entry is not None]
-            if entries:
-                self.journal.queue_put_many(pipe, entries)
-            for w in taken:
-                self._queue_events(pipe, w.events)
-            for i, w in enumerate(taken):
-                if w.ahead is not None:  # the next step's reads, after these writes
-                    looks[i] = len(pipe) - start
-                    self._queue_look(pipe, w.ahead)
+        def parse(replies: Sequence[Any]) -> list[tuple[Any, Look | None]]:
+            looked = iter(looks(replies) if looks is not None else [])
+            return [
+                (
+                    replies[breakers[w.agent]] if w.agent in breakers else None,
+                    next(looked) if w.ahead is not None else None,
+                )
+                for w in written
+            ]
 
-        def after(replies: list[Any] | BaseException) -> None:
-            for i, w in enumerate(taken):
-                if w.done.done():
-                    continue
-                if isinstance(replies, Exception):
-                    w.done.set_exception(replies)
-                elif isinstance(replies, BaseException):
-                    w.done.cancel()
-                else:
-                    breaker = replies[breakers[w.agent]] if w.agent in breakers else None
-                    look = self._parse_look(w.ahead, replies[looks[i] :]) if w.ahead is not None else None
-                    w.done.set_result((breaker, look))
-
-        try:
-            await self._batch.run(queue, after)
-        except Exception:
-            if not written.done.done():  # not taken by a call whose batch went out: this one's own error
-                raise
-        return await written.done
+        return parse
 
     def _queue_events(self, pipe: Any, events: Sequence[tuple[str, str, Any]]) -> None:
         """Events (sender, type, payload) on the run's stream, as commands on the caller's pipeline, if the bus can

@@ -41,6 +41,14 @@ class Journal:
     def parse(raw: bytes | str | None) -> Entry | None:
         return None if raw is None else decode_entry(raw)
 
+    def queue_get_many(self, pipe: Pipeline, steps: Sequence[str]) -> None:
+        """The entries of many steps as one command on the caller's pipeline; :meth:`parse_many` its reply."""
+        pipe.hmget(self._key, list(steps))
+
+    @classmethod
+    def parse_many(cls, raw: Sequence[bytes | str | None]) -> list[Entry | None]:
+        return [cls.parse(r) for r in raw]
+
     async def put(self, entry: Entry) -> None:
         await self._redis.hset(self._key, entry.step, encode_entry(entry))
 

@@ -283,29 +283,32 @@ class Bus:
                 calls.append(("podium_dispatch", [keys.inbox], args))
                 before.append(request.before if n == 0 and not topology.is_cluster(self.redis) else None)
         got, failed = await self._pipelined(calls, before)
-        replies, writes = iter(got), iter(failed)
+        # One caller's ``before`` may queue the writes of others (a run writes the journal entries of all its
+        # waiting dispatches at once): an error among them is every such caller's.
+        written = next((e for e in failed if e is not None), None)
+        replies = iter(got)
         outcomes: list[BaseException | None] = []
         for request, error in zip(requests, refused, strict=True):
             if error is None:
+                if request.before is not None:
+                    error = written
                 for keys, items in request.agents:
-                    reply, write = next(replies), next(writes)
-                    error = error or write
+                    reply = next(replies)
                     if error is None and isinstance(reply, ResponseError):
                         error = self._dispatch_error(keys, items, reply)
             outcomes.append(error)
         return outcomes
 
     async def _writes_first(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
-        """Each request's ``before`` writes in a round trip of their own; per request, the first error among them."""
-        spans: list[tuple[int, int]] = []
+        """The requests' ``before`` writes in a round trip of their own; per request, the error that refuses it. As on
+        one server, an error among them is every caller's that had writes (one may queue others')."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for request in requests:
-                start = len(pipe)
                 if request.before is not None:
                     request.before(pipe)
-                spans.append((start, len(pipe)))
             got = await pipe.execute(raise_on_error=False) if len(pipe) else []
-        return [next((r for r in got[a:b] if isinstance(r, Exception)), None) for a, b in spans]
+        error = next((r for r in got if isinstance(r, Exception)), None)
+        return [error if r.before is not None else None for r in requests]
 
     def _dispatch_error(self, keys: AgentKeys, items: list[tuple[Task, bytes]], reply: ResponseError) -> Exception:
         if str(reply).startswith("PAYLOAD"):

@@ -62,9 +62,9 @@ class UsageCounters:
             started=float(fields["started"]) if "started" in fields else None,
         )
 
-    def queue_task(self, pipe: Pipeline) -> None:
-        """Count one dispatched task, as a command on the caller's pipeline."""
-        pipe.hincrby(self._key, "tasks", 1)
+    def queue_task(self, pipe: Pipeline, count: int = 1) -> None:
+        """Count dispatched tasks, as a command on the caller's pipeline."""
+        pipe.hincrby(self._key, "tasks", count)
 
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
         """Add one result's cost and tokens, as commands on the caller's pipeline (none for a zero: a missing field

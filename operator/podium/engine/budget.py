@@ -95,9 +95,9 @@ class Budget:
         self._known = replace(self._known, tasks=self._known.tasks + 1)
         return usage
 
-    def queue_dispatch(self, pipe: Pipeline) -> None:
-        """Count one dispatch in Redis, as a command on the caller's pipeline (sent with its other writes)."""
-        self._counters.queue_task(pipe)
+    def queue_dispatch(self, pipe: Pipeline, count: int = 1) -> None:
+        """Count dispatches in Redis, as a command on the caller's pipeline (sent with its other writes)."""
+        self._counters.queue_task(pipe, count)
 
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
         """Add a result's cost and tokens, as commands on the caller's pipeline, and to what the run knows."""

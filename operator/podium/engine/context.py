@@ -251,6 +251,7 @@ class RunContext:
         self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
         self._written: list[tuple[_Written, asyncio.Future[tuple[Any, Look | None]]]] = []  # not sent yet
         self._looking: list[tuple[_Reads, asyncio.Future[Look]]] = []  # steps' reads not sent yet
+        self._dispatching: list[Entry] = []  # journal entries of dispatches not sent yet
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -648,16 +649,26 @@ class RunContext:
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         self.attempts.start(step, task)
 
-        def journal_first(pipe: Any) -> None:
-            self.journal.queue_put(pipe, entry)
-            self.budget.queue_dispatch(pipe)
-
         # Journal first: Redis applies the entry and the count before it queues the task (the same round trip on
         # one server, ahead of it in the pipeline; a round trip before it on a Cluster). If we crash in between,
         # the restart waits for a task that never went out, times out and retries; the other order could run the
-        # task twice.
-        await self.bus.dispatch_many([task], before=journal_first)
+        # task twice. The first dispatch of a batch writes the entries of every dispatch waiting then (parallel
+        # steps: one HSET and one count for all), each ahead of its own task.
+        self._dispatching.append(entry)
+        try:
+            await self.bus.dispatch_many([task], before=self._journal_first)
+        except BaseException:
+            if entry in self._dispatching:  # refused before anything was sent (too large): no entry either
+                self._dispatching.remove(entry)
+            raise
         await self._report()
+
+    def _journal_first(self, pipe: Any) -> None:
+        """The journal entries and the count of every dispatch waiting, as commands ahead of their tasks."""
+        entries, self._dispatching = self._dispatching, []
+        if entries:
+            self.journal.queue_put_many(pipe, entries)
+            self.budget.queue_dispatch(pipe, len(entries))
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
         info = self.info(agent) if agent in self._known else None

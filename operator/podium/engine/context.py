@@ -519,13 +519,12 @@ class RunContext:
         for name in ranked:
             self.stats.queue_recent(pipe, name)
         breakers = list(dict.fromkeys(n for r in looks for n in r.breakers))
-        for name in breakers:
-            self.breakers.queue_load(pipe, name)
+        parse_breakers = self.breakers.queue_load_many(pipe, breakers)
 
         def parse(replies: Sequence[Any]) -> list[Look]:
             entries = self.journal.parse_many(replies[at])
             recent = {n: parse_recent(replies[at + 1 + i]) for i, n in enumerate(ranked)}
-            seen = {n: self.breakers.parse(replies[at + 1 + len(ranked) + i]) for i, n in enumerate(breakers)}
+            seen = dict(zip(breakers, parse_breakers(replies[at + 1 + len(ranked) :]), strict=True))
             return [
                 Look(
                     entry=entry,

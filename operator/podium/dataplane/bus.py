@@ -346,13 +346,15 @@ class Bus:
 
     # -- events and direct messages ---------------------------------------------------------------
 
-    def _event_fields(self, type: str, payload: Any, sender: str, run: str = "") -> dict[str, str]:
+    def _event_fields(
+        self, type: str, payload: Any, sender: str, run: str = "", at: float | None = None
+    ) -> dict[str, str]:
         if not type:
             raise ValueError("event type must not be empty")
         body = encode_json(payload)
         if len(body) > self.max_payload_bytes:
             raise PayloadTooLarge(f"event {type}", len(body), self.max_payload_bytes)
-        return event_fields(type, body, sender, time.time(), run)
+        return event_fields(type, body, sender, time.time() if at is None else at, run)
 
     async def _append_event(self, key: str, type: str, payload: Any, sender: str, run: str = "") -> str:
         entry = await self.redis.xadd(
@@ -363,11 +365,14 @@ class Bus:
         )
         return text(entry)
 
-    def queue_publish(self, pipe: Pipeline, orchestration: str, type: str, payload: Any, sender: str) -> None:
-        """:meth:`publish` as a command on the caller's pipeline (sent with its other writes)."""
+    def queue_publish(
+        self, pipe: Pipeline, orchestration: str, type: str, payload: Any, sender: str, at: float | None = None
+    ) -> None:
+        """:meth:`publish` as a command on the caller's pipeline (sent with its other writes); ``at``: when it
+        happened, if before now (the history orders a run's events and steps by their times)."""
         pipe.xadd(
             orchestration_keys(orchestration).events,
-            self._event_fields(type, payload, sender),  # type: ignore[arg-type]
+            self._event_fields(type, payload, sender, at=at),  # type: ignore[arg-type]
             maxlen=self.stream_maxlen,
             approximate=True,
         )

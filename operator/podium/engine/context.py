@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -166,6 +166,15 @@ class _Reads:
         return self.step == other.step and self.ranked == other.ranked and set(other.breakers) <= set(self.breakers)
 
 
+class _Event(NamedTuple):
+    """An event of the run's stream, queued with a step's writes."""
+
+    sender: str
+    type: str
+    payload: Any
+    at: float | None = None  # when it happened, if not when it is queued
+
+
 @dataclass
 class _Written:
     """One attempt's result writes, to go out with those of the run's other steps (:meth:`RunContext._write`)."""
@@ -176,7 +185,7 @@ class _Written:
     tokens: int
     breaker: bool  # read the agent's breaker after the writes
     entry: Entry | None  # the step's journal entry, when it is done
-    events: list[tuple[str, str, Any]]  # (sender, type, payload), in order
+    events: list[_Event]  # in order
     ahead: _Reads | None  # the next step's reads (run_task's ``then``)
 
 
@@ -749,13 +758,15 @@ class RunContext:
         outcome = Outcome(ok, duration_ms, quality, failure)
         # Every tool call of the attempt, succeeded or not, goes on the run's event stream: the run's history shows
         # what the agent called and what it was told, in order, before the step's answer.
-        events: list[tuple[str, str, Any]] = []
+        # They happened before the step's end: stamped now, not when they go out with its writes.
+        events: list[_Event] = []
         if result is not None:
-            attempt = result.attempt
-            events += [(agent, TOOL_CALL_EVENT, {"step": step, "attempt": attempt, **c}) for c in result.tool_calls]
+            attempt, now = result.attempt, time.time()
+            for call in result.tool_calls:
+                events.append(_Event(agent, TOOL_CALL_EVENT, {"step": step, "attempt": attempt, **call}, now))
         finished = self._finished(step, record, task.attempt, tried, result, None) if ok else None
         if finished is not None:
-            events.append(("engine", *finished[1]))
+            events.append(_Event("engine", *finished[1]))
         ahead = self._reads(then) if then is not None and finished is not None else None
         written = _Written(
             agent,
@@ -824,23 +835,23 @@ class RunContext:
 
         return parse
 
-    def _queue_events(self, pipe: Any, events: Sequence[tuple[str, str, Any]]) -> None:
-        """Events (sender, type, payload) on the run's stream, as commands on the caller's pipeline, if the bus can
-        queue them (else :meth:`_told` publishes them after)."""
+    def _queue_events(self, pipe: Any, events: Sequence[_Event]) -> None:
+        """Events on the run's stream, as commands on the caller's pipeline, if the bus can queue them (else
+        :meth:`_told` publishes them after)."""
         queue = getattr(self.bus, "queue_publish", None)
         if queue is not None:
-            for sender, type, payload in events:
-                queue(pipe, self.orchestration, type, payload, sender)
+            for e in events:
+                queue(pipe, self.orchestration, e.type, e.payload, e.sender, at=e.at)
 
-    async def _told(self, events: Sequence[tuple[str, str, Any]]) -> None:
+    async def _told(self, events: Sequence[_Event]) -> None:
         """After :meth:`_queue_events` went out: publish what the bus could not queue, and tell ``on_event`` of the
         engine's own events (as :meth:`publish` does)."""
         queued = getattr(self.bus, "queue_publish", None) is not None
-        for sender, type, payload in events:
+        for e in events:
             if not queued:
-                await self.publish_as(sender, type, payload)
-            if sender == "engine" and self._on_event is not None:
-                self._on_event(type, payload)
+                await self.publish_as(e.sender, e.type, e.payload)
+            if e.sender == "engine" and self._on_event is not None:
+                self._on_event(e.type, e.payload)
 
     def _finished(
         self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
@@ -873,7 +884,7 @@ class RunContext:
         self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
     ) -> None:
         entry, finished = self._finished(step, record, attempt, tried, result, error)
-        events = [("engine", *finished)]
+        events = [_Event("engine", *finished)]
 
         def writes(pipe: Any) -> None:
             self.journal.queue_put(pipe, entry)

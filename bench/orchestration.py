@@ -69,8 +69,9 @@ def answer(task: Task, agent: str) -> Any:
     return {"by": agent}
 
 
-async def echo(bus: Bus, agent: str, stop: asyncio.Event) -> None:
-    consumer = bus.consumer(NAMESPACE, agent, f"{agent}-0")
+async def echo(bus: Bus, agent: str, stop: asyncio.Event, *, namespace: str = NAMESPACE) -> None:
+    """A no-op agent in this process: answers every task of its inbox at once, until ``stop``."""
+    consumer = bus.consumer(namespace, agent, f"{agent}-0")
     while not stop.is_set():
         batch = await consumer.fetch(16, 100)
         if batch:

@@ -7,13 +7,14 @@ any dataclass of them, so the format lives here and the state machine there.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, fields
 from typing import Any, Generic, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from podium.dataplane import topology
 from podium.dataplane.keys import agent_keys
 from podium.dataplane.redisutil import watched_update
 
@@ -54,6 +55,18 @@ class BreakerRecords(Generic[B]):
     def queue_load(self, pipe: Pipeline, agent: str) -> None:
         """:meth:`load` as a command on the caller's pipeline; :meth:`parse` its reply."""
         pipe.get(self._key(agent))
+
+    def queue_load_many(self, pipe: Pipeline, agents: Sequence[str]) -> Callable[[Sequence[Any]], list[B]]:
+        """:meth:`load` of many agents on the caller's pipeline: one MGET on one server, a GET each on a Cluster
+        (their keys are in different slots). Returns what parses them from the replies, from their first on."""
+        if not agents:
+            return lambda replies: []
+        if topology.is_cluster(self._redis):
+            for agent in agents:
+                self.queue_load(pipe, agent)
+            return lambda replies: [self.parse(r) for r in replies[: len(agents)]]
+        pipe.mget([self._key(a) for a in agents])
+        return lambda replies: [self.parse(r) for r in replies[0]]
 
     async def save(self, agent: str, breaker: B) -> None:
         """Overwrite the breaker (tests and resets); concurrent code uses :meth:`update`."""

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from podium.dataplane import cancellation, topology
+from podium.dataplane.batch import Queue
 from podium.dataplane.coalesce import Coalescer
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, WAIT_TIMEOUT_MS, InboxConsumer, reraise_swallowed_cancel
-from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys
+from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys, orchestration_keys
 from podium.dataplane.library import Library, LibraryMissing, ensure_library
 from podium.dataplane.messages import PayloadTooLarge, Result, Task, check_depth, encode_json
 from podium.dataplane.records import (
@@ -46,8 +49,14 @@ __all__ = [
 ]
 
 
-# One dispatch call's tasks, grouped by agent inbox.
-_DispatchRequest = list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
+@dataclass
+class _DispatchRequest:
+    """One dispatch call: its tasks grouped by agent inbox, and the caller's writes that must land first."""
+
+    agents: list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
+    before: Queue | None = None
+
+
 # One function call: name, keys, args.
 FunctionCall = tuple[str, list[Any], list[Any]]
 
@@ -175,16 +184,33 @@ class Bus:
     async def call_pipelined(self, calls: Sequence[FunctionCall]) -> list[Any]:
         """FCALL each call in one pipeline (no MULTI); replies in order, errors as values. If Redis lost the library,
         it is loaded and only the calls that failed for it (and so did nothing) are sent again."""
+        replies, _ = await self._pipelined(calls, [None] * len(calls))
+        return replies
+
+    async def _pipelined(
+        self, calls: Sequence[FunctionCall], before: Sequence[Queue | None]
+    ) -> tuple[list[Any], list[BaseException | None]]:
+        """:meth:`call_pipelined`, each call preceded by the commands its ``before`` queues (first send only);
+        also the first error among each call's ``before`` commands."""
         replies: list[Any] = [None] * len(calls)
+        failed: list[BaseException | None] = [None] * len(calls)
         todo = list(range(len(calls)))
         for attempt in range(2):
+            spans: list[tuple[int, int]] = []
             async with self.redis.pipeline(transaction=False) as pipe:
                 for i in todo:
+                    start = len(pipe)
+                    queue = before[i] if not attempt else None
+                    if queue is not None:
+                        queue(pipe)
+                    spans.append((start, len(pipe)))
                     name, keys, args = calls[i]
                     pipe.fcall(name, len(keys), *keys, *args)
                 got = await pipe.execute(raise_on_error=False)
             missing = []
-            for i, reply in zip(todo, got, strict=True):
+            for i, (start, end) in zip(todo, spans, strict=True):
+                failed[i] = failed[i] or next((r for r in got[start:end] if isinstance(r, Exception)), None)
+                reply = got[end]
                 replies[i] = reply
                 if isinstance(reply, ResponseError) and function_missing(reply):
                     missing.append(i)
@@ -192,7 +218,7 @@ class Bus:
                 break
             await self.library(reload=True)
             todo = missing
-        return replies
+        return replies, failed
 
     async def _tail(self, key: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """The last ``count`` entries of a stream, oldest first, decoded to str."""
@@ -216,11 +242,14 @@ class Bus:
         """
         await self.dispatch_many([task])
 
-    async def dispatch_many(self, tasks: Sequence[Task]) -> None:
+    async def dispatch_many(self, tasks: Sequence[Task], *, before: Queue | None = None) -> None:
         """Dispatch many tasks in one pipelined round trip (all are validated before any is sent).
 
         QueueFull names the first agent whose inbox refused this call's tasks for it; the tasks of this call
-        for other agents were dispatched.
+        for other agents were dispatched. ``before`` queues the caller's own writes (a run's journal entry) that
+        Redis must apply before the tasks are queued: on one server they share the round trip, ahead of the tasks
+        in the same pipeline; a Cluster orders nothing across nodes, so there they are sent first, and an error
+        among them dispatches nothing. On one server an error among them is raised too, though the tasks went out.
         """
         if not tasks:
             return
@@ -231,8 +260,8 @@ class Bus:
         by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
         for task in tasks:
             by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task, limit)))
-        request = [(agent_keys(*agent), items) for agent, items in by_agent.items()]
-        for keys, _items in request:
+        request = _DispatchRequest([(agent_keys(*agent), items) for agent, items in by_agent.items()], before)
+        for keys, _items in request.agents:
             await self._fanout.watch(keys)
         for task in tasks:
             self._fanout.expect(result_key(task))
@@ -241,23 +270,45 @@ class Bus:
     async def _send_dispatches(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
         """One pipeline for many dispatch calls: one script call per (call, agent), so each call keeps its own
         all-or-nothing QueueFull check per agent, exactly as if it had been sent alone."""
+        refused = await self._writes_first(requests) if topology.is_cluster(self.redis) else [None] * len(requests)
         calls: list[FunctionCall] = []
-        for request in requests:
-            for keys, items in request:
+        before: list[Queue | None] = []
+        for request, error in zip(requests, refused, strict=True):
+            if error is not None:
+                continue
+            for n, (keys, items) in enumerate(request.agents):
                 args: list[Any] = [self.max_queue]
                 for task, raw in items:
                     args += [task.id, task.attempt, raw]
                 calls.append(("podium_dispatch", [keys.inbox], args))
-        replies = iter(await self.call_pipelined(calls))
+                before.append(request.before if n == 0 and not topology.is_cluster(self.redis) else None)
+        got, failed = await self._pipelined(calls, before)
+        # One caller's ``before`` may queue the writes of others (a run writes the journal entries of all its
+        # waiting dispatches at once): an error among them is every such caller's.
+        written = next((e for e in failed if e is not None), None)
+        replies = iter(got)
         outcomes: list[BaseException | None] = []
-        for request in requests:
-            error: BaseException | None = None
-            for keys, items in request:
-                reply = next(replies)
-                if error is None and isinstance(reply, ResponseError):
-                    error = self._dispatch_error(keys, items, reply)
+        for request, error in zip(requests, refused, strict=True):
+            if error is None:
+                if request.before is not None:
+                    error = written
+                for keys, items in request.agents:
+                    reply = next(replies)
+                    if error is None and isinstance(reply, ResponseError):
+                        error = self._dispatch_error(keys, items, reply)
             outcomes.append(error)
         return outcomes
+
+    async def _writes_first(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
+        """The requests' ``before`` writes in a round trip of their own; per request, the error that refuses it. As on
+        one server, an error among them is every caller's that had writes (one may queue others')."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for request in requests:
+                if request.before is not None:
+                    request.before(pipe)
+            got = await pipe.execute(raise_on_error=False) if len(pipe) else []
+        error = next((r for r in got if isinstance(r, Exception)), None)
+        return [error if r.before is not None else None for r in requests]
 
     def _dispatch_error(self, keys: AgentKeys, items: list[tuple[Task, bytes]], reply: ResponseError) -> Exception:
         if str(reply).startswith("PAYLOAD"):
@@ -295,13 +346,15 @@ class Bus:
 
     # -- events and direct messages ---------------------------------------------------------------
 
-    def _event_fields(self, type: str, payload: Any, sender: str, run: str = "") -> dict[str, str]:
+    def _event_fields(
+        self, type: str, payload: Any, sender: str, run: str = "", at: float | None = None
+    ) -> dict[str, str]:
         if not type:
             raise ValueError("event type must not be empty")
         body = encode_json(payload)
         if len(body) > self.max_payload_bytes:
             raise PayloadTooLarge(f"event {type}", len(body), self.max_payload_bytes)
-        return event_fields(type, body, sender, time.time(), run)
+        return event_fields(type, body, sender, time.time() if at is None else at, run)
 
     async def _append_event(self, key: str, type: str, payload: Any, sender: str, run: str = "") -> str:
         entry = await self.redis.xadd(
@@ -312,9 +365,21 @@ class Bus:
         )
         return text(entry)
 
+    def queue_publish(
+        self, pipe: Pipeline, orchestration: str, type: str, payload: Any, sender: str, at: float | None = None
+    ) -> None:
+        """:meth:`publish` as a command on the caller's pipeline (sent with its other writes); ``at``: when it
+        happened, if before now (the history orders a run's events and steps by their times)."""
+        pipe.xadd(
+            orchestration_keys(orchestration).events,
+            self._event_fields(type, payload, sender, at=at),  # type: ignore[arg-type]
+            maxlen=self.stream_maxlen,
+            approximate=True,
+        )
+
     async def publish(self, orchestration: str, type: str, payload: Any, sender: str) -> str:
         """A message on the run's event stream: its history, and what its subscribed agents are told."""
-        return await self._append_event(OrchestrationKeys.of(orchestration).events, type, payload, sender)
+        return await self._append_event(orchestration_keys(orchestration).events, type, payload, sender)
 
     async def send_direct(
         self, namespace: str, to_agent: str, type: str, payload: Any, sender: str, *, orchestration: str = ""
@@ -386,10 +451,16 @@ class Bus:
 
     async def replicas(self, namespace: str, agent: str) -> list[ReplicaInfo]:
         reply = await self.call("podium_replicas", [AgentKeys(namespace, agent).heartbeats], [], read_only=True)
-        items = [text(x) for x in reply[1:]]
-        return sorted(
-            (parse_replica(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)), key=lambda r: r.replica
-        )
+        return _replicas(reply)
+
+    async def replicas_many(self, namespace: str, agents: Sequence[str]) -> dict[str, list[ReplicaInfo]]:
+        """:meth:`replicas` of many agents in one round trip (a run reads its agents' loads when it starts)."""
+        calls: list[FunctionCall] = [("podium_replicas", [AgentKeys(namespace, a).heartbeats], []) for a in agents]
+        replies = await self.call_pipelined(calls)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return {agent: _replicas(reply) for agent, reply in zip(agents, replies, strict=True)}
 
     async def cancel(self, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]:
         """Stop an orchestration's queued tasks on these agents: undelivered ones are deleted (count by agent
@@ -408,3 +479,9 @@ class Bus:
         except ResponseError:  # no inbox or no group yet
             return 0
         return int(summary.get("pending", 0)) if isinstance(summary, dict) else 0
+
+
+def _replicas(reply: Any) -> list[ReplicaInfo]:
+    """The live replicas in a ``podium_replicas`` reply (Redis's time first, then name, value pairs)."""
+    items = [text(x) for x in reply[1:]]
+    return sorted((parse_replica(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)), key=lambda r: r.replica)

@@ -19,10 +19,11 @@ Send = Callable[[list[T]], Awaitable[Sequence[BaseException | None]]]
 
 
 class Coalescer(Generic[T]):
-    def __init__(self, send: Send[T], *, max_batch: int = 5000) -> None:
+    def __init__(self, send: Send[T], *, max_batch: int = 5000, name: str = "podium-dispatch-batcher") -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._send = send
+        self._name = name
         self._max_batch = max_batch
         self._queue: deque[tuple[T, asyncio.Future[None]]] = deque()
         self._runner: asyncio.Task[None] | None = None
@@ -41,7 +42,7 @@ class Coalescer(Generic[T]):
         self._queue.append((item, fut))
         if self._runner is None or self._runner.done():
             # A task (not an inline send) so that every submit of this tick lands in the queue first.
-            self._runner = loop.create_task(self._drain(), name="podium-dispatch-batcher")
+            self._runner = loop.create_task(self._drain(), name=self._name)
         await fut
 
     async def _drain(self) -> None:

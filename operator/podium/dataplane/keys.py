@@ -64,8 +64,8 @@ class AgentKeys:
     namespace: str
     agent: str
 
-    @property
-    def prefix(self) -> str:
+    @functools.cached_property
+    def prefix(self) -> str:  # cached: every key of a hot path is built from it, and building it checks the names
         return agent_tag(self.namespace, self.agent)
 
     @property
@@ -130,8 +130,8 @@ class OrchestrationKeys:
     namespace: str
     orchestration: str
 
-    @property
-    def prefix(self) -> str:
+    @functools.cached_property
+    def prefix(self) -> str:  # cached, as AgentKeys.prefix
         return run_tag(self.namespace, self.orchestration)
 
     @property
@@ -227,6 +227,12 @@ class StateKeys:
     def all(self) -> list[str]:
         """In the order the state's Lua scripts take them as KEYS."""
         return [self.values, self.versions, self.meta, self.past, self.history, self.audit, self.proposals, self.votes]
+
+
+@functools.lru_cache(maxsize=4096)
+def orchestration_keys(ref: str) -> OrchestrationKeys:
+    """:meth:`OrchestrationKeys.of`, cached (every event a run publishes names its stream)."""
+    return OrchestrationKeys.of(ref)
 
 
 @functools.lru_cache(maxsize=4096)

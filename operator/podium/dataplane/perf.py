@@ -44,6 +44,16 @@ class PerfRecord:
 R = TypeVar("R", bound=PerfRecord)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """One task outcome as counted: success, duration, quality (if scored), the failure's detail (if failed)."""
+
+    ok: bool
+    duration_ms: float
+    quality: float | None = None
+    failure: Failure | None = None
+
+
 def queue_record(
     pipe: Pipeline,
     keys: AgentKeys,
@@ -53,15 +63,30 @@ def queue_record(
     failure: Failure | None = None,
 ) -> None:
     """Count one task outcome, as commands on the caller's pipeline; a failure's detail is kept with the last few."""
-    pipe.hincrby(keys.stats, "completed" if ok else "failed", 1)
-    pipe.hincrbyfloat(keys.stats, "total_ms", duration_ms)
-    if quality is not None:
-        pipe.hincrbyfloat(keys.stats, "quality_sum", quality)
-        pipe.hincrby(keys.stats, "quality_n", 1)
-    pipe.lpush(keys.recent, "1" if ok else "0")
+    queue_records(pipe, keys, [Outcome(ok, duration_ms, quality, failure)])
+
+
+def queue_records(pipe: Pipeline, keys: AgentKeys, outcomes: Sequence[Outcome]) -> None:
+    """Count one agent's outcomes, oldest first, as commands on the caller's pipeline: the same record as counting
+    them one by one, in a handful of commands however many they are (a batch of parallel tasks' results)."""
+    if not outcomes:
+        return
+    completed = sum(1 for o in outcomes if o.ok)
+    if completed:
+        pipe.hincrby(keys.stats, "completed", completed)
+    if completed < len(outcomes):
+        pipe.hincrby(keys.stats, "failed", len(outcomes) - completed)
+    pipe.hincrbyfloat(keys.stats, "total_ms", sum(o.duration_ms for o in outcomes))
+    scored = [o.quality for o in outcomes if o.quality is not None]
+    if scored:
+        pipe.hincrbyfloat(keys.stats, "quality_sum", sum(scored))
+        pipe.hincrby(keys.stats, "quality_n", len(scored))
+    # LPUSH of many values pushes them one after the other: the newest ends first, as with one LPUSH each.
+    pipe.lpush(keys.recent, *("1" if o.ok else "0" for o in outcomes[-RECENT:]))
     pipe.ltrim(keys.recent, 0, RECENT - 1)
-    if failure is not None:
-        pipe.lpush(keys.failures, json.dumps({"task": failure.task, "error": failure.error, "time": failure.time}))
+    failures = [o.failure for o in outcomes if o.failure is not None][-FAILURES:]
+    if failures:
+        pipe.lpush(keys.failures, *(json.dumps({"task": f.task, "error": f.error, "time": f.time}) for f in failures))
         pipe.ltrim(keys.failures, 0, FAILURES - 1)
 
 
@@ -73,6 +98,17 @@ def queue_read(pipe: Pipeline, keys: AgentKeys) -> None:
     pipe.hgetall(keys.stats)
     pipe.lrange(keys.recent, 0, -1)
     pipe.lrange(keys.failures, 0, -1)
+
+
+def queue_read_recent(pipe: Pipeline, keys: AgentKeys) -> None:
+    """Read only one agent's recent outcomes (what ranking agents for a step weighs), as one command on the caller's
+    pipeline; :func:`parse_recent` takes its reply."""
+    pipe.lrange(keys.recent, 0, -1)
+
+
+def parse_recent(recent: Any, into: type[R]) -> R:
+    """A record holding only the recent outcomes (the rest as for an agent with no record)."""
+    return into(recent=tuple(text(r) == "1" for r in recent or []))
 
 
 def _failure(raw: Any) -> Failure | None:

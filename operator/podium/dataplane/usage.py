@@ -4,7 +4,8 @@ budget; the limits and the checks against them are the engine's (:mod:`podium.en
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -26,20 +27,34 @@ class UsageCounters:
         self._redis = redis
         self._key = OrchestrationKeys(namespace, name).budget
 
-    async def claim(self, uid: str, now: float) -> float:
+    async def claim(self, uid: str, now: float) -> UsageRecord:
         """Make the counters the run ``uid``'s (a new Orchestration of an old name starts from zero), record its
-        start once, and return that start."""
-        owner = await self._redis.hget(self._key, "uid")
-        if owner is not None and text(owner) != uid:
-            await self._redis.delete(self._key)
-        await self._redis.hsetnx(self._key, "uid", uid)
-        await self._redis.hsetnx(self._key, "started", repr(now))
-        started = await self._redis.hget(self._key, "started")
-        return float(text(started)) if started is not None else now
+        start once, and return them (its start set)."""
+        for attempt in range(2):
+            # One round trip when the counters are already the run's or nobody's (the usual case), applied in this
+            # order; a second when they were a previous run's of the same name: deleted, then claimed afresh.
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if attempt:
+                    pipe.delete(self._key)
+                pipe.hsetnx(self._key, "uid", uid)
+                pipe.hsetnx(self._key, "started", repr(now))
+                pipe.hgetall(self._key)
+                raw = (await pipe.execute())[-1]
+            if text((raw or {}).get(b"uid", (raw or {}).get("uid"))) == uid:
+                break
+        record = self.parse(raw)
+        return record if record.started is not None else replace(record, started=now)
 
     async def read(self) -> UsageRecord:
-        raw = await self._redis.hgetall(self._key)
-        fields = {text(k): text(v) for k, v in raw.items()}
+        return self.parse(await self._redis.hgetall(self._key))
+
+    def queue_read(self, pipe: Pipeline) -> None:
+        """:meth:`read` as a command on the caller's pipeline; :meth:`parse` its reply."""
+        pipe.hgetall(self._key)
+
+    @staticmethod
+    def parse(raw: Any) -> UsageRecord:
+        fields = {text(k): text(v) for k, v in (raw or {}).items()}
         return UsageRecord(
             tasks=int(fields.get("tasks", 0)),
             cost=float(fields.get("cost", 0.0)),
@@ -47,11 +62,14 @@ class UsageCounters:
             started=float(fields["started"]) if "started" in fields else None,
         )
 
-    def queue_task(self, pipe: Pipeline) -> None:
-        """Count one dispatched task, as a command on the caller's pipeline."""
-        pipe.hincrby(self._key, "tasks", 1)
+    def queue_task(self, pipe: Pipeline, count: int = 1) -> None:
+        """Count dispatched tasks, as a command on the caller's pipeline."""
+        pipe.hincrby(self._key, "tasks", count)
 
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
-        """Add one result's cost and tokens, as commands on the caller's pipeline."""
-        pipe.hincrbyfloat(self._key, "cost", cost)
-        pipe.hincrby(self._key, "tokens", tokens)
+        """Add one result's cost and tokens, as commands on the caller's pipeline (none for a zero: a missing field
+        reads as zero)."""
+        if cost:
+            pipe.hincrbyfloat(self._key, "cost", cost)
+        if tokens:
+            pipe.hincrby(self._key, "tokens", tokens)

@@ -1,19 +1,21 @@
 """Hard budgets of one run (timeout, tasks, cost, tokens), checked before every dispatch.
 
 Usage is counted in Redis (:mod:`podium.dataplane.usage`) so a restarted operator resumes the same budget rather
-than granting a fresh one: a run cannot escape its limits by crashing the operator.
+than granting a fresh one: a run cannot escape its limits by crashing the operator. The run is the only writer of
+its counters, so it reads them once when it starts and from then on counts in memory what it writes: a check before
+a dispatch costs no round trip, and it counts the task at once, so parallel steps cannot all pass the last slot.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
 from podium.api.orchestration import Limits
 from podium.dataplane.allowance import Allowance
-from podium.dataplane.usage import UsageCounters
+from podium.dataplane.usage import UsageCounters, UsageRecord
 
 
 class BudgetExceeded(Exception):
@@ -62,14 +64,20 @@ class Budget:
         self._uid = uid
         self.limits = limits
         self._started: float | None = None  # fixed once start() has run: no read needed for the clock
+        self._known: UsageRecord | None = None  # the counters as of start(), plus what this run counted since
 
     async def start(self, now: float) -> float:
         """Record when the run began (first start only, per uid) and return it."""
-        self._started = await self._counters.claim(self._uid, now)
+        self._known = await self._counters.claim(self._uid, now)
+        self._started = self._known.started
+        assert self._started is not None
         return self._started
 
     async def usage(self, now: float) -> Usage:
-        record = await self._counters.read()
+        return self.usage_of(await self._counters.read(), now)
+
+    def usage_of(self, record: UsageRecord, now: float) -> Usage:
+        """The usage at ``now`` from counters read earlier (elapsed time is reckoned from ``now``)."""
         return Usage(
             tasks=record.tasks,
             cost=record.cost,
@@ -77,18 +85,25 @@ class Budget:
             elapsed=now - (record.started if record.started is not None else now),
         )
 
-    async def check(self, now: float) -> Usage:
-        """Raise :class:`BudgetExceeded` if a limit is reached; else the usage it was checked against."""
-        usage = await self.usage(now)
+    async def admit(self, now: float) -> Usage:
+        """Before a dispatch: raise :class:`BudgetExceeded` if a limit is reached, else count the task (in memory;
+        :meth:`queue_dispatch` counts it in Redis) and return the usage it was checked against."""
+        if self._known is None:  # not started (a bare context): read what Redis holds
+            self._known = await self._counters.read()
+        usage = self.usage_of(self._known, now)
         check(self.limits, usage)
+        self._known = replace(self._known, tasks=self._known.tasks + 1)
         return usage
 
-    def queue_dispatch(self, pipe: Pipeline) -> None:
-        """Count one dispatch, as a command on the caller's pipeline (sent with its other writes)."""
-        self._counters.queue_task(pipe)
+    def queue_dispatch(self, pipe: Pipeline, count: int = 1) -> None:
+        """Count dispatches in Redis, as a command on the caller's pipeline (sent with its other writes)."""
+        self._counters.queue_task(pipe, count)
 
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
+        """Add a result's cost and tokens, as commands on the caller's pipeline, and to what the run knows."""
         self._counters.queue_result(pipe, cost, tokens)
+        if self._known is not None:
+            self._known = replace(self._known, cost=self._known.cost + cost, tokens=self._known.tokens + tokens)
 
     async def remaining_seconds(self, now: float) -> float:
         if self._started is not None:

@@ -15,13 +15,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
 from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
+from podium.dataplane.batch import Batcher, Queue
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
 from podium.engine import availability, degradation, selection, tracing
@@ -31,10 +32,17 @@ from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.progress import Progress, TaskRecord
-from podium.engine.resilience import BreakerStore, backoff_delay, parse_breaker
-from podium.engine.stats import Failure, PerfStats, StatsStore
+from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
+from podium.engine.stats import Failure, Outcome, PerfStats, StatsStore, parse_recent
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+# Makes each combined item's result of the batch's replies (indexes into them were taken when queueing).
+Parse = Callable[[Sequence[Any]], list[R]]
+# Queues many items' commands on a pipeline; returns their Parse.
+QueueMany = Callable[[Any, Sequence[T]], Parse[R]]
 
 if TYPE_CHECKING:
     from podium.engine.collaboration import Collaboration
@@ -53,6 +61,7 @@ class TaskBus(Protocol):
     """The part of :class:`podium.dataplane.bus.Bus` the engine uses."""
 
     async def dispatch(self, task: Task) -> None: ...
+    async def dispatch_many(self, tasks: Sequence[Task], *, before: Queue | None = None) -> None: ...
     async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109
     async def get_result(self, task: Task) -> Result | None: ...
 
@@ -118,6 +127,68 @@ Refresh = Callable[[], Awaitable[AgentDirectory]]
 EventHook = Callable[[str, Any], None]
 
 
+@dataclass(frozen=True)
+class Look:
+    """What a step reads before it dispatches, all in one round trip: its journal entry, its candidates' recent
+    outcomes (when it ranks them: all that ranking weighs of their stats) and their breakers. The breakers stand
+    for the step's first dispatch only: every later attempt reads them again."""
+
+    entry: Entry | None
+    stats: dict[str, PerfStats]
+    breakers: dict[str, Breaker]
+
+
+@dataclass(frozen=True)
+class Next:
+    """The step a strategy runs next, and who may do it (as :meth:`RunContext.run_task` takes them): told to the
+    step before it, so that the reads it needs go out with that step's last writes, a round trip fewer per step."""
+
+    step: str
+    target: Target | None = None
+    agent: str | None = None
+    agents: Sequence[str] | None = None
+    fallback: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What a step's :class:`Look` reads: its journal entry, the stats of the agents it ranks, breakers."""
+
+    step: str
+    pool: list[AgentInfo] | None  # the agents it ranks (a target), else None
+    breakers: list[str]
+
+    @property
+    def ranked(self) -> list[str]:
+        return [a.name for a in self.pool or ()]
+
+    def covers(self, other: _Reads) -> bool:
+        return self.step == other.step and self.ranked == other.ranked and set(other.breakers) <= set(self.breakers)
+
+
+class _Event(NamedTuple):
+    """An event of the run's stream, queued with a step's writes."""
+
+    sender: str
+    type: str
+    payload: Any
+    at: float | None = None  # when it happened, if not when it is queued
+
+
+@dataclass
+class _Written:
+    """One attempt's result writes, to go out with those of the run's other steps (:meth:`RunContext._write`)."""
+
+    agent: str
+    outcome: Outcome
+    cost: float
+    tokens: int
+    breaker: bool  # read the agent's breaker after the writes
+    entry: Entry | None  # the step's journal entry, when it is done
+    events: list[_Event]  # in order
+    ahead: _Reads | None  # the next step's reads (run_task's ``then``)
+
+
 @dataclass
 class RunOptions:
     clock: Callable[[], float] = time.time
@@ -127,6 +198,9 @@ class RunOptions:
     approval_poll_seconds: float = 0.5
     refresh_seconds: float = 2.0  # how old the view of the agents may be when a dispatch asks who is available
     wake_poll_seconds: float = 2.0  # how often a run waiting for an agent to come up looks again
+    # How old the reads of a step taken with the previous step's result (:class:`Next`) may be when it starts;
+    # older ones (an approval waited for, a slow strategy) are read again, so a breaker is never judged stale.
+    look_ahead_seconds: float = 0.1
 
 
 class RunContext:
@@ -166,6 +240,7 @@ class RunContext:
         self.budget = Budget(redis, namespace, name, uid, self.limits)
         self.breakers = BreakerStore(redis, namespace)
         self.stats = StatsStore(redis, namespace)
+        self._batch = Batcher(redis)  # the run's parallel steps share round trips (podium.dataplane.batch)
         self.degraded = False
         self.notes: list[str] = []
         self.partial: Any = None  # best result so far, reported if the run stops early (budget, cancel)
@@ -182,6 +257,10 @@ class RunContext:
         self.agent_wait_seconds = agent_wait_seconds
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
+        self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
+        self._written: list[tuple[_Written, asyncio.Future[tuple[Any, Look | None]]]] = []  # not sent yet
+        self._looking: list[tuple[_Reads, asyncio.Future[Look]]] = []  # steps' reads not sent yet
+        self._dispatching: list[Entry] = []  # journal entries of dispatches not sent yet
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -211,13 +290,13 @@ class RunContext:
             await self.options.sleep(self.options.suspend_poll_seconds)
 
     async def checkpoint(self) -> None:
-        """Before each dispatch: honour cancel and suspend, then the budgets."""
+        """Before each dispatch: honour cancel and suspend, then the budgets (which count the task it admits)."""
         if self._cancelled:
             raise RunCancelled(self._cancelled)
         await self.wait_if_suspended()
         if self._cancelled:
             raise RunCancelled(self._cancelled)
-        usage = await self.budget.check(self.options.clock())
+        usage = await self.budget.admit(self.options.clock())
         self._allowance = allowance(self.limits, usage)
 
     def degrade(self, note: str) -> None:
@@ -311,6 +390,7 @@ class RunContext:
         validate: Validator | None = None,
         contract: Contract | None = None,
         timeout_seconds: float | None = None,
+        then: Next | None = None,
     ) -> Result:
         """Run one step to a successful Result or raise :class:`TaskFailed`.
 
@@ -323,15 +403,20 @@ class RunContext:
         breaker is open is skipped. ``validate`` returns an error message for an output that must not be accepted
         (it then counts as a failed attempt). ``contract`` travels with the task as its output schema, and an
         output that does not honour it is rejected the same way. A throttled attempt (the agent's upstream said
-        429) waits at least its ``retry_after`` before the next.
+        429) waits at least its ``retry_after`` before the next. ``then``: the step the strategy runs next, whose
+        reads then go with this step's last writes.
         """
         validate = _checked(contract, validate)
         schema = contract.schema if contract is not None else None
-        entry = await self.journal.get(step)
+        reads = self._reads(Next(step, target, agent, agents, fallback))
+        pool = reads.pool
+        look = self._looked_ahead(reads) or await self.look(reads)
+        entry = look.entry
         record = self.records.setdefault(step, TaskRecord(step=step, kind=str(kind)))
         if entry is not None and entry.state == DONE:
             return await self._accept(step, self._replay(entry, record))
-        names = await self._candidate_names(target, agent, agents, required, fallback)
+        names = self._candidate_names(target, agent, agents, required, fallback, pool, look.stats)
+        fresh: Look | None = look  # its breakers and usage stand for the first dispatch, not for any later one
         errors: list[str] = []
         passed_over: dict[str, str] = {}  # unavailable agents, with why
         worked = 0  # attempts an agent took (answered, or kept silent past its timeout)
@@ -343,9 +428,10 @@ class RunContext:
             task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds, schema)
             task.id = entry.task_id
             sent = self.options.clock()
+            fresh = None
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
             worked += 1
-            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent)
+            outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent, then)
             if isinstance(outcome, Result):
                 return await self._accept(step, outcome)
             errors.append(outcome)
@@ -362,13 +448,14 @@ class RunContext:
             limit = retry_spec.limit if retries is None else retries
             asked_wait = 0.0  # what the last attempt's upstream asked for (Retry-After)
             for retry in range(limit + 1):
-                if not await self._breaker_allows(info):
+                if not await self._breaker_allows(info, fresh.breakers.get(name) if fresh is not None else None):
                     errors.append(f"{name}: circuit breaker open")
                     break
                 if retry > 0:
                     delay = backoff_delay(retry, retry_spec.backoff, self.options.rng, policy=retry_spec.policy)
                     await self.options.sleep(max(delay, asked_wait))
                 await self.checkpoint()
+                fresh = None
                 attempt += 1
                 tried.append(name)
                 timeout = timeout_seconds or info.resilience.timeout_seconds
@@ -386,7 +473,7 @@ class RunContext:
                 else:
                     result = await self._wait(task, name, timeout_seconds)
                 worked += 1
-                outcome = await self._settle(step, record, name, task, result, validate, tried, sent)
+                outcome = await self._settle(step, record, name, task, result, validate, tried, sent, then)
                 if isinstance(outcome, Result):
                     if names[0] in passed_over and name != names[0]:
                         first = names[0]
@@ -417,20 +504,111 @@ class RunContext:
             await self.collab.accept(self, step, result)
         return result
 
-    async def _candidate_names(
+    def _reads(self, step: Next) -> _Reads:
+        """What ``step`` reads before it dispatches: the recent outcomes of the agents its target resolves to (it
+        ranks them), the breakers of those or of the first agent it names. Names the run does not know are left out
+        (the spec error is reported later)."""
+        pool = None
+        if step.agent is None and step.agents is None and step.target is not None:
+            pool = self.directory.resolve(step.target)
+        # Of the agents it names, the first is the one it almost always goes to: the others' breakers are read if
+        # and when their turn comes. Of a ranked pool, every one (which comes first is decided on what is read).
+        named = [step.agent] if step.agent is not None else [*(step.agents or ()), *step.fallback][:1]
+        ranked = [a.name for a in pool or ()]
+        breakers = [n for n in dict.fromkeys([*ranked, *named]) if n in self._known or n in ranked]
+        return _Reads(step.step, pool, breakers)
+
+    def _queue_looks(self, pipe: Any, looks: Sequence[_Reads], origin: int | None = None) -> Parse[Look]:
+        """The reads of many steps as a few commands on the caller's pipeline: their journal entries in one, each
+        agent's recent outcomes and breaker once. Returns what makes each step's :class:`Look` of the replies
+        (counted from the pipeline's ``origin``: where the caller's commands start; here, by default)."""
+        at = len(pipe) - (len(pipe) if origin is None else origin)
+        self.journal.queue_get_many(pipe, [r.step for r in looks])
+        ranked = list(dict.fromkeys(n for r in looks for n in r.ranked))
+        for name in ranked:
+            self.stats.queue_recent(pipe, name)
+        breakers = list(dict.fromkeys(n for r in looks for n in r.breakers))
+        parse_breakers = self.breakers.queue_load_many(pipe, breakers)
+
+        def parse(replies: Sequence[Any]) -> list[Look]:
+            entries = self.journal.parse_many(replies[at])
+            recent = {n: parse_recent(replies[at + 1 + i]) for i, n in enumerate(ranked)}
+            seen = dict(zip(breakers, parse_breakers(replies[at + 1 + len(ranked) :]), strict=True))
+            return [
+                Look(
+                    entry=entry,
+                    stats={n: recent[n] for n in r.ranked},
+                    breakers={n: seen[n] for n in r.breakers},
+                )
+                for r, entry in zip(looks, entries, strict=True)
+            ]
+
+        return parse
+
+    async def look(self, reads: _Reads) -> Look:
+        """Everything a step reads before it dispatches, in one round trip shared with the run's other steps (their
+        reads combined: one journal read for all, each agent's record and breaker once)."""
+        return await self._together(self._looking, reads, self._queue_looks)
+
+    async def _together(self, pending: list[tuple[T, asyncio.Future[R]]], item: T, queue: QueueMany[T, R]) -> R:
+        """``item`` sent combined with the other items ``pending`` when the batch goes out: the first of these calls
+        to reach the pipeline takes every item waiting then, queues them with ``queue`` and hands each its result
+        before any of them resumes (:data:`podium.dataplane.batch.After`)."""
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        pending.append((item, done))
+        taken: list[tuple[T, asyncio.Future[R]]] = []
+        parse: list[Parse[R]] = []
+
+        def queue_taken(pipe: Any) -> None:
+            taken.extend(pending)
+            pending.clear()
+            if taken:  # else an earlier call of this batch took this one's item with its own
+                parse.append(queue(pipe, [i for i, _ in taken]))
+
+        def after(replies: list[Any] | BaseException) -> None:
+            results = parse[0](replies) if parse and not isinstance(replies, BaseException) else None
+            for n, (_, fut) in enumerate(taken):
+                if fut.done():
+                    continue
+                if results is not None:
+                    fut.set_result(results[n])
+                elif isinstance(replies, Exception):
+                    fut.set_exception(replies)
+                else:
+                    fut.cancel()
+
+        try:
+            await self._batch.run(queue_taken, after)
+        except Exception:
+            if not done.done():  # not taken by a call whose batch went out: this one's own error
+                raise
+        return await done
+
+    def _looked_ahead(self, reads: _Reads) -> Look | None:
+        """The look taken with the previous step's result, if it was for this step and is still fresh."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None or not ahead[0].covers(reads):
+            return None
+        return ahead[1] if self.options.clock() - ahead[2] <= self.options.look_ahead_seconds else None
+
+    def _candidate_names(
         self,
         target: Target | None,
         agent: str | None,
         agents: Sequence[str] | None,
         required: Sequence[str],
         fallback: Sequence[str],
+        pool: Sequence[AgentInfo] | None,
+        stats: dict[str, PerfStats],
     ) -> list[str]:
         if agent is not None:
             names = [agent]
         elif agents is not None:
             names = list(agents)
         elif target is not None:
-            ranked = await self.ranked(self.directory.resolve(target), required, target.weights)
+            ranked = selection.rank(
+                pool or [], stats, required=required, assigned=self._assigned, weights=target.weights
+            )
             names = [a.name for a in ranked]
         else:
             raise ValueError("run_task needs agent, agents or target")
@@ -462,32 +640,43 @@ class RunContext:
             output_schema=schema,
         )
 
-    async def _breaker_allows(self, info: AgentInfo) -> bool:
-        # A plain read first: a closed breaker (the usual case) needs no watched transaction.
-        seen = await self.breakers.load(info.name)
+    async def _breaker_allows(self, info: AgentInfo, seen: Breaker | None = None) -> bool:
+        # A plain read first (or the step's look): a closed breaker (the usual case) needs no watched transaction.
+        if seen is None:
+            seen = await self.breakers.load(info.name)
         return await self.breakers.admit(info.name, self.options.clock(), info.resilience.circuit_breaker, seen=seen)
 
     async def _dispatch(self, step: str, record: TaskRecord, task: Task, tried: list[str]) -> None:
         now = self.options.clock()
-        # Journal first: if we crash between the two writes the restart waits for a task that never went out,
-        # times out and retries; the other order could run the task twice.
-        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip, applied in this order
-            self.journal.queue_put(
-                pipe,
-                Entry(
-                    step, DISPATCHED, task.id, task.agent, task.attempt, str(task.kind), started_at=now, history=tried
-                ),
-            )
-            self.budget.queue_dispatch(pipe)
-            await pipe.execute()
+        kind, attempt = str(task.kind), task.attempt
+        entry = Entry(step, DISPATCHED, task.id, task.agent, attempt, kind, started_at=now, history=tried)
         record.agent, record.state, record.attempts, record.task_id = task.agent, "Running", task.attempt, task.id
         record.started_at = record.started_at or now
         if self.collab is not None:
             await self.collab.prepare(self, step, task)
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         self.attempts.start(step, task)
-        await self.bus.dispatch(task)
+
+        # Journal first: Redis applies the entry and the count before it queues the task (the same round trip on
+        # one server, ahead of it in the pipeline; a round trip before it on a Cluster). If we crash in between,
+        # the restart waits for a task that never went out, times out and retries; the other order could run the
+        # task twice. The first dispatch of a batch writes the entries of every dispatch waiting then (parallel
+        # steps: one HSET and one count for all), each ahead of its own task.
+        self._dispatching.append(entry)
+        try:
+            await self.bus.dispatch_many([task], before=self._journal_first)
+        except BaseException:
+            if entry in self._dispatching:  # refused before anything was sent (too large): no entry either
+                self._dispatching.remove(entry)
+            raise
         await self._report()
+
+    def _journal_first(self, pipe: Any) -> None:
+        """The journal entries and the count of every dispatch waiting, as commands ahead of their tasks."""
+        entries, self._dispatching = self._dispatching, []
+        if entries:
+            self.journal.queue_put_many(pipe, entries)
+            self.budget.queue_dispatch(pipe, len(entries))
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
         info = self.info(agent) if agent in self._known else None
@@ -545,6 +734,7 @@ class RunContext:
         validate: Validator | None,
         tried: list[str],
         sent: float,
+        then: Next | None = None,
     ) -> Result | str:
         """Account for one attempt's outcome (dispatched at ``sent``); a Result on success, else the error text."""
         info = self.info(agent) if agent in self._known else None
@@ -558,71 +748,150 @@ class RunContext:
             error = f"{agent}: invalid output: {invalid}" if invalid else ""
         ok = not error
         self.attempts.end(task, result, error)
-        # Budget and stats writes and the breaker read share one round trip.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            if result is not None:
-                self.budget.queue_result(pipe, result.cost, result.tokens)
-                record.cost += result.cost
-                record.tokens += result.tokens
-            # An attempt that never reported took at least as long as we waited for it.
-            duration_ms = result.duration_ms if result else (self.options.clock() - sent) * 1000.0
-            failure = None if ok else Failure(task.id, error, self.options.clock())
-            quality = result.quality if result and result.ok else None
-            self.stats.queue_record(pipe, agent, ok, duration_ms, quality, failure)
-            if config is not None:
-                self.breakers.queue_load(pipe, agent)
-            replies = await pipe.execute()
+        if result is not None:
+            record.cost += result.cost
+            record.tokens += result.tokens
+        # An attempt that never reported took at least as long as we waited for it.
+        duration_ms = result.duration_ms if result else (self.options.clock() - sent) * 1000.0
+        failure = None if ok else Failure(task.id, error, self.options.clock())
+        quality = result.quality if result and result.ok else None
+        outcome = Outcome(ok, duration_ms, quality, failure)
+        # Every tool call of the attempt, succeeded or not, goes on the run's event stream: the run's history shows
+        # what the agent called and what it was told, in order, before the step's answer.
+        # They happened before the step's end: stamped now, not when they go out with its writes.
+        events: list[_Event] = []
+        if result is not None:
+            attempt, now = result.attempt, time.time()
+            for call in result.tool_calls:
+                events.append(_Event(agent, TOOL_CALL_EVENT, {"step": step, "attempt": attempt, **call}, now))
+        finished = self._finished(step, record, task.attempt, tried, result, None) if ok else None
+        if finished is not None:
+            events.append(_Event("engine", *finished[1]))
+        ahead = self._reads(then) if then is not None and finished is not None else None
+        written = _Written(
+            agent,
+            outcome,
+            result.cost if result is not None else 0.0,
+            result.tokens if result is not None else 0,
+            config is not None,
+            finished[0] if finished is not None else None,
+            events,
+            ahead,
+        )
+        breaker, look = await self._write(written)
+        if ahead is not None and look is not None:
+            self._ahead = (ahead, look, self.options.clock())
+        await self._told(events)
         # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
         # silence move its breaker.
-        if result is not None and result.tool_calls:
-            await self._publish_tool_calls(step, agent, result)
         if config is not None and not (result is not None and result.error_type in ERROR_TYPES):
             healthy = result is not None and result.ok
-            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(replies[-1]))
+            await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(breaker))
         if ok:
             assert result is not None
-            await self._finish(step, record, task.attempt, tried, result, None)
+            await self._report()
             return result
         record.error = error
         return error
 
-    async def _publish_tool_calls(self, step: str, agent: str, result: Result) -> None:
-        """Every tool call of an attempt, succeeded or not, on the run's event stream: the run's history shows
-        what the agent called and what it was told, in order, before the step's answer."""
-        publish = getattr(self.bus, "publish", None)
-        if publish is None:
-            return
-        for call in result.tool_calls:
-            await publish(self.orchestration, TOOL_CALL_EVENT, {"step": step, "attempt": result.attempt, **call}, agent)
+    async def _write(self, written: _Written) -> tuple[Any, Look | None]:
+        """One attempt's result writes, sent combined with those of the run's other steps settled before the batch
+        goes out (:meth:`_queue_written`); (the agent's breaker as read after them, the next step's look if asked)."""
+        return await self._together(self._written, written, self._queue_written)
 
-    async def _finish(
+    def _queue_written(self, pipe: Any, written: Sequence[_Written]) -> Parse[tuple[Any, Look | None]]:
+        """Results' writes as a few commands on the caller's pipeline: budget and stats (per agent) in a handful
+        however many results there are, each agent's breaker read once, the journal entries in one command, the
+        events in order, the looks ahead last."""
+        origin = len(pipe)  # replies are counted from here: the pipeline may hold other callers' commands
+        self.budget.queue_result(pipe, sum(w.cost for w in written), sum(w.tokens for w in written))
+        by_agent: dict[str, list[Outcome]] = {}
+        for w in written:
+            by_agent.setdefault(w.agent, []).append(w.outcome)
+        for agent, outcomes in by_agent.items():
+            self.stats.queue_records(pipe, agent, outcomes)
+        breakers: dict[str, int] = {}
+        for w in written:
+            if w.breaker and w.agent not in breakers:
+                breakers[w.agent] = len(pipe) - origin
+                self.breakers.queue_load(pipe, w.agent)
+        entries = [w.entry for w in written if w.entry is not None]
+        if entries:
+            self.journal.queue_put_many(pipe, entries)
+        for w in written:
+            self._queue_events(pipe, w.events)
+        ahead = [w.ahead for w in written if w.ahead is not None]
+        looks = self._queue_looks(pipe, ahead, origin) if ahead else None  # the next steps' reads, after the writes
+
+        def parse(replies: Sequence[Any]) -> list[tuple[Any, Look | None]]:
+            looked = iter(looks(replies) if looks is not None else [])
+            return [
+                (
+                    replies[breakers[w.agent]] if w.agent in breakers else None,
+                    next(looked) if w.ahead is not None else None,
+                )
+                for w in written
+            ]
+
+        return parse
+
+    def _queue_events(self, pipe: Any, events: Sequence[_Event]) -> None:
+        """Events on the run's stream, as commands on the caller's pipeline, if the bus can queue them (else
+        :meth:`_told` publishes them after)."""
+        queue = getattr(self.bus, "queue_publish", None)
+        if queue is not None:
+            for e in events:
+                queue(pipe, self.orchestration, e.type, e.payload, e.sender, at=e.at)
+
+    async def _told(self, events: Sequence[_Event]) -> None:
+        """After :meth:`_queue_events` went out: publish what the bus could not queue, and tell ``on_event`` of the
+        engine's own events (as :meth:`publish` does)."""
+        queued = getattr(self.bus, "queue_publish", None) is not None
+        for e in events:
+            if not queued:
+                await self.publish_as(e.sender, e.type, e.payload)
+            if e.sender == "engine" and self._on_event is not None:
+                self._on_event(e.type, e.payload)
+
+    def _finished(
         self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
-    ) -> None:
+    ) -> tuple[Entry, tuple[str, dict[str, Any]]]:
+        """The step's end in the record, and what goes to Redis for it: its journal entry and task.finished event."""
         now = self.options.clock()
-        await self.journal.put(
-            Entry(
-                step,
-                DONE,
-                result.task_id if result else f"{self.uid}:{step}:{attempt}",
-                result.agent if result and result.agent else (tried[-1] if tried else ""),
-                attempt,
-                record.kind,
-                ok=result is not None,
-                result=result.to_dict() if result else None,
-                started_at=record.started_at or now,
-                finished_at=now,
-                error=error,
-                history=tried,
-            )
+        entry = Entry(
+            step,
+            DONE,
+            result.task_id if result else f"{self.uid}:{step}:{attempt}",
+            result.agent if result and result.agent else (tried[-1] if tried else ""),
+            attempt,
+            record.kind,
+            ok=result is not None,
+            result=result.to_dict() if result else None,
+            started_at=record.started_at or now,
+            finished_at=now,
+            error=error,
+            history=tried,
         )
         record.state = "Succeeded" if result else "Failed"
         record.finished_at = now
         record.error = error
         if result is not None and result.agent:
             record.agent = result.agent
-        await self.publish(
-            "task.finished", {"step": step, "state": record.state, "agent": record.agent, "attempts": attempt}
-        )
+        event = {"step": step, "state": record.state, "agent": record.agent, "attempts": attempt}
+        return entry, ("task.finished", event)
+
+    async def _finish(
+        self, step: str, record: TaskRecord, attempt: int, tried: list[str], result: Result | None, error: str | None
+    ) -> None:
+        entry, finished = self._finished(step, record, attempt, tried, result, error)
+        events = [_Event("engine", *finished)]
+
+        def writes(pipe: Any) -> None:
+            self.journal.queue_put(pipe, entry)
+            self._queue_events(pipe, events)
+
+        await self._batch.run(writes)
+        await self._told(events)
         await self._report()
 
     def _replay(self, entry: Entry, record: TaskRecord) -> Result:

@@ -6,6 +6,8 @@ gets finished steps' results at once and re-attaches to steps that were in fligh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
@@ -29,10 +31,23 @@ class Journal:
         return self._key
 
     async def get(self, step: str) -> Entry | None:
-        raw = await self._redis.hget(self._key, step)
-        if raw is None:
-            return None
-        return decode_entry(raw)
+        return self.parse(await self._redis.hget(self._key, step))
+
+    def queue_get(self, pipe: Pipeline, step: str) -> None:
+        """:meth:`get` as a command on the caller's pipeline; :meth:`parse` its reply."""
+        pipe.hget(self._key, step)
+
+    @staticmethod
+    def parse(raw: bytes | str | None) -> Entry | None:
+        return None if raw is None else decode_entry(raw)
+
+    def queue_get_many(self, pipe: Pipeline, steps: Sequence[str]) -> None:
+        """The entries of many steps as one command on the caller's pipeline; :meth:`parse_many` its reply."""
+        pipe.hmget(self._key, list(steps))
+
+    @classmethod
+    def parse_many(cls, raw: Sequence[bytes | str | None]) -> list[Entry | None]:
+        return [cls.parse(r) for r in raw]
 
     async def put(self, entry: Entry) -> None:
         await self._redis.hset(self._key, entry.step, encode_entry(entry))
@@ -40,6 +55,10 @@ class Journal:
     def queue_put(self, pipe: Pipeline, entry: Entry) -> None:
         """:meth:`put` as a command on the caller's pipeline (sent with its other writes, in order)."""
         pipe.hset(self._key, entry.step, encode_entry(entry))
+
+    def queue_put_many(self, pipe: Pipeline, entries: Sequence[Entry]) -> None:
+        """:meth:`put` of many entries as one command on the caller's pipeline."""
+        pipe.hset(self._key, mapping={e.step: encode_entry(e) for e in entries})
 
     async def entries(self) -> list[Entry]:
         raw = await self._redis.hgetall(self._key)

@@ -71,11 +71,13 @@ def _default_bus(redis: aioredis.Redis) -> RunBus:
 
 async def _with_live_load(bus: RunBus, directory: AgentDirectory, namespace: str) -> AgentDirectory:
     """Loads from the replicas' heartbeats, so selection avoids busy agents."""
-    loads: dict[str, float] = {}
-    for agent in directory.all():
-        alive = await bus.replicas(namespace, agent.name)
-        if alive:
-            loads[agent.name] = sum(float(r.load) for r in alive) / len(alive)
+    names = [agent.name for agent in directory.all()]
+    many = getattr(bus, "replicas_many", None)  # one round trip for all of them, where the bus can
+    if many is not None:
+        found = await many(namespace, names)
+    else:
+        found = {name: await bus.replicas(namespace, name) for name in names}
+    loads = {name: sum(float(r.load) for r in alive) / len(alive) for name, alive in found.items() if alive}
     return directory.with_load(loads)
 
 

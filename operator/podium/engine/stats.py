@@ -16,15 +16,17 @@ from redis.asyncio.client import Pipeline
 from podium.api.agent import PerformanceTargets
 from podium.dataplane import perf
 from podium.dataplane.keys import agent_keys
-from podium.dataplane.perf import RECENT, Failure, PerfRecord
+from podium.dataplane.perf import RECENT, Failure, Outcome, PerfRecord
 
 __all__ = [
     "RECENT",
     "REPUTATION_ALPHA",
     "Failure",
+    "Outcome",
     "PerfStats",
     "StatsStore",
     "next_reputation",
+    "parse_recent",
     "parse_stats",
     "recommendation",
 ]
@@ -123,6 +125,15 @@ class StatsStore:
             self._redis, agent_keys(self._namespace, agent), lambda current: next_reputation(current, ok, quality)
         )
 
+    def queue_records(self, pipe: Pipeline, agent: str, outcomes: Sequence[Outcome]) -> None:
+        """Many outcomes of one agent (oldest first) as a handful of commands on the caller's pipeline."""
+        perf.queue_records(pipe, agent_keys(self._namespace, agent), outcomes)
+
+    def queue_recent(self, pipe: Pipeline, agent: str) -> None:
+        """The agent's recent outcomes, all that ranking it for a step weighs (:func:`podium.engine.selection.rank`),
+        as one command on the caller's pipeline; :func:`parse_recent` takes its reply."""
+        perf.queue_read_recent(pipe, agent_keys(self._namespace, agent))
+
     async def get(self, agent: str) -> PerfStats:
         return (await self.get_many([agent]))[agent]
 
@@ -134,3 +145,8 @@ class StatsStore:
 def parse_stats(raw: Any, recent: Any, failures: Any) -> PerfStats:
     """The stats from the replies of :func:`podium.dataplane.perf.queue_read`."""
     return perf.parse(raw, recent, failures, PerfStats)
+
+
+def parse_recent(recent: Any) -> PerfStats:
+    """Stats holding only the recent outcomes, from the reply of :meth:`StatsStore.queue_recent`."""
+    return perf.parse_recent(recent, PerfStats)

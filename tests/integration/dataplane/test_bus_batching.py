@@ -41,6 +41,27 @@ async def test_concurrent_dispatches_all_arrive_once_in_call_order(client: aiore
         assert await script_exists_calls(client) == before
 
 
+async def test_writes_before_the_tasks_land_first_and_a_failed_one_is_every_writers_error(
+    client: aioredis.Redis, ns: str
+) -> None:
+    journal, broken = f"{ns}:journal", f"{ns}:broken"
+    await client.set(broken, "a string, not a hash")
+    async with Bus(client) as bus:
+        seen: list[int] = []
+        # What a run's journal entry is: written, then its task queued, in one round trip.
+        await bus.dispatch_many([task(ns, 0)], before=lambda pipe: pipe.hset(journal, "t0", "dispatched"))
+        assert await client.hget(journal, "t0") == b"dispatched" and await inbox_ids(client, ns) == ["t0"]
+        # Parallel steps: one caller's writes may stand for others', so an error among them is each writer's.
+        outcomes = await asyncio.gather(
+            bus.dispatch_many([task(ns, 1)], before=lambda pipe: pipe.hset(broken, "t1", "x")),
+            bus.dispatch_many([task(ns, 2)], before=lambda pipe: seen.append(len(pipe))),
+            bus.dispatch(task(ns, 3)),  # no writes of its own: not concerned
+            return_exceptions=True,
+        )
+        assert "WRONGTYPE" in str(outcomes[0]) and outcomes[1] is outcomes[0] and outcomes[2] is None
+        assert seen, "every caller's writes were queued"
+
+
 async def test_each_caller_gets_its_own_error_and_the_others_are_sent(client: aioredis.Redis, ns: str) -> None:
     async with Bus(client, max_queue=2, max_payload_bytes=2000) as bus:
         await bus.dispatch_many([task(ns, 0, agent="full"), task(ns, 1, agent="full")])

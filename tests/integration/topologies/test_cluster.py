@@ -15,13 +15,16 @@ import redis.asyncio as aioredis
 import yaml
 from redis.exceptions import NoPermissionError
 
-from podium.api.orchestration import OrchestrationSpec
+from bench.orchestration import central_spec, echo, pipeline_spec
+from podium.api.orchestration import Limits, OrchestrationSpec
 from podium.dataplane import provision, topology
 from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect
 from podium.dataplane.keys import AgentKeys, OrchestrationKeys
 from podium.dataplane.library import loaded_code
 from podium.dataplane.messages import Result, Task
+from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.journal import Journal
 from podium.engine.runner import run_orchestration
 from podium.operator.orchestrations.directory import Snapshot, build
 from tests.support.agent_processes import AgentFleet
@@ -100,6 +103,40 @@ async def test_the_bus_runs_on_three_primaries(client: Any) -> None:
         assert await consumer.fetch(4, 100) == []
         [letter] = await bus.dead_letters(ns, agents[2])
         assert "not valid JSON" in letter.reason
+
+
+async def test_the_engine_folds_its_writes_on_the_cluster_too(client: Any) -> None:
+    """A run's keys and its agents' keys are on different nodes: the journal entry goes in a round trip before the
+    dispatch (a Cluster's pipeline orders nothing across nodes), and parallel steps' combined reads and writes
+    reach every node."""
+    ns = "c" + uuid.uuid4().hex[:8]
+    await topology.ready(client)
+    agents = agents_on_every_node(client, ns, 6)
+    directory = AgentDirectory([AgentInfo(name=a, role="worker", concurrency=16) for a in agents])
+    stop = asyncio.Event()
+    async with Bus(client) as bus:
+        loops = [asyncio.create_task(echo(bus, a, stop, namespace=ns)) for a in agents]
+        try:
+            for name, spec, phase in [
+                ("p", pipeline_spec(6), "Succeeded"),
+                ("c", central_spec(30), "Succeeded"),
+                ("b", central_spec(20).model_copy(update={"limits": Limits(max_tasks=4)}), "Failed"),
+            ]:
+                outcome = await run_orchestration(client, directory, ns, name, f"uid-{name}", spec, bus=bus)
+                assert outcome.phase == phase, outcome.message
+                entries = await Journal(client, ns, name, f"uid-{name}").entries()
+                assert len(entries) == {"p": 6, "c": 30, "b": 4}[name]
+                assert all(e.state == "done" and e.ok for e in entries)
+                again = await run_orchestration(client, directory, ns, name, f"uid-{name}", spec, bus=bus)
+                # Replayed from the journal: the same outputs (centralCommand plans its assignments afresh).
+                assert again.phase == phase and again.reason == outcome.reason
+                if phase == "Succeeded":
+                    assert (again.result or {}).get("results", again.result) == (outcome.result or {}).get(
+                        "results", outcome.result
+                    )
+        finally:
+            stop.set()
+            await asyncio.gather(*loops)
 
 
 async def test_agent_users_exist_on_every_node_and_reach_only_their_keys(cluster: RedisClusterSet, client: Any) -> None:

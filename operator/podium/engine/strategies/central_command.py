@@ -31,18 +31,17 @@ def assign(
     agents share the work instead of one taking it all."""
     assigned: dict[str, int] = {}
     plan: dict[str, list[str]] = {}
+    usable = availability.usable(list(agents))
+    # What does not change from task to task, once (the plan of 64 tasks is on a run's critical path).
+    state = {a.name: availability.of(a).state for a in usable}
+    perf = {a.name: stats.get(a.name, PerfStats()).expected_success for a in usable}
     for task in tasks:
-        capable = [
-            a
-            for a in availability.usable(list(agents))
-            if not task.capabilities or capability_match(a, task.capabilities)
-        ]
+        capable = [a for a in usable if not task.capabilities or capability_match(a, task.capabilities)]
 
         def score(a: AgentInfo, task: PlannedTask = task) -> tuple[int, float, str]:
-            perf = stats.get(a.name, PerfStats()).expected_success
             load = effective_load(a, assigned.get(a.name, 0))
-            points = assignment_score(capability_match(a, task.capabilities), perf, load, weights)
-            return (availability.of(a).state, -points, a.name)
+            points = assignment_score(capability_match(a, task.capabilities), perf[a.name], load, weights)
+            return (state[a.name], -points, a.name)
 
         ranked = [a.name for a in sorted(capable, key=score)]
         plan[task.name] = ranked

@@ -8,7 +8,7 @@ from typing import Any
 from podium.api.orchestration import PipelineSpec, Stage, Target
 from podium.dataplane.messages import TaskKind
 from podium.engine import contracts
-from podium.engine.context import RunContext, TaskFailed
+from podium.engine.context import Next, RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
 from podium.engine.directory import AgentDirectory
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
@@ -42,6 +42,10 @@ def _target(stage: Stage) -> Target:
     return Target(agent=stage.agent, role=stage.role, capability=stage.capability)
 
 
+def _fallback(stage: Stage) -> list[str]:
+    return [stage.fallback] if stage.fallback else []
+
+
 def needs(spec: PipelineSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
     """Each stage's agents and fallback, checked before the first stage runs."""
     return [
@@ -54,7 +58,9 @@ async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcom
     checks = {s.name: stage_contract(s) for s in spec.stages}
     ctx.expect(len(spec.stages))
     current = input
-    for stage in spec.stages:
+    for i, stage in enumerate(spec.stages):
+        after = spec.stages[i + 1] if i + 1 < len(spec.stages) else None
+        then = Next(stage_step(after.name), _target(after), fallback=_fallback(after)) if after else None
         try:
             result = await ctx.run_task(
                 stage_step(stage.name),
@@ -62,8 +68,9 @@ async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcom
                 stage_input(current, stage.input),
                 target=_target(stage),
                 retries=stage.retries,
-                fallback=[stage.fallback] if stage.fallback else [],
+                fallback=_fallback(stage),
                 contract=checks[stage.name],
+                then=then,
             )
         except TaskFailed as exc:
             if stage.on_failure == "skip" and assess(exc.priorities) is Verdict.DEGRADE:

@@ -116,9 +116,10 @@ def _otlp_attributes(items: list[dict[str, Any]] | None) -> dict[str, Any]:
 
 
 def from_otlp_json(text: str) -> list[SpanRow]:
-    """Spans of a Collector's file exporter: one ExportTraceServiceRequest as OTLP JSON a line."""
+    """Spans of a Collector's file exporter: one ExportTraceServiceRequest as OTLP JSON a line. A last line without
+    its newline is still being written by the Collector: read on the next look."""
     rows = []
-    for line in text.splitlines():
+    for line in text.split("\n")[:-1]:
         if not line.strip():
             continue
         for resource_spans in json.loads(line).get("resourceSpans", []):

@@ -145,3 +145,26 @@ async def test_runs_starting_together_share_one_list_of_agents_and_teams() -> No
     await asyncio.sleep(0.01)
     await fresh.fetch("ns")
     assert len(kube.lists) == 8
+
+
+class LaggingKube(CountingKube):
+    """The API server's watch cache (resourceVersion 0) has not seen Agent b yet; a current read has."""
+
+    def list_namespaced_custom_object(
+        self, group: str, version: str, namespace: str, plural: str, resource_version: str | None = None
+    ) -> dict[str, Any]:
+        self.lists.append((plural, resource_version))
+        if plural == "teams":
+            return {"items": []}
+        return {"items": [agent("a")] if resource_version == "0" else [agent("a"), agent("b")]}
+
+
+async def test_a_run_starts_from_what_is_stored_not_from_a_snapshot_that_lags_behind() -> None:
+    from podium.operator.orchestrations.run import Controller, Deps
+
+    kube = LaggingKube()
+    deps = Deps(kube=kube, redis=None, post_event=lambda *_: None, snapshots=od.Snapshots(kube))  # type: ignore[arg-type]
+    body = {"metadata": {"namespace": "ns", "name": "run", "uid": "u1"}, "spec": {}}
+    directory = await Controller(deps, body, lambda: False).wait_until_startable(pipeline())
+    assert directory is not None and {a.name for a in directory.all()} == {"a", "b"}
+    assert ("agents", None) in kube.lists  # read from storage, after the shared snapshot said it may start

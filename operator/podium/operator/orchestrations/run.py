@@ -50,8 +50,10 @@ class Deps:
     snapshots: directory_mod.Snapshots | None = None  # shared by this replica's runs; None: each run lists
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.orchestrations"))
 
-    async def agents_and_teams(self, namespace: str) -> directory_mod.Snapshot:
-        if self.snapshots is not None:
+    async def agents_and_teams(self, namespace: str, *, current: bool = False) -> directory_mod.Snapshot:
+        """The namespace's Agents and Teams: the replica's shared snapshot (up to a second old, from the API
+        server's watch cache), or with ``current`` a read of what the API server has stored now."""
+        if self.snapshots is not None and not current:
             return await self.snapshots.fetch(namespace)
         return await directory_mod.fetch(self.kube, namespace)
 
@@ -214,7 +216,9 @@ class Controller:
             directory = directory_mod.build(snapshot)
             ready = directory_mod.readiness(spec, directory)
             if ready.ok and not self.suspended():
-                return directory
+                # The run starts from what is stored now: Agents applied with it (one `kubectl apply -f`) may be
+                # missing from a shared snapshot still, and a run must not fail naming an Agent that exists.
+                return directory_mod.build(await self.deps.agents_and_teams(self.namespace, current=True))
             reason, message = (
                 ("Suspended", "spec.suspend is true: the run starts once it is false")
                 if ready.ok

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from podium_localcluster.modelserver import ModelServerMissing, local_chart_values, locate
 from tests.support.wait import wait_for as poll
 
 from ..cluster.helpers import helm
@@ -106,6 +107,19 @@ def installed(cluster: ClusterHandle, prefix: str, *helm_args: str) -> Iterator[
             for obj in cluster.kubectl("get", kind, "-n", rel.namespace, "-o", "name").stdout.split():
                 cluster.kubectl("patch", obj, "-n", rel.namespace, "--type=merge", "-p", no_finalizers)
         cluster.kubectl("delete", "namespace", rel.namespace, rel.system, "--wait=false")
+
+
+@contextlib.contextmanager
+def installed_with_model_server(cluster: ClusterHandle, prefix: str, workdir: Path) -> Iterator[Release]:
+    """:func:`installed` with the chart's model server (llama-server and the model `make setup` built)."""
+    try:
+        files = locate()
+    except ModelServerMissing as e:
+        pytest.fail(str(e))
+    values = workdir / "model-server.json"
+    values.write_text(json.dumps(local_chart_values(files)))
+    with installed(cluster, prefix, "-f", str(values)) as rel:
+        yield rel
 
 
 def ready(pod: dict[str, Any]) -> bool:

@@ -11,7 +11,6 @@ with a fixed seed (examples/agents.yaml).
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ import yaml
 from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.records import Entry, decode_entry
 from podium.engine import contracts
-from podium_localcluster.modelserver import MODEL_ALIAS, ModelServerMissing, local_chart_values, locate
+from podium_localcluster.modelserver import MODEL_ALIAS, locate
 from tests.support.examples import STRATEGY_FILES
 
 from .conftest import ClusterHandle
-from .helpers import ROOT, Release, diagnose, get, installed, wait_for
+from .helpers import ROOT, Release, diagnose, get, installed_with_model_server, wait_for
 
 EXAMPLES = ROOT / "examples"
 FILES = STRATEGY_FILES
@@ -112,13 +111,7 @@ def contract_for(run: dict[str, Any], entry: Entry, entries: list[Entry], agents
 
 @pytest.fixture(scope="module")
 def release(cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    try:
-        files = locate()
-    except ModelServerMissing as e:
-        pytest.fail(str(e))
-    values = tmp_path_factory.mktemp("llm-values") / "model-server.json"
-    values.write_text(json.dumps(local_chart_values(files)))
-    with installed(cluster, "llm", "-f", str(values)) as rel:
+    with installed_with_model_server(cluster, "llm", tmp_path_factory.mktemp("llm-values")) as rel:
         yield rel
 
 

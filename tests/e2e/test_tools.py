@@ -18,10 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from podium_localcluster.modelserver import ModelServerMissing, local_chart_values, locate
-
 from .conftest import ClusterHandle
-from .helpers import ROOT, Release, diagnose, get, installed, wait_for
+from .helpers import ROOT, Release, diagnose, get, installed_with_model_server, wait_for
 
 EXAMPLE = ROOT / "examples" / "tools" / "clock.yaml"
 PODIUM = Path(sys.executable).parent / "podium"
@@ -29,13 +27,7 @@ PODIUM = Path(sys.executable).parent / "podium"
 
 @pytest.fixture(scope="module")
 def release(cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    try:
-        files = locate()
-    except ModelServerMissing as e:
-        pytest.fail(str(e))
-    values = tmp_path_factory.mktemp("tools") / "values.json"
-    values.write_text(json.dumps(local_chart_values(files)))
-    with installed(cluster, "tools", "-f", str(values)) as rel:
+    with installed_with_model_server(cluster, "tools", tmp_path_factory.mktemp("tools")) as rel:
         yield rel
 
 

@@ -37,6 +37,7 @@ from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS
 from podium.dataplane.messages import Task
+from podium_localcluster.processes import process_stats
 from podium_localcluster.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,16 +421,8 @@ TICK = os.sysconf("SC_CLK_TCK")
 def group_cpu_seconds(pgids: list[int]) -> float:
     """CPU time (user + system) of every live process in these process groups: a system's workers and their
     children (dramatiq forks its worker processes), and its redis-server."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) in pgids:  # field 5 of stat, the process group
-            total += int(fields[11]) + int(fields[12])  # utime, stime
+    # field 5 of stat is the process group; 14 and 15 utime and stime
+    total = sum(int(f[11]) + int(f[12]) for _, f in process_stats() if int(f[2]) in pgids)
     return total / TICK
 
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 MAX_LOG_BYTES = 20 * 1024 * 1024
@@ -70,19 +71,21 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live pids whose process group is ``pgid`` (read from /proc: works after the leader has exited)."""
-    members = []
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """Every live process as (pid, the fields of /proc/<pid>/stat after the command name: state first)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+            continue  # gone meanwhile
+        yield int(entry.name), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live pids whose process group is ``pgid`` (read from /proc: works after the leader has exited)."""
+    return [pid for pid, fields in process_stats() if fields[0] != "Z" and int(fields[2]) == pgid]
 
 
 def stop_group(pgid: int, grace: float = 10.0) -> bool:

@@ -43,7 +43,7 @@ def cancelled_result(task: Task, replica: str) -> Result:
         task_id=task.id,
         attempt=task.attempt,
         ok=False,
-        error=f"cancelled: orchestration {task.orchestration} was deleted",
+        error=f"cancelled: orchestration {task.orchestration} was deleted or its run ended",
         agent=task.agent,
         replica=replica,
     )

@@ -255,6 +255,8 @@ class RunContext:
         self._refresh = refresh
         self._fresh_at = self.options.clock()
         self.agent_wait_seconds = agent_wait_seconds
+        # task id -> agent, from dispatch until its result is settled: what the run leaves queued if it ends first
+        self.unsettled: dict[str, str] = {}
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
         self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
@@ -669,6 +671,7 @@ class RunContext:
             if entry in self._dispatching:  # refused before anything was sent (too large): no entry either
                 self._dispatching.remove(entry)
             raise
+        self.unsettled[task.id] = task.agent
         await self._report()
 
     def _journal_first(self, pipe: Any) -> None:
@@ -747,6 +750,8 @@ class RunContext:
             invalid = validate(result.output) if validate else None
             error = f"{agent}: invalid output: {invalid}" if invalid else ""
         ok = not error
+        if result is not None:
+            self.unsettled.pop(task.id, None)
         self.attempts.end(task, result, error)
         if result is not None:
             record.cost += result.cost

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +49,7 @@ class RunOutcome:
     reason: str = ""  # short CamelCase, for the condition and the Event
     tasks: list[TaskRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    withdrawn: dict[str, int] = field(default_factory=dict)  # queued tasks taken back at the end, by agent
 
 
 def _scope(directory: AgentDirectory, spec: OrchestrationSpec) -> AgentDirectory:
@@ -61,6 +62,7 @@ class RunBus(TaskBus, Protocol):
     """What a run needs of :class:`podium.dataplane.bus.Bus`: the task bus, plus live replicas for their load."""
 
     async def replicas(self, namespace: str, agent: str) -> list[ReplicaInfo]: ...
+    async def cancel(self, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]: ...
 
 
 def _default_bus(redis: aioredis.Redis) -> RunBus:
@@ -147,11 +149,22 @@ async def run_orchestration(
         await collab.start(ctx)
     await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
     outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
-    await ctx.publish(
-        "run.finished",
-        {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]},
-    )
+    outcome.withdrawn = await _withdraw(ctx, bus)
+    finished = {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]}
+    await ctx.publish("run.finished", finished | ({"withdrawn": outcome.withdrawn} if outcome.withdrawn else {}))
     return outcome
+
+
+async def _withdraw(ctx: RunContext, bus: RunBus) -> dict[str, int]:
+    """The run is over but some tasks it handed out never reported (it gave up on an agent that did not come up,
+    an attempt timed out, or the run failed or was cancelled with work in flight): still-queued ones are withdrawn
+    from their agents' inboxes, so nothing runs, or wakes an autoscaled agent, for a finished run; delivered ones
+    are settled as cancelled by their consumer. Returns the entries removed, by agent."""
+    agents = sorted(set(ctx.unsettled.values()))
+    if not agents:
+        return {}
+    removed = await bus.cancel(ctx.orchestration, agents, ctx.uid)
+    return {agent: n for agent, n in removed.items() if n}
 
 
 def _unstartable(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunOutcome | None:

@@ -176,6 +176,10 @@ async def test_an_agent_that_never_comes_up_is_waited_for_a_bounded_time_then_pa
     assert time.monotonic() - started < 15  # the bound, not a task timeout (5 s) per retry
     # Passing an agent over is not its failure: neither its stats nor its breaker moved.
     assert (await StatsStore(client, fleet.namespace).get("ghost")).tasks == 0
+    # The task it never took is withdrawn when the run ends: ghost would otherwise wake (its queue is what the
+    # autoscaler reads) and do work for a finished run.
+    assert outcome.withdrawn == {"ghost": 1}
+    assert await bus.queue_depth(fleet.namespace, "ghost") == 0
 
 
 async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

@@ -30,5 +30,5 @@ def test_member_rejects_bad_references() -> None:
 
 def test_the_cancelled_result_is_a_failure_that_names_the_orchestration() -> None:
     result = cancelled_result(task("ns/o"), "r1")
-    assert not result.ok and result.error == "cancelled: orchestration ns/o was deleted"
+    assert not result.ok and result.error == "cancelled: orchestration ns/o was deleted or its run ended"
     assert (result.task_id, result.attempt, result.replica, result.agent) == ("t1", 1, "r1", "a")

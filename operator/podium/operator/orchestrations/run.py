@@ -179,6 +179,9 @@ class Controller:
             self.event("Warning", "Failed", f"{outcome.reason}: {outcome.message}")
         else:
             self.event("Normal", "Succeeded", f"{outcome.reason}: {len(outcome.tasks)} tasks, cost {outcome.cost:.4f}")
+        if outcome.withdrawn:
+            taken = ", ".join(f"{n} from {agent}" for agent, n in sorted(outcome.withdrawn.items()))
+            self.event("Normal", "TasksWithdrawn", f"queued tasks the finished run no longer needs: {taken}")
 
     async def fail(self, reason: str, message: str) -> None:
         self.set_phase(FAILED, reason, message)

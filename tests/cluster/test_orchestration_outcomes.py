@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 
+from podium.dataplane.keys import AgentKeys
 from podium_localcluster.redis_server import RedisServer
 from tests.support.wait import wait_for
 
@@ -199,6 +200,44 @@ def test_an_autoscaled_agent_at_zero_is_woken_by_the_run_and_waited_for(
     assert said and said[0].startswith("agent 'sleeper' is not ready (at zero replicas; its autoscaler starts one")
     assert condition(st, "Waiting")["status"] == "False"
     assert any(e["reason"] == "ScaledUp" for e in events(cluster, ns, "Agent", "sleeper"))
+
+
+def test_a_task_left_for_an_agent_that_never_came_up_is_withdrawn_when_the_run_ends(
+    cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer
+) -> None:
+    # Autoscaled, but its pod can never be scheduled: the run's task wakes it, it never comes up.
+    autoscaling = {"minReplicas": 0, "maxReplicas": 1, "scaleDownDelaySeconds": 5}
+    ghost = worker(
+        "ghost", "ghost", "researcher", redis_server.url, replicas=0, autoscaling=autoscaling,
+        template={"nodeSelector": {"podium.dev/none": "x"}},
+    )  # fmt: skip
+    kubectl_apply(cluster, ns, ghost)
+    wait_for(
+        "the ghost at zero, Ready (ScaledToZero)",
+        lambda: condition(status_of(cluster, ns, "agent", "ghost"), "Ready").get("reason") == "ScaledToZero",
+    )
+    stages = [{"name": "check", "agent": "ghost", "fallback": "tester"}]
+    kubectl_apply(
+        cluster,
+        ns,
+        orchestration("unwoken", strategy="pipeline", input="x", agentWaitSeconds=5, pipeline={"stages": stages}),
+    )
+    st = finished(cluster, ns, "unwoken", timeout=120)
+    assert st["phase"] == "Succeeded" and st["degraded"], st
+    assert "agent 'ghost' unavailable (not ready within 5s (agentWaitSeconds)" in condition(st, "Degraded")["message"]
+    # The task ghost never took is taken back, so nothing runs for a finished run when it does come up, and its
+    # autoscaler, which counts queued tasks, lets it go back to zero.
+    told = [e["message"] for e in events(cluster, ns, "Orchestration", "unwoken") if e["reason"] == "TasksWithdrawn"]
+    assert told == ["queued tasks the finished run no longer needs: 1 from ghost"], told
+    inbox = AgentKeys(ns, "ghost").inbox
+    with redis.Redis.from_url(redis_server.url) as client:
+        assert client.xlen(inbox) == 0
+    assert any(e["reason"] == "ScaledUp" for e in events(cluster, ns, "Agent", "ghost"))
+    wait_for(
+        "the ghost scaled back to zero",
+        lambda: any(e["reason"] == "ScaledDown" for e in events(cluster, ns, "Agent", "ghost")),
+        timeout=90,
+    )
 
 
 def test_a_run_is_not_held_by_an_unready_agent_it_does_not_need(

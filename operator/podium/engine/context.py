@@ -429,6 +429,7 @@ class RunContext:
             attempt, tried = entry.attempt, list(entry.history)
             task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds, schema)
             task.id = entry.task_id
+            self.unsettled[task.id] = entry.agent
             sent = self.options.clock()
             fresh = None
             result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)

@@ -2,8 +2,9 @@
 
 A run decides per agent, before each dispatch (and up front for the agents its spec names): an available agent
 gets the work; a waking one gets it too and the run waits a bounded time for it to come up (an autoscaled agent
-at zero replicas is woken by the work itself; a new agent's first replicas are starting); an unavailable one is
-passed over at once: the step goes to the next suitable agent, or is lost (critical: the run fails).
+at zero replicas is woken by the work itself; a new agent's first replicas are starting; one that lost its last
+ready replica moments ago is most likely restarting it); an unavailable one is passed over at once: the step goes
+to the next suitable agent, or is lost (critical: the run fails).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def of(agent: AgentInfo) -> Availability:
         return Availability(State.UNAVAILABLE, "scaled to zero replicas, without spec.autoscaling to wake it")
     if agent.starting:
         return Availability(State.WAKING, "its first replicas are starting")
+    if agent.recovering:
+        return Availability(State.WAKING, f"none of its {agent.replicas} replicas is ready since moments ago")
     return Availability(State.UNAVAILABLE, f"none of its {agent.replicas} replicas is ready")
 
 

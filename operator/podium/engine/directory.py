@@ -39,6 +39,7 @@ class AgentInfo:
     message_tasks: bool = False
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero replicas
     starting: bool = False  # its first replicas are starting (it has never been ready)
+    recovering: bool = False  # it lost its last ready replica moments ago (a pod restart, a Redis blip)
 
     @classmethod
     def from_spec(

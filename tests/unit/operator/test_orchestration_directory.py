@@ -53,6 +53,27 @@ def test_agents_carry_spec_and_live_status_into_the_directory() -> None:
     assert w1.capabilities == {"python": 0.9} and w1.pricing.per_task == 0.01 and w1.labels == {"tier": "gold"}
 
 
+def test_an_agent_that_lost_its_last_ready_replica_moments_ago_is_recovering_then_unavailable() -> None:
+    from podium.engine.availability import State, of
+
+    def lost(at: str) -> dict[str, Any]:
+        obj = agent("w", ready=0, replicas=1)
+        available = {"type": "Available", "status": "False", "reason": "NoReplicasAvailable", "lastTransitionTime": at}
+        obj["status"] |= {"phase": "Degraded", "conditions": [available]}
+        return obj
+
+    lost_at = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+    stamp = "2027-01-15T08:00:00Z"
+    # A pod restarting, agents reconnecting after a Redis restart: the run waits for it (within agentWaitSeconds)
+    moments = od.agent_info(lost(stamp), now=lost_at + 10)
+    assert moments is not None and of(moments).state is State.WAKING
+    assert of(moments).reason == "none of its 1 replicas is ready since moments ago"
+    # ... but not for long: past the grace it is unavailable and passed over, as one without ready replicas is.
+    gone = od.agent_info(lost(stamp), now=lost_at + od.RECOVERY_GRACE_SECONDS + 1)
+    assert gone is not None and of(gone).state is State.UNAVAILABLE
+    assert of(gone).reason == "none of its 1 replicas is ready"
+
+
 def test_team_members_come_from_status_else_from_names_and_selectors() -> None:
     agents = [agent("a", labels={"team": "x"}), agent("b", labels={"team": "x"}), agent("c")]
     d = od.build(

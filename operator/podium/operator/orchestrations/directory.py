@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +30,14 @@ class Snapshot:
     teams: list[dict[str, Any]]
 
 
-def agent_info(obj: dict[str, Any]) -> AgentInfo | None:
+# How long an Agent that had a ready replica and lost the last one counts as recovering (a pod restarting, its
+# agents reconnecting after a Redis restart or a helm upgrade): a run waits for it meanwhile, within its
+# agentWaitSeconds; after that it is unavailable and passed over, as the pattern asks of an agent without ready
+# replicas. Long enough for a pod restart and a readiness probe or two.
+RECOVERY_GRACE_SECONDS = 30.0
+
+
+def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | None:
     """One Agent as the engine sees it; None for an Agent whose spec does not parse (its own status says why)."""
     meta = obj.get("metadata") or {}
     try:
@@ -42,8 +50,22 @@ def agent_info(obj: dict[str, Any]) -> AgentInfo | None:
     )
     # Never ready yet (just created, or no status): its first replicas are starting, worth a bounded wait.
     info = replace(info, starting=status.get("phase") in (None, "Initializing"))
+    if info.ready_replicas == 0 and status.get("phase") == "Degraded":
+        info = replace(info, recovering=_lost_lately(status, time.time() if now is None else now))
     load = status.get("load")
     return replace(info, load=float(load)) if isinstance(load, int | float) else info
+
+
+def _lost_lately(status: dict[str, Any], now: float) -> bool:
+    """The Agent's last ready replica went within the recovery grace (its Available condition's transition)."""
+    available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
+    if available is None or available.get("status") != "False" or not available.get("lastTransitionTime"):
+        return False
+    try:
+        lost = datetime.fromisoformat(str(available["lastTransitionTime"]).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    return now - lost <= RECOVERY_GRACE_SECONDS
 
 
 def team_info(obj: dict[str, Any], agents: dict[str, AgentInfo]) -> TeamInfo | None:

@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from podium.dataplane import cancellation, topology
-from podium.dataplane.batch import Queue
+from podium.dataplane.batch import After, Queue
 from podium.dataplane.coalesce import Coalescer
 from podium.dataplane.consumer import DEFAULT_LEASE_SECONDS, WAIT_TIMEOUT_MS, InboxConsumer, reraise_swallowed_cancel
 from podium.dataplane.keys import GROUP, AgentKeys, OrchestrationKeys, agent_keys, orchestration_keys
@@ -55,6 +55,7 @@ class _DispatchRequest:
 
     agents: list[tuple[AgentKeys, list[tuple[Task, bytes]]]]
     before: Queue | None = None
+    after: After | None = None  # told the replies of ``before``'s commands, or the error that stopped the send
 
 
 # One function call: name, keys, args.
@@ -184,16 +185,17 @@ class Bus:
     async def call_pipelined(self, calls: Sequence[FunctionCall]) -> list[Any]:
         """FCALL each call in one pipeline (no MULTI); replies in order, errors as values. If Redis lost the library,
         it is loaded and only the calls that failed for it (and so did nothing) are sent again."""
-        replies, _ = await self._pipelined(calls, [None] * len(calls))
+        replies, _, _ = await self._pipelined(calls, [None] * len(calls))
         return replies
 
     async def _pipelined(
         self, calls: Sequence[FunctionCall], before: Sequence[Queue | None]
-    ) -> tuple[list[Any], list[BaseException | None]]:
+    ) -> tuple[list[Any], list[BaseException | None], list[list[Any]]]:
         """:meth:`call_pipelined`, each call preceded by the commands its ``before`` queues (first send only);
-        also the first error among each call's ``before`` commands."""
+        also the first error among each call's ``before`` commands, and their replies."""
         replies: list[Any] = [None] * len(calls)
         failed: list[BaseException | None] = [None] * len(calls)
+        prefixes: list[list[Any]] = [[] for _ in calls]
         todo = list(range(len(calls)))
         for attempt in range(2):
             spans: list[tuple[int, int]] = []
@@ -209,6 +211,8 @@ class Bus:
                 got = await pipe.execute(raise_on_error=False)
             missing = []
             for i, (start, end) in zip(todo, spans, strict=True):
+                if not attempt:
+                    prefixes[i] = list(got[start:end])
                 failed[i] = failed[i] or next((r for r in got[start:end] if isinstance(r, Exception)), None)
                 reply = got[end]
                 replies[i] = reply
@@ -218,7 +222,7 @@ class Bus:
                 break
             await self.library(reload=True)
             todo = missing
-        return replies, failed
+        return replies, failed, prefixes
 
     async def _tail(self, key: str, count: int) -> list[tuple[str, dict[str, str]]]:
         """The last ``count`` entries of a stream, oldest first, decoded to str."""
@@ -242,7 +246,9 @@ class Bus:
         """
         await self.dispatch_many([task])
 
-    async def dispatch_many(self, tasks: Sequence[Task], *, before: Queue | None = None) -> None:
+    async def dispatch_many(
+        self, tasks: Sequence[Task], *, before: Queue | None = None, after: After | None = None
+    ) -> None:
         """Dispatch many tasks in one pipelined round trip (all are validated before any is sent).
 
         QueueFull names the first agent whose inbox refused this call's tasks for it; the tasks of this call
@@ -250,6 +256,8 @@ class Bus:
         Redis must apply before the tasks are queued: on one server they share the round trip, ahead of the tasks
         in the same pipeline; a Cluster orders nothing across nodes, so there they are sent first, and an error
         among them dispatches nothing. On one server an error among them is raised too, though the tasks went out.
+        ``after`` is told their replies (reads among them: a run's next step's reads ride its dispatch), or the
+        error that stopped the send, before this call returns.
         """
         if not tasks:
             return
@@ -260,7 +268,7 @@ class Bus:
         by_agent: dict[tuple[str, str], list[tuple[Task, bytes]]] = {}
         for task in tasks:
             by_agent.setdefault((task.namespace, task.agent), []).append((task, self._encode(task, limit)))
-        request = _DispatchRequest([(agent_keys(*agent), items) for agent, items in by_agent.items()], before)
+        request = _DispatchRequest([(agent_keys(*agent), items) for agent, items in by_agent.items()], before, after)
         for keys, _items in request.agents:
             await self._fanout.watch(keys)
         for task in tasks:
@@ -270,19 +278,39 @@ class Bus:
     async def _send_dispatches(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
         """One pipeline for many dispatch calls: one script call per (call, agent), so each call keeps its own
         all-or-nothing QueueFull check per agent, exactly as if it had been sent alone."""
-        refused = await self._writes_first(requests) if topology.is_cluster(self.redis) else [None] * len(requests)
+        try:
+            outcomes, told = await self._send_dispatches_told(requests)
+        except BaseException as exc:
+            for request in requests:
+                if request.after is not None:
+                    request.after(exc)
+            raise
+        for request, replies in zip(requests, told, strict=True):
+            if request.after is not None:
+                request.after(replies)
+        return outcomes
+
+    async def _send_dispatches_told(
+        self, requests: list[_DispatchRequest]
+    ) -> tuple[list[BaseException | None], list[list[Any]]]:
+        """:meth:`_send_dispatches`; also each request's replies to its ``before`` commands."""
+        cluster = topology.is_cluster(self.redis)
+        refused, early = await self._writes_first(requests) if cluster else ([None] * len(requests), [])
         calls: list[FunctionCall] = []
         before: list[Queue | None] = []
-        for request, error in zip(requests, refused, strict=True):
+        first_call: dict[int, int] = {}  # request -> its first call: the one its ``before`` goes with
+        for r, (request, error) in enumerate(zip(requests, refused, strict=True)):
             if error is not None:
                 continue
+            first_call[r] = len(calls)
             for n, (keys, items) in enumerate(request.agents):
                 args: list[Any] = [self.max_queue]
                 for task, raw in items:
                     args += [task.id, task.attempt, raw]
                 calls.append(("podium_dispatch", [keys.inbox], args))
-                before.append(request.before if n == 0 and not topology.is_cluster(self.redis) else None)
-        got, failed = await self._pipelined(calls, before)
+                before.append(request.before if n == 0 and not cluster else None)
+        got, failed, prefixes = await self._pipelined(calls, before)
+        told = early if cluster else [prefixes[first_call[r]] if r in first_call else [] for r in range(len(requests))]
         # One caller's ``before`` may queue the writes of others (a run writes the journal entries of all its
         # waiting dispatches at once): an error among them is every such caller's.
         written = next((e for e in failed if e is not None), None)
@@ -297,18 +325,25 @@ class Bus:
                     if error is None and isinstance(reply, ResponseError):
                         error = self._dispatch_error(keys, items, reply)
             outcomes.append(error)
-        return outcomes
+        return outcomes, told
 
-    async def _writes_first(self, requests: list[_DispatchRequest]) -> list[BaseException | None]:
-        """The requests' ``before`` writes in a round trip of their own; per request, the error that refuses it. As on
-        one server, an error among them is every caller's that had writes (one may queue others')."""
+    async def _writes_first(
+        self, requests: list[_DispatchRequest]
+    ) -> tuple[list[BaseException | None], list[list[Any]]]:
+        """The requests' ``before`` writes in a round trip of their own; per request, the error that refuses it, and
+        its commands' replies. As on one server, an error among them is every caller's that had writes (one may
+        queue others')."""
+        spans: list[tuple[int, int]] = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for request in requests:
+                start = len(pipe)
                 if request.before is not None:
                     request.before(pipe)
+                spans.append((start, len(pipe)))
             got = await pipe.execute(raise_on_error=False) if len(pipe) else []
         error = next((r for r in got if isinstance(r, Exception)), None)
-        return [error if r.before is not None else None for r in requests]
+        refused: list[BaseException | None] = [error if r.before is not None else None for r in requests]
+        return refused, [list(got[start:end]) for start, end in spans]
 
     def _dispatch_error(self, keys: AgentKeys, items: list[tuple[Task, bytes]], reply: ResponseError) -> Exception:
         if str(reply).startswith("PAYLOAD"):

@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
-from podium.dataplane.batch import Batcher, Queue
+from podium.dataplane.batch import After, Batcher, Queue
 from podium.dataplane.messages import ERROR_TYPES, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
 from podium.engine import availability, degradation, selection, tracing
@@ -61,7 +61,9 @@ class TaskBus(Protocol):
     """The part of :class:`podium.dataplane.bus.Bus` the engine uses."""
 
     async def dispatch(self, task: Task) -> None: ...
-    async def dispatch_many(self, tasks: Sequence[Task], *, before: Queue | None = None) -> None: ...
+    async def dispatch_many(
+        self, tasks: Sequence[Task], *, before: Queue | None = None, after: After | None = None
+    ) -> None: ...
     async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109
     async def get_result(self, task: Task) -> Result | None: ...
 
@@ -263,6 +265,13 @@ class RunContext:
         self._written: list[tuple[_Written, asyncio.Future[tuple[Any, Look | None]]]] = []  # not sent yet
         self._looking: list[tuple[_Reads, asyncio.Future[Look]]] = []  # steps' reads not sent yet
         self._dispatching: list[Entry] = []  # journal entries of dispatches not sent yet
+        # A sequential step's success writes ride the next dispatch's round trip (:meth:`_defer`), and the step after
+        # it has its reads taken with that dispatch: a pipeline step costs its dispatch and its result read.
+        self._deferred: list[_Written] = []
+        self._looks_due: list[_Reads] = []  # the next steps' reads, to go with the next dispatch
+        self._flush_soon: asyncio.Handle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
+        self._deferred_error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle hooks
     @property
@@ -458,12 +467,14 @@ class RunContext:
                     delay = backoff_delay(retry, retry_spec.backoff, self.options.rng, policy=retry_spec.policy)
                     await self.options.sleep(max(delay, asked_wait))
                 await self.checkpoint()
+                # Its breaker as read for this dispatch: closed and clean, a success changes nothing there.
+                clean = fresh is not None and fresh.breakers.get(name) == Breaker()
                 fresh = None
                 attempt += 1
                 tried.append(name)
                 timeout = timeout_seconds or info.resilience.timeout_seconds
                 task = self._task(step, kind, input, name, attempt, timeout, schema)
-                await self._dispatch(step, record, task, tried)
+                await self._dispatch(step, record, task, tried, then)
                 sent = self.options.clock()
                 if state.state is State.WAKING:
                     woke, result = await self._wait_waking(task, name, state, timeout_seconds)
@@ -476,7 +487,7 @@ class RunContext:
                 else:
                     result = await self._wait(task, name, timeout_seconds)
                 worked += 1
-                outcome = await self._settle(step, record, name, task, result, validate, tried, sent, then)
+                outcome = await self._settle(step, record, name, task, result, validate, tried, sent, then, clean)
                 if isinstance(outcome, Result):
                     if names[0] in passed_over and name != names[0]:
                         first = names[0]
@@ -649,7 +660,10 @@ class RunContext:
             seen = await self.breakers.load(info.name)
         return await self.breakers.admit(info.name, self.options.clock(), info.resilience.circuit_breaker, seen=seen)
 
-    async def _dispatch(self, step: str, record: TaskRecord, task: Task, tried: list[str]) -> None:
+    async def _dispatch(
+        self, step: str, record: TaskRecord, task: Task, tried: list[str], then: Next | None = None
+    ) -> None:
+        self._raise_deferred_error()
         now = self.options.clock()
         kind, attempt = str(task.kind), task.attempt
         entry = Entry(step, DISPATCHED, task.id, task.agent, attempt, kind, started_at=now, history=tried)
@@ -664,23 +678,88 @@ class RunContext:
         # one server, ahead of it in the pipeline; a round trip before it on a Cluster). If we crash in between,
         # the restart waits for a task that never went out, times out and retries; the other order could run the
         # task twice. The first dispatch of a batch writes the entries of every dispatch waiting then (parallel
-        # steps: one HSET and one count for all), each ahead of its own task.
+        # steps: one HSET and one count for all), each ahead of its own task; with them go the success writes
+        # waiting to ride (:meth:`_defer`), and after them the reads of the step ``then`` names.
         self._dispatching.append(entry)
+        if then is not None:
+            self._looks_due.append(self._reads(then))
+        parsed: list[Parse[tuple[_Reads, Look]]] = []
         try:
-            await self.bus.dispatch_many([task], before=self._journal_first)
+            await self.bus.dispatch_many(
+                [task], before=lambda pipe: self._queue_ride(pipe, parsed), after=lambda r: self._rode(parsed, r)
+            )
         except BaseException:
             if entry in self._dispatching:  # refused before anything was sent (too large): no entry either
                 self._dispatching.remove(entry)
+                self._schedule_flush()  # writes that were to ride it go on their own
             raise
         self.unsettled[task.id] = task.agent
         await self._report()
 
-    def _journal_first(self, pipe: Any) -> None:
-        """The journal entries and the count of every dispatch waiting, as commands ahead of their tasks."""
+    def _queue_ride(self, pipe: Any, parsed: list[Parse[tuple[_Reads, Look]]]) -> None:
+        """What goes ahead of the dispatches waiting now: the success writes deferred to this round trip, the journal
+        entries and the count of every waiting dispatch (ahead of their tasks), then the reads of the steps after
+        them (taken after the writes, so they see them). ``parsed`` gets what makes the looks of the replies."""
+        origin = len(pipe)
+        written, self._deferred = self._deferred, []
+        if written:
+            self._queue_written(pipe, written)
         entries, self._dispatching = self._dispatching, []
         if entries:
             self.journal.queue_put_many(pipe, entries)
             self.budget.queue_dispatch(pipe, len(entries))
+        looks, self._looks_due = self._looks_due, []
+        if looks:
+            parse = self._queue_looks(pipe, looks, origin)
+            parsed.append(lambda replies: list(zip(looks, parse(replies), strict=True)))
+
+    def _rode(self, parsed: list[Parse[tuple[_Reads, Look]]], replies: list[Any] | BaseException) -> None:
+        """The replies of :meth:`_queue_ride`'s commands: the next step's look is kept for it."""
+        if isinstance(replies, BaseException) or not parsed:
+            return
+        for reads, look in parsed[0](replies):
+            self._ahead = (reads, look, self.options.clock())
+
+    def _defer(self, written: _Written) -> None:
+        """A success's writes, to ride the next dispatch (a sequential strategy's next step comes at once); if none
+        is on its way when the event loop next turns, they go on their own."""
+        self._deferred.append(written)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_soon is None and self._deferred:
+            self._flush_soon = asyncio.get_running_loop().call_soon(self._flush_unless_riding)
+
+    def _flush_unless_riding(self) -> None:
+        self._flush_soon = None
+        if self._deferred and not self._dispatching:
+            task = asyncio.create_task(self._flush_deferred(), name=f"writes {self.orchestration}")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush_deferred(self) -> None:
+        written, self._deferred = self._deferred, []
+        if not written:
+            return
+        try:
+            await self._batch.run(lambda pipe: self._queue_written(pipe, written))
+        except Exception as exc:  # told at the next dispatch or at the end (:meth:`settle_writes`)
+            self._deferred_error = self._deferred_error or exc
+
+    def _raise_deferred_error(self) -> None:
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+
+    async def settle_writes(self) -> None:
+        """Every deferred write sent (the run is ending): raises the error of one that failed."""
+        if self._flush_soon is not None:
+            self._flush_soon.cancel()
+            self._flush_soon = None
+        await self._flush_deferred()
+        if self._flushing:
+            await asyncio.gather(*self._flushing)
+        self._raise_deferred_error()
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
         info = self.info(agent) if agent in self._known else None
@@ -739,8 +818,13 @@ class RunContext:
         tried: list[str],
         sent: float,
         then: Next | None = None,
+        clean: bool = False,
     ) -> Result | str:
-        """Account for one attempt's outcome (dispatched at ``sent``); a Result on success, else the error text."""
+        """Account for one attempt's outcome (dispatched at ``sent``); a Result on success, else the error text.
+
+        ``clean``: the agent's breaker was closed with no failures when this attempt was dispatched. A success then
+        changes neither that breaker nor what the next step reads (taken with this dispatch), so when a next step
+        follows (``then``) its writes ride that step's dispatch instead of a round trip of their own."""
         info = self.info(agent) if agent in self._known else None
         config = info.resilience.circuit_breaker if info else None
         if result is None:
@@ -773,24 +857,28 @@ class RunContext:
         finished = self._finished(step, record, task.attempt, tried, result, None) if ok else None
         if finished is not None:
             events.append(_Event("engine", *finished[1]))
-        ahead = self._reads(then) if then is not None and finished is not None else None
+        deferred = finished is not None and then is not None and clean
+        ahead = self._reads(then) if then is not None and finished is not None and not deferred else None
         written = _Written(
             agent,
             outcome,
             result.cost if result is not None else 0.0,
             result.tokens if result is not None else 0,
-            config is not None,
+            config is not None and not deferred,
             finished[0] if finished is not None else None,
             events,
             ahead,
         )
-        breaker, look = await self._write(written)
+        breaker, look = (None, None) if deferred else await self._write(written)
+        if deferred:
+            self._defer(written)
         if ahead is not None and look is not None:
             self._ahead = (ahead, look, self.options.clock())
         await self._told(events)
         # A rejected output or a throttled upstream says nothing about the agent's health: only other errors and
-        # silence move its breaker.
-        if config is not None and not (result is not None and result.error_type in ERROR_TYPES):
+        # silence move its breaker (a deferred success leaves a clean one as it is).
+        throttled_or_rejected = result is not None and result.error_type in ERROR_TYPES
+        if config is not None and not deferred and not throttled_or_rejected:
             healthy = result is not None and result.ok
             await self.breakers.record(agent, healthy, self.options.clock(), config, seen=parse_breaker(breaker))
         if ok:

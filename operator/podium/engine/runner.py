@@ -149,6 +149,7 @@ async def run_orchestration(
         await collab.start(ctx)
     await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
     outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
+    await ctx.settle_writes()  # the last step's writes: nothing is left to ride
     outcome.withdrawn = await _withdraw(ctx, bus)
     finished = {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]}
     await ctx.publish("run.finished", finished | ({"withdrawn": outcome.withdrawn} if outcome.withdrawn else {}))

@@ -34,7 +34,7 @@ class Snapshot:
 # agents reconnecting after a Redis restart or a helm upgrade): a run waits for it meanwhile, within its
 # agentWaitSeconds; after that it is unavailable and passed over, as the pattern asks of an agent without ready
 # replicas. Long enough for a pod restart and a readiness probe or two.
-RECOVERY_GRACE_SECONDS = 30.0
+RECOVERY_GRACE_SECONDS = 20.0
 
 
 def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | None:

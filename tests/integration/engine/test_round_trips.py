@@ -20,6 +20,7 @@ from podium.engine.context import RunOptions
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import Journal
 from podium.engine.runner import run_orchestration
+from podium.engine.stats import StatsStore
 
 AGENTS = [f"a{i}" for i in range(4)]
 STAGES = 12
@@ -112,3 +113,30 @@ async def test_parallel_tasks_sharing_their_reads_still_cannot_pass_the_last_bud
     assert "maxTasks used 5 of 5" in outcome.message
     journal = await Journal(bus.redis, namespace, f"rt-{uid}", uid).entries()
     assert len(journal) == 5, "every task counted when admitted, before any dispatch went out"
+
+
+async def test_writes_that_cannot_ride_a_dispatch_go_on_their_own_and_none_is_lost(
+    counted: tuple[Bus, type[Counting], str],
+) -> None:
+    # The operator reads the Agents again before a dispatch (here before every one): the event loop turns between a
+    # step's result and the next dispatch, so the result's writes cannot wait for it and are sent by themselves.
+    bus, _, namespace = counted
+    directory = AgentDirectory([AgentInfo(name=n, role="worker", concurrency=16) for n in AGENTS])
+
+    async def agents() -> AgentDirectory:
+        await asyncio.sleep(0.005)
+        return directory
+
+    before = {n: s.completed for n, s in (await StatsStore(bus.redis, namespace).get_many(AGENTS)).items()}
+    uid = uuid.uuid4().hex[:12]
+    spec, options = pipeline_spec(STAGES), RunOptions(refresh_seconds=0, look_ahead_seconds=3600)
+    outcome = await run_orchestration(
+        bus.redis, directory, namespace, "rides", uid, spec, bus=bus, agents=agents, options=options
+    )
+    assert outcome.phase == "Succeeded", outcome.message
+    journal = await Journal(bus.redis, namespace, "rides", uid).entries()
+    assert [e.state for e in journal] == ["done"] * STAGES
+    after = await StatsStore(bus.redis, namespace).get_many(AGENTS)
+    assert sum(after[n].completed - before[n] for n in AGENTS) == STAGES
+    events = await bus.history(orchestration=f"{namespace}/rides", limit=1000)
+    assert len([e for e in events if e.type == "task.finished"]) == STAGES

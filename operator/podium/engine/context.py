@@ -714,8 +714,9 @@ class RunContext:
             parsed.append(lambda replies: list(zip(looks, parse(replies), strict=True)))
 
     def _rode(self, parsed: list[Parse[tuple[_Reads, Look]]], replies: list[Any] | BaseException) -> None:
-        """The replies of :meth:`_queue_ride`'s commands: the next step's look is kept for it."""
-        if isinstance(replies, BaseException) or not parsed:
+        """The replies of :meth:`_queue_ride`'s commands: the next step's look is kept for it (not if any of them
+        failed: the dispatch raises that, and the next step reads again)."""
+        if isinstance(replies, BaseException) or not parsed or any(isinstance(r, Exception) for r in replies):
             return
         for reads, look in parsed[0](replies):
             self._ahead = (reads, look, self.options.clock())

@@ -69,9 +69,9 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def pooled(url: str, *, hiredis_packing: bool = False) -> aioredis.Redis:
+def pooled(url: str, *, podium: bool = False) -> aioredis.Redis:
     # A blocking pool: a burst of concurrent senders waits for a connection instead of failing.
-    if hiredis_packing:  # podium's own clients pack commands in C; "raw" stays plain redis-py
+    if podium:  # podium's own clients (podium.dataplane.wire); "raw" stays plain redis-py
         return connect(url, pool_class=aioredis.BlockingConnectionPool, max_connections=64)
     return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, max_connections=64))
 
@@ -163,7 +163,7 @@ class PodiumSystem(System):
         ]
 
     async def start(self) -> None:
-        self.client = pooled(self.url, hiredis_packing=True)
+        self.client = pooled(self.url, podium=True)
         self.bus = Bus(self.client, max_queue=1_000_000)
         self.seq = 0
 

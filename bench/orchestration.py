@@ -28,9 +28,11 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.bus import Bus
+from podium.dataplane.connection import connect
 from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.messages import Result, Task
 from podium.dataplane.records import decode_entry
+from podium.dataplane.wire import wire
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.runner import run_orchestration
 from podium_localcluster.redis_server import RedisServer
@@ -95,8 +97,9 @@ async def echo(bus: Bus, agent: str, stop: asyncio.Event, *, namespace: str = NA
             )
 
 
-class CountingConnection(aioredis.Connection):
-    """Counts requests written (a pipeline is one): the round trips of the client that uses it."""
+class CountingConnection(wire(aioredis.Connection)):  # type: ignore[misc]
+    """The product's wire (as connect() gives the operator), counting requests written (a pipeline is one): the
+    round trips of the client that uses it."""
 
     sent = 0
 
@@ -144,7 +147,7 @@ async def run(plan: Plan) -> dict[str, Any]:
     plan.check()
     with RedisServer() as server:
         # The engine (and the direct baseline) on a counted client; the echo agents on their own.
-        redis, agents_redis = counting_client(server.url), aioredis.Redis.from_url(server.url)
+        redis, agents_redis = counting_client(server.url), connect(server.url)
         bus, agents_bus = Bus(redis), Bus(agents_redis)
         names = [f"a{i}" for i in range(plan.agents)]
         stop = asyncio.Event()
@@ -252,7 +255,7 @@ async def swarm(sizes: tuple[int, ...], generations: int, runs: int) -> dict[str
         # One blocking fetch per in-process agent: their client needs a connection for each.
         redis, agents_redis = (
             counting_client(server.url),
-            aioredis.Redis.from_url(server.url, max_connections=4 * largest),
+            connect(server.url, max_connections=4 * largest),
         )
         bus, agents_bus = Bus(redis), Bus(agents_redis)
         explorers = [f"e{i:03d}" for i in range(largest)]

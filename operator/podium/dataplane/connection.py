@@ -13,15 +13,14 @@ cannot lose a result its agent considers stored. The default is 1 with Sentinel 
 fail over to) and 0 otherwise; a Cluster cannot WAIT (no key to route it by).
 
 The clients are redis-py's own (``Redis``, ``Sentinel``'s managed pool, ``RedisCluster``): this module only picks
-one and sets it up. Single-server and Sentinel connections build commands with hiredis' C packer (redis-py uses it
-only for its sync clients; the asyncio connection packs every argument in Python, which was a quarter of a bus
-worker's CPU). A Cluster client learns the keys of the bus's commands without asking the server (redis-py would
-send COMMAND GETKEYS before every FCALL and XREADGROUP), which also lets an agent's user go without COMMAND.
+one and sets it up. Single-server and Sentinel connections are redis-py's with a cheaper wire (``wire.py``:
+commands packed in C, one deadline per wait instead of one per reply). A Cluster client learns the keys of the
+bus's commands without asking the server (redis-py would send COMMAND GETKEYS before every FCALL and XREADGROUP),
+which also lets an agent's user go without COMMAND.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunsplit
@@ -29,17 +28,10 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit, urlunspl
 import redis.asyncio as aioredis
 from redis._parsers.commands import AsyncCommandsParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.exceptions import NoPermissionError
 
-_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
-try:
-    from hiredis import pack_command as _hiredis_pack
-except ImportError:  # hiredis is an optional extra of redis-py: fall back to its Python packer
-    _hiredis_pack = None
-
-HIREDIS_PACKING = _hiredis_pack is not None
+from podium.dataplane.wire import wire
 
 Kind = Literal["standalone", "sentinel", "cluster"]
 SCHEMES: dict[str, tuple[Kind, bool]] = {
@@ -184,47 +176,6 @@ def without_credentials(url: str) -> str:
     return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{tail}"
 
 
-class _HiredisPacking(AbstractConnection):
-    """Mixed in before a redis-py async connection class; only replaces how commands become bytes."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        enc = self.encoder
-        # hiredis encodes str as strict UTF-8 and has no notion of redis-py's other encodings.
-        if _hiredis_pack is None or enc.encoding.lower() not in ("utf-8", "utf8") or enc.encoding_errors != "strict":
-            return super().pack_command(*args)
-        head = args[0]
-        # As redis-py does: a multi-word command name ("SCRIPT LOAD") goes out as separate words.
-        if isinstance(head, str):
-            if " " in head:
-                args = (*head.split(), *args[1:])
-        elif b" " in head:
-            args = (*head.split(), *args[1:])
-        for arg in args:
-            # redis-py refuses these with DataError; hiredis would send bool as 1/0 or fail with TypeError.
-            if arg is None or arg is True or arg is False:
-                return super().pack_command(*args)
-        try:
-            return [_hiredis_pack(args)]
-        except TypeError:
-            # Types hiredis does not know (e.g. bytearray, memoryview): redis-py's packer handles them or
-            # raises the DataError its callers expect.
-            return super().pack_command(*args)
-
-
-_PACKING_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {}
-
-
-def hiredis_packing(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
-    """``connection_class`` with hiredis command packing (one subclass per class, reused)."""
-    if issubclass(connection_class, _HiredisPacking):
-        return connection_class
-    made = _PACKING_CLASSES.get(connection_class)
-    if made is None:
-        made = type(f"Hiredis{connection_class.__name__}", (_HiredisPacking, connection_class), {})
-        _PACKING_CLASSES[connection_class] = made
-    return made
-
-
 class _SentinelRedis(aioredis.Redis):
     """The primary's client; closing it closes the connections to the Sentinels too."""
 
@@ -317,7 +268,7 @@ def connect(
         client = sentinel.master_for(
             target.master,
             redis_class=_SentinelRedis,
-            connection_class=hiredis_packing(connection),
+            connection_class=wire(connection),
             username=user,
             password=secret,
             db=target.db,
@@ -327,7 +278,7 @@ def connect(
         return client
     overrides = {k: v for k, v in (("username", username), ("password", password)) if v is not None}
     pool = pool_class.from_url(target.server_url, **overrides, **kwargs)
-    pool.connection_class = hiredis_packing(pool.connection_class)
+    pool.connection_class = wire(pool.connection_class)
     return aioredis.Redis(connection_pool=pool)
 
 
@@ -340,10 +291,8 @@ def target_url(kind: Kind, nodes: list[tuple[str, int]], *, master: str = "", **
 
 
 __all__ = [
-    "HIREDIS_PACKING",
     "RedisTarget",
     "connect",
-    "hiredis_packing",
     "parse_url",
     "redact",
     "target_url",

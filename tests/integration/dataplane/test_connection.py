@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import time
 import uuid
 from typing import Any
 
@@ -10,26 +14,29 @@ import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 from redis.asyncio.connection import Connection
-from redis.exceptions import DataError
+from redis.exceptions import DataError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from podium.dataplane.bus import Bus
-from podium.dataplane.connection import connect, hiredis_packing
+from podium.dataplane.connection import connect
 from podium.dataplane.messages import Result, Task
 from podium.dataplane.purge import purge_agent
+from podium.dataplane.wire import wire
+from podium_localcluster.redis_server import RedisServer
 
 args_strategy = st.lists(st.text() | st.binary() | st.integers() | st.floats(allow_nan=False), min_size=1, max_size=8)
 
 
 @given(command=st.sampled_from(["SET", "EVALSHA", "CONFIG GET", b"SCRIPT LOAD"]), args=args_strategy)
 def test_commands_pack_to_the_same_bytes_as_redis_py(command: Any, args: list[Any]) -> None:
-    plain, fast = Connection(), hiredis_packing(Connection)()
+    plain, fast = Connection(), wire(Connection)()
     assert b"".join(fast.pack_commands([[command, *args]])) == b"".join(plain.pack_commands([[command, *args]]))
 
 
 @pytest.mark.parametrize("bad", [None, True, object()])
 def test_values_redis_py_refuses_are_still_refused(bad: Any) -> None:
     with pytest.raises(DataError):
-        hiredis_packing(Connection)().pack_command("SET", "k", bad)
+        wire(Connection)().pack_command("SET", "k", bad)
 
 
 async def test_a_connected_client_round_trips_values_scripts_and_pipelines(redis_url: str) -> None:
@@ -45,7 +52,7 @@ async def test_a_connected_client_round_trips_values_scripts_and_pipelines(redis
             pipe.get(key + ":i")
             assert await pipe.execute() == [0.25, 3, b"3"]
         assert "maxmemory-policy" in str(await client.execute_command("CONFIG GET", "maxmemory-policy"))
-        assert client.connection_pool.connection_class is hiredis_packing(Connection)
+        assert client.connection_pool.connection_class is wire(Connection)
         await client.delete(key, key + ":n", key + ":i")
     finally:
         await client.aclose()
@@ -83,3 +90,59 @@ async def test_a_bus_task_round_trips_through_hiredis_packed_clients(redis_url: 
         await worker_bus.close()
         await producer.aclose()
         await worker.aclose()
+
+
+async def test_a_server_that_stops_answering_fails_the_call_after_socket_timeout(fresh_redis: RedisServer) -> None:
+    # The wire bounds each wait for the socket instead of each reply: a stopped server must still fail a
+    # command, and a pipeline, with redis-py's TimeoutError after socket_timeout, and the client recover after.
+    client = connect(fresh_redis.url, socket_timeout=0.5)
+    assert fresh_redis.process is not None
+    try:
+        await client.set("k", "v")
+        os.kill(fresh_redis.process.pid, signal.SIGSTOP)
+        try:
+            async with asyncio.timeout(5):  # two bounded waits, not a hang
+                with pytest.raises(RedisTimeoutError):
+                    await client.get("k")
+                with pytest.raises(RedisTimeoutError):
+                    async with client.pipeline(transaction=False) as pipe:
+                        await pipe.get("k").incr("n").execute()
+        finally:
+            os.kill(fresh_redis.process.pid, signal.SIGCONT)
+        assert await client.get("k") == b"v"
+    finally:
+        await client.aclose()
+
+
+async def test_replies_larger_than_one_socket_read_arrive_whole(redis_url: str) -> None:
+    client = connect(redis_url, socket_timeout=5)
+    key = f"conn-test:{uuid.uuid4().hex}"
+    big = os.urandom(300_000)  # several 64 KiB socket reads per reply
+    try:
+        await client.set(key, big)
+        async with client.pipeline(transaction=False) as pipe:
+            for _ in range(8):
+                pipe.get(key)
+            pipe.strlen(key)
+            assert await pipe.execute() == [big] * 8 + [len(big)]
+        with pytest.raises(ResponseError):  # an error reply still raises, and leaves the connection usable
+            await client.incr(key)
+        assert await client.strlen(key) == len(big)
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_a_callers_own_read_timeout_keeps_redis_py_meaning(redis_url: str) -> None:
+    # pubsub's get_message(timeout=...) passes its own timeout: nothing there means None, not an error.
+    client = connect(redis_url, socket_timeout=5)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.subscribe(f"conn-test:{uuid.uuid4().hex}")
+        assert (await pubsub.get_message(timeout=1))["type"] == "subscribe"
+        started = time.monotonic()
+        assert await pubsub.get_message(timeout=0.2) is None
+        assert time.monotonic() - started < 2
+    finally:
+        await pubsub.aclose()
+        await client.aclose()

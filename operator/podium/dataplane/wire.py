@@ -1,0 +1,150 @@
+"""How a Podium client's commands become bytes and its replies come back: redis-py's asyncio connection, made
+cheaper per command without changing what it sends, what it returns or how long it waits.
+
+- **Packing in C.** redis-py packs with hiredis only in its sync clients; its asyncio connection packs every
+  argument in Python (a quarter of a bus worker's CPU). Here ``hiredis.pack_command`` does it, producing the
+  same bytes, and redis-py's packer takes over for what hiredis cannot write the same way.
+- **One deadline per wait, not per reply.** redis-py bounds each reply it reads by ``socket_timeout`` with an
+  ``asyncio.timeout`` (a timer scheduled and cancelled per reply: twelve for a pipeline of twelve), and each
+  write with ``asyncio.wait_for`` (a Task per write on Python 3.11). Here the bound is applied where the
+  connection actually waits: each time the parser needs more bytes from the socket, and a write only when the
+  transport's buffer is full. A server that stops answering still fails the call with redis-py's
+  ``TimeoutError`` after ``socket_timeout`` and the connection is dropped, as before.
+
+Both only apply where they can: another parser, another encoding, a caller's own read timeout or no
+``socket_timeout`` leave redis-py's path untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+_hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command as _hiredis_pack
+    from redis._parsers import _AsyncHiredisParser
+except ImportError:  # hiredis is an optional extra of redis-py: fall back to its Python packer and parser
+    _hiredis_pack = None
+    _AsyncHiredisParser = None  # type: ignore[assignment,misc]
+
+HIREDIS_PACKING = _hiredis_pack is not None
+
+
+if _AsyncHiredisParser is not None:
+
+    class _BoundedHiredisParser(_AsyncHiredisParser):
+        """redis-py's hiredis parser whose every wait for the socket lasts at most ``bound`` seconds."""
+
+        bound: float | None = None
+
+        async def read_from_socket(self) -> bool:
+            if self.bound is None:
+                return bool(await super().read_from_socket())
+            try:
+                async with asyncio.timeout(self.bound):
+                    return bool(await super().read_from_socket())
+            except TimeoutError:
+                # redis-py's own error, not asyncio's: its read_response takes asyncio's for "the caller's
+                # timeout passed" and would return None instead of failing the call.
+                raise RedisTimeoutError("Timeout reading from Redis") from None
+
+
+class _Wire(AbstractConnection):
+    """Mixed in before a redis-py async connection class."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        enc = self.encoder
+        # hiredis encodes str as strict UTF-8 and has no notion of redis-py's other encodings.
+        if _hiredis_pack is None or enc.encoding.lower() not in ("utf-8", "utf8") or enc.encoding_errors != "strict":
+            return super().pack_command(*args)
+        head = args[0]
+        # As redis-py does: a multi-word command name ("SCRIPT LOAD") goes out as separate words.
+        if isinstance(head, str):
+            if " " in head:
+                args = (*head.split(), *args[1:])
+        elif b" " in head:
+            args = (*head.split(), *args[1:])
+        for arg in args:
+            # redis-py refuses these with DataError; hiredis would send bool as 1/0 or fail with TypeError.
+            if arg is None or arg is True or arg is False:
+                return super().pack_command(*args)
+        try:
+            return [_hiredis_pack(args)]
+        except TypeError:
+            # Types hiredis does not know (e.g. bytearray, memoryview): redis-py's packer handles them or
+            # raises the DataError its callers expect.
+            return super().pack_command(*args)
+
+    def set_parser(self, parser_class: type[Any]) -> None:
+        if _AsyncHiredisParser is not None and parser_class is _AsyncHiredisParser:
+            parser_class = _BoundedHiredisParser
+        super().set_parser(parser_class)
+
+    async def read_response(
+        self,
+        disable_decoding: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 (redis-py's signature)
+        *,
+        disconnect_on_error: bool = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        parser = self._parser
+        bounded = timeout is None and bool(self.socket_timeout) and _AsyncHiredisParser is not None
+        if not bounded or not isinstance(parser, _BoundedHiredisParser):
+            return await super().read_response(
+                disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
+            )
+        parser.bound = self.socket_timeout
+        try:
+            # math.inf: redis-py's "no timeout of its own" (the parser bounds each wait instead).
+            return await super().read_response(
+                disable_decoding, math.inf, disconnect_on_error=disconnect_on_error, push_request=push_request
+            )
+        finally:
+            parser.bound = None
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        writer = self._writer
+        health_due = check_health and self.health_check_interval  # redis-py may PING (and reconnect) first
+        if not self.is_connected or writer is None or not self.socket_timeout or health_due:
+            return await super().send_packed_command(command, check_health)
+        if isinstance(command, str):
+            command = command.encode()
+        chunks = [command] if isinstance(command, bytes) else list(command)
+        transport = writer.transport
+        if transport.get_write_buffer_size() + sum(map(len, chunks)) > transport.get_write_buffer_limits()[1]:
+            # This write fills the buffer: the drain may wait for the server, so redis-py bounds it.
+            return await super().send_packed_command(chunks, check_health)
+        try:
+            writer.writelines(chunks)
+            await writer.drain()  # below the high-water mark: returns at once unless the connection is lost
+        except OSError as e:
+            await self.disconnect(nowait=True)
+            raise RedisConnectionError(f"Error while writing to socket: {e}") from e
+        except BaseException:
+            await self.disconnect(nowait=True)
+            raise
+
+
+_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def wire(connection_class: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``connection_class`` with C packing and one deadline per wait (one subclass per class, reused)."""
+    if issubclass(connection_class, _Wire):
+        return connection_class
+    made = _CLASSES.get(connection_class)
+    if made is None:
+        made = type(f"Wire{connection_class.__name__}", (_Wire, connection_class), {})
+        _CLASSES[connection_class] = made
+    return made
+
+
+__all__ = ["HIREDIS_PACKING", "wire"]

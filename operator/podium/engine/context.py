@@ -702,10 +702,10 @@ class RunContext:
         them (taken after the writes, so they see them). ``parsed`` gets what makes the looks of the replies."""
         origin = len(pipe)
         written, self._deferred = self._deferred, []
-        if written:
-            self._queue_written(pipe, written)
         entries, self._dispatching = self._dispatching, []
-        if entries:
+        if written:
+            self._queue_written(pipe, written, dispatched=entries)
+        elif entries:
             self.journal.queue_put_many(pipe, entries)
             self.budget.queue_dispatch(pipe, len(entries))
         looks, self._looks_due = self._looks_due, []
@@ -894,12 +894,17 @@ class RunContext:
         goes out (:meth:`_queue_written`); (the agent's breaker as read after them, the next step's look if asked)."""
         return await self._together(self._written, written, self._queue_written)
 
-    def _queue_written(self, pipe: Any, written: Sequence[_Written]) -> Parse[tuple[Any, Look | None]]:
+    def _queue_written(
+        self, pipe: Any, written: Sequence[_Written], dispatched: Sequence[Entry] = ()
+    ) -> Parse[tuple[Any, Look | None]]:
         """Results' writes as a few commands on the caller's pipeline: budget and stats (per agent) in a handful
-        however many results there are, each agent's breaker read once, the journal entries in one command, the
-        events in order, the looks ahead last."""
+        however many results there are, each agent's breaker read once, the journal entries in one command (with
+        those of the ``dispatched`` tasks the writes ride ahead of, and their count), the events in order, the
+        looks ahead last."""
         origin = len(pipe)  # replies are counted from here: the pipeline may hold other callers' commands
         self.budget.queue_result(pipe, sum(w.cost for w in written), sum(w.tokens for w in written))
+        if dispatched:
+            self.budget.queue_dispatch(pipe, len(dispatched))
         by_agent: dict[str, list[Outcome]] = {}
         for w in written:
             by_agent.setdefault(w.agent, []).append(w.outcome)
@@ -910,7 +915,7 @@ class RunContext:
             if w.breaker and w.agent not in breakers:
                 breakers[w.agent] = len(pipe) - origin
                 self.breakers.queue_load(pipe, w.agent)
-        entries = [w.entry for w in written if w.entry is not None]
+        entries = [*(w.entry for w in written if w.entry is not None), *dispatched]
         if entries:
             self.journal.queue_put_many(pipe, entries)
         for w in written:

@@ -202,7 +202,7 @@ def test_an_autoscaled_agent_at_zero_is_woken_by_the_run_and_waited_for(
     assert any(e["reason"] == "ScaledUp" for e in events(cluster, ns, "Agent", "sleeper"))
 
 
-def test_a_task_left_for_an_agent_that_never_came_up_is_withdrawn_when_the_run_ends(
+def test_a_task_left_for_an_agent_that_never_came_up_is_withdrawn(
     cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer
 ) -> None:
     # Autoscaled, but its pod can never be scheduled: the run's task wakes it, it never comes up.
@@ -225,10 +225,10 @@ def test_a_task_left_for_an_agent_that_never_came_up_is_withdrawn_when_the_run_e
     st = finished(cluster, ns, "unwoken", timeout=120)
     assert st["phase"] == "Succeeded" and st["degraded"], st
     assert "agent 'ghost' unavailable (not ready within 5s (agentWaitSeconds)" in condition(st, "Degraded")["message"]
-    # The task ghost never took is taken back, so nothing runs for a finished run when it does come up, and its
-    # autoscaler, which counts queued tasks, lets it go back to zero.
+    # The task ghost never took is taken back as the run passes it over, so nothing runs for it when ghost does
+    # come up, and its autoscaler, which counts queued tasks, lets it go back to zero.
     told = [e["message"] for e in events(cluster, ns, "Orchestration", "unwoken") if e["reason"] == "TasksWithdrawn"]
-    assert told == ["queued tasks the finished run no longer needs: 1 from ghost"], told
+    assert told == ["queued tasks taken back (the run stopped waiting for them): 1 from ghost"], told
     inbox = AgentKeys(ns, "ghost").inbox
     with redis.Redis.from_url(redis_server.url) as client:
         assert client.xlen(inbox) == 0

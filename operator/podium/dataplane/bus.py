@@ -503,6 +503,11 @@ class Bus:
         handed to a replica's code finish. See :mod:`podium.dataplane.cancellation`."""
         return await cancellation.cancel(self, orchestration, agents, uid)
 
+    async def withdraw(self, task: Task) -> bool:
+        """Take back one task of an orchestration that no longer waits for it (True: deleted while still queued).
+        See :func:`podium.dataplane.cancellation.withdraw`."""
+        return await cancellation.withdraw(self, task)
+
     async def queue_depth(self, namespace: str, agent: str) -> int:
         """Tasks not yet completed: undelivered plus in flight (acknowledged entries are deleted)."""
         return int(await self.redis.xlen(AgentKeys(namespace, agent).inbox))

@@ -29,24 +29,25 @@ def member(orchestration: str, uid: str | None = None) -> str:
     return f"{orchestration}@{check_name(uid, 'uid')}"
 
 
-def is_cancelled(task: Task, cancelled: Collection[str]) -> bool:
+def task_member(task_id: str) -> str:
+    """The ``cancelled`` set member of one withdrawn task ('#' is in no namespace or name)."""
+    return f"#{task_id}"
+
+
+def why_cancelled(task: Task, cancelled: Collection[str]) -> str | None:
+    """Why a delivered task must not run (the error of the result its consumer records), or None when it may."""
     if not task.orchestration or not cancelled:
-        return False
-    if task.orchestration in cancelled:
-        return True
+        return None
+    if task_member(task.id) in cancelled:
+        return f"withdrawn: orchestration {task.orchestration} stopped waiting for this attempt (task {task.id})"
     uid = task.meta.get("uid")
-    return isinstance(uid, str) and f"{task.orchestration}@{uid}" in cancelled
+    if task.orchestration in cancelled or (isinstance(uid, str) and f"{task.orchestration}@{uid}" in cancelled):
+        return f"cancelled: orchestration {task.orchestration} was deleted or its run ended"
+    return None
 
 
-def cancelled_result(task: Task, replica: str) -> Result:
-    return Result(
-        task_id=task.id,
-        attempt=task.attempt,
-        ok=False,
-        error=f"cancelled: orchestration {task.orchestration} was deleted or its run ended",
-        agent=task.agent,
-        replica=replica,
-    )
+def cancelled_result(task: Task, replica: str, why: str) -> Result:
+    return Result(task_id=task.id, attempt=task.attempt, ok=False, error=why, agent=task.agent, replica=replica)
 
 
 async def cancel(bus: Bus, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]:
@@ -73,3 +74,19 @@ async def cancel(bus: Bus, orchestration: str, agents: Iterable[str], uid: str |
                 break
         removed[agent] = count
     return removed
+
+
+async def withdraw(bus: Bus, task: Task) -> bool:
+    """Take back one task its orchestration no longer waits for: True when its undelivered entry was deleted; else
+    (delivered already) its consumers settle it as withdrawn without running it, unless a replica has started it."""
+    keys = AgentKeys(task.namespace, task.agent)
+    cursor = ""
+    while True:
+        reply = await bus.call(
+            "podium_cancel",
+            [keys.inbox, keys.cancelled],
+            [task_member(task.id), task.orchestration, "", bus.result_ttl_seconds, cursor, SCAN_BATCH, task.id],
+        )
+        cursor = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
+        if int(reply[0]) or not cursor:
+            return bool(int(reply[0]))

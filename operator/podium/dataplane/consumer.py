@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
-from podium.dataplane.cancellation import cancelled_result, is_cancelled
+from podium.dataplane.cancellation import cancelled_result, why_cancelled
 from podium.dataplane.keys import GROUP, AgentKeys
 from podium.dataplane.library import VERSION
 from podium.dataplane.messages import MalformedMessage, Result, Task, check_depth
@@ -365,10 +365,16 @@ class InboxConsumer:
             cancelled = {text(m) for m in await self._redis.smembers(self.keys.cancelled)}
         if not cancelled:
             return deliveries
-        dropped = [d for d in deliveries if is_cancelled(d.task, cancelled)]
+        kept, dropped = [], []
+        for d in deliveries:
+            why = why_cancelled(d.task, cancelled)
+            if why is None:
+                kept.append(d)
+            else:
+                dropped.append((d, cancelled_result(d.task, self.replica, why)))
         if dropped:
-            await self.complete_many([(d, cancelled_result(d.task, self.replica)) for d in dropped])
-        return [d for d in deliveries if not is_cancelled(d.task, cancelled)]
+            await self.complete_many(dropped)
+        return kept
 
     async def _read_new(self, count: int, block_ms: int | None) -> tuple[list[Delivery], set[str]]:
         """New entries, and the cancelled set as it is once the (possibly blocking) read returns.

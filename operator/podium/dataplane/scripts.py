@@ -363,17 +363,21 @@ local function after(a, b)
 end
 
 -- KEYS: inbox, cancelled set.  ARGV: member, orchestration ref, uid ('' = any), ttl seconds, cursor (an entry id,
--- '' on the first call), max entries to scan.
+-- '' on the first call), max entries to scan, and optionally a task id.
 -- Marks the orchestration cancelled for this agent (its consumers complete delivered tasks of it without running
 -- them) and deletes its undelivered inbox entries: those after the group's last-delivered id (all of them when no
 -- group exists yet). Scans at most ``max entries`` per call so a long inbox never blocks Redis for long; returns
--- {removed, next cursor or ''}.
+-- {removed, next cursor or ''}. With a task id, only that task is withdrawn: its undelivered entry is deleted, or,
+-- when the scan ends without finding it (delivered already), the member marks it for its consumers.
 local function cancel(keys, args)
   local inbox, set = keys[1], keys[2]
   local p = prefix_of(inbox, 'inbox')
   expect_key(set, p .. 'cancelled')
-  redis.call('SADD', set, args[1])
-  redis.call('EXPIRE', set, args[4])
+  local only = args[7]
+  if not only then
+    redis.call('SADD', set, args[1])
+    redis.call('EXPIRE', set, args[4])
+  end
   local from = '0-0'
   local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', inbox)
   if ok then
@@ -388,8 +392,11 @@ local function cancel(keys, args)
   local rows = redis.call('XRANGE', inbox, '(' .. from, '+', 'COUNT', budget)
   local removed = 0
   for _, row in ipairs(rows) do
-    local raw = field(row[2], 't')
-    if raw then
+    local raw = not only and field(row[2], 't')
+    if only and field(row[2], 'i') == only then
+      redis.call('XDEL', inbox, row[1])
+      return {1, ''}
+    elseif raw then
       local good, task = pcall(cjson.decode, raw)
       if good and type(task) == 'table' and task['orchestration'] == args[2] then
         local meta = task['meta']
@@ -402,6 +409,10 @@ local function cancel(keys, args)
   end
   local cursor = ''
   if #rows >= budget then cursor = rows[#rows][1] end
+  if only and cursor == '' then
+    redis.call('SADD', set, args[1])
+    redis.call('EXPIRE', set, args[4])
+  end
   return {removed, cursor}
 end
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
@@ -66,6 +67,7 @@ class TaskBus(Protocol):
     ) -> None: ...
     async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109
     async def get_result(self, task: Task) -> Result | None: ...
+    async def withdraw(self, task: Task) -> bool: ...
 
 
 class TaskFailed(Exception):
@@ -259,6 +261,7 @@ class RunContext:
         self.agent_wait_seconds = agent_wait_seconds
         # task id -> agent, from dispatch until its result is settled: what the run leaves queued if it ends first
         self.unsettled: dict[str, str] = {}
+        self.withdrawn: dict[str, int] = {}  # queued attempts taken back while the run went on, by agent
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
         self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
@@ -479,6 +482,7 @@ class RunContext:
                 if state.state is State.WAKING:
                     woke, result = await self._wait_waking(task, name, state, timeout_seconds)
                     if not woke:
+                        await self._withdraw(task)
                         why = f"not ready within {self.agent_wait_seconds:g}s (agentWaitSeconds): {state.reason}"
                         errors.append(f"{name}: unavailable: {why}")
                         passed_over[name] = why
@@ -801,6 +805,20 @@ class RunContext:
             await self._set_waiting(task.id, None)
         return True, await self._wait(task, agent, timeout_seconds)
 
+    async def _withdraw(self, task: Task) -> None:
+        """Take back an attempt the run stops waiting for (it timed out, or its agent never came up), so that agent
+        does not run it later, ahead of what the run sends it next; a replica that already started it finishes."""
+        try:
+            queued = await self.bus.withdraw(task)
+        except RedisError as exc:  # it may then still run; the run goes on either way
+            log.warning("%s: could not withdraw task %s from %s: %s", self.orchestration, task.id, task.agent, exc)
+            return
+        if queued:
+            self.unsettled.pop(task.id, None)
+            self.withdrawn[task.agent] = self.withdrawn.get(task.agent, 0) + 1
+        step = task.meta.get("step")
+        await self.publish("task.withdrawn", {"step": step, "task": task.id, "agent": task.agent, "queued": queued})
+
     async def _set_waiting(self, task_id: str, why: str | None) -> None:
         if why is None:
             self.waiting.pop(task_id, None)
@@ -830,6 +848,7 @@ class RunContext:
         config = info.resilience.circuit_breaker if info else None
         if result is None:
             error = f"{agent}: no result within the timeout (task {task.id})"
+            await self._withdraw(task)
         elif not result.ok:
             error = f"{agent}: {result.error or 'failed'}"
         else:

@@ -49,7 +49,8 @@ class RunOutcome:
     reason: str = ""  # short CamelCase, for the condition and the Event
     tasks: list[TaskRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    withdrawn: dict[str, int] = field(default_factory=dict)  # queued tasks taken back at the end, by agent
+    # Queued tasks taken back, by agent: attempts the run stopped waiting for, and what was left at its end.
+    withdrawn: dict[str, int] = field(default_factory=dict)
 
 
 def _scope(directory: AgentDirectory, spec: OrchestrationSpec) -> AgentDirectory:
@@ -161,11 +162,13 @@ async def _withdraw(ctx: RunContext, bus: RunBus) -> dict[str, int]:
     an attempt timed out, or the run failed or was cancelled with work in flight): still-queued ones are withdrawn
     from their agents' inboxes, so nothing runs, or wakes an autoscaled agent, for a finished run; delivered ones
     are settled as cancelled by their consumer. Returns the entries removed, by agent."""
+    taken = dict(ctx.withdrawn)
     agents = sorted(set(ctx.unsettled.values()))
-    if not agents:
-        return {}
-    removed = await bus.cancel(ctx.orchestration, agents, ctx.uid)
-    return {agent: n for agent, n in removed.items() if n}
+    if agents:
+        for agent, n in (await bus.cancel(ctx.orchestration, agents, ctx.uid)).items():
+            if n:
+                taken[agent] = taken.get(agent, 0) + n
+    return taken
 
 
 def _unstartable(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunOutcome | None:

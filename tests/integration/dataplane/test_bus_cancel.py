@@ -128,3 +128,32 @@ async def test_an_agent_acl_user_reads_the_cancelled_set_but_cannot_write_it(
         await restricted.srem(AgentKeys(ns, "worker").cancelled, f"{ns}/a")
     with pytest.raises(NoPermissionError):
         await restricted.smembers(AgentKeys(ns, "other").cancelled)
+
+
+async def test_withdrawing_one_queued_task_deletes_only_its_entry(bus: Bus, ns: str) -> None:
+    tasks = [task(ns, "a", i) for i in range(1200)]  # the one withdrawn sits past one scan batch (1,000 entries)
+    await bus.dispatch_many(tasks)
+
+    assert await bus.withdraw(tasks[1100]) is True
+    assert await bus.withdraw(tasks[1100]) is False  # gone: nothing to delete a second time
+
+    ran = await drain(bus.consumer(ns, "worker", "r1"), bus, ns)
+    assert sorted(ran) == sorted(t.id for i, t in enumerate(tasks) if i != 1100)
+    assert await bus.get_result(tasks[1100]) is None  # never delivered: nobody recorded anything
+
+
+async def test_a_withdrawn_task_already_delivered_is_settled_as_withdrawn_not_run(bus: Bus, ns: str) -> None:
+    tasks = [task(ns, "a", i) for i in range(6)]
+    await bus.dispatch_many(tasks)
+    dead = bus.consumer(ns, "worker", "dead", lease_seconds=0.2)
+    assert len(await dead.fetch(3, 100)) == 3  # a replica took three, then died holding them
+
+    assert await bus.withdraw(tasks[1]) is False  # delivered: it cannot be deleted, it is marked instead
+    await asyncio.sleep(0.3)  # the dead replica's lease lapses
+    ran = await drain(bus.consumer(ns, "worker", "r2", lease_seconds=0.2), bus, ns)
+
+    assert sorted(ran) == sorted(t.id for i, t in enumerate(tasks) if i != 1)
+    got = await bus.get_result(tasks[1])
+    assert got is not None and not got.ok
+    assert got.error == f"withdrawn: orchestration {ns}/a stopped waiting for this attempt (task {tasks[1].id})"
+    assert await bus.queue_depth(ns, "worker") == 0 and await bus.in_flight(ns, "worker") == 0

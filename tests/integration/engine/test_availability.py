@@ -45,6 +45,11 @@ def at_zero(agent: AgentInfo, **facts: Any) -> AgentInfo:
     return dataclasses.replace(agent, replicas=0, ready_replicas=0, **facts)
 
 
+def withdrawn(events: list[Any], uid: str) -> list[Any]:
+    """The ``task.withdrawn`` events of one run (the module's runs share a name)."""
+    return [e.payload for e in events if e.type == "task.withdrawn" and e.payload["task"].startswith(f"{uid}:")]
+
+
 def pipeline(*stages: dict[str, Any], wait: int = 180) -> OrchestrationSpec:
     return OrchestrationSpec.model_validate(
         {"strategy": "pipeline", "input": "x", "agentWaitSeconds": wait, "pipeline": {"stages": list(stages)}}
@@ -176,10 +181,33 @@ async def test_an_agent_that_never_comes_up_is_waited_for_a_bounded_time_then_pa
     assert time.monotonic() - started < 15  # the bound, not a task timeout (5 s) per retry
     # Passing an agent over is not its failure: neither its stats nor its breaker moved.
     assert (await StatsStore(client, fleet.namespace).get("ghost")).tasks == 0
-    # The task it never took is withdrawn when the run ends: ghost would otherwise wake (its queue is what the
-    # autoscaler reads) and do work for a finished run.
+    # The task it never took is withdrawn as the run passes it over: ghost would otherwise wake (its queue is what
+    # the autoscaler reads) and do work nobody waits for.
+    assert withdrawn(await bus.history(orchestration=f"{fleet.namespace}/avail", limit=100), uid) == [
+        {"step": "stage-check", "task": f"{uid}:stage-check:1", "agent": "ghost", "queued": True}
+    ]
     assert outcome.withdrawn == {"ghost": 1}
     assert await bus.queue_depth(fleet.namespace, "ghost") == 0
+
+
+async def test_an_attempt_the_run_stops_waiting_for_is_taken_back_from_its_agents_queue(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # 'silent' looks ready but no process reads its inbox (hung, or its pods wedged): its attempt times out and is
+    # withdrawn then, not when the run ends, so when silent comes back it does not first work through attempts
+    # nobody waits for, ahead of the ones that matter.
+    silent = info("silent", retries=0)
+    silent = dataclasses.replace(silent, resilience=silent.resilience.model_copy(update={"timeout_seconds": 1}))
+    spec = pipeline({"name": "check", "agent": "silent", "fallback": "w1"}, {"name": "next", "agent": "w1"})
+    outcome, uid, _ = await run(fleet, client, bus, spec, [silent, info("w1")])
+    assert outcome.phase == "Succeeded", outcome.message
+    taken = withdrawn(await bus.history(orchestration=f"{fleet.namespace}/avail", limit=100), uid)
+    assert taken and taken == [  # each attempt (the stage retries) as it timed out
+        {"step": "stage-check", "task": f"{uid}:stage-check:{n}", "agent": "silent", "queued": True}
+        for n in range(1, len(taken) + 1)
+    ]
+    assert await bus.queue_depth(fleet.namespace, "silent") == 0 and outcome.withdrawn == {"silent": len(taken)}
+    assert fleet.log(uid) == [("w1", "execute", "stage-check"), ("w1", "execute", "stage-next")]
 
 
 async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

@@ -181,7 +181,8 @@ class Controller:
             self.event("Normal", "Succeeded", f"{outcome.reason}: {len(outcome.tasks)} tasks, cost {outcome.cost:.4f}")
         if outcome.withdrawn:
             taken = ", ".join(f"{n} from {agent}" for agent, n in sorted(outcome.withdrawn.items()))
-            self.event("Normal", "TasksWithdrawn", f"queued tasks the finished run no longer needs: {taken}")
+            why = "queued tasks taken back (the run stopped waiting for them)"
+            self.event("Normal", "TasksWithdrawn", f"{why}: {taken}")
 
     async def fail(self, reason: str, message: str) -> None:
         self.set_phase(FAILED, reason, message)

@@ -37,6 +37,23 @@ except ImportError:  # hiredis is an optional extra of redis-py: fall back to it
 HIREDIS_PACKING = _hiredis_pack is not None
 
 
+def _refuses_what_redis_py_refuses() -> bool:
+    """Whether this hiredis raises TypeError for None and bools (3.x does; older ones wrote bools as 1/0): then a
+    command goes to it unchecked, and redis-py's packer only sees the commands it refused."""
+    if _hiredis_pack is None:
+        return False
+    for value in (None, True, False):
+        try:
+            _hiredis_pack(("SET", "k", value))
+        except TypeError:
+            continue
+        return False
+    return True
+
+
+_UNCHECKED = _refuses_what_redis_py_refuses()
+
+
 if _AsyncHiredisParser is not None:
 
     class _BoundedHiredisParser(_AsyncHiredisParser):
@@ -71,15 +88,16 @@ class _Wire(AbstractConnection):
                 args = (*head.split(), *args[1:])
         elif b" " in head:
             args = (*head.split(), *args[1:])
-        for arg in args:
-            # redis-py refuses these with DataError; hiredis would send bool as 1/0 or fail with TypeError.
-            if arg is None or arg is True or arg is False:
-                return super().pack_command(*args)
+        if not _UNCHECKED:
+            for arg in args:
+                # redis-py refuses these with DataError; an older hiredis would send a bool as 1/0.
+                if arg is None or arg is True or arg is False:
+                    return super().pack_command(*args)
         try:
             return [_hiredis_pack(args)]
         except TypeError:
-            # Types hiredis does not know (e.g. bytearray, memoryview): redis-py's packer handles them or
-            # raises the DataError its callers expect.
+            # Types hiredis does not take (None, bools, bytearray): redis-py's packer handles them or raises the
+            # DataError its callers expect.
             return super().pack_command(*args)
 
     def set_parser(self, parser_class: type[Any]) -> None:

@@ -17,6 +17,7 @@ from redis.asyncio.connection import Connection
 from redis.exceptions import DataError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+import podium.dataplane.wire
 from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect
 from podium.dataplane.messages import Result, Task
@@ -33,8 +34,10 @@ def test_commands_pack_to_the_same_bytes_as_redis_py(command: Any, args: list[An
     assert b"".join(fast.pack_commands([[command, *args]])) == b"".join(plain.pack_commands([[command, *args]]))
 
 
-@pytest.mark.parametrize("bad", [None, True, object()])
-def test_values_redis_py_refuses_are_still_refused(bad: Any) -> None:
+@pytest.mark.parametrize("checked", [False, True])  # True: as with an older hiredis that would pack bools
+@pytest.mark.parametrize("bad", [None, True, False, object()])
+def test_values_redis_py_refuses_are_still_refused(bad: Any, checked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(podium.dataplane.wire, "_UNCHECKED", not checked)
     with pytest.raises(DataError):
         wire(Connection)().pack_command("SET", "k", bad)
 

@@ -34,8 +34,6 @@ except ImportError:  # hiredis is an optional extra of redis-py: fall back to it
     _hiredis_pack = None
     _AsyncHiredisParser = None  # type: ignore[assignment,misc]
 
-HIREDIS_PACKING = _hiredis_pack is not None
-
 
 def _refuses_what_redis_py_refuses() -> bool:
     """Whether this hiredis raises TypeError for None and bools (3.x does; older ones wrote bools as 1/0): then a
@@ -114,19 +112,20 @@ class _Wire(AbstractConnection):
         push_request: bool | None = False,
     ) -> Any:
         parser = self._parser
-        bounded = timeout is None and bool(self.socket_timeout) and _AsyncHiredisParser is not None
-        if not bounded or not isinstance(parser, _BoundedHiredisParser):
-            return await super().read_response(
-                disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
-            )
-        parser.bound = self.socket_timeout
-        try:
-            # math.inf: redis-py's "no timeout of its own" (the parser bounds each wait instead).
-            return await super().read_response(
-                disable_decoding, math.inf, disconnect_on_error=disconnect_on_error, push_request=push_request
-            )
-        finally:
-            parser.bound = None
+        # (Without hiredis the bounded parser class does not exist.)
+        if timeout is None and self.socket_timeout and _AsyncHiredisParser is not None:
+            if isinstance(parser, _BoundedHiredisParser):
+                parser.bound = self.socket_timeout
+                try:
+                    # math.inf: redis-py's "no timeout of its own" (the parser bounds each wait instead).
+                    return await super().read_response(
+                        disable_decoding, math.inf, disconnect_on_error=disconnect_on_error, push_request=push_request
+                    )
+                finally:
+                    parser.bound = None
+        return await super().read_response(
+            disable_decoding, timeout, disconnect_on_error=disconnect_on_error, push_request=push_request
+        )
 
     async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
         writer = self._writer
@@ -165,4 +164,4 @@ def wire(connection_class: type[AbstractConnection]) -> type[AbstractConnection]
     return made
 
 
-__all__ = ["HIREDIS_PACKING", "wire"]
+__all__ = ["wire"]

@@ -158,10 +158,11 @@ async def run_orchestration(
 
 
 async def _withdraw(ctx: RunContext, bus: RunBus) -> dict[str, int]:
-    """The run is over but some tasks it handed out never reported (it gave up on an agent that did not come up,
-    an attempt timed out, or the run failed or was cancelled with work in flight): still-queued ones are withdrawn
-    from their agents' inboxes, so nothing runs, or wakes an autoscaled agent, for a finished run; delivered ones
-    are settled as cancelled by their consumer. Returns the entries removed, by agent."""
+    """The run is over but some tasks it handed out never reported (it failed or was cancelled with work in flight,
+    or a withdrawal while it went on found the task delivered or could not reach Redis): still-queued ones are
+    withdrawn from their agents' inboxes, so nothing runs, or wakes an autoscaled agent, for a finished run;
+    delivered ones are settled as cancelled by their consumer. Returns the entries removed now and while the run
+    went on (:meth:`RunContext._withdraw`), by agent."""
     taken = dict(ctx.withdrawn)
     agents = sorted(set(ctx.unsettled.values()))
     if agents:

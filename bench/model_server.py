@@ -58,14 +58,19 @@ def story(server: LlamaServer, seed: int, tokens: int) -> dict[str, Any]:
     return post(server, {"messages": [{"role": "user", "content": STORY}], "seed": seed, "max_tokens": tokens})
 
 
+def ready_seconds(server: LlamaServer) -> float:
+    assert server.ready_seconds is not None, "entered, so it answered /health"
+    return server.ready_seconds
+
+
 def measure(threads: int, starts: int, requests: int, tokens: int) -> dict[str, Any]:
     files = locate()
-    ready = []
+    ready: list[float] = []
     for _ in range(starts - 1):
         with LlamaServer(files, parallel=2, threads=threads) as s:
-            ready.append(s.ready_seconds)
+            ready.append(ready_seconds(s))
     with LlamaServer(files, parallel=2, threads=threads) as s:
-        ready.append(s.ready_seconds)
+        ready.append(ready_seconds(s))
         idle = rss_mb(s)
         ttft = statistics.median(first_token_seconds(s) for _ in range(requests))
         single = [story(s, seed, tokens)["timings"] for seed in range(requests)]

@@ -107,9 +107,11 @@ def _operator_scale(r: dict[str, Any]) -> list[Row]:
 
 
 def _sharding(r: dict[str, Any]) -> list[Row]:
+    limit = r.get("cpu_limit_millicores")
     return [
         Row(
-            f"{r['runs']} concurrent {r['stages']}-stage pipelines of no-op agents",
+            f"{r['runs']} concurrent {r['stages']}-stage pipelines of no-op agents"
+            + (f", each operator replica limited to {limit}m CPU" if limit else ", operator replicas unbounded"),
             f"2 replicas {r['two_replicas_runs_per_s']} runs/s; RSS {r['rss_mib_per_100_runs']} MiB per 100 "
             "running runs",
             f"1 replica {r['one_replica_runs_per_s']} runs/s ({r['speedup']}x)",

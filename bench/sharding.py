@@ -7,7 +7,13 @@ then N `podium operator --peering` replicas started at once; the time from their
 Succeeded gives runs/s. Rounds alternate 1, 2, 1, 2 (medians), so a load spike hits both. Peak RSS (VmHWM) of
 each replica, and that of an idle operator, give the RSS per 100 running runs.
 
-    python -m bench.sharding [--runs 200] [--stages 5] [--rounds 2]
+`--cpu-limit M` (millicores) puts each replica in a cgroup of its own with that CPU quota, as
+`resources.limits.cpu` does for a pod: on a machine whose cores are all taken by the cluster, the agents and
+Redis, a second unbounded replica can only trade CPU with them, so 1 vs 2 replicas measures the machine; with a
+limit, each replica brings its own share, as a replica on its own node or with its own limit does in a cluster.
+Each round also reports the replicas' CPU seconds, how long they were throttled, and how busy the machine was.
+
+    python -m bench.sharding [--runs 200] [--stages 5] [--rounds 2] [--cpu-limit 400]
 """
 
 from __future__ import annotations
@@ -22,16 +28,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.cpulimit import CpuLimit, cpu_limit, cpu_seconds, machine_busy
 from podium_localcluster.launcher import LocalCluster, child_env
 from podium_localcluster.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / "bench" / "_peers"
 PODIUM = str(Path(sys.executable).parent / "podium")
+REPLICA_CPU_MILLICORES = 300  # `make bench`'s limit per replica: two of them and what they drive fit in 2 cores
 CRDS = [*sorted((ROOT / "crds").glob("*.yaml")), ROOT / "charts" / "podium" / "crds" / "kopf-peering.yaml"]
 
 
@@ -79,36 +87,39 @@ def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
 
 @contextmanager
 def operators(
-    cluster: Cluster, ns: str, redis_url: str, count: int, log_dir: Path
-) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = []
+    cluster: Cluster, ns: str, redis_url: str, count: int, log_dir: Path, cpu: int = 0
+) -> Iterator[list[tuple[subprocess.Popen[bytes], CpuLimit | None]]]:
+    procs: list[tuple[subprocess.Popen[bytes], CpuLimit | None]] = []
     env = {
         **cluster.env,
         "PODIUM_REDIS_URL": redis_url,
         "PODIUM_AGENT_IMAGE": "podium-agent:dev",
         "PODIUM_HEALTH_INTERVAL_SECONDS": "5",
     }
-    try:
-        for i in range(count):
-            args = [PODIUM, "operator", "--peering=podium", f"--priority={100 + i}", f"--namespace={ns}"]
-            args += [f"--metrics-port={free_port()}", "--metrics-host=127.0.0.1", "--log-format=text"]
-            with (log_dir / f"{ns}-op{i}.log").open("ab") as out:
-                procs.append(
-                    subprocess.Popen(
+    with ExitStack() as stack:
+        try:
+            for i in range(count):
+                args = [PODIUM, "operator", "--peering=podium", f"--priority={100 + i}", f"--namespace={ns}"]
+                args += [f"--metrics-port={free_port()}", "--metrics-host=127.0.0.1", "--log-format=text"]
+                limit = stack.enter_context(cpu_limit(cpu)) if cpu else None
+                with (log_dir / f"{ns}-op{i}.log").open("ab") as out:
+                    p = subprocess.Popen(
                         args, env={**env, "PODIUM_REPLICA": f"op{i}"}, stdout=out, stderr=subprocess.STDOUT
                     )
-                )
-        yield procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+                procs.append((p, limit))
+                if limit:
+                    limit.add(p.pid)  # before it starts its threads and event loop: they follow it
+            yield procs
+        finally:
+            for p, _ in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGINT)
+            for p, _ in procs:
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 def noop_agent() -> dict[str, Any]:
@@ -154,7 +165,9 @@ def phases(cluster: Cluster, ns: str) -> list[str]:
     return out.stdout.split() if out.returncode == 0 else []
 
 
-def one_round(cluster: Cluster, redis_url: str, replicas: int, runs: int, stages: int, log_dir: Path) -> dict[str, Any]:
+def one_round(
+    cluster: Cluster, redis_url: str, replicas: int, runs: int, stages: int, log_dir: Path, cpu: int = 0
+) -> dict[str, Any]:
     ns = f"bench-shards-{uuid.uuid4().hex[:6]}"
     cluster.must("create", "namespace", ns)
     try:
@@ -165,11 +178,14 @@ def one_round(cluster: Cluster, redis_url: str, replicas: int, runs: int, stages
         with operators(cluster, ns, redis_url, 1, log_dir):
             wait("the no-op agent Ready 2/2", lambda: agent_ready(cluster, ns), 300)
         cluster.must("apply", "-n", ns, "-f", "-", input=pipelines(runs, stages))
-        with operators(cluster, ns, redis_url, replicas, log_dir) as procs:
-            started = time.monotonic()
+        with operators(cluster, ns, redis_url, replicas, log_dir, cpu) as procs:
+            started, (busy0, total0) = time.monotonic(), machine_busy()
             wait(f"{runs} runs Succeeded", lambda: phases(cluster, ns).count("Succeeded") == runs, 900, every=0.5)
             seconds = time.monotonic() - started
-            rss = [round(peak_rss_mib(p.pid), 1) for p in procs]
+            busy1, total1 = machine_busy()
+            rss = [round(peak_rss_mib(p.pid), 1) for p, _ in procs]
+            cpu_s = [round(cpu_seconds(p.pid), 1) for p, _ in procs]
+            throttled = [round(limit.throttled_seconds(), 1) for _, limit in procs if limit]
             failed = [p for p in phases(cluster, ns) if p != "Succeeded"]
             # Deleted while the operators run, so their finalizers (Redis users, run keys) are honoured, and
             # before the namespace: deleting it would take the KopfPeering with it, which pauses kopf.
@@ -181,6 +197,9 @@ def one_round(cluster: Cluster, redis_url: str, replicas: int, runs: int, stages
             "runs_per_s": round(runs / seconds, 2),
             "tasks_per_s": round(runs * stages / seconds, 1),
             "peak_rss_mib": rss,
+            "cpu_seconds": cpu_s,
+            "throttled_seconds": throttled,
+            "machine_busy": round((busy1 - busy0) / max(total1 - total0, 1e-9), 2),
             "not_succeeded": len(failed),
         }
     except BaseException:
@@ -194,12 +213,12 @@ def idle_rss(cluster: Cluster, redis_url: str, log_dir: Path) -> float:
     try:
         with operators(cluster, ns, redis_url, 1, log_dir) as procs:
             time.sleep(15)
-            return round(peak_rss_mib(procs[0].pid), 1)
+            return round(peak_rss_mib(procs[0][0].pid), 1)
     finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
-def run(runs: int = 200, stages: int = 5, rounds: int = 2) -> dict[str, Any]:
+def run(runs: int = 200, stages: int = 5, rounds: int = 2, cpu_limit_m: int = 0) -> dict[str, Any]:
     root = Path(os.environ.get("PODIUM_BENCH_CLUSTER_DIR", ROOT / ".podium-bench"))
     cluster = Cluster(root)
     cluster.must("apply", "--server-side", "--force-conflicts", *(f"-f={p}" for p in CRDS))
@@ -210,7 +229,7 @@ def run(runs: int = 200, stages: int = 5, rounds: int = 2) -> dict[str, Any]:
         idle = idle_rss(cluster, server.url, log_dir)
         for _ in range(rounds):
             for replicas in (1, 2):
-                row = one_round(cluster, server.url, replicas, runs, stages, log_dir)
+                row = one_round(cluster, server.url, replicas, runs, stages, log_dir, cpu_limit_m)
                 print(f"# {row}", file=sys.stderr, flush=True)
                 rows[replicas].append(row)
     one = statistics.median(r["runs_per_s"] for r in rows[1])
@@ -219,6 +238,7 @@ def run(runs: int = 200, stages: int = 5, rounds: int = 2) -> dict[str, Any]:
     return {
         "runs": runs,
         "stages": stages,
+        "cpu_limit_millicores": cpu_limit_m,
         "rounds": rows,
         "one_replica_runs_per_s": one,
         "two_replicas_runs_per_s": two,
@@ -235,10 +255,14 @@ def table(report: dict[str, Any]) -> str:
         f"{report['one_replica_runs_per_s']} runs/s, 2 replicas {report['two_replicas_runs_per_s']} runs/s "
         f"= {report['speedup']}x; operator RSS {report['rss_mib_per_100_runs']} MiB per 100 running runs "
         f"(idle {report['idle_rss_mib']} MiB)"
+        + (f"; each replica limited to {report['cpu_limit_millicores']}m CPU" if report["cpu_limit_millicores"] else "")
     ]
     for n, rows in report["rounds"].items():
         for r in rows:
-            lines.append(f"  {n} replica(s): {r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB")
+            lines.append(
+                f"  {n} replica(s): {r['seconds']} s, peak RSS {r['peak_rss_mib']} MiB, CPU {r['cpu_seconds']} s"
+                f" (throttled {r['throttled_seconds']} s), machine {r['machine_busy']:.0%} busy"
+            )
     return "\n".join(lines)
 
 
@@ -247,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--stages", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--cpu-limit", type=int, default=0, metavar="MILLICORES", help="CPU quota per replica")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report = run(args.runs, args.stages, args.rounds)
+    report = run(args.runs, args.stages, args.rounds, args.cpu_limit)
     print(json.dumps(report, indent=2) if args.json else table(report))
     return 0
 

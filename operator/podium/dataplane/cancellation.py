@@ -58,35 +58,27 @@ async def cancel(bus: Bus, orchestration: str, agents: Iterable[str], uid: str |
     """
     namespace, _name = split_ref(orchestration)
     mark = member(orchestration, uid)
-    removed: dict[str, int] = {}
-    for agent in sorted(set(agents)):
-        keys = AgentKeys(namespace, agent)
-        cursor, count = "", 0
-        while True:
-            reply = await bus.call(
-                "podium_cancel",
-                [keys.inbox, keys.cancelled],
-                [mark, orchestration, uid or "", bus.result_ttl_seconds, cursor, SCAN_BATCH],
-            )
-            count += int(reply[0])
-            cursor = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-            if not cursor:
-                break
-        removed[agent] = count
-    return removed
+    return {
+        agent: await _scan(bus, AgentKeys(namespace, agent), [mark, orchestration, uid or ""])
+        for agent in sorted(set(agents))
+    }
 
 
 async def withdraw(bus: Bus, task: Task) -> bool:
     """Take back one task its orchestration no longer waits for: True when its undelivered entry was deleted; else
     (delivered already) its consumers settle it as withdrawn without running it, unless a replica has started it."""
     keys = AgentKeys(task.namespace, task.agent)
-    cursor = ""
+    return bool(await _scan(bus, keys, [task_member(task.id), task.orchestration, ""], task.id))
+
+
+async def _scan(bus: Bus, keys: AgentKeys, what: list[str], task_id: str | None = None) -> int:
+    """``podium_cancel`` over the agent's undelivered entries, SCAN_BATCH a call, until its cursor comes back empty
+    (with ``task_id``: also as soon as that task's entry is deleted); the number of entries deleted."""
+    cursor, removed = "", 0
     while True:
-        reply = await bus.call(
-            "podium_cancel",
-            [keys.inbox, keys.cancelled],
-            [task_member(task.id), task.orchestration, "", bus.result_ttl_seconds, cursor, SCAN_BATCH, task.id],
-        )
+        args = [*what, bus.result_ttl_seconds, cursor, SCAN_BATCH, *([task_id] if task_id else [])]
+        reply = await bus.call("podium_cancel", [keys.inbox, keys.cancelled], args)
+        removed += int(reply[0])
         cursor = reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1])
-        if int(reply[0]) or not cursor:
-            return bool(int(reply[0]))
+        if not cursor:
+            return removed

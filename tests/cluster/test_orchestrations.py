@@ -166,6 +166,14 @@ def test_each_strategy_applied_with_kubectl_runs_to_succeeded(
     assert 0 < stats["successRate"] <= 1 and stats["averageLatencySeconds"] >= 0 and stats["recommendation"], stats
 
 
+def test_runs_that_ended_leave_no_result_reader_on_the_operators_connections(admin: redis.Redis) -> None:
+    # The runs above are over. Each used to leave its result reader blocked in XREAD on a connection of the
+    # operator's pool for ever: a long-lived operator (64 connections) starved after 64 runs. The replica's runs
+    # share one reader now. (The fleet's agents read their inboxes with XREADGROUP, not XREAD.)
+    readers = [c for c in admin.client_list() if c.get("cmd") == "xread" and "b" in c.get("flags", "")]
+    assert len(readers) <= 1, readers
+
+
 def slow_pipeline(name: str, stages: int) -> dict[str, Any]:
     return orchestration(
         name,

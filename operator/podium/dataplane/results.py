@@ -1,5 +1,7 @@
 """Producers learn results from each agent's result stream: one background XREAD per Bus fans them out (on a
-Redis Cluster one per agent, as each agent's stream sits in its own slot).
+Redis Cluster one per agent, as each agent's stream sits in its own slot). A stream nobody has dispatched to or
+waited on for ``idle_seconds`` is no longer read, so a long-lived Bus (the operator's, shared by its runs) does not
+read every agent it ever used for ever.
 
 The agent writes only its own keys (result key + result stream); a producer that waits registers a
 future, then (unless the reader was already watching before the task was dispatched) GETs the result
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=4096)
 def _result_prefix(namespace: str, agent: str) -> str:
     return AgentKeys(namespace, agent).result("")
+
+
+def _stream_of(rkey: str) -> str:
+    """The result stream a result key's result comes through (both are keys of one agent)."""
+    return rkey[: rkey.index("}:result:") + 2] + "results"
 
 
 def result_key(task: Task) -> str:
@@ -100,7 +108,9 @@ class _Waiting:
 
 
 class ResultFanout:
-    def __init__(self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000, idle_seconds: float = 300.0
+    ) -> None:
         self._redis = redis
         # Set by the Bus before anyone waits: results must carry its seal. None: a reader that may not see the
         # library (its own results, unchecked).
@@ -108,6 +118,9 @@ class ResultFanout:
         self._buffer = buffer
         self._block_ms = block_ms
         self._streams: dict[str, str] = {}  # result stream key -> last id read
+        self._used: dict[str, float] = {}  # result stream key -> when a dispatch or a wait last wanted it
+        self._idle_seconds = idle_seconds
+        self._swept = time.monotonic()
         self._waiters: dict[str, list[_Waiting]] = {}  # result key -> the wait() calls that want it
         self._starting: dict[str, asyncio.Task[None]] = {}  # result stream key -> its first lookup
         # Result keys of tasks dispatched while their stream was watched: their result will come through
@@ -123,6 +136,7 @@ class ResultFanout:
 
     async def watch(self, keys: AgentKeys) -> bool:
         """Start reading this agent's result stream (from its current end). True if it was already watched."""
+        self._used[keys.results] = time.monotonic()
         if keys.results in self._streams:
             return True
         # Concurrent first dispatches to one agent share one lookup: one connection, not one per caller, and
@@ -210,7 +224,8 @@ class ResultFanout:
         """Read every watched stream (``only`` None) or just ``only``, and fan the results out."""
         backoff = 0.05
         while not self._closed:
-            streams = self._streams if only is None else {only: self._streams[only]}
+            self._forget_idle()
+            streams = self._streams if only is None else {k: v for k, v in self._streams.items() if k == only}
             if not streams:
                 return
             self._changed.clear()
@@ -242,6 +257,24 @@ class ResultFanout:
                 backoff = min(backoff * 2, 1.0)
                 continue
             self._consume(reply)
+
+    def _forget_idle(self) -> None:
+        """Stop reading streams nobody wanted for ``idle_seconds`` and nobody waits on: a later dispatch or wait
+        watches again (and a wait then GETs its result key, so nothing recorded meanwhile is missed)."""
+        now = time.monotonic()
+        if now - self._swept < self._idle_seconds / 4:
+            return
+        self._swept = now
+        waited = {_stream_of(rkey) for rkey in self._waiters}
+        idle = {s for s in self._streams if s not in waited and now - self._used.get(s, now) >= self._idle_seconds}
+        if not idle:
+            return
+        for stream in idle:
+            del self._streams[stream]
+            self._used.pop(stream, None)
+        for kept in (self._expected, self._arrived):
+            for rkey in [k for k in kept if _stream_of(k) in idle]:
+                del kept[rkey]
 
     def _consume(self, reply: Any) -> None:
         items = reply.items() if isinstance(reply, dict) else reply or []

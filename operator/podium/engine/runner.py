@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
 
@@ -33,6 +33,9 @@ from podium.engine.context import (
 from podium.engine.directory import AgentDirectory, UnknownAgent
 from podium.engine.progress import TaskRecord
 from podium.engine.strategies import StrategyFailed, StrategyOutcome, get, needs
+
+if TYPE_CHECKING:
+    from podium.dataplane.bus import Bus
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
@@ -66,7 +69,7 @@ class RunBus(TaskBus, Protocol):
     async def cancel(self, orchestration: str, agents: Iterable[str], uid: str | None = None) -> dict[str, int]: ...
 
 
-def _default_bus(redis: aioredis.Redis) -> RunBus:
+def _default_bus(redis: aioredis.Redis) -> Bus:
     from podium.dataplane.bus import Bus  # imported late: the bus pulls in its Lua scripts
 
     return Bus(redis)
@@ -102,59 +105,67 @@ async def run_orchestration(
 ) -> RunOutcome:
     """Run ``spec`` over the agents of ``directory``; ``agents``, when given, reads them again (the operator's live
     view), so availability is decided on what is true when each step needs an agent."""
-    bus = bus or _default_bus(redis)
-    from podium.dataplane.state import SharedState
+    # A bus of its own (no caller's): closed at the end, or its result reader would read on after the run, holding
+    # a connection of the caller's pool. The operator passes one bus shared by all its runs.
+    own: Bus | None = None
+    if bus is None:
+        bus = own = _default_bus(redis)
+    try:
+        from podium.dataplane.state import SharedState
 
-    if state is None:
-        state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
-    collab = Collaboration(redis, namespace, name, uid, spec, state) if isinstance(state, SharedState) else None
-    scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
-    refresh: Refresh | None = None
-    if agents is not None:
-        read = agents
+        if state is None:
+            state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
+        collab = Collaboration(redis, namespace, name, uid, spec, state) if isinstance(state, SharedState) else None
+        scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
+        refresh: Refresh | None = None
+        if agents is not None:
+            read = agents
 
-        async def rescoped() -> AgentDirectory:
-            return await _with_live_load(bus, _scope(await read(), spec), namespace)
+            async def rescoped() -> AgentDirectory:
+                return await _with_live_load(bus, _scope(await read(), spec), namespace)
 
-        refresh = rescoped
-    ctx = RunContext(
-        redis=redis,
-        bus=bus,
-        directory=scoped,
-        uid=uid,
-        namespace=namespace,
-        name=name,
-        limits=spec.limits,
-        state=state,
-        team=spec.team,
-        on_progress=on_progress,
-        is_suspended=is_suspended,
-        options=options,
-        collab=collab,
-        refresh=refresh,
-        agent_wait_seconds=float(spec.agent_wait_seconds),
-        on_event=on_event,
-    )
-    if not len(scoped):
-        return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
-    block = spec.block()
-    if block is None:
-        # Strategies whose block is optional run with its defaults.
-        from podium.api import orchestration as api
+            refresh = rescoped
+        ctx = RunContext(
+            redis=redis,
+            bus=bus,
+            directory=scoped,
+            uid=uid,
+            namespace=namespace,
+            name=name,
+            limits=spec.limits,
+            state=state,
+            team=spec.team,
+            on_progress=on_progress,
+            is_suspended=is_suspended,
+            options=options,
+            collab=collab,
+            refresh=refresh,
+            agent_wait_seconds=float(spec.agent_wait_seconds),
+            on_event=on_event,
+        )
+        if not len(scoped):
+            return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
+        block = spec.block()
+        if block is None:
+            # Strategies whose block is optional run with its defaults.
+            from podium.api import orchestration as api
 
-        defaults = {"swarm": api.SwarmSpec, "centralCommand": api.CentralCommandSpec}
-        defaults |= {"peerToPeer": api.PeerToPeerSpec, "market": api.MarketSpec}
-        block = defaults[str(spec.strategy)]()
-    await ctx.start()
-    if collab is not None:
-        await collab.start(ctx)
-    await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
-    outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
-    await ctx.settle_writes()  # the last step's writes: nothing is left to ride
-    outcome.withdrawn = await _withdraw(ctx, bus)
-    finished = {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]}
-    await ctx.publish("run.finished", finished | ({"withdrawn": outcome.withdrawn} if outcome.withdrawn else {}))
-    return outcome
+            defaults = {"swarm": api.SwarmSpec, "centralCommand": api.CentralCommandSpec}
+            defaults |= {"peerToPeer": api.PeerToPeerSpec, "market": api.MarketSpec}
+            block = defaults[str(spec.strategy)]()
+        await ctx.start()
+        if collab is not None:
+            await collab.start(ctx)
+        await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
+        outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
+        await ctx.settle_writes()  # the last step's writes: nothing is left to ride
+        outcome.withdrawn = await _withdraw(ctx, bus)
+        finished = {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]}
+        await ctx.publish("run.finished", finished | ({"withdrawn": outcome.withdrawn} if outcome.withdrawn else {}))
+        return outcome
+    finally:
+        if own is not None:
+            await own.close()
 
 
 async def _withdraw(ctx: RunContext, bus: RunBus) -> dict[str, int]:

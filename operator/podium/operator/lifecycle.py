@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 import redis.asyncio as aioredis
 
+from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect, redact
 from podium.dataplane.library import ensure_library
 from podium.dataplane.migrate import migrate
@@ -75,7 +76,7 @@ async def start(
             moved.kept[:10],
         )
     reconciler = AgentReconciler(kube, redis, conf, post_event)
-    memo.runtime = rt = runtime.Runtime(conf, kube, redis, reconciler)
+    memo.runtime = rt = runtime.Runtime(conf, kube, redis, reconciler, Bus(redis))
     # Every replica drives its share of the runs, whether kopf peering made it the active one or a standby.
     rt.runs = orchestrations.start_runs(rt)
     await rt.runs.start()
@@ -89,6 +90,7 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         return
     if current.runs is not None:
         await current.runs.stop()
+    await current.bus.close()
     await current.redis.aclose()
     current.kube.close()
     del memo["runtime"]

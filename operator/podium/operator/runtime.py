@@ -12,6 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from podium.dataplane.bus import Bus
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube
 from podium.operator.settings import Settings
@@ -23,6 +24,7 @@ class Runtime:
     kube: Kube
     redis: aioredis.Redis
     agents: AgentReconciler
+    bus: Bus  # the runs' bus: one result reader and one dispatch coalescer for all the runs of this replica
     degraded_teams: set[tuple[str, str]] = field(default_factory=set)  # for the teams-degraded gauge
     runs: Any = None  # this replica's run sharder (podium.operator.orchestrations.shards.Sharder), once started
 

@@ -44,7 +44,14 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         def post(type_: str, reason: str, message: str) -> None:
             rt.kube.post_event(body, type_, reason, message)
 
-        deps = orchestration_run.Deps(kube=rt.kube, redis=rt.redis, post_event=post, logger=logger, snapshots=snapshots)  # type: ignore[arg-type]
+        deps = orchestration_run.Deps(
+            kube=rt.kube,
+            redis=rt.redis,
+            post_event=post,
+            logger=logger,  # type: ignore[arg-type]
+            snapshots=snapshots,
+            bus=rt.bus,
+        )
         await orchestration_run.drive(deps, body, stopping)
 
     async def cleanup(body: dict[str, Any]) -> None:

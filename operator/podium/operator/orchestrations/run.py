@@ -48,6 +48,7 @@ class Deps:
     poll_seconds: float = 2.0  # how often a Pending run re-checks its agents, and suspend is watched
     retry_seconds: float = 5.0  # after an unexpected error (Redis or the API server away), try again
     snapshots: directory_mod.Snapshots | None = None  # shared by this replica's runs; None: each run lists
+    bus: Bus | None = None  # shared by this replica's runs (one result reader for all); None: each run has its own
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("podium.orchestrations"))
 
     async def agents_and_teams(self, namespace: str, *, current: bool = False) -> directory_mod.Snapshot:
@@ -361,6 +362,7 @@ async def _run_once(
             is_suspended=is_suspended,
             agents=agents,
             on_event=on_event,
+            bus=ctl.deps.bus,
         ),
         name=f"orchestration {ctl.namespace}/{ctl.name}",
     )

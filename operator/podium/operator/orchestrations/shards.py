@@ -246,26 +246,34 @@ class Sharder:
     async def _run(self) -> None:
         await self.watch.synced.wait()
         interval = self.lease / 3
+        renewed = -interval  # monotonic time of the last heartbeat and lease renewal
         while True:
             started = time.monotonic()
+            renew = started - renewed >= interval
             try:
-                await self.round()
+                await self.round(renew=renew)
+                if renew:
+                    renewed = started
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # Redis away: the leases lapse and the others (or we, later) take over
                 log.warning("run sharding round failed: %s", e)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), max(0.05, interval - (time.monotonic() - started)))
+                await asyncio.wait_for(self._wakeup.wait(), max(0.05, renewed + interval - time.monotonic()))
             # A burst of watch events (200 runs applied at once) makes one round, not 200.
             await asyncio.sleep(0.05)
 
-    async def round(self) -> None:
-        """Heartbeat, decide, act: stop what moved away, renew and take leases, start what is now ours."""
+    async def round(self, *, renew: bool = True) -> None:
+        """Decide, act: stop what moved away, take what is now ours. With ``renew`` (every lease/3 seconds) also
+        heartbeat and renew the lease of every run it drives; a round the watch wakes in between (a new run, a
+        deletion, each status patch of a running one) touches only what changed, so its cost does not grow with
+        the runs in flight."""
         await self.shards.release(self._reap())
-        self.members = await self.shards.beat()
-        if self.replica not in self.members:  # our own beat is older than the lease (a long pause): wait for it
-            self.members = sorted([*self.members, self.replica])
+        if renew or not self.members:
+            self.members = await self.shards.beat()
+            if self.replica not in self.members:  # our own beat is older than the lease (a long pause): wait for it
+                self.members = sorted([*self.members, self.replica])
         bodies = [b for b in self.watch.bodies.values() if b["metadata"].get("uid") not in self.finished]
         decision = plan(self.replica, self.members, bodies, self.driving)
         gone = {ref for ref in decision.stop if (ref[0], ref[1]) not in self.watch.bodies}
@@ -274,7 +282,7 @@ class Sharder:
         for ref in gone | deleting:
             self._clean_up_later(ref, self.watch.bodies.get((ref[0], ref[1])))
         await self.shards.release(decision.stop)
-        keep = [ref for ref in self.driving]
+        keep = list(self.driving) if renew else []
         held = await self.shards.hold([*keep, *sorted(decision.take)])
         lost = [ref for ref in keep if not held.get(ref)]
         if lost:  # another replica has the lease (we paused past it): it drives the run now

@@ -108,6 +108,9 @@ class _Waiting:
 
 
 class ResultFanout:
+    # A wait that trusted the stream (no GET) looks at the result keys once after this long without its results.
+    RECHECK_SECONDS = 2.0
+
     def __init__(
         self, redis: aioredis.Redis, *, buffer: int = 200_000, block_ms: int = 1000, idle_seconds: float = 300.0
     ) -> None:
@@ -170,6 +173,7 @@ class ResultFanout:
         out: dict[str, Result] = {}
         waiting = _Waiting(asyncio.get_running_loop().create_future(), out)
         to_get: list[str] = []  # result keys to GET once (their stream was not watched at dispatch)
+        trusted: list[str] = []  # result keys left to the stream (dispatched while it was watched)
         rkeys = [result_key(task) for task in tasks]
         try:
             for task, rkey in zip(tasks, rkeys, strict=True):
@@ -179,20 +183,21 @@ class ResultFanout:
                     continue
                 waiting.pending[rkey] = task.id
                 self._waiters.setdefault(rkey, []).append(waiting)
-                if rkey not in self._expected:
+                if rkey in self._expected:
+                    trusted.append(rkey)
+                else:
                     await self.watch(AgentKeys(task.namespace, task.agent))
                     to_get.append(rkey)
-            for start in range(0, len(to_get), 1000):
-                chunk = to_get[start : start + 1000]
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for rkey in chunk:
-                        pipe.get(rkey)
-                    raws = await pipe.execute()
-                for rkey, raw in zip(chunk, raws, strict=True):
-                    if raw is not None:
-                        self._deliver(rkey, self._open(rkey, raw))
+            await self._get(to_get)
             if waiting.pending and timeout > 0:
-                await asyncio.wait([waiting.done], timeout=timeout)
+                first = min(timeout, self.RECHECK_SECONDS) if trusted else timeout
+                await asyncio.wait([waiting.done], timeout=first)
+                if waiting.pending and timeout > first:
+                    # An attempt sent again after its result was recorded (two replicas drove the run for a moment
+                    # around a lease handover) is deduplicated by the completion function: no new stream entry.
+                    await self._get([rkey for rkey in trusted if rkey in waiting.pending])
+                    if waiting.pending:
+                        await asyncio.wait([waiting.done], timeout=timeout - first)
         finally:
             for rkey in rkeys:
                 groups = self._waiters.get(rkey)
@@ -202,6 +207,18 @@ class ResultFanout:
                         del self._waiters[rkey]
                 self._expected.pop(rkey, None)
         return dict(out)
+
+    async def _get(self, rkeys: list[str]) -> None:
+        """GET result keys (1,000 a pipeline) and deliver the results found."""
+        for start in range(0, len(rkeys), 1000):
+            chunk = rkeys[start : start + 1000]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for rkey in chunk:
+                    pipe.get(rkey)
+                raws = await pipe.execute()
+            for rkey, raw in zip(chunk, raws, strict=True):
+                if raw is not None:
+                    self._deliver(rkey, self._open(rkey, raw))
 
     def _open(self, rkey: str, raw: bytes) -> Result | None:
         return open_result(self.library, rkey[rkey.rindex(":result:") + len(":result:") :], raw)

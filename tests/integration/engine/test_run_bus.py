@@ -132,3 +132,26 @@ async def test_a_long_lived_bus_stops_reading_streams_nobody_wants_and_reads_the
         await bus.close()
         await engine.aclose()
         await admin.aclose()
+
+
+async def test_a_wait_for_an_attempt_sent_again_after_its_result_was_recorded_still_gets_that_result(
+    redis_url: str, agents: str
+) -> None:
+    # Around a lease handover two replicas may drive one run for a moment: the one that stops may send an attempt
+    # again that the other already saw finish. The completion function keeps the first result and writes no new
+    # stream entry, so the run's resumed wait must not count on the stream alone.
+    engine = aioredis.Redis.from_url(redis_url)
+    bus = Bus(engine)
+    task = Task(id=uuid.uuid4().hex, kind="execute", input={"n": 1}, namespace=agents, agent="a0")
+    try:
+        await bus.dispatch(task)
+        first = await bus.wait_result(task, 10)
+        assert first is not None and first.ok
+        await bus.dispatch(task)  # sent again by a driver that then stopped, never waiting for it
+        started = asyncio.get_running_loop().time()
+        again = await bus.wait_result(task, 30)  # the run, resumed, waits for the attempt in flight
+        assert again is not None and again.output == first.output
+        assert asyncio.get_running_loop().time() - started < 10  # not the whole timeout
+    finally:
+        await bus.close()
+        await engine.aclose()

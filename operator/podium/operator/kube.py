@@ -51,6 +51,13 @@ def _raw(response: Any) -> dict[str, Any]:
     return data
 
 
+def _done(response: Any) -> None:
+    """A response we need nothing from, read to its end so its connection goes back to the pool: left unread it
+    holds the connection, and the next call opens a new one (a TLS handshake per status patch and Event)."""
+    response.drain_conn()
+    response.release_conn()
+
+
 class Kube:
     """Typed-enough access to the four child kinds, the Agent/Team status and pods; blocking calls run in threads."""
 
@@ -93,7 +100,7 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False)  # type: ignore[arg-type]
+        _done(self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False))  # type: ignore[arg-type]
 
     def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Post an Event about an object in the background (kopf.event needs a kopf handler's context; the run
@@ -185,7 +192,7 @@ class Kube:
 
     def _delete_pod(self, namespace: str, name: str) -> bool:
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False)
+            _done(self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False))
             return True
         except ApiException as e:
             if e.status == 404:
@@ -198,7 +205,7 @@ class Kube:
 
     def _patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            self.custom.patch_namespaced_custom_object_status(
+            response = self.custom.patch_namespaced_custom_object_status(
                 GROUP,
                 VERSION,
                 namespace,
@@ -208,6 +215,7 @@ class Kube:
                 _content_type=MERGE,
                 _preload_content=False,
             )
+            _done(response)
         except ApiException as e:
             if e.status != 404:  # deleted meanwhile: nothing to report on
                 raise
@@ -217,7 +225,7 @@ class Kube:
 
     def _patch_scale(self, plural: str, namespace: str, name: str, replicas: int) -> bool:
         try:
-            self.custom.patch_namespaced_custom_object_scale(
+            response = self.custom.patch_namespaced_custom_object_scale(
                 GROUP,
                 VERSION,
                 namespace,
@@ -227,6 +235,7 @@ class Kube:
                 _content_type=MERGE,
                 _preload_content=False,
             )
+            _done(response)
             return True
         except ApiException as e:
             if e.status == 404:

@@ -232,8 +232,8 @@ def run(runs: int = 200, stages: int = 5, rounds: int = 2, cpu_limit_m: int = 0)
                 row = one_round(cluster, server.url, replicas, runs, stages, log_dir, cpu_limit_m)
                 print(f"# {row}", file=sys.stderr, flush=True)
                 rows[replicas].append(row)
-    one = statistics.median(r["runs_per_s"] for r in rows[1])
-    two = statistics.median(r["runs_per_s"] for r in rows[2])
+    one = round(statistics.median(r["runs_per_s"] for r in rows[1]), 2)
+    two = round(statistics.median(r["runs_per_s"] for r in rows[2]), 2)
     single_peak = statistics.median(r["peak_rss_mib"][0] for r in rows[1])
     return {
         "runs": runs,

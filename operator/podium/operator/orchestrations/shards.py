@@ -246,6 +246,12 @@ class Sharder:
     async def _run(self) -> None:
         await self.watch.synced.wait()
         interval = self.lease / 3
+        # Joining: heartbeat, then give replicas started at the same moment (an install with two replicas, a node
+        # restart) one interval to do the same, so they split the runs at once rather than the first one taking
+        # them all and handing half back.
+        with contextlib.suppress(Exception):
+            await self.shards.beat()
+            await asyncio.sleep(interval)
         renewed = -interval  # monotonic time of the last heartbeat and lease renewal
         while True:
             started = time.monotonic()

@@ -242,7 +242,7 @@ class ResultFanout:
         backoff = 0.05
         while not self._closed:
             self._forget_idle()
-            streams = self._streams if only is None else {k: v for k, v in self._streams.items() if k == only}
+            streams = self._streams if only is None else {only: self._streams[only]} if only in self._streams else {}
             if not streams:
                 return
             self._changed.clear()

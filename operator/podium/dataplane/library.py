@@ -1,9 +1,10 @@
 """The ``podium`` function library in Redis: building it, loading it, and checking the seals its results carry.
 
-The operator loads the library (:func:`ensure_library`) when it starts and whenever it applies an Agent, on every
-primary of a Redis Cluster; agents only call it. The library's code holds the seal secret, so a secret survives
-as long as the library does (functions are kept in RDB and AOF files and replicated), and loading a new version
-keeps the secret already there: results sealed before an upgrade still verify after it.
+The operator loads the library (:func:`ensure_library`) when it starts, and whenever it applies an Agent and
+finds it missing or of another version (:func:`is_current`), on every primary of a Redis Cluster; agents only
+call it. The library's code holds the seal secret, so a secret survives as long as the library does (functions
+are kept in RDB and AOF files and replicated), and loading a new version keeps the secret already there: results
+sealed before an upgrade still verify after it.
 """
 
 from __future__ import annotations
@@ -123,6 +124,21 @@ async def read_library(redis: aioredis.Redis) -> Library | None:
         if lib is not None:
             return lib
     return None
+
+
+async def is_current(redis: aioredis.Redis, *, max_bytes: int | None = None) -> bool:
+    """Whether every primary holds this version of the library (with ``max_bytes``, when given): asked of the
+    library itself (``podium_info``, a few bytes), where :func:`ensure_library` reads the whole code of each. An
+    operator applying two thousand Agents asks this two thousand times."""
+    await topology.ready(redis)
+    for node in topology.primaries(redis):
+        try:
+            version, limit = await topology.on_node(redis, node, "FCALL_RO", "podium_info", 0)
+        except ResponseError:  # not loaded ("function not found"), or this client may not ask: ensure_library says
+            return False
+        if text(version) != VERSION or (max_bytes is not None and int(limit) != max_bytes):
+            return False
+    return True
 
 
 async def ensure_library(

@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 from podium.dataplane import topology
 from podium.dataplane.acl import Deployment, agent_acl_rules
 from podium.dataplane.keys import GROUP, AgentKeys
-from podium.dataplane.library import Library, ensure_library
+from podium.dataplane.library import ensure_library, is_current
 
 # Consumers that hold nothing and have neither heartbeat nor read for this long are deleted: replicas that left.
 # A live replica that is deleted anyway (a long task, no read) is re-created by its next read, holding nothing lost.
@@ -40,12 +40,14 @@ async def ensure_agent(
     *,
     max_bytes: int | None = None,
     a2a: bool = False,
-) -> Library:
-    """The library, the agent's user (rules of :func:`podium.dataplane.acl.agent_acl_rules`) and its inbox's group.
+) -> None:
+    """The library (loaded only when missing or of another version), the agent's user (rules of
+    :func:`podium.dataplane.acl.agent_acl_rules`) and its inbox's group.
 
     An error is a real misconfiguration (the rules name only commands Redis 7.0 knows) and is raised.
     """
-    library = await ensure_library(redis, max_bytes=max_bytes)
+    if not await is_current(redis, max_bytes=max_bytes):
+        await ensure_library(redis, max_bytes=max_bytes)
     rules = agent_acl_rules(namespace, agent, deployment(redis), a2a=a2a)
     await topology.on_every_node(redis, "ACL", "SETUSER", username, "reset", "on", f">{password}", *rules)
     try:
@@ -53,7 +55,6 @@ async def ensure_agent(
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-    return library
 
 
 async def user_exists(redis: aioredis.Redis, username: str) -> bool:

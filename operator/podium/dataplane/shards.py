@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from podium.dataplane.keys import OrchestrationKeys, operators_key
 
@@ -41,6 +42,15 @@ end
 return 0
 """
 
+# KEYS: owner.  ARGV: replica, lease ms.  1: renewed; 0: this replica does not hold it (lapsed, or another's).
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # KEYS: owner.  ARGV: replica.  Gives the lease up if this replica holds it.
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -59,6 +69,7 @@ class Shards:
         self.lease_ms = max(1, int(lease_seconds * 1000))
         self._beat = redis.register_script(BEAT)
         self._hold = redis.register_script(HOLD)
+        self._renew = redis.register_script(RENEW)
         self._release = redis.register_script(RELEASE)
 
     async def beat(self) -> list[str]:
@@ -72,24 +83,25 @@ class Shards:
 
     async def hold(self, runs: Sequence[RunRef]) -> dict[RunRef, bool]:
         """Take or renew each run's lease in one round trip; which ones this replica holds now."""
+        return await self._each(self._hold, runs, self.lease_ms)
+
+    async def renew(self, runs: Sequence[RunRef]) -> dict[RunRef, bool]:
+        """Renew the leases this replica holds, never taking one (a lease given up meanwhile stays given up); which
+        ones it still holds."""
+        return await self._each(self._renew, runs, self.lease_ms)
+
+    async def release(self, runs: Iterable[RunRef]) -> None:
+        await self._each(self._release, list(runs))
+
+    async def _each(self, script: AsyncScript, runs: Sequence[RunRef], *args: int) -> dict[RunRef, bool]:
+        """``script`` on each run's lease (with this replica and ``args``), in one round trip."""
         if not runs:
             return {}
         pipe = self.redis.pipeline(transaction=False)
         for ns, name, uid in runs:
-            await self._hold(
-                keys=[OrchestrationKeys(ns, name).owner(uid)], args=[self.replica, self.lease_ms], client=pipe
-            )
-        held = await pipe.execute()
-        return {run: bool(h) for run, h in zip(runs, held, strict=True)}
-
-    async def release(self, runs: Iterable[RunRef]) -> None:
-        runs = list(runs)
-        if not runs:
-            return
-        pipe = self.redis.pipeline(transaction=False)
-        for ns, name, uid in runs:
-            await self._release(keys=[OrchestrationKeys(ns, name).owner(uid)], args=[self.replica], client=pipe)
-        await pipe.execute()
+            await script(keys=[OrchestrationKeys(ns, name).owner(uid)], args=[self.replica, *args], client=pipe)
+        replies = await pipe.execute()
+        return {run: bool(r) for run, r in zip(runs, replies, strict=True)}
 
     async def holder(self, namespace: str, name: str, uid: str) -> str | None:
         raw = await self.redis.get(OrchestrationKeys(namespace, name).owner(uid))

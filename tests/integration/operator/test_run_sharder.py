@@ -1,13 +1,20 @@
-"""An operator replica's run sharder on a real redis-server: what a round costs in lease scripts."""
+"""An operator replica's run sharder on a real redis-server: what a round costs in lease scripts, and its leases
+kept from a thread of their own while the event loop stalls."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 
+from podium.dataplane.keys import OrchestrationKeys
+from podium.dataplane.shards import RunRef, Shards
+from podium.operator.orchestrations.leases import LeaseKeeper
 from podium.operator.orchestrations.shards import Sharder
 
 
@@ -37,24 +44,131 @@ async def test_a_round_the_watch_wakes_touches_only_what_changed_and_a_renewal_r
     async def cleanup(_body: dict[str, Any]) -> None:
         return None
 
-    sharder = Sharder(None, client, [ns], drive, cleanup, lease_seconds=30, replica="only")  # type: ignore[arg-type]
+    sharder = Sharder(
+        None,  # type: ignore[arg-type]
+        client,
+        [ns],
+        drive,
+        cleanup,
+        lambda: aioredis.Redis.from_url(redis_url),
+        lease_seconds=30,
+        replica="only",
+    )
     body = lambda i: {"metadata": {"namespace": ns, "name": f"r{i}", "uid": f"u{i}"}, "status": {}}  # noqa: E731
     try:
         sharder.watch.bodies = {(ns, f"r{i}"): body(i) for i in range(50)}
         await sharder.round()
         assert len(sharder.driving) == 50  # taken: one lease each
         before = counter.scripts
-        await sharder.round(renew=False)  # woken by a status patch of one of them: nothing changed
+        await sharder.round(beat=False)  # woken by a status patch of one of them: nothing changed
         assert counter.scripts == before  # no heartbeat, no 50 lease renewals
         sharder.watch.bodies[(ns, "r50")] = body(50)
         before = counter.scripts
-        await sharder.round(renew=False)  # a new run: its lease alone
+        await sharder.round(beat=False)  # a new run: its lease alone
         assert len(sharder.driving) == 51 and counter.scripts - before == 1
         before = counter.scripts
-        await sharder.round()  # the renewal every lease/3: every lease it holds, and the heartbeat
-        assert counter.scripts - before == 52
+        await sharder.round()  # the heartbeat every lease/3; the keeper renews the leases, from its own thread
+        assert counter.scripts - before == 1
         assert {await sharder.shards.holder(ns, f"r{i}", f"u{i}") for i in range(51)} == {"only"}
     finally:
         stop.set()
         await asyncio.gather(*(d.task for d in sharder.driving.values()))
+        await client.aclose()
+
+
+def stall(seconds: float) -> None:
+    """Keep the event loop from running anything for ``seconds``, as a replica starved of CPU would."""
+    time.sleep(seconds)
+
+
+def bodies(ns: str, count: int) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(ns, f"r{i}"): {"metadata": {"namespace": ns, "name": f"r{i}", "uid": f"u{i}"}} for i in range(count)}
+
+
+@pytest.fixture
+async def sharder(redis_url: str) -> AsyncIterator[Sharder]:
+    """A replica's sharder over a fresh namespace (its watch filled by hand), with a 1.5 s run lease."""
+    client = aioredis.Redis.from_url(redis_url)
+    stop = asyncio.Event()
+
+    async def drive(_body: dict[str, Any], stopping: Callable[[], bool]) -> None:
+        while not stop.is_set() and not stopping():  # noqa: ASYNC110 (two ways to end, as a real drive has)
+            await asyncio.sleep(0.05)
+
+    async def cleanup(_body: dict[str, Any]) -> None:
+        return None
+
+    ns = "ns" + uuid.uuid4().hex[:8]
+    connect = lambda: aioredis.Redis.from_url(redis_url)  # noqa: E731
+    made = Sharder(None, client, [ns], drive, cleanup, connect, lease_seconds=1.5, replica="slow")  # type: ignore[arg-type]
+    made.watch.bodies = bodies(ns, 3)
+    try:
+        yield made
+    finally:
+        stop.set()
+        await made.keeper.stop()
+        await asyncio.gather(*(d.task for d in made.driving.values()))
+        await client.aclose()
+
+
+async def holders(shards: Shards, refs: list[RunRef]) -> set[str | None]:
+    return {await shards.holder(*ref) for ref in refs}
+
+
+async def test_a_replica_whose_event_loop_stalls_past_its_lease_keeps_its_runs(
+    sharder: Sharder, redis_url: str
+) -> None:
+    await sharder.round()
+    refs = sorted(sharder.driving)
+    assert len(refs) == 3
+    sharder.keeper.start()
+    stall(3 * sharder.lease)  # twice the lease: a CPU limit, a hundred runs starting at once
+    other_client = aioredis.Redis.from_url(redis_url)
+    try:
+        other = Shards(other_client, sharder.group, "other", sharder.lease)
+        assert await holders(other, refs) == {"slow"}
+        assert await other.hold(refs) == dict.fromkeys(refs, False)  # another replica cannot take them
+    finally:
+        await other_client.aclose()
+    assert sorted(sharder.driving) == refs
+
+
+async def test_a_run_whose_lease_another_replica_took_is_stopped_at_the_next_round(
+    sharder: Sharder, redis_url: str
+) -> None:
+    await sharder.round()
+    refs = sorted(sharder.driving)
+    taken = refs[0]
+    other_client = aioredis.Redis.from_url(redis_url)
+    try:
+        other = Shards(other_client, sharder.group, "other", sharder.lease)
+        await other_client.set(OrchestrationKeys(taken[0], taken[1]).owner(taken[2]), "other", px=10_000)
+        assert await other.holder(*taken) == "other"
+        sharder.keeper.start()
+        deadline = time.monotonic() + 3 * sharder.lease
+        while taken not in sharder.suspect and time.monotonic() < deadline:  # noqa: ASYNC110 (set by a thread)
+            await asyncio.sleep(0.05)
+        assert sharder.suspect == {taken}  # the keeper found it, and told the loop
+        await sharder.round(beat=False)
+        assert sorted(sharder.driving) == refs[1:]
+        assert await holders(other, refs[1:]) == {"slow"}
+    finally:
+        await other_client.aclose()
+
+
+async def test_a_stuck_event_loop_lets_its_run_leases_lapse(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    refs: list[RunRef] = [("ns" + uuid.uuid4().hex[:8], f"r{i}", f"u{i}") for i in range(3)]
+    shards = Shards(client, "g", "stuck", 1.0)
+    keeper = LeaseKeeper(lambda: aioredis.Redis.from_url(redis_url), "g", "stuck", 1.0, lambda _: None, stall_seconds=1)
+    try:
+        assert all((await shards.hold(refs)).values())
+        keeper.keep(refs)
+        keeper.start()
+        await asyncio.sleep(1.5)
+        assert await holders(shards, refs) == {"stuck"}  # renewed past the lease while the loop answers
+        stall(3.5)  # stuck past stall_seconds: the keeper stops renewing
+        assert await holders(shards, refs) == {None}
+    finally:
+        await keeper.stop()
         await client.aclose()

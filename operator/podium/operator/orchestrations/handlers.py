@@ -15,7 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
+import redis.asyncio as aioredis
 
+from podium.dataplane.connection import connect
 from podium.operator import runtime
 from podium.operator.orchestrations import directory as orchestration_directory
 from podium.operator.orchestrations import run as orchestration_run
@@ -60,8 +62,19 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         purged, removed = await _cancel_and_purge(rt, body, logger)
         logger.info("run cancelled by deletion; %d queued tasks removed, %d keys purged", sum(removed.values()), purged)
 
+    def connect_keeper() -> aioredis.Redis:
+        # The lease keeper's own client (another thread, another event loop): one connection, bounded waits.
+        lease = rt.settings.run_lease_seconds
+        return connect(rt.settings.redis_url, password=rt.settings.redis_password, socket_timeout=lease)
+
     return Sharder(
-        rt.kube, rt.redis, rt.settings.namespaces, drive, cleanup, lease_seconds=rt.settings.run_lease_seconds
+        rt.kube,
+        rt.redis,
+        rt.settings.namespaces,
+        drive,
+        cleanup,
+        connect_keeper,
+        lease_seconds=rt.settings.run_lease_seconds,
     )
 
 

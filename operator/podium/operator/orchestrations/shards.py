@@ -5,9 +5,11 @@ would leave every run on one process. So runs are not kopf daemons: every replic
 itself (:class:`RunWatch`) and, every ``lease/3`` seconds, heartbeats into its group
 (:class:`podium.dataplane.shards.Shards`), works out which active runs it owns (:func:`owner`, rendezvous
 hashing of the run's uid over the live replicas: a replica joining or leaving moves only its share) and drives
-those while it holds their lease. A replica killed with SIGKILL stops renewing: after ``lease`` seconds it is
-no longer a member and its run leases have lapsed, so the new owners take its runs over, and the engine's
-journal resumes each one without dispatching a finished or in-flight task again.
+those while it holds their lease (renewed from a thread of its own,
+:class:`~podium.operator.orchestrations.leases.LeaseKeeper`, so a replica whose event loop falls behind keeps
+them). A replica killed with SIGKILL stops renewing: after ``lease`` seconds it is no longer a member and its run
+leases have lapsed, so the new owners take its runs over, and the engine's journal resumes each one without
+dispatching a finished or in-flight task again.
 
 Decisions are pure (:func:`owner`, :func:`plan`); :class:`Sharder` acts on them.
 """
@@ -35,6 +37,7 @@ from podium.api.common import GROUP, VERSION
 from podium.dataplane.shards import RunRef, Shards
 from podium.operator.kube import Kube
 from podium.operator.orchestrations import status as st
+from podium.operator.orchestrations.leases import LeaseKeeper
 
 log = logging.getLogger("podium.operator.orchestrations.shards")
 
@@ -204,6 +207,7 @@ class Sharder:
         namespaces: list[str],
         drive: Drive,
         cleanup: Cleanup,
+        connect: Callable[[], aioredis.Redis],
         *,
         lease_seconds: float = 6.0,
         replica: str | None = None,
@@ -212,6 +216,9 @@ class Sharder:
         self.group = group_of(namespaces)
         self.shards = Shards(redis, self.group, self.replica, lease_seconds)
         self.lease = lease_seconds
+        # ``connect`` makes the keeper's own client: it renews from a thread of its own (see leases.py).
+        self.keeper = LeaseKeeper(connect, self.group, self.replica, lease_seconds, self._lost)
+        self.suspect: set[RunRef] = set()  # driven runs whose lease the keeper found lapsed or taken
         self.drive, self.cleanup = drive, cleanup
         self.watch = RunWatch(kube, namespaces, self._wake)
         self.driving: dict[RunRef, Driving] = {}
@@ -224,8 +231,13 @@ class Sharder:
     def _wake(self) -> None:
         self._wakeup.set()
 
+    def _lost(self, refs: list[RunRef]) -> None:
+        self.suspect.update(refs)
+        self._wake()
+
     async def start(self) -> None:
         self.watch.start()
+        self.keeper.start()
         self._loop_task = asyncio.create_task(self._run(), name="podium run sharder")
         log.info("run sharding: replica %s in group %s, lease %.1fs", self.replica, self.group, self.lease)
 
@@ -233,6 +245,7 @@ class Sharder:
         """Stop driving (the runs stay where they are in their journals), give the leases and membership up so the
         other replicas take the runs over at their next round."""
         self.watch.stop()
+        await self.keeper.stop()
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -252,31 +265,31 @@ class Sharder:
         with contextlib.suppress(Exception):
             await self.shards.beat()
             await asyncio.sleep(interval)
-        renewed = -interval  # monotonic time of the last heartbeat and lease renewal
+        beaten = -interval  # monotonic time of the last heartbeat
         while True:
             started = time.monotonic()
-            renew = started - renewed >= interval
+            beat = started - beaten >= interval
             try:
-                await self.round(renew=renew)
-                if renew:
-                    renewed = started
+                await self.round(beat=beat)
+                if beat:
+                    beaten = started
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # Redis away: the leases lapse and the others (or we, later) take over
                 log.warning("run sharding round failed: %s", e)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), max(0.05, renewed + interval - time.monotonic()))
+                await asyncio.wait_for(self._wakeup.wait(), max(0.05, beaten + interval - time.monotonic()))
             # A burst of watch events (200 runs applied at once) makes one round, not 200.
             await asyncio.sleep(0.05)
 
-    async def round(self, *, renew: bool = True) -> None:
-        """Decide, act: stop what moved away, take what is now ours. With ``renew`` (every lease/3 seconds) also
-        heartbeat and renew the lease of every run it drives; a round the watch wakes in between (a new run, a
-        deletion, each status patch of a running one) touches only what changed, so its cost does not grow with
-        the runs in flight."""
+    async def round(self, *, beat: bool = True) -> None:
+        """Decide, act: stop what moved away, take what is now ours. With ``beat`` (every lease/3 seconds) also
+        heartbeat and read the live members. The leases of the runs it drives are the keeper's to renew; a run
+        whose lease the keeper found lapsed or taken is held again here if it is free, else stopped. So a round the
+        watch wakes (a new run, a deletion, each status patch of a running one) touches only what changed."""
         await self.shards.release(self._reap())
-        if renew or not self.members:
+        if beat or not self.members:
             self.members = await self.shards.beat()
             if self.replica not in self.members:  # our own beat is older than the lease (a long pause): wait for it
                 self.members = sorted([*self.members, self.replica])
@@ -288,9 +301,10 @@ class Sharder:
         for ref in gone | deleting:
             self._clean_up_later(ref, self.watch.bodies.get((ref[0], ref[1])))
         await self.shards.release(decision.stop)
-        keep = list(self.driving) if renew else []
-        held = await self.shards.hold([*keep, *sorted(decision.take)])
-        lost = [ref for ref in keep if not held.get(ref)]
+        suspect = sorted(ref for ref in self.suspect if ref in self.driving)
+        self.suspect.clear()
+        held = await self.shards.hold([*suspect, *sorted(decision.take)])
+        lost = [ref for ref in suspect if not held.get(ref)]
         if lost:  # another replica has the lease (we paused past it): it drives the run now
             log.warning("lost the lease of %d run(s) to another replica", len(lost))
             await self._stop_driving(lost)
@@ -298,6 +312,7 @@ class Sharder:
         for ref in sorted(decision.take):
             if held.get(ref) and ref in by_ref:
                 self._start(ref, by_ref[ref])
+        self.keeper.keep(self.driving)
 
     def _start(self, ref: RunRef, body: dict[str, Any]) -> None:
         state = Driving(task=None, body=body)  # type: ignore[arg-type]

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from podium.operator.agents.reconcile import apply_events, desired_children, status_events
+import time
+
+from podium.operator.agents.reconcile import (
+    MISSING_DEPLOYMENT_SECONDS,
+    AgentReconciler,
+    Memory,
+    apply_events,
+    desired_children,
+    status_events,
+)
+from podium.operator.settings import Settings
 from tests.support.agents import SETTINGS, make_agent
 
 
@@ -49,3 +59,30 @@ def test_a_breaker_change_is_announced_once_with_its_count() -> None:
     recovered = {"phase": "Ready", "breaker": {"state": "closed", "failures": 0}}
     assert status_events(probing, recovered)[0][:2] == ("Normal", "BreakerClosed")
     assert status_events({}, recovered) == []  # first sight of a closed breaker: nothing changed
+
+
+def test_the_health_round_applies_a_missing_deployment_again_only_well_after_the_last_apply() -> None:
+    agents = AgentReconciler(None, None, Settings(resync_seconds=120), lambda *_: None)  # type: ignore[arg-type]
+    mem = agents.remember("ns", "rev")
+    mem.last_apply = time.monotonic() - 1  # its creation under way: the Deployment is not in the index yet
+    assert not agents.due_for_apply("ns", "rev", deployment_seen=False)
+    mem.last_apply = time.monotonic() - MISSING_DEPLOYMENT_SECONDS - 1  # deleted by hand, or that apply failed
+    assert agents.due_for_apply("ns", "rev", deployment_seen=False)
+    assert not agents.due_for_apply("ns", "rev", deployment_seen=True)
+    mem.last_apply = time.monotonic() - 121  # the resync: drift, a Redis user lost with a restart
+    assert agents.due_for_apply("ns", "rev", deployment_seen=True)
+
+
+def test_what_an_apply_parsed_and_built_is_made_again_only_when_what_it_is_made_of_changed() -> None:
+    mem, made = Memory(), []
+
+    def make() -> int:
+        made.append(1)
+        return len(made)
+
+    assert mem.cached("desired", ("uid", 1), make) == 1
+    assert mem.cached("desired", ("uid", 1), make) == 1  # a resync of the same generation: nothing built again
+    assert mem.cached("desired", ("uid", 2), make) == 2  # the spec changed
+    assert mem.cached("parsed", ("uid", 2), make) == 3  # another slot
+    assert mem.cached("desired", None, make) == 4 and mem.cached("desired", None, make) == 5  # no key: made each time
+    assert mem.cached("desired", ("uid", 2), make) == 2  # and the last keyed one is still there

@@ -75,7 +75,7 @@ async def health(
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     with metrics.timed("AgentHealth"):
         indexed = _deployment(body, agent_deployments)
-        if rt.agents.due_for_resync(namespace, name) or indexed is None:
+        if rt.agents.due_for_apply(namespace, name, deployment_seen=indexed is not None):
             await rt.agents.apply(dict(body), read="snapshot", deployment=indexed)
         await _observe(rt, body, agent_deployments, agent_pods)
 

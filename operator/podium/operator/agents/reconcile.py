@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -32,11 +32,16 @@ from podium.operator.conditions import now_rfc3339, parse_rfc3339
 from podium.operator.kube import Kube, secret_value
 from podium.operator.settings import Settings
 
+T = TypeVar("T")
 log = logging.getLogger("podium.operator.agents.reconcile")
 
 # (body, type "Normal"/"Warning", reason, message): kopf.event in the operator, a list in tests.
 EventFn = Callable[[Any, str, str, str], None]
 Read = Literal["get", "snapshot", "none"]
+
+
+# A Deployment missing from the index this long after its Agent's last apply began is applied again.
+MISSING_DEPLOYMENT_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,19 @@ class Memory:
     # both observe) carries a status from before our patch and would write the old values back.
     last_scale_time: str | None = None
     autoscale_desired: int | None = None
+    # What the last apply parsed and built, by what it was made of: a resync of an unchanged Agent (every resync
+    # period, for every Agent) validates and builds nothing again.
+    made: dict[str, tuple[Hashable, Any]] = field(default_factory=dict)
+
+    def cached(self, slot: str, key: Hashable | None, make: Callable[[], T]) -> T:
+        """``make()``, or what it gave the last time for the same ``key`` (``None``: not cacheable, made)."""
+        held = self.made.get(slot)
+        if key is not None and held is not None and held[0] == key:
+            return cast(T, held[1])
+        value = make()
+        if key is not None:
+            self.made[slot] = (key, value)
+        return value
 
 
 def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView:
@@ -103,6 +121,12 @@ class Desired:
     error: str | None = None
 
 
+def scale_of(deployment: dict[str, Any] | None) -> tuple[Any, Any]:
+    """What a Deployment's replicas are, and what we last applied (its annotation): the scale the Agent keeps."""
+    spec, meta = (deployment or {}).get("spec") or {}, (deployment or {}).get("metadata") or {}
+    return spec.get("replicas"), (meta.get("annotations") or {}).get(children.APPLIED_REPLICAS_ANNOTATION)
+
+
 def desired_children(
     agent: Agent, password: str, settings: ChildSettings, old_deployment: dict[str, Any] | None
 ) -> Desired:
@@ -112,10 +136,7 @@ def desired_children(
         "ConfigMap": children.config_map(agent),
         "Service": children.service(agent),
     }
-    current = (old_deployment or {}).get("spec", {}).get("replicas")
-    last = ((old_deployment or {}).get("metadata", {}).get("annotations") or {}).get(
-        children.APPLIED_REPLICAS_ANNOTATION
-    )
+    current, last = scale_of(old_deployment)
     replicas = children.desired_replicas(agent.spec.replicas, int(last) if last else None, current)
     try:
         manifests["Deployment"] = children.deployment(agent, settings, replicas)
@@ -212,7 +233,9 @@ class AgentReconciler:
         namespace, name = meta["namespace"], meta["name"]
         mem = self.remember(namespace, name)
         mem.last_apply = time.monotonic()
-        agent, error = parse_agent(body)
+        # The spec is all an Agent's children are made of besides its name, uid and the inputs named below.
+        spec = (meta.get("uid"), meta["generation"]) if meta.get("uid") and meta.get("generation") else None
+        agent, error = mem.cached("parsed", spec, lambda: parse_agent(body))
         if agent is None:
             self._set_error(body, mem, error or "invalid Agent")
             return
@@ -232,7 +255,12 @@ class AgentReconciler:
         # Decide: what they should be (the Redis password stays the one the Secret holds, or the one we made).
         password = secret_value(existing["Secret"], "password") or mem.password or redis_io.new_password()
         mem.password = password
-        desired = desired_children(agent, password, self.child_settings, existing["Deployment"])
+        old = existing["Deployment"]
+        desired = mem.cached(
+            "desired",
+            None if spec is None else (spec, password, scale_of(old)),
+            lambda: desired_children(agent, password, self.child_settings, old),
+        )
         # Act: the Redis user, then each child in order; a Deployment that cannot be built keeps the old one.
         await redis_io.ensure_acl_user(
             self.redis,
@@ -464,9 +492,13 @@ class AgentReconciler:
         for phase, count in counts.items():
             metrics.AGENTS.labels(phase).set(count)
 
-    def due_for_resync(self, namespace: str, name: str) -> bool:
-        mem = self.remember(namespace, name)
-        return time.monotonic() - mem.last_apply >= self.settings.resync_seconds
+    def due_for_apply(self, namespace: str, name: str, *, deployment_seen: bool) -> bool:
+        """For the health round: the periodic resync (drift, a Redis user lost with a restart), or a Deployment
+        still missing from the watch-fed index well after the last apply began (deleted by hand, or that apply
+        failed). Not one whose creation is under way: two thousand Agents applied at once had their timers apply
+        each again (and list the namespace's children for it) while their first apply was still going."""
+        since = time.monotonic() - self.remember(namespace, name).last_apply
+        return since >= self.settings.resync_seconds or (not deployment_seen and since >= MISSING_DEPLOYMENT_SECONDS)
 
 
 def _autoscaling(spec: dict[str, Any]) -> Autoscaling | None:

@@ -2,9 +2,11 @@
 
     python -m bench.operator_scale [--sizes 300/50,1000/150,2000/300]
 
-Each size runs the cluster test once (its own local cluster in `.podium-test/`, started if needed) and reads the
-figures it prints: `kubectl apply` time, settled time (every Agent Ready with its children, every Team with its
-members) after the apply returned, and the operator's peak RSS.
+Each size runs the cluster test once and reads the figures it prints: `kubectl apply` time, settled time (every
+Agent Ready with its children, every Team with its members) after the apply returned, and the operator's peak RSS.
+Each size gets a fresh local cluster of its own (`.podium-bench-scale/`, its etcd data removed first): a cluster
+kept from an earlier run still garbage-collects that run's thousands of objects, and its API server answers the
+next run's apply at half speed or worse.
 """
 
 from __future__ import annotations
@@ -13,19 +15,35 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from podium_localcluster.launcher import LocalCluster
+
 ROOT = Path(__file__).resolve().parent.parent
+CLUSTER = ROOT / ".podium-bench-scale"
 LINE = re.compile(
     r"SCALE agents=(\d+) teams=(\d+) applied=([\d.]+)s settled=([\d.]+)s after_apply=([\d.]+)s peak_rss=(\d+)MiB"
 )
 
 
+def fresh_cluster() -> None:
+    """No cluster running in CLUSTER and no data left from one: the test starts one and stops it when done."""
+    LocalCluster(CLUSTER).down(log=lambda _msg: None)
+    shutil.rmtree(CLUSTER / "etcd", ignore_errors=True)
+
+
 def measure(agents: int, teams: int) -> dict[str, Any]:
-    env = {**os.environ, "PODIUM_SCALE_AGENTS": str(agents), "PODIUM_SCALE_TEAMS": str(teams)}
+    fresh_cluster()
+    env = {
+        **os.environ,
+        "PODIUM_SCALE_AGENTS": str(agents),
+        "PODIUM_SCALE_TEAMS": str(teams),
+        "PODIUM_CLUSTER_DIR": str(CLUSTER),
+    }
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/cluster/test_operator_scale.py", "-s", "-q", "-p", "no:cacheprovider"],
         cwd=ROOT,

@@ -109,19 +109,19 @@ def module_namespace(cluster: ClusterHandle, prefix: str) -> Iterator[str]:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     assert cluster.kubectl("create", "namespace", name).returncode == 0
     yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=false")
+    delete_namespace_without_operator(cluster, name)  # the module's operator stopped before this
 
 
 def delete_namespace_without_operator(cluster: ClusterHandle, ns: str) -> None:
     """Delete a namespace whose operator has stopped: its Agents', Teams' and Orchestrations' finalizers are dropped (no
-    operator will honour them), so it does not stay Terminating, relisted by the namespace controller forever."""
+    operator will honour them), so it does not stay Terminating, relisted by the namespace controller for the rest of
+    the run (a cluster kept between runs had dozens of them, and the thousands of objects of a scale test)."""
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
-    for kind in ("agents", "teams", "orchestrations"):
-        names = cluster.kubectl("get", kind, "-n", ns, "-o", "name").stdout.split()
-        for start in range(0, len(names), 100):
-            cluster.kubectl(
-                "patch", "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', *names[start : start + 100]
-            )
+    names = cluster.kubectl("get", "agents,teams,orchestrations", "-n", ns, "-o", "name").stdout.split()
+    for start in range(0, len(names), 100):
+        cluster.kubectl(
+            "patch", "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', *names[start : start + 100]
+        )
 
 
 def helm(cluster: ClusterHandle, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:

@@ -377,7 +377,7 @@ class AgentPhase(StrEnum):
     - Maintenance: spec.maintenance is true; replicas drain.
     - Degraded: the breaker is not closed, a replica crashed or lost its heartbeat (until every replica is ready
       again), or every replica was lost after having been up.
-    - Initializing: no replica has become ready yet.
+    - Initializing: its Deployment is not created yet, or no replica has become ready yet.
     - Busy: load is 0.8 or more.
     - Ready: serving; also at 0 replicas (condition Ready reason ScaledToZero): runs pass it over unless
       autoscaling wakes it.

@@ -56,6 +56,13 @@ def test_scaled_to_zero_is_ready_not_available() -> None:
     assert agent(Observed(desired=1, replicas=1, ready=0, autoscaled=True), old=s)["phase"] == "Initializing"
 
 
+def test_an_agent_whose_deployment_is_not_created_yet_is_not_ready_even_at_zero_replicas() -> None:
+    s = agent(Observed(desired=0, replicas=0, ready=0, workload=False))
+    assert s["phase"] == "Initializing"
+    assert cond(s, "Ready")["status"] == "False" and cond(s, "Ready")["reason"] == "Creating"
+    assert agent(Observed(desired=0, replicas=0, ready=0, workload=False, error="bad"))["phase"] == "Error"
+
+
 def test_the_engines_dispatch_breaker_shows_with_its_count_and_opening_time() -> None:
     closed = agent(Observed(desired=1, replicas=1, ready=1, breaker=Breaker()))
     assert closed["breaker"] == {"state": "closed", "failures": 0} and closed["phase"] == "Ready"

@@ -28,12 +28,11 @@ def _deployment(body: kopf.Body, agent_deployments: kopf.Index) -> DeploymentVie
 
 
 async def _observe(
-    rt: runtime.Runtime, body: kopf.Body, agent_deployments: kopf.Index, agent_pods: kopf.Index
+    rt: runtime.Runtime, body: kopf.Body, deployment: DeploymentView | None, agent_pods: kopf.Index
 ) -> dict[str, Any]:
-    """Status from the watch-fed indexes: no API reads, one status patch only when something changed."""
-    return await rt.agents.observe(
-        dict(body), _deployment(body, agent_deployments), list(agent_pods.get(_key(body), []))
-    )
+    """Status from the watch-fed indexes (and the Deployment as just applied, which they may not hold yet): no API
+    reads, one status patch only when something changed."""
+    return await rt.agents.observe(dict(body), deployment, list(agent_pods.get(_key(body), [])))
 
 
 def _read_for(reason: kopf.Reason | None, retry: int) -> Read:
@@ -57,10 +56,10 @@ async def reconcile(
     rt = runtime.of(memo)
     with metrics.timed("Agent") as outcome:
         try:
-            await rt.agents.apply(
+            applied = await rt.agents.apply(
                 dict(body), read=_read_for(reason, retry), deployment=_deployment(body, agent_deployments)
             )
-            await _observe(rt, body, agent_deployments, agent_pods)
+            await _observe(rt, body, _deployment(body, agent_deployments) or applied, agent_pods)
         except Exception as e:
             outcome.value = "retry"
             logger.warning("reconcile failed, will retry: %s", e)
@@ -76,8 +75,8 @@ async def health(
     with metrics.timed("AgentHealth"):
         indexed = _deployment(body, agent_deployments)
         if rt.agents.due_for_apply(namespace, name, deployment_seen=indexed is not None):
-            await rt.agents.apply(dict(body), read="snapshot", deployment=indexed)
-        await _observe(rt, body, agent_deployments, agent_pods)
+            indexed = await rt.agents.apply(dict(body), read="snapshot", deployment=indexed)
+        await _observe(rt, body, indexed, agent_pods)
 
 
 async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:

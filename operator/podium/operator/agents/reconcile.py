@@ -218,7 +218,7 @@ class AgentReconciler:
 
     async def apply(
         self, body: dict[str, Any], *, read: Read = "get", deployment: DeploymentView | None = None
-    ) -> None:
+    ) -> DeploymentView | None:
         """Create or update the children and the Redis user; an invalid spec leaves the last good workload up.
 
         How the children are read first (``read``), as the API server's load at a thousand Agents demands:
@@ -228,6 +228,9 @@ class AgentReconciler:
         ``deployment``); ``none``: the Agent was just created, so its
         children cannot exist yet and are applied unread. Stale children of an earlier Agent of the same name
         are simply overwritten, the Secret with a fresh password that the Redis user gets first.
+
+        Returns the Deployment as this apply leaves it (``deployment``, or the one it just applied, which the
+        watch-fed index may not hold yet), None when there is none (an invalid spec that never had one).
         """
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
@@ -238,7 +241,7 @@ class AgentReconciler:
         agent, error = mem.cached("parsed", spec, lambda: parse_agent(body))
         if agent is None:
             self._set_error(body, mem, error or "invalid Agent")
-            return
+            return deployment
         # Read: the children as they are.
         child = children.names(name)
         kinds = {"Secret": "secret", "ConfigMap": "configmap", "Service": "service", "Deployment": "deployment"}
@@ -273,12 +276,14 @@ class AgentReconciler:
         outcomes = {kind: await self.kube.ensure(m, existing[kind]) for kind, m in desired.manifests.items()}
         if desired.error is not None:
             self._set_error(body, mem, desired.error)
-            return
+            return deployment
         if mem.error is not None:
             self.event(body, "Normal", "SpecAccepted", "the spec is valid again; rolling it out")
         mem.error = None
         for event in apply_events(outcomes, namespace, name, agent.spec.replicas):
             self.event(body, *event)
+        applied = desired.manifests["Deployment"]
+        return deployment or DeploymentView(spec_replicas=int(applied["spec"]["replicas"]), replicas=0, ready=0)
 
     async def _children(self, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
         """The namespace's children, listed at most once per ``snapshot_seconds`` (concurrent callers share one
@@ -352,6 +357,7 @@ class AgentReconciler:
             terminating=terminating,
             replica_failed=failures > 0,
             autoscaled=scaling is not None,
+            workload=deployment is not None,
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now

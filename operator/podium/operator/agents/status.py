@@ -27,6 +27,7 @@ class Observed:
     terminating: bool = False
     replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero
+    workload: bool = True  # its Deployment exists (or was just applied): False while its creation is under way
 
 
 def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> AgentPhase:
@@ -35,6 +36,8 @@ def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> Agent
         return AgentPhase.terminating
     if obs.error:
         return AgentPhase.error
+    if not obs.workload:
+        return AgentPhase.initializing
     if obs.maintenance:
         return AgentPhase.maintenance
     if breaker_state(obs) != BreakerState.closed:
@@ -64,6 +67,12 @@ def conditions(obs: Observed) -> list[Cond]:
         ]
     if obs.terminating:
         return [Cond("Ready", False, "Terminating", "the Agent is being deleted")]
+    if not obs.workload:
+        return [
+            Cond("Ready", False, "Creating", "its Deployment is not created yet"),
+            Cond("Available", False, "Creating", "its Deployment is not created yet"),
+            Cond("Degraded", False, "AsExpected"),
+        ]
     out: list[Cond] = []
     if obs.desired == 0:
         why = (

@@ -111,6 +111,13 @@ class AgentKeys:
     def result(self, task_id: str) -> str:
         return f"{self.prefix}result:{task_id}"
 
+    @staticmethod
+    def parse_result(key: str) -> tuple[str, str]:
+        """(the agent's result stream, the task id) of a key :meth:`result` made. The split is at the end of the
+        hash tag, so a task id that holds ``:result:`` itself is kept whole."""
+        tagged, _, task_id = key.partition("}:result:")
+        return f"{tagged}}}:results", task_id
+
     def turns(self, run: str) -> str:  # stream of the agent's turns in one run, by run uid (podium.dataplane.memory)
         return f"{self.prefix}turns:{check_name(run, 'run uid')}"
 

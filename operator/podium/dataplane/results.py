@@ -37,11 +37,6 @@ def _result_prefix(namespace: str, agent: str) -> str:
     return AgentKeys(namespace, agent).result("")
 
 
-def _stream_of(rkey: str) -> str:
-    """The result stream a result key's result comes through (both are keys of one agent)."""
-    return rkey[: rkey.index("}:result:") + 2] + "results"
-
-
 def result_key(task: Task) -> str:
     """``AgentKeys(task.namespace, task.agent).result(task.id)``, without re-validating the names every time
     (the per-task producer path runs this several times per task)."""
@@ -221,7 +216,7 @@ class ResultFanout:
                     self._deliver(rkey, self._open(rkey, raw))
 
     def _open(self, rkey: str, raw: bytes) -> Result | None:
-        return open_result(self.library, rkey[rkey.rindex(":result:") + len(":result:") :], raw)
+        return open_result(self.library, AgentKeys.parse_result(rkey)[1], raw)
 
     def _deliver(self, rkey: str, result: Result | None) -> None:
         if result is None:
@@ -282,7 +277,7 @@ class ResultFanout:
         if now - self._swept < self._idle_seconds / 4:
             return
         self._swept = now
-        waited = {_stream_of(rkey) for rkey in self._waiters}
+        waited = {AgentKeys.parse_result(rkey)[0] for rkey in self._waiters}
         idle = {s for s in self._streams if s not in waited and now - self._used.get(s, now) >= self._idle_seconds}
         if not idle:
             return
@@ -290,7 +285,7 @@ class ResultFanout:
             del self._streams[stream]
             self._used.pop(stream, None)
         for kept in (self._expected, self._arrived):
-            for rkey in [k for k in kept if _stream_of(k) in idle]:
+            for rkey in [k for k in kept if AgentKeys.parse_result(k)[0] in idle]:
                 del kept[rkey]
 
     def _consume(self, reply: Any) -> None:

@@ -63,7 +63,7 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         logger.info("run cancelled by deletion; %d queued tasks removed, %d keys purged", sum(removed.values()), purged)
 
     def connect_keeper() -> aioredis.Redis:
-        # The lease keeper's own client (another thread, another event loop): one connection, bounded waits.
+        # The lease keeper's own client (another thread, another event loop; one command at a time), bounded waits.
         lease = rt.settings.run_lease_seconds
         return connect(rt.settings.redis_url, password=rt.settings.redis_password, socket_timeout=lease)
 

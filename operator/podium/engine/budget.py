@@ -8,7 +8,7 @@ a dispatch costs no round trip, and it counts the task at once, so parallel step
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
@@ -92,7 +92,8 @@ class Budget:
             self._known = await self._counters.read()
         usage = self.usage_of(self._known, now)
         check(self.limits, usage)
-        self._known = replace(self._known, tasks=self._known.tasks + 1)
+        known = self._known  # rebuilt, not dataclasses.replace: this runs before every dispatch
+        self._known = UsageRecord(known.tasks + 1, known.cost, known.tokens, known.started)
         return usage
 
     def queue_dispatch(self, pipe: Pipeline, count: int = 1) -> None:
@@ -102,8 +103,9 @@ class Budget:
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
         """Add a result's cost and tokens, as commands on the caller's pipeline, and to what the run knows."""
         self._counters.queue_result(pipe, cost, tokens)
-        if self._known is not None:
-            self._known = replace(self._known, cost=self._known.cost + cost, tokens=self._known.tokens + tokens)
+        known = self._known
+        if known is not None:
+            self._known = UsageRecord(known.tasks, known.cost + cost, known.tokens + tokens, known.started)
 
     async def remaining_seconds(self, now: float) -> float:
         if self._started is not None:

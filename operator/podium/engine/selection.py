@@ -11,6 +11,7 @@ from podium.engine.directory import AgentInfo
 from podium.engine.stats import PerfStats
 
 DEFAULT_BALANCE = BalanceWeights()
+NO_RECORD = PerfStats()  # an agent without a record yet
 
 
 def capability_match(agent: AgentInfo, required: Sequence[str]) -> float:
@@ -64,7 +65,7 @@ def rank(
     assigned = assigned or {}
 
     def key(a: AgentInfo) -> tuple[int, float, str]:
-        success = stats.get(a.name, PerfStats()).recent_success
+        success = stats.get(a.name, NO_RECORD).recent_success
         load = effective_load(a, assigned.get(a.name, 0))
         score = balance_score(load, capability_match(a, required), success, weights)
         return (availability.of(a).state, -score, a.name)

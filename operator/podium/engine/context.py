@@ -480,10 +480,9 @@ class RunContext:
                 await self._dispatch(step, record, task, tried, then)
                 sent = self.options.clock()
                 if state.state is State.WAKING:
-                    woke, result = await self._wait_waking(task, name, state, timeout_seconds)
-                    if not woke:
+                    why, result = await self._wait_waking(task, name, state, timeout_seconds)
+                    if why is not None:
                         await self._withdraw(task)
-                        why = f"not ready within {self.agent_wait_seconds:g}s (agentWaitSeconds): {state.reason}"
                         errors.append(f"{name}: unavailable: {why}")
                         passed_over[name] = why
                         break
@@ -780,10 +779,10 @@ class RunContext:
 
     async def _wait_waking(
         self, task: Task, agent: str, why: Availability, timeout_seconds: float | None
-    ) -> tuple[bool, Result | None]:
+    ) -> tuple[str | None, Result | None]:
         """The task went to an agent that is not up yet (queued work is what wakes an autoscaled agent): wait for
         it to come up, at most ``agent_wait_seconds``, saying so in ``waiting``; then for the result as usual.
-        (False, None) when it did not come up in time or became unavailable meanwhile."""
+        (why, None) when it did not come up in time or became unavailable meanwhile; (None, the result) else."""
         clock = self.options.clock
         deadline = clock() + self.agent_wait_seconds
         bound = f"waiting up to {self.agent_wait_seconds:g}s (agentWaitSeconds)"
@@ -794,16 +793,20 @@ class RunContext:
                 result = await self.bus.wait_result(task, poll)
                 if result is not None:  # it came up and did the work between two looks
                     self._release(agent)
-                    return True, result
+                    return None, result
                 now = await self.availability(agent, fresh=True)
                 if now.state is State.AVAILABLE:
                     break
-                if not now.usable or clock() >= deadline:
+                if not now.usable:  # no longer worth waiting for: say so, not that the wait ran out
                     self._release(agent)
-                    return False, None
+                    waited = clock() - (deadline - self.agent_wait_seconds)
+                    return f"{now.reason}; waited {waited:.0f}s for it", None
+                if clock() >= deadline:
+                    self._release(agent)
+                    return f"not ready within {self.agent_wait_seconds:g}s (agentWaitSeconds): {now.reason}", None
         finally:
             await self._set_waiting(task.id, None)
-        return True, await self._wait(task, agent, timeout_seconds)
+        return None, await self._wait(task, agent, timeout_seconds)
 
     async def _withdraw(self, task: Task) -> None:
         """Take back an attempt the run stops waiting for (it timed out, or its agent never came up), so that agent

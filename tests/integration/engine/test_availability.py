@@ -190,6 +190,45 @@ async def test_an_agent_that_never_comes_up_is_waited_for_a_bounded_time_then_pa
     assert await bus.queue_depth(fleet.namespace, "ghost") == 0
 
 
+async def test_an_agent_that_becomes_unavailable_while_waited_for_is_passed_over_saying_why(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # 'ghost' lost its last ready replica moments ago (recovering: worth a wait); by the next look its recovery
+    # grace is over and it counts as unavailable. The run passes it over then, long before agentWaitSeconds, and
+    # says that: not that it waited the whole bound.
+    ghost = dataclasses.replace(info("w2"), name="ghost", ready_replicas=0, recovering=True)
+    now = {"ghost": ghost, "w1": info("w1")}
+    looks = 0
+
+    async def refresh() -> AgentDirectory:
+        nonlocal looks
+        looks += 1
+        if looks > 1:
+            now["ghost"] = dataclasses.replace(ghost, recovering=False)
+        return AgentDirectory(now.values())
+
+    spec = pipeline({"name": "check", "agent": "ghost", "fallback": "w1"}, wait=180)
+    uid = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    outcome = await run_orchestration(
+        client,
+        AgentDirectory(now.values()),
+        fleet.namespace,
+        "avail",
+        uid,
+        spec,
+        bus=bus,
+        agents=refresh,
+        options=RunOptions(refresh_seconds=0, wake_poll_seconds=0.2),
+    )
+    assert outcome.phase == "Succeeded" and outcome.degraded, outcome.message
+    assert outcome.notes[0] == (
+        "agent 'ghost' unavailable (none of its 1 replicas is ready; waited 0s for it); stage-check went to 'w1'"
+    )
+    assert time.monotonic() - started < 15
+    assert fleet.log(uid) == [("w1", "execute", "stage-check")]
+
+
 async def test_an_attempt_the_run_stops_waiting_for_is_taken_back_from_its_agents_queue(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -330,6 +331,8 @@ class AgentReconciler:
         # Read at zero replicas too: an autoscaled agent's backlog is what wakes it, and its breaker and stats stay.
         try:
             runtime = await redis_io.read_runtime(self.redis, namespace, name, _targets(spec))
+            if not runtime.heartbeats and (desired > 0 or runtime.backlog) and not terminating:
+                await self._restore_lost_user(namespace, name, mem)
         except (OSError, aioredis.RedisError) as e:
             log.warning("cannot read %s/%s heartbeats from Redis: %s", namespace, name, e)
         now = runtime.now if runtime else time.time()
@@ -497,6 +500,15 @@ class AgentReconciler:
             counts[phase] = counts.get(phase, 0) + 1
         for phase, count in counts.items():
             metrics.AGENTS.labels(phase).set(count)
+
+    async def _restore_lost_user(self, namespace: str, name: str, mem: Memory) -> None:
+        """No replica has a heartbeat though some should: if the agent's Redis user is gone (Redis restarted
+        without an ACL file, or was flushed), its replicas cannot log in until the next apply restores it. Make that
+        the next health round's, not the periodic resync's (minutes away, every run waiting on the agent failing
+        meanwhile). Only checked while no replica beats: a replica that beats has logged in."""
+        if not await redis_io.acl_user_exists(self.redis, namespace, name):
+            log.warning("%s/%s: its Redis user is gone (Redis restarted or was flushed): re-applying", namespace, name)
+            mem.last_apply = -math.inf
 
     def due_for_apply(self, namespace: str, name: str, *, deployment_seen: bool) -> bool:
         """For the health round: the periodic resync (drift, a Redis user lost with a restart), or a Deployment

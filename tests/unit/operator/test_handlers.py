@@ -22,6 +22,9 @@ def test_timers_run_at_the_intervals_of_the_settings_given_at_registration() -> 
     timers = {h.id: h for h in registry._spawning.get_all_handlers() if getattr(h, "interval", None) is not None}
     assert (timers["health"].interval, timers["health"].initial_delay) == (7, 7)
     assert (timers["watch_members"].interval, timers["watch_members"].initial_delay) == (11, 11)
+    # A round that failed (Redis restarting under it) is tried again at the next interval, not kopf's 60 s later:
+    # after a Redis restart that was a minute of an agent locked out, every run waiting on it failing.
+    assert (timers["health"].backoff, timers["watch_members"].backoff) == (7, 11)
 
 
 def test_every_kind_gets_its_handlers_and_the_start_up_builds_the_runtime() -> None:

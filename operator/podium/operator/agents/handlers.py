@@ -91,5 +91,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.on.create(*AGENTS, registry=registry)(reconcile)  # type: ignore[arg-type]
     kopf.on.update(*AGENTS, field="spec", registry=registry)(reconcile)  # type: ignore[arg-type]
     every = settings.health_interval_seconds
-    kopf.timer(*AGENTS, interval=every, initial_delay=every, registry=registry)(health)  # type: ignore[arg-type]
+    # backoff: a failed round (Redis restarting under it) is tried again at the next interval, not kopf's 60 s later.
+    health_timer = kopf.timer(*AGENTS, interval=every, initial_delay=every, backoff=every, registry=registry)
+    health_timer(health)  # type: ignore[arg-type]
     kopf.on.delete(*AGENTS, registry=registry)(cleanup)

@@ -73,4 +73,5 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.on.create(*TEAMS, registry=registry)(reconcile)  # type: ignore[arg-type]
     kopf.on.update(*TEAMS, field="spec", registry=registry)(reconcile)  # type: ignore[arg-type]
     every = settings.team_interval_seconds
-    kopf.timer(*TEAMS, interval=every, initial_delay=every, registry=registry)(watch_members)  # type: ignore[arg-type]
+    members_timer = kopf.timer(*TEAMS, interval=every, initial_delay=every, backoff=every, registry=registry)
+    members_timer(watch_members)  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -51,16 +52,35 @@ def op(
     operator.stop()
 
 
+# The run's attempt is in flight when Redis restarts: the entry is lost with it, the attempt times out and is sent
+# again. Long enough a timeout that the operator has loaded the library anew (with a new secret) by then.
+TIMEOUT_SECONDS = 15
+TASK_SECONDS = 8  # an attempt surely still in flight when the test restarts Redis
+RUN = {
+    "apiVersion": "podium.dev/v1alpha1",
+    "kind": "Orchestration",
+    "metadata": {"name": "across"},
+    "spec": {
+        "strategy": "pipeline",
+        "input": "across the restart",
+        "pipeline": {"stages": [{"name": "echo", "agent": "phoenix", "retries": 2}]},
+    },
+}
+
+
 def ready(cluster: ClusterHandle, ns: str, name: str) -> bool:
     status = status_of(cluster, ns, "agent", name)
     return status.get("ready") == "1/1" and status.get("phase") == "Ready"
 
 
-def test_agents_log_in_again_soon_after_redis_restarts_empty(
+def test_agents_log_in_again_and_runs_go_on_soon_after_redis_restarts_empty(
     cluster: ClusterHandle, ns: str, op: Operator, server: RedisServer
 ) -> None:
-    apply(cluster, ns, agent("phoenix", replicas=1))
+    slow = {"command": {"args": ["sh", "-c", f"sleep {TASK_SECONDS}; cat"]}}
+    apply(cluster, ns, agent("phoenix", replicas=1, backend=slow, resilience={"timeoutSeconds": TIMEOUT_SECONDS}))
     wait_for("phoenix Ready", lambda: ready(cluster, ns, "phoenix"), timeout=120)
+    apply(cluster, ns, RUN)
+    wait_for("the run's first attempt in flight", lambda: attempts(cluster, ns) == 1, timeout=60)
     admin = redis.Redis(host=server.host, port=server.port, decode_responses=True)
     try:
         server.restart()  # no AOF: users, library, heartbeats and queues are gone
@@ -74,5 +94,20 @@ def test_agents_log_in_again_soon_after_redis_restarts_empty(
         wait_for("phoenix Ready again", lambda: ready(cluster, ns, "phoenix"), timeout=60)
         assert time.monotonic() - restarted < RESYNC_SECONDS / 4
         assert "its Redis user is gone" in op.log.read_text()
+        # The run lost its attempt with Redis and sends it again; the result comes sealed with the secret of the
+        # library as loaded since, not the one the operator read when it started: the run still takes it.
+        status = wait_for("the run to end", lambda: ended(cluster, ns), timeout=90)
+        assert status["phase"] == "Succeeded", status.get("message")
+        assert attempts(cluster, ns) == 2
     finally:
         admin.close()
+
+
+def ended(cluster: ClusterHandle, ns: str) -> dict[str, Any] | None:
+    status = status_of(cluster, ns, "orchestration", "across")
+    return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+
+def attempts(cluster: ClusterHandle, ns: str) -> int:
+    tasks = status_of(cluster, ns, "orchestration", "across").get("tasks") or [{}]
+    return int(tasks[0].get("attempts") or 0)

@@ -7,6 +7,8 @@ Key schema in :mod:`podium.dataplane.keys`, scripts in :mod:`podium.dataplane.sc
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ from podium.dataplane.records import (
     text,
 )
 from podium.dataplane.results import ResultFanout, open_result, result_key, sealed_result
+
+log = logging.getLogger(__name__)
+
+REREAD_SECONDS = 1.0  # at most one re-read of the library a second, after seals that did not verify
 
 __all__ = [
     "Bus",
@@ -110,6 +116,8 @@ class Bus:
         self._loading: asyncio.Task[Library] | None = None
         self._library_hidden = False  # this client may not read the library (its results go unchecked)
         self._fanout = ResultFanout(redis, buffer=result_buffer)
+        self._fanout.reread = self._reread_library
+        self._reread_at = -math.inf
         self._dispatcher: Coalescer[_DispatchRequest] = Coalescer(self._send_dispatches)
 
     async def close(self) -> None:
@@ -141,6 +149,16 @@ class Bus:
         self._library = await ensure_library(self.redis, known=self._library)
         self._fanout.library = self._library
         return self._library
+
+    async def _reread_library(self) -> None:
+        """After a seal did not verify: the library as Redis holds it now, at most once a second (a forged result
+        costs one read). Redis that restarted empty has had it loaded anew, with a new secret."""
+        if self._library is None or time.monotonic() - self._reread_at < REREAD_SECONDS:
+            return
+        self._reread_at = time.monotonic()
+        before = self._library.secret
+        if (await self.library(reload=True)).secret != before:
+            log.warning("the function library's seal secret changed (Redis lost the library and it was loaded again)")
 
     async def _readable_library(self) -> Library | None:
         """The library if this client may see it (to check seals), else None (a read-only user: the viewer)."""
@@ -362,7 +380,13 @@ class Bus:
         function) counts as none."""
         library = await self._readable_library()
         raw = await self.redis.get(result_key(task))
-        return None if raw is None else open_result(library, task.id, raw)
+        if raw is None:
+            return None
+        result = open_result(library, task.id, raw, warn=False)
+        if result is None:
+            await self._reread_library()
+            result = open_result(self._library if library is not None else None, task.id, raw)
+        return result
 
     async def wait_result(self, task: Task, timeout: float) -> Result | None:  # noqa: ASYNC109
         await self._readable_library()

@@ -17,7 +17,7 @@ import functools
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -57,27 +57,31 @@ def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def open_result(library: Library | None, task_id: str, value: bytes | str) -> Result | None:
-    """A result key's value (seal + JSON) as a Result, or None when it was not sealed by the completion function.
-    Without ``library`` (a reader that may not see it: the viewer, an agent waiting for its own A2A tasks) the seal
-    goes unchecked."""
+def open_result(library: Library | None, task_id: str, value: bytes | str, *, warn: bool = True) -> Result | None:
+    """A result key's value (seal + JSON) as a Result, or None when it was not sealed by the completion function
+    (``warn``: saying so in the log). Without ``library`` (a reader that may not see it: the viewer, an agent waiting
+    for its own A2A tasks) the seal goes unchecked."""
     raw = _bytes(value)
     body = library.open_value(task_id, raw) if library is not None else raw[SEAL_LENGTH:]
     if body is None:
-        log.warning("ignoring result key of task %r: its seal does not verify (not written by the bus)", task_id)
+        if warn:
+            log.warning("ignoring result key of task %r: its seal does not verify (not written by the bus)", task_id)
         return None
     return _decode(body)
 
 
-def sealed_result(library: Library | None, fields: dict[Any, Any]) -> Result | None:
-    """A result stream entry (fields ``i``, ``r``, ``s``) as a Result; None when its seal does not verify. Without
-    ``library`` (a reader that may not see the library, e.g. the read-only viewer) the seal goes unchecked."""
+def sealed_result(library: Library | None, fields: dict[Any, Any], *, warn: bool = True) -> Result | None:
+    """A result stream entry (fields ``i``, ``r``, ``s``) as a Result; None when its seal does not verify (``warn``:
+    saying so in the log). Without ``library`` (a reader that may not see the library, e.g. the read-only viewer)
+    the seal goes unchecked."""
     get = fields.get
     task_id, body, sealed = get(b"i", get("i")), get(b"r", get("r")), get(b"s", get("s"))
     if body is None or task_id is None:
         return None
     if library is not None and (sealed is None or not library.verify(text(task_id), _bytes(body), sealed)):
-        log.warning("ignoring a result of task %r whose seal does not verify (not written by the bus)", text(task_id))
+        if warn:
+            why = "whose seal does not verify (not written by the bus)"
+            log.warning("ignoring a result of task %r %s", text(task_id), why)
         return None
     return _decode(body)
 
@@ -113,6 +117,10 @@ class ResultFanout:
         # Set by the Bus before anyone waits: results must carry its seal. None: a reader that may not see the
         # library (its own results, unchecked).
         self.library: Library | None = None
+        # Set by the Bus: reads the library again after a seal did not verify. A Redis that restarted empty gets
+        # the library loaded anew, with a new secret: without this, every result sealed from then on would be
+        # ignored as forged, and every run waiting on one would time out.
+        self.reread: Callable[[], Awaitable[object]] | None = None
         self._buffer = buffer
         self._block_ms = block_ms
         self._streams: dict[str, str] = {}  # result stream key -> last id read
@@ -211,12 +219,33 @@ class ResultFanout:
                 for rkey in chunk:
                     pipe.get(rkey)
                 raws = await pipe.execute()
+            rejected = []
             for rkey, raw in zip(chunk, raws, strict=True):
                 if raw is not None:
-                    self._deliver(rkey, self._open(rkey, raw))
+                    result = self._open(rkey, raw, warn=False)
+                    if result is None:
+                        rejected.append((rkey, raw))
+                    self._deliver(rkey, result)
+            await self._rejected(rejected, self._open)
 
-    def _open(self, rkey: str, raw: bytes) -> Result | None:
-        return open_result(self.library, AgentKeys.parse_result(rkey)[1], raw)
+    def _open(self, rkey: str, raw: bytes, *, warn: bool = True) -> Result | None:
+        return open_result(self.library, AgentKeys.parse_result(rkey)[1], raw, warn=warn)
+
+    def _sealed(self, rkey: str, fields: dict[Any, Any], *, warn: bool = True) -> Result | None:
+        return sealed_result(self.library, fields, warn=warn)
+
+    async def _rejected(self, items: list[tuple[str, Any]], open_: Callable[..., Result | None]) -> None:
+        """Results whose seal did not verify: read the library again (the Bus does so at most once a second), then
+        open them once more, warning of those that still do not verify."""
+        if not items:
+            return
+        if self.reread is not None:
+            try:
+                await self.reread()
+            except RedisError as exc:
+                log.warning("cannot read the function library again: %s", exc)
+        for rkey, raw in items:
+            self._deliver(rkey, open_(rkey, raw))
 
     def _deliver(self, rkey: str, result: Result | None) -> None:
         if result is None:
@@ -268,7 +297,7 @@ class ResultFanout:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
                 continue
-            self._consume(reply)
+            await self._rejected(self._consume(reply), self._sealed)
 
     def _forget_idle(self) -> None:
         """Stop reading streams nobody wanted for ``idle_seconds`` and nobody waits on: a later dispatch or wait
@@ -288,7 +317,9 @@ class ResultFanout:
             for rkey in [k for k in kept if AgentKeys.parse_result(k)[0] in idle]:
                 del kept[rkey]
 
-    def _consume(self, reply: Any) -> None:
+    def _consume(self, reply: Any) -> list[tuple[str, Any]]:
+        """Deliver what the streams' entries hold; returns the wanted ones whose seal did not verify."""
+        rejected: list[tuple[str, Any]] = []
         items = reply.items() if isinstance(reply, dict) else reply or []
         for stream, entries in items:
             skey = text(stream)
@@ -301,9 +332,13 @@ class ResultFanout:
                 task_id = text(fields.get(b"i", fields.get("i")))
                 rkey = f"{prefix}result:{task_id}"
                 if rkey in self._waiters or rkey in self._expected:
-                    self._deliver(rkey, sealed_result(self.library, fields))
+                    result = sealed_result(self.library, fields, warn=False)
+                    if result is None:
+                        rejected.append((rkey, fields))
+                    self._deliver(rkey, result)
             if last is not None and skey in self._streams:
                 self._streams[skey] = text(last)
+        return rejected
 
     async def close(self) -> None:
         self._closed = True

@@ -325,7 +325,7 @@ class CentralCommandSpec(Model):
     """Agent that plans the tasks when tasks is not given: it gets the input and the roster of agents (name,
     role, capabilities) and answers a list of tasks. Unset: the lead of spec.team; with neither the run fails.
     The planner does not work on the tasks itself unless it is the only agent."""
-    tasks: list[PlannedTask] | None = Field(default=None, max_length=64)
+    tasks: list[PlannedTask] | None = Field(default=None, min_length=1, max_length=64)
     """Tasks to run, given up front: nothing is planned. Unset: the planner plans them."""
     weights: AssignmentWeights = Field(default_factory=AssignmentWeights)
 
@@ -389,7 +389,7 @@ class MarketSpec(Model):
     The winner's reputation is updated from its result. An integrator may integrate the results into one
     answer."""
 
-    tasks: list[MarketTask] | None = Field(default=None, max_length=64)
+    tasks: list[MarketTask] | None = Field(default=None, min_length=1, max_length=64)
     """Tasks to auction, in order, each one's result updating the reputations the next auction uses. Unset: the
     planner's tasks, or without a planner a single task with the orchestration's input, whose output is the
     result."""

@@ -119,3 +119,11 @@ def test_a_pending_run_says_what_it_waits_for() -> None:
     assert running is not None and running["status"] == "False"
     assert (running["reason"], running["message"]) == ("AgentsNotReady", "waiting for a, b")
     assert find(fields["conditions"], "Complete") is None
+
+
+def test_a_suspended_run_says_why_in_its_suspended_condition() -> None:
+    why = "spec.suspend is true: no new tasks are dispatched"
+    suspended = {c.type: c for c in st.conditions(st.SUSPENDED, "Suspended", why)}["Suspended"]
+    assert (suspended.status, suspended.reason, suspended.message) == (True, "Suspended", why)
+    running = {c.type: c for c in st.conditions(st.RUNNING, "", "")}["Suspended"]
+    assert (running.status, running.message) == (False, "")

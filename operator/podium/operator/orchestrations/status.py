@@ -84,7 +84,12 @@ def conditions(
     # While Pending, the reason is what the run waits for (TeamNotFound, AgentsNotReady, ...).
     why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
     running = Cond("Running", phase == RUNNING, why, message)
-    suspended = Cond("Suspended", phase == SUSPENDED, "Suspended" if phase == SUSPENDED else "NotSuspended")
+    suspended = Cond(
+        "Suspended",
+        phase == SUSPENDED,
+        "Suspended" if phase == SUSPENDED else "NotSuspended",
+        message if phase == SUSPENDED else "",
+    )
     awaiting = Cond(
         "AwaitingApproval",
         phase == AWAITING,

@@ -201,7 +201,7 @@ class RunOptions:
     suspend_poll_seconds: float = 1.0
     approval_poll_seconds: float = 0.5
     refresh_seconds: float = 2.0  # how old the view of the agents may be when a dispatch asks who is available
-    wake_poll_seconds: float = 2.0  # how often a run waiting for an agent to come up looks again
+    wake_poll_seconds: float = 2.0  # how often a run waiting for an agent (to come up, or to answer) looks again
     # How old the reads of a step taken with the previous step's result (:class:`Next`) may be when it starts;
     # older ones (an approval waited for, a slow strategy) are read again, so a breaker is never judged stale.
     look_ahead_seconds: float = 0.1
@@ -262,6 +262,7 @@ class RunContext:
         # task id -> agent, from dispatch until its result is settled: what the run leaves queued if it ends first
         self.unsettled: dict[str, str] = {}
         self.withdrawn: dict[str, int] = {}  # queued attempts taken back while the run went on, by agent
+        self._gone: dict[str, str] = {}  # task id -> why no result will ever come (its agent deleted meanwhile)
         self.waiting: dict[str, str] = {}  # task id -> the agent it waits for to come up, and why (condition Waiting)
         self._on_event = on_event
         self._ahead: tuple[_Reads, Look, float] | None = None  # the next step's look, read with the last result
@@ -497,6 +498,10 @@ class RunContext:
                         self.degrade(f"agent {first!r} unavailable ({passed_over[first]}); {step} went to {name!r}")
                     return await self._accept(step, outcome)
                 errors.append(outcome)
+                gone = self._gone.pop(task.id, None)
+                if gone is not None:  # no retry can reach it: on to the next agent
+                    passed_over[name] = gone
+                    break
                 asked_wait = min(result.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS) if result else 0.0
         await self._finish(step, record, attempt, tried, None, errors[-1] if errors else "no agent available")
         if not worked:
@@ -766,11 +771,26 @@ class RunContext:
         self._raise_deferred_error()
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
+        """The attempt's result, or None when none came within its timeout, or its agent left the run's scope
+        meanwhile (deleted: its queue went with it, nothing will answer; why is kept in ``_gone``)."""
         info = self.info(agent) if agent in self._known else None
         timeout = timeout_seconds or (info.resilience.timeout_seconds if info else 120)
         remaining = await self.budget.remaining_seconds(self.options.clock())
+        bound = max(0.0, min(timeout + RESULT_GRACE_SECONDS, remaining))
         try:
-            return await self.bus.wait_result(task, max(0.0, min(timeout + RESULT_GRACE_SECONDS, remaining)))
+            if self._refresh is None:  # no view of the agents to watch: wait the bound
+                return await self.bus.wait_result(task, bound)
+            deadline = time.monotonic() + bound
+            while True:
+                left = deadline - time.monotonic()
+                poll = self.options.wake_poll_seconds
+                result = await self.bus.wait_result(task, max(0.0, min(poll, left)))
+                if result is not None or left <= poll:
+                    return result
+                now = await self.availability(agent)  # the view, read again when older than refresh_seconds
+                if agent not in self.directory:  # deleted (its queue went with it) or out of scope: not waited for
+                    self._gone[task.id] = f"{now.reason}, while its task ran"
+                    return None
         finally:
             self._release(agent)
 
@@ -850,7 +870,7 @@ class RunContext:
         info = self.info(agent) if agent in self._known else None
         config = info.resilience.circuit_breaker if info else None
         if result is None:
-            error = f"{agent}: no result within the timeout (task {task.id})"
+            error = f"{agent}: {self._gone.get(task.id, 'no result within the timeout')} (task {task.id})"
             await self._withdraw(task)
         elif not result.ok:
             error = f"{agent}: {result.error or 'failed'}"

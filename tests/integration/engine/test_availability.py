@@ -229,6 +229,45 @@ async def test_an_agent_that_becomes_unavailable_while_waited_for_is_passed_over
     assert fleet.log(uid) == [("w1", "execute", "stage-check")]
 
 
+async def test_a_run_stops_waiting_for_an_agent_deleted_while_its_task_runs(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # w1 takes the task and is deleted while it works on it (the operator then removes its queue and keys: nothing
+    # will answer). The run does not wait out the attempt's timeout nor retry it there: it goes to the fallback.
+    fleet.set_mode("w1", sleep=20)
+    now = {"w1": info("w1"), "w2": info("w2")}
+    looks = 0
+
+    async def refresh() -> AgentDirectory:
+        nonlocal looks
+        looks += 1
+        if looks > 1:  # after the dispatch's own look
+            now.pop("w1", None)
+        return AgentDirectory(now.values())
+
+    spec = pipeline({"name": "check", "agent": "w1", "fallback": "w2"})
+    uid = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    outcome = await run_orchestration(
+        client,
+        AgentDirectory(now.values()),
+        fleet.namespace,
+        "avail",
+        uid,
+        spec,
+        bus=bus,
+        agents=refresh,
+        options=RunOptions(refresh_seconds=0, wake_poll_seconds=0.2),
+    )
+    assert outcome.phase == "Succeeded" and outcome.degraded, outcome.message
+    assert outcome.notes[0] == (
+        "agent 'w1' unavailable (no longer in the orchestration's scope (deleted?), while its task ran); "
+        "stage-check went to 'w2'"
+    )
+    assert time.monotonic() - started < 15  # not w1's 20 s, nor its timeout
+    assert [a for a, _, _ in fleet.log(uid)] == ["w1", "w2"]  # w1 started it once and got no second attempt
+
+
 async def test_an_attempt_the_run_stops_waiting_for_is_taken_back_from_its_agents_queue(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:

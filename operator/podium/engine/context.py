@@ -451,6 +451,7 @@ class RunContext:
             if isinstance(outcome, Result):
                 return await self._accept(step, outcome)
             errors.append(outcome)
+            self._gone.pop(task.id, None)  # a deleted agent is passed over below, as unavailable
         for name in names:
             state = await self.availability(name)
             if state.state is State.WAKING and self.agent_wait_seconds <= 0:
@@ -804,7 +805,8 @@ class RunContext:
         it to come up, at most ``agent_wait_seconds``, saying so in ``waiting``; then for the result as usual.
         (why, None) when it did not come up in time or became unavailable meanwhile; (None, the result) else."""
         clock = self.options.clock
-        deadline = clock() + self.agent_wait_seconds
+        since = clock()
+        deadline = since + self.agent_wait_seconds
         bound = f"waiting up to {self.agent_wait_seconds:g}s (agentWaitSeconds)"
         await self._set_waiting(task.id, f"agent {agent!r} is not ready ({why.reason}): {bound}")
         try:
@@ -819,8 +821,7 @@ class RunContext:
                     break
                 if not now.usable:  # no longer worth waiting for: say so, not that the wait ran out
                     self._release(agent)
-                    waited = clock() - (deadline - self.agent_wait_seconds)
-                    return f"{now.reason}; waited {waited:.0f}s for it", None
+                    return f"{now.reason}; waited {clock() - since:.0f}s for it", None
                 if clock() >= deadline:
                     self._release(agent)
                     return f"not ready within {self.agent_wait_seconds:g}s (agentWaitSeconds): {now.reason}", None

@@ -190,6 +190,32 @@ async def test_an_agent_that_never_comes_up_is_waited_for_a_bounded_time_then_pa
     assert await bus.queue_depth(fleet.namespace, "ghost") == 0
 
 
+async def run_as_agents_change(
+    fleet: Fleet,
+    client: aioredis.Redis,
+    bus: Bus,
+    spec: OrchestrationSpec,
+    first: list[AgentInfo],
+    later: list[AgentInfo],
+) -> tuple[RunOutcome, str, float]:
+    """A run whose view of the agents is ``first`` at its first look (the dispatch's) and ``later`` from then on,
+    looked at again every 0.2 s while it waits: (outcome, uid, seconds it took)."""
+    looks = 0
+
+    async def refresh() -> AgentDirectory:
+        nonlocal looks
+        looks += 1
+        return AgentDirectory(first if looks == 1 else later)
+
+    uid = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    fresh = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
+    outcome = await run_orchestration(
+        client, AgentDirectory(first), fleet.namespace, "avail", uid, spec, bus=bus, agents=refresh, options=fresh
+    )
+    return outcome, uid, time.monotonic() - started
+
+
 async def test_an_agent_that_becomes_unavailable_while_waited_for_is_passed_over_saying_why(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:
@@ -197,35 +223,15 @@ async def test_an_agent_that_becomes_unavailable_while_waited_for_is_passed_over
     # grace is over and it counts as unavailable. The run passes it over then, long before agentWaitSeconds, and
     # says that: not that it waited the whole bound.
     ghost = dataclasses.replace(info("w2"), name="ghost", ready_replicas=0, recovering=True)
-    now = {"ghost": ghost, "w1": info("w1")}
-    looks = 0
-
-    async def refresh() -> AgentDirectory:
-        nonlocal looks
-        looks += 1
-        if looks > 1:
-            now["ghost"] = dataclasses.replace(ghost, recovering=False)
-        return AgentDirectory(now.values())
-
     spec = pipeline({"name": "check", "agent": "ghost", "fallback": "w1"}, wait=180)
-    uid = uuid.uuid4().hex[:12]
-    started = time.monotonic()
-    outcome = await run_orchestration(
-        client,
-        AgentDirectory(now.values()),
-        fleet.namespace,
-        "avail",
-        uid,
-        spec,
-        bus=bus,
-        agents=refresh,
-        options=RunOptions(refresh_seconds=0, wake_poll_seconds=0.2),
+    outcome, uid, seconds = await run_as_agents_change(
+        fleet, client, bus, spec, [ghost, info("w1")], [dataclasses.replace(ghost, recovering=False), info("w1")]
     )
     assert outcome.phase == "Succeeded" and outcome.degraded, outcome.message
     assert outcome.notes[0] == (
         "agent 'ghost' unavailable (none of its 1 replicas is ready; waited 0s for it); stage-check went to 'w1'"
     )
-    assert time.monotonic() - started < 15
+    assert seconds < 15
     assert fleet.log(uid) == [("w1", "execute", "stage-check")]
 
 
@@ -235,36 +241,14 @@ async def test_a_run_stops_waiting_for_an_agent_deleted_while_its_task_runs(
     # w1 takes the task and is deleted while it works on it (the operator then removes its queue and keys: nothing
     # will answer). The run does not wait out the attempt's timeout nor retry it there: it goes to the fallback.
     fleet.set_mode("w1", sleep=20)
-    now = {"w1": info("w1"), "w2": info("w2")}
-    looks = 0
-
-    async def refresh() -> AgentDirectory:
-        nonlocal looks
-        looks += 1
-        if looks > 1:  # after the dispatch's own look
-            now.pop("w1", None)
-        return AgentDirectory(now.values())
-
     spec = pipeline({"name": "check", "agent": "w1", "fallback": "w2"})
-    uid = uuid.uuid4().hex[:12]
-    started = time.monotonic()
-    outcome = await run_orchestration(
-        client,
-        AgentDirectory(now.values()),
-        fleet.namespace,
-        "avail",
-        uid,
-        spec,
-        bus=bus,
-        agents=refresh,
-        options=RunOptions(refresh_seconds=0, wake_poll_seconds=0.2),
-    )
+    outcome, uid, seconds = await run_as_agents_change(fleet, client, bus, spec, [info("w1"), info("w2")], [info("w2")])
     assert outcome.phase == "Succeeded" and outcome.degraded, outcome.message
     assert outcome.notes[0] == (
         "agent 'w1' unavailable (no longer in the orchestration's scope (deleted?), while its task ran); "
         "stage-check went to 'w2'"
     )
-    assert time.monotonic() - started < 15  # not w1's 20 s, nor its timeout
+    assert seconds < 15  # not w1's 20 s, nor its timeout
     assert [a for a, _, _ in fleet.log(uid)] == ["w1", "w2"]  # w1 started it once and got no second attempt
 
 

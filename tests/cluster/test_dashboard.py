@@ -140,8 +140,14 @@ def by(prometheus: Prometheus, expr: str, *labels: str) -> dict[tuple[str, ...],
 
 def test_the_panels_say_what_happened(prometheus: Prometheus, runs: dict[str, str], ns: str, fleet: int) -> None:
     queries = dict(panel_queries(ns))
-    ended = by(prometheus, queries["Runs ended by strategy and phase"], "strategy", "phase")
-    assert {("eventDriven", "Succeeded"), ("swarm", "Succeeded"), ("pipeline", "Failed")} <= set(ended), ended
+    want = {("eventDriven", "Succeeded"), ("swarm", "Succeeded"), ("pipeline", "Failed")}
+
+    def every_run_ended() -> dict[tuple[str, ...], float] | None:
+        got = by(prometheus, queries["Runs ended by strategy and phase"], "strategy", "phase")
+        return got if want <= set(got) else None
+
+    # A run's series shows once a scrape after its end has reached Prometheus: one may come a scrape later.
+    wait_for("every run in the runs-ended panel", every_run_ended, timeout=60, every=2.0)
     failed = by(prometheus, queries["Failed runs per minute, by reason"], "reason")
     assert set(failed) == {("TaskFailed",)}, failed
     cost = by(prometheus, queries["Cost of ended runs, by strategy"], "strategy")

@@ -540,7 +540,7 @@ class OrchestrationPhase(StrEnum):
     awaiting_approval = "AwaitingApproval"
 
 
-TaskState = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
+TaskState = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled"]
 
 
 class TaskStatus(Model):
@@ -556,7 +556,8 @@ class TaskStatus(Model):
     agent: str | None = None
     """Agent of the latest attempt."""
     state: TaskState
-    """Pending, Running, Succeeded, Failed, or Skipped (a task it depended on failed)."""
+    """Pending, Running, Succeeded, Failed, Skipped (a task it depended on failed), or Cancelled (the run ended
+    before the task did: another step failed it, or its budget ran out; the agent is told to drop it)."""
     attempts: int = 0
     """Attempts so far, over every agent tried."""
     started_at: str | None = None
@@ -574,7 +575,7 @@ class OrchestrationStatus(Model):
     progress: str | None = None
     """Tasks done over tasks planned, e.g. `5/7`; the total grows as the strategy plans more."""
     tasks_done: int = 0
-    """Tasks finished: Succeeded, Failed or Skipped."""
+    """Tasks finished: Succeeded, Failed, Skipped or Cancelled."""
     tasks_total: int = 0
     """Tasks planned so far."""
     tasks: list[TaskStatus] | None = Field(default=None, max_length=100)

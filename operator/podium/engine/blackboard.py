@@ -21,7 +21,7 @@ from podium.dataplane.collab import StateUpdate
 from podium.dataplane.conflicts import Resolution
 from podium.dataplane.messages import Result, TaskKind
 from podium.dataplane.state import SharedState, VersionConflict
-from podium.engine import contracts
+from podium.engine import contracts, parallel
 from podium.engine.directory import AgentInfo
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class Blackboard:
                 return None  # no vote: it still counts in the electorate, so silence never makes a majority
             return contracts.read_vote(answer.output)
 
-        choices = await asyncio.gather(*(ask(v) for v in electorate))
+        choices = await parallel.gather(*(ask(v) for v in electorate))
         for voter, choice in zip(electorate, choices, strict=True):
             if choice is None:
                 continue

@@ -32,7 +32,7 @@ from podium.engine.budget import Budget, allowance
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
-from podium.engine.progress import Progress, TaskRecord
+from podium.engine.progress import FINISHED, Progress, TaskRecord
 from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
 from podium.engine.stats import Failure, Outcome, PerfStats, StatsStore, parse_recent
 
@@ -1053,7 +1053,7 @@ class RunContext:
 
     def progress(self) -> Progress:
         records = sorted(self.records.values(), key=lambda r: (r.started_at or float("inf"), r.step))
-        done = sum(1 for r in records if r.state in ("Succeeded", "Failed", "Skipped"))
+        done = sum(1 for r in records if r.state in FINISHED)
         return Progress(
             total=max(self.expected, len(records)),
             done=done,
@@ -1066,6 +1066,14 @@ class RunContext:
 
     def skip(self, step: str, kind: str, reason: str) -> None:
         self.records[step] = TaskRecord(step=step, kind=kind, state="Skipped", error=reason)
+
+    def cancel_unfinished(self, why: str) -> None:
+        """The run ended with these steps still running (a step beside them failed it, or its time ran out): they
+        end with it, and the status says so rather than showing them running in a finished run."""
+        now = self.options.clock()
+        for record in self.records.values():
+            if record.state == "Running":
+                record.state, record.error, record.finished_at = "Cancelled", why, now
 
     async def report(self) -> None:
         """Hand the progress to ``on_progress`` now (a wait starting or ending, not only dispatches and results)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-TaskState = Literal["Pending", "Running", "Succeeded", "Failed", "Skipped"]
+from podium.api.orchestration import TaskState
+
+FINISHED: tuple[TaskState, ...] = ("Succeeded", "Failed", "Skipped", "Cancelled")
 
 
 @dataclass

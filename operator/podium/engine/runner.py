@@ -251,6 +251,7 @@ async def _with_router(ctx: RunContext, work: Awaitable[StrategyOutcome]) -> Str
 
 
 def _finish(ctx: RunContext, phase: str, reason: str, message: str, result: Any = None) -> RunOutcome:
+    ctx.cancel_unfinished(f"the run ended ({reason}) before this task did")
     progress = ctx.progress()
     return RunOutcome(
         phase=phase,

@@ -66,7 +66,7 @@ def pipeline(spec: OrchestrationSpec, steps: Steps, result: Any) -> Picture:
 def _aggregate(views: list[dict[str, Any]]) -> str:
     """A task sent to several agents: running while any runs, succeeded when any succeeded, else failed."""
     states = {v["state"] for v in views}
-    for state in ("Running", "Succeeded", "Failed", "Skipped"):
+    for state in ("Running", "Succeeded", "Failed", "Cancelled", "Skipped"):
         if state in states:
             return state
     return "Pending"

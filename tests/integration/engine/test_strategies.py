@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -223,6 +224,23 @@ async def test_runaway_swarm_is_stopped_by_timeout(engine: Engine) -> None:
     assert outcome.phase == "Failed" and outcome.reason == "BudgetExceeded"
     assert "timeoutSeconds" in outcome.message
     assert len(engine.fleet.log(uid)) < 15
+
+
+async def test_a_step_that_fails_the_run_stops_the_steps_running_beside_it(engine: Engine) -> None:
+    """A critical explorer's failure fails the run while the other explorer still works: that step stops with the
+    run, so nothing of the run is recorded after it reported its end (and a deleted run's keys stay purged)."""
+    engine.fleet.set_mode("w1", fail_always=True)
+    engine.fleet.set_mode("w2", sleep=1.5)
+    agents = [info("w1", "explorer", priority="critical", retries=0), info("w2", "explorer"), info("w3", "evaluator")]
+    outcome, _ = await engine.run({"strategy": "swarm", "swarm": {"maxGenerations": 3}}, agents)
+    assert (outcome.phase, outcome.reason) == ("Failed", "TaskFailed"), outcome.message
+    assert "w1: always fails" in outcome.message
+    cancelled = [(t.step, t.state, t.error) for t in outcome.tasks if t.agent == "w2"]
+    assert cancelled == [("gen-1-explore-w2", "Cancelled", "the run ended (TaskFailed) before this task did")]
+    await asyncio.sleep(2.5)  # w2 answers meanwhile
+    events = await engine.bus.history(orchestration=f"{engine.fleet.namespace}/orch", limit=1000)
+    assert events[-1].type == "run.finished", [(e.type, e.payload.get("step")) for e in events]
+    assert not [e for e in events if e.type == "task.finished" and e.payload["agent"] == "w2"]
 
 
 # ------------------------------------------------------------------------------------------- eventDriven

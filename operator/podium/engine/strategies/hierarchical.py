@@ -10,7 +10,7 @@ from typing import Any
 
 from podium.api.orchestration import HierarchicalSpec
 from podium.dataplane.messages import TaskKind
-from podium.engine import contracts
+from podium.engine import contracts, parallel
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.degradation import Verdict, assess
 from podium.engine.directory import AgentDirectory, TeamInfo
@@ -70,7 +70,7 @@ async def _task(ctx: RunContext, team: str, crew: Crew, n: int, task: str, input
         result = await ctx.try_task(f"team-{team}-{n}-{name}", TaskKind.EXECUTE, work, agents=agents)
         return result.output if result else None
 
-    research, analysis = await asyncio.gather(phase("research", crew.research), phase("analysis", crew.analysis))
+    research, analysis = await parallel.gather(phase("research", crew.research), phase("analysis", crew.analysis))
     if research is None and analysis is None:
         ctx.degrade(f"team {team!r} task {n}: neither research nor analysis produced anything")
         return None

@@ -5,12 +5,11 @@ winner's reputation is updated from its result; an integrator may then integrate
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from podium.api.orchestration import MarketSpec, MarketTask
 from podium.dataplane.messages import Result, TaskKind
-from podium.engine import contracts
+from podium.engine import contracts, parallel
 from podium.engine.context import RunContext, TaskFailed
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.selection import Bid, capability_match, winner
@@ -50,7 +49,7 @@ async def _auction(
         except TaskFailed:
             return None  # no answer is no bid
 
-    answers = await asyncio.gather(*(bid(a) for a in bidders))
+    answers = await parallel.gather(*(bid(a) for a in bidders))
     bids = []
     for agent, answer in zip(bidders, answers, strict=True):
         if answer is None:

@@ -5,13 +5,12 @@ run when nothing was applied before it, else ends it degraded."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from podium.api.orchestration import PeerToPeerSpec
 from podium.dataplane.messages import TaskKind
-from podium.engine import availability, contracts
+from podium.engine import availability, contracts, parallel
 from podium.engine.context import RunContext
 from podium.engine.convergence import round_converged
 from podium.engine.strategies import StrategyFailed, StrategyOutcome
@@ -50,7 +49,7 @@ async def run(ctx: RunContext, spec: PeerToPeerSpec, input: Any) -> StrategyOutc
         ctx.expect(len(peers))
         # Until a proposal is applied the solution is the input itself: not shown twice.
         state = {"input": input, "solution": solution if applied_log else None, "round": rounds}
-        proposed = await asyncio.gather(
+        proposed = await parallel.gather(
             *(
                 ctx.try_task(f"round-{rounds}-propose-{p}", TaskKind.PROPOSE, state, agent=p, contract=propose)
                 for p in peers
@@ -59,7 +58,7 @@ async def run(ctx: RunContext, spec: PeerToPeerSpec, input: Any) -> StrategyOutc
         proposals = {p: r.output["solution"] for p, r in zip(peers, proposed, strict=True) if r is not None}
         pairs = [(author, reviewer) for author in proposals for reviewer in peers if reviewer != author]
         ctx.expect(len(pairs))  # reviews only of the proposals that came
-        reviewed = await asyncio.gather(
+        reviewed = await parallel.gather(
             *(
                 ctx.try_task(
                     f"round-{rounds}-review-{author}-by-{reviewer}",

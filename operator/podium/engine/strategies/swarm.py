@@ -3,12 +3,11 @@ stop at the target score, on convergence or after maxGenerations."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from podium.api.orchestration import SwarmSpec
 from podium.dataplane.messages import TaskKind
-from podium.engine import availability, contracts
+from podium.engine import availability, contracts, parallel
 from podium.engine.context import RunContext
 from podium.engine.convergence import reached, swarm_converged
 from podium.engine.directory import AgentDirectory
@@ -54,7 +53,7 @@ async def run(ctx: RunContext, spec: SwarmSpec, input: Any) -> StrategyOutcome:
             "knowledge": [k["solution"] for k in knowledge],
         }
         explore = contracts.proposal(TaskKind.EXPLORE)
-        found = await asyncio.gather(
+        found = await parallel.gather(
             *(
                 ctx.try_task(f"gen-{generation}-explore-{name}", TaskKind.EXPLORE, shared, agent=name, contract=explore)
                 for name in explorers

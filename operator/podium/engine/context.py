@@ -440,6 +440,8 @@ class RunContext:
         if entry is not None and entry.state == DISPATCHED:
             # In flight when the previous run stopped: wait for that task instead of dispatching a duplicate.
             attempt, tried = entry.attempt, list(entry.history)
+            record.agent, record.state, record.attempts, record.task_id = entry.agent, "Running", attempt, entry.task_id
+            record.started_at = entry.started_at
             task = self._task(step, kind, input, entry.agent, attempt, timeout_seconds, schema)
             task.id = entry.task_id
             self.unsettled[task.id] = entry.agent

@@ -83,6 +83,11 @@ async def test_rerun_after_a_cancel_resumes_without_redoing_finished_or_in_fligh
     # Finished steps replayed from the journal, the in-flight one re-attached: each ran exactly once.
     assert [fleet.count(uid, f"stage-{s}") for s in ("one", "two", "three")] == [1, 1, 1]
     assert [t.state for t in outcome.tasks] == ["Succeeded"] * 3
+    # The re-attached step shows as it ran: its attempt, and its dispatch before the first run went away (so it
+    # keeps its place in status.tasks).
+    assert [(t.step, t.attempts) for t in outcome.tasks] == [("stage-one", 1), ("stage-two", 1), ("stage-three", 1)]
+    three = outcome.tasks[2]
+    assert three.started_at is not None and three.started_at < three.finished_at - 1.0
 
 
 async def test_finished_run_replays_instantly_from_the_journal(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

@@ -94,8 +94,20 @@ class TaskFailed(Exception):
         self.unavailable = list(unavailable)
         self.attempts = attempts
         self.subject = subject or f"step {step!r}"
-        detail = "; ".join(errors[-3:]) or "no agent available"
+        detail = "; ".join(_counted(errors)[-3:]) or "no agent available"
         super().__init__(f"{self.subject} failed: {detail}")
+
+
+def _counted(errors: Sequence[str]) -> list[str]:
+    """The errors in order, a run of the same one said once with how many times (three attempts that could not
+    reach the model are one line, leaving room for a different error before them)."""
+    out: list[tuple[str, int]] = []
+    for error in errors:
+        if out and out[-1][0] == error:
+            out[-1] = (error, out[-1][1] + 1)
+        else:
+            out.append((error, 1))
+    return [error if n == 1 else f"{error} ({n} times)" for error, n in out]
 
     @property
     def last_error(self) -> str:

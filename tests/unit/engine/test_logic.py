@@ -3,6 +3,7 @@ import pytest
 from podium.api.agent import PerformanceTargets
 from podium.api.orchestration import Limits
 from podium.engine.budget import BudgetExceeded, Usage, check
+from podium.engine.context import TaskFailed
 from podium.engine.convergence import reached, round_converged, stalled_generations, swarm_converged
 from podium.engine.degradation import Verdict, assess, partial_verdict
 from podium.engine.graph import CycleError, downstream, layers, ready, sinks
@@ -105,3 +106,11 @@ def test_reputation_and_expected_success() -> None:
     assert PerfStats().expected_success == 0.5
     assert next_reputation(None, True, None) > 0.5 > next_reputation(None, False, None)
     assert next_reputation(0.5, True, 0.2) < 0.5
+
+
+def test_a_failed_step_says_each_different_error_once_with_how_often_it_came() -> None:
+    unreachable = "w1: llm: cannot reach http://127.0.0.1:9/v1"
+    failed = TaskFailed("critique", [unreachable] * 3, ["important"])
+    assert str(failed) == f"step 'critique' failed: {unreachable} (3 times)"
+    mixed = TaskFailed("critique", ["w1: timeout", unreachable, unreachable, "w2: bad output", "w2: bad output"], [])
+    assert str(mixed) == f"step 'critique' failed: w1: timeout; {unreachable} (2 times); w2: bad output (2 times)"

@@ -97,18 +97,6 @@ class TaskFailed(Exception):
         detail = "; ".join(_counted(errors)[-3:]) or "no agent available"
         super().__init__(f"{self.subject} failed: {detail}")
 
-
-def _counted(errors: Sequence[str]) -> list[str]:
-    """The errors in order, a run of the same one said once with how many times (three attempts that could not
-    reach the model are one line, leaving room for a different error before them)."""
-    out: list[tuple[str, int]] = []
-    for error in errors:
-        if out and out[-1][0] == error:
-            out[-1] = (error, out[-1][1] + 1)
-        else:
-            out.append((error, 1))
-    return [error if n == 1 else f"{error} ({n} times)" for error, n in out]
-
     @property
     def last_error(self) -> str:
         return self.errors[-1] if self.errors else "no agent available"
@@ -128,6 +116,18 @@ def _counted(errors: Sequence[str]) -> list[str]:
             attempts=self.attempts,
             subject=subject,
         )
+
+
+def _counted(errors: Sequence[str]) -> list[str]:
+    """The errors in order, a run of the same one said once with how many times (three attempts that could not
+    reach the model are one line, leaving room for a different error before them)."""
+    out: list[tuple[str, int]] = []
+    for error in errors:
+        if out and out[-1][0] == error:
+            out[-1] = (error, out[-1][1] + 1)
+        else:
+            out.append((error, 1))
+    return [error if n == 1 else f"{error} ({n} times)" for error, n in out]
 
 
 class RunCancelled(Exception):

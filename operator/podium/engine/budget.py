@@ -65,12 +65,14 @@ class Budget:
         self.limits = limits
         self._started: float | None = None  # fixed once start() has run: no read needed for the clock
         self._known: UsageRecord | None = None  # the counters as of start(), plus what this run counted since
+        self.resumed = False  # start() found the run started before (an operator restart, a takeover)
 
     async def start(self, now: float) -> float:
         """Record when the run began (first start only, per uid) and return it."""
         self._known = await self._counters.claim(self._uid, now)
         self._started = self._known.started
         assert self._started is not None
+        self.resumed = self._started != now
         return self._started
 
     async def usage(self, now: float) -> Usage:

@@ -156,7 +156,10 @@ async def run_orchestration(
         await ctx.start()
         if collab is not None:
             await collab.start(ctx)
-        await ctx.publish("run.started", {"uid": uid, "strategy": str(spec.strategy)})
+        # A run taken up again (operator restart, another replica taking over) says so: it did not start twice.
+        await ctx.publish(
+            "run.resumed" if ctx.budget.resumed else "run.started", {"uid": uid, "strategy": str(spec.strategy)}
+        )
         outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
         await ctx.settle_writes()  # the last step's writes: nothing is left to ride
         outcome.withdrawn = await _withdraw(ctx, bus)

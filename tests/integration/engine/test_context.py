@@ -83,6 +83,8 @@ async def test_rerun_after_a_cancel_resumes_without_redoing_finished_or_in_fligh
     # Finished steps replayed from the journal, the in-flight one re-attached: each ran exactly once.
     assert [fleet.count(uid, f"stage-{s}") for s in ("one", "two", "three")] == [1, 1, 1]
     assert [t.state for t in outcome.tasks] == ["Succeeded"] * 3
+    history = await bus.history(orchestration=f"{fleet.namespace}/resume", limit=100)
+    assert [e.type for e in history if e.type.startswith("run.")] == ["run.started", "run.resumed", "run.finished"]
     # The re-attached step shows as it ran: its attempt, and its dispatch before the first run went away (so it
     # keeps its place in status.tasks).
     assert [(t.step, t.attempts) for t in outcome.tasks] == [("stage-one", 1), ("stage-two", 1), ("stage-three", 1)]

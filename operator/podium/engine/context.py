@@ -538,7 +538,12 @@ class RunContext:
     async def _accept(self, step: str, result: Result) -> Result:
         """A step's success, through its approval and its effects (state writes, messages), if any."""
         if self.collab is not None:
-            await self.collab.accept(self, step, result)
+            try:
+                await self.collab.accept(self, step, result)
+            except TaskFailed as exc:  # refused: its agent did the work, but the step did not pass
+                record = self.records[step]
+                record.state, record.error = "Failed", exc.last_error
+                raise
         return result
 
     def _reads(self, step: Next) -> _Reads:

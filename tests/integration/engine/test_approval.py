@@ -133,6 +133,10 @@ async def test_a_rejected_stage_fails_like_a_lost_stage_naming_who_and_why(
     assert (outcome.phase, outcome.reason) == ("Failed", "TaskFailed")  # w1 is critical: a lost stage fails the run
     assert "stage-draft rejected by bob: too vague" in outcome.message
     assert fleet.count(uid, "stage-publish") == 0
+    # Its agent did the work, but the step did not pass: status.tasks says so, and why.
+    assert [(t.step, t.state, t.error) for t in outcome.tasks] == [
+        ("stage-draft", "Failed", "stage-draft rejected by bob: too vague")
+    ]
 
 
 async def test_an_approval_nobody_gives_times_out_as_a_rejection(

@@ -33,6 +33,7 @@ class ApprovalRecord:
     by: str | None = None
     comment: str | None = None
     summary: str | None = None
+    told: bool = False  # the decision is on the run's stream (approval.decided), once
 
     @property
     def decided(self) -> bool:
@@ -98,6 +99,10 @@ class ApprovalStore:
         before, and stays)."""
         before, after = await self._update(step, lambda old: decided(old, step, state, now, by, comment))
         return after, before != after
+
+    async def told(self, step: str) -> None:
+        """The run published the decision: a restart does not publish it again."""
+        await self._update(step, lambda old: replace(old, told=True) if old is not None else None)
 
     async def _update(self, step: str, change: Any) -> tuple[ApprovalRecord | None, ApprovalRecord]:
         async def load(pipe: Pipeline) -> ApprovalRecord | None:

@@ -125,8 +125,7 @@ class ApprovalGate:
     ) -> ApprovalRecord:
         """Ask for approval of ``step`` (once: a restart finds the request) and wait for the decision."""
         record = await self.store.request(step, self.clock(), rule.timeout_seconds, summary(output))
-        waited = not record.decided  # decided before (a restart's replay, a pre-approval): nothing new to announce
-        if waited:
+        if not record.decided:
             self.records[step] = record
             await publish("approval.requested", {"step": step, "deadline": record.deadline, "summary": record.summary})
             await report()
@@ -140,9 +139,11 @@ class ApprovalGate:
             await self.sleep(self.poll_seconds)
             record = await self.store.get(step) or record
         self.records[step] = record
-        if record.decided and waited:
+        # Once per decision: this wait's, one made while no operator ran the run, or one made ahead (an annotation).
+        if record.decided and not record.told:
             payload = {"step": step, "state": record.state, "by": record.by, "comment": record.comment}
             await publish("approval.decided", payload)
+            await self.store.told(step)
         await report()
         return record
 

@@ -122,6 +122,24 @@ async def test_the_wait_survives_the_engine_going_away_and_continues_on_approve(
     assert (fleet.count(uid, "stage-draft"), fleet.count(uid, "stage-publish")) == (1, 1), "nothing ran twice"
 
 
+async def test_a_decision_made_while_no_engine_ran_the_run_is_in_its_history_once(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    uid = uuid.uuid4().hex[:12]
+    spec = pipeline({"required": True, "timeoutSeconds": 3600})
+    first = Run(fleet, client, bus, spec, uid)
+    await first.waiting("stage-draft")
+    first.task.cancel()  # the operator went away while the run waited; the approval came meanwhile
+    with pytest.raises(asyncio.CancelledError):
+        await first.task
+    await store(fleet, client, uid).decide("stage-draft", APPROVED, 1.0, by="alice", comment="ship it")
+    assert (await Run(fleet, client, bus, spec, uid).task).phase == "Succeeded"
+    assert (await Run(fleet, client, bus, spec, uid).task).phase == "Succeeded"  # replayed: nothing new to say
+    history = await bus.history(orchestration=f"{fleet.namespace}/{NAME}", limit=1000)
+    decided = [e.payload for e in history if e.type == "approval.decided" and e.payload["step"] == "stage-draft"]
+    assert decided == [{"step": "stage-draft", "state": APPROVED, "by": "alice", "comment": "ship it"}]
+
+
 async def test_a_rejected_stage_fails_like_a_lost_stage_naming_who_and_why(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:

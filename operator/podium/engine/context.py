@@ -648,9 +648,9 @@ class RunContext:
         elif agents is not None:
             names = list(agents)
         elif target is not None:
-            ranked = selection.rank(
-                pool or [], stats, required=required, assigned=self._assigned, weights=target.weights
-            )
+            # A capability target ranks its agents by their level in it too (not only by load and success).
+            needed = required or ([target.capability] if target.capability else [])
+            ranked = selection.rank(pool or [], stats, required=needed, assigned=self._assigned, weights=target.weights)
             names = [a.name for a in ranked]
         else:
             raise ValueError("run_task needs agent, agents or target")

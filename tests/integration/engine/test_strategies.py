@@ -15,6 +15,7 @@ from podium.dataplane.bus import Bus
 from podium.dataplane.keys import AgentKeys
 from podium.dataplane.state import SharedState
 from podium.engine.directory import TeamInfo
+from podium.engine.stats import StatsStore
 from tests.integration.engine.fleet import Engine, Fleet, info, start_fleet
 
 
@@ -93,6 +94,22 @@ async def test_a_stage_that_never_produces_valid_output_fails_the_run_naming_it(
     assert outcome.message == f"stage 'check' failed: w2: {why} (2 times); w3: {why} (2 times)"
     assert outcome.result["agent"] == "w1"  # the partial result is the last valid output, marked as such by Failed
     assert [a for a, _, s in engine.fleet.log(uid) if s == "stage-check"] == ["w2", "w2", "w3", "w3"]
+
+
+async def test_a_stage_ranks_its_agents_by_its_own_weights(engine: Engine) -> None:
+    # w2 is the better python hand but failed its last four tasks: the default weights (0.4 load, 0.4 capability,
+    # 0.2 recent success) pick w2, this stage's (recent success only) pick w1.
+    stats = StatsStore(engine.redis, engine.fleet.namespace)
+    for _ in range(4):
+        await stats.record("w2", False, 10.0, None)
+    agents = [info("w1", caps={"python": 0.5}), info("w2", caps={"python": 0.9})]
+    stage = {"name": "code", "capability": "python"}
+    spec = {"strategy": "pipeline", "input": "x", "pipeline": {"stages": [stage]}}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded" and engine.fleet.log(uid)[0][0] == "w2"
+    stage["weights"] = {"load": 0, "capability": 0, "success": 1}
+    outcome, uid = await engine.run(spec, agents)
+    assert outcome.phase == "Succeeded" and engine.fleet.log(uid)[0][0] == "w1"
 
 
 async def test_a_stage_with_on_failure_skip_is_skipped_and_the_run_degraded(engine: Engine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podium.api.orchestration import PipelineSpec, Stage, Target
+from podium.api.orchestration import PipelineSpec, Stage
 from podium.dataplane.messages import TaskKind
 from podium.engine import contracts
 from podium.engine.context import Next, RunContext, TaskFailed
@@ -38,10 +38,6 @@ def stage_step(name: str) -> str:
     return f"stage-{name}"
 
 
-def _target(stage: Stage) -> Target:
-    return Target(agent=stage.agent, role=stage.role, capability=stage.capability)
-
-
 def _fallback(stage: Stage) -> list[str]:
     return [stage.fallback] if stage.fallback else []
 
@@ -49,15 +45,15 @@ def _fallback(stage: Stage) -> list[str]:
 def needs(spec: PipelineSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
     """Each stage's agents and fallback, checked before the first stage runs."""
     return [
-        (f"stage {s.name!r}", [a.name for a in directory.resolve(_target(s))] + ([s.fallback] if s.fallback else []))
+        (f"stage {s.name!r}", [a.name for a in directory.resolve(s)] + ([s.fallback] if s.fallback else []))
         for s in spec.stages
     ]
 
 
 async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcome:
     checks = {s.name: stage_contract(s) for s in spec.stages}
-    # Built once: a Target is a validated model, and building two per step cost a sixth of the engine's time.
-    nexts = [Next(stage_step(s.name), _target(s), fallback=_fallback(s)) for s in spec.stages]
+    # A stage is its own target (agent, role or capability, and the weights that rank its agents).
+    nexts = [Next(stage_step(s.name), s, fallback=_fallback(s)) for s in spec.stages]
     ctx.expect(len(spec.stages))
     current = input
     for i, stage in enumerate(spec.stages):

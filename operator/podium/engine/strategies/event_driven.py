@@ -139,9 +139,10 @@ async def run(ctx: RunContext, spec: EventDrivenSpec, input: Any) -> StrategyOut
                 else:
                     raise exc
             await launch()
-    finally:
+    finally:  # tasks still running end with the strategy, before the run settles (parallel.gather's rule)
         for fut in running:
             fut.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
     if not outputs:
         raise StrategyFailed("every task failed: " + "; ".join(failed.values()))
     if failed:

@@ -532,6 +532,11 @@ class Bus:
         See :func:`podium.dataplane.cancellation.withdraw`."""
         return await cancellation.withdraw(self, task)
 
+    async def queued(self, task: Task) -> bool:
+        """Whether ``task`` still waits in its agent's inbox, handed to no replica (read only).
+        See :func:`podium.dataplane.cancellation.queued`."""
+        return await cancellation.queued(self, task)
+
     async def queue_depth(self, namespace: str, agent: str) -> int:
         """Tasks not yet completed: undelivered plus in flight (acknowledged entries are deleted)."""
         return int(await self.redis.xlen(AgentKeys(namespace, agent).inbox))

@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING
 
-from podium.dataplane.keys import AgentKeys, check_name, split_ref
+from redis.exceptions import ResponseError
+
+from podium.dataplane.keys import GROUP, AgentKeys, check_name, split_ref
 from podium.dataplane.messages import Result, Task
+from podium.dataplane.redisutil import text
 
 if TYPE_CHECKING:
     from podium.dataplane.bus import Bus
@@ -69,6 +72,21 @@ async def withdraw(bus: Bus, task: Task) -> bool:
     (delivered already) its consumers settle it as withdrawn without running it, unless a replica has started it."""
     keys = AgentKeys(task.namespace, task.agent)
     return bool(await _scan(bus, keys, [task_member(task.id), task.orchestration, ""], task.id))
+
+
+async def queued(bus: Bus, task: Task) -> bool:
+    """Whether ``task`` still waits in its agent's inbox, handed to no replica (among the first SCAN_BATCH waiting
+    entries). Read only: :func:`withdraw` would also mark a delivered task for its replica to drop, and a caller
+    that only wants to take back what no replica holds looks first."""
+    inbox = AgentKeys(task.namespace, task.agent).inbox
+    try:
+        groups = await bus.redis.xinfo_groups(inbox)
+    except ResponseError:  # no inbox: nothing waits in it
+        return False
+    start = next((text(g["last-delivered-id"]) for g in groups if text(g["name"]) == GROUP), "0-0")
+    rows = await bus.redis.xrange(inbox, min=f"({start}", count=SCAN_BATCH)
+    ids = (fields.get(b"i", fields.get("i")) for _, fields in rows or [] if fields)  # bytes, or str if decoded
+    return any(text(i) == task.id for i in ids)
 
 
 async def _scan(bus: Bus, keys: AgentKeys, what: list[str], task_id: str | None = None) -> int:

@@ -68,6 +68,7 @@ class TaskBus(Protocol):
     async def wait_result(self, task: Task, timeout: float) -> Result | None: ...  # noqa: ASYNC109
     async def get_result(self, task: Task) -> Result | None: ...
     async def withdraw(self, task: Task) -> bool: ...
+    async def queued(self, task: Task) -> bool: ...
 
 
 class TaskFailed(Exception):
@@ -792,7 +793,8 @@ class RunContext:
 
     async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
         """The attempt's result, or None when none came within its timeout, or its agent left the run's scope
-        meanwhile (deleted: its queue went with it, nothing will answer; why is kept in ``_gone``)."""
+        meanwhile (deleted: its queue went with it, nothing will answer), or became unavailable with the task still
+        queued (why is kept in ``_gone``)."""
         info = self.info(agent) if agent in self._known else None
         timeout = timeout_seconds or (info.resilience.timeout_seconds if info else 120)
         remaining = await self.budget.remaining_seconds(self.options.clock())
@@ -810,6 +812,11 @@ class RunContext:
                 now = await self.availability(agent)  # the view, read again when older than refresh_seconds
                 if agent not in self.directory:  # deleted (its queue went with it) or out of scope: not waited for
                     self._gone[task.id] = f"{now.reason}, while its task ran"
+                    return None
+                if not now.usable and await self.bus.queued(task):
+                    # In maintenance, scaled to zero, its replicas gone: nothing will read the queue. A replica that
+                    # holds the task already is left to finish it (a drain does).
+                    self._gone[task.id] = f"{now.reason}, while its task waited in its queue"
                     return None
         finally:
             self._release(agent)
@@ -890,8 +897,13 @@ class RunContext:
         info = self.info(agent) if agent in self._known else None
         config = info.resilience.circuit_breaker if info else None
         if result is None:
-            error = f"{agent}: {self._gone.get(task.id, 'no result within the timeout')} (task {task.id})"
+            gone = self._gone.get(task.id)
+            error = f"{agent}: {gone or 'no result within the timeout'} (task {task.id})"
             await self._withdraw(task)
+            if gone is not None:  # passed over, not its failure: neither its stats nor its breaker move
+                self.attempts.end(task, None, error)
+                record.error = error
+                return error
         elif not result.ok:
             error = f"{agent}: {result.error or 'failed'}"
         else:

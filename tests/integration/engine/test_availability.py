@@ -252,6 +252,31 @@ async def test_a_run_stops_waiting_for_an_agent_deleted_while_its_task_runs(
     assert [a for a, _, _ in fleet.log(uid)] == ["w1", "w2"]  # w1 started it once and got no second attempt
 
 
+async def test_a_task_still_queued_for_an_agent_put_in_maintenance_goes_to_the_next_agent(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # 'ghost' (nothing reads its inbox) was ready when its task went out and is put in maintenance while the task
+    # waits in its queue: its replicas take nothing new, so the run takes the task back at its next look and goes
+    # to the fallback, instead of waiting out the attempt's 60 s timeout.
+    ghost = dataclasses.replace(info("w2"), name="ghost")
+    ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": 60}))
+    spec = pipeline({"name": "check", "agent": "ghost", "fallback": "w1"})
+    later = [dataclasses.replace(ghost, maintenance=True), info("w1")]
+    outcome, uid, seconds = await run_as_agents_change(fleet, client, bus, spec, [ghost, info("w1")], later)
+    assert outcome.phase == "Succeeded" and outcome.degraded, outcome.message
+    assert outcome.notes[0] == (
+        "agent 'ghost' unavailable (in maintenance (spec.maintenance), while its task waited in its queue); "
+        "stage-check went to 'w1'"
+    )
+    assert seconds < 15
+    assert fleet.log(uid) == [("w1", "execute", "stage-check")]
+    assert withdrawn(await bus.history(orchestration=f"{fleet.namespace}/avail", limit=100), uid) == [
+        {"step": "stage-check", "task": f"{uid}:stage-check:1", "agent": "ghost", "queued": True}
+    ]
+    assert await bus.queue_depth(fleet.namespace, "ghost") == 0
+    assert (await StatsStore(client, fleet.namespace).get("ghost")).tasks == 0  # passed over is not failed
+
+
 async def test_an_attempt_the_run_stops_waiting_for_is_taken_back_from_its_agents_queue(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:

@@ -66,11 +66,15 @@ def not_run(step: str, kind: str = "task", state: str = "Pending", error: str | 
 
 
 def steps(entries: Iterable[Entry], status_tasks: Iterable[Mapping[str, Any]] = ()) -> dict[str, dict[str, Any]]:
-    """Every step by name: the journal's, plus those the status shows and the journal cannot (skipped ones)."""
+    """Every step by name: the journal's, plus those the status shows and the journal cannot (skipped ones), and
+    the status's word on how a step ended where the journal cannot tell: one the run's end caught running
+    (Cancelled; the journal still says dispatched) or one its approval refused (Failed; its agent's work done)."""
     out = {e.step: step_view(e) for e in sorted(entries, key=lambda e: (e.started_at, e.step))}
     for task in status_tasks:
-        name = task.get("name")
-        if name and name not in out and task.get("state") in ("Skipped", "Pending"):
-            out[name] = not_run(name, task.get("kind") or "task", task["state"], task.get("error"))
+        name, state = task.get("name"), task.get("state")
+        if name and name not in out and state in ("Skipped", "Pending"):
+            out[name] = not_run(name, task.get("kind") or "task", state, task.get("error"))
             out[name]["agent"] = task.get("agent")
+        elif name in out and state in ("Cancelled", "Failed") and out[name]["state"] != state:
+            out[name].update(state=state, error=task.get("error") or out[name]["error"])
     return out

@@ -11,6 +11,7 @@ from podium.dataplane.records import Event
 from podium.engine.journal import DISPATCHED, DONE, Entry
 from podium.viewer.model import RunData, bars, run_detail, run_list, run_summary, spend, timeline
 from podium.viewer.source import NotFound, Scope, run_results
+from podium.viewer.steps import steps
 
 UID = "u-1"
 T0 = 1_800_000_000.0
@@ -204,3 +205,18 @@ def test_a_viewer_serves_only_its_namespaces() -> None:
     with pytest.raises(NotFound, match="not a namespace name"):
         Scope().check("Team_A")
     assert Scope().check("anything") == "anything"
+
+
+def test_a_step_shows_how_the_run_ended_it_where_the_journal_cannot_tell() -> None:
+    caught = Entry("gen-1-explore-w2", DISPATCHED, f"{UID}:gen-1-explore-w2:1", "w2", 1, "explore", started_at=T0)
+    refused = done("stage-draft", "w1", 1, start=T0, end=T0 + 1)
+    status = [
+        {"name": "gen-1-explore-w2", "state": "Cancelled", "error": "the run ended (TaskFailed) before this task did"},
+        {"name": "stage-draft", "state": "Failed", "error": "stage-draft rejected by bob: too vague"},
+    ]
+    shown = steps([caught, refused], status)
+    assert [(s["state"], s["error"]) for s in shown.values()] == [
+        ("Cancelled", "the run ended (TaskFailed) before this task did"),
+        ("Failed", "stage-draft rejected by bob: too vague"),
+    ]
+    assert [s["state"] for s in steps([caught, refused]).values()] == ["Running", "Succeeded"]  # a run going on

@@ -63,6 +63,8 @@ deadline=$((SECONDS + ${DEMO_DEADLINE:-900}))  # everything after the cluster is
 step "install Podium with Helm (operator, Redis and the model server as pods)"
 # The namespace first: with watchNamespaces the chart puts a Role into it.
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# Helm installs the chart's crds/ once and never upgrades them: this checkout's, so a demo after a change runs on them.
+kubectl apply --server-side --force-conflicts -f charts/podium/crds/ >/dev/null
 # The model server on the local cluster runs the llama-server and model that setup built (docs/model-server.md).
 model_values=$(mktemp "${TMPDIR:-/tmp}/podium-model-server.XXXXXX.json")
 trap 'rm -f "$model_values"' EXIT

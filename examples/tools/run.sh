@@ -16,6 +16,7 @@ values=$(mktemp --suffix=.json)
 trap 'rm -f "$values"' EXIT
 python -m podium_localcluster.modelserver helm-values >"$values"
 kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl apply --server-side --force-conflicts -f charts/podium/crds/ >/dev/null  # Helm never upgrades crds/
 helm upgrade --install podium charts/podium --namespace "$system" --create-namespace -f "$values" --wait --timeout 4m
 
 redis_ip=$(kubectl -n "$system" get service podium-redis -o jsonpath='{.spec.clusterIP}')

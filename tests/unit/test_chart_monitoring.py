@@ -128,6 +128,7 @@ ALERT_CASES: list[dict[str, Any]] = [
     {
         "input_series": [
             op_series("podium_teams_degraded", "0 0 2x20"),
+            op_series("podium_crds_outdated", "0 0 1x20"),  # an operator upgraded without its CRDs
             op_series("podium_agent_breaker_state", "0 0 2x20", **WRITER),
             op_series("podium_agent_breaker_state", "0 1 1x20", **READER),  # half-open: a probe is out
             op_series("podium_agents", "0 0 1x20", phase="Degraded"),
@@ -160,6 +161,8 @@ ALERT_CASES: list[dict[str, Any]] = [
             fires("PodiumAgentBreakerOpen", "8m", {**WARN, **WRITER}),
             fires("PodiumTeamsDegraded", "10m"),
             fires("PodiumTeamsDegraded", "18m", WARN),
+            fires("PodiumCRDsOutdated", "5m"),
+            fires("PodiumCRDsOutdated", "8m", WARN),
             fires("PodiumAgentsUnhealthy", "8m"),
             fires("PodiumAgentsUnhealthy", "13m", {**WARN, "phase": "Degraded"}),
             fires("PodiumAgentBacklogGrowing", "15m"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +138,30 @@ def _status_schema(model: type[BaseModel]) -> Schema:
     return schema
 
 
+# The CRD's schema fingerprint, so an operator can tell CRDs older than itself (Helm never upgrades a chart's crds/).
+SCHEMA_ANNOTATION = f"{GROUP}/schema"
+
+
+def schema_stamp(spec: dict[str, Any]) -> str:
+    """A short fingerprint of a CRD's spec (names, columns, schema): changes with any of them."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def crd(kind: Kind) -> dict[str, Any]:
+    spec = _crd_spec(kind)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": kind.name,
+            "labels": {"app.kubernetes.io/part-of": "podium"},
+            "annotations": {SCHEMA_ANNOTATION: schema_stamp(spec)},
+        },
+        "spec": spec,
+    }
+
+
+def _crd_spec(kind: Kind) -> dict[str, Any]:
     subresources: dict[str, Any] = {"status": {}}
     if kind.scale:
         subresources["scale"] = {
@@ -145,40 +170,35 @@ def crd(kind: Kind) -> dict[str, Any]:
             "labelSelectorPath": ".status.selector",
         }
     return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": kind.name, "labels": {"app.kubernetes.io/part-of": "podium"}},
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind.kind,
-                "listKind": f"{kind.kind}List",
-                "plural": kind.plural,
-                "singular": kind.kind.lower(),
-                "shortNames": list(kind.short_names),
-                "categories": ["podium"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": subresources,
-                    "additionalPrinterColumns": [c.to_wire() for c in kind.columns],
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": prose(kind.resource.__doc__ or kind.kind),
-                            "required": ["spec"],
-                            "properties": {
-                                **copy.deepcopy(OBJECT_FIELDS),
-                                "spec": model_schema(kind.spec),
-                                "status": _status_schema(kind.status),
-                            },
-                        }
-                    },
-                }
-            ],
+        "group": GROUP,
+        "scope": "Namespaced",
+        "names": {
+            "kind": kind.kind,
+            "listKind": f"{kind.kind}List",
+            "plural": kind.plural,
+            "singular": kind.kind.lower(),
+            "shortNames": list(kind.short_names),
+            "categories": ["podium"],
         },
+        "versions": [
+            {
+                "name": VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": subresources,
+                "additionalPrinterColumns": [c.to_wire() for c in kind.columns],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "description": prose(kind.resource.__doc__ or kind.kind),
+                        "required": ["spec"],
+                        "properties": {
+                            **copy.deepcopy(OBJECT_FIELDS),
+                            "spec": model_schema(kind.spec),
+                            "status": _status_schema(kind.status),
+                        },
+                    }
+                },
+            }
+        ],
     }

@@ -58,6 +58,18 @@ def _done(response: Any) -> None:
     response.release_conn()
 
 
+def describe_error(error: BaseException) -> str:
+    """An error in one line: for the API server's, its status and what it said (the object's field it refused),
+    not the client's dump of HTTP headers."""
+    if isinstance(error, ApiException):
+        try:
+            said = json.loads(error.body or "{}").get("message")
+        except (ValueError, AttributeError):
+            said = None
+        return f"the API server answered {error.status} {error.reason}" + (f": {said}" if said else "")
+    return f"{type(error).__name__}: {error}"
+
+
 class Kube:
     """Typed-enough access to the four child kinds, the Agent/Team status and pods; blocking calls run in threads."""
 

@@ -12,7 +12,7 @@ from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect, redact
 from podium.dataplane.library import ensure_library
 from podium.dataplane.migrate import migrate
-from podium.operator import runtime
+from podium.operator import crds, metrics, runtime
 from podium.operator.agents.reconcile import AgentReconciler
 from podium.operator.kube import Kube, load_config
 from podium.operator.orchestrations import handlers as orchestrations
@@ -44,6 +44,15 @@ async def start(
     settings.posting.level = logging.INFO
     settings.execution.max_workers = 8
     kube = Kube(load_config())
+    stale = crds.outdated(await crds.installed(kube))
+    metrics.CRDS_OUTDATED.set(len(stale))
+    if stale:
+        logger.error(
+            "the installed CRDs %s are not this operator's version (Helm never upgrades a chart's crds/): the API "
+            "server may refuse the status this operator writes until you apply them: %s",
+            ", ".join(stale),
+            crds.APPLY,
+        )
     # A blocking pool: a burst (a thousand Agents' ACL users, a hundred runs dispatching at once) waits for one of
     # its connections instead of failing with "Too many connections" and being retried seconds later.
     redis = connect(

@@ -36,6 +36,10 @@ RESTARTS = Counter(
     "podium_agent_replica_restarts_total", "Replicas restarted because their heartbeat lapsed", ["namespace", "agent"]
 )
 TEAMS_DEGRADED = Gauge("podium_teams_degraded", "Teams whose Degraded condition is True")
+CRDS_OUTDATED = Gauge(
+    "podium_crds_outdated",
+    "Podium CRDs installed in another version than this operator's, as read at start (apply charts/podium/crds)",
+)
 RUNS_FINISHED = Counter(
     "podium_orchestrations_finished_total",
     "Orchestration runs that ended, by strategy, phase (Succeeded, Failed) and reason",

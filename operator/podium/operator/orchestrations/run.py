@@ -29,7 +29,7 @@ from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
 from podium.operator import metrics
 from podium.operator.conditions import Cond, merge, now_rfc3339, parse_rfc3339
-from podium.operator.kube import Kube
+from podium.operator.kube import Kube, describe_error
 from podium.operator.orchestrations import approvals as approvals_mod
 from podium.operator.orchestrations import directory as directory_mod
 from podium.operator.orchestrations import status as st
@@ -311,8 +311,8 @@ async def _drive(ctl: Controller, run: Runner) -> None:
         except Exception as e:
             # Redis or the API server away: say so and try again; the journal makes the re-run safe.
             ctl.deps.logger.warning("orchestration run interrupted, retrying: %s", e, exc_info=True)
-            ctl.event("Warning", "RunError", f"{type(e).__name__}: {e}; retrying")
-            ctl.writer.stage({"message": f"retrying after error: {type(e).__name__}: {e}"[: st.MAX_MESSAGE]})
+            ctl.event("Warning", "RunError", f"{describe_error(e)}; retrying")
+            ctl.writer.stage({"message": f"retrying after error: {describe_error(e)}"[: st.MAX_MESSAGE]})
             resumed = ctl.started_at is not None
             await ctl.sleep(ctl.deps.retry_seconds)
 

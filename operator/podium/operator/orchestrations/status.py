@@ -25,6 +25,7 @@ from podium.dataplane.runs import result_ref
 from podium.engine.progress import Progress, TaskRecord
 from podium.engine.runner import RunOutcome
 from podium.operator.conditions import Cond, merge, now_rfc3339
+from podium.operator.kube import describe_error
 
 MAX_TASKS = 100  # the CRD's bound on status.tasks
 MAX_ERROR = 4096
@@ -206,7 +207,7 @@ class StatusWriter:
             try:
                 await self.flush()
             except Exception as e:  # the API server may be briefly away; the next round retries
-                log.warning("status patch failed, will retry: %s", e)
+                log.warning("status patch failed, will retry: %s", describe_error(e))
                 await asyncio.sleep(self.interval)
 
     async def flush(self) -> None:

@@ -106,7 +106,7 @@ def test_a_stage_that_never_produces_valid_output_fails_the_run_naming_the_stage
     failed = condition(st, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "TaskFailed"
     assert failed["message"].startswith("stage 'verdict' failed: tester: ")
-    assert failed["message"].endswith("missing field 'verdict'"), failed["message"]
+    assert failed["message"].endswith("missing field 'verdict' (2 times)"), failed["message"]
     verdict = next(t for t in st["tasks"] if t["name"] == "stage-verdict")
     assert verdict["state"] == "Failed" and verdict["attempts"] == 2
     # The same stage with onFailure: skip is skipped, its input passed on, and the run says it degraded.

@@ -99,7 +99,9 @@ def previous_chart(into: Path) -> tuple[str, Path]:
         version = yaml.safe_load(git("show", f"{rev}:charts/podium/Chart.yaml"))["version"]
         if version != current:
             with tarfile.open(fileobj=BytesIO(git("archive", rev, "charts/podium"))) as tar:
-                tar.extractall(into, filter="data")
+                # Python 3.11.4+ (and patched builds) take a filter; Debian's 3.11.2 has none. Our own archive.
+                safe: dict[str, Any] = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tar.extractall(into, **safe)
             return str(version), into / "charts" / "podium"
     pytest.fail(f"no commit has a chart version other than {current}: bump charts/podium/Chart.yaml")
 

@@ -103,7 +103,10 @@ def parse_url(url: str) -> RedisTarget:
     if not sep or scheme.lower() not in SCHEMES:
         raise ValueError(f"Redis URL {redact(url)!r}: expected one of {', '.join(s + '://' for s in SCHEMES)}")
     kind, ssl = SCHEMES[scheme.lower()]
-    parts = urlsplit(url)
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    userinfo, at, hosts = netloc.rpartition("@")
+    # A list of hosts is read by _hosts: urlsplit (patched Pythons) refuses one with a bracketed IPv6 host in it.
+    parts = urlsplit(url if kind == "standalone" else url.replace(netloc, f"{userinfo}{at}hosts", 1))
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     options = {k: v for k, v in query.items() if k not in _OURS}
     raw_wait = query.get("wait_replicas", "1" if kind == "sentinel" else "0")
@@ -126,8 +129,7 @@ def parse_url(url: str) -> RedisTarget:
         return RedisTarget(**common, options=options)
     if options:
         raise ValueError(f"Redis URL {redact(url)!r}: unknown parameters {sorted(options)} (known: {list(_OURS)})")
-    netloc = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
-    nodes = _hosts(netloc, scheme, 26379 if kind == "sentinel" else 6379)
+    nodes = _hosts(hosts, scheme, 26379 if kind == "sentinel" else 6379)
     path = [p for p in parts.path.split("/") if p]
     if kind == "cluster":
         if path not in ([], ["0"]):

@@ -141,6 +141,35 @@ def test_a_critical_agent_at_zero_fails_the_run_within_seconds_naming_it(
     assert executions(admin, ns, "gated") == {}  # decided up front: not even the draft ran
 
 
+def test_an_agent_whose_replicas_keep_exiting_says_why_and_runs_pass_it_over_at_once(
+    cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer
+) -> None:
+    require_ready_node(cluster)
+    crasher = worker("crasher", "crasher", "analyzer", redis_server.url)
+    crasher["spec"]["backend"] = {"python": {"entrypoint": "no_such_module:handle"}}  # its backend cannot start
+    kubectl_apply(cluster, ns, crasher)
+    st = wait_for(
+        "Available=False ReplicasCrashing",
+        lambda: (s := status_of(cluster, ns, "agent", "crasher")) and condition(s, "Available").get("reason")
+        == "ReplicasCrashing" and s,
+        timeout=150,
+    )  # fmt: skip
+    assert st["phase"] == "Degraded" and condition(st, "Degraded")["reason"] == "ReplicasCrashing"
+    why = condition(st, "Available")["message"]
+    assert why.startswith("replica crasher-") and f"kubectl logs -n {ns} crasher-" in why, why
+    # A run does not wait agentWaitSeconds for it: it goes to the fallback at once, saying why.
+    stages = [{"name": "check", "agent": "crasher", "fallback": "tester"}]
+    run = orchestration("past-crasher", strategy="pipeline", input="x", pipeline={"stages": stages})
+    kubectl_apply(cluster, ns, run)
+    st = finished(cluster, ns, "past-crasher", timeout=60)
+    assert st["phase"] == "Succeeded" and st["degraded"], st
+    assert (
+        "agent 'crasher' unavailable (its replicas keep exiting: replica crasher-"
+        in condition(st, "Degraded")["message"]
+    )
+    assert cluster.kubectl("delete", "-n", ns, "agent", "crasher", "--wait=false").returncode == 0
+
+
 def test_an_optional_agent_at_zero_is_skipped_and_the_run_done_degraded(
     cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer, operator: Operator
 ) -> None:

@@ -189,3 +189,15 @@ async def test_a_run_starts_from_what_is_stored_not_from_a_snapshot_that_lags_be
     directory = await Controller(deps, body, lambda: False).wait_until_startable(pipeline())
     assert directory is not None and {a.name for a in directory.all()} == {"a", "b"}
     assert ("agents", None) in kube.lists  # read from storage, after the shared snapshot said it may start
+
+
+def test_an_agent_whose_replicas_keep_exiting_is_unavailable_saying_why() -> None:
+    from podium.engine.availability import State, of
+
+    obj = agent("w", ready=0, replicas=1)
+    why = "replica w-1 exited 3 times, last exit code 1 (Error); its log: kubectl logs -n ns w-1 --previous"
+    crashing = {"type": "Available", "status": "False", "reason": "ReplicasCrashing", "message": why}
+    obj["status"] |= {"phase": "Degraded", "conditions": [crashing]}
+    info = od.agent_info(obj)
+    assert info is not None and of(info).state is State.UNAVAILABLE  # not waited for: waiting brings no replica
+    assert of(info).reason == f"its replicas keep exiting: {why}"

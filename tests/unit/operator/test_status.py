@@ -7,7 +7,7 @@ from typing import Any
 from podium.api.team import TeamSpec
 from podium.engine.resilience import Breaker
 from podium.operator.agents import status as agent_status
-from podium.operator.agents.health import HealthReport
+from podium.operator.agents.health import HealthReport, PodView
 from podium.operator.agents.status import Observed
 from podium.operator.teams import status as team_status
 from podium.operator.teams.status import AgentView
@@ -139,3 +139,17 @@ def test_optional_member_down_degrades_critical_member_down_is_not_ready() -> No
     assert cond(critical_down, "Ready")["status"] == "False"
     assert cond(critical_down, "Ready")["reason"] == "CriticalMemberDown"
     assert "a" in cond(critical_down, "Ready")["message"]
+
+
+def test_replicas_that_keep_exiting_say_which_how_often_and_how_and_degrade_the_agent() -> None:
+    def pod(restarts: int, last_exit: str | None = "exit code 1 (Error)") -> PodView:
+        return PodView("x-1", running=True, ready=False, started_at=T0, restarts=restarts, last_exit=last_exit)
+
+    assert agent_status.crash_loop([pod(1)], "ns", ready=0) is None  # one restart: it may be starting still
+    assert agent_status.crash_loop([pod(5)], "ns", ready=1) is None  # a ready replica serves meanwhile
+    why = agent_status.crash_loop([pod(4)], "ns", ready=0)
+    assert why == "replica x-1 exited 4 times, last exit code 1 (Error); its log: kubectl logs -n ns x-1 --previous"
+    s = agent(Observed(desired=1, replicas=1, ready=0, crashing=why))
+    assert s["phase"] == "Degraded"
+    assert (cond(s, "Available")["reason"], cond(s, "Available")["message"]) == ("ReplicasCrashing", why)
+    assert (cond(s, "Degraded")["status"], cond(s, "Degraded")["reason"]) == ("True", "ReplicasCrashing")

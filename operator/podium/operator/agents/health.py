@@ -22,6 +22,7 @@ class PodView:
     started_at: float | None  # when the pod started running, epoch seconds
     terminating: bool = False
     restarts: int = 0
+    last_exit: str | None = None  # how its container last ended, e.g. "exit code 1 (Error)"
 
 
 @dataclass(frozen=True)

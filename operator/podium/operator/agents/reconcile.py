@@ -103,6 +103,19 @@ def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView
         started_at=started,
         terminating=bool(meta.get("deletionTimestamp")),
         restarts=sum(int(c.get("restartCount") or 0) for c in containers),
+        last_exit=_last_exit(containers[0]) if containers else None,
+    )
+
+
+def _last_exit(container: dict[str, Any]) -> str | None:
+    ended = (container.get("lastState") or {}).get("terminated")
+    if not ended:
+        return None
+    said = " ".join(str(ended.get("message") or "").split())[:300]  # the termination message, if it wrote one
+    return (
+        f"exit code {ended.get('exitCode')}"
+        + (f" ({ended['reason']})" if ended.get("reason") else "")
+        + (f": {said}" if said else "")
     )
 
 
@@ -361,6 +374,7 @@ class AgentReconciler:
             replica_failed=failures > 0,
             autoscaled=scaling is not None,
             workload=deployment is not None,
+            crashing=agent_status.crash_loop(pods, namespace, report.ready) if desired > 0 else None,
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now

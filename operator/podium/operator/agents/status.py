@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from podium.api.agent import AgentPhase, BreakerState
 from podium.engine.resilience import Breaker
-from podium.operator.agents.health import HealthReport
+from podium.operator.agents.health import HealthReport, PodView
 from podium.operator.conditions import Cond, merge, now_rfc3339
 
 BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
+CRASHING = "ReplicasCrashing"  # the Available condition's reason for crash_loop: runs read it (availability)
+CRASH_RESTARTS = 2  # restarts of a replica, with none ready, that make its Agent's replicas crash-looping
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,22 @@ class Observed:
     replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero
     workload: bool = True  # its Deployment exists (or was just applied): False while its creation is under way
+    crashing: str | None = None  # no replica ready and they keep exiting: which, how often, how (crash_loop)
+
+
+def crash_loop(pods: Sequence[PodView], namespace: str, ready: int) -> str | None:
+    """Why an Agent with no ready replica will not get one by waiting: a replica that keeps exiting (its backend
+    cannot start: a missing tool server, a bad entrypoint), or None."""
+    if ready > 0:
+        return None
+    worst = max(pods, key=lambda p: p.restarts, default=None)
+    if worst is None or worst.restarts < CRASH_RESTARTS:
+        return None
+    how = f", last {worst.last_exit}" if worst.last_exit else ""
+    return (
+        f"replica {worst.name} exited {worst.restarts} times{how}; its log: "
+        f"kubectl logs -n {namespace} {worst.name} --previous"
+    )
 
 
 def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> AgentPhase:
@@ -41,6 +60,8 @@ def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> Agent
     if obs.maintenance:
         return AgentPhase.maintenance
     if breaker_state(obs) != BreakerState.closed:
+        return AgentPhase.degraded
+    if obs.desired > 0 and obs.ready == 0 and obs.crashing:
         return AgentPhase.degraded
     if obs.desired > 0 and obs.ready == 0:
         # Never ready yet: still starting. Was ready before: it lost every replica.
@@ -95,14 +116,17 @@ def conditions(obs: Observed) -> list[Cond]:
                 f"{obs.ready}/{obs.desired} replicas ready",
             )
         )
-        out.append(
-            Cond(
-                "Available",
-                obs.ready > 0,
-                "MinimumReplicasAvailable" if obs.ready > 0 else "NoReplicasAvailable",
-                "" if obs.ready > 0 else "no replica passes /readyz; check the pods' logs and events",
+        if obs.ready == 0 and obs.crashing:
+            out.append(Cond("Available", False, CRASHING, obs.crashing))
+        else:
+            out.append(
+                Cond(
+                    "Available",
+                    obs.ready > 0,
+                    "MinimumReplicasAvailable" if obs.ready > 0 else "NoReplicasAvailable",
+                    "" if obs.ready > 0 else "no replica passes /readyz; check the pods' logs and events",
+                )
             )
-        )
     degraded = _degraded(obs)
     out.append(degraded)
     return out
@@ -128,6 +152,8 @@ def _degraded(obs: Observed) -> Cond:
     if obs.health is not None and obs.health.lapsed:
         lost = ", ".join(obs.health.lapsed)
         return Cond("Degraded", True, "HeartbeatLost", f"restarting replicas whose heartbeat lapsed: {lost}")
+    if obs.crashing and obs.ready == 0 and not obs.maintenance:
+        return Cond("Degraded", True, CRASHING, obs.crashing)
     if obs.desired > 0 and 0 < obs.ready < obs.desired and not obs.maintenance:
         return Cond("Degraded", True, "ReplicasUnavailable", f"only {obs.ready}/{obs.desired} replicas ready")
     return Cond("Degraded", False, "AsExpected")

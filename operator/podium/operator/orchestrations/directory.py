@@ -19,6 +19,7 @@ from podium.api.common import GROUP, VERSION
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.team import TeamSpec
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
+from podium.operator.agents.status import CRASHING
 from podium.operator.kube import Kube
 
 
@@ -49,11 +50,19 @@ def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | Non
         meta["name"], spec, labels=dict(meta.get("labels") or {}), ready_replicas=int(status.get("readyReplicas") or 0)
     )
     # Never ready yet (just created, or no status): its first replicas are starting, worth a bounded wait.
-    info = replace(info, starting=status.get("phase") in (None, "Initializing"))
+    info = replace(info, starting=status.get("phase") in (None, "Initializing"), failing=_crashing(status))
     if info.ready_replicas == 0 and status.get("phase") == "Degraded":
         info = replace(info, recovering=_lost_lately(status, time.time() if now is None else now))
     load = status.get("load")
     return replace(info, load=float(load)) if isinstance(load, int | float) else info
+
+
+def _crashing(status: dict[str, Any]) -> str | None:
+    """Why its replicas keep exiting, as its Available condition says (the operator's crash_loop), or None."""
+    available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
+    if available is None or available.get("status") != "False" or available.get("reason") != CRASHING:
+        return None
+    return str(available.get("message") or "its replicas keep exiting")
 
 
 def _lost_lately(status: dict[str, Any], now: float) -> bool:

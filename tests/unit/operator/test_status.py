@@ -142,11 +142,14 @@ def test_optional_member_down_degrades_critical_member_down_is_not_ready() -> No
 
 
 def test_replicas_that_keep_exiting_say_which_how_often_and_how_and_degrade_the_agent() -> None:
-    def pod(restarts: int, last_exit: str | None = "exit code 1 (Error)") -> PodView:
-        return PodView("x-1", running=True, ready=False, started_at=T0, restarts=restarts, last_exit=last_exit)
+    def pod(restarts: int, ran: float = 2.0, **kw: Any) -> PodView:
+        exit = "exit code 1 (Error)"
+        return PodView("x-1", True, False, T0, restarts=restarts, last_exit=exit, last_run_seconds=ran, **kw)
 
     assert agent_status.crash_loop([pod(1)], "ns", ready=0) is None  # one restart: it may be starting still
     assert agent_status.crash_loop([pod(5)], "ns", ready=1) is None  # a ready replica serves meanwhile
+    assert agent_status.crash_loop([pod(5, ran=3600)], "ns", ready=0) is None  # killed after an hour's work
+    assert agent_status.crash_loop([pod(5, terminating=True)], "ns", ready=0) is None  # replaced by a fix
     why = agent_status.crash_loop([pod(4)], "ns", ready=0)
     assert why == "replica x-1 exited 4 times, last exit code 1 (Error); its log: kubectl logs -n ns x-1 --previous"
     s = agent(Observed(desired=1, replicas=1, ready=0, crashing=why))

@@ -23,6 +23,7 @@ class PodView:
     terminating: bool = False
     restarts: int = 0
     last_exit: str | None = None  # how its container last ended, e.g. "exit code 1 (Error)"
+    last_run_seconds: float | None = None  # how long that run of the container lasted
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,14 @@ def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView
         terminating=bool(meta.get("deletionTimestamp")),
         restarts=sum(int(c.get("restartCount") or 0) for c in containers),
         last_exit=_last_exit(containers[0]) if containers else None,
+        last_run_seconds=_last_run(containers[0]) if containers else None,
     )
+
+
+def _last_run(container: dict[str, Any]) -> float | None:
+    ended = (container.get("lastState") or {}).get("terminated") or {}
+    started, finished = parse_rfc3339(ended.get("startedAt")), parse_rfc3339(ended.get("finishedAt"))
+    return finished - started if started is not None and finished is not None else None
 
 
 def _last_exit(container: dict[str, Any]) -> str | None:

@@ -13,7 +13,9 @@ from podium.operator.conditions import Cond, merge, now_rfc3339
 
 BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
 CRASHING = "ReplicasCrashing"  # the Available condition's reason for crash_loop: runs read it (availability)
-CRASH_RESTARTS = 2  # restarts of a replica, with none ready, that make its Agent's replicas crash-looping
+CRASH_RESTARTS = 2  # restarts of a replica, with none ready, that make its Agent's replicas crash-looping...
+CRASH_UPTIME_SECONDS = 60.0  # ... when its last run ended this soon after it started (a process killed after an
+# hour of work, restarting now, is not crash-looping: runs wait for it as for any replica coming back)
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,16 @@ def crash_loop(pods: Sequence[PodView], namespace: str, ready: int) -> str | Non
     cannot start: a missing tool server, a bad entrypoint), or None."""
     if ready > 0:
         return None
-    worst = max(pods, key=lambda p: p.restarts, default=None)
-    if worst is None or worst.restarts < CRASH_RESTARTS:
+    looping = [
+        p
+        for p in pods
+        if not p.terminating
+        and p.restarts >= CRASH_RESTARTS
+        and p.last_run_seconds is not None
+        and p.last_run_seconds < CRASH_UPTIME_SECONDS
+    ]
+    worst = max(looping, key=lambda p: p.restarts, default=None)
+    if worst is None:
         return None
     how = f", last {worst.last_exit}" if worst.last_exit else ""
     return (

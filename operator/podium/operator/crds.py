@@ -37,12 +37,11 @@ async def installed(kube: Kube) -> dict[str, str | None]:
         try:
             body = await kube.run(api.read_custom_resource_definition, name)
         except ApiException as e:
-            if e.status == 403:
-                continue
             if e.status == 404:
                 found[name] = None
-                continue
-            raise
+            elif e.status != 403:
+                raise
+            continue
         meta = body.metadata
         found[name] = (meta.annotations or {}).get(SCHEMA_ANNOTATION) if meta is not None else None
     return found

@@ -8,6 +8,7 @@ status field), and runs retry their status patches. The generator stamps each CR
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 from kubernetes import client
@@ -19,6 +20,7 @@ from podium.operator.kube import Kube
 APPLY = "kubectl apply --server-side -f charts/podium/crds/"
 
 
+@functools.cache
 def expected() -> dict[str, str]:
     """Each CRD's name and the stamp this operator's models give it."""
     return {kind.name: crd(kind)["metadata"]["annotations"][SCHEMA_ANNOTATION] for kind in KINDS}
@@ -33,7 +35,7 @@ async def installed(kube: Kube) -> dict[str, str | None]:
     """The stamps of the installed CRDs; one the operator may not read (no RBAC for it) is left out."""
     api = client.ApiextensionsV1Api(kube.api)
     found: dict[str, str | None] = {}
-    for name in expected():
+    for name in (kind.name for kind in KINDS):
         try:
             body = await kube.run(api.read_custom_resource_definition, name)
         except ApiException as e:

@@ -79,6 +79,18 @@ class Run:
         raise AssertionError(f"{step} never waited for approval")
 
 
+async def gone_while_waiting(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus, spec: OrchestrationSpec, uid: str
+) -> ApprovalRecord:
+    """A run that waits for stage-draft's approval, then its engine goes away (the operator stopped): the request."""
+    first = Run(fleet, client, bus, spec, uid)
+    before = await first.waiting("stage-draft")
+    first.task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first.task
+    return before
+
+
 def store(fleet: Fleet, client: aioredis.Redis, uid: str) -> ApprovalStore:
     return ApprovalStore(client, fleet.namespace, NAME, uid)
 
@@ -108,11 +120,7 @@ async def test_the_wait_survives_the_engine_going_away_and_continues_on_approve(
 ) -> None:
     uid = uuid.uuid4().hex[:12]
     spec = pipeline({"required": True, "timeoutSeconds": 3600})
-    first = Run(fleet, client, bus, spec, uid)
-    before = await first.waiting("stage-draft")
-    first.task.cancel()  # the operator went away while the run waited
-    with pytest.raises(asyncio.CancelledError):
-        await first.task
+    before = await gone_while_waiting(fleet, client, bus, spec, uid)
     again = Run(fleet, client, bus, spec, uid)
     after = await again.waiting("stage-draft")
     assert (after.requested_at, after.deadline) == (before.requested_at, before.deadline), "the clock did not reset"
@@ -127,11 +135,7 @@ async def test_a_decision_made_while_no_engine_ran_the_run_is_in_its_history_onc
 ) -> None:
     uid = uuid.uuid4().hex[:12]
     spec = pipeline({"required": True, "timeoutSeconds": 3600})
-    first = Run(fleet, client, bus, spec, uid)
-    await first.waiting("stage-draft")
-    first.task.cancel()  # the operator went away while the run waited; the approval came meanwhile
-    with pytest.raises(asyncio.CancelledError):
-        await first.task
+    await gone_while_waiting(fleet, client, bus, spec, uid)  # the approval comes while no engine runs the run
     await store(fleet, client, uid).decide("stage-draft", APPROVED, 1.0, by="alice", comment="ship it")
     assert (await Run(fleet, client, bus, spec, uid).task).phase == "Succeeded"
     assert (await Run(fleet, client, bus, spec, uid).task).phase == "Succeeded"  # replayed: nothing new to say

@@ -33,7 +33,8 @@ class Observed:
     replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero
     workload: bool = True  # its Deployment exists (or was just applied): False while its creation is under way
-    crashing: str | None = None  # no replica ready and they keep exiting: which, how often, how (crash_loop)
+    crashing: str | None = None  # no replica ready and they keep exiting: which, how often, how (crash_loop; None
+    # whenever one is ready)
 
 
 def crash_loop(pods: Sequence[PodView], namespace: str, ready: int) -> str | None:
@@ -71,7 +72,7 @@ def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> Agent
         return AgentPhase.maintenance
     if breaker_state(obs) != BreakerState.closed:
         return AgentPhase.degraded
-    if obs.desired > 0 and obs.ready == 0 and obs.crashing:
+    if obs.crashing:
         return AgentPhase.degraded
     if obs.desired > 0 and obs.ready == 0:
         # Never ready yet: still starting. Was ready before: it lost every replica.
@@ -126,7 +127,7 @@ def conditions(obs: Observed) -> list[Cond]:
                 f"{obs.ready}/{obs.desired} replicas ready",
             )
         )
-        if obs.ready == 0 and obs.crashing:
+        if obs.crashing:
             out.append(Cond("Available", False, CRASHING, obs.crashing))
         else:
             out.append(
@@ -162,7 +163,7 @@ def _degraded(obs: Observed) -> Cond:
     if obs.health is not None and obs.health.lapsed:
         lost = ", ".join(obs.health.lapsed)
         return Cond("Degraded", True, "HeartbeatLost", f"restarting replicas whose heartbeat lapsed: {lost}")
-    if obs.crashing and obs.ready == 0 and not obs.maintenance:
+    if obs.crashing and not obs.maintenance:
         return Cond("Degraded", True, CRASHING, obs.crashing)
     if obs.desired > 0 and 0 < obs.ready < obs.desired and not obs.maintenance:
         return Cond("Degraded", True, "ReplicasUnavailable", f"only {obs.ready}/{obs.desired} replicas ready")

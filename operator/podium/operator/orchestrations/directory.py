@@ -57,18 +57,24 @@ def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | Non
     return replace(info, load=float(load)) if isinstance(load, int | float) else info
 
 
+def _unavailable(status: dict[str, Any]) -> dict[str, Any] | None:
+    """The Agent's Available condition when it is False."""
+    available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
+    return available if available is not None and available.get("status") == "False" else None
+
+
 def _crashing(status: dict[str, Any]) -> str | None:
     """Why its replicas keep exiting, as its Available condition says (the operator's crash_loop), or None."""
-    available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
-    if available is None or available.get("status") != "False" or available.get("reason") != CRASHING:
+    available = _unavailable(status)
+    if available is None or available.get("reason") != CRASHING:
         return None
     return str(available.get("message") or "its replicas keep exiting")
 
 
 def _lost_lately(status: dict[str, Any], now: float) -> bool:
     """The Agent's last ready replica went within the recovery grace (its Available condition's transition)."""
-    available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
-    if available is None or available.get("status") != "False" or not available.get("lastTransitionTime"):
+    available = _unavailable(status)
+    if available is None or not available.get("lastTransitionTime"):
         return False
     try:
         lost = datetime.fromisoformat(str(available["lastTransitionTime"]).replace("Z", "+00:00")).timestamp()

@@ -89,7 +89,7 @@ def test_operator_runs_podium_operator_with_probes_and_redis_password_from_secre
     docs = render()
     c = operator_container(docs)
     assert c["command"] == ["podium", "operator"]
-    assert "--standalone" in c["args"] and "--all-namespaces" in c["args"]
+    assert "--peering=podium" in c["args"] and "--all-namespaces" in c["args"]
     assert c["readinessProbe"]["httpGet"]["port"] == "health"
     assert c["livenessProbe"]["httpGet"]["port"] == "health"
     secret_ref = env_of(c)["PODIUM_REDIS_PASSWORD"]["secretKeyRef"]
@@ -140,15 +140,22 @@ def test_external_redis_without_url_is_refused_with_the_fix() -> None:
     assert "redis.url" in out.stderr
 
 
-def test_peering_only_with_standby_replicas() -> None:
-    args = operator_container(render("replicaCount=2"))["args"]
-    assert "--peering=podium" in args and "--standalone" not in args
+def test_one_replica_peers_too_so_a_second_one_stands_by() -> None:
+    # `kubectl scale deployment podium --replicas=2` (or a rolling update's surge pod) keeps the chart's args: with
+    # --standalone both replicas would reconcile every Agent.
+    for values in ((), ("replicaCount=2",)):
+        args = operator_container(render(*values))["args"]
+        assert "--peering=podium" in args and "--standalone" not in args
+    assert "--standalone" in operator_container(render("peering.enabled=false"))["args"]
+    refused = helm("template", "podium", str(CHART), *KUBE, "--set", "peering.enabled=false", "--set", "replicaCount=2")
+    assert refused.returncode != 0 and "peering.enabled" in refused.stderr
 
 
 def test_every_replica_is_named_for_its_run_leases_and_gets_the_lease_length() -> None:
     env = {e["name"]: e for e in operator_container(render("replicaCount=2", "runLeaseSeconds=9"))["env"]}
     assert env["PODIUM_RUN_LEASE_SECONDS"]["value"] == "9"
     assert env["PODIUM_REPLICA"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}  # kopf's peer identity
     refused = helm("template", "podium", str(CHART), *KUBE, "--set", "runLeaseSeconds=0")
     assert refused.returncode != 0 and "runLeaseSeconds" in refused.stderr
 
@@ -170,9 +177,9 @@ def test_chart_crds_are_identical_to_the_generated_ones() -> None:
     }
 
 
-def test_standby_replicas_get_the_peering_object_they_elect_through() -> None:
-    assert not find(render(), "ClusterKopfPeering") and not find(render(), "KopfPeering")
-    cluster_wide = one(render("replicaCount=2"), "ClusterKopfPeering")
+def test_replicas_get_the_peering_object_they_elect_through() -> None:
+    assert not find(render("peering.enabled=false"), "ClusterKopfPeering")
+    cluster_wide = one(render(), "ClusterKopfPeering")
     assert cluster_wide["metadata"]["name"] == "podium"
     namespaced = find(render("replicaCount=2", "watchNamespaces={a,b}"), "KopfPeering")
     assert sorted(p["metadata"]["namespace"] for p in namespaced) == ["a", "b"]

@@ -50,7 +50,8 @@ def context_namespace(kubeconfig: str | None) -> str:
     try:
         from kubernetes import config
 
-        _, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        path = kubeconfig or os.environ.get("KUBECONFIG") or None  # as it is now, not at the client's import
+        _, current = config.list_kube_config_contexts(config_file=path)
         return str((current or {}).get("context", {}).get("namespace") or "default")
     except Exception:  # no kubeconfig (in a pod): the chart passes --namespace
         return "default"

@@ -9,6 +9,7 @@ status, with a warning that says what is missing and why.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -89,7 +90,8 @@ class Kube:
                 try:
                     config.load_incluster_config()
                 except config.ConfigException:
-                    config.load_kube_config()
+                    # KUBECONFIG as it is now: the client's default is the one it had when it was first imported.
+                    config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
                 from kubernetes import client
 
                 api = client.ApiClient()

@@ -460,7 +460,7 @@ class RunContext:
             self.unsettled[task.id] = entry.agent
             sent = self.options.clock()
             fresh = None
-            result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds)
+            result = await self.bus.get_result(task) or await self._wait(task, entry.agent, timeout_seconds, entry)
             worked += 1
             outcome = await self._settle(step, record, entry.agent, task, result, validate, tried, sent, then)
             if isinstance(outcome, Result):
@@ -494,10 +494,10 @@ class RunContext:
                 tried.append(name)
                 timeout = timeout_seconds or info.resilience.timeout_seconds
                 task = self._task(step, kind, input, name, attempt, timeout, schema)
-                await self._dispatch(step, record, task, tried, then)
+                journaled = await self._dispatch(step, record, task, tried, then)
                 sent = self.options.clock()
                 if state.state is State.WAKING:
-                    why, result = await self._wait_waking(task, name, state, timeout_seconds)
+                    why, result = await self._wait_waking(task, name, state, timeout_seconds, journaled)
                     if why is not None:
                         await self._withdraw(task)
                         errors.append(f"{name}: unavailable: {why}")
@@ -505,7 +505,7 @@ class RunContext:
                         break
                     state = availability.AVAILABLE
                 else:
-                    result = await self._wait(task, name, timeout_seconds)
+                    result = await self._wait(task, name, timeout_seconds, journaled)
                 worked += 1
                 outcome = await self._settle(step, record, name, task, result, validate, tried, sent, then, clean)
                 if isinstance(outcome, Result):
@@ -691,7 +691,8 @@ class RunContext:
 
     async def _dispatch(
         self, step: str, record: TaskRecord, task: Task, tried: list[str], then: Next | None = None
-    ) -> None:
+    ) -> Entry:
+        """Send one attempt, its journal entry ahead of it; returns that entry."""
         self._raise_deferred_error()
         now = self.options.clock()
         kind, attempt = str(task.kind), task.attempt
@@ -702,7 +703,11 @@ class RunContext:
             await self.collab.prepare(self, step, task)
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         self.attempts.start(step, task)
+        await self._send(task, entry, then)
+        await self._report()
+        return entry
 
+    async def _send(self, task: Task, entry: Entry, then: Next | None = None) -> None:
         # Journal first: Redis applies the entry and the count before it queues the task (the same round trip on
         # one server, ahead of it in the pipeline; a round trip before it on a Cluster). If we crash in between,
         # the restart waits for a task that never went out, times out and retries; the other order could run the
@@ -723,7 +728,6 @@ class RunContext:
                 self._schedule_flush()  # writes that were to ride it go on their own
             raise
         self.unsettled[task.id] = task.agent
-        await self._report()
 
     def _queue_ride(self, pipe: Any, parsed: list[Parse[tuple[_Reads, Look]]]) -> None:
         """What goes ahead of the dispatches waiting now: the success writes deferred to this round trip, the journal
@@ -791,10 +795,12 @@ class RunContext:
             await asyncio.gather(*self._flushing)
         self._raise_deferred_error()
 
-    async def _wait(self, task: Task, agent: str, timeout_seconds: float | None) -> Result | None:
+    async def _wait(
+        self, task: Task, agent: str, timeout_seconds: float | None, journaled: Entry | None = None
+    ) -> Result | None:
         """The attempt's result, or None when none came within its timeout, or its agent left the run's scope
         meanwhile (deleted: its queue went with it, nothing will answer), or became unavailable with the task still
-        queued (why is kept in ``_gone``)."""
+        queued (why is kept in ``_gone``). An attempt Redis lost (its ``journaled`` entry gone) is sent again."""
         info = self.info(agent) if agent in self._known else None
         timeout = timeout_seconds or (info.resilience.timeout_seconds if info else 120)
         remaining = await self.budget.remaining_seconds(self.options.clock())
@@ -818,14 +824,51 @@ class RunContext:
                     # holds the task already is left to finish it (a drain does).
                     self._gone[task.id] = f"{now.reason}, while its task waited in its queue"
                     return None
+                if journaled is not None and await self._lost(task, journaled):
+                    await self._resend(task, journaled)
         finally:
             self._release(agent)
+
+    async def _lost(self, task: Task, journaled: Entry) -> bool:
+        """Whether Redis lost the attempt: its journal entry, which went ahead of the task in the same round trip, is
+        gone (a Redis restarted without its data: an emptyDir, no AOF) and no result came. Redis unreachable: not
+        known, so not lost."""
+        try:
+            if await self.journal.get(journaled.step) is not None:
+                return False
+            return await self.bus.get_result(task) is None
+        except (RedisError, OSError):
+            return False
+
+    async def _resend(self, task: Task, journaled: Entry) -> None:
+        """Send a lost attempt again as it was (same id and attempt: its agent never had it, or had it from a
+        Redis that no longer exists), instead of waiting out its timeout for a result that cannot come."""
+        log.warning(
+            "%s: task %s for %s was lost from Redis (restarted without its data?); sending it again",
+            self.orchestration,
+            task.id,
+            task.agent,
+        )
+        try:
+            await self._send(task, journaled)
+        except (RedisError, OSError) as exc:  # Redis away again: the next look finds it lost still and tries again
+            log.warning("%s: could not send task %s again: %s", self.orchestration, task.id, exc)
+            return
+        await self.publish(
+            "task.resent",
+            {
+                "step": journaled.step,
+                "task": task.id,
+                "agent": task.agent,
+                "why": "lost from Redis: its journal entry and queue entry were gone",
+            },
+        )
 
     def _release(self, agent: str) -> None:
         self._assigned[agent] = max(0, self._assigned.get(agent, 0) - 1)
 
     async def _wait_waking(
-        self, task: Task, agent: str, why: Availability, timeout_seconds: float | None
+        self, task: Task, agent: str, why: Availability, timeout_seconds: float | None, journaled: Entry | None = None
     ) -> tuple[str | None, Result | None]:
         """The task went to an agent that is not up yet (queued work is what wakes an autoscaled agent): wait for
         it to come up, at most ``agent_wait_seconds``, saying so in ``waiting``; then for the result as usual.
@@ -853,7 +896,7 @@ class RunContext:
                     return f"not ready within {self.agent_wait_seconds:g}s (agentWaitSeconds): {now.reason}", None
         finally:
             await self._set_waiting(task.id, None)
-        return None, await self._wait(task, agent, timeout_seconds)
+        return None, await self._wait(task, agent, timeout_seconds, journaled)
 
     async def _withdraw(self, task: Task) -> None:
         """Take back an attempt the run stops waiting for (it timed out, or its agent never came up), so that agent

@@ -8,6 +8,7 @@ come up.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 import uuid
@@ -20,6 +21,8 @@ import redis.asyncio as aioredis
 
 from podium.api.orchestration import OrchestrationSpec
 from podium.dataplane.bus import Bus
+from podium.dataplane.keys import AgentKeys, OrchestrationKeys
+from podium.dataplane.messages import Result
 from podium.engine.context import RunOptions
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.progress import Progress
@@ -303,3 +306,56 @@ async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, cl
     outcome, _, seen = await run(fleet, client, bus, spec, [info("w1"), *unrelated])
     assert outcome.phase == "Succeeded" and not outcome.degraded
     assert seen[-1].text == "1/1"
+
+
+async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # 'ghost' has no process yet: its task waits in its inbox. Redis then loses the run's journal and the inbox (a
+    # Redis pod that restarted empty: the chart's emptyDir). The run notices at its next look (the journal entry
+    # that went ahead of the task is gone, and no result came) and sends the same attempt again; the agent that
+    # comes up then does it. Before, the run waited out the attempt's 60 s timeout, then retried.
+    ghost = dataclasses.replace(info("w2", retries=0), name="ghost")
+    ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": 60}))
+    spec = pipeline({"name": "check", "agent": "ghost"})
+    uid = uuid.uuid4().hex[:12]
+
+    async def refresh() -> AgentDirectory:
+        return AgentDirectory([ghost])
+
+    running = asyncio.create_task(
+        run_orchestration(
+            client,
+            AgentDirectory([ghost]),
+            fleet.namespace,
+            "lost",
+            uid,
+            spec,
+            bus=bus,
+            agents=refresh,
+            options=RunOptions(refresh_seconds=0, wake_poll_seconds=0.2),
+        )
+    )
+    started = time.monotonic()
+    while await bus.queue_depth(fleet.namespace, "ghost") == 0:
+        assert time.monotonic() - started < 10 and not running.done(), "the task never reached ghost's inbox"
+        await asyncio.sleep(0.05)
+    journal = OrchestrationKeys(fleet.namespace, "lost").journal(uid)
+    assert await client.delete(journal, AgentKeys(fleet.namespace, "ghost").inbox) == 2
+
+    consumer = bus.consumer(fleet.namespace, "ghost", "ghost-0")
+    done: list[str] = []
+    while not running.done() and time.monotonic() - started < 20:
+        for d in await consumer.fetch(4, 200):
+            done.append(d.task.id)
+            answer = Result(d.task.id, d.task.attempt, True, output="ok", agent="ghost", replica="0", finished_at=0)
+            await consumer.complete_many([(d, answer)])
+    outcome = await asyncio.wait_for(running, 5)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert done == [f"{uid}:stage-check:1"]  # the same attempt, not a retry (the stage has none)
+    assert time.monotonic() - started < 15  # not the attempt's 60 s timeout
+    resent = [e.payload for e in await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50)]
+    assert {"step": "stage-check", "task": f"{uid}:stage-check:1", "agent": "ghost"}.items() <= next(
+        p for p in resent if isinstance(p, dict) and p.get("task") == f"{uid}:stage-check:1" and "why" in p
+    ).items()
+    assert (await StatsStore(client, fleet.namespace).get("ghost")).failed == 0  # nothing counted against it

@@ -537,6 +537,11 @@ class Bus:
         See :func:`podium.dataplane.cancellation.queued`."""
         return await cancellation.queued(self, task)
 
+    async def cancelled(self, task: Task) -> bool:
+        """Whether ``task``'s run is marked cancelled on its agent, or the attempt withdrawn (read only).
+        See :func:`podium.dataplane.cancellation.cancelled`."""
+        return await cancellation.cancelled(self, task)
+
     async def queue_depth(self, namespace: str, agent: str) -> int:
         """Tasks not yet completed: undelivered plus in flight (acknowledged entries are deleted)."""
         return int(await self.redis.xlen(AgentKeys(namespace, agent).inbox))

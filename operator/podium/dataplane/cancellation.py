@@ -89,6 +89,17 @@ async def queued(bus: Bus, task: Task) -> bool:
     return any(text(i) == task.id for i in ids)
 
 
+async def cancelled(bus: Bus, task: Task) -> bool:
+    """Whether ``task``'s run is marked cancelled on its agent (deleted, or ended) or the attempt withdrawn: the marks
+    its consumers honour (read only)."""
+    uid = task.meta.get("uid")
+    members = [task_member(task.id), *([task.orchestration] if task.orchestration else [])]
+    if task.orchestration and isinstance(uid, str):
+        members.append(f"{task.orchestration}@{uid}")
+    flags = await bus.redis.smismember(AgentKeys(task.namespace, task.agent).cancelled, members)
+    return any(flags)
+
+
 async def _scan(bus: Bus, keys: AgentKeys, what: list[str], task_id: str | None = None) -> int:
     """``podium_cancel`` over the agent's undelivered entries, SCAN_BATCH a call, until its cursor comes back empty
     (with ``task_id``: also as soon as that task's entry is deleted); the number of entries deleted."""

@@ -69,6 +69,7 @@ class TaskBus(Protocol):
     async def get_result(self, task: Task) -> Result | None: ...
     async def withdraw(self, task: Task) -> bool: ...
     async def queued(self, task: Task) -> bool: ...
+    async def cancelled(self, task: Task) -> bool: ...
 
 
 class TaskFailed(Exception):
@@ -831,10 +832,11 @@ class RunContext:
 
     async def _lost(self, task: Task, journaled: Entry) -> bool:
         """Whether Redis lost the attempt: its journal entry, which went ahead of the task in the same round trip, is
-        gone (a Redis restarted without its data: an emptyDir, no AOF) and no result came. Redis unreachable: not
-        known, so not lost."""
+        gone (a Redis restarted without its data: an emptyDir, no AOF), no result came, and the run is not marked
+        cancelled on the agent (a deleted run's purge removes its journal too, after marking it). Redis unreachable:
+        not known, so not lost."""
         try:
-            if await self.journal.get(journaled.step) is not None:
+            if await self.journal.get(journaled.step) is not None or await self.bus.cancelled(task):
                 return False
             return await self.bus.get_result(task) is None
         except (RedisError, OSError):

@@ -308,38 +308,43 @@ async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, cl
     assert seen[-1].text == "1/1"
 
 
-async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
-    fleet: Fleet, client: aioredis.Redis, bus: Bus
-) -> None:
-    # 'ghost' has no process yet: its task waits in its inbox. Redis then loses the run's journal and the inbox (a
-    # Redis pod that restarted empty: the chart's emptyDir). The run notices at its next look (the journal entry
-    # that went ahead of the task is gone, and no result came) and sends the same attempt again; the agent that
-    # comes up then does it. Before, the run waited out the attempt's 60 s timeout, then retried.
+async def waiting_on_ghost(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> tuple[asyncio.Task[RunOutcome], str]:
+    """A run whose one step went to 'ghost' (no process reads its inbox; a 60 s timeout) and waits there, looking at
+    its agents every 0.2 s: (the run, its uid) once the task is in ghost's inbox."""
     ghost = dataclasses.replace(info("w2", retries=0), name="ghost")
     ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": 60}))
-    spec = pipeline({"name": "check", "agent": "ghost"})
     uid = uuid.uuid4().hex[:12]
 
     async def refresh() -> AgentDirectory:
         return AgentDirectory([ghost])
 
+    spec = pipeline({"name": "check", "agent": "ghost"})
+    fast = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
     running = asyncio.create_task(
         run_orchestration(
-            client,
-            AgentDirectory([ghost]),
-            fleet.namespace,
-            "lost",
-            uid,
-            spec,
-            bus=bus,
-            agents=refresh,
-            options=RunOptions(refresh_seconds=0, wake_poll_seconds=0.2),
+            client, AgentDirectory([ghost]), fleet.namespace, "lost", uid, spec, bus=bus, agents=refresh, options=fast
         )
     )
     started = time.monotonic()
     while await bus.queue_depth(fleet.namespace, "ghost") == 0:
         assert time.monotonic() - started < 10 and not running.done(), "the task never reached ghost's inbox"
         await asyncio.sleep(0.05)
+    return running, uid
+
+
+def resent(events: list[Any], uid: str) -> list[Any]:
+    return [e.payload for e in events if e.type == "task.resent" and e.payload["task"].startswith(f"{uid}:")]
+
+
+async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # Redis loses the run's journal and ghost's inbox while the task waits there (a Redis pod that restarted empty:
+    # the chart's emptyDir). The run notices at its next look (the journal entry that went ahead of the task is
+    # gone, and no result came) and sends the same attempt again; the agent that comes up then does it. Before,
+    # the run waited out the attempt's 60 s timeout, then retried.
+    started = time.monotonic()
+    running, uid = await waiting_on_ghost(fleet, client, bus)
     journal = OrchestrationKeys(fleet.namespace, "lost").journal(uid)
     assert await client.delete(journal, AgentKeys(fleet.namespace, "ghost").inbox) == 2
 
@@ -354,8 +359,30 @@ async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
     assert outcome.phase == "Succeeded", outcome.message
     assert done == [f"{uid}:stage-check:1"]  # the same attempt, not a retry (the stage has none)
     assert time.monotonic() - started < 15  # not the attempt's 60 s timeout
-    resent = [e.payload for e in await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50)]
-    assert {"step": "stage-check", "task": f"{uid}:stage-check:1", "agent": "ghost"}.items() <= next(
-        p for p in resent if isinstance(p, dict) and p.get("task") == f"{uid}:stage-check:1" and "why" in p
-    ).items()
+    events = await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50)
+    assert resent(events, uid) == [
+        {
+            "step": "stage-check",
+            "task": f"{uid}:stage-check:1",
+            "agent": "ghost",
+            "why": "lost from Redis: its journal entry and queue entry were gone",
+        }
+    ]
     assert (await StatsStore(client, fleet.namespace).get("ghost")).failed == 0  # nothing counted against it
+
+
+async def test_a_purged_run_does_not_send_its_attempt_again(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:
+    # Deleting an Orchestration cancels its queued tasks on its agents, marks it cancelled there, and purges its
+    # keys (the journal too), maybe on another operator replica while the run still waits: a journal gone is then
+    # no lost attempt, and nothing goes out again.
+    running, uid = await waiting_on_ghost(fleet, client, bus)
+    try:
+        assert await bus.cancel(f"{fleet.namespace}/lost", ["ghost"], uid) == {"ghost": 1}
+        assert await client.delete(OrchestrationKeys(fleet.namespace, "lost").journal(uid)) == 1
+        await asyncio.sleep(1.5)  # several looks
+        assert not running.done()
+        assert await bus.queue_depth(fleet.namespace, "ghost") == 0
+        assert not resent(await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50), uid)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

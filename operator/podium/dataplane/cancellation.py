@@ -92,12 +92,8 @@ async def queued(bus: Bus, task: Task) -> bool:
 async def cancelled(bus: Bus, task: Task) -> bool:
     """Whether ``task``'s run is marked cancelled on its agent (deleted, or ended) or the attempt withdrawn: the marks
     its consumers honour (read only)."""
-    uid = task.meta.get("uid")
-    members = [task_member(task.id), *([task.orchestration] if task.orchestration else [])]
-    if task.orchestration and isinstance(uid, str):
-        members.append(f"{task.orchestration}@{uid}")
-    flags = await bus.redis.smismember(AgentKeys(task.namespace, task.agent).cancelled, members)
-    return any(flags)
+    marks = await bus.redis.smembers(AgentKeys(task.namespace, task.agent).cancelled)
+    return why_cancelled(task, {text(m) for m in marks}) is not None
 
 
 async def _scan(bus: Bus, keys: AgentKeys, what: list[str], task_id: str | None = None) -> int:

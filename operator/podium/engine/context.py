@@ -862,7 +862,7 @@ class RunContext:
                 "step": journaled.step,
                 "task": task.id,
                 "agent": task.agent,
-                "why": "lost from Redis: its journal entry and queue entry were gone",
+                "why": "lost from Redis: its journal entry was gone and no result came",
             },
         )
 

@@ -365,7 +365,7 @@ async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
             "step": "stage-check",
             "task": f"{uid}:stage-check:1",
             "agent": "ghost",
-            "why": "lost from Redis: its journal entry and queue entry were gone",
+            "why": "lost from Redis: its journal entry was gone and no result came",
         }
     ]
     assert (await StatsStore(client, fleet.namespace).get("ghost")).failed == 0  # nothing counted against it

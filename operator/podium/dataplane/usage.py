@@ -45,6 +45,12 @@ class UsageCounters:
         record = self.parse(raw)
         return record if record.started is not None else replace(record, started=now)
 
+    def queue_restore(self, pipe: Pipeline, uid: str, started: float) -> None:
+        """The run's claim and start written back where Redis lost them (a restart without its data), as commands
+        on the caller's pipeline: a later resume then keeps the run's clock instead of starting a fresh one."""
+        pipe.hsetnx(self._key, "uid", uid)
+        pipe.hsetnx(self._key, "started", repr(started))
+
     async def read(self) -> UsageRecord:
         return self.parse(await self._redis.hgetall(self._key))
 

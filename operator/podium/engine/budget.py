@@ -109,6 +109,12 @@ class Budget:
         if known is not None:
             self._known = UsageRecord(known.tasks, known.cost + cost, known.tokens + tokens, known.started)
 
+    def queue_restore(self, pipe: Pipeline) -> None:
+        """The run's start written back if Redis lost it, as commands on the caller's pipeline (its counts since
+        the loss are Redis's; those before it are not written back: a resume would allow them again)."""
+        if self._started is not None:
+            self._counters.queue_restore(pipe, self._uid, self._started)
+
     async def remaining_seconds(self, now: float) -> float:
         if self._started is not None:
             return self.limits.timeout_seconds - (now - self._started)

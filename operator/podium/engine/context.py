@@ -825,22 +825,41 @@ class RunContext:
                     # holds the task already is left to finish it (a drain does).
                     self._gone[task.id] = f"{now.reason}, while its task waited in its queue"
                     return None
-                if journaled is not None and await self._lost(task, journaled):
-                    await self._resend(task, journaled)
+                if journaled is not None:
+                    await self._look_for_loss(task, journaled)
         finally:
             self._release(agent)
 
-    async def _lost(self, task: Task, journaled: Entry) -> bool:
-        """Whether Redis lost the attempt: its journal entry, which went ahead of the task in the same round trip, is
-        gone (a Redis restarted without its data: an emptyDir, no AOF), no result came, and the run is not marked
-        cancelled on the agent (a deleted run's purge removes its journal too, after marking it). Redis unreachable:
-        not known, so not lost."""
+    async def _look_for_loss(self, task: Task, journaled: Entry) -> None:
+        """Whether Redis lost what the run wrote (it restarted without its data: an emptyDir, no AOF), and if so
+        write it again: the finished steps' journal entries and the run's start, so a later resume neither runs
+        those steps again nor starts a fresh clock; and this attempt, when it is lost too (its entry, which went
+        ahead of the task in the same round trip, is gone and no result came). Not after a purge: a deleted run is
+        marked cancelled on its agents before its keys go, maybe on another replica while the run still waits.
+        Redis unreachable: nothing is known, nothing done."""
         try:
-            if await self.journal.get(journaled.step) is not None or await self.bus.cancelled(task):
-                return False
-            return await self.bus.get_result(task) is None
+            own_gone, done_gone = await self.journal.gone(journaled.step)
+            if not (own_gone or done_gone) or await self.bus.cancelled(task):
+                return
+            lost = own_gone and await self.bus.get_result(task) is None
+            restored: list[str] = []
+
+            def restore(pipe: Any) -> None:
+                restored.extend(self.journal.queue_restore(pipe))
+                self.budget.queue_restore(pipe)
+
+            await self._batch.run(restore)
         except (RedisError, OSError):
-            return False
+            return
+        if done_gone:
+            log.warning(
+                "%s: Redis lost the run's journal (restarted without its data?); wrote back %d finished steps",
+                self.orchestration,
+                len(restored),
+            )
+            await self.publish("run.restored", {"steps": restored, "why": "lost from Redis: the journal was gone"})
+        if lost:
+            await self._resend(task, journaled)
 
     async def _resend(self, task: Task, journaled: Entry) -> None:
         """Send a lost attempt again as it was (same id and attempt: its agent never had it, or had it from a
@@ -1114,6 +1133,7 @@ class RunContext:
         await self._report()
 
     def _replay(self, entry: Entry, record: TaskRecord) -> Result:
+        self.journal.keep([entry])
         record.agent, record.attempts, record.task_id = entry.agent, entry.attempt, entry.task_id
         record.started_at, record.finished_at, record.error = entry.started_at, entry.finished_at, entry.error
         if entry.ok and entry.result is not None:

@@ -1,7 +1,8 @@
 """The run's journal: one entry per step, written at dispatch and at result.
 
 This is what makes runs durable without resume code: a strategy re-run after a restart asks the journal first,
-gets finished steps' results at once and re-attaches to steps that were in flight.
+gets finished steps' results at once and re-attaches to steps that were in flight. The entries of finished steps
+are kept in memory too (they are final), so a run can write them back when Redis lost them (:meth:`Journal.gone`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,13 @@ class Journal:
         self._redis = redis
         # The uid is part of the key so a re-created Orchestration with the same name starts from scratch.
         self._key = OrchestrationKeys(namespace, name).journal(uid)
+        self._done: dict[str, Entry] = {}  # finished steps' entries, written or replayed (:meth:`queue_restore`)
+
+    def keep(self, entries: Sequence[Entry]) -> None:
+        """Remember the finished ones among these entries (written, or read back to replay a step)."""
+        for e in entries:
+            if e.state == DONE:
+                self._done[e.step] = e
 
     @property
     def key(self) -> str:
@@ -50,15 +58,31 @@ class Journal:
         return [cls.parse(r) for r in raw]
 
     async def put(self, entry: Entry) -> None:
+        self.keep([entry])
         await self._redis.hset(self._key, entry.step, encode_entry(entry))
 
     def queue_put(self, pipe: Pipeline, entry: Entry) -> None:
         """:meth:`put` as a command on the caller's pipeline (sent with its other writes, in order)."""
-        pipe.hset(self._key, entry.step, encode_entry(entry))
+        self.queue_put_many(pipe, [entry])
 
     def queue_put_many(self, pipe: Pipeline, entries: Sequence[Entry]) -> None:
         """:meth:`put` of many entries as one command on the caller's pipeline."""
+        self.keep(entries)
         pipe.hset(self._key, mapping={e.step: encode_entry(e) for e in entries})
+
+    async def gone(self, step: str) -> tuple[bool, bool]:
+        """(whether ``step``'s entry is gone, whether a finished step's entry this journal wrote or replayed is
+        gone), in one command: what a Redis that restarted without its data lost of the journal."""
+        kept = next((s for s in self._done if s != step), None)
+        own, done = await self._redis.hmget(self._key, [step, kept or step])
+        return own is None, kept is not None and done is None
+
+    def queue_restore(self, pipe: Pipeline) -> list[str]:
+        """Write every finished step's entry back, as one command on the caller's pipeline (they are final: the
+        same as what Redis held); returns their steps."""
+        if self._done:
+            pipe.hset(self._key, mapping={s: encode_entry(e) for s, e in self._done.items()})
+        return list(self._done)
 
     async def entries(self) -> list[Entry]:
         raw = await self._redis.hgetall(self._key)

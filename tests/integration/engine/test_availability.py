@@ -308,28 +308,50 @@ async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, cl
     assert seen[-1].text == "1/1"
 
 
-async def waiting_on_ghost(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> tuple[asyncio.Task[RunOutcome], str]:
-    """A run whose one step went to 'ghost' (no process reads its inbox; a 60 s timeout) and waits there, looking at
-    its agents every 0.2 s: (the run, its uid) once the task is in ghost's inbox."""
+def ghost_run(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus, uid: str, *before: dict[str, Any]
+) -> asyncio.Task[RunOutcome]:
+    """A run whose last step goes to 'ghost' (no process reads its inbox; a 60 s timeout), after ``before`` (stages
+    of w1), looking at its agents every 0.2 s."""
     ghost = dataclasses.replace(info("w2", retries=0), name="ghost")
     ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": 60}))
-    uid = uuid.uuid4().hex[:12]
+    agents = AgentDirectory([info("w1"), ghost])
 
     async def refresh() -> AgentDirectory:
-        return AgentDirectory([ghost])
+        return agents
 
-    spec = pipeline({"name": "check", "agent": "ghost"})
+    spec = pipeline(*before, {"name": "check", "agent": "ghost"})
     fast = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
-    running = asyncio.create_task(
-        run_orchestration(
-            client, AgentDirectory([ghost]), fleet.namespace, "lost", uid, spec, bus=bus, agents=refresh, options=fast
-        )
+    return asyncio.create_task(
+        run_orchestration(client, agents, fleet.namespace, "lost", uid, spec, bus=bus, agents=refresh, options=fast)
     )
+
+
+async def waiting_on_ghost(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus, *before: dict[str, Any]
+) -> tuple[asyncio.Task[RunOutcome], str]:
+    """:func:`ghost_run`, once ghost's task is in its inbox: (the run, its uid)."""
+    uid = uuid.uuid4().hex[:12]
+    running = ghost_run(fleet, client, bus, uid, *before)
     started = time.monotonic()
     while await bus.queue_depth(fleet.namespace, "ghost") == 0:
         assert time.monotonic() - started < 10 and not running.done(), "the task never reached ghost's inbox"
         await asyncio.sleep(0.05)
     return running, uid
+
+
+async def answer_as_ghost(fleet: Fleet, bus: Bus, running: asyncio.Task[RunOutcome], within: float) -> list[str]:
+    """Answer ghost's tasks (as a replica that came up would) until the run ends or ``within`` seconds pass: the
+    ids it was given."""
+    consumer = bus.consumer(fleet.namespace, "ghost", "ghost-0")
+    done: list[str] = []
+    started = time.monotonic()
+    while not running.done() and time.monotonic() - started < within:
+        for d in await consumer.fetch(4, 200):
+            done.append(d.task.id)
+            answer = Result(d.task.id, d.task.attempt, True, output="ok", agent="ghost", replica="0", finished_at=0)
+            await consumer.complete_many([(d, answer)])
+    return done
 
 
 def resent(events: list[Any], uid: str) -> list[Any]:
@@ -348,13 +370,7 @@ async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
     journal = OrchestrationKeys(fleet.namespace, "lost").journal(uid)
     assert await client.delete(journal, AgentKeys(fleet.namespace, "ghost").inbox) == 2
 
-    consumer = bus.consumer(fleet.namespace, "ghost", "ghost-0")
-    done: list[str] = []
-    while not running.done() and time.monotonic() - started < 20:
-        for d in await consumer.fetch(4, 200):
-            done.append(d.task.id)
-            answer = Result(d.task.id, d.task.attempt, True, output="ok", agent="ghost", replica="0", finished_at=0)
-            await consumer.complete_many([(d, answer)])
+    done = await answer_as_ghost(fleet, bus, running, 20)
     outcome = await asyncio.wait_for(running, 5)
     assert outcome.phase == "Succeeded", outcome.message
     assert done == [f"{uid}:stage-check:1"]  # the same attempt, not a retry (the stage has none)
@@ -369,6 +385,37 @@ async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
         }
     ]
     assert (await StatsStore(client, fleet.namespace).get("ghost")).failed == 0  # nothing counted against it
+
+
+async def test_finished_steps_redis_lost_are_written_back_so_a_resume_does_not_run_them_again(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # Redis restarts empty while the run's second stage waits: the first stage's journal entry and the run's start
+    # went with it. The run writes them back at its next look, so when the operator then restarts too, the resumed
+    # run replays the first stage instead of running it again, and keeps its clock. Before, only the lost attempt
+    # was sent again, and a resume ran every finished step a second time.
+    keys = OrchestrationKeys(fleet.namespace, "lost")
+    running, uid = await waiting_on_ghost(fleet, client, bus, {"name": "draft", "agent": "w1"})
+    started = await client.hget(keys.budget, "started")
+    assert started is not None
+    assert await client.delete(keys.journal(uid), keys.budget, AgentKeys(fleet.namespace, "ghost").inbox) == 3
+
+    deadline = time.monotonic() + 10
+    while await client.hget(keys.journal(uid), "stage-draft") is None:
+        assert time.monotonic() < deadline and not running.done(), "the finished stage's entry was not written back"
+        await asyncio.sleep(0.1)
+    assert await client.hget(keys.budget, "started") == started
+    restored = [e.payload for e in await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50)]
+    assert {"steps": ["stage-draft"], "why": "lost from Redis: the journal was gone"} in restored
+    running.cancel()  # the operator goes too
+    await asyncio.gather(running, return_exceptions=True)
+
+    resumed = ghost_run(fleet, client, bus, uid, {"name": "draft", "agent": "w1"})
+    done = await answer_as_ghost(fleet, bus, resumed, 20)
+    outcome = await asyncio.wait_for(resumed, 5)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert fleet.count(uid, "stage-draft") == 1  # replayed from the journal, not run again
+    assert done == [f"{uid}:stage-check:1"]  # the lost attempt, sent again once (by the first run)
 
 
 async def test_a_purged_run_does_not_send_its_attempt_again(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

@@ -8,6 +8,7 @@ This module has its own Redis (the test restarts it) and its own operator, with 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,13 +16,14 @@ from typing import Any
 import pytest
 import redis
 
+from podium.dataplane.keys import OrchestrationKeys
 from podium.operator.agents.children import redis_username
 from podium_localcluster.redis_server import RedisServer
 from tests.support.wait import wait_for
 
 from .agent_support import dispatch, result
 from .conftest import ClusterHandle
-from .helpers import Operator, agent, apply, apply_crds, module_namespace, require_ready_node, status_of
+from .helpers import Operator, agent, apply, apply_crds, get, module_namespace, require_ready_node, status_of
 
 pytestmark = pytest.mark.cluster
 
@@ -52,8 +54,9 @@ def op(
     operator.stop()
 
 
-# The run's attempt is in flight when Redis restarts: its entry and the run's journal are lost with it. The run
-# notices at its next look and sends the same attempt again (it does not wait out the timeout for a retry).
+# The run's second attempt is in flight when Redis restarts: its entry and the run's journal are lost with it. The
+# run notices at its next look, sends the same attempt again (it does not wait out the timeout for a retry) and
+# writes back the first stage's journal entry (a later resume replays it instead of running it again).
 TIMEOUT_SECONDS = 15
 TASK_SECONDS = 8  # an attempt surely still in flight when the test restarts Redis
 RUN = {
@@ -63,7 +66,9 @@ RUN = {
     "spec": {
         "strategy": "pipeline",
         "input": "across the restart",
-        "pipeline": {"stages": [{"name": "echo", "agent": "phoenix", "retries": 2}]},
+        "pipeline": {
+            "stages": [{"name": "draft", "agent": "quick"}, {"name": "echo", "agent": "phoenix", "retries": 2}]
+        },
     },
 }
 
@@ -78,7 +83,8 @@ def test_agents_log_in_again_and_runs_go_on_soon_after_redis_restarts_empty(
 ) -> None:
     slow = {"command": {"args": ["sh", "-c", f"sleep {TASK_SECONDS}; cat"]}}
     apply(cluster, ns, agent("phoenix", replicas=1, backend=slow, resilience={"timeoutSeconds": TIMEOUT_SECONDS}))
-    wait_for("phoenix Ready", lambda: ready(cluster, ns, "phoenix"), timeout=120)
+    apply(cluster, ns, agent("quick"))
+    wait_for("phoenix Ready", lambda: ready(cluster, ns, "phoenix") and ready(cluster, ns, "quick"), timeout=120)
     apply(cluster, ns, RUN)
     wait_for("the run's first attempt in flight", lambda: attempts(cluster, ns) == 1, timeout=60)
     admin = redis.Redis(host=server.host, port=server.port, decode_responses=True)
@@ -100,7 +106,16 @@ def test_agents_log_in_again_and_runs_go_on_soon_after_redis_restarts_empty(
         status = wait_for("the run to end", lambda: ended(cluster, ns), timeout=90)
         assert status["phase"] == "Succeeded", status.get("message")
         assert attempts(cluster, ns) == 1
-        assert "was lost from Redis (restarted without its data?); sending it again" in op.log.read_text()
+        log = op.log.read_text()
+        assert "was lost from Redis (restarted without its data?); sending it again" in log
+        assert "Redis lost the run's journal (restarted without its data?); wrote back 1 finished steps" in log
+        uid = (get(cluster, ns, "orchestration", "across") or {})["metadata"]["uid"]
+        journal = admin.hkeys(OrchestrationKeys(ns, "across").journal(uid))
+        assert sorted(journal) == ["stage-draft", "stage-echo"]
+        # `kubectl describe` says so too.
+        said = wait_for("the run's Warning Events", lambda: warnings(cluster, ns, "across"), timeout=30)
+        assert said["JournalRestored"].endswith("wrote back the entries of 1 finished steps"), said
+        assert said["TaskResent"].endswith("sent again"), said
     finally:
         admin.close()
 
@@ -110,6 +125,17 @@ def ended(cluster: ClusterHandle, ns: str) -> dict[str, Any] | None:
     return status if status.get("phase") in ("Succeeded", "Failed") else None
 
 
+def warnings(cluster: ClusterHandle, ns: str, name: str) -> dict[str, str] | None:
+    """The Orchestration's Warning Events about Redis losing its data, reason -> message, once there are both."""
+    out = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name},type=Warning", "-o", "json"
+    )
+    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+    said = {e["reason"]: e["message"] for e in items if e["reason"] in ("JournalRestored", "TaskResent")}
+    return said if len(said) == 2 else None
+
+
 def attempts(cluster: ClusterHandle, ns: str) -> int:
-    tasks = status_of(cluster, ns, "orchestration", "across").get("tasks") or [{}]
-    return int(tasks[0].get("attempts") or 0)
+    """The attempts of the run's slow stage so far."""
+    tasks = status_of(cluster, ns, "orchestration", "across").get("tasks") or []
+    return next((int(t.get("attempts") or 0) for t in tasks if t.get("name") == "stage-echo"), 0)

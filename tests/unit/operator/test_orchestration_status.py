@@ -127,3 +127,17 @@ def test_a_suspended_run_says_why_in_its_suspended_condition() -> None:
     assert (suspended.status, suspended.reason, suspended.message) == (True, "Suspended", why)
     running = {c.type: c for c in st.conditions(st.RUNNING, "", "")}["Suspended"]
     assert (running.status, running.message) == (False, "")
+
+
+def test_redis_losing_a_runs_data_is_a_warning_on_the_orchestration_and_other_engine_events_are_not() -> None:
+    resent = {"step": "stage-a", "task": "u:stage-a:1", "agent": "w", "why": "lost from Redis: its journal entry..."}
+    assert st.data_loss_event("task.resent", resent) == (
+        "TaskResent",
+        "task u:stage-a:1 for w: lost from Redis: its journal entry...; sent again",
+    )
+    restored = {"steps": ["stage-a", "stage-b"], "why": "lost from Redis: the journal was gone"}
+    assert st.data_loss_event("run.restored", restored) == (
+        "JournalRestored",
+        "lost from Redis: the journal was gone; wrote back the entries of 2 finished steps",
+    )
+    assert st.data_loss_event("task.finished", {"step": "stage-a", "state": "Succeeded"}) is None

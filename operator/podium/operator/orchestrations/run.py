@@ -347,8 +347,11 @@ async def _run_once(
 
     strategy = str(spec.strategy)
 
-    def on_event(type_: str, _payload: Any) -> None:
+    def on_event(type_: str, payload: Any) -> None:
         metrics.run_event(ctl.namespace, strategy, type_)
+        lost = st.data_loss_event(type_, payload)
+        if lost is not None:
+            ctl.event("Warning", *lost)
 
     engine: asyncio.Task[RunOutcome] = asyncio.create_task(
         run(

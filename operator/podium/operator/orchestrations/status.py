@@ -290,3 +290,14 @@ def approval_events(seen: dict[str, str], records: Sequence[Any]) -> list[tuple[
             message = f"{record.step} {verb}{who}" + (f": {record.comment}" if record.comment else "")
         out.append((kind, reason, message, record.state))
     return out
+
+
+def data_loss_event(type_: str, payload: Any) -> tuple[str, str] | None:
+    """The Warning Event (reason, message) an engine event about Redis losing the run's data deserves on the
+    Orchestration, where ``kubectl describe`` shows it; None for every other event (they are on the run's stream)."""
+    if type_ == "task.resent":
+        return "TaskResent", f"task {payload['task']} for {payload['agent']}: {payload['why']}; sent again"
+    if type_ == "run.restored":
+        steps = payload["steps"]
+        return "JournalRestored", f"{payload['why']}; wrote back the entries of {len(steps)} finished steps"
+    return None

@@ -67,9 +67,10 @@ class Budget:
         self._known: UsageRecord | None = None  # the counters as of start(), plus what this run counted since
         self.resumed = False  # start() found the run started before (an operator restart, a takeover)
 
-    async def start(self, now: float) -> float:
-        """Record when the run began (first start only, per uid) and return it."""
-        self._known = await self._counters.claim(self._uid, now)
+    async def start(self, now: float, since: float | None = None) -> float:
+        """Record when the run began (first start only, per uid: ``since`` when the run knows it already, else
+        ``now``) and return it."""
+        self._known = await self._counters.claim(self._uid, since or now)
         self._started = self._known.started
         assert self._started is not None
         self.resumed = self._started != now

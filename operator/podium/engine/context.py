@@ -32,6 +32,7 @@ from podium.engine.budget import Budget, allowance
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
+from podium.engine.kept import Kept
 from podium.engine.progress import FINISHED, Progress, TaskRecord
 from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
 from podium.engine.stats import Failure, Outcome, PerfStats, StatsStore, parse_recent
@@ -241,6 +242,7 @@ class RunContext:
         refresh: Refresh | None = None,
         agent_wait_seconds: float = DEFAULT_AGENT_WAIT_SECONDS,
         on_event: EventHook | None = None,
+        kept: Kept | None = None,
     ) -> None:
         self.redis = redis
         self.collab = collab  # blackboard, messages, approval (podium.engine.collaboration); None: none of them
@@ -254,7 +256,8 @@ class RunContext:
         self.state = state
         self.limits = limits or Limits()
         self.options = options or RunOptions()
-        self.journal = Journal(redis, namespace, name, uid)
+        self.kept = kept or Kept()  # what it wrote that the run can write back (:mod:`podium.engine.kept`)
+        self.journal = Journal(redis, namespace, name, uid, self.kept.done)
         self.budget = Budget(redis, namespace, name, uid, self.limits)
         self.breakers = BreakerStore(redis, namespace)
         self.stats = StatsStore(redis, namespace)
@@ -297,7 +300,9 @@ class RunContext:
         return f"{self.namespace}/{self.name}"
 
     async def start(self) -> None:
-        await self.budget.start(self.options.clock())
+        self.kept.started = await self.budget.start(self.options.clock(), since=self.kept.started)
+        if self.kept.done:  # run again in the same process (Redis went away): it may have come back empty
+            await self._restore()
 
     def cancel(self, reason: str = "cancelled") -> None:
         self._cancelled = reason
@@ -832,34 +837,40 @@ class RunContext:
 
     async def _look_for_loss(self, task: Task, journaled: Entry) -> None:
         """Whether Redis lost what the run wrote (it restarted without its data: an emptyDir, no AOF), and if so
-        write it again: the finished steps' journal entries and the run's start, so a later resume neither runs
-        those steps again nor starts a fresh clock; and this attempt, when it is lost too (its entry, which went
-        ahead of the task in the same round trip, is gone and no result came). Not after a purge: a deleted run is
-        marked cancelled on its agents before its keys go, maybe on another replica while the run still waits.
-        Redis unreachable: nothing is known, nothing done."""
+        write it back (:meth:`_restore`), and this attempt when it is lost too (its entry, which went ahead of the
+        task in the same round trip, is gone and no result came). Not after a purge: a deleted run is marked
+        cancelled on its agents before its keys go, maybe on another replica while the run still waits. Redis
+        unreachable: nothing is known, nothing done."""
         try:
             own_gone, done_gone = await self.journal.gone(journaled.step)
             if not (own_gone or done_gone) or await self.bus.cancelled(task):
                 return
             lost = own_gone and await self.bus.get_result(task) is None
-            restored: list[str] = []
-
-            def restore(pipe: Any) -> None:
-                restored.extend(self.journal.queue_restore(pipe))
-                self.budget.queue_restore(pipe)
-
-            await self._batch.run(restore)
+            await self._restore()
         except (RedisError, OSError):
             return
-        if done_gone:
+        if lost:
+            await self._resend(task, journaled)
+
+    async def _restore(self) -> None:
+        """Write back what Redis lost of what the run wrote, so a later resume neither runs its finished steps again
+        nor starts a fresh clock: the finished steps' journal entries Redis no longer holds, and the run's start.
+        Says so (a warning, ``run.restored``) when there were any."""
+        steps: list[str] = []
+
+        def queue(pipe: Any) -> None:
+            steps.extend(self.journal.queue_restore(pipe))
+            self.budget.queue_restore(pipe)
+
+        replies = await self._batch.run(queue)
+        restored = [step for step, written in zip(steps, replies, strict=False) if written]
+        if restored:
             log.warning(
                 "%s: Redis lost the run's journal (restarted without its data?); wrote back %d finished steps",
                 self.orchestration,
                 len(restored),
             )
             await self.publish("run.restored", {"steps": restored, "why": "lost from Redis: the journal was gone"})
-        if lost:
-            await self._resend(task, journaled)
 
     async def _resend(self, task: Task, journaled: Entry) -> None:
         """Send a lost attempt again as it was (same id and attempt: its agent never had it, or had it from a

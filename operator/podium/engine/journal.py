@@ -2,7 +2,8 @@
 
 This is what makes runs durable without resume code: a strategy re-run after a restart asks the journal first,
 gets finished steps' results at once and re-attaches to steps that were in flight. The entries of finished steps
-are kept in memory too (they are final), so a run can write them back when Redis lost them (:meth:`Journal.gone`).
+are kept in memory too (they are final, :mod:`podium.engine.kept`), so a run can write them back when Redis lost
+them.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ DONE = "done"
 
 
 class Journal:
-    def __init__(self, redis: aioredis.Redis, namespace: str, name: str, uid: str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, namespace: str, name: str, uid: str, done: dict[str, Entry] | None = None
+    ) -> None:
         self._redis = redis
         # The uid is part of the key so a re-created Orchestration with the same name starts from scratch.
         self._key = OrchestrationKeys(namespace, name).journal(uid)
-        self._done: dict[str, Entry] = {}  # finished steps' entries, written or replayed (:meth:`queue_restore`)
+        # Finished steps' entries, written or replayed (:meth:`queue_restore`); the caller's, to keep across runs.
+        self._done: dict[str, Entry] = {} if done is None else done
 
     def keep(self, entries: Sequence[Entry]) -> None:
         """Remember the finished ones among these entries (written, or read back to replay a step)."""
@@ -78,10 +82,10 @@ class Journal:
         return own is None, kept is not None and done is None
 
     def queue_restore(self, pipe: Pipeline) -> list[str]:
-        """Write every finished step's entry back, as one command on the caller's pipeline (they are final: the
-        same as what Redis held); returns their steps."""
-        if self._done:
-            pipe.hset(self._key, mapping={s: encode_entry(e) for s, e in self._done.items()})
+        """Write back the finished steps' entries Redis no longer holds, as commands on the caller's pipeline, one
+        HSETNX per step (their replies: 1 where written back); returns the steps, in that order."""
+        for step, entry in self._done.items():
+            pipe.hsetnx(self._key, step, encode_entry(entry))
         return list(self._done)
 
     async def entries(self) -> list[Entry]:

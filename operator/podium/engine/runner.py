@@ -31,6 +31,7 @@ from podium.engine.context import (
     TaskFailed,
 )
 from podium.engine.directory import AgentDirectory, UnknownAgent
+from podium.engine.kept import Kept
 from podium.engine.progress import TaskRecord
 from podium.engine.strategies import StrategyFailed, StrategyOutcome, get, needs
 
@@ -102,9 +103,11 @@ async def run_orchestration(
     options: RunOptions | None = None,
     agents: Refresh | None = None,
     on_event: EventHook | None = None,
+    kept: Kept | None = None,
 ) -> RunOutcome:
     """Run ``spec`` over the agents of ``directory``; ``agents``, when given, reads them again (the operator's live
-    view), so availability is decided on what is true when each step needs an agent."""
+    view), so availability is decided on what is true when each step needs an agent. ``kept``: the copy of what the
+    run wrote, for a caller that runs it again after an error (:mod:`podium.engine.kept`)."""
     # A bus of its own (no caller's): closed at the end, or its result reader would read on after the run, holding
     # a connection of the caller's pool. The operator passes one bus shared by all its runs.
     own: Bus | None = None
@@ -142,6 +145,7 @@ async def run_orchestration(
             refresh=refresh,
             agent_wait_seconds=float(spec.agent_wait_seconds),
             on_event=on_event,
+            kept=kept,
         )
         if not len(scoped):
             return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")

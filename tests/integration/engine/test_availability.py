@@ -25,6 +25,7 @@ from podium.dataplane.keys import AgentKeys, OrchestrationKeys
 from podium.dataplane.messages import Result
 from podium.engine.context import RunOptions
 from podium.engine.directory import AgentDirectory, AgentInfo
+from podium.engine.kept import Kept
 from podium.engine.progress import Progress
 from podium.engine.runner import RunOutcome, run_orchestration
 from podium.engine.stats import StatsStore
@@ -309,10 +310,10 @@ async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, cl
 
 
 def ghost_run(
-    fleet: Fleet, client: aioredis.Redis, bus: Bus, uid: str, *before: dict[str, Any]
+    fleet: Fleet, client: aioredis.Redis, bus: Bus, uid: str, *before: dict[str, Any], kept: Kept | None = None
 ) -> asyncio.Task[RunOutcome]:
     """A run whose last step goes to 'ghost' (no process reads its inbox; a 60 s timeout), after ``before`` (stages
-    of w1), looking at its agents every 0.2 s."""
+    of w1), looking at its agents every 0.2 s; ``kept`` as the operator's driver passes it."""
     ghost = dataclasses.replace(info("w2", retries=0), name="ghost")
     ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": 60}))
     agents = AgentDirectory([info("w1"), ghost])
@@ -323,16 +324,18 @@ def ghost_run(
     spec = pipeline(*before, {"name": "check", "agent": "ghost"})
     fast = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
     return asyncio.create_task(
-        run_orchestration(client, agents, fleet.namespace, "lost", uid, spec, bus=bus, agents=refresh, options=fast)
+        run_orchestration(
+            client, agents, fleet.namespace, "lost", uid, spec, bus=bus, agents=refresh, options=fast, kept=kept
+        )
     )
 
 
 async def waiting_on_ghost(
-    fleet: Fleet, client: aioredis.Redis, bus: Bus, *before: dict[str, Any]
+    fleet: Fleet, client: aioredis.Redis, bus: Bus, *before: dict[str, Any], kept: Kept | None = None
 ) -> tuple[asyncio.Task[RunOutcome], str]:
     """:func:`ghost_run`, once ghost's task is in its inbox: (the run, its uid)."""
     uid = uuid.uuid4().hex[:12]
-    running = ghost_run(fleet, client, bus, uid, *before)
+    running = ghost_run(fleet, client, bus, uid, *before, kept=kept)
     started = time.monotonic()
     while await bus.queue_depth(fleet.namespace, "ghost") == 0:
         assert time.monotonic() - started < 10 and not running.done(), "the task never reached ghost's inbox"
@@ -416,6 +419,31 @@ async def test_finished_steps_redis_lost_are_written_back_so_a_resume_does_not_r
     assert outcome.phase == "Succeeded", outcome.message
     assert fleet.count(uid, "stage-draft") == 1  # replayed from the journal, not run again
     assert done == [f"{uid}:stage-check:1"]  # the lost attempt, sent again once (by the first run)
+
+
+async def test_a_run_taken_up_again_after_redis_came_back_empty_writes_back_what_it_kept(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # Redis goes away and comes back without its data: the engine raises on the lost connection and the operator's
+    # driver runs it again, with the same Kept. The new run writes back the first stage's entry and the run's start
+    # before it looks at the journal, so it replays that stage instead of running it again, and keeps its clock.
+    keys = OrchestrationKeys(fleet.namespace, "lost")
+    kept = Kept()
+    running, uid = await waiting_on_ghost(fleet, client, bus, {"name": "draft", "agent": "w1"}, kept=kept)
+    started = await client.hget(keys.budget, "started")
+    running.cancel()  # what the lost connection does to the engine
+    await asyncio.gather(running, return_exceptions=True)
+    assert await client.delete(keys.journal(uid), keys.budget, AgentKeys(fleet.namespace, "ghost").inbox) == 3
+
+    again = ghost_run(fleet, client, bus, uid, {"name": "draft", "agent": "w1"}, kept=kept)
+    done = await answer_as_ghost(fleet, bus, again, 20)
+    outcome = await asyncio.wait_for(again, 5)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert fleet.count(uid, "stage-draft") == 1  # replayed, not run again
+    assert done == [f"{uid}:stage-check:1"]  # its entry went with Redis: dispatched again, as attempt 1
+    assert await client.hget(keys.budget, "started") == started
+    restored = [e.payload for e in await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50)]
+    assert {"steps": ["stage-draft"], "why": "lost from Redis: the journal was gone"} in restored
 
 
 async def test_a_purged_run_does_not_send_its_attempt_again(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

@@ -25,6 +25,7 @@ from podium.dataplane import runs
 from podium.dataplane.approvals import ApprovalStore
 from podium.dataplane.bus import Bus
 from podium.dataplane.purge import purge_orchestration
+from podium.engine.kept import Kept
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
 from podium.operator import metrics
@@ -294,6 +295,7 @@ async def _drive(ctl: Controller, run: Runner) -> None:
         await ctl.fail("InvalidSpec", problem)
         return
     resumed = ctl.phase in st.ACTIVE and ctl.started_at is not None
+    kept = Kept()  # what the run wrote, across the retries below: a Redis back without its data gets it back
     while True:
         try:
             if resumed:
@@ -304,7 +306,7 @@ async def _drive(ctl: Controller, run: Runner) -> None:
                 if found is None:
                     return
                 directory = found
-            await _run_once(ctl, spec, directory, resumed, run)
+            await _run_once(ctl, spec, directory, resumed, run, kept)
             return
         except (Stopped, asyncio.CancelledError):
             raise
@@ -323,6 +325,7 @@ async def _run_once(
     directory: directory_mod.AgentDirectory,
     resumed: bool,
     run: Runner,
+    kept: Kept,
 ) -> None:
     if ctl.started_at is None:
         ctl.started_at = now_rfc3339()
@@ -366,6 +369,7 @@ async def _run_once(
             agents=agents,
             on_event=on_event,
             bus=ctl.deps.bus,
+            kept=kept,
         ),
         name=f"orchestration {ctl.namespace}/{ctl.name}",
     )

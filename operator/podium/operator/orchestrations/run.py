@@ -294,7 +294,12 @@ async def _drive(ctl: Controller, run: Runner) -> None:
     if spec is None:
         await ctl.fail("InvalidSpec", problem)
         return
-    resumed = ctl.phase in st.ACTIVE and ctl.started_at is not None
+    # Why a run that started before is taken up again (None: it had not started): the Event says so.
+    resumed = (
+        "by this operator (an operator restart, or runs taken over from another replica)"
+        if (ctl.phase in st.ACTIVE and ctl.started_at is not None)
+        else None
+    )
     kept = Kept()  # what the run wrote, across the retries below: a Redis back without its data gets it back
     while True:
         try:
@@ -315,7 +320,7 @@ async def _drive(ctl: Controller, run: Runner) -> None:
             ctl.deps.logger.warning("orchestration run interrupted, retrying: %s", e, exc_info=True)
             ctl.event("Warning", "RunError", f"{describe_error(e)}; retrying")
             ctl.writer.stage({"message": f"retrying after error: {describe_error(e)}"[: st.MAX_MESSAGE]})
-            resumed = ctl.started_at is not None
+            resumed = "after an error" if ctl.started_at is not None else None
             await ctl.sleep(ctl.deps.retry_seconds)
 
 
@@ -323,7 +328,7 @@ async def _run_once(
     ctl: Controller,
     spec: OrchestrationSpec,
     directory: directory_mod.AgentDirectory,
-    resumed: bool,
+    resumed: str | None,
     run: Runner,
     kept: Kept,
 ) -> None:
@@ -332,7 +337,7 @@ async def _run_once(
         trace = telemetry.run_trace_id(ctl.uid)  # so that `kubectl describe` leads to the run's trace
         ctl.event("Normal", "Started", f"{spec.strategy} run started" + (f", trace {trace}" if trace else ""))
     elif resumed:
-        ctl.event("Normal", "Continued", "operator restarted: the run continues from its journal")
+        ctl.event("Normal", "Continued", f"taken up again {resumed}: the run continues from its journal")
     if ctl.phase == st.AWAITING:
         pass  # still waiting for a person: the engine says so again once it reaches the step (or moves on)
     elif ctl.suspended():

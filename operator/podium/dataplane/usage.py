@@ -45,11 +45,36 @@ class UsageCounters:
         record = self.parse(raw)
         return record if record.started is not None else replace(record, started=now)
 
-    def queue_restore(self, pipe: Pipeline, uid: str, started: float) -> None:
-        """The run's claim and start written back where Redis lost them (a restart without its data), as commands
-        on the caller's pipeline: a later resume then keeps the run's clock instead of starting a fresh one."""
+    async def restore(self, record: UsageRecord, kept: UsageRecord) -> UsageRecord:
+        """Counters as claimed (``record``) brought up to what the run knew before (``kept``): each count Redis holds
+        less of (it restarted without its data) gets the difference added; returns the counters now."""
+        tasks, cost, tokens = kept.tasks - record.tasks, kept.cost - record.cost, kept.tokens - record.tokens
+        if tasks <= 0 and cost <= 0 and tokens <= 0:
+            return record
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if tasks > 0:
+                pipe.hincrby(self._key, "tasks", tasks)
+            if cost > 0:
+                pipe.hincrbyfloat(self._key, "cost", cost)
+            if tokens > 0:
+                pipe.hincrby(self._key, "tokens", tokens)
+            await pipe.execute()
+        return replace(
+            record,
+            tasks=max(kept.tasks, record.tasks),
+            cost=max(kept.cost, record.cost),
+            tokens=max(kept.tokens, record.tokens),
+        )
+
+    def queue_restore(self, pipe: Pipeline, uid: str, known: UsageRecord) -> None:
+        """The run's claim and counters written back where Redis lost them (a restart without its data), as commands
+        on the caller's pipeline: fields Redis holds again since are left as they are."""
         pipe.hsetnx(self._key, "uid", uid)
-        pipe.hsetnx(self._key, "started", repr(started))
+        if known.started is not None:
+            pipe.hsetnx(self._key, "started", repr(known.started))
+        for field, value in (("tasks", known.tasks), ("cost", known.cost), ("tokens", known.tokens)):
+            if value:
+                pipe.hsetnx(self._key, field, repr(value))
 
     async def read(self) -> UsageRecord:
         return self.parse(await self._redis.hgetall(self._key))

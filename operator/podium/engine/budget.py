@@ -16,6 +16,7 @@ from redis.asyncio.client import Pipeline
 from podium.api.orchestration import Limits
 from podium.dataplane.allowance import Allowance
 from podium.dataplane.usage import UsageCounters, UsageRecord
+from podium.engine.kept import Kept
 
 
 class BudgetExceeded(Exception):
@@ -59,19 +60,26 @@ def allowance(limits: Limits, usage: Usage) -> Allowance:
 class Budget:
     """The run's usage against its limits: started-at (set once), dispatched tasks, cost and tokens of results."""
 
-    def __init__(self, redis: aioredis.Redis, namespace: str, name: str, uid: str, limits: Limits) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, namespace: str, name: str, uid: str, limits: Limits, kept: Kept | None = None
+    ) -> None:
         self._counters = UsageCounters(redis, namespace, name)
         self._uid = uid
         self.limits = limits
         self._started: float | None = None  # fixed once start() has run: no read needed for the clock
-        self._known: UsageRecord | None = None  # the counters as of start(), plus what this run counted since
+        # The counters as of start(), plus what this run counted since: kept where the caller can hand them to the
+        # next run of the same uid (:mod:`podium.engine.kept`).
+        self._kept = kept or Kept()
         self.resumed = False  # start() found the run started before (an operator restart, a takeover)
 
-    async def start(self, now: float, since: float | None = None) -> float:
-        """Record when the run began (first start only, per uid: ``since`` when the run knows it already, else
-        ``now``) and return it."""
-        self._known = await self._counters.claim(self._uid, since or now)
-        self._started = self._known.started
+    async def start(self, now: float) -> float:
+        """Record when the run began (first start only, per uid) and return it. Run again with the counters kept
+        from before (:mod:`podium.engine.kept`), it writes back what Redis lost of them: its start, and the part of
+        each count Redis no longer holds."""
+        kept = self._kept.usage
+        record = await self._counters.claim(self._uid, kept.started if kept and kept.started else now)
+        self._kept.usage = record if kept is None else await self._counters.restore(record, kept)
+        self._started = record.started
         assert self._started is not None
         self.resumed = self._started != now
         return self._started
@@ -91,12 +99,13 @@ class Budget:
     async def admit(self, now: float) -> Usage:
         """Before a dispatch: raise :class:`BudgetExceeded` if a limit is reached, else count the task (in memory;
         :meth:`queue_dispatch` counts it in Redis) and return the usage it was checked against."""
-        if self._known is None:  # not started (a bare context): read what Redis holds
-            self._known = await self._counters.read()
-        usage = self.usage_of(self._known, now)
+        known = self._kept.usage
+        if known is None:  # not started (a bare context): read what Redis holds
+            known = self._kept.usage = await self._counters.read()
+        usage = self.usage_of(known, now)
         check(self.limits, usage)
-        known = self._known  # rebuilt, not dataclasses.replace: this runs before every dispatch
-        self._known = UsageRecord(known.tasks + 1, known.cost, known.tokens, known.started)
+        # Rebuilt, not dataclasses.replace: this runs before every dispatch.
+        self._kept.usage = UsageRecord(known.tasks + 1, known.cost, known.tokens, known.started)
         return usage
 
     def queue_dispatch(self, pipe: Pipeline, count: int = 1) -> None:
@@ -106,15 +115,15 @@ class Budget:
     def queue_result(self, pipe: Pipeline, cost: float, tokens: int) -> None:
         """Add a result's cost and tokens, as commands on the caller's pipeline, and to what the run knows."""
         self._counters.queue_result(pipe, cost, tokens)
-        known = self._known
+        known = self._kept.usage
         if known is not None:
-            self._known = UsageRecord(known.tasks, known.cost + cost, known.tokens + tokens, known.started)
+            self._kept.usage = UsageRecord(known.tasks, known.cost + cost, known.tokens + tokens, known.started)
 
     def queue_restore(self, pipe: Pipeline) -> None:
-        """The run's start written back if Redis lost it, as commands on the caller's pipeline (its counts since
-        the loss are Redis's; those before it are not written back: a resume would allow them again)."""
-        if self._started is not None:
-            self._counters.queue_restore(pipe, self._uid, self._started)
+        """The counters written back where Redis lost them, as commands on the caller's pipeline (mid-run: a count
+        Redis started again since the loss stays as it is; tasks whose dispatch is on its way count twice)."""
+        if self._kept.usage is not None:
+            self._counters.queue_restore(pipe, self._uid, self._kept.usage)
 
     async def remaining_seconds(self, now: float) -> float:
         if self._started is not None:

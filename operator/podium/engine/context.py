@@ -258,7 +258,7 @@ class RunContext:
         self.options = options or RunOptions()
         self.kept = kept or Kept()  # what it wrote that the run can write back (:mod:`podium.engine.kept`)
         self.journal = Journal(redis, namespace, name, uid, self.kept.done)
-        self.budget = Budget(redis, namespace, name, uid, self.limits)
+        self.budget = Budget(redis, namespace, name, uid, self.limits, self.kept)
         self.breakers = BreakerStore(redis, namespace)
         self.stats = StatsStore(redis, namespace)
         self._batch = Batcher(redis)  # the run's parallel steps share round trips (podium.dataplane.batch)
@@ -300,7 +300,7 @@ class RunContext:
         return f"{self.namespace}/{self.name}"
 
     async def start(self) -> None:
-        self.kept.started = await self.budget.start(self.options.clock(), since=self.kept.started)
+        await self.budget.start(self.options.clock())
         if self.kept.done:  # run again in the same process (Redis went away): it may have come back empty
             await self._restore()
 

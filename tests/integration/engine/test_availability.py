@@ -425,12 +425,14 @@ async def test_a_run_taken_up_again_after_redis_came_back_empty_writes_back_what
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:
     # Redis goes away and comes back without its data: the engine raises on the lost connection and the operator's
-    # driver runs it again, with the same Kept. The new run writes back the first stage's entry and the run's start
-    # before it looks at the journal, so it replays that stage instead of running it again, and keeps its clock.
+    # driver runs it again, with the same Kept. The new run writes back the first stage's entry and the run's usage
+    # before it looks at the journal, so it replays that stage instead of running it again, keeps its clock, and
+    # counts the tasks it dispatched before against its limits still.
     keys = OrchestrationKeys(fleet.namespace, "lost")
     kept = Kept()
     running, uid = await waiting_on_ghost(fleet, client, bus, {"name": "draft", "agent": "w1"}, kept=kept)
     started = await client.hget(keys.budget, "started")
+    assert await client.hget(keys.budget, "tasks") == b"2"  # draft and check
     running.cancel()  # what the lost connection does to the engine
     await asyncio.gather(running, return_exceptions=True)
     assert await client.delete(keys.journal(uid), keys.budget, AgentKeys(fleet.namespace, "ghost").inbox) == 3
@@ -442,6 +444,7 @@ async def test_a_run_taken_up_again_after_redis_came_back_empty_writes_back_what
     assert fleet.count(uid, "stage-draft") == 1  # replayed, not run again
     assert done == [f"{uid}:stage-check:1"]  # its entry went with Redis: dispatched again, as attempt 1
     assert await client.hget(keys.budget, "started") == started
+    assert await client.hget(keys.budget, "tasks") == b"3"  # the two counted before the loss, and check again
     restored = [e.payload for e in await bus.history(orchestration=f"{fleet.namespace}/lost", limit=50)]
     assert {"steps": ["stage-draft"], "why": "lost from Redis: the journal was gone"} in restored
 

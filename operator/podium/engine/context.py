@@ -854,8 +854,8 @@ class RunContext:
 
     async def _restore(self) -> None:
         """Write back what Redis lost of what the run wrote, so a later resume neither runs its finished steps again
-        nor starts a fresh clock: the finished steps' journal entries Redis no longer holds, and the run's start.
-        Says so (a warning, ``run.restored``) when there were any."""
+        nor starts a fresh budget: the finished steps' journal entries Redis no longer holds, and the run's usage.
+        Says so (a warning, ``run.restored``) when there were entries to write back."""
         steps: list[str] = []
 
         def queue(pipe: Any) -> None:

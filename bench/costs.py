@@ -23,13 +23,15 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 
 from bench.bus import group_cpu_seconds, rig
+from podium.dataplane.wire import WireRedis
 from podium.dataplane.wire import wire as podium_wire
 from podium_localcluster.redis_server import RedisServer
 
-CLIENTS: dict[str, tuple[dict[str, Any], type[Connection]]] = {
-    "redis-py": ({}, Connection),
-    "no timeout": ({"socket_timeout": None}, Connection),
-    "podium wire": ({}, podium_wire(Connection)),  # type: ignore[dict-item]
+# name: (pool options, connection class, client class)
+CLIENTS: dict[str, tuple[dict[str, Any], type[Connection], type[aioredis.Redis]]] = {
+    "redis-py": ({}, Connection, aioredis.Redis),
+    "no timeout": ({"socket_timeout": None}, Connection, aioredis.Redis),
+    "podium wire": ({}, podium_wire(Connection), WireRedis),  # type: ignore[dict-item]
 }
 
 
@@ -49,10 +51,10 @@ async def _cpu_us(client: aioredis.Redis, pipelined: int | None, n: int) -> floa
 async def wire(rounds: int = 5, n: int = 3000) -> None:
     with RedisServer() as server:
         clients = {}
-        for name, (kwargs, cls) in CLIENTS.items():
+        for name, (kwargs, cls, client_class) in CLIENTS.items():
             pool = aioredis.ConnectionPool.from_url(server.url, **kwargs)
             pool.connection_class = cls
-            clients[name] = aioredis.Redis(connection_pool=pool)
+            clients[name] = client_class(connection_pool=pool)
         shapes: dict[str, int | None] = {"single": None, "pipeline of 1": 1, "pipeline of 12": 12}
         got: dict[tuple[str, str], list[float]] = {}
         for r in range(rounds):

@@ -32,7 +32,7 @@ from podium.dataplane.connection import connect
 from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.messages import Result, Task
 from podium.dataplane.records import decode_entry
-from podium.dataplane.wire import wire
+from podium.dataplane.wire import WireRedis, wire
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.runner import run_orchestration
 from podium_localcluster.redis_server import RedisServer
@@ -111,7 +111,7 @@ class CountingConnection(wire(aioredis.Connection)):  # type: ignore[misc]
 def counting_client(url: str) -> aioredis.Redis:
     # A blocking pool, as the operator's: a wide fan-out (a swarm of 100) waits for a connection, never fails.
     pool = aioredis.BlockingConnectionPool.from_url(url, connection_class=CountingConnection, max_connections=100)
-    return aioredis.Redis(connection_pool=pool)
+    return WireRedis(connection_pool=pool)
 
 
 def pipeline_spec(stages: int) -> OrchestrationSpec:

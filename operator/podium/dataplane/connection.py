@@ -14,9 +14,9 @@ fail over to) and 0 otherwise; a Cluster cannot WAIT (no key to route it by).
 
 The clients are redis-py's own (``Redis``, ``Sentinel``'s managed pool, ``RedisCluster``): this module only picks
 one and sets it up. Single-server and Sentinel connections are redis-py's with a cheaper wire (``wire.py``:
-commands packed in C, one deadline per wait instead of one per reply). A Cluster client learns the keys of the
-bus's commands without asking the server (redis-py would send COMMAND GETKEYS before every FCALL and XREADGROUP),
-which also lets an agent's user go without COMMAND.
+commands packed in C, one deadline per wait instead of one per reply, a pipeline's replies read in one
+loop). A Cluster client learns the keys of the bus's commands without asking the server (redis-py would send
+COMMAND GETKEYS before every FCALL and XREADGROUP), which also lets an agent's user go without COMMAND.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.exceptions import NoPermissionError
 
-from podium.dataplane.wire import wire
+from podium.dataplane.wire import WireRedis, wire
 
 Kind = Literal["standalone", "sentinel", "cluster"]
 SCHEMES: dict[str, tuple[Kind, bool]] = {
@@ -178,7 +178,7 @@ def without_credentials(url: str) -> str:
     return f"{scheme}://{netloc.rpartition('@')[2]}{slash}{tail}"
 
 
-class _SentinelRedis(aioredis.Redis):
+class _SentinelRedis(WireRedis):
     """The primary's client; closing it closes the connections to the Sentinels too."""
 
     sentinels: Sentinel | None = None
@@ -281,7 +281,7 @@ def connect(
     overrides = {k: v for k, v in (("username", username), ("password", password)) if v is not None}
     pool = pool_class.from_url(target.server_url, **overrides, **kwargs)
     pool.connection_class = wire(pool.connection_class)
-    return aioredis.Redis(connection_pool=pool)
+    return WireRedis(connection_pool=pool)
 
 
 def target_url(kind: Kind, nodes: list[tuple[str, int]], *, master: str = "", **query: str) -> str:

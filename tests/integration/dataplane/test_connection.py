@@ -149,3 +149,109 @@ async def test_a_callers_own_read_timeout_keeps_redis_py_meaning(redis_url: str)
     finally:
         await pubsub.aclose()
         await client.aclose()
+
+
+def _pipeline_of_everything(pipe: Any, key: str) -> None:
+    """Commands whose replies redis-py shapes with a callback, an error among them, and plain ones."""
+    pipe.set(key, "v", nx=True).set(key, "w", nx=True).get(key)
+    pipe.hset(key + ":h", mapping={"a": "1", "b": "2"}).hgetall(key + ":h").hmget(key + ":h", ["a", "zz"])
+    pipe.incrbyfloat(key + ":f", 0.5).incr(key)  # an error reply: the value is not an integer
+    pipe.xadd(key + ":s", {"f": "x"}, id="1-1").xrange(key + ":s").xinfo_stream(key + ":s")
+    pipe.zadd(key + ":z", {"m": 2.5}).zrange(key + ":z", 0, -1, withscores=True)
+    pipe.eval("return {1, 'two', {3}}", 0).exists(key, key + ":none").ttl(key).delete(key + ":none")
+
+
+async def test_a_pipeline_returns_and_raises_what_redis_py_s_own_does(redis_url: str) -> None:
+    # connect()'s pipelines read their replies straight from hiredis: each reply, callback and error must be
+    # what redis-py's own pipeline gives for the same commands.
+    ours, theirs = connect(redis_url), aioredis.Redis.from_url(redis_url)
+    assert type(ours.pipeline()) is podium.dataplane.wire.WirePipeline
+    try:
+        got = []
+        for client in (ours, theirs):
+            key = f"conn-test:{uuid.uuid4().hex}"
+            async with client.pipeline(transaction=False) as pipe:
+                _pipeline_of_everything(pipe, key)
+                replies = await pipe.execute(raise_on_error=False)
+            async with client.pipeline(transaction=False) as pipe:
+                _pipeline_of_everything(pipe, key)
+                with pytest.raises(ResponseError) as raised:
+                    await pipe.execute()
+            assert await client.get(key) == b"v"  # the connection is still in step after an error reply
+            text = str(raised.value).replace(key, "KEY")
+            info = replies[10]
+            got.append(([r if not isinstance(r, Exception) else repr(r) for r in replies[:10]], text, replies[11:]))
+            assert info["length"] == 1 and info["first-entry"][1] == {b"f": b"x"}
+            await client.delete(key, key + ":h", key + ":f", key + ":s", key + ":z")
+        assert got[0] == got[1]
+        assert got[0][0][2:] == [
+            b"v",
+            2,
+            {b"a": b"1", b"b": b"2"},
+            [b"1", None],
+            0.5,
+            got[0][0][7],
+            b"1-1",
+            [(b"1-1", {b"f": b"x"})],
+        ]
+        assert "Command # 8 (INCRBY KEY 1) of pipeline caused error" in got[0][1] and "not an integer" in got[0][1]
+    finally:
+        await ours.aclose()
+        await theirs.aclose()
+
+
+async def test_push_messages_ahead_of_a_pipeline_s_replies_are_not_taken_for_them(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RESP3 (redis-py's default) lets the server push messages between replies: client-side caching's
+    # invalidations here. They must go to redis-py's push handling, not be returned as a command's reply.
+    parser_class = podium.dataplane.wire._BoundedHiredisParser
+    pushed: list[Any] = []
+
+    async def handle(self: Any, response: Any) -> Any:
+        pushed.append(response)
+        return await original(self, response)
+
+    original = parser_class.handle_push_response
+    monkeypatch.setattr(parser_class, "handle_push_response", handle)
+    # One connection, so the tracking it turns on is the pipelines'.
+    client = connect(redis_url, pool_class=aioredis.BlockingConnectionPool, max_connections=1)
+    writer = connect(redis_url)
+    key = f"conn-test:{uuid.uuid4().hex}"
+    try:
+        await client.execute_command("CLIENT", "TRACKING", "ON")
+        for n in range(3):
+            await writer.set(key, n)  # invalidates what the last GET read: a push to the tracking connection
+            await asyncio.sleep(0.05)
+            async with client.pipeline(transaction=False) as pipe:
+                assert await pipe.get(key).strlen(key).execute() == [str(n).encode(), 1]
+        assert len(pushed) >= 2 and all(bytes(message[0]) == b"invalidate" for message in pushed)
+    finally:
+        await writer.delete(key)
+        await writer.aclose()
+        await client.aclose()
+
+
+async def test_a_pipeline_cancelled_while_it_waits_leaves_no_reply_for_the_next_call(
+    fresh_redis: RedisServer,
+) -> None:
+    client = connect(fresh_redis.url, socket_timeout=5, max_connections=1)
+    assert fresh_redis.process is not None
+    try:
+        await client.set("k", "v")
+        os.kill(fresh_redis.process.pid, signal.SIGSTOP)
+        try:
+            pipe = client.pipeline(transaction=False).incr("n").get("n")
+            call = asyncio.create_task(pipe.execute())
+            await asyncio.sleep(0.2)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        finally:
+            os.kill(fresh_redis.process.pid, signal.SIGCONT)
+        # The only connection was dropped with the replies still owed on it: the next call reads its own.
+        assert await client.get("k") == b"v"
+        async with client.pipeline(transaction=False) as again:
+            assert await again.get("k").get("n").execute() == [b"v", b"1"]
+    finally:
+        await client.aclose()

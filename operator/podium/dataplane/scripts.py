@@ -147,20 +147,24 @@ local function complete(keys, args)
   local n = (#keys - 2) / 2
   if n ~= math.floor(n) or #args ~= 2 + 4 * n then fail('PODIUMARGS', 'complete takes 2 args and 4 per item') end
   local ttl, maxlen = args[1], args[2]
-  local out = {}
+  local out, acked = {}, {}
   for i = 1, n do
     local rkey, dkey = keys[1 + 2 * i], keys[2 + 2 * i]
     local id, tid, attempt, res = args[4 * i - 1], args[4 * i], args[4 * i + 1], args[4 * i + 2]
     if #res > MAX_BYTES then
       out[i] = -2
     elseif redis.call('XACK', inbox, GROUP, id) == 1 then
-      redis.call('XDEL', inbox, id)
+      acked[#acked + 1] = id
       out[i] = record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
     elseif redis.call('GET', dkey) == marker(tid, attempt) then
       out[i] = 0
     else
       out[i] = -1
     end
+  end
+  -- The acknowledged entries leave the inbox in one XDEL per 500 (the inbox length stays the backlog).
+  for first = 1, #acked, 500 do
+    redis.call('XDEL', inbox, unpack(acked, first, math.min(first + 499, #acked)))
   end
   return out
 end

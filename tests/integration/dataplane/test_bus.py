@@ -69,6 +69,19 @@ async def test_wait_results_many_at_once(bus: Bus, ns: str) -> None:
     assert {k: r.output for k, r in got.items()} == {t.id: t.input["n"] * 2 for t in tasks}
 
 
+async def test_a_completion_of_more_tasks_than_one_xdel_takes_leaves_the_inbox_empty(bus: Bus, ns: str) -> None:
+    # The completion function deletes acknowledged entries 500 at a time: the inbox length is the backlog.
+    tasks = [task(ns, i) for i in range(1_203)]
+    await bus.dispatch_many(tasks)
+    consumer = bus.consumer(ns, "worker", "r1")
+    got = await consumer.fetch(len(tasks), 1_000)
+    assert len(got) == len(tasks) and await bus.queue_depth(ns, "worker") == len(tasks)
+    assert all(await consumer.complete_many([(d, ok(d.task, output=d.task.input["n"])) for d in got]))
+    assert await bus.queue_depth(ns, "worker") == 0
+    results = await bus.wait_results(tasks, 10)
+    assert {k: r.output for k, r in results.items()} == {t.id: t.input["n"] for t in tasks}
+
+
 async def test_two_consumers_share_the_work_and_each_task_runs_once(bus: Bus, ns: str) -> None:
     tasks = [task(ns, i) for i in range(200)]
     await bus.dispatch_many(tasks)

@@ -162,8 +162,8 @@ class _Wire(AbstractConnection):
             raise
 
 
-# Pipelines that hold one of these go redis-py's way: their replies change the pipeline's state (WATCH), need
-# options the lean loop does not apply, or HIMPORT bookkeeping redis-py does around the send.
+# Commands whose replies change a pipeline's state (redis-py tracks WATCH): a pipeline holding one goes redis-py's
+# way, as does one with HIMPORT (bookkeeping around the send) or with reply options the loop does not apply.
 _STATEFUL = frozenset({"WATCH", "UNWATCH", "MULTI", "EXEC", "DISCARD"})
 
 

@@ -56,4 +56,5 @@ demo: setup
 clean:
 	-$(CLUSTER) down
 	-$(CLUSTER) down --dir .podium-test
-	rm -rf .podium .podium-test .pytest_cache .mypy_cache .ruff_cache
+	-$(CLUSTER) down --dir .podium-test-2
+	rm -rf .podium .podium-test .podium-test-2 .pytest_cache .mypy_cache .ruff_cache

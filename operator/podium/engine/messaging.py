@@ -58,6 +58,10 @@ class Router:
         self.block_ms = block_ms
         self.agents = [a for a in ctx.directory.all() if a.message_tasks and a.subscriptions]
         self.running: dict[str, asyncio.Task[None]] = {}
+        # One offer at a time per agent: the router's loop and a finished message task both offer, and two offers
+        # that both looked before either started a task would send the agent two message tasks at once (their
+        # read-modify-write of one key would then lose an update).
+        self._offering: dict[str, asyncio.Lock] = {}
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -96,13 +100,14 @@ class Router:
 
     async def _offer(self, agent: AgentInfo) -> None:
         """A message task for ``agent`` if it is idle and has messages waiting."""
-        if agent.name in self.running or self.ctx.assigned(agent.name) > 0:
-            return  # busy: its next task (or the message task in flight's successor) brings the messages
-        waiting = await self.mailbox.take(agent.name, agent.subscriptions, (), consume=False)
-        if not waiting.messages:
-            return
-        step = f"{MESSAGE_STEP}{agent.name}-{waiting.messages[-1].id}"
-        self.running[agent.name] = asyncio.create_task(self._deliver(agent, step), name=step)
+        async with self._offering.setdefault(agent.name, asyncio.Lock()):
+            if agent.name in self.running or self.ctx.assigned(agent.name) > 0:
+                return  # busy: its next task (or the message task in flight's successor) brings the messages
+            waiting = await self.mailbox.take(agent.name, agent.subscriptions, (), consume=False)
+            if not waiting.messages:
+                return
+            step = f"{MESSAGE_STEP}{agent.name}-{waiting.messages[-1].id}"
+            self.running[agent.name] = asyncio.create_task(self._deliver(agent, step), name=step)
 
     async def _deliver(self, agent: AgentInfo, step: str) -> None:
         from podium.engine.context import TaskFailed

@@ -10,10 +10,10 @@ not subscribe never see it; an agent never gets its own messages.
 
 An idle subscriber that declares ``spec.messageTasks`` does not wait for its next task: the :class:`Router`
 follows the event stream while the strategy runs and sends it a ``message`` task (input ``{messages}``) as soon as
-a message for it arrives and it has no task of the run in flight. When the strategy returns, messages already
-published are still routed and the message tasks started finish before the run ends (within its limits). Message
-task steps are ``message-<agent>-<newest message id>``: journaled like every step, so a restart does not send them
-again.
+a message for it arrives and it has no task of the run in flight (else as soon as that task ends). When the
+strategy returns, messages already published are still routed and the message tasks started finish before the run
+ends (within its limits). Message task steps are ``message-<agent>-<newest message id>``: journaled like every
+step, so a restart does not send them again.
 """
 
 from __future__ import annotations
@@ -46,6 +46,15 @@ def listeners(agents: list[AgentInfo], event: Event) -> list[AgentInfo]:
     """The agents a message may start a message task for: subscribed to its type, declaring messageTasks, not its
     sender."""
     return [a for a in agents if a.message_tasks and a.name != event.sender and matches(a.subscriptions, event.type)]
+
+
+def freed(agents: list[AgentInfo], event: Event) -> list[AgentInfo]:
+    """The listener a step's end leaves idle: messages that came while it worked go out now, not with a next task
+    of the run that may never come."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    if event.sender != "engine" or event.type != "task.finished":
+        return []
+    return [a for a in agents if a.message_tasks and a.name == payload.get("agent")]
 
 
 class Router:
@@ -92,7 +101,7 @@ class Router:
         for event in events:
             cursor = event.id
             if triggers(event):
-                for agent in listeners(self.agents, event):
+                for agent in {a.name: a for a in listeners(self.agents, event) + freed(self.agents, event)}.values():
                     await self._offer(agent)
         if events:
             await self.mailbox.set_router_cursor(cursor)

@@ -272,3 +272,23 @@ async def test_messages_reach_only_the_agents_subscribed_to_their_type(
     assert [e.type for e in w3 if e.type != "result"] == []
     run_history = [(e.type, e.sender) for e in await bus.history(orchestration=f"{fleet.namespace}/{NAME}")]
     assert ("finding", "w1") in run_history and ("noise", "w1") in run_history
+
+
+async def test_a_message_that_came_while_its_listener_worked_reaches_it_when_its_step_ends(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # w4 has a step of its own and nothing after it: the finding arrives while it works on that step, so only a
+    # message task after it can deliver the finding within the run.
+    fleet.set_mode("w1", write={"found": {"bug": 1}}, publish=[{"type": "finding", "payload": {"bug": 1}}])
+    fleet.set_mode("w4", wait_write=["found", "w1"], sleep=0.5)
+    spec = {
+        "strategy": "eventDriven",
+        "eventDriven": {"tasks": [{"name": "find", "agents": ["w1"]}, {"name": "work", "agents": ["w4"]}]},
+    }
+    agents = [agent("w1"), agent("w4", subscriptions=("finding",), message_tasks=True)]
+    outcome, uid = await run(fleet, client, bus, spec, agents)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert [kind for a, kind, _ in fleet.log(uid) if a == "w4"] == ["execute", "message"]
+    (message_step,) = [s for a, kind, s in fleet.log(uid) if kind == "message"]
+    assert [(m["type"], m["sender"]) for m in fleet.input(uid, message_step)["messages"]] == [("finding", "w1")]
+    assert {t.step: t.state for t in outcome.tasks}[message_step] == "Succeeded"

@@ -10,7 +10,7 @@ from podium.dataplane.records import Event
 from podium.engine.approval import SUMMARY_CHARS, ApprovalPolicy, NotApproved, refusal, summary
 from podium.engine.blackboard import Blackboard
 from podium.engine.directory import AgentInfo, write_priority
-from podium.engine.messaging import listeners, triggers
+from podium.engine.messaging import freed, listeners, triggers
 
 SPEC = OrchestrationSpec.model_validate(
     {
@@ -80,3 +80,15 @@ def test_message_tasks_start_for_listening_subscribers_other_than_the_sender() -
     about_message_task = Event("2-0", "task.finished", "engine", {"step": "message-w3-1-0"}, 0.0)
     assert not triggers(about_message_task)  # else each message task would start the next, for ever
     assert triggers(replace(about_message_task, payload={"step": "stage-draft"}))
+
+
+def test_a_listeners_step_end_offers_it_the_messages_that_came_meanwhile() -> None:
+    agents = [
+        AgentInfo("w1", "r", subscriptions=("finding",), message_tasks=True),
+        AgentInfo("w2", "r", subscriptions=("finding",)),  # no message tasks: its next task brings them
+    ]
+    ended = Event("3-0", "task.finished", "engine", {"step": "stage-draft", "agent": "w1"}, 0.0)
+    assert [a.name for a in freed(agents, ended)] == ["w1"]
+    assert freed(agents, replace(ended, payload={"step": "stage-draft", "agent": "w2"})) == []
+    assert freed(agents, replace(ended, sender="w1")) == [], "an agent's own message of that type frees nobody"
+    assert freed(agents, replace(ended, type="task.withdrawn")) == []

@@ -111,7 +111,7 @@ class Router:
         """A message task for ``agent`` if it is idle and has messages waiting."""
         async with self._offering.setdefault(agent.name, asyncio.Lock()):
             if agent.name in self.running or self.ctx.assigned(agent.name) > 0:
-                return  # busy: its next task (or the message task in flight's successor) brings the messages
+                return  # busy: its task's end offers again (the message task's successor, or freed by task.finished)
             waiting = await self.mailbox.take(agent.name, agent.subscriptions, (), consume=False)
             if not waiting.messages:
                 return

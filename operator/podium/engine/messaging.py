@@ -49,12 +49,12 @@ def listeners(agents: list[AgentInfo], event: Event) -> list[AgentInfo]:
 
 
 def freed(agents: list[AgentInfo], event: Event) -> list[AgentInfo]:
-    """The listener a step's end leaves idle: messages that came while it worked go out now, not with a next task
-    of the run that may never come."""
-    payload = event.payload if isinstance(event.payload, dict) else {}
+    """The listeners to look at again when a step ends: each agent that worked on it is idle now (one whose attempt
+    failed over to another agent too, and the event names only the last), and the messages that came meanwhile go
+    out now, not with a next task of the run that may never come. The offer passes over the busy ones."""
     if event.sender != "engine" or event.type != "task.finished":
         return []
-    return [a for a in agents if a.message_tasks and a.name == payload.get("agent")]
+    return [a for a in agents if a.message_tasks]
 
 
 class Router:

@@ -55,6 +55,7 @@ run_halves() {
   wait "$servers" || a=$?
   wait "$cluster" || b=$?
   rm -rf "$TMP_ROOT"
+  echo "== tests: servers exit status $a, cluster exit status $b (each half's lines carry its name: grep '^\[cluster\]')"
   # 5 is "no tests collected": options such as -k may leave one half empty, not both.
   if [ "$a" = 5 ] && [ "$b" = 5 ]; then return 5; fi
   [ "$a" = 5 ] && a=0

@@ -64,7 +64,7 @@ async def test_offers_that_race_start_one_message_task_and_every_message_reaches
     run = Run(mailbox, [tracker])
     router = Router(run, mailbox)  # type: ignore[arg-type]
     await bus.publish(f"{ns}/{NAME}", "section.done", {"section": "intro"}, "writer-1")
-    # Two writers announce at once: both offers look before either has started a task.
+    # Offers made at once (the router's loop, a message task that just ended): all look before any starts a task.
     await asyncio.gather(router._offer(tracker), router._offer(tracker), router._offer(tracker))
     await asyncio.sleep(0.2)
     await bus.publish(f"{ns}/{NAME}", "section.done", {"section": "details"}, "writer-2")

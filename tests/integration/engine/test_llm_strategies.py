@@ -224,8 +224,9 @@ async def test_a_429_waits_its_retry_after_and_leaves_the_breaker_closed(
 ) -> None:
     async with FaultProxy(model_server.url) as proxy:
         for fleet in start_fleet(redis_url, tmp_path, ["t1"], llm_spec(proxy.url)):
-            # Retry-After 3 s does not fit in half of a 5 s task: the agent hands it back and the engine waits.
-            proxy.inject(Fault(status=429, headers={"Retry-After": "3"}, text="rate limited", times=2))
+            # Retry-After 13 s does not fit in half of a 24 s task: the agent hands it back and the engine waits. (The
+            # task's 24 s leave the real model room to answer the third attempt on a loaded machine; 5 s did not.)
+            proxy.inject(Fault(status=429, headers={"Retry-After": "13"}, text="rate limited", times=2))
             client = aioredis.Redis.from_url(redis_url)
             bus = Bus(client)
             try:
@@ -235,13 +236,13 @@ async def test_a_429_waits_its_retry_after_and_leaves_the_breaker_closed(
                     "input": {"text": "Say hello to the team."},
                     "pipeline": {"stages": [{"name": "greet", "agent": "t1", "retries": 2}]},
                 }
-                outcome, _ = await engine.run(spec, [agent("t1", timeout=5, failure_threshold=1)])
+                outcome, _ = await engine.run(spec, [agent("t1", timeout=24, failure_threshold=1)])
                 breaker = await BreakerStore(client, fleet.namespace).load("t1")
             finally:
                 await bus.close()
                 await client.aclose()
     assert outcome.phase == "Succeeded", outcome.message
     assert [s.status for s in proxy.seen] == [429, 429, 200]
-    assert proxy.seen[1].at - proxy.seen[0].at >= 3.0 and proxy.seen[2].at - proxy.seen[1].at >= 3.0
+    assert proxy.seen[1].at - proxy.seen[0].at >= 13.0 and proxy.seen[2].at - proxy.seen[1].at >= 13.0
     assert outcome.tasks[0].attempts == 3
     assert breaker.state == "closed" and breaker.failures == 0  # a threshold of 1 would have opened on an error

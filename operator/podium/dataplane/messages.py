@@ -15,12 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_c_make_encoder: Any
-try:
-    from _json import make_encoder as _c_make_encoder
-except ImportError:  # an interpreter without the C accelerator: the stdlib encoder is still correct
-    _c_make_encoder = None
+from podium.dataplane import codec
+
 _INF = math.inf
 
 # Nesting levels of one task or result document (the object itself is level 1). Far more than any real input
@@ -109,41 +105,14 @@ def check_depth(raw: bytes | str, value: Any, what: str, limit: int = MAX_DEPTH)
             raise PayloadTooDeep(what, depth, limit)
 
 
-def _make_dumps() -> Any:
-    if _c_make_encoder is None:
-        return _ENCODER.encode
-    e = _ENCODER
-    # JSONEncoder.encode builds a new C encoder and a closure on every call, which on the bus hot path cost
-    # more than encoding a small message. One C encoder, built once, gives byte-identical output. It keeps
-    # no circular-reference map (a shared one is left dirty by an error mid-encode); a circular value hits
-    # the C recursion limit instead, reported as the same ValueError.
-    c_encode = _c_make_encoder(None, e.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
-
-    def dumps(value: Any) -> str:
-        try:
-            return "".join(c_encode(value, 0))
-        except RecursionError as exc:
-            raise ValueError("Circular reference detected (or nesting too deep)") from exc
-
-    return dumps
-
-
-_DUMPS = _make_dumps()
-
-
 def encode_json(value: Any) -> str:
     """Compact JSON; NaN/Infinity are refused because other languages' parsers reject them."""
-    try:
-        return _DUMPS(value)
-    except RecursionError as exc:  # the pure-Python encoder, when the C one is missing
-        raise ValueError(f"value is not JSON-serialisable: nesting too deep ({exc})") from exc
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"value is not JSON-serialisable: {exc}") from exc
+    return codec.dumps_text(value)
 
 
 def _decode_object(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
+        data = codec.loads(raw)
     except RecursionError:
         raise MalformedMessage(f"{what} nests too deep to decode (the bus limit is {MAX_DEPTH} levels)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -232,17 +201,20 @@ class Task:
             "agent": self.agent,
             "orchestration": self.orchestration,
             "attempt": self.attempt,
-            "timeout_seconds": self.timeout_seconds,
             "created_at": self.created_at,
             "meta": self.meta,
         }
+        # Fields that say nothing are left out (readers take a missing one as null), so that a task has no null
+        # for the codec to look at twice (podium.dataplane.codec).
+        if self.timeout_seconds is not None:
+            data["timeout_seconds"] = self.timeout_seconds
         if self.output_schema is not None:
             data["output_schema"] = self.output_schema
         if self.context is not None:
             data["context"] = self.context
         if self.traceparent:
             data["traceparent"] = self.traceparent
-        return encode_json(data).encode()
+        return codec.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Task:
@@ -355,7 +327,13 @@ class Result:
     messages: list[dict[str, Any]] | None = None
 
     def to_json(self) -> bytes:
-        return encode_json(self.to_dict()).encode()
+        data = self.to_dict()
+        # As Task.to_json: no nulls where nothing is said (an ok result has no error, an unscored one no quality).
+        if self.error is None:
+            del data["error"]
+        if self.quality is None:
+            del data["quality"]
+        return codec.dumps(data)
 
     def to_dict(self) -> dict[str, Any]:
         data = {

@@ -5,7 +5,6 @@ first). Every run feeds the same record and the operator copies it into the Agen
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -13,6 +12,7 @@ from typing import Any, TypeVar, cast
 import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 
+from podium.dataplane import codec
 from podium.dataplane.keys import AgentKeys, agent_keys
 from podium.dataplane.redisutil import text, watched_update
 
@@ -86,7 +86,8 @@ def queue_records(pipe: Pipeline, keys: AgentKeys, outcomes: Sequence[Outcome]) 
     pipe.ltrim(keys.recent, 0, RECENT - 1)
     failures = [o.failure for o in outcomes if o.failure is not None][-FAILURES:]
     if failures:
-        pipe.lpush(keys.failures, *(json.dumps({"task": f.task, "error": f.error, "time": f.time}) for f in failures))
+        entries = ({"task": f.task, "error": f.error, "time": f.time} for f in failures)
+        pipe.lpush(keys.failures, *(codec.dumps(e, check_finite=False) for e in entries))
         pipe.ltrim(keys.failures, 0, FAILURES - 1)
 
 
@@ -113,7 +114,7 @@ def parse_recent(recent: Any, into: type[R]) -> R:
 
 def _failure(raw: Any) -> Failure | None:
     try:
-        data = json.loads(text(raw))
+        data = codec.loads(raw)
         return Failure(str(data["task"]), str(data["error"]), float(data["time"]))
     except (ValueError, KeyError, TypeError):
         return None  # a malformed entry (a writer from another version) is left out, not fatal

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from podium.dataplane import codec
 from podium.dataplane.messages import Task
 from podium.dataplane.redisutil import text
 
@@ -104,13 +105,13 @@ class Entry:
 _ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 
 
-def encode_entry(entry: Entry) -> str:
-    # Not asdict(): it deep-copies the result's output only for json to walk it again (a dispatch's hot path).
-    return json.dumps({name: getattr(entry, name) for name in _ENTRY_FIELDS})
+def encode_entry(entry: Entry) -> bytes:
+    # Not asdict(): it deep-copies the result's output only for the codec to walk it again (a dispatch's hot path).
+    return codec.dumps({name: getattr(entry, name) for name in _ENTRY_FIELDS}, check_finite=False)
 
 
 def decode_entry(raw: bytes | str) -> Entry:
-    return Entry(**json.loads(text(raw)))
+    return Entry(**codec.loads(raw))
 
 
 def event_fields(type: str, body: str, sender: str, at: float, run: str = "") -> dict[str, str]:
@@ -123,7 +124,7 @@ def event_fields(type: str, body: str, sender: str, at: float, run: str = "") ->
 
 def parse_event(entry_id: str, fields: dict[str, str]) -> Event:
     try:
-        payload = json.loads(fields.get("payload", "null"))
+        payload = codec.loads(fields.get("payload", "null"))
     except json.JSONDecodeError:
         payload = fields.get("payload")
     return Event(

@@ -70,7 +70,7 @@ def test_malformed_result_says_why() -> None:
 
 def test_non_json_input_is_refused_at_encode_time() -> None:
     with pytest.raises(ValueError, match="not JSON-serialisable"):
-        Task(id="t", kind="execute", input={1, 2}, namespace="n", agent="a").to_json()
+        Task(id="t", kind="execute", input=object(), namespace="n", agent="a").to_json()
     with pytest.raises(ValueError, match="not JSON-serialisable"):
         Task(id="t", kind="execute", input=float("nan"), namespace="n", agent="a").to_json()
 

@@ -13,7 +13,9 @@ import math
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from podium.dataplane import codec
 
@@ -170,6 +172,64 @@ def _traceparent(value: Any) -> str:
     return value if type(value) is str and len(value) <= MAX_TRACEPARENT else ""
 
 
+# The fast paths of Task.from_json and Result.from_json: what the writers write, decoded and checked by msgspec in
+# C (an order of magnitude faster than a dict checked in Python). A document they refuse, or one with enough brackets
+# to nest too deep, takes the strict path, which accepts or rejects by the same rules and says what is wrong; so
+# every field rule below is the strict path's too (tests/unit/dataplane/test_message_fast_path.py holds them equal).
+_Name = Annotated[str, msgspec.Meta(min_length=1)]
+_Attempt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class _TaskWire(msgspec.Struct):
+    id: _Name
+    kind: _Name
+    input: Any
+    namespace: _Name
+    agent: _Name
+    orchestration: str = ""
+    attempt: _Attempt = 1
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    created_at: float | None = None
+    meta: dict[str, Any] = {}
+    output_schema: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    traceparent: Any = ""
+
+
+class _ResultWire(msgspec.Struct):
+    task_id: _Name
+    ok: bool
+    attempt: _Attempt = 1
+    output: Any = None
+    error: str | None = None
+    quality: float | None = None
+    tokens: Annotated[int, msgspec.Meta(ge=0)] = 0
+    cost: float = 0.0
+    duration_ms: float = 0.0
+    agent: str = ""
+    replica: str = ""
+    finished_at: float | None = None
+    error_type: str | None = None
+    retry_after: Annotated[float, msgspec.Meta(ge=0)] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    state_updates: list[Any] | None = None
+    messages: list[Any] | None = None
+
+
+_TASK_WIRE = msgspec.json.Decoder(_TaskWire).decode
+_RESULT_WIRE = msgspec.json.Decoder(_ResultWire).decode
+
+
+def _typed(decode: Any, raw: bytes | str) -> Any:
+    """The fast path's decoding of ``raw``, or None when the strict path must judge it."""
+    if may_nest_deeper(raw):
+        return None
+    try:
+        return decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 @dataclass
 class Task:
     id: str
@@ -207,7 +267,8 @@ class Task:
         # Fields that say nothing are left out (readers take a missing one as null), so that a task has no null
         # for the codec to look at twice (podium.dataplane.codec).
         if self.timeout_seconds is not None:
-            data["timeout_seconds"] = self.timeout_seconds
+            # A float, as readers expect: the engine's whole-second timeouts as ints took their slower, strict path.
+            data["timeout_seconds"] = float(self.timeout_seconds)
         if self.output_schema is not None:
             data["output_schema"] = self.output_schema
         if self.context is not None:
@@ -218,51 +279,24 @@ class Task:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Task:
-        data = _decode_object(raw, "task")
-        # Fast path for what Task.to_json writes: exact types, checked inline. Anything else (a missing
-        # optional field, an int where a float is usual, or a real error) takes the strict path below, which
-        # accepts or rejects exactly as before and says what is wrong.
-        get = data.get
-        task_id, kind, namespace, agent = get("id"), get("kind"), get("namespace"), get("agent")
-        orchestration, attempt, timeout = get("orchestration"), get("attempt"), get("timeout_seconds")
-        created, meta, schema, context = get("created_at"), get("meta"), get("output_schema"), get("context")
-        if (
-            type(task_id) is str
-            and task_id
-            and type(kind) is str
-            and kind
-            and type(namespace) is str
-            and namespace
-            and type(agent) is str
-            and agent
-            and type(orchestration) is str
-            and type(attempt) is int
-            and attempt >= 1
-            and (timeout is None or (type(timeout) is float and 0.0 < timeout < _INF))
-            and type(created) is float
-            and -_INF < created < _INF
-            and type(meta) is dict
-            and (schema is None or type(schema) is dict)
-            and (context is None or type(context) is dict)
-            and "input" in data
-        ):
-            task = cls(
-                task_id,
-                kind,
-                data["input"],
-                namespace,
-                agent,
-                orchestration,
-                attempt,
-                timeout,
-                created,
-                meta,
-                schema,
-                context,
-            )
-            task.traceparent = _traceparent(get("traceparent"))
-            return task
-        return cls._from_data(data)
+        wire = _typed(_TASK_WIRE, raw)
+        if wire is None:
+            return cls._from_data(_decode_object(raw, "task"))
+        return cls(
+            wire.id,
+            wire.kind,
+            wire.input,
+            wire.namespace,
+            wire.agent,
+            wire.orchestration,
+            wire.attempt,
+            wire.timeout_seconds,
+            time.time() if wire.created_at is None else wire.created_at,
+            wire.meta,
+            wire.output_schema,
+            wire.context,
+            _traceparent(wire.traceparent),
+        )
 
     @classmethod
     def _from_data(cls, data: dict[str, Any]) -> Task:
@@ -342,18 +376,20 @@ class Result:
             "ok": self.ok,
             "output": self.output,
             "error": self.error,
-            "quality": self.quality,
+            # Numbers as floats, the type readers expect: a backend's whole-number cost as an int took their slower,
+            # strict path.
+            "quality": None if self.quality is None else float(self.quality),
             "tokens": self.tokens,
-            "cost": self.cost,
-            "duration_ms": self.duration_ms,
+            "cost": float(self.cost),
+            "duration_ms": float(self.duration_ms),
             "agent": self.agent,
             "replica": self.replica,
-            "finished_at": self.finished_at,
+            "finished_at": float(self.finished_at),
         }
         if self.error_type is not None:
             data["error_type"] = self.error_type
         if self.retry_after is not None:
-            data["retry_after"] = self.retry_after
+            data["retry_after"] = float(self.retry_after)
         if self.tool_calls:
             data["tool_calls"] = self.tool_calls
         if self.state_updates:
@@ -364,7 +400,28 @@ class Result:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Result:
-        return cls.from_dict(_decode_object(raw, "result"))
+        wire = _typed(_RESULT_WIRE, raw)
+        if wire is None:
+            return cls.from_dict(_decode_object(raw, "result"))
+        return cls(
+            wire.task_id,
+            wire.attempt,
+            wire.ok,
+            wire.output,
+            wire.error,
+            wire.quality,
+            wire.tokens,
+            wire.cost or 0.0,  # as the strict path: -0.0 is 0.0
+            wire.duration_ms or 0.0,
+            wire.agent,
+            wire.replica,
+            time.time() if wire.finished_at is None else wire.finished_at,
+            wire.error_type,
+            wire.retry_after,
+            wire.tool_calls or [],
+            wire.state_updates,
+            wire.messages,
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Result:

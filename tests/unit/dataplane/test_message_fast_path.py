@@ -148,3 +148,18 @@ def test_encode_json_refuses_a_circular_value_and_keeps_working() -> None:
         encode_json({"a": loop})
     shared = [1]
     assert encode_json({"a": shared, "b": shared}) == '{"a":[1],"b":[1]}'
+
+
+def test_what_the_writers_write_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The engine's whole-second timeouts and a backend's whole-number costs are written as floats, so readers never
+    # need the strict path for them.
+    def strict(cls: Any, data: Any) -> Any:
+        raise AssertionError(f"strict path taken for {data}")
+
+    monkeypatch.setattr(Task, "_from_data", classmethod(strict))
+    monkeypatch.setattr(Result, "_from_data", classmethod(strict))
+    task = Task(id="t", kind="execute", input=1, namespace="ns", agent="a", timeout_seconds=120)
+    assert Task.from_json(task.to_json()).timeout_seconds == 120.0
+    result = Result("t", 1, True, quality=1, cost=0, duration_ms=5, finished_at=7, retry_after=2)
+    back = Result.from_json(result.to_json())
+    assert (back.quality, back.cost, back.duration_ms, back.finished_at, back.retry_after) == (1.0, 0.0, 5.0, 7.0, 2.0)

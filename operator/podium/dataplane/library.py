@@ -9,6 +9,7 @@ sealed before an upgrade still verify after it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -57,13 +58,16 @@ def library_code(secret: str, max_bytes: int) -> str:
 def seal(secret: str, message: bytes) -> str:
     """What the library's ``seal()`` computes: SHA-1 of the secret and SHA-1 of the secret and the message (the
     outer hash hides the inner one, so a seal cannot be extended to a longer message)."""
-    key = secret.encode()
+    return _seal(secret.encode(), message).decode()
+
+
+def _seal(key: bytes, message: bytes) -> bytes:
     inner = hashlib.sha1(key + message).hexdigest().encode()
-    return hashlib.sha1(key + inner).hexdigest()
+    return hashlib.sha1(key + inner).hexdigest().encode()
 
 
-def result_message(task_id: str, result: bytes) -> bytes:
-    return task_id.encode() + b"\n" + result
+def result_message(task_id: str | bytes, result: bytes) -> bytes:
+    return (task_id if isinstance(task_id, bytes) else task_id.encode()) + b"\n" + result
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,14 @@ class Library:
     def code(self) -> str:
         return library_code(self.secret, self.max_bytes)
 
-    def verify(self, task_id: str, result: bytes, sealed: bytes | str) -> bool:
+    def verify(self, task_id: str | bytes, result: bytes, sealed: bytes | str) -> bool:
         """True when ``sealed`` is the library's seal of this task's result (recorded by the completion function)."""
-        want = seal(self.secret, result_message(task_id, result))
-        return secrets.compare_digest(want, text(sealed))
+        want = _seal(self._key, result_message(task_id, result))
+        return secrets.compare_digest(want, sealed if isinstance(sealed, bytes) else sealed.encode())
+
+    @functools.cached_property
+    def _key(self) -> bytes:
+        return self.secret.encode()
 
     def open_value(self, task_id: str, value: bytes) -> bytes | None:
         """The result JSON of a result key's value (seal + JSON), or None when its seal does not verify."""

@@ -74,11 +74,14 @@ def sealed_result(library: Library | None, fields: dict[Any, Any], *, warn: bool
     """A result stream entry (fields ``i``, ``r``, ``s``) as a Result; None when its seal does not verify (``warn``:
     saying so in the log). Without ``library`` (a reader that may not see the library, e.g. the read-only viewer)
     the seal goes unchecked."""
-    get = fields.get
-    task_id, body, sealed = get(b"i", get("i")), get(b"r", get("r")), get(b"s", get("s"))
+    task_id = fields.get(b"i")
+    if task_id is None:  # a client that decodes replies
+        task_id, body, sealed = fields.get("i"), fields.get("r"), fields.get("s")
+    else:
+        body, sealed = fields.get(b"r"), fields.get(b"s")
     if body is None or task_id is None:
         return None
-    if library is not None and (sealed is None or not library.verify(text(task_id), _bytes(body), sealed)):
+    if library is not None and (sealed is None or not library.verify(task_id, _bytes(body), sealed)):
         if warn:
             why = "whose seal does not verify (not written by the bus)"
             log.warning("ignoring a result of task %r %s", text(task_id), why)

@@ -267,8 +267,7 @@ class Task:
         # Fields that say nothing are left out (readers take a missing one as null), so that a task has no null
         # for the codec to look at twice (podium.dataplane.codec).
         if self.timeout_seconds is not None:
-            # A float, as readers expect: the engine's whole-second timeouts as ints took their slower, strict path.
-            data["timeout_seconds"] = float(self.timeout_seconds)
+            data["timeout_seconds"] = self.timeout_seconds
         if self.output_schema is not None:
             data["output_schema"] = self.output_schema
         if self.context is not None:
@@ -376,20 +375,18 @@ class Result:
             "ok": self.ok,
             "output": self.output,
             "error": self.error,
-            # Numbers as floats, the type readers expect: a backend's whole-number cost as an int took their slower,
-            # strict path.
-            "quality": None if self.quality is None else float(self.quality),
+            "quality": self.quality,
             "tokens": self.tokens,
-            "cost": float(self.cost),
-            "duration_ms": float(self.duration_ms),
+            "cost": self.cost,
+            "duration_ms": self.duration_ms,
             "agent": self.agent,
             "replica": self.replica,
-            "finished_at": float(self.finished_at),
+            "finished_at": self.finished_at,
         }
         if self.error_type is not None:
             data["error_type"] = self.error_type
         if self.retry_after is not None:
-            data["retry_after"] = float(self.retry_after)
+            data["retry_after"] = self.retry_after
         if self.tool_calls:
             data["tool_calls"] = self.tool_calls
         if self.state_updates:

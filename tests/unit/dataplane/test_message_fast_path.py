@@ -151,8 +151,8 @@ def test_encode_json_refuses_a_circular_value_and_keeps_working() -> None:
 
 
 def test_what_the_writers_write_takes_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The engine's whole-second timeouts and a backend's whole-number costs are written as floats, so readers never
-    # need the strict path for them.
+    # The engine's whole-second timeouts and a backend's whole-number costs are ints where floats are usual: the fast
+    # path takes them as the strict path would (as floats), so readers never need the strict path for them.
     def strict(cls: Any, data: Any) -> Any:
         raise AssertionError(f"strict path taken for {data}")
 

@@ -69,7 +69,7 @@ def dumps(value: Any, *, check_finite: bool = True) -> bytes:
     are a validated result's and clock times): they skip the second look, and a NaN would be written as null."""
     try:
         out = _ENCODE(value)
-    except (TypeError, ValueError, RecursionError):
+    except (TypeError, ValueError, RecursionError, msgspec.EncodeError):
         return _stdlib_encode(value).encode()
     if check_finite and b"null" in out:  # perhaps a NaN or an Infinity
         return _stdlib_encode(value).encode()

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.cluster
 
 RUNS = 8
 STAGES = 3
-STEP_SECONDS = 2
+STEP_SECONDS = 3  # a run takes 9 s: all eight are held at once even when their starts spread over seconds
 LEASE_SECONDS = 4
 
 
@@ -127,6 +127,7 @@ def test_runs_spread_over_two_replicas_and_a_killed_ones_runs_finish_on_the_othe
             (o := owners(admin, sns, uids)) and None not in o.values() and set(o.values()) == {"op-a", "op-b"} and o
         ),
         timeout=90,
+        detail=lambda: f"owners {owners(admin, sns, uids)}; phases {_phases(cluster, sns, names)}",
     )
     victim = held[names[0]]
     survivor = "op-b" if victim == "op-a" else "op-a"
@@ -157,6 +158,15 @@ def test_runs_spread_over_two_replicas_and_a_killed_ones_runs_finish_on_the_othe
     continued = cluster.kubectl("get", "events", "-n", sns, "--field-selector", "reason=Continued", "-o", "json")
     resumed = {e["involvedObject"]["name"] for e in json.loads(continued.stdout)["items"]}
     assert set(theirs) <= resumed
+
+
+def _phases(cluster: ClusterHandle, ns: str, names: list[str]) -> dict[str, tuple[str, int]]:
+    """Run name -> (phase, tasks done): what a failed wait shows."""
+    out = {}
+    for name in names:
+        got = status_of(cluster, ns, "orchestration", name)
+        out[name] = (got.get("phase", ""), got.get("tasksDone", 0))
+    return out
 
 
 def _taken(cluster: ClusterHandle, admin: redis.Redis, ns: str, name: str, uid: str, survivor: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
@@ -220,7 +221,7 @@ _TASK_WIRE = msgspec.json.Decoder(_TaskWire).decode
 _RESULT_WIRE = msgspec.json.Decoder(_ResultWire).decode
 
 
-def _typed(decode: Any, raw: bytes | str) -> Any:
+def _typed(decode: Callable[[bytes | str], Any], raw: bytes | str) -> Any:
     """The fast path's decoding of ``raw``, or None when the strict path must judge it."""
     if may_nest_deeper(raw):
         return None

@@ -86,8 +86,7 @@ def queue_records(pipe: Pipeline, keys: AgentKeys, outcomes: Sequence[Outcome]) 
     pipe.ltrim(keys.recent, 0, RECENT - 1)
     failures = [o.failure for o in outcomes if o.failure is not None][-FAILURES:]
     if failures:
-        entries = ({"task": f.task, "error": f.error, "time": f.time} for f in failures)
-        pipe.lpush(keys.failures, *(codec.dumps(e, check_finite=False) for e in entries))
+        pipe.lpush(keys.failures, *(codec.dumps({"task": f.task, "error": f.error, "time": f.time}) for f in failures))
         pipe.ltrim(keys.failures, 0, FAILURES - 1)
 
 

@@ -28,10 +28,19 @@ from podium_localcluster.redis_server import RedisServer
 args_strategy = st.lists(st.text() | st.binary() | st.integers() | st.floats(allow_nan=False), min_size=1, max_size=8)
 
 
-@given(command=st.sampled_from(["SET", "EVALSHA", "CONFIG GET", b"SCRIPT LOAD"]), args=args_strategy)
-def test_commands_pack_to_the_same_bytes_as_redis_py(command: Any, args: list[Any]) -> None:
+commands_strategy = st.lists(
+    st.tuples(st.sampled_from(["SET", "EVALSHA", "CONFIG GET", b"SCRIPT LOAD"]), args_strategy), min_size=1, max_size=4
+)
+
+
+@given(commands=commands_strategy)
+def test_commands_pack_to_the_same_bytes_as_redis_py(commands: list[tuple[Any, list[Any]]]) -> None:
     plain, fast = Connection(), wire(Connection)()
-    assert b"".join(fast.pack_commands([[command, *args]])) == b"".join(plain.pack_commands([[command, *args]]))
+    for command, args in commands:
+        assert b"".join(fast.pack_command(command, *args)) == b"".join(plain.pack_command(command, *args))
+    # A pipeline's commands, as one write.
+    pipeline = [[command, *args] for command, args in commands]
+    assert b"".join(fast.pack_commands(pipeline)) == b"".join(plain.pack_commands(pipeline))
 
 
 @pytest.mark.parametrize("checked", [False, True])  # True: as with an older hiredis that would pack bools
@@ -40,6 +49,8 @@ def test_values_redis_py_refuses_are_still_refused(bad: Any, checked: bool, monk
     monkeypatch.setattr(podium.dataplane.wire, "_UNCHECKED", not checked)
     with pytest.raises(DataError):
         wire(Connection)().pack_command("SET", "k", bad)
+    with pytest.raises(DataError):
+        wire(Connection)().pack_commands([("PING",), ("SET", "k", bad)])
 
 
 async def test_a_connected_client_round_trips_values_scripts_and_pipelines(redis_url: str) -> None:

@@ -18,6 +18,9 @@ from pydantic.alias_generators import to_camel
 GROUP = "podium.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+# On Agents, Teams and Orchestrations: the operator cleans up what they leave outside Kubernetes (Redis users, a
+# run's keys and queued tasks) before they go.
+FINALIZER = f"{GROUP}/cleanup"
 
 # Kubernetes object names: DNS-1123 subdomain (Agents, Teams) and label (stage/task names).
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

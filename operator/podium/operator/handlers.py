@@ -10,7 +10,6 @@ import kopf
 
 from podium.operator import indexes, lifecycle
 from podium.operator.agents import handlers as agents
-from podium.operator.orchestrations import handlers as orchestrations
 from podium.operator.settings import Settings
 from podium.operator.teams import handlers as teams
 
@@ -20,5 +19,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> kopf.Operat
     indexes.register(registry)
     agents.register(registry, settings)
     teams.register(registry, settings)
-    orchestrations.register(registry)
+    # Orchestrations have none: every replica's run sharder drives them and looks after their objects
+    # (podium.operator.orchestrations.handlers).
     return registry

@@ -33,6 +33,7 @@ API_CONCURRENCY = 16
 APPLY = "application/apply-patch+yaml"
 MANAGED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 MERGE = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 def load_config() -> client.ApiClient:
@@ -234,6 +235,51 @@ class Kube:
 
     async def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         await self.run(self._patch_status, plural, namespace, name, status)
+
+    def _patch_object(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> bool:
+        """A JSON patch of the object itself; False when it is gone or a ``test`` op no longer holds (it changed
+        meanwhile: the caller decides again on what it sees next)."""
+        try:
+            response = self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH, _preload_content=False
+            )
+            _done(response)
+            return True
+        except ApiException as e:
+            if e.status in (404, 409, 422):
+                return False
+            raise
+
+    async def add_finalizer(self, plural: str, body: dict[str, Any], finalizer: str) -> bool:
+        """Hold the object's deletion until :meth:`remove_finalizer`, unless it holds it already."""
+        meta = body["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer in finalizers:
+            return True
+        # Appended to the list as read (the test fails if another writer changed it meanwhile); a list that does not
+        # exist yet is created.
+        ops: list[dict[str, Any]] = (
+            [
+                {"op": "test", "path": "/metadata/finalizers", "value": finalizers},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+            ]
+            if finalizers
+            else [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
+        )
+        return await self.run(self._patch_object, plural, meta["namespace"], meta["name"], ops)
+
+    async def remove_finalizer(self, plural: str, body: dict[str, Any], finalizer: str) -> bool:
+        """Let the object's deletion go on (as far as this finalizer is concerned)."""
+        meta = body["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer not in finalizers:
+            return True
+        at = finalizers.index(finalizer)
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{at}", "value": finalizer},
+            {"op": "remove", "path": f"/metadata/finalizers/{at}"},
+        ]
+        return await self.run(self._patch_object, plural, meta["namespace"], meta["name"], ops)
 
     def _patch_scale(self, plural: str, namespace: str, name: str, replicas: int) -> bool:
         try:

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 import redis.asyncio as aioredis
 
+from podium.api.common import FINALIZER
 from podium.dataplane.bus import Bus
 from podium.dataplane.connection import connect, redact
 from podium.dataplane.library import ensure_library
@@ -34,7 +35,7 @@ async def start(
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=PREFIX, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{PREFIX}/cleanup"
+    settings.persistence.finalizer = FINALIZER
     # Bounded watches so a silently dropped connection is noticed; the client timeout outlives the server's.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

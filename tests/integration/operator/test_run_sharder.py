@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from podium.api.common import FINALIZER
 from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.shards import RunRef, Shards
 from podium.operator.orchestrations.leases import LeaseKeeper
-from podium.operator.orchestrations.shards import Sharder
+from podium.operator.orchestrations.shards import ObjectChores, Sharder
 
 
 class CountingScripts(aioredis.Connection):
@@ -171,4 +172,80 @@ async def test_a_stuck_event_loop_lets_its_run_leases_lapse(redis_url: str) -> N
         assert await holders(shards, refs) == {None}
     finally:
         await keeper.stop()
+        await client.aclose()
+
+
+async def test_the_owner_guards_its_runs_cleans_up_a_deleted_one_before_letting_it_go_and_notes_a_late_edit(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    ns = "ns" + uuid.uuid4().hex[:8]
+    done: list[tuple[str, str]] = []
+    stop = asyncio.Event()
+    first_guard = asyncio.Event()
+
+    async def drive(_body: dict[str, Any], stopping: Callable[[], bool]) -> None:
+        while not stop.is_set() and not stopping():  # noqa: ASYNC110 (two ways to end, as a real drive has)
+            await asyncio.sleep(0.05)
+
+    async def cleanup(body: dict[str, Any]) -> None:
+        done.append(("cleanup", body["metadata"]["name"]))
+
+    def chore(what: str) -> Callable[[dict[str, Any]], Any]:
+        async def do(body: dict[str, Any]) -> None:
+            if what == "guard" and not first_guard.is_set():
+                first_guard.set()
+                raise RuntimeError("the API server is away")  # tried again at a later round
+            done.append((what, body["metadata"]["name"]))
+
+        return do
+
+    objects = ObjectChores(guard=chore("guard"), release=chore("release"), note=chore("note"))
+    connect = lambda: aioredis.Redis.from_url(redis_url)  # noqa: E731
+    sharder = Sharder(None, client, [ns], drive, cleanup, connect, lease_seconds=30, replica="only", objects=objects)  # type: ignore[arg-type]
+
+    def body(name: str, version: str, **meta: Any) -> dict[str, Any]:
+        status = meta.pop("status", {"phase": "Running", "observedGeneration": 1})
+        return {
+            "metadata": {"namespace": ns, "name": name, "uid": f"u-{name}", "resourceVersion": version, "generation": 1}
+            | meta,
+            "status": status,
+        }
+
+    async def settled() -> None:
+        while sharder._chores:  # noqa: ASYNC110 (the chores are tasks of this loop)
+            await asyncio.sleep(0.01)
+
+    try:
+        sharder.watch.bodies = {(ns, "new"): body("new", "1")}
+        await sharder.round()
+        await settled()
+        assert done == [] and first_guard.is_set()  # failed: logged, not counted as done
+        await sharder.round(beat=False)
+        await settled()
+        await sharder.round(beat=False)  # the same version again (the watch has not brought the patched one)
+        await settled()
+        assert done == [("guard", "new")]
+        sharder.watch.bodies[(ns, "new")] = body("new", "2", finalizers=[FINALIZER])
+        assert (ns, "new", "u-new") in sharder.driving
+        # Deleted while it runs: the drive stops, then the cleanup, then the finalizer goes (in that order).
+        sharder.watch.bodies[(ns, "new")] = body(
+            "new", "3", finalizers=[FINALIZER], deletionTimestamp="2026-12-03T10:00:00Z"
+        )
+        await sharder.round(beat=False)
+        await settled()
+        assert (ns, "new", "u-new") not in sharder.driving
+        assert done[1:] == [("cleanup", "new"), ("release", "new")]
+        # A finished run whose spec changed afterwards: noted once.
+        late = body("late", "5", finalizers=[FINALIZER], generation=2)
+        late["status"] = {"phase": "Succeeded", "observedGeneration": 1}
+        sharder.watch.bodies = {(ns, "late"): late}
+        for _ in range(2):
+            await sharder.round(beat=False)
+            await settled()
+        assert done[3:] == [("note", "late")]
+        assert sharder.driving == {}
+    finally:
+        stop.set()
+        await sharder.stop()
         await client.aclose()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from podium.operator.orchestrations.shards import group_of, owner, plan
+from podium.api.common import FINALIZER
+from podium.operator.orchestrations.shards import chores, group_of, owner, plan
 
 
 def run(name: str, phase: str | None = "Running", deleting: bool = False) -> dict[str, Any]:
@@ -58,3 +59,33 @@ def test_replicas_share_runs_only_with_replicas_watching_the_same_namespaces() -
     assert group_of(["team-a"]) != group_of(["team-b"])
     long = group_of([f"namespace-{i}" for i in range(40)])
     assert long.startswith("ns.") and len(long) < 100
+
+
+def test_the_owner_of_a_run_looks_after_its_object_finished_or_not_and_no_one_else_does() -> None:
+    members = ["a", "b"]
+    mine = [r for r in RUNS if owner(r["metadata"]["uid"], members) == "a"][:6]
+    theirs = [r for r in RUNS if owner(r["metadata"]["uid"], members) == "b"][:2]
+
+    def having(body: dict[str, Any], *, phase: str = "Running", generation: int = 1, observed: int = 1,
+               finalizers: tuple[str, ...] = (FINALIZER,), deleting: bool = False) -> dict[str, Any]:  # fmt: skip
+        meta = {**body["metadata"], "generation": generation, "finalizers": list(finalizers)}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        return {"metadata": meta, "status": {"phase": phase, "observedGeneration": observed}}
+
+    new = having(mine[0], finalizers=())  # not guarded yet
+    finished_new = having(mine[1], phase="Succeeded", finalizers=("someone.else/keep",))
+    deleted = having(mine[2], deleting=True, finalizers=("someone.else/keep", FINALIZER))
+    edited_after_the_end = having(mine[3], phase="Failed", generation=2, observed=1)
+    edited_while_running = having(mine[4], generation=2, observed=1)  # the drive reads the change itself
+    settled = having(mine[5], phase="Succeeded")
+    gone_unguarded = having(mine[0], deleting=True, finalizers=("someone.else/keep",))  # not ours to hold
+    others = [having(theirs[0], finalizers=()), having(theirs[1], deleting=True)]
+    runs = [new, finished_new, deleted, edited_after_the_end, edited_while_running, settled, *others]
+    todo = chores("a", members, runs)
+    assert [b["metadata"]["name"] for b in todo.guard] == [mine[0]["metadata"]["name"], mine[1]["metadata"]["name"]]
+    assert [b["metadata"]["name"] for b in todo.finalize] == [mine[2]["metadata"]["name"]]
+    assert [b["metadata"]["name"] for b in todo.note] == [mine[3]["metadata"]["name"]]
+    assert chores("a", members, [gone_unguarded]) == chores("a", members, []) == chores("c", members, runs)
+    # "b" looks after its own two: one to guard, one to finalize.
+    assert (len(chores("b", members, runs).guard), len(chores("b", members, runs).finalize)) == (1, 1)

@@ -1,11 +1,12 @@
-"""Orchestrations in the operator: the runs themselves, sharded over the replicas, and two kopf handlers.
+"""Orchestrations in the operator: the runs, sharded over the replicas, and their objects' upkeep. No kopf handler.
 
 The runs are not kopf daemons: kopf peering would keep them all on the one elected replica. Every replica runs a
 :class:`~podium.operator.orchestrations.shards.Sharder` (started with the operator, :func:`start_runs`) that
 drives its share of them (again after an operator restart or a replica's death, which is how a Running one
-resumes) and stops a run on deletion or operator exit. Deletion cancels the run, cancels its tasks still queued in
-agents' inboxes (so they never run) and purges its keys. The kopf handlers, on the elected replica: a note on spec
-changes after the end, and the same cleanup on delete (behind kopf's finalizer).
+resumes) and stops a run on deletion or operator exit. The same replica looks after the run's object: the
+``podium.dev/cleanup`` finalizer, and after deletion the cleanup behind it (the run cancelled, its tasks still
+queued in agents' inboxes cancelled so they never run, its keys purged); a note on spec changes after the end.
+kopf did those on the elected replica before, which made it read every status patch of every run.
 """
 
 from __future__ import annotations
@@ -14,16 +15,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import kopf
 import redis.asyncio as aioredis
 
+from podium.api.common import FINALIZER
 from podium.dataplane.connection import connect
 from podium.operator import runtime
 from podium.operator.orchestrations import directory as orchestration_directory
 from podium.operator.orchestrations import run as orchestration_run
-from podium.operator.orchestrations.shards import Sharder
+from podium.operator.orchestrations.shards import ObjectChores, Sharder
 
-ORCHESTRATIONS = ("podium.dev", "v1alpha1", "orchestrations")
 Log = logging.Logger | logging.LoggerAdapter[Any]
 
 
@@ -62,6 +62,20 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         purged, removed = await _cancel_and_purge(rt, body, logger)
         logger.info("run cancelled by deletion; %d queued tasks removed, %d keys purged", sum(removed.values()), purged)
 
+    async def guard(body: dict[str, Any]) -> None:
+        await rt.kube.add_finalizer("orchestrations", body, FINALIZER)
+
+    async def release(body: dict[str, Any]) -> None:
+        await rt.kube.remove_finalizer("orchestrations", body, FINALIZER)
+
+    async def note(body: dict[str, Any]) -> None:
+        """A finished run is never re-run: say so in a condition rather than silently ignore the edit."""
+        patch = orchestration_run.ignored_change(body)
+        if patch is not None:
+            meta = body["metadata"]
+            await rt.kube.patch_status("orchestrations", meta["namespace"], meta["name"], patch)
+            rt.kube.post_event(body, "Warning", "SpecIgnored", patch["conditions"][-1]["message"])
+
     def connect_keeper() -> aioredis.Redis:
         # The lease keeper's own client (another thread, another event loop; one command at a time), bounded waits.
         lease = rt.settings.run_lease_seconds
@@ -75,16 +89,8 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         cleanup,
         connect_keeper,
         lease_seconds=rt.settings.run_lease_seconds,
+        objects=ObjectChores(guard=guard, release=release, note=note),
     )
-
-
-async def spec_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A finished run is never re-run: say so in a condition rather than silently ignore the edit."""
-    patch = orchestration_run.ignored_change(body)
-    if patch is not None:
-        meta = body["metadata"]
-        await runtime.of(memo).kube.patch_status("orchestrations", meta["namespace"], meta["name"], patch)
-        kopf.event(body, type="Warning", reason="SpecIgnored", message=patch["conditions"][-1]["message"])
 
 
 async def _namespace_agents(rt: runtime.Runtime, namespace: str, logger: Log) -> list[str]:
@@ -98,22 +104,9 @@ async def _namespace_agents(rt: runtime.Runtime, namespace: str, logger: Log) ->
     return [str(a["metadata"]["name"]) for a in snapshot.agents]
 
 
-async def _cancel_and_purge(
-    rt: runtime.Runtime, body: kopf.Body | dict[str, Any], logger: Log
-) -> tuple[int, dict[str, int]]:
+async def _cancel_and_purge(rt: runtime.Runtime, body: dict[str, Any], logger: Log) -> tuple[int, dict[str, int]]:
     meta = body["metadata"]
     agents = await _namespace_agents(rt, meta["namespace"], logger)
     return await orchestration_run.cleanup(
         rt.redis, meta["namespace"], meta["name"], uid=meta.get("uid"), agents=agents
     )
-
-
-async def cleanup(body: kopf.Body, memo: kopf.Memo, logger: Log, **_: Any) -> None:
-    """The daemon cancelled the run already; cancel and purge again in case it wrote on its way out."""
-    await _cancel_and_purge(runtime.of(memo), body, logger)
-
-
-# kopf's callback protocols know neither index kwargs nor a narrower logger type: hence the ignores below.
-def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.on.update(*ORCHESTRATIONS, field="spec", registry=registry)(spec_changed)
-    kopf.on.delete(*ORCHESTRATIONS, registry=registry)(cleanup)

@@ -11,13 +11,19 @@ them). A replica killed with SIGKILL stops renewing: after ``lease`` seconds it 
 leases have lapsed, so the new owners take its runs over, and the engine's journal resumes each one without
 dispatching a finished or in-flight task again.
 
-Decisions are pure (:func:`owner`, :func:`plan`); :class:`Sharder` acts on them.
+The owner of a run (by the same hash) also looks after its object, which kopf did before on the one elected
+replica, reading every status patch of every run to do so (:func:`chores`): it puts the ``podium.dev/cleanup``
+finalizer on it, and once it is deleted cleans up (its queued tasks cancelled, its keys purged) and removes the
+finalizer; a spec changed after the run finished earns a ``SpecIgnored`` condition.
+
+Decisions are pure (:func:`owner`, :func:`plan`, :func:`chores`); :class:`Sharder` acts on them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -25,7 +31,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +39,7 @@ import redis.asyncio as aioredis
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from podium.api.common import GROUP, VERSION
+from podium.api.common import FINALIZER, GROUP, VERSION
 from podium.dataplane.shards import RunRef, Shards
 from podium.operator.kube import Kube
 from podium.operator.orchestrations import status as st
@@ -80,6 +86,34 @@ def plan(me: str, members: list[str], runs: Iterable[Mapping[str, Any]], driving
     mine = {run_ref(b) for b in runs if active(b) and owner(b["metadata"]["uid"], members) == me}
     driving = set(driving)
     return Plan(stop=frozenset(driving - mine), take=frozenset(mine - driving))
+
+
+@dataclass(frozen=True)
+class Chores:
+    """What a replica does for the run objects it owns, beside driving them: ``guard`` (put the finalizer on),
+    ``finalize`` (deleted: clean up, then remove the finalizer), ``note`` (a spec change after the end)."""
+
+    guard: tuple[dict[str, Any], ...] = ()
+    finalize: tuple[dict[str, Any], ...] = ()
+    note: tuple[dict[str, Any], ...] = ()
+
+
+def chores(me: str, members: list[str], runs: Iterable[Mapping[str, Any]]) -> Chores:
+    guard, finalize, note = [], [], []
+    for body in runs:
+        meta = body["metadata"]
+        if owner(meta["uid"], members) != me:
+            continue
+        held = FINALIZER in (meta.get("finalizers") or ())
+        status = body.get("status") or {}
+        if meta.get("deletionTimestamp"):
+            if held:
+                finalize.append(dict(body))
+        elif not held:
+            guard.append(dict(body))
+        elif status.get("phase") in st.TERMINAL and status.get("observedGeneration") != meta.get("generation"):
+            note.append(dict(body))
+    return Chores(tuple(guard), tuple(finalize), tuple(note))
 
 
 def replica_id() -> str:
@@ -188,6 +222,17 @@ class RunWatch:
 Drive = Callable[[dict[str, Any], Callable[[], bool]], Any]
 # After a run's deletion: cancel its queued tasks and purge its keys.
 Cleanup = Callable[[dict[str, Any]], Any]
+# One chore on a run's object (:class:`Chores`).
+Chore = Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]
+
+
+@dataclass(frozen=True)
+class ObjectChores:
+    """How the chores are done: put the finalizer on, take it off (after ``cleanup``), note an ignored spec."""
+
+    guard: Chore
+    release: Chore
+    note: Chore
 
 
 @dataclass
@@ -211,6 +256,7 @@ class Sharder:
         *,
         lease_seconds: float = 6.0,
         replica: str | None = None,
+        objects: ObjectChores | None = None,
     ) -> None:
         self.replica = replica or replica_id()
         self.group = group_of(namespaces)
@@ -227,6 +273,9 @@ class Sharder:
         self._wakeup = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
         self._cleanups: set[asyncio.Task[Any]] = set()
+        self.objects = objects
+        self._chores: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (what, uid) -> the chore under way
+        self._chores_done: dict[tuple[str, str], str] = {}  # (what, uid) -> the resourceVersion it was done on
 
     def _wake(self) -> None:
         self._wakeup.set()
@@ -254,7 +303,7 @@ class Sharder:
         with contextlib.suppress(Exception):
             await self.shards.release(refs)
             await self.shards.leave()
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        await asyncio.gather(*self._cleanups, *self._chores.values(), return_exceptions=True)
 
     async def _run(self) -> None:
         await self.watch.synced.wait()
@@ -295,11 +344,15 @@ class Sharder:
                 self.members = sorted([*self.members, self.replica])
         bodies = [b for b in self.watch.bodies.values() if b["metadata"].get("uid") not in self.finished]
         decision = plan(self.replica, self.members, bodies, self.driving)
+        todo = chores(self.replica, self.members, self.watch.bodies.values()) if self.objects else Chores()
+        finalizing = {b["metadata"]["uid"] for b in todo.finalize}
         gone = {ref for ref in decision.stop if (ref[0], ref[1]) not in self.watch.bodies}
         deleting = {ref for ref in decision.stop if _deleting(self.watch.bodies.get((ref[0], ref[1])))}
         await self._stop_driving(decision.stop)
         for ref in gone | deleting:
-            self._clean_up_later(ref, self.watch.bodies.get((ref[0], ref[1])))
+            if ref[2] not in finalizing:  # else its finalizer's chore cleans up, now that the drive has stopped
+                self._clean_up_later(ref, self.watch.bodies.get((ref[0], ref[1])))
+        self._do_chores(todo)
         await self.shards.release(decision.stop)
         suspect = sorted(ref for ref in self.suspect if ref in self.driving)
         self.suspect.clear()
@@ -349,6 +402,44 @@ class Sharder:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*(s.task for s in states), return_exceptions=True)
+
+    def _do_chores(self, todo: Chores) -> None:
+        """Start each chore not under way already, nor done on this version of its object (the watch may not have
+        brought the version it made yet). One that fails is logged and comes up again in a later round (the object
+        still needs it), at the latest with the next heartbeat round."""
+        objects = self.objects
+        if objects is None:
+            return
+
+        async def finalize(body: dict[str, Any]) -> None:
+            await self.cleanup(body)
+            await objects.release(body)
+
+        for what, chore, bodies in (
+            ("guard", objects.guard, todo.guard),
+            ("finalize", finalize, todo.finalize),
+            ("note", objects.note, todo.note),
+        ):
+            for body in bodies:
+                meta = body["metadata"]
+                key, version = (what, meta["uid"]), meta.get("resourceVersion")
+                if key in self._chores or (version is not None and self._chores_done.get(key) == version):
+                    continue
+                task = asyncio.create_task(chore(body), name=f"run {what} {meta['namespace']}/{meta['name']}")
+                self._chores[key] = task
+                task.add_done_callback(functools.partial(self._chore_done, key, version))
+        live = {b["metadata"].get("uid") for b in self.watch.bodies.values()}
+        for key in [k for k in self._chores_done if k[1] not in live]:
+            del self._chores_done[key]
+
+    def _chore_done(self, key: tuple[str, str], version: str | None, task: asyncio.Task[Any]) -> None:
+        self._chores.pop(key, None)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            log.warning("run %s failed, to be tried again: %s", key[0], task.exception())
+        elif version is not None:
+            self._chores_done[key] = version
 
     def _clean_up_later(self, ref: RunRef, body: dict[str, Any] | None) -> None:
         snapshot = body or {"metadata": {"namespace": ref[0], "name": ref[1], "uid": ref[2]}}

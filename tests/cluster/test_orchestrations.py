@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 
+from podium.api.common import FINALIZER
 from podium.dataplane.keys import OrchestrationKeys
 from podium_localcluster.redis_server import RedisServer
 from tests.support.wait import wait_for
@@ -255,6 +256,31 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     ran = executions(admin, ns, name)
     assert len(ran) == 6 and set(ran.values()) == {1}, ran
     wait_for("Continued event", lambda: "Continued" in events(cluster, ns, name))
+
+
+def test_a_run_deleted_while_no_operator_runs_is_cleaned_up_once_one_starts(
+    cluster: ClusterHandle, ns: str, fleet: list[str], operator: Operator, admin: redis.Redis
+) -> None:
+    name = "orphaned"
+    kubectl_apply(cluster, ns, slow_pipeline(name, 10))
+    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    assert FINALIZER in obj(cluster, ns, name)["metadata"].get("finalizers", [])
+    assert operator.process is not None
+    operator.process.send_signal(signal.SIGKILL)
+    operator.process.wait(timeout=10)
+    operator.process = None
+    deleted = cluster.kubectl("delete", "-n", ns, "orchestration", name, "--wait=false")
+    assert deleted.returncode == 0, deleted.stderr
+    time.sleep(2.0)
+    held = obj(cluster, ns, name)  # the finalizer holds it: nobody has cleaned up yet
+    assert held["metadata"].get("deletionTimestamp") and admin.keys(OrchestrationKeys(ns, name).pattern)
+    operator.start()
+    wait_for("the run's object gone", lambda: obj(cluster, ns, name) == {}, timeout=60)
+    assert admin.keys(OrchestrationKeys(ns, name).pattern) == []
+    time.sleep(3.0)  # a stage in flight at the kill may still finish on its agent; nothing is sent after it
+    ran = len(executions(admin, ns, name))
+    time.sleep(3.0)
+    assert len(executions(admin, ns, name)) == ran < 10
 
 
 def test_podium_run_cli_submits_watches_and_shows_result_and_history(

@@ -168,6 +168,19 @@ async def test_runs_starting_together_share_one_list_of_agents_and_teams() -> No
     assert len(kube.lists) == 8
 
 
+async def test_runs_refreshing_their_view_share_one_list_and_one_directory_per_snapshot() -> None:
+    from podium.operator.orchestrations.run import Deps
+
+    kube = CountingKube()
+    deps = Deps(kube=kube, redis=None, post_event=lambda *_: None, snapshots=od.Snapshots(kube, seconds=60))  # type: ignore[arg-type]
+    views = await asyncio.gather(*(deps.directory("ns") for _ in range(200)))
+    assert all(v is views[0] for v in views)  # built once: 200 runs do not each validate every Agent again
+    assert sorted(kube.lists) == [("agents", "0"), ("teams", "0")]
+    alone = Deps(kube=kube, redis=None, post_event=lambda *_: None)  # type: ignore[arg-type]
+    await alone.directory("ns")  # no shared snapshots: its own read
+    assert len(kube.lists) == 4
+
+
 class LaggingKube(CountingKube):
     """The API server's watch cache (resourceVersion 0) has not seen Agent b yet; a current read has."""
 

@@ -183,6 +183,17 @@ class Snapshots:
     def __init__(self, kube: Kube, seconds: float = 1.0) -> None:
         self.kube, self.seconds = kube, seconds
         self._taken: dict[str, tuple[float, asyncio.Future[Snapshot]]] = {}
+        self._built: dict[str, tuple[Snapshot, AgentDirectory]] = {}
+
+    async def directory(self, namespace: str) -> AgentDirectory:
+        """The namespace's snapshot as a directory, built once per snapshot for every run that reads it (a directory
+        is never changed in place: scoping and loads make new ones)."""
+        snapshot = await self.fetch(namespace)
+        built = self._built.get(namespace)
+        if built is None or built[0] is not snapshot:
+            built = (snapshot, build(snapshot))
+            self._built[namespace] = built
+        return built[1]
 
     async def fetch(self, namespace: str) -> Snapshot:
         now = time.monotonic()

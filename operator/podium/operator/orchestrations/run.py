@@ -59,6 +59,12 @@ class Deps:
             return await self.snapshots.fetch(namespace)
         return await directory_mod.fetch(self.kube, namespace)
 
+    async def directory(self, namespace: str) -> directory_mod.AgentDirectory:
+        """:meth:`agents_and_teams` (shared) as a directory, built once per snapshot where the runs share one."""
+        if self.snapshots is not None:
+            return await self.snapshots.directory(namespace)
+        return directory_mod.build(await self.agents_and_teams(namespace))
+
 
 class Stopped(Exception):
     """kopf asked the daemon to stop (operator exit or the Orchestration's deletion)."""
@@ -305,7 +311,7 @@ async def _drive(ctl: Controller, run: Runner) -> None:
         try:
             if resumed:
                 # Started before a restart: its agents were there; the engine copes with any that went away.
-                directory = directory_mod.build(await ctl.deps.agents_and_teams(ctl.namespace))
+                directory = await ctl.deps.directory(ctl.namespace)
             else:
                 found = await ctl.wait_until_startable(spec)
                 if found is None:
@@ -351,7 +357,10 @@ async def _run_once(
         return ctl.suspended()
 
     async def agents() -> directory_mod.AgentDirectory:
-        return directory_mod.build(await directory_mod.fetch(ctl.deps.kube, ctl.namespace))
+        # The replica's shared view (at most a second old, from the API server's watch cache): every run refreshes
+        # its view every couple of seconds while it dispatches, and 200 runs each listing Agents and Teams from etcd
+        # made 200 LISTs a second, each parsed and validated again.
+        return await ctl.deps.directory(ctl.namespace)
 
     strategy = str(spec.strategy)
 

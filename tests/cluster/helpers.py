@@ -79,6 +79,13 @@ class Operator:
             self.process.wait(timeout=10)
         self.process = None
 
+    def kill(self) -> None:
+        """kill -9, as a node failure or the OOM killer would: nothing is given up, nothing is flushed."""
+        assert self.process is not None, "the operator is not running"
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.process = None
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 

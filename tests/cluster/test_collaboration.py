@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -118,10 +117,7 @@ def test_an_approval_wait_survives_a_killed_operator_and_continues_on_approve(
     assert "ApprovalRequested" in wait_for("ApprovalRequested", lambda: run_events(cluster, ns, "release"))
     assert wait_for("the waiting gauge", lambda: waiting_gauge(operator, ns)) == 1.0
 
-    assert operator.process is not None
-    operator.process.send_signal(signal.SIGKILL)
-    operator.process.wait(timeout=10)
-    operator.process = None
+    operator.kill()
     operator.start()
     wait_for("Continued event", lambda: "Continued" in run_events(cluster, ns, "release"), timeout=60)
     assert wait_for("the waiting gauge of the new process", lambda: waiting_gauge(operator, ns), timeout=30) == 1.0

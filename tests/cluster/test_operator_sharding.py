@@ -9,7 +9,6 @@ execution.
 from __future__ import annotations
 
 import json
-import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -142,10 +141,7 @@ def test_runs_spread_over_two_replicas_and_a_killed_ones_runs_finish_on_the_othe
         every=0.2,
     )
     killed = time.monotonic()
-    process = replicas[victim].process
-    assert process is not None
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
+    replicas[victim].kill()
     taken = wait_for(
         f"{victim}'s runs taken over by {survivor}",
         lambda: all(_taken(cluster, admin, sns, n, uids[n], survivor) for n in theirs) and time.monotonic() - killed,

@@ -8,7 +8,6 @@ Redis, so "no task ran twice" is checked from the agents' side, not from the ope
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -242,10 +241,7 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     name = "survivor"
     kubectl_apply(cluster, ns, slow_pipeline(name, 6))
     wait_for("two stages done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 2, timeout=60)
-    assert operator.process is not None
-    operator.process.send_signal(signal.SIGKILL)
-    operator.process.wait(timeout=10)
-    operator.process = None
+    operator.kill()
     before = status(cluster, ns, name)
     assert before["phase"] == "Running"
     time.sleep(2.0)  # the run's in-flight stage keeps going on its agent with no operator
@@ -265,10 +261,7 @@ def test_a_run_deleted_while_no_operator_runs_is_cleaned_up_once_one_starts(
     kubectl_apply(cluster, ns, slow_pipeline(name, 10))
     wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
     assert FINALIZER in obj(cluster, ns, name)["metadata"].get("finalizers", [])
-    assert operator.process is not None
-    operator.process.send_signal(signal.SIGKILL)
-    operator.process.wait(timeout=10)
-    operator.process = None
+    operator.kill()
     deleted = cluster.kubectl("delete", "-n", ns, "orchestration", name, "--wait=false")
     assert deleted.returncode == 0, deleted.stderr
     time.sleep(2.0)

@@ -53,6 +53,14 @@ Key = tuple[str, str]  # namespace, name
 def owner(uid: str, members: Iterable[str]) -> str | None:
     """The member that owns a run (rendezvous hashing): every replica computes the same answer from the same
     members, and when one leaves only the runs it owned move."""
+    return _owner(uid, tuple(members))
+
+
+# A round (up to 20 a second, one per burst of watch events) asks the owner of every run, twice (what to drive, what
+# to look after), and the members rarely change: for 2,000 runs, 12 ms a round hashed anew (a quarter of a core at
+# 20 rounds a second), 2 ms cached.
+@functools.lru_cache(maxsize=1 << 15)
+def _owner(uid: str, members: tuple[str, ...]) -> str | None:
     best: tuple[bytes, str] | None = None
     for member in members:
         score = hashlib.blake2b(f"{member}\0{uid}".encode(), digest_size=8).digest()
@@ -391,6 +399,8 @@ class Sharder:
                 ended.append(ref)
         live = {b["metadata"].get("uid") for b in self.watch.bodies.values()}
         self.finished &= live
+        for key in [k for k in self._chores_done if k[1] not in live]:  # chores of runs gone from the cluster
+            del self._chores_done[key]
         return ended
 
     async def _stop_driving(self, refs: Iterable[RunRef]) -> None:
@@ -428,9 +438,6 @@ class Sharder:
                 task = asyncio.create_task(chore(body), name=f"run {what} {meta['namespace']}/{meta['name']}")
                 self._chores[key] = task
                 task.add_done_callback(functools.partial(self._chore_done, key, version))
-        live = {b["metadata"].get("uid") for b in self.watch.bodies.values()}
-        for key in [k for k in self._chores_done if k[1] not in live]:
-            del self._chores_done[key]
 
     def _chore_done(self, key: tuple[str, str], version: str | None, task: asyncio.Task[Any]) -> None:
         self._chores.pop(key, None)

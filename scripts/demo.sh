@@ -138,8 +138,9 @@ for name in "${names[@]}"; do
   if podium run -n "$ns" watch "$name" --timeout "$((left < run_timeout ? left : run_timeout))" >/dev/null &&
     result=$(podium run -n "$ns" result "$name" -o yaml); then
     # What the agents wrote: long results are cut here; `podium run result` prints all of it.
-    printf '%s\n' "$result" | head -n 24
-    lines=$(printf '%s\n' "$result" | wc -l)
+    # Not `printf | head`: head leaves after 24 lines, and under pipefail the writer's SIGPIPE (141) ends the demo.
+    head -n 24 <<<"$result"
+    lines=$(wc -l <<<"$result")
     if [ "$lines" -gt 24 ]; then echo "  ... ($lines lines: podium run -n $ns result $name -o yaml)"; fi
     kubectl -n "$ns" get orchestration "$name" \
       -o jsonpath='{.status.phase}: {.status.progress} tasks, {.status.tokens} tokens, cost {.status.cost}{"\n"}'

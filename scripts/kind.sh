@@ -51,7 +51,7 @@ case "${1:-}" in
   up)
     need_docker
     kind=$(kind_bin)
-    if ! "$kind" get clusters | grep -qx "$name"; then
+    if ! "$kind" get clusters | grep -x "$name" >/dev/null; then
       "$kind" create cluster --name "$name" --wait 180s
     fi
     build_and_load "$kind"

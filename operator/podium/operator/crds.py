@@ -11,8 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from podium.api.crd import KINDS, SCHEMA_ANNOTATION, crd
 from podium.operator.kube import Kube
@@ -33,17 +32,15 @@ def outdated(installed: Mapping[str, str | None]) -> list[str]:
 
 async def installed(kube: Kube) -> dict[str, str | None]:
     """The stamps of the installed CRDs; one the operator may not read (no RBAC for it) is left out."""
-    api = client.ApiextensionsV1Api(kube.api)
     found: dict[str, str | None] = {}
     for name in (kind.name for kind in KINDS):
         try:
-            body = await kube.run(api.read_custom_resource_definition, name)
+            body = await kube.run(kube.read, f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
         except ApiException as e:
             if e.status == 404:
                 found[name] = None
             elif e.status != 403:
                 raise
             continue
-        meta = body.metadata
-        found[name] = (meta.annotations or {}).get(SCHEMA_ANNOTATION) if meta is not None else None
+        found[name] = ((body.get("metadata") or {}).get("annotations") or {}).get(SCHEMA_ANNOTATION)
     return found

@@ -1,5 +1,11 @@
 """The few Kubernetes API calls the operator makes itself (kopf does the watching).
 
+They go by REST path through the official client's ``ApiClient`` (its configuration, auth, TLS and connection pool),
+not through its typed API classes: the operator reads every answer as JSON, and importing ``CoreV1Api``,
+``AppsV1Api`` and ``CustomObjectsApi`` builds pydantic validators for each of their hundreds of methods, about a
+second of CPU and 26 MiB at every start (seconds at a replica's CPU limit, before it takes over a failed replica's
+runs).
+
 Children are written with server-side apply under one field manager, so a field we stop setting is removed and
 fields others set (an HPA on the Deployment, a user's annotation) are left alone. A child is written only when the
 hash of its desired content differs from the one it carries: an idle reconcile makes no writes.
@@ -12,7 +18,7 @@ import base64
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -34,6 +40,19 @@ APPLY = "application/apply-patch+yaml"
 MANAGED = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+# Where each child kind lives in the API.
+_CHILDREN = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments",
+    "Service": "/api/v1/namespaces/{namespace}/services",
+    "ConfigMap": "/api/v1/namespaces/{namespace}/configmaps",
+    "Secret": "/api/v1/namespaces/{namespace}/secrets",
+}
+
+
+def objects_path(plural: str, namespace: str = "", name: str = "", sub: str = "") -> str:
+    """The REST path of our own kind's objects: all namespaces', one namespace's, one object or its subresource."""
+    path = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
+    return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
 
 def load_config() -> client.ApiClient:
@@ -76,9 +95,6 @@ class Kube:
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
         self._threads = ThreadPoolExecutor(API_CONCURRENCY, thread_name_prefix="kube")
         self._posting: set[asyncio.Task[None]] = set()
 
@@ -89,6 +105,42 @@ class Kube:
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.api.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Any:
+        """One blocking call; its unread response (a urllib3 one: stream it, or hand it to :func:`_raw` or
+        :func:`_done`). An answer outside 2xx raises :class:`ApiException`, as the typed API classes do."""
+        headers = {"Accept": "application/json"} | ({"Content-Type": content_type} if content_type else {})
+        call = self.api.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(*call)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
+
+    def read(self, path: str, query: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """GET, as JSON."""
+        return _raw(self.request("GET", path, query=query))
+
+    def list_objects(self, plural: str, namespace: str, resource_version: str | None = None) -> list[dict[str, Any]]:
+        """A namespace's objects of our own kind (resource_version "0": from the API server's watch cache)."""
+        query = {"resourceVersion": resource_version} if resource_version is not None else None
+        items: list[dict[str, Any]] = self.read(objects_path(plural, namespace), query).get("items") or []
+        return items
 
     def _event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = body["metadata"]
@@ -113,7 +165,7 @@ class Kube:
             "lastTimestamp": now,
             "count": 1,
         }
-        _done(self.core.create_namespaced_event(meta["namespace"], event, _preload_content=False))  # type: ignore[arg-type]
+        _done(self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=event))
 
     def post_event(self, body: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Post an Event about an object in the background (kopf.event needs a kopf handler's context; the run
@@ -127,18 +179,9 @@ class Kube:
         if not task.cancelled() and task.exception() is not None:
             log.warning("event not posted: %s", task.exception())
 
-    def _ops(self, kind: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
-        return {
-            "Deployment": (self.apps.read_namespaced_deployment, self.apps.patch_namespaced_deployment),
-            "Service": (self.core.read_namespaced_service, self.core.patch_namespaced_service),
-            "ConfigMap": (self.core.read_namespaced_config_map, self.core.patch_namespaced_config_map),
-            "Secret": (self.core.read_namespaced_secret, self.core.patch_namespaced_secret),
-        }[kind]
-
     def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        read, _ = self._ops(kind)
         try:
-            return _raw(read(name, namespace, _preload_content=False))
+            return self.read(_CHILDREN[kind].format(namespace=namespace) + f"/{name}")
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -148,15 +191,11 @@ class Kube:
         return await self.run(self._get, kind, namespace, name)
 
     def _list_managed(self, kind: str, namespace: str) -> list[dict[str, Any]]:
-        fn = {
-            "Deployment": self.apps.list_namespaced_deployment,
-            "Service": self.core.list_namespaced_service,
-            "ConfigMap": self.core.list_namespaced_config_map,
-            "Secret": self.core.list_namespaced_secret,
-        }[kind]
         # resourceVersion 0: served from the API server's watch cache, not etcd (a second old at most).
-        listed = fn(namespace, label_selector=MANAGED, resource_version="0", _preload_content=False)
-        items: list[dict[str, Any]] = _raw(listed)["items"]
+        listed = self.read(
+            _CHILDREN[kind].format(namespace=namespace), {"labelSelector": MANAGED, "resourceVersion": "0"}
+        )
+        items: list[dict[str, Any]] = listed["items"]
         return items
 
     async def children(self, namespace: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -169,19 +208,10 @@ class Kube:
         }
 
     def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        _, patch = self._ops(manifest["kind"])
         meta = manifest["metadata"]
-        return _raw(
-            patch(
-                meta["name"],
-                meta["namespace"],
-                manifest,
-                field_manager=FIELD_MANAGER,
-                force=True,
-                _content_type=APPLY,
-                _preload_content=False,
-            )
-        )
+        path = _CHILDREN[manifest["kind"]].format(namespace=meta["namespace"]) + f"/{meta['name']}"
+        query = {"fieldManager": FIELD_MANAGER, "force": "true"}
+        return _raw(self.request("PATCH", path, query=query, body=manifest, content_type=APPLY))
 
     async def ensure(self, manifest: dict[str, Any], existing: dict[str, Any] | None) -> str:
         """Make the child match ``manifest``; return ``created``, ``updated``, ``scaled`` or ``unchanged``."""
@@ -205,7 +235,9 @@ class Kube:
 
     def _delete_pod(self, namespace: str, name: str) -> bool:
         try:
-            _done(self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _preload_content=False))
+            _done(
+                self.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/{name}", query={"gracePeriodSeconds": "0"})
+            )
             return True
         except ApiException as e:
             if e.status == 404:
@@ -218,17 +250,8 @@ class Kube:
 
     def _patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            response = self.custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"status": status},
-                _content_type=MERGE,
-                _preload_content=False,
-            )
-            _done(response)
+            path = objects_path(plural, namespace, name, "status")
+            _done(self.request("PATCH", path, body={"status": status}, content_type=MERGE))
         except ApiException as e:
             if e.status != 404:  # deleted meanwhile: nothing to report on
                 raise
@@ -240,10 +263,7 @@ class Kube:
         """A JSON patch of the object itself; False when it is gone or a ``test`` op no longer holds (it changed
         meanwhile: the caller decides again on what it sees next)."""
         try:
-            response = self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH, _preload_content=False
-            )
-            _done(response)
+            _done(self.request("PATCH", objects_path(plural, namespace, name), body=ops, content_type=JSON_PATCH))
             return True
         except ApiException as e:
             if e.status in (404, 409, 422):
@@ -283,17 +303,8 @@ class Kube:
 
     def _patch_scale(self, plural: str, namespace: str, name: str, replicas: int) -> bool:
         try:
-            response = self.custom.patch_namespaced_custom_object_scale(
-                GROUP,
-                VERSION,
-                namespace,
-                plural,
-                name,
-                {"spec": {"replicas": replicas}},
-                _content_type=MERGE,
-                _preload_content=False,
-            )
-            _done(response)
+            path = objects_path(plural, namespace, name, "scale")
+            _done(self.request("PATCH", path, body={"spec": {"replicas": replicas}}, content_type=MERGE))
             return True
         except ApiException as e:
             if e.status == 404:

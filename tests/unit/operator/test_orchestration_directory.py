@@ -140,13 +140,10 @@ class CountingKube:
 
     def __init__(self) -> None:
         self.lists: list[tuple[str, str | None]] = []
-        self.custom = self
 
-    def list_namespaced_custom_object(
-        self, group: str, version: str, namespace: str, plural: str, resource_version: str | None = None
-    ) -> dict[str, Any]:
+    def list_objects(self, plural: str, namespace: str, resource_version: str | None = None) -> list[dict[str, Any]]:
         self.lists.append((plural, resource_version))
-        return {"items": [{"metadata": {"name": f"{plural}-1"}}]}
+        return [{"metadata": {"name": f"{plural}-1"}}]
 
     async def run(self, fn: Any, *args: Any) -> Any:
         await asyncio.sleep(0)
@@ -184,13 +181,11 @@ async def test_runs_refreshing_their_view_share_one_list_and_one_directory_per_s
 class LaggingKube(CountingKube):
     """The API server's watch cache (resourceVersion 0) has not seen Agent b yet; a current read has."""
 
-    def list_namespaced_custom_object(
-        self, group: str, version: str, namespace: str, plural: str, resource_version: str | None = None
-    ) -> dict[str, Any]:
+    def list_objects(self, plural: str, namespace: str, resource_version: str | None = None) -> list[dict[str, Any]]:
         self.lists.append((plural, resource_version))
         if plural == "teams":
-            return {"items": []}
-        return {"items": [agent("a")] if resource_version == "0" else [agent("a"), agent("b")]}
+            return []
+        return [agent("a")] if resource_version == "0" else [agent("a"), agent("b")]
 
 
 async def test_a_run_starts_from_what_is_stored_not_from_a_snapshot_that_lags_behind() -> None:

@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from podium.api.agent import AgentSpec
-from podium.api.common import GROUP, VERSION
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.team import TeamSpec
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
@@ -158,18 +157,10 @@ def _has_team(directory: AgentDirectory, name: str) -> bool:
     return True
 
 
-def _list(kube: Kube, plural: str, namespace: str, resource_version: str | None = None) -> list[dict[str, Any]]:
-    response: Any = kube.custom.list_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, resource_version=resource_version
-    )
-    items: list[dict[str, Any]] = response.get("items") or []
-    return items
-
-
 async def fetch(kube: Kube, namespace: str, resource_version: str | None = None) -> Snapshot:
     agents, teams = await asyncio.gather(
-        kube.run(_list, kube, "agents", namespace, resource_version),
-        kube.run(_list, kube, "teams", namespace, resource_version),
+        kube.run(kube.list_objects, "agents", namespace, resource_version),
+        kube.run(kube.list_objects, "teams", namespace, resource_version),
     )
     return Snapshot(agents, teams)
 

@@ -39,9 +39,9 @@ import redis.asyncio as aioredis
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
-from podium.api.common import FINALIZER, GROUP, VERSION
+from podium.api.common import FINALIZER
 from podium.dataplane.shards import RunRef, Shards
-from podium.operator.kube import Kube
+from podium.operator.kube import Kube, objects_path
 from podium.operator.orchestrations import status as st
 from podium.operator.orchestrations.leases import LeaseKeeper
 
@@ -160,21 +160,22 @@ class RunWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def _list_fn(self, namespace: str) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        custom = self.kube.custom
-        if namespace:
-            return custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, "orchestrations")
-        return custom.list_cluster_custom_object, (GROUP, VERSION, "orchestrations")
+    def _watch(self, path: str, resource_version: str, timeout_seconds: int, **_: Any) -> Any:
+        query = {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": str(timeout_seconds)}
+        return self.kube.request("GET", path, query=query)
 
     def _follow(self, namespace: str) -> None:
-        fn, args = self._list_fn(namespace)
+        path = objects_path("orchestrations", namespace)
         while not self._stop.is_set():
             try:
-                listed = fn(*args)
+                listed = self.kube.read(path)
                 self._post(self._replace, namespace, listed.get("items") or [])
                 version = listed["metadata"]["resourceVersion"]
                 stream = watch.Watch()
-                for event in stream.stream(fn, *args, resource_version=version, timeout_seconds=60):
+                # A lambda: the client's Watch reads a function's annotations and docstring for a model to
+                # decode the events into; a lambda has neither, so events stay the JSON they came as.
+                follow = lambda **kw: self._watch(path, **kw)  # noqa: E731
+                for event in stream.stream(follow, resource_version=version, timeout_seconds=60):
                     if self._stop.is_set():
                         stream.stop()
                         break

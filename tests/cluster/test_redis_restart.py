@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from podium.api.common import FINALIZER
 from podium.dataplane.keys import OrchestrationKeys
 from podium.operator.agents.children import redis_username
 from podium_localcluster.redis_server import RedisServer
@@ -139,3 +140,37 @@ def attempts(cluster: ClusterHandle, ns: str) -> int:
     """The attempts of the run's slow stage so far."""
     tasks = status_of(cluster, ns, "orchestration", "across").get("tasks") or []
     return next((int(t.get("attempts") or 0) for t in tasks if t.get("name") == "stage-echo"), 0)
+
+
+def test_a_run_deleted_while_redis_is_away_says_why_it_waits_and_goes_once_redis_is_back(
+    cluster: ClusterHandle, ns: str, op: Operator, server: RedisServer
+) -> None:
+    apply(cluster, ns, agent("quick"))
+    wait_for("quick Ready", lambda: ready(cluster, ns, "quick"), timeout=120)
+    stage = {"name": "draft", "agent": "quick"}
+    run = {**RUN, "metadata": {"name": "stranded"}, "spec": {"strategy": "pipeline", "pipeline": {"stages": [stage]}}}
+    apply(cluster, ns, run)
+    wait_for("the run held by its finalizer", lambda: FINALIZER in finalizers(cluster, ns, "stranded"), timeout=60)
+    server.stop()
+    try:
+        deleted = cluster.kubectl("delete", "-n", ns, "orchestration", "stranded", "--wait=false")
+        assert deleted.returncode == 0, deleted.stderr
+        said = wait_for("a Warning saying why", lambda: warning(cluster, ns, "stranded", "CleanupFailed"), timeout=60)
+        assert said.startswith("deletion waits:") and str(server.port) in said, said
+        held = get(cluster, ns, "orchestration", "stranded") or {}
+        assert held["metadata"].get("deletionTimestamp")  # still there: its keys are not purged yet
+    finally:
+        server.start()
+    wait_for("the run's object gone", lambda: get(cluster, ns, "orchestration", "stranded") is None, timeout=90)
+
+
+def finalizers(cluster: ClusterHandle, ns: str, name: str) -> list[str]:
+    return list(((get(cluster, ns, "orchestration", name) or {}).get("metadata") or {}).get("finalizers") or [])
+
+
+def warning(cluster: ClusterHandle, ns: str, name: str, reason: str) -> str | None:
+    out = cluster.kubectl(
+        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name},reason={reason}", "-o", "json"
+    )
+    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+    return str(items[0]["message"]) if items else None

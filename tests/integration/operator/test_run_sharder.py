@@ -4,6 +4,7 @@ kept from a thread of their own while the event loop stalls."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from podium.api.common import FINALIZER
 from podium.dataplane.keys import OrchestrationKeys
@@ -249,3 +252,79 @@ async def test_the_owner_guards_its_runs_cleans_up_a_deleted_one_before_letting_
         stop.set()
         await sharder.stop()
         await client.aclose()
+
+
+async def test_a_deleted_run_whose_cleanup_cannot_be_done_says_why_on_the_object_once(redis_url: str) -> None:
+    """`kubectl delete` of a run waits on its finalizer until the cleanup is done: a cleanup that fails, or a replica
+    that cannot reach Redis to do it, says so on the object (one Warning until it succeeds), not only in a log."""
+    ns = "ns" + uuid.uuid4().hex[:8]
+    told: list[tuple[str, str]] = []
+    released: list[str] = []
+    failures = 2
+
+    async def cleanup(_body: dict[str, Any]) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("Redis is restarting")
+
+    async def nothing(_body: dict[str, Any]) -> None:
+        return None
+
+    async def release(body: dict[str, Any]) -> None:
+        released.append(body["metadata"]["name"])
+
+    async def drive(_body: dict[str, Any], _stopping: Callable[[], bool]) -> None:
+        return None
+
+    objects = ObjectChores(
+        guard=nothing,
+        release=release,
+        note=nothing,
+        stalled=lambda body, why: told.append((body["metadata"]["name"], why)),
+    )
+    deleted = {
+        "metadata": {
+            "namespace": ns,
+            "name": "gone",
+            "uid": "u-gone",
+            "resourceVersion": "7",
+            "finalizers": [FINALIZER],
+            "deletionTimestamp": "2026-12-03T10:00:00Z",
+        }
+    }
+    client = aioredis.Redis.from_url(redis_url)
+    connect = lambda: aioredis.Redis.from_url(redis_url)  # noqa: E731
+    sharder = Sharder(None, client, [ns], drive, cleanup, connect, lease_seconds=30, replica="only", objects=objects)  # type: ignore[arg-type]
+    sharder.watch.bodies = {(ns, "gone"): deleted}
+    try:
+        for _ in range(3):
+            await sharder.round(beat=False)
+            while sharder._chores:  # noqa: ASYNC110 (the chores are tasks of this loop)
+                await asyncio.sleep(0.01)
+        assert released == ["gone"]  # the third try cleaned up, then let the object go
+        [(name, why)] = told  # two failures, one Warning
+        assert name == "gone" and "the run's cleanup failed: Redis is restarting" in why, why
+    finally:
+        await sharder.stop()
+        await client.aclose()
+
+    # A replica that cannot reach Redis at all: its rounds fail before any chore; it still says why, once.
+    told.clear()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # nothing listens here once the socket closes
+    away = aioredis.Redis(host="127.0.0.1", port=dead, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
+    cut_off = Sharder(None, away, [ns], drive, cleanup, connect, lease_seconds=0.6, replica="only", objects=objects)  # type: ignore[arg-type]
+    cut_off.watch.bodies = {(ns, "gone"): deleted}
+    cut_off.members = ["only"]  # as its last round before Redis went away saw them
+    cut_off.watch.synced.set()
+    loop = asyncio.create_task(cut_off._run())
+    try:
+        await asyncio.sleep(1.5)  # several failed rounds
+        [(name, why)] = told
+        assert name == "gone" and "cannot reach" in why and str(dead) in why, why
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await away.aclose()

@@ -76,6 +76,9 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
             await rt.kube.patch_status("orchestrations", meta["namespace"], meta["name"], patch)
             rt.kube.post_event(body, "Warning", "SpecIgnored", patch["conditions"][-1]["message"])
 
+    def stalled(body: dict[str, Any], why: str) -> None:
+        rt.kube.post_event(body, "Warning", "CleanupFailed", why)
+
     def connect_keeper() -> aioredis.Redis:
         # The lease keeper's own client (another thread, another event loop; one command at a time), bounded waits.
         lease = rt.settings.run_lease_seconds
@@ -89,7 +92,7 @@ def start_runs(rt: runtime.Runtime) -> Sharder:
         cleanup,
         connect_keeper,
         lease_seconds=rt.settings.run_lease_seconds,
-        objects=ObjectChores(guard=guard, release=release, note=note),
+        objects=ObjectChores(guard=guard, release=release, note=note, stalled=stalled),
     )
 
 

@@ -237,11 +237,14 @@ Chore = Callable[[dict[str, Any]], Coroutine[Any, Any, Any]]
 
 @dataclass(frozen=True)
 class ObjectChores:
-    """How the chores are done: put the finalizer on, take it off (after ``cleanup``), note an ignored spec."""
+    """How the chores are done: put the finalizer on, take it off (after ``cleanup``), note an ignored spec; and
+    ``stalled(body, why)``: say on the object why its deletion waits (its cleanup failed, or this replica cannot
+    reach Redis to do it), once until the cleanup succeeds, so ``kubectl delete`` does not hang without a reason."""
 
     guard: Chore
     release: Chore
     note: Chore
+    stalled: Callable[[dict[str, Any], str], None] = lambda body, why: None
 
 
 @dataclass
@@ -285,6 +288,7 @@ class Sharder:
         self.objects = objects
         self._chores: dict[tuple[str, str], asyncio.Task[Any]] = {}  # (what, uid) -> the chore under way
         self._chores_done: dict[tuple[str, str], str] = {}  # (what, uid) -> the resourceVersion it was done on
+        self._stalled: set[str] = set()  # uids of deleted runs told why their cleanup waits
 
     def _wake(self) -> None:
         self._wakeup.set()
@@ -335,6 +339,7 @@ class Sharder:
                 raise
             except Exception as e:  # Redis away: the leases lapse and the others (or we, later) take over
                 log.warning("run sharding round failed: %s", e)
+                self._deletions_wait(e)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(0.05, beaten + interval - time.monotonic()))
@@ -402,6 +407,7 @@ class Sharder:
         self.finished &= live
         for key in [k for k in self._chores_done if k[1] not in live]:  # chores of runs gone from the cluster
             del self._chores_done[key]
+        self._stalled &= live
         return ended
 
     async def _stop_driving(self, refs: Iterable[RunRef]) -> None:
@@ -438,16 +444,37 @@ class Sharder:
                     continue
                 task = asyncio.create_task(chore(body), name=f"run {what} {meta['namespace']}/{meta['name']}")
                 self._chores[key] = task
-                task.add_done_callback(functools.partial(self._chore_done, key, version))
+                task.add_done_callback(functools.partial(self._chore_done, key, version, body))
 
-    def _chore_done(self, key: tuple[str, str], version: str | None, task: asyncio.Task[Any]) -> None:
+    def _chore_done(
+        self, key: tuple[str, str], version: str | None, body: dict[str, Any], task: asyncio.Task[Any]
+    ) -> None:
         self._chores.pop(key, None)
         if task.cancelled():
             return
-        if task.exception() is not None:
-            log.warning("run %s failed, to be tried again: %s", key[0], task.exception())
-        elif version is not None:
-            self._chores_done[key] = version
+        error = task.exception()
+        if error is not None:
+            log.warning("run %s failed, to be tried again: %s", key[0], error)
+            if key[0] == "finalize":
+                self._stall(body, f"the run's cleanup failed: {error}")
+        else:
+            if version is not None:
+                self._chores_done[key] = version
+            if key[0] == "finalize":
+                self._stalled.discard(key[1])
+
+    def _deletions_wait(self, error: BaseException) -> None:
+        """A round failed (Redis away, most likely): the deleted runs this replica would clean up wait for it."""
+        if self.objects is None or not self.members:
+            return
+        for body in chores(self.replica, self.members, self.watch.bodies.values()).finalize:
+            self._stall(body, f"the operator cannot reach what it needs to clean up the run: {error}")
+
+    def _stall(self, body: dict[str, Any], why: str) -> None:
+        uid = body["metadata"]["uid"]
+        if self.objects is not None and uid not in self._stalled:
+            self._stalled.add(uid)
+            self.objects.stalled(body, f"deletion waits: {why} (tried again every {self.lease / 3:.3g} s)")
 
     def _clean_up_later(self, ref: RunRef, body: dict[str, Any] | None) -> None:
         snapshot = body or {"metadata": {"namespace": ref[0], "name": ref[1], "uid": ref[2]}}

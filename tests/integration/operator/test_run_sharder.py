@@ -323,7 +323,7 @@ async def test_a_deleted_run_whose_cleanup_cannot_be_done_says_why_on_the_object
     try:
         await asyncio.sleep(1.5)  # several failed rounds
         [(name, why)] = told
-        assert name == "gone" and "cannot reach" in why and str(dead) in why, why
+        assert name == "gone" and "cannot clean up the run now" in why and str(dead) in why, why
     finally:
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)

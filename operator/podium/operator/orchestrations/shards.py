@@ -468,7 +468,7 @@ class Sharder:
         if self.objects is None or not self.members:
             return
         for body in chores(self.replica, self.members, self.watch.bodies.values()).finalize:
-            self._stall(body, f"the operator cannot reach what it needs to clean up the run: {error}")
+            self._stall(body, f"the operator cannot clean up the run now: {error}")
 
     def _stall(self, body: dict[str, Any], why: str) -> None:
         uid = body["metadata"]["uid"]

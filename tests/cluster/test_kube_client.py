@@ -15,7 +15,8 @@ from kubernetes.client.exceptions import ApiException
 
 from podium.api.common import FINALIZER
 from podium.operator.agents.children import HASH_ANNOTATION, MANAGED_BY
-from podium.operator.kube import API_CONCURRENCY, Kube, describe_error
+from podium.operator.kube import API_CONCURRENCY, Kube, describe_error, objects_path
+from podium.operator.orchestrations.shards import RunWatch
 
 from .conftest import ClusterHandle
 from .helpers import agent, apply
@@ -93,3 +94,45 @@ def test_children_and_objects_are_read_and_written_by_their_paths(
     asyncio.run(calls())
     got = cluster.kubectl("get", "agent", "listed", "-n", namespace, "-o", "jsonpath={.metadata.finalizers}")
     assert FINALIZER not in got.stdout
+
+
+async def test_the_run_watch_lists_once_and_goes_on_from_where_each_watch_ended(
+    cluster: ClusterHandle, crds: None, namespace: str, kube: Kube
+) -> None:
+    """The replica's view of the runs: the API server ends each watch after `watch_seconds`; the next one starts
+    from the last version seen, so runs applied and deleted across several watches are all seen with one LIST."""
+    lists: list[str] = []
+    read = kube.read
+
+    def counting(path: str, query: Any = None) -> dict[str, Any]:
+        lists.append(path)
+        return read(path, query)
+
+    kube.read = counting  # type: ignore[method-assign]
+    view = RunWatch(kube, [namespace], lambda: None)
+    view.watch_seconds = 1
+    view.start()
+
+    async def seen(name: str, present: bool = True) -> None:
+        deadline = time.monotonic() + 20
+        while ((namespace, name) in view.bodies) != present:
+            assert time.monotonic() < deadline, f"{name} {'never seen' if present else 'still seen'}"
+            await asyncio.sleep(0.1)
+
+    def run(name: str) -> dict[str, Any]:
+        stages = [{"name": "s", "agent": "a"}]
+        return {"apiVersion": "podium.dev/v1alpha1", "kind": "Orchestration", "metadata": {"name": name},
+                "spec": {"strategy": "pipeline", "pipeline": {"stages": stages}}}  # fmt: skip
+
+    try:
+        await asyncio.wait_for(view.synced.wait(), 30)
+        apply(cluster, namespace, run("first"))
+        await seen("first")
+        await asyncio.sleep(3.5)  # three watches ended meanwhile
+        apply(cluster, namespace, run("second"))
+        await seen("second")
+        assert cluster.kubectl("delete", "-n", namespace, "orchestration", "first").returncode == 0
+        await seen("first", present=False)
+        assert lists == [objects_path("orchestrations", namespace)]  # listed once, at the start
+    finally:
+        view.stop()

@@ -149,6 +149,7 @@ class RunWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._listed: set[str] = set()
+        self.watch_seconds = 60  # the API server ends each watch after this; it goes on from where it was
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -161,30 +162,46 @@ class RunWatch:
         self._stop.set()
 
     def _watch(self, path: str, resource_version: str, timeout_seconds: int, **_: Any) -> Any:
-        query = {"watch": "true", "resourceVersion": resource_version, "timeoutSeconds": str(timeout_seconds)}
+        query = {
+            "watch": "true",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+        }
         return self.kube.request("GET", path, query=query)
 
     def _follow(self, namespace: str) -> None:
+        """List once, then watch on from the last version seen (events and bookmarks bring it), as an informer
+        does: a watch the API server ends after ``watch_seconds`` goes on where it was. Only a version too old to
+        watch from (410 Gone) or an error lists again: every run's object read anew each minute was megabytes of
+        JSON a replica parsed, and the API server served, at a few thousand runs."""
         path = objects_path("orchestrations", namespace)
+        version: str | None = None
         while not self._stop.is_set():
             try:
-                listed = self.kube.read(path)
-                self._post(self._replace, namespace, listed.get("items") or [])
-                version = listed["metadata"]["resourceVersion"]
+                if version is None:
+                    listed = self.kube.read(path)
+                    self._post(self._replace, namespace, listed.get("items") or [])
+                    version = listed["metadata"]["resourceVersion"]
                 stream = watch.Watch()
                 # A lambda: the client's Watch reads a function's annotations and docstring for a model to
                 # decode the events into; a lambda has neither, so events stay the JSON they came as.
                 follow = lambda **kw: self._watch(path, **kw)  # noqa: E731
-                for event in stream.stream(follow, resource_version=version, timeout_seconds=60):
+                for event in stream.stream(follow, resource_version=version, timeout_seconds=self.watch_seconds):
                     if self._stop.is_set():
                         stream.stop()
                         break
-                    self._post(self._apply, event["type"], event["object"])
+                    obj = event["object"]
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    if event["type"] != "BOOKMARK":
+                        self._post(self._apply, event["type"], obj)
             except ApiException as e:
+                version = None
                 if e.status != 410:  # 410: our resourceVersion is too old; list again
                     log.warning("watching orchestrations in %s: %s; listing again", namespace or "all", e.reason)
                     self._stop.wait(2)
             except Exception as e:  # the API server away: keep trying, the runs keep going meanwhile
+                version = None
                 log.warning("watching orchestrations in %s: %s; listing again", namespace or "all", e)
                 self._stop.wait(2)
 

@@ -128,12 +128,17 @@ def ended(cluster: ClusterHandle, ns: str) -> dict[str, Any] | None:
 
 def warnings(cluster: ClusterHandle, ns: str, name: str) -> dict[str, str] | None:
     """The Orchestration's Warning Events about Redis losing its data, reason -> message, once there are both."""
+    said = {r: m for r, m in warning_events(cluster, ns, name).items() if r in ("JournalRestored", "TaskResent")}
+    return said if len(said) == 2 else None
+
+
+def warning_events(cluster: ClusterHandle, ns: str, name: str) -> dict[str, str]:
+    """An object's Warning Events, reason -> message."""
     out = cluster.kubectl(
         "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name},type=Warning", "-o", "json"
     )
     items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
-    said = {e["reason"]: e["message"] for e in items if e["reason"] in ("JournalRestored", "TaskResent")}
-    return said if len(said) == 2 else None
+    return {e["reason"]: e["message"] for e in items}
 
 
 def attempts(cluster: ClusterHandle, ns: str) -> int:
@@ -155,7 +160,9 @@ def test_a_run_deleted_while_redis_is_away_says_why_it_waits_and_goes_once_redis
     try:
         deleted = cluster.kubectl("delete", "-n", ns, "orchestration", "stranded", "--wait=false")
         assert deleted.returncode == 0, deleted.stderr
-        said = wait_for("a Warning saying why", lambda: warning(cluster, ns, "stranded", "CleanupFailed"), timeout=60)
+        said = wait_for(
+            "a Warning saying why", lambda: warning_events(cluster, ns, "stranded").get("CleanupFailed"), timeout=60
+        )
         assert said.startswith("deletion waits:") and str(server.port) in said, said
         held = get(cluster, ns, "orchestration", "stranded") or {}
         assert held["metadata"].get("deletionTimestamp")  # still there: its keys are not purged yet
@@ -166,11 +173,3 @@ def test_a_run_deleted_while_redis_is_away_says_why_it_waits_and_goes_once_redis
 
 def finalizers(cluster: ClusterHandle, ns: str, name: str) -> list[str]:
     return list(((get(cluster, ns, "orchestration", name) or {}).get("metadata") or {}).get("finalizers") or [])
-
-
-def warning(cluster: ClusterHandle, ns: str, name: str, reason: str) -> str | None:
-    out = cluster.kubectl(
-        "get", "events", "-n", ns, "--field-selector", f"involvedObject.name={name},reason={reason}", "-o", "json"
-    )
-    items = json.loads(out.stdout)["items"] if out.returncode == 0 else []
-    return str(items[0]["message"]) if items else None

@@ -49,6 +49,10 @@ _CHILDREN = {
 }
 
 
+def _child_path(kind: str, namespace: str, name: str = "") -> str:
+    return _CHILDREN[kind].format(namespace=namespace) + (f"/{name}" if name else "")
+
+
 def objects_path(plural: str, namespace: str = "", name: str = "", sub: str = "") -> str:
     """The REST path of our own kind's objects: all namespaces', one namespace's, one object or its subresource."""
     path = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
@@ -181,7 +185,7 @@ class Kube:
 
     def _get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.read(_CHILDREN[kind].format(namespace=namespace) + f"/{name}")
+            return self.read(_child_path(kind, namespace, name))
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -192,9 +196,7 @@ class Kube:
 
     def _list_managed(self, kind: str, namespace: str) -> list[dict[str, Any]]:
         # resourceVersion 0: served from the API server's watch cache, not etcd (a second old at most).
-        listed = self.read(
-            _CHILDREN[kind].format(namespace=namespace), {"labelSelector": MANAGED, "resourceVersion": "0"}
-        )
+        listed = self.read(_child_path(kind, namespace), {"labelSelector": MANAGED, "resourceVersion": "0"})
         items: list[dict[str, Any]] = listed["items"]
         return items
 
@@ -209,7 +211,7 @@ class Kube:
 
     def _apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
-        path = _CHILDREN[manifest["kind"]].format(namespace=meta["namespace"]) + f"/{meta['name']}"
+        path = _child_path(manifest["kind"], meta["namespace"], meta["name"])
         query = {"fieldManager": FIELD_MANAGER, "force": "true"}
         return _raw(self.request("PATCH", path, query=query, body=manifest, content_type=APPLY))
 

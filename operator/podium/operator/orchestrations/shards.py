@@ -446,8 +446,13 @@ class Sharder:
             return
 
         async def finalize(body: dict[str, Any]) -> None:
-            await self.cleanup(body)
-            await objects.release(body)
+            try:
+                await self.cleanup(body)
+                await objects.release(body)
+            except Exception as e:
+                self._stall(body, f"the run's cleanup failed: {e}")
+                raise
+            self._stalled.discard(body["metadata"]["uid"])
 
         for what, chore, bodies in (
             ("guard", objects.guard, todo.guard),
@@ -461,24 +466,16 @@ class Sharder:
                     continue
                 task = asyncio.create_task(chore(body), name=f"run {what} {meta['namespace']}/{meta['name']}")
                 self._chores[key] = task
-                task.add_done_callback(functools.partial(self._chore_done, key, version, body))
+                task.add_done_callback(functools.partial(self._chore_done, key, version))
 
-    def _chore_done(
-        self, key: tuple[str, str], version: str | None, body: dict[str, Any], task: asyncio.Task[Any]
-    ) -> None:
+    def _chore_done(self, key: tuple[str, str], version: str | None, task: asyncio.Task[Any]) -> None:
         self._chores.pop(key, None)
         if task.cancelled():
             return
-        error = task.exception()
-        if error is not None:
-            log.warning("run %s failed, to be tried again: %s", key[0], error)
-            if key[0] == "finalize":
-                self._stall(body, f"the run's cleanup failed: {error}")
-        else:
-            if version is not None:
-                self._chores_done[key] = version
-            if key[0] == "finalize":
-                self._stalled.discard(key[1])
+        if task.exception() is not None:
+            log.warning("run %s failed, to be tried again: %s", key[0], task.exception())
+        elif version is not None:
+            self._chores_done[key] = version
 
     def _deletions_wait(self, error: BaseException) -> None:
         """A round failed (Redis away, most likely): the deleted runs this replica would clean up wait for it."""

@@ -194,6 +194,28 @@ def test_missing_team_leaves_the_run_pending_with_a_reason(cluster: ClusterHandl
     assert cluster.kubectl("delete", "-n", ns, "orchestration", "no-team", "--timeout=30s").returncode == 0
 
 
+def test_a_run_naming_an_agent_not_yet_created_waits_for_it_and_then_runs(
+    cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer, admin: redis.Redis
+) -> None:
+    # Applied before its Agent (another file, another `kubectl apply`): Pending, saying which Agent, not Failed.
+    name = "late-agent"
+    stages = [{"name": "first", "role": "researcher"}, {"name": "then", "agent": "late", "retries": 0}]
+    kubectl_apply(cluster, ns, orchestration(name, strategy="pipeline", input={"x": 1}, pipeline={"stages": stages}))
+    st = wait_for("Pending", lambda: (s := status(cluster, ns, name)).get("phase") == "Pending" and s)
+    running = next(c for c in st["conditions"] if c["type"] == "Running")
+    assert running["reason"] == "AgentNotFound" and "late" in running["message"], running
+    time.sleep(3)  # a few of the run's looks: it stays Pending and dispatches nothing
+    assert status(cluster, ns, name)["phase"] == "Pending" and not executions(admin, ns, name)
+    kubectl_apply(cluster, ns, agent("late", "worker", "analyzer", redis_server.url))
+    try:
+        st = finished(cluster, ns, name)
+        assert st["phase"] == "Succeeded", st.get("message")
+        assert [t["agent"] for t in st["tasks"]][-1] == "late"
+    finally:
+        cluster.kubectl("delete", "-n", ns, "orchestration", name, "--timeout=30s")
+        cluster.kubectl("delete", "-n", ns, "agent", "late", "--timeout=60s")
+
+
 def test_suspend_pauses_dispatch_and_resume_finishes(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:

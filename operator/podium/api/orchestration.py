@@ -444,6 +444,13 @@ STRATEGY_BLOCKS: dict[str, str] = {
     "market": "market",
 }
 REQUIRED_BLOCKS = ("hierarchical", "pipeline", "eventDriven")
+# The strategies whose block may be left out, and the block that stands in for it (its defaults).
+DEFAULT_BLOCKS: dict[str, type[Model]] = {
+    "swarm": SwarmSpec,
+    "centralCommand": CentralCommandSpec,
+    "peerToPeer": PeerToPeerSpec,
+    "market": MarketSpec,
+}
 
 
 def _block_matches(wire: str, attr: str) -> Rule:
@@ -517,14 +524,16 @@ class OrchestrationSpec(Model):
         *(_block_required(wire) for wire in REQUIRED_BLOCKS),
     )
 
-    def block(self) -> Model | None:
-        """The settings block of the chosen strategy (None: its defaults apply)."""
+    def block(self) -> Model:
+        """The settings block of the chosen strategy: the spec's, else its defaults (a required block is never left
+        out: the rules above)."""
         value: Model | None = getattr(self, STRATEGY_BLOCKS[str(self.strategy)])
-        return value
+        return DEFAULT_BLOCKS[str(self.strategy)]() if value is None else value
 
 
 class OrchestrationPhase(StrEnum):
-    """- Pending: waiting for its teams to exist and for an Agent in its scope; the Running condition says why.
+    """- Pending: waiting for its teams and the Agents its spec names to exist, and for an Agent in its scope; the
+      Running condition says why.
     - Running: dispatching tasks.
     - Suspended: spec.suspend holds dispatch.
     - AwaitingApproval: a step's output or the final result waits for a person (status.approvals names it).

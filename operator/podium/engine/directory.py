@@ -146,6 +146,11 @@ class AgentDirectory:
         assert target.capability is not None  # Target's rule: exactly one is set
         return self.by_capability(target.capability)
 
+    def names(self, target: Target) -> list[str]:
+        """The names :meth:`resolve` stands for, without looking up a named agent: what a spec names, whether or not
+        it exists (for the checks before a run starts)."""
+        return [target.agent] if target.agent is not None else [a.name for a in self.resolve(target)]
+
     # ------------------------------------------------------------------ scoping and live data
     def scoped(self, *, team: str | None = None, selector: LabelSelector | None = None) -> AgentDirectory:
         """The directory an orchestration sees: its team's members, its selector's matches, or everything."""

@@ -150,13 +150,6 @@ async def run_orchestration(
         if not len(scoped):
             return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
         block = spec.block()
-        if block is None:
-            # Strategies whose block is optional run with its defaults.
-            from podium.api import orchestration as api
-
-            defaults = {"swarm": api.SwarmSpec, "centralCommand": api.CentralCommandSpec}
-            defaults |= {"peerToPeer": api.PeerToPeerSpec, "market": api.MarketSpec}
-            block = defaults[str(spec.strategy)]()
         await ctx.start()
         if collab is not None:
             await collab.start(ctx)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from podium.api import Agent, Orchestration, OrchestrationSpec, Team
+from podium.api.orchestration import MarketSpec
 from podium.api.validation import SpecError, parse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -64,7 +65,7 @@ def test_defaults_fill_in_what_the_user_left_out() -> None:
     assert agent.spec.backend.type == "python"
     spec = OrchestrationSpec.model_validate({"strategy": "market"})
     assert spec.limits.max_tasks == 1000
-    assert spec.block() is None  # market's defaults apply
+    assert spec.market is None and spec.block() == MarketSpec()  # market's defaults apply
 
 
 def test_wire_form_round_trips_in_camel_case() -> None:

@@ -97,6 +97,25 @@ def test_readiness_explains_what_a_pending_run_waits_for() -> None:
     assert (empty.ok, empty.reason) == (False, "NoAgents")
 
 
+def test_a_run_waits_for_every_agent_its_spec_names() -> None:
+    d = od.build(od.Snapshot(agents=[agent("a"), agent("b")], teams=[]))
+    stages = [{"name": "s1", "agent": "a", "fallback": "gone"}, {"name": "s2", "agent": "later"}]
+    spec = OrchestrationSpec.model_validate({"strategy": "pipeline", "pipeline": {"stages": stages}})
+    r = od.readiness(spec, d)
+    assert (r.ok, r.reason) == (False, "AgentNotFound") and "gone, later" in r.message and "'a'" not in r.message
+    # Every strategy's named agents count, including those of a block left to its defaults.
+    market = OrchestrationSpec.model_validate({"strategy": "market", "market": {"integrator": "boss"}})
+    assert od.readiness(market, d).reason == "AgentNotFound"
+    swarm = OrchestrationSpec.model_validate({"strategy": "swarm"})
+    assert od.readiness(swarm, d).ok
+    # An Agent that exists but is outside the run's scope is the engine's to refuse (InvalidSpec), not awaited.
+    scoped = OrchestrationSpec.model_validate(
+        {"strategy": "pipeline", "agentSelector": {"matchLabels": {"k": "v"}}, "pipeline": {"stages": stages[1:]}}
+    )
+    with_label = od.build(od.Snapshot(agents=[agent("a", labels={"k": "v"}), agent("later")], teams=[]))
+    assert od.readiness(scoped, with_label).ok
+
+
 def test_an_agent_that_is_not_ready_holds_no_run() -> None:
     # The engine decides per agent when a step needs one; the run does not wait for all of them up front.
     d = od.build(od.Snapshot(agents=[agent("a", ready=0, labels={"k": "v"}), agent("b")], teams=[]))

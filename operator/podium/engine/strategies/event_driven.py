@@ -34,10 +34,7 @@ def _fan_out_agents(directory: AgentDirectory, task: EventTask) -> list[str] | N
 
 def needs(spec: EventDrivenSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
     """Each task's agents (all of a fan-out: it fails only when every one does) and the synthesizer."""
-    found = [
-        (f"task {t.name!r}", _fan_out_agents(directory, t) or [a.name for a in directory.resolve(_target(t))])
-        for t in spec.tasks
-    ]
+    found = [(f"task {t.name!r}", _fan_out_agents(directory, t) or directory.names(_target(t))) for t in spec.tasks]
     return found + ([("synthesis", [spec.synthesizer])] if spec.synthesizer else [])
 
 

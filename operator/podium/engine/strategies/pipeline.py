@@ -44,10 +44,7 @@ def _fallback(stage: Stage) -> list[str]:
 
 def needs(spec: PipelineSpec, directory: AgentDirectory) -> list[tuple[str, list[str]]]:
     """Each stage's agents and fallback, checked before the first stage runs."""
-    return [
-        (f"stage {s.name!r}", [a.name for a in directory.resolve(s)] + ([s.fallback] if s.fallback else []))
-        for s in spec.stages
-    ]
+    return [(f"stage {s.name!r}", directory.names(s) + _fallback(s)) for s in spec.stages]
 
 
 async def run(ctx: RunContext, spec: PipelineSpec, input: Any) -> StrategyOutcome:

@@ -18,6 +18,7 @@ from podium.api.agent import AgentSpec
 from podium.api.orchestration import OrchestrationSpec
 from podium.api.team import TeamSpec
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
+from podium.engine.strategies import needs
 from podium.operator.agents.status import CRASHING
 from podium.operator.kube import Kube
 
@@ -128,8 +129,8 @@ def named_teams(spec: OrchestrationSpec) -> list[str]:
 
 
 def readiness(spec: OrchestrationSpec, directory: AgentDirectory) -> Readiness:
-    """A run starts once its teams exist and its scope holds an Agent (Teams and Orchestrations are often applied
-    together, so it waits Pending rather than fails).
+    """A run starts once its teams and the Agents its spec names exist and its scope holds an Agent (Agents, Teams
+    and Orchestrations are often applied together, or in any order, so it waits Pending rather than fails).
 
     It does not wait for agents to be ready: the engine decides per agent when a step needs one (a run must not be
     held by an agent it never uses), waits a bounded time for one that is coming up, and fails fast for a critical
@@ -139,6 +140,10 @@ def readiness(spec: OrchestrationSpec, directory: AgentDirectory) -> Readiness:
     missing = [t for t in teams if not _has_team(directory, t)]
     if missing:
         return Readiness(False, "TeamNotFound", f"team(s) {', '.join(missing)} do not exist in this namespace")
+    named = needs(str(spec.strategy), spec.block(), directory)
+    absent = list(dict.fromkeys(n for _, names in named for n in names if n not in directory))
+    if absent:
+        return Readiness(False, "AgentNotFound", f"agent(s) {', '.join(absent)} do not exist in this namespace")
     if spec.strategy == "hierarchical" and spec.team is None:
         scope = [a for t in teams for a in directory.in_team(t)]
     else:

@@ -206,13 +206,23 @@ def test_a_run_naming_an_agent_not_yet_created_waits_for_it_and_then_runs(
     assert running["reason"] == "AgentNotFound" and "late" in running["message"], running
     time.sleep(3)  # a few of the run's looks: it stays Pending and dispatches nothing
     assert status(cluster, ns, name)["phase"] == "Pending" and not executions(admin, ns, name)
-    kubectl_apply(cluster, ns, agent("late", "worker", "analyzer", redis_server.url))
+    # Or the name was misspelt: fixed in the Orchestration while it waits, the fixed spec is the one that runs.
+    typo = orchestration(
+        "typo", strategy="pipeline", input={"x": 1}, pipeline={"stages": [{"name": "s", "agent": "slwo"}]}
+    )
+    kubectl_apply(cluster, ns, typo)
+    wait_for("Pending on slwo", lambda: "slwo" in status(cluster, ns, "typo").get("message", ""))
+    typo["spec"]["pipeline"]["stages"][0]["agent"] = "slow"
+    kubectl_apply(cluster, ns, typo, agent("late", "worker", "analyzer", redis_server.url))
     try:
         st = finished(cluster, ns, name)
         assert st["phase"] == "Succeeded", st.get("message")
         assert [t["agent"] for t in st["tasks"]][-1] == "late"
+        fixed = finished(cluster, ns, "typo")
+        assert fixed["phase"] == "Succeeded" and [t["agent"] for t in fixed["tasks"]] == ["slow"], fixed
+        assert not spec_ignored(fixed)  # an edit before the start is the run's own
     finally:
-        cluster.kubectl("delete", "-n", ns, "orchestration", name, "--timeout=30s")
+        cluster.kubectl("delete", "-n", ns, "orchestration", name, "typo", "--timeout=30s")
         cluster.kubectl("delete", "-n", ns, "agent", "late", "--timeout=60s")
 
 
@@ -263,6 +273,14 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     name = "survivor"
     kubectl_apply(cluster, ns, slow_pipeline(name, 6))
     wait_for("two stages done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 2, timeout=60)
+    # An edit while it runs is not the run's, nor after the operator that replaces this one takes it up.
+    eight = slow_pipeline(name, 8)["spec"]["pipeline"]
+    patch = cluster.kubectl(
+        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", json.dumps({"spec": {"pipeline": eight}})
+    )
+    assert patch.returncode == 0, patch.stderr
+    ignored = wait_for("SpecIgnored", lambda: spec_ignored(status(cluster, ns, name)), timeout=30)
+    assert ignored["reason"] == "RunStarted" and "generation 2" in ignored["message"], ignored
     operator.kill()
     before = status(cluster, ns, name)
     assert before["phase"] == "Running"
@@ -271,9 +289,10 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     st = finished(cluster, ns, name, timeout=120)
     assert st["phase"] == "Succeeded", st.get("message")
     assert st["tasksDone"] == 6 and st["startedAt"] == before["startedAt"]
+    assert (spec_ignored(st) or {}).get("observedGeneration") == 2, st["conditions"]
     ran = executions(admin, ns, name)
     assert len(ran) == 6 and set(ran.values()) == {1}, ran
-    wait_for("Continued event", lambda: "Continued" in events(cluster, ns, name))
+    wait_for("Continued and SpecIgnored events", lambda: {"Continued", "SpecIgnored"} <= set(events(cluster, ns, name)))
 
 
 def test_a_run_deleted_while_no_operator_runs_is_cleaned_up_once_one_starts(
@@ -358,6 +377,10 @@ def test_apply_to_first_dispatch_next_to_the_engine_called_directly(
     assert all(r["first_dispatch"] < 1.0 for r in direct), direct
 
 
+def spec_ignored(st: dict[str, Any]) -> dict[str, Any] | None:
+    return next((c for c in st.get("conditions") or [] if c["type"] == "SpecIgnored"), None)
+
+
 def test_a_finished_run_is_not_rerun_when_its_spec_changes(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:
@@ -370,11 +393,7 @@ def test_a_finished_run_is_not_rerun_when_its_spec_changes(
     )
     assert patch.returncode == 0, patch.stderr
 
-    def ignored() -> dict[str, Any] | None:
-        st = status(cluster, ns, name)
-        return next((c for c in st.get("conditions") or [] if c["type"] == "SpecIgnored"), None)
-
-    cond = wait_for("SpecIgnored condition", ignored, timeout=30)
+    cond = wait_for("SpecIgnored condition", lambda: spec_ignored(status(cluster, ns, name)), timeout=30)
     assert cond["reason"] == "RunFinished" and cond["observedGeneration"] == 2
     time.sleep(2.0)
     assert status(cluster, ns, name)["phase"] == "Succeeded" and executions(admin, ns, name) == ran

@@ -473,8 +473,9 @@ def _block_required(wire: str) -> Rule:
 class OrchestrationSpec(Model):
     """What to run: the strategy and its settings block, the agents it may use (a Team, a label selector, or
     every Agent of the namespace), its input, hard limits, and how conflicting writes to its shared state are
-    settled. A run starts once its teams exist and its scope holds an Agent, and runs once: changing the spec of a
-    finished run has no effect (condition SpecIgnored). Whether each agent can take work is decided when the run
+    settled. A run starts once its teams and named Agents exist and its scope holds an Agent, and runs once, with the
+    spec it started with: an edit of a started run other than suspend, or of a finished run, has no effect
+    (condition SpecIgnored). Whether each agent can take work is decided when the run
     needs it (see agentWaitSeconds)."""
 
     strategy: Strategy

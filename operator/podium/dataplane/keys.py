@@ -173,6 +173,9 @@ class OrchestrationKeys:
     def approvals(self, uid: str) -> str:  # hash step -> JSON approval record (podium.dataplane.approvals)
         return f"{self.prefix}approvals:{uid}"
 
+    def spec(self, uid: str) -> str:  # the spec one run started with, JSON as applied (podium.dataplane.runs)
+        return f"{self.prefix}spec:{uid}"
+
     def result(self, uid: str) -> str:  # a finished run's result too large for its status, JSON
         return f"{self.prefix}result:{uid}"
 

@@ -1,16 +1,21 @@
-"""What outlives a run in Redis and is read from outside the engine: its stored result, the agents its journals name.
+"""What outlives a run in Redis and is read from outside the engine: the spec it started with, its stored result,
+the agents its journals name.
 
 A result too large for the Orchestration's status is stored under ``OrchestrationKeys.result(uid)`` and
 referenced from ``status.resultRef`` as ``redis:<key>``; the operator writes it, `podium run result` reads it.
+The spec a run started with is pinned under ``OrchestrationKeys.spec(uid)``: a run taken up again (an operator
+restart, another replica) goes on with it, not with an edit of the Orchestration made since.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from podium.dataplane import codec
 from podium.dataplane.keys import OrchestrationKeys
 from podium.dataplane.records import decode_entry
 
@@ -20,6 +25,14 @@ REF_PREFIX = "redis:"
 def result_key(namespace: str, name: str, uid: str) -> str:
     # The uid keeps a re-created Orchestration of the same name from reading its predecessor's result.
     return OrchestrationKeys(namespace, name).result(uid)
+
+
+async def pin_spec(redis: aioredis.Redis, namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> Any:
+    """The spec the run ``uid`` started with: the one pinned before, else ``spec``, pinned now (in one command, so
+    two replicas taking the same run up cannot pin two)."""
+    key = OrchestrationKeys(namespace, name).spec(uid)
+    pinned = await redis.set(key, codec.dumps(dict(spec)), nx=True, get=True)  # with GET: the value before, or None
+    return dict(spec) if pinned is None else codec.loads(cast(bytes, pinned))
 
 
 def result_ref(key: str) -> str:

@@ -212,8 +212,8 @@ async def test_a_run_starts_from_what_is_stored_not_from_a_snapshot_that_lags_be
 
     kube = LaggingKube()
     deps = Deps(kube=kube, redis=None, post_event=lambda *_: None, snapshots=od.Snapshots(kube))  # type: ignore[arg-type]
-    body = {"metadata": {"namespace": "ns", "name": "run", "uid": "u1"}, "spec": {}}
-    directory = await Controller(deps, body, lambda: False).wait_until_startable(pipeline())
+    body = {"metadata": {"namespace": "ns", "name": "run", "uid": "u1"}, "spec": pipeline().to_wire()}
+    directory = await Controller(deps, body, lambda: False).wait_until_startable()
     assert directory is not None and {a.name for a in directory.all()} == {"a", "b"}
     assert ("agents", None) in kube.lists  # read from storage, after the shared snapshot said it may start
 

@@ -11,6 +11,7 @@ from podium.api.orchestration import OrchestrationStatus
 from podium.engine.progress import Progress, TaskRecord, TaskState
 from podium.engine.runner import RunOutcome
 from podium.operator.conditions import find
+from podium.operator.orchestrations import run
 from podium.operator.orchestrations import status as st
 
 
@@ -141,3 +142,20 @@ def test_redis_losing_a_runs_data_is_a_warning_on_the_orchestration_and_other_en
         "lost from Redis: the journal was gone; wrote back the entries of 2 finished steps",
     )
     assert st.data_loss_event("task.finished", {"step": "stage-a", "state": "Succeeded"}) is None
+
+
+def test_an_edit_of_a_started_run_other_than_suspend_is_shown_as_ignored_through_its_end() -> None:
+    started = {"strategy": "pipeline", "input": {"x": 1}, "suspend": False}
+    assert run.edit_ignored(started, started | {"suspend": True}, 2) == ""  # the run follows suspend
+    why = run.edit_ignored(started, started | {"input": {"x": 2}}, 3)
+    assert "generation 3" in why and "spec.suspend" in why
+    fields = st.phase_fields(st.RUNNING, "Running", "in progress", generation=3, old_conditions=None, ignored=why)
+    ignored = find(fields["conditions"], "SpecIgnored")
+    assert ignored is not None and (ignored["status"], ignored["reason"]) == ("True", "RunStarted")
+    done = RunOutcome(phase="Succeeded", reason="Completed", message="completed", result={})
+    final = st.outcome_fields(done, None, generation=3, old_conditions=fields["conditions"], ignored=why)
+    assert find(final["conditions"], "SpecIgnored") is not None and final["observedGeneration"] == 3
+    assert (
+        find(st.phase_fields(st.RUNNING, "Running", "", generation=3, old_conditions=None)["conditions"], "SpecIgnored")
+        is None
+    )

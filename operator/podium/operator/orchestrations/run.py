@@ -2,8 +2,11 @@
 
 The kopf daemon (``orchestrations/handlers.py``) calls :func:`drive` with the live object. Restarting the
 operator calls it again for a Running orchestration: the engine's journal replays finished steps and
-re-attaches to in-flight ones, so no task runs twice. Succeeded and Failed are terminal: a finished run is
-never started again (a later spec change only earns a ``SpecIgnored`` condition, see :func:`ignored_change`).
+re-attaches to in-flight ones, so no task runs twice. A run goes on with the spec it started with (pinned in Redis
+at its start): an edit made while it runs, or before a replica takes it up again, earns a ``SpecIgnored``
+condition (:func:`edit_ignored`) but for ``spec.suspend``, which it follows. Until it starts, a Pending run reads
+the spec again at every look, so fixing a name it waits for starts it. Succeeded and Failed are terminal: a
+finished run is never started again (a later spec change only earns ``SpecIgnored``, see :func:`ignored_change`).
 """
 
 from __future__ import annotations
@@ -90,6 +93,8 @@ class Controller:
         # Approval states already announced (status.approvals survives a restart: no Event is posted twice).
         self.approval_states = {a["step"]: a["state"] for a in status.get("approvals") or [] if "step" in a}
         self.waiting: list[str] = []  # agents the engine waits for to come up (condition Waiting)
+        self.pinned: dict[str, Any] | None = None  # the spec (wire form) the run started with, once it has
+        self.ignored = ""  # why the spec as it is now is not the run's (condition SpecIgnored), "" when it is
         self._shown: tuple[str, str, str, bool] | None = None  # the phase last set: re-shown when waiting changes
 
     # ------------------------------------------------------------------ live object
@@ -120,6 +125,7 @@ class Controller:
             old_conditions=self.conditions,
             degraded=degraded,
             waiting=self.waiting,
+            ignored=self.ignored,
         )
         self.conditions = fields["conditions"]
         self.phase = phase
@@ -131,9 +137,7 @@ class Controller:
         self.writer.stage(st.progress_fields(progress))
         if progress.waiting != self.waiting:
             self.waiting = list(progress.waiting)
-            if self._shown is not None:
-                phase, reason, message, degraded = self._shown
-                self.set_phase(phase, reason, message, degraded=degraded)
+            self._reshow()
             if self.waiting:
                 self.event("Normal", "WaitingForAgent", "; ".join(self.waiting))
         for record in progress.tasks:
@@ -142,6 +146,12 @@ class Controller:
                 self.event("Warning", "StepFailed", f"step {record.step} failed: {record.error or 'no detail'}")
         if progress.approvals or self.phase == st.AWAITING:
             await self.on_approvals(progress.approvals)
+
+    def _reshow(self) -> None:
+        """The phase last set, staged again: a condition beside it (Waiting, SpecIgnored) changed."""
+        if self._shown is not None:
+            phase, reason, message, degraded = self._shown
+            self.set_phase(phase, reason, message, degraded=degraded)
 
     async def on_approvals(self, records: list[Any]) -> None:
         """status.approvals, Events and metrics for each new state, and phase AwaitingApproval while one waits."""
@@ -169,7 +179,9 @@ class Controller:
         return str(found.get("message", "")) if found else ""
 
     async def finish(self, outcome: RunOutcome) -> None:
-        fields = st.outcome_fields(outcome, self.progress, generation=self.generation, old_conditions=self.conditions)
+        fields = st.outcome_fields(
+            outcome, self.progress, generation=self.generation, old_conditions=self.conditions, ignored=self.ignored
+        )
         key = runs.result_key(self.namespace, self.name, self.uid)
         result, encoded = st.result_fields(outcome.result, key)
         if encoded is not None:
@@ -220,10 +232,16 @@ class Controller:
         created = parse_rfc3339(self.body["metadata"].get("creationTimestamp"))
         return 0.0 if created is None else max(0.0, time.time() - created)
 
-    async def wait_until_startable(self, spec: OrchestrationSpec) -> directory_mod.AgentDirectory | None:
-        """Pending (or Suspended) until the run's teams and agents are there; None: it gave up (Failed)."""
+    async def wait_until_startable(self) -> directory_mod.AgentDirectory | None:
+        """Pending (or Suspended) until the run's teams and agents are there; None: it gave up (Failed). The spec
+        is read again at every look: an edit made while the run waits (a misspelt Agent fixed) is the one that
+        starts."""
         last: tuple[str, str] | None = None
         while True:
+            spec, problem = parse_spec(self.body)
+            if spec is None:
+                await self.fail("InvalidSpec", problem)
+                return None
             snapshot = await self.deps.agents_and_teams(self.namespace)
             directory = directory_mod.build(snapshot)
             ready = directory_mod.readiness(spec, directory)
@@ -245,10 +263,34 @@ class Controller:
                 last = (reason, message)
             await self.sleep(self.deps.poll_seconds)
 
-    async def watch_suspend(self) -> None:
-        """Reflect spec.suspend in the phase while the engine runs (the engine itself holds dispatch)."""
+    async def pin(self) -> OrchestrationSpec | None:
+        """The spec the run started with: pinned in Redis when it starts (the spec as it is now) and read back when
+        it is taken up again, kept here across retries (a Redis back without its data gets it again); None when it
+        is invalid (the run failed)."""
+        wanted = self.pinned if self.pinned is not None else dict(self.body.get("spec") or {})
+        self.pinned = await runs.pin_spec(self.deps.redis, self.namespace, self.name, self.uid, wanted)
+        spec, problem = parse_spec({"spec": self.pinned})
+        if spec is None:
+            await self.fail("InvalidSpec", problem)
+        return spec
+
+    async def notice_edit(self) -> None:
+        """SpecIgnored while the spec as it is now differs from the run's, with a Warning Event once per edit."""
+        ignored = edit_ignored(self.pinned or {}, self.body.get("spec") or {}, self.generation)
+        if ignored == self.ignored:
+            return
+        self.ignored = ignored
+        if ignored:
+            self.event("Warning", "SpecIgnored", ignored)
+        self._reshow()
+        await self.writer.flush()
+
+    async def watch_spec(self) -> None:
+        """While the engine runs: spec.suspend in the phase (the engine itself holds dispatch), and any other edit
+        noted as ignored."""
         was = self.suspended()
         while True:
+            await self.notice_edit()
             await asyncio.sleep(min(self.deps.poll_seconds, 0.5))
             now = self.suspended()
             if now == was:
@@ -296,10 +338,6 @@ async def drive(
 
 
 async def _drive(ctl: Controller, run: Runner) -> None:
-    spec, problem = parse_spec(ctl.body)
-    if spec is None:
-        await ctl.fail("InvalidSpec", problem)
-        return
     # Why a run that started before is taken up again (None: it had not started): the Event says so.
     resumed = (
         "by this operator (an operator restart, or runs taken over from another replica)"
@@ -313,10 +351,13 @@ async def _drive(ctl: Controller, run: Runner) -> None:
                 # Started before a restart: its agents were there; the engine copes with any that went away.
                 directory = await ctl.deps.directory(ctl.namespace)
             else:
-                found = await ctl.wait_until_startable(spec)
+                found = await ctl.wait_until_startable()
                 if found is None:
                     return
                 directory = found
+            spec = await ctl.pin()
+            if spec is None:
+                return
             await _run_once(ctl, spec, directory, resumed, run, kept)
             return
         except (Stopped, asyncio.CancelledError):
@@ -387,7 +428,7 @@ async def _run_once(
         ),
         name=f"orchestration {ctl.namespace}/{ctl.name}",
     )
-    watcher = asyncio.create_task(ctl.watch_suspend())
+    watcher = asyncio.create_task(ctl.watch_spec())
     decisions = asyncio.create_task(
         approvals_mod.follow(
             ApprovalStore(ctl.deps.redis, ctl.namespace, ctl.name, ctl.uid),
@@ -411,6 +452,18 @@ async def _run_once(
             engine.cancel()
         await asyncio.gather(engine, watcher, decisions, return_exceptions=True)
     await ctl.finish(outcome)
+
+
+def edit_ignored(started: Mapping[str, Any], now: Mapping[str, Any], generation: int | None) -> str:
+    """Why a started run ignores its spec as it is ``now`` ("" when that is the spec it ``started`` with, but for
+    spec.suspend, which a run follows)."""
+    if {k: v for k, v in started.items() if k != "suspend"} == {k: v for k, v in now.items() if k != "suspend"}:
+        return ""
+    return (
+        f"the spec changed after the run started (generation {generation}): the run goes on with the spec it started "
+        "with and follows only spec.suspend; to run the new spec, create a new Orchestration (or delete and "
+        "re-apply this one)"
+    )
 
 
 def ignored_change(body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -78,10 +78,17 @@ def progress_fields(progress: Progress) -> dict[str, Any]:
 
 
 def conditions(
-    phase: str, reason: str, message: str, *, degraded: bool = False, waiting: Sequence[str] = ()
+    phase: str,
+    reason: str,
+    message: str,
+    *,
+    degraded: bool = False,
+    waiting: Sequence[str] = (),
+    ignored: str = "",
 ) -> list[Cond]:
     """The conditions of a phase; ``reason``/``message`` explain it (the engine's reason once finished);
-    ``waiting`` says which agents the run waits for to come up."""
+    ``waiting`` says which agents the run waits for to come up, ``ignored`` why the spec as it is now is not the
+    one the run goes on with."""
     # While Pending, the reason is what the run waits for (TeamNotFound, AgentsNotReady, ...).
     why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
     running = Cond("Running", phase == RUNNING, why, message)
@@ -104,6 +111,8 @@ def conditions(
         out.append(Cond("BudgetExceeded", reason == "BudgetExceeded", reason, message))
     out.append(Cond("Degraded", degraded, "Degraded" if degraded else "NotDegraded", message if degraded else ""))
     out.append(Cond("Waiting", bool(waiting), "AgentNotReady" if waiting else "NotWaiting", "; ".join(waiting)))
+    if ignored:
+        out.append(Cond("SpecIgnored", True, "RunStarted", ignored))
     return out
 
 
@@ -116,9 +125,10 @@ def phase_fields(
     old_conditions: list[dict[str, Any]] | None,
     degraded: bool = False,
     waiting: Sequence[str] = (),
+    ignored: str = "",
     now: float | None = None,
 ) -> dict[str, Any]:
-    current = conditions(phase, reason, message, degraded=degraded, waiting=waiting)
+    current = conditions(phase, reason, message, degraded=degraded, waiting=waiting, ignored=ignored)
     return {
         "phase": phase,
         "message": message[:MAX_MESSAGE],
@@ -149,6 +159,7 @@ def outcome_fields(
     *,
     generation: int | None,
     old_conditions: list[dict[str, Any]] | None,
+    ignored: str = "",
     now: float | None = None,
 ) -> dict[str, Any]:
     """Everything the final status patch holds except the result (see :func:`result_fields`)."""
@@ -164,6 +175,7 @@ def outcome_fields(
         generation=generation,
         old_conditions=old_conditions,
         degraded=outcome.degraded,
+        ignored=ignored,
         now=now,
     )
     return fields

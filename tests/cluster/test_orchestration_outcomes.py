@@ -170,6 +170,39 @@ def test_an_agent_whose_replicas_keep_exiting_says_why_and_runs_pass_it_over_at_
     assert cluster.kubectl("delete", "-n", ns, "agent", "crasher", "--wait=false").returncode == 0
 
 
+def test_an_agent_whose_container_cannot_be_created_says_why_and_starts_once_its_secret_exists(
+    cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer
+) -> None:
+    require_ready_node(cluster)
+    keyless = worker("keyless", "keyless", "analyzer", redis_server.url)
+    secret = {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "keyless-key", "key": "apiKey"}}}
+    keyless["spec"]["template"]["env"].append(secret)  # a Secret not created yet: the kubelet cannot start it
+    kubectl_apply(cluster, ns, keyless)
+    st = wait_for(
+        "Available=False ReplicasCannotStart",
+        lambda: (s := status_of(cluster, ns, "agent", "keyless")) and condition(s, "Available").get("reason")
+        == "ReplicasCannotStart" and s,
+        timeout=90,
+    )  # fmt: skip
+    why = condition(st, "Available")["message"]
+    assert st["phase"] == "Degraded" and "CreateContainerConfigError" in why and "keyless-key" in why, why
+    # A run does not wait agentWaitSeconds for it: it goes to the fallback at once, saying why.
+    stages = [{"name": "check", "agent": "keyless", "fallback": "tester"}]
+    kubectl_apply(
+        cluster, ns, orchestration("past-keyless", strategy="pipeline", input="x", pipeline={"stages": stages})
+    )
+    done = finished(cluster, ns, "past-keyless", timeout=60)
+    assert (
+        done["phase"] == "Succeeded"
+        and "its replicas cannot start: replica keyless-" in condition(done, "Degraded")["message"]
+    ), done
+    # The Secret arrives: the kubelet starts the container, and the Agent is Ready with nothing else done.
+    created = cluster.kubectl("create", "secret", "generic", "-n", ns, "keyless-key", "--from-literal=apiKey=k")
+    assert created.returncode == 0, created.stderr
+    wait_for("keyless Ready", lambda: status_of(cluster, ns, "agent", "keyless").get("phase") == "Ready", timeout=120)
+    assert cluster.kubectl("delete", "-n", ns, "agent", "keyless", "--wait=false").returncode == 0
+
+
 def test_an_optional_agent_at_zero_is_skipped_and_the_run_done_degraded(
     cluster: ClusterHandle, ns: str, fleet: list[str], redis_server: RedisServer, operator: Operator
 ) -> None:

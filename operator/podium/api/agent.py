@@ -485,7 +485,8 @@ class AgentStatus(Model):
     condition; absent when all is well."""
     conditions: list[Condition] | None = None
     """Ready, Available and Degraded; e.g. Ready reason ScaledToZero, Degraded reason HeartbeatLost or
-    BreakerOpen."""
+    BreakerOpen, Available and Degraded reason ReplicasCrashing or ReplicasCannotStart (no replica will be ready by
+    waiting: the message says why)."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed for; older than the Agent's generation while a change
     has not been reconciled yet."""

@@ -43,8 +43,8 @@ def of(agent: AgentInfo) -> Availability:
         return Availability(State.UNAVAILABLE, "in maintenance (spec.maintenance)")
     if agent.ready_replicas > 0:
         return AVAILABLE
-    if agent.failing:  # waiting would not bring a replica up: its backend cannot start
-        return Availability(State.UNAVAILABLE, f"its replicas keep exiting: {agent.failing}")
+    if agent.failing:  # waiting would not bring a replica up: its backend or its container cannot start
+        return Availability(State.UNAVAILABLE, agent.failing)
     if agent.autoscaled:
         if agent.replicas == 0:
             return Availability(State.WAKING, "at zero replicas; its autoscaler starts one for the queued work")

@@ -40,7 +40,7 @@ class AgentInfo:
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero replicas
     starting: bool = False  # its first replicas are starting (it has never been ready)
     recovering: bool = False  # it lost its last ready replica moments ago (a pod restart, a Redis blip)
-    failing: str | None = None  # none of its replicas is ready and they keep exiting: why (its Agent's status)
+    failing: str | None = None  # none of its replicas is ready and none will be by waiting: why (its Agent's status)
 
     @classmethod
     def from_spec(

@@ -228,3 +228,8 @@ def test_an_agent_whose_replicas_keep_exiting_is_unavailable_saying_why() -> Non
     info = od.agent_info(obj)
     assert info is not None and of(info).state is State.UNAVAILABLE  # not waited for: waiting brings no replica
     assert of(info).reason == f"its replicas keep exiting: {why}"
+    blocked = agent("w", ready=0, replicas=1)
+    cannot = {"type": "Available", "status": "False", "reason": "ReplicasCannotStart", "message": "replica w-1 ..."}
+    blocked["status"] |= {"phase": "Degraded", "conditions": [cannot]}
+    info = od.agent_info(blocked)
+    assert info is not None and of(info).reason == "its replicas cannot start: replica w-1 ..."

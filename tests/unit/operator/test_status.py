@@ -8,6 +8,7 @@ from podium.api.team import TeamSpec
 from podium.engine.resilience import Breaker
 from podium.operator.agents import status as agent_status
 from podium.operator.agents.health import HealthReport, PodView
+from podium.operator.agents.reconcile import pod_view
 from podium.operator.agents.status import Observed
 from podium.operator.teams import status as team_status
 from podium.operator.teams.status import AgentView
@@ -146,13 +147,45 @@ def test_replicas_that_keep_exiting_say_which_how_often_and_how_and_degrade_the_
         exit = "exit code 1 (Error)"
         return PodView("x-1", True, False, T0, restarts=restarts, last_exit=exit, last_run_seconds=ran, **kw)
 
-    assert agent_status.crash_loop([pod(1)], "ns", ready=0) is None  # one restart: it may be starting still
-    assert agent_status.crash_loop([pod(5)], "ns", ready=1) is None  # a ready replica serves meanwhile
-    assert agent_status.crash_loop([pod(5, ran=3600)], "ns", ready=0) is None  # killed after an hour's work
-    assert agent_status.crash_loop([pod(5, terminating=True)], "ns", ready=0) is None  # replaced by a fix
-    why = agent_status.crash_loop([pod(4)], "ns", ready=0)
-    assert why == "replica x-1 exited 4 times, last exit code 1 (Error); its log: kubectl logs -n ns x-1 --previous"
-    s = agent(Observed(desired=1, replicas=1, ready=0, crashing=why))
+    assert agent_status.stuck([pod(1)], "ns", ready=0, now=T0) is None  # one restart: it may be starting still
+    assert agent_status.stuck([pod(5)], "ns", ready=1, now=T0) is None  # a ready replica serves meanwhile
+    assert agent_status.stuck([pod(5, ran=3600)], "ns", ready=0, now=T0) is None  # killed after an hour's work
+    assert agent_status.stuck([pod(5, terminating=True)], "ns", ready=0, now=T0) is None  # replaced by a fix
+    looping = agent_status.stuck([pod(4)], "ns", ready=0, now=T0)
+    why = "replica x-1 exited 4 times, last exit code 1 (Error); its log: kubectl logs -n ns x-1 --previous"
+    assert looping is not None and (looping.reason, looping.message) == ("ReplicasCrashing", why)
+    s = agent(Observed(desired=1, replicas=1, ready=0, stuck=looping))
     assert s["phase"] == "Degraded"
     assert (cond(s, "Available")["reason"], cond(s, "Available")["message"]) == ("ReplicasCrashing", why)
     assert (cond(s, "Degraded")["status"], cond(s, "Degraded")["reason"]) == ("True", "ReplicasCrashing")
+
+
+def test_a_replica_whose_container_cannot_be_created_says_why_at_once() -> None:
+    # The kubelet retries a missing Secret or an unpullable image for ever: no restart, no exit, nothing to wait for.
+    status = {
+        "phase": "Pending",
+        "containerStatuses": [
+            {
+                "name": "agent",
+                "restartCount": 0,
+                "state": {"waiting": {"reason": "CreateContainerConfigError", "message": 'secret "llm-key" not found'}},
+            }
+        ],
+    }
+    pod = pod_view("x-1", status, {"creationTimestamp": "2023-11-14T22:13:20Z"})  # T0
+    assert pod.cannot_start == 'CreateContainerConfigError: secret "llm-key" not found'
+    assert (
+        pod_view(
+            "x-1", {"containerStatuses": [{"state": {"waiting": {"reason": "ContainerCreating"}}}]}, {}
+        ).cannot_start
+        is None
+    )
+    assert agent_status.stuck([pod], "ns", ready=0, now=T0 + 5) is None  # its Secret may be applied next
+    blocked = agent_status.stuck([pod], "ns", ready=0, now=T0 + 10)
+    assert blocked is not None and blocked.reason == "ReplicasCannotStart"
+    assert blocked.message.startswith(
+        'replica x-1 cannot start: CreateContainerConfigError: secret "llm-key" not found'
+    )
+    s = agent(Observed(desired=1, replicas=1, ready=0, stuck=blocked))
+    assert s["phase"] == "Degraded" and cond(s, "Degraded")["reason"] == "ReplicasCannotStart"
+    assert agent_status.stuck([pod], "ns", ready=1, now=T0 + 10) is None

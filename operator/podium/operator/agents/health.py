@@ -24,6 +24,8 @@ class PodView:
     restarts: int = 0
     last_exit: str | None = None  # how its container last ended, e.g. "exit code 1 (Error)"
     last_run_seconds: float | None = None  # how long that run of the container lasted
+    cannot_start: str | None = None  # why a container of it cannot be created, which waiting does not fix
+    created_at: float | None = None  # when the pod was created, epoch seconds
 
 
 @dataclass(frozen=True)

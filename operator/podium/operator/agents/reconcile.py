@@ -105,7 +105,32 @@ def pod_view(name: str, status: dict[str, Any], meta: dict[str, Any]) -> PodView
         restarts=sum(int(c.get("restartCount") or 0) for c in containers),
         last_exit=_last_exit(containers[0]) if containers else None,
         last_run_seconds=_last_run(containers[0]) if containers else None,
+        cannot_start=_cannot_start(containers),
+        created_at=parse_rfc3339(meta.get("creationTimestamp")),
     )
+
+
+# The kubelet's reasons for a container it cannot create or whose image it cannot get: it retries them, but they
+# last until someone fixes the spec, a Secret or ConfigMap, or the registry (unlike ContainerCreating).
+CANNOT_START = frozenset(
+    {
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+    }
+)
+
+
+def _cannot_start(containers: list[dict[str, Any]]) -> str | None:
+    for container in containers:
+        waiting = (container.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") in CANNOT_START:
+            said = " ".join(str(waiting.get("message") or "").split())[:300]
+            return f"{waiting['reason']}" + (f": {said}" if said else "")
+    return None
 
 
 def _last_run(container: dict[str, Any]) -> float | None:
@@ -381,7 +406,7 @@ class AgentReconciler:
             replica_failed=failures > 0,
             autoscaled=scaling is not None,
             workload=deployment is not None,
-            crashing=agent_status.crash_loop(pods, namespace, report.ready) if desired > 0 else None,
+            stuck=agent_status.stuck(pods, namespace, report.ready, now) if desired > 0 else None,
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now

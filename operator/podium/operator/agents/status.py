@@ -12,10 +12,14 @@ from podium.operator.agents.health import HealthReport, PodView
 from podium.operator.conditions import Cond, merge, now_rfc3339
 
 BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
-CRASHING = "ReplicasCrashing"  # the Available condition's reason for crash_loop: runs read it (availability)
+# The Available condition's reasons for replicas that waiting will not make ready (stuck): runs read them.
+CRASHING = "ReplicasCrashing"  # they keep exiting
+CANNOT_START = "ReplicasCannotStart"  # their container cannot be created (a missing Secret, an image not pulled)
 CRASH_RESTARTS = 2  # restarts of a replica, with none ready, that make its Agent's replicas crash-looping...
 CRASH_UPTIME_SECONDS = 60.0  # ... when its last run ended this soon after it started (a process killed after an
 # hour of work, restarting now, is not crash-looping: runs wait for it as for any replica coming back)
+CANNOT_START_SECONDS = 10.0  # a container that cannot be created counts once its pod is this old (a Secret applied
+# just after its Agent, by the next command or file, is not a fault)
 
 
 @dataclass(frozen=True)
@@ -33,15 +37,30 @@ class Observed:
     replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero
     workload: bool = True  # its Deployment exists (or was just applied): False while its creation is under way
-    crashing: str | None = None  # no replica ready and they keep exiting: which, how often, how (crash_loop; None
-    # whenever one is ready)
+    stuck: Cond | None = None  # no replica ready, and none will be by waiting: the Available condition saying why
+    # (stuck; None whenever one is ready)
 
 
-def crash_loop(pods: Sequence[PodView], namespace: str, ready: int) -> str | None:
-    """Why an Agent with no ready replica will not get one by waiting: a replica that keeps exiting (its backend
-    cannot start: a missing tool server, a bad entrypoint), or None."""
+def stuck(pods: Sequence[PodView], namespace: str, ready: int, now: float) -> Cond | None:
+    """Why an Agent with no ready replica will not get one by waiting, as its Available condition: a replica whose
+    container cannot be created (a missing Secret, an image that cannot be pulled), or one that keeps exiting (its
+    backend cannot start: a missing tool server, a bad entrypoint); None otherwise."""
     if ready > 0:
         return None
+    blocked = next((p for p in pods if not p.terminating and p.cannot_start and _older(p, now)), None)
+    if blocked is not None:
+        why = f"replica {blocked.name} cannot start: {blocked.cannot_start}; its events: kubectl describe pod -n "
+        return Cond("Available", False, CANNOT_START, why + f"{namespace} {blocked.name}")
+    looping = crash_loop(pods, namespace)
+    return None if looping is None else Cond("Available", False, CRASHING, looping)
+
+
+def _older(pod: PodView, now: float) -> bool:
+    return pod.created_at is None or now - pod.created_at >= CANNOT_START_SECONDS
+
+
+def crash_loop(pods: Sequence[PodView], namespace: str) -> str | None:
+    """Which replica keeps exiting, how often and how, or None."""
     looping = [
         p
         for p in pods
@@ -72,7 +91,7 @@ def phase(obs: Observed, previous: str | None, from_zero: bool = False) -> Agent
         return AgentPhase.maintenance
     if breaker_state(obs) != BreakerState.closed:
         return AgentPhase.degraded
-    if obs.crashing:
+    if obs.stuck:
         return AgentPhase.degraded
     if obs.desired > 0 and obs.ready == 0:
         # Never ready yet: still starting. Was ready before: it lost every replica.
@@ -127,8 +146,8 @@ def conditions(obs: Observed) -> list[Cond]:
                 f"{obs.ready}/{obs.desired} replicas ready",
             )
         )
-        if obs.crashing:
-            out.append(Cond("Available", False, CRASHING, obs.crashing))
+        if obs.stuck:
+            out.append(obs.stuck)
         else:
             out.append(
                 Cond(
@@ -163,8 +182,8 @@ def _degraded(obs: Observed) -> Cond:
     if obs.health is not None and obs.health.lapsed:
         lost = ", ".join(obs.health.lapsed)
         return Cond("Degraded", True, "HeartbeatLost", f"restarting replicas whose heartbeat lapsed: {lost}")
-    if obs.crashing and not obs.maintenance:
-        return Cond("Degraded", True, CRASHING, obs.crashing)
+    if obs.stuck and not obs.maintenance:
+        return Cond("Degraded", True, obs.stuck.reason, obs.stuck.message)
     if obs.desired > 0 and 0 < obs.ready < obs.desired and not obs.maintenance:
         return Cond("Degraded", True, "ReplicasUnavailable", f"only {obs.ready}/{obs.desired} replicas ready")
     return Cond("Degraded", False, "AsExpected")

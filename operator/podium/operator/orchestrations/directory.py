@@ -19,7 +19,7 @@ from podium.api.orchestration import OrchestrationSpec
 from podium.api.team import TeamSpec
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
 from podium.engine.strategies import needs
-from podium.operator.agents.status import CRASHING
+from podium.operator.agents.status import CANNOT_START, CRASHING
 from podium.operator.kube import Kube
 
 
@@ -50,7 +50,7 @@ def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | Non
         meta["name"], spec, labels=dict(meta.get("labels") or {}), ready_replicas=int(status.get("readyReplicas") or 0)
     )
     # Never ready yet (just created, or no status): its first replicas are starting, worth a bounded wait.
-    info = replace(info, starting=status.get("phase") in (None, "Initializing"), failing=_crashing(status))
+    info = replace(info, starting=status.get("phase") in (None, "Initializing"), failing=_stuck(status))
     if info.ready_replicas == 0 and status.get("phase") == "Degraded":
         info = replace(info, recovering=_lost_lately(status, time.time() if now is None else now))
     load = status.get("load")
@@ -63,12 +63,18 @@ def _unavailable(status: dict[str, Any]) -> dict[str, Any] | None:
     return available if available is not None and available.get("status") == "False" else None
 
 
-def _crashing(status: dict[str, Any]) -> str | None:
-    """Why its replicas keep exiting, as its Available condition says (the operator's crash_loop), or None."""
-    available = _unavailable(status)
-    if available is None or available.get("reason") != CRASHING:
+STUCK = {CRASHING: "its replicas keep exiting", CANNOT_START: "its replicas cannot start"}
+
+
+def _stuck(status: dict[str, Any]) -> str | None:
+    """Why none of its replicas will be ready by waiting, as its Available condition says (the operator's
+    ``stuck``), or None."""
+    available = _unavailable(status) or {}
+    what = STUCK.get(str(available.get("reason")))
+    if what is None:
         return None
-    return str(available.get("message") or "its replicas keep exiting")
+    said = available.get("message")
+    return f"{what}: {said}" if said else what
 
 
 def _lost_lately(status: dict[str, Any], now: float) -> bool:

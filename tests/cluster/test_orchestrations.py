@@ -22,7 +22,7 @@ from podium_localcluster.redis_server import RedisServer
 from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
-from .helpers import PODIUM, Operator, require_ready_node, status_of
+from .helpers import PODIUM, Operator, condition, require_ready_node, status_of
 from .orchestration_support import (
     HERE,
     agent,
@@ -203,7 +203,9 @@ def test_a_run_naming_an_agent_not_yet_created_waits_for_it_and_then_runs(
     kubectl_apply(cluster, ns, orchestration(name, strategy="pipeline", input={"x": 1}, pipeline={"stages": stages}))
     st = wait_for("Pending", lambda: (s := status(cluster, ns, name)).get("phase") == "Pending" and s)
     running = next(c for c in st["conditions"] if c["type"] == "Running")
-    assert running["reason"] == "AgentNotFound" and "late" in running["message"], running
+    assert running["reason"] == "AgentNotFound" and "late (stage 'then')" in running["message"], running
+    wide = cluster.kubectl("get", "-n", ns, "orchestration", name, "-o", "wide")  # its Message column says why
+    assert "MESSAGE" in wide.stdout and "late (stage 'then')" in wide.stdout, wide.stdout
     time.sleep(3)  # a few of the run's looks: it stays Pending and dispatches nothing
     assert status(cluster, ns, name)["phase"] == "Pending" and not executions(admin, ns, name)
     # Or the name was misspelt: fixed in the Orchestration while it waits, the fixed spec is the one that runs.
@@ -220,7 +222,7 @@ def test_a_run_naming_an_agent_not_yet_created_waits_for_it_and_then_runs(
         assert [t["agent"] for t in st["tasks"]][-1] == "late"
         fixed = finished(cluster, ns, "typo")
         assert fixed["phase"] == "Succeeded" and [t["agent"] for t in fixed["tasks"]] == ["slow"], fixed
-        assert not spec_ignored(fixed)  # an edit before the start is the run's own
+        assert not condition(fixed, "SpecIgnored")  # an edit before the start is the run's own
     finally:
         cluster.kubectl("delete", "-n", ns, "orchestration", name, "typo", "--timeout=30s")
         cluster.kubectl("delete", "-n", ns, "agent", "late", "--timeout=60s")
@@ -279,7 +281,7 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
         "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", json.dumps({"spec": {"pipeline": eight}})
     )
     assert patch.returncode == 0, patch.stderr
-    ignored = wait_for("SpecIgnored", lambda: spec_ignored(status(cluster, ns, name)), timeout=30)
+    ignored = wait_for("SpecIgnored", lambda: condition(status(cluster, ns, name), "SpecIgnored"), timeout=30)
     assert ignored["reason"] == "RunStarted" and "generation 2" in ignored["message"], ignored
     operator.kill()
     before = status(cluster, ns, name)
@@ -289,7 +291,7 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     st = finished(cluster, ns, name, timeout=120)
     assert st["phase"] == "Succeeded", st.get("message")
     assert st["tasksDone"] == 6 and st["startedAt"] == before["startedAt"]
-    assert (spec_ignored(st) or {}).get("observedGeneration") == 2, st["conditions"]
+    assert condition(st, "SpecIgnored").get("observedGeneration") == 2, st["conditions"]
     ran = executions(admin, ns, name)
     assert len(ran) == 6 and set(ran.values()) == {1}, ran
     wait_for("Continued and SpecIgnored events", lambda: {"Continued", "SpecIgnored"} <= set(events(cluster, ns, name)))
@@ -377,10 +379,6 @@ def test_apply_to_first_dispatch_next_to_the_engine_called_directly(
     assert all(r["first_dispatch"] < 1.0 for r in direct), direct
 
 
-def spec_ignored(st: dict[str, Any]) -> dict[str, Any] | None:
-    return next((c for c in st.get("conditions") or [] if c["type"] == "SpecIgnored"), None)
-
-
 def test_a_finished_run_is_not_rerun_when_its_spec_changes(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:
@@ -393,7 +391,7 @@ def test_a_finished_run_is_not_rerun_when_its_spec_changes(
     )
     assert patch.returncode == 0, patch.stderr
 
-    cond = wait_for("SpecIgnored condition", lambda: spec_ignored(status(cluster, ns, name)), timeout=30)
+    cond = wait_for("SpecIgnored condition", lambda: condition(status(cluster, ns, name), "SpecIgnored"), timeout=30)
     assert cond["reason"] == "RunFinished" and cond["observedGeneration"] == 2
     time.sleep(2.0)
     assert status(cluster, ns, name)["phase"] == "Succeeded" and executions(admin, ns, name) == ran

@@ -120,9 +120,12 @@ KINDS: tuple[Kind, ...] = (
             Column("Strategy", ".spec.strategy"),
             Column("Phase", ".status.phase"),
             Column("Progress", ".status.progress"),
+            Column("Tokens", ".status.tokens", "integer", priority=1),
             Column("Cost", ".status.cost", "number", priority=1),
             Column("Team", ".spec.team", priority=1),
             AGE,
+            # Last: what the run waits for, why it failed (`kubectl get orch -o wide`).
+            Column("Message", ".status.message", priority=1),
         ),
     ),
 )

@@ -146,10 +146,14 @@ def readiness(spec: OrchestrationSpec, directory: AgentDirectory) -> Readiness:
     missing = [t for t in teams if not _has_team(directory, t)]
     if missing:
         return Readiness(False, "TeamNotFound", f"team(s) {', '.join(missing)} do not exist in this namespace")
-    named = needs(str(spec.strategy), spec.block(), directory)
-    absent = list(dict.fromkeys(n for _, names in named for n in names if n not in directory))
+    absent: dict[str, str] = {}  # agent -> what of the spec names it (the first)
+    for what, names in needs(str(spec.strategy), spec.block(), directory):
+        for name in names:
+            if name not in directory:
+                absent.setdefault(name, what)
     if absent:
-        return Readiness(False, "AgentNotFound", f"agent(s) {', '.join(absent)} do not exist in this namespace")
+        listed = ", ".join(f"{name} ({what})" for name, what in absent.items())
+        return Readiness(False, "AgentNotFound", f"agent(s) not in this namespace: {listed}")
     if spec.strategy == "hierarchical" and spec.team is None:
         scope = [a for t in teams for a in directory.in_team(t)]
     else:

@@ -119,7 +119,10 @@ async def run_orchestration(
         if state is None:
             state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
         collab = Collaboration(redis, namespace, name, uid, spec, state) if isinstance(state, SharedState) else None
-        scoped = await _with_live_load(bus, _scope(directory, spec), namespace)
+        try:
+            scoped, lost = await _with_live_load(bus, _scope(directory, spec), namespace), ""
+        except UnknownAgent as exc:  # its team is gone: deleted since the run started (found when it is taken up)
+            scoped, lost = AgentDirectory([]), str(exc)
         refresh: Refresh | None = None
         if agents is not None:
             read = agents
@@ -147,6 +150,8 @@ async def run_orchestration(
             on_event=on_event,
             kept=kept,
         )
+        if lost:
+            return _finish(ctx, FAILED, "TeamNotFound", f"{lost}: the run has no agents to go on with")
         if not len(scoped):
             return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
         block = spec.block()

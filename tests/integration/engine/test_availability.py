@@ -464,3 +464,22 @@ async def test_a_purged_run_does_not_send_its_attempt_again(fleet: Fleet, client
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_run_whose_team_is_gone_when_it_is_taken_up_fails_saying_so(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # The Team was deleted while no operator ran the run: the one taking it up finds no scope. It ends, naming the
+    # team, rather than raising (the operator would retry it every few seconds for ever).
+    spec = OrchestrationSpec.model_validate(
+        {
+            "strategy": "pipeline",
+            "team": "crew",
+            "input": "x",
+            "pipeline": {"stages": [{"name": "s", "role": "worker"}]},
+        }
+    )
+    outcome, _, _ = await asyncio.wait_for(run(fleet, client, bus, spec, [info("w1")]), 10)
+    assert (outcome.phase, outcome.reason) == ("Failed", "TeamNotFound"), outcome
+    assert outcome.message == "team 'crew' does not exist: the run has no agents to go on with"
+    assert outcome.tasks == []  # nothing dispatched

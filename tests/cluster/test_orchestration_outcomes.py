@@ -39,6 +39,18 @@ def worker(name: str, role: str, fn: str, redis_url: str, **spec: Any) -> dict[s
     return manifest
 
 
+def unavailable_for(cluster: ClusterHandle, ns: str, agent: str, reason: str, timeout: float) -> dict[str, Any]:
+    """The Agent's status once its Available condition is False with ``reason``."""
+    found: dict[str, Any] = wait_for(
+        f"{agent}: Available=False {reason}",
+        lambda: (
+            (s := status_of(cluster, ns, "agent", agent)) and condition(s, "Available").get("reason") == reason and s
+        ),
+        timeout=timeout,
+    )
+    return found
+
+
 def seconds(start: str, end: str) -> float:
     def at(stamp: str) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
@@ -148,12 +160,7 @@ def test_an_agent_whose_replicas_keep_exiting_says_why_and_runs_pass_it_over_at_
     crasher = worker("crasher", "crasher", "analyzer", redis_server.url)
     crasher["spec"]["backend"] = {"python": {"entrypoint": "no_such_module:handle"}}  # its backend cannot start
     kubectl_apply(cluster, ns, crasher)
-    st = wait_for(
-        "Available=False ReplicasCrashing",
-        lambda: (s := status_of(cluster, ns, "agent", "crasher")) and condition(s, "Available").get("reason")
-        == "ReplicasCrashing" and s,
-        timeout=150,
-    )  # fmt: skip
+    st = unavailable_for(cluster, ns, "crasher", "ReplicasCrashing", timeout=150)
     assert st["phase"] == "Degraded" and condition(st, "Degraded")["reason"] == "ReplicasCrashing"
     why = condition(st, "Available")["message"]
     assert why.startswith("replica crasher-") and f"kubectl logs -n {ns} crasher-" in why, why
@@ -178,12 +185,7 @@ def test_an_agent_whose_container_cannot_be_created_says_why_and_starts_once_its
     secret = {"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "keyless-key", "key": "apiKey"}}}
     keyless["spec"]["template"]["env"].append(secret)  # a Secret not created yet: the kubelet cannot start it
     kubectl_apply(cluster, ns, keyless)
-    st = wait_for(
-        "Available=False ReplicasCannotStart",
-        lambda: (s := status_of(cluster, ns, "agent", "keyless")) and condition(s, "Available").get("reason")
-        == "ReplicasCannotStart" and s,
-        timeout=90,
-    )  # fmt: skip
+    st = unavailable_for(cluster, ns, "keyless", "ReplicasCannotStart", timeout=90)
     why = condition(st, "Available")["message"]
     assert st["phase"] == "Degraded" and "CreateContainerConfigError" in why and "keyless-key" in why, why
     # A run does not wait agentWaitSeconds for it: it goes to the fallback at once, saying why.

@@ -54,9 +54,9 @@ def withdrawn(events: list[Any], uid: str) -> list[Any]:
     return [e.payload for e in events if e.type == "task.withdrawn" and e.payload["task"].startswith(f"{uid}:")]
 
 
-def pipeline(*stages: dict[str, Any], wait: int = 180) -> OrchestrationSpec:
+def pipeline(*stages: dict[str, Any], wait: int = 180, **spec: Any) -> OrchestrationSpec:
     return OrchestrationSpec.model_validate(
-        {"strategy": "pipeline", "input": "x", "agentWaitSeconds": wait, "pipeline": {"stages": list(stages)}}
+        {"strategy": "pipeline", "input": "x", "agentWaitSeconds": wait, "pipeline": {"stages": list(stages)}, **spec}
     )
 
 
@@ -471,14 +471,7 @@ async def test_a_run_whose_team_is_gone_when_it_is_taken_up_fails_saying_so(
 ) -> None:
     # The Team was deleted while no operator ran the run: the one taking it up finds no scope. It ends, naming the
     # team, rather than raising (the operator would retry it every few seconds for ever).
-    spec = OrchestrationSpec.model_validate(
-        {
-            "strategy": "pipeline",
-            "team": "crew",
-            "input": "x",
-            "pipeline": {"stages": [{"name": "s", "role": "worker"}]},
-        }
-    )
+    spec = pipeline({"name": "s", "role": "worker"}, team="crew")
     outcome, _, _ = await asyncio.wait_for(run(fleet, client, bus, spec, [info("w1")]), 10)
     assert (outcome.phase, outcome.reason) == ("Failed", "TeamNotFound"), outcome
     assert outcome.message == "team 'crew' does not exist: the run has no agents to go on with"

@@ -89,7 +89,7 @@ def conditions(
     """The conditions of a phase; ``reason``/``message`` explain it (the engine's reason once finished);
     ``waiting`` says which agents the run waits for to come up, ``ignored`` why the spec as it is now is not the
     one the run goes on with."""
-    # While Pending, the reason is what the run waits for (TeamNotFound, AgentsNotReady, ...).
+    # While Pending, the reason is what the run waits for (TeamNotFound, AgentNotFound, NoAgents).
     why = reason if phase == PENDING and reason else ("Running" if phase == RUNNING else phase)
     running = Cond("Running", phase == RUNNING, why, message)
     suspended = Cond(

@@ -11,6 +11,7 @@ with a fixed seed (examples/agents.yaml).
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,22 +154,28 @@ def runs(cluster: ClusterHandle, release: Release, agents: list[dict[str, Any]])
 
 
 @pytest.fixture(scope="module")
-def journals(cluster: ClusterHandle, release: Release, runs: dict[str, dict[str, Any]]) -> dict[str, list[Entry]]:
-    """Every run's journal (one entry per step: its kind, agent, attempts and result), from the chart's Redis."""
+def chart_redis(cluster: ClusterHandle, release: Release) -> Iterator[redis.Redis]:
+    """The chart's Redis, at its Service address with the password Helm generated."""
     secret = get(cluster, "secret", f"{release.name}-redis", "-n", release.system)
     service = get(cluster, "service", f"{release.name}-redis", "-n", release.system)
     assert secret is not None and service is not None
     password = base64.b64decode(secret["data"]["password"]).decode()
     client = redis.Redis(host=service["spec"]["clusterIP"], port=6379, password=password, socket_timeout=10)
     try:
-        out = {}
-        for key, run in runs.items():
-            key_of = OrchestrationKeys(release.namespace, run["metadata"]["name"]).journal(run["metadata"]["uid"])
-            raw = client.hgetall(key_of)
-            out[key] = sorted((decode_entry(v) for v in raw.values()), key=lambda e: e.started_at)
-        return out
+        yield client
     finally:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def journals(chart_redis: redis.Redis, release: Release, runs: dict[str, dict[str, Any]]) -> dict[str, list[Entry]]:
+    """Every run's journal (one entry per step: its kind, agent, attempts and result), from the chart's Redis."""
+    out = {}
+    for key, run in runs.items():
+        key_of = OrchestrationKeys(release.namespace, run["metadata"]["name"]).journal(run["metadata"]["uid"])
+        raw = chart_redis.hgetall(key_of)
+        out[key] = sorted((decode_entry(v) for v in raw.values()), key=lambda e: e.started_at)
+    return out
 
 
 def condition(run: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -277,3 +284,49 @@ def test_the_hosted_api_walk_through_runs_as_written(
     env = {e["name"]: e for e in pods["items"][0]["spec"]["containers"][0]["env"]}
     # The key reaches the agent from the Secret, by reference: it is in no pod spec or ConfigMap.
     assert env["PODIUM_LLM_API_KEY"]["valueFrom"] == {"secretKeyRef": {"name": "llm-key", "key": "apiKey"}}
+
+
+def test_a_language_model_agent_writes_the_shared_state_its_agent_lists(
+    cluster: ClusterHandle, release: Release, chart_redis: redis.Redis, runs: dict[str, dict[str, Any]]
+) -> None:
+    """An llm Agent with `blackboard.write`, as the operator deploys it: its model is asked for the keys it may
+    write, and its write reaches the run's shared state through the engine, under the agent's name. (The pods' config
+    once left `blackboard` out: the model was never asked, and nothing said so.)"""
+    ns = release.namespace
+    prompt = 'You write one short fact about the topic, and you always write that fact to the shared state key "fact".'
+    backend = {"model": MODEL_ALIAS, "baseURL": release.model_url, "systemPrompt": prompt}
+    writer = {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "fact-writer"},
+        "spec": {
+            "role": "worker",
+            "backend": {"llm": backend | {"temperature": 0, "seed": 42, "maxTokens": 120}},
+            "blackboard": {"write": ["fact"]},
+        },
+    }
+    run = {
+        "apiVersion": "podium.dev/v1alpha1",
+        "kind": "Orchestration",
+        "metadata": {"name": "fact"},
+        "spec": {
+            "strategy": "pipeline",
+            "input": {"topic": "the moon"},
+            "pipeline": {"stages": [{"name": "write", "agent": "fact-writer"}]},
+            "limits": {"timeoutSeconds": 180},
+        },
+    }
+    applied = cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all([writer, run]))
+    assert applied.returncode == 0, applied.stderr
+
+    def finished() -> dict[str, Any] | None:
+        found = get(cluster, "orchestration", "fact", "-n", ns) or {}
+        return found if (found.get("status") or {}).get("completedAt") else None
+
+    done = wait_for("the run to finish", finished, timeout=240)
+    assert done["status"]["phase"] == "Succeeded", f"{done['status']}\n{diagnose(cluster, release)}"
+    state = OrchestrationKeys(ns, "fact").state_keys
+    fact = chart_redis.hget(state.values, "fact")
+    assert fact is not None, "the model wrote nothing to the shared state"
+    assert json.loads(fact), fact
+    assert json.loads(chart_redis.hget(state.meta, "fact"))["writer"] == "fact-writer"

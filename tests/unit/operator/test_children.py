@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from podium.api.agent import Agent
+from podium.agent.backends.base import build_backend
+from podium.agent.backends.llm import LLMRunner
+from podium.agent.config import parse_spec
+from podium.api.agent import Agent, AgentSpec
 from podium.operator.agents import children
 from podium.operator.agents.children import TemplateError
 from tests.support.agents import SETTINGS, make_agent
@@ -70,6 +73,23 @@ def test_config_map_holds_the_fields_the_runtime_reads() -> None:
     assert config["maintenance"] is True
     assert config["backend"] == {"command": {"args": ["cat"], "inputMode": "stdin"}}
     assert "replicas" not in config and "template" not in config
+
+
+def test_every_spec_field_is_either_in_the_config_or_the_operators_alone() -> None:
+    """A field the runtime needs but the config leaves out is missing in every pod, with no error anywhere (as
+    spec.blackboard was: an llm agent's model was never asked to write the keys its Agent lists)."""
+    fields = {field.alias or name for name, field in AgentSpec.model_fields.items()}
+    assert set(children.CONFIG_FIELDS) | set(children.OPERATOR_FIELDS) == fields
+    assert not set(children.CONFIG_FIELDS) & set(children.OPERATOR_FIELDS)
+
+
+def test_an_llm_agents_pods_ask_its_model_to_write_the_keys_its_agent_lists() -> None:
+    llm = {"llm": {"baseURL": "http://model.svc:8080/v1", "model": "m"}}
+    agent = make_agent(backend=llm, blackboard={"read": ["fact"], "write": ["fact", "notes"]})
+    # What a pod reads: the ConfigMap's file, parsed and turned into a backend as `podium agent` does.
+    spec = parse_spec(children.config_map(agent)["data"]["agent.json"])
+    backend = build_backend(spec)
+    assert isinstance(backend, LLMRunner) and backend.writes == ("fact", "notes")
 
 
 def test_secret_names_the_agents_own_redis_user() -> None:

@@ -57,7 +57,8 @@ POD_KEYS = {
 META_KEYS = {"labels", "annotations"}
 TEMPLATE_KEYS = CONTAINER_KEYS | POD_KEYS | META_KEYS
 
-# Spec fields the agent runtime reads from its config file.
+# Spec fields the agent runtime reads from its config file. Every field of the spec is in exactly one of these two
+# lists (a unit test holds them to it): a field left out of the config is silently missing in every pod.
 CONFIG_FIELDS = (
     "role",
     "description",
@@ -71,7 +72,11 @@ CONFIG_FIELDS = (
     "a2a",
     "tools",
     "memory",
+    "blackboard",  # the keys an llm agent's model is asked to write
 )
+# The operator's and the engine's alone: the pod template and its scaling, and what the engine reads from the Agent
+# itself (its targets, the messages it is sent).
+OPERATOR_FIELDS = ("replicas", "template", "autoscaling", "performance", "subscriptions", "messageTasks")
 
 
 class TemplateError(ValueError):

@@ -4,7 +4,6 @@ messages and approvals (``podium.cli.run_state``)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -16,6 +15,7 @@ import yaml
 from podium.api.common import GROUP, VERSION
 from podium.api.validation import SpecError, parse
 from podium.cli import run_state
+from podium.cli.redis_access import with_redis
 
 PLURAL = "orchestrations"
 FINISHED = ("Succeeded", "Failed")
@@ -107,7 +107,7 @@ def render_result(value: Any, output: str = "json") -> str:
 def result(namespace: str, name: str, redis_url: str, output: str = "json") -> int:
     status = _get(run_state.kube_api(), namespace, name).get("status") or {}
     if status.get("resultRef"):
-        value = asyncio.run(_load_ref(redis_url, status["resultRef"]))
+        value = with_redis(redis_url, lambda client: _load_ref(client, status["resultRef"]))
     elif "result" in status:
         value = status["result"]
     else:
@@ -117,17 +117,13 @@ def result(namespace: str, name: str, redis_url: str, output: str = "json") -> i
     return 0
 
 
-async def _load_ref(redis_url: str, ref: str) -> Any:
-    from podium.dataplane.connection import connect
+async def _load_ref(client: Any, ref: str) -> Any:
     from podium.dataplane.runs import load_result
 
-    client = connect(redis_url)  # one server, Sentinel or Cluster
     try:
         return await load_result(client, ref)
     except (LookupError, ValueError) as e:
         raise SystemExit(f"podium run result: {e}") from None
-    finally:
-        await client.aclose()
 
 
 def tool_call_line(sender: str, payload: Any) -> str:
@@ -188,24 +184,19 @@ def agent_view(agent: str, run: str, events: list[Any], entries: list[Any], deli
 
 def history(namespace: str, name: str, redis_url: str, limit: int, agent: str | None = None) -> int:
     from podium.dataplane.bus import Bus
-    from podium.dataplane.connection import connect
     from podium.engine.journal import Journal
 
     uid = run_state.get_run(run_state.kube_api(), namespace, name)["metadata"]["uid"]
     run = f"{namespace}/{name}"
 
-    async def fetch() -> tuple[list[Any], list[Any], list[Any]]:
-        client = connect(redis_url)
-        try:
-            bus = Bus(client)
-            events = await bus.history(orchestration=run, limit=limit if agent is None else 10_000)
-            delivered = [] if agent is None else await bus.history(agent=(namespace, agent), limit=10_000)
-            entries = await Journal(client, namespace, name, uid).entries()
-            return list(events), entries, list(delivered)
-        finally:
-            await client.aclose()
+    async def fetch(client: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        bus = Bus(client)
+        events = await bus.history(orchestration=run, limit=limit if agent is None else 10_000)
+        delivered = [] if agent is None else await bus.history(agent=(namespace, agent), limit=10_000)
+        entries = await Journal(client, namespace, name, uid).entries()
+        return list(events), entries, list(delivered)
 
-    events, entries, delivered = asyncio.run(fetch())
+    events, entries, delivered = with_redis(redis_url, fetch)
     if agent is not None:
         events, entries = agent_view(agent, run, events, entries, delivered)
     lines = conversation_lines(events, entries)
@@ -222,12 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     import os
 
     parser = argparse.ArgumentParser(prog="podium run", description=__doc__)
-    parser.add_argument("-n", "--namespace", default="default")
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("PODIUM_REDIS_URL", "redis://127.0.0.1:6379/0"),
-        help="for result references and history (env PODIUM_REDIS_URL)",
-    )
+    common: dict[tuple[str, ...], dict[str, Any]] = {
+        ("-n", "--namespace"): {"default": "default", "help": "the Orchestration's namespace (default: default)"},
+        ("--redis-url",): {
+            "default": os.environ.get("PODIUM_REDIS_URL", "redis://127.0.0.1:6379/0"),
+            "help": "Podium's Redis, for results by reference, history, state and messages (env PODIUM_REDIS_URL)",
+        },
+    }
+    for flags, how in common.items():
+        parser.add_argument(*flags, **how)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("submit", help="create or update the Orchestrations in a file")
     p.add_argument("file", type=Path)
@@ -244,6 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--agent", help="only this agent's part: its steps, the messages it sent and was delivered")
     run_state.add_parsers(sub)
+    # Also after the command, as kubectl takes them (`podium run state NAME -n team`); given there, they win.
+    for command in sub.choices.values():
+        for flags, how in common.items():
+            command.add_argument(*flags, default=argparse.SUPPRESS, help=how["help"])
     return parser
 
 

@@ -8,20 +8,18 @@ API server records who did, and GitOps users can do the same in their manifests.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from podium.api.common import GROUP, VERSION
+from podium.cli.redis_access import with_redis
 
 PLURAL = "orchestrations"
 COMMANDS = ("state", "snapshot", "rollback", "broadcast", "approve", "reject")
 VALUE_CHARS = 100
-T = TypeVar("T")
 
 
 class NotFound(SystemExit):
@@ -171,19 +169,6 @@ def state_lines(rows: list[tuple[str, Any, int, str]]) -> list[str]:
     return lines
 
 
-def _run(redis_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    from redis.asyncio import Redis
-
-    async def go() -> T:
-        client = Redis.from_url(redis_url)
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(go())
-
-
 def show_state(args: argparse.Namespace) -> int:
     from podium.dataplane.state import SharedState
 
@@ -210,7 +195,7 @@ def show_state(args: argparse.Namespace) -> int:
             return [json.dumps(value, indent=2, ensure_ascii=False)]
         return state_lines(await state.listing())
 
-    lines = _run(args.redis_url, read)
+    lines = with_redis(args.redis_url, read)
     if not lines:
         print(f"{args.name}: nothing in its shared state", file=sys.stderr)
         return 0
@@ -222,7 +207,7 @@ def snapshot(args: argparse.Namespace) -> int:
     from podium.dataplane.state import SharedState
 
     get_run(kube_api(), args.namespace, args.name)
-    sid = _run(args.redis_url, lambda client: SharedState(client, args.namespace, args.name).snapshot())
+    sid = with_redis(args.redis_url, lambda client: SharedState(client, args.namespace, args.name).snapshot())
     print(sid)
     return 0
 
@@ -233,7 +218,7 @@ def rollback(args: argparse.Namespace) -> int:
     get_run(kube_api(), args.namespace, args.name)
     writer = f"user:{who(None)}"
     try:
-        restored = _run(
+        restored = with_redis(
             args.redis_url,
             lambda client: SharedState(client, args.namespace, args.name).rollback(args.snapshot, writer=writer),
         )
@@ -266,7 +251,7 @@ def broadcast(args: argparse.Namespace) -> int:
         finally:
             await bus.close()
 
-    entry = _run(args.redis_url, send)
+    entry = with_redis(args.redis_url, send)
     print(f"{args.name}: {args.type} published ({entry}); its subscribed agents get it with their next task")
     return 0
 

@@ -13,7 +13,6 @@ import asyncio
 import os
 import signal
 import sys
-from urllib.parse import urlsplit
 
 from podium.viewer.source import Kube, Scope, Source, Unavailable, check_namespace
 
@@ -57,17 +56,10 @@ def context_namespace(kubeconfig: str | None) -> str:
         return "default"
 
 
-def redacted(url: str) -> str:
-    """A Redis URL fit for logs and warnings: scheme, host, port and database, no credentials."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}{parts.path}"
-
-
 async def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from podium.dataplane.connection import connect
+    from podium.dataplane.connection import connect, redact
     from podium.viewer.server import make_app
 
     try:
@@ -87,7 +79,7 @@ async def serve(args: argparse.Namespace) -> int:
             socket_connect_timeout=5,
             socket_timeout=10,
         )
-    source = Source(kube, redis, Scope(tuple(namespaces)), redacted(args.redis_url or ""))
+    source = Source(kube, redis, Scope(tuple(namespaces)), redact(args.redis_url or ""))
     runner = web.AppRunner(make_app(source), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.address, args.port)

@@ -9,6 +9,7 @@ import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -92,3 +93,17 @@ async def test_a_failover_mid_run_keeps_every_acknowledged_result(sentinels: Sen
     assert lost == [], f"{len(lost)} acknowledged results lost in the failover"
     run.notes.update(fault="sentinel failover (primary SIGKILLed)", acknowledged_before=len(acknowledged))
     run.check()
+
+
+def test_podium_run_reads_a_runs_state_through_the_sentinels(sentinels: SentinelSet) -> None:
+    """`podium run state` (and every `podium run` command that reads Redis) takes the Sentinel URL the operator
+    takes, and finds the primary through it."""
+    from podium.cli.redis_access import with_redis
+    from podium.dataplane.state import SharedState
+
+    async def write_then_list(client: Any) -> Any:
+        state = SharedState(client, "cli", "run")
+        await state.set("fact", "the moon orbits the Earth", writer="fact-writer")
+        return await state.listing()
+
+    assert with_redis(sentinels.url, write_then_list) == [("fact", "the moon orbits the Earth", 1, "fact-writer")]

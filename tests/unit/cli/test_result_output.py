@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import yaml
 
@@ -40,3 +41,15 @@ def test_an_unknown_output_format_is_refused() -> None:
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["result", "run-1", "-o", "xml"])
+
+
+def test_namespace_and_redis_url_go_before_or_after_the_command_as_with_kubectl(monkeypatch: Any) -> None:
+    monkeypatch.delenv("PODIUM_REDIS_URL", raising=False)
+    parse = build_parser().parse_args
+    default = parse(["state", "run-1"])
+    assert (default.namespace, default.redis_url) == ("default", "redis://127.0.0.1:6379/0")
+    before = parse(["-n", "team", "--redis-url", "redis://r:6379/0", "history", "run-1"])
+    after = parse(["history", "run-1", "-n", "team", "--redis-url", "redis://r:6379/0"])
+    assert (before.namespace, before.redis_url) == (after.namespace, after.redis_url) == ("team", "redis://r:6379/0")
+    # Given on both sides, the one after the command wins.
+    assert parse(["-n", "a", "result", "run-1", "--namespace", "b"]).namespace == "b"

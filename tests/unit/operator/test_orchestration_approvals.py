@@ -53,8 +53,12 @@ def test_status_approvals_fit_the_crd_and_events_announce_each_change_once() -> 
 
 
 def test_awaiting_approval_is_a_phase_with_a_condition_that_says_how_to_decide() -> None:
-    message = st.waiting_message("release", ["stage-draft"])
-    assert "podium run approve release --step stage-draft" in message
+    message = st.waiting_message("default", "release", ["stage-draft"])
+    assert "podium run approve release --step stage-draft (or reject" in message
+    # Outside the default namespace the command names it, so it can be pasted as it is.
+    assert "podium run approve release --step stage-draft -n team (" in st.waiting_message(
+        "team", "release", ["stage-draft"]
+    )
     fields = st.phase_fields(st.AWAITING, "ApprovalRequired", message, generation=1, old_conditions=None)
     OrchestrationStatus.model_validate(fields)
     cond = find(fields["conditions"], "AwaitingApproval")
@@ -66,4 +70,4 @@ def test_awaiting_approval_is_a_phase_with_a_condition_that_says_how_to_decide()
     assert find(fields["conditions"], "Running")["status"] == "False"  # type: ignore[index]
     running = st.phase_fields(st.RUNNING, "Running", "go", generation=1, old_conditions=fields["conditions"])
     assert find(running["conditions"], "AwaitingApproval")["status"] == "False"  # type: ignore[index]
-    assert "--step <step>" in st.waiting_message("r", ["a", "b"])
+    assert "--step <step>" in st.waiting_message("default", "r", ["a", "b"])

@@ -163,7 +163,7 @@ class Controller:
         waiting = [r.step for r in records if r.state == "Waiting"]
         metrics.approvals_waiting(self.namespace, self.name, len(waiting))
         if waiting:
-            message = st.waiting_message(self.name, waiting)
+            message = st.waiting_message(self.namespace, self.name, waiting)
             if self.phase != st.AWAITING or self.conditions_message() != message:
                 self.set_phase(st.AWAITING, "ApprovalRequired", message)
                 await self.writer.flush()

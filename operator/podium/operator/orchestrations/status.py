@@ -269,11 +269,14 @@ def approvals_fields(records: Sequence[Any]) -> dict[str, Any]:
     return {"approvals": [approval_status(r) for r in records[-MAX_TASKS:]]} if records else {}
 
 
-def waiting_message(name: str, steps: Sequence[str]) -> str:
-    """What AwaitingApproval says: what waits, and the command that decides."""
+def waiting_message(namespace: str, name: str, steps: Sequence[str]) -> str:
+    """What AwaitingApproval says: what waits, and the command that decides, as it can be pasted."""
     listed = ", ".join(steps)
     flag = f" --step {steps[0]}" if len(steps) == 1 else " --step <step>"
-    return f"{listed} awaits approval: podium run approve {name}{flag} (or reject; annotation podium.dev/approve)"
+    where = "" if namespace == "default" else f" -n {namespace}"
+    return (
+        f"{listed} awaits approval: podium run approve {name}{flag}{where} (or reject; annotation podium.dev/approve)"
+    )
 
 
 APPROVAL_EVENTS = {

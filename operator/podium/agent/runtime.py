@@ -16,7 +16,14 @@ from redis.exceptions import RedisError
 
 from podium.agent import defaults, sdk, tracing
 from podium.agent.backends import Backend, BackendError, BackendOutput, build_backend
-from podium.agent.backends.base import TASK_DEADLINE, TASK_TOOL_CALLS, BudgetSpent, InvalidOutput, Throttled
+from podium.agent.backends.base import (
+    TASK_DEADLINE,
+    TASK_TOOL_CALLS,
+    BudgetSpent,
+    InvalidOutput,
+    Refused,
+    Throttled,
+)
 from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
 from podium.agent.health import Health
 from podium.agent.http import ProbeServer
@@ -30,7 +37,7 @@ from podium.dataplane.bus import Bus
 from podium.dataplane.collab import InvalidEffects, context_versions, parse_messages, parse_state_updates
 from podium.dataplane.connection import connect
 from podium.dataplane.consumer import InboxConsumer
-from podium.dataplane.messages import BUDGET_SPENT, INVALID_OUTPUT, THROTTLED, Result, Task
+from podium.dataplane.messages import BUDGET_SPENT, INVALID_OUTPUT, REFUSED, THROTTLED, Result, Task
 from podium.dataplane.records import Delivery
 from podium.dataplane.toolcalls import ToolCall
 
@@ -330,6 +337,8 @@ class AgentRuntime:
                 label, error_type = "invalid", INVALID_OUTPUT
             elif isinstance(exc, BudgetSpent):
                 error_type = BUDGET_SPENT
+            elif isinstance(exc, Refused):
+                error_type = REFUSED
         except Exception as exc:
             label, error = "error", f"{type(exc).__name__}: {exc}"
         finally:

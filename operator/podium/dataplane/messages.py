@@ -44,7 +44,10 @@ class TaskKind(StrEnum):
 THROTTLED = "throttled"  # the agent's upstream (a model API) answered 429, or 503 with Retry-After
 INVALID_OUTPUT = "invalid_output"  # the answer does not honour the task's output_schema
 BUDGET_SPENT = "budget_spent"  # the agent stopped its work (a tool loop) because the run's budget was spent
-ERROR_TYPES = (THROTTLED, INVALID_OUTPUT, BUDGET_SPENT)
+# The agent's upstream refused the request as made (a model API's 400: a prompt longer than the model's context, a
+# parameter it does not take): the same request would be refused again, so the agent gets no retry.
+REFUSED = "refused"
+ERROR_TYPES = (THROTTLED, INVALID_OUTPUT, BUDGET_SPENT, REFUSED)
 MAX_TRACEPARENT = 256  # characters; a W3C traceparent of version 00 has 55
 
 

@@ -24,7 +24,7 @@ from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, 
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
 from podium.dataplane.batch import After, Batcher, Queue
-from podium.dataplane.messages import ERROR_TYPES, Result, Task
+from podium.dataplane.messages import ERROR_TYPES, REFUSED, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
 from podium.engine import availability, degradation, selection, tracing
 from podium.engine.availability import Availability, State
@@ -524,6 +524,8 @@ class RunContext:
                 if gone is not None:  # no retry can reach it: on to the next agent
                     passed_over[name] = gone
                     break
+                if result is not None and result.error_type == REFUSED:
+                    break  # its upstream would refuse the same request again; another agent (a fallback) may not
                 asked_wait = min(result.retry_after or 0.0, MAX_RETRY_AFTER_SECONDS) if result else 0.0
         await self._finish(step, record, attempt, tried, None, errors[-1] if errors else "no agent available")
         if not worked:

@@ -246,3 +246,24 @@ async def test_a_429_waits_its_retry_after_and_leaves_the_breaker_closed(
     assert proxy.seen[1].at - proxy.seen[0].at >= 13.0 and proxy.seen[2].at - proxy.seen[1].at >= 13.0
     assert outcome.tasks[0].attempts == 3
     assert breaker.state == "closed" and breaker.failures == 0  # a threshold of 1 would have opened on an error
+
+
+async def test_a_prompt_longer_than_the_models_context_is_not_retried_and_the_run_says_why(engine: Engine) -> None:
+    """The model server refuses a request longer than its context (a 400), and would refuse the same request again:
+    the agent gets no retry and its breaker is left alone (the agent is healthy), the fallback is tried, and the run
+    fails naming the context size."""
+    text = "Bread is made of flour, water and salt. " * 3000  # about 30,000 tokens; the model's context is 2,048
+    spec = {
+        "strategy": "pipeline",
+        "input": {"text": text},
+        "pipeline": {"stages": [{"name": "sum", "agent": "w1", "fallback": "w2", "retries": 2}]},
+    }
+    outcome, _ = await engine.run(spec, [agent("w1", failure_threshold=2), agent("w2", failure_threshold=2)])
+    breakers = BreakerStore(engine.redis, engine.fleet.namespace)
+    assert outcome.phase == "Failed", outcome.message
+    assert "exceeds the available context size" in outcome.message, outcome.message
+    (step,) = outcome.tasks
+    assert step.attempts == 2  # one each: w1, then its fallback w2; not three each
+    for name in ("w1", "w2"):
+        breaker = await breakers.load(name)
+        assert breaker.state == "closed" and breaker.failures == 0, (name, breaker)

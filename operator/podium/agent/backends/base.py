@@ -87,6 +87,12 @@ class Throttled(BackendError):
         self.retry_after = retry_after
 
 
+class Refused(BackendError):
+    """The backend's upstream refused the request as made (a 400: a prompt longer than the model's context, a feature
+    it lacks); asked again the same way it refuses again. The engine does not retry it on this agent and leaves
+    the breaker alone."""
+
+
 class InvalidOutput(BackendError):
     """The answer does not honour the task's ``output_schema`` (the message names the field)."""
 

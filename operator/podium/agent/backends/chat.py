@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from podium import telemetry
-from podium.agent.backends.base import TASK_DEADLINE, BackendError, Throttled, tail
+from podium.agent.backends.base import TASK_DEADLINE, BackendError, Refused, Throttled, tail
 from podium.agent.backends.openai_wire import (
     JSON_OBJECT,
     JSON_SCHEMA,
@@ -44,10 +44,6 @@ MAX_INLINE_WAIT_SECONDS = 30.0  # longer waits go back to the engine (the agent'
 THROTTLE_STATUSES = (429, 503)
 CONNECT_TIMEOUT_SECONDS = 10.0  # the task's own timeout bounds everything else
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class Refused(BackendError):
-    """A 400: the server rejects the request as made (possibly a feature it lacks)."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Any
 
 from podium import telemetry
 from podium.agent.backends import llm_prompts as prompts
-from podium.agent.backends.base import BackendError, BackendOutput, InvalidOutput, TaskLike
-from podium.agent.backends.chat import ChatClient, Refused, Request
+from podium.agent.backends.base import BackendError, BackendOutput, InvalidOutput, Refused, TaskLike
+from podium.agent.backends.chat import ChatClient, Request
 from podium.agent.backends.openai_wire import Completion
 from podium.agent.backends.usage import Usage
 from podium.agent.memory import TASK_MEMORY

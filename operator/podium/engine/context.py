@@ -24,7 +24,7 @@ from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, 
 from podium.dataplane.allowance import META_KEY as ALLOWANCE_KEY
 from podium.dataplane.allowance import Allowance
 from podium.dataplane.batch import After, Batcher, Queue
-from podium.dataplane.messages import ERROR_TYPES, REFUSED, Result, Task
+from podium.dataplane.messages import ERROR_TYPES, REFUSED, PayloadTooLarge, Result, Task
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
 from podium.engine import availability, degradation, selection, tracing
 from podium.engine.availability import Availability, State
@@ -500,7 +500,16 @@ class RunContext:
                 tried.append(name)
                 timeout = timeout_seconds or info.resilience.timeout_seconds
                 task = self._task(step, kind, input, name, attempt, timeout, schema)
-                journaled = await self._dispatch(step, record, task, tried, then)
+                try:
+                    journaled = await self._dispatch(step, record, task, tried, then)
+                except PayloadTooLarge as exc:
+                    # Every agent, every retry would be sent the same bytes: the step cannot run, and says why.
+                    unsendable = (
+                        f"its task is {exc.size} bytes encoded, over the bus limit of {exc.limit}: pass large inputs "
+                        "by reference (a URL, or a key of the run's shared state), not inline"
+                    )
+                    await self._finish(step, record, attempt, tried, None, unsendable)
+                    raise TaskFailed(step, [unsendable], self.priorities(names), attempts=worked) from None
                 sent = self.options.clock()
                 if state.state is State.WAKING:
                     why, result = await self._wait_waking(task, name, state, timeout_seconds, journaled)
@@ -711,7 +720,12 @@ class RunContext:
             await self.collab.prepare(self, step, task)
         self._assigned[task.agent] = self._assigned.get(task.agent, 0) + 1
         self.attempts.start(step, task)
-        await self._send(task, entry, then)
+        try:
+            await self._send(task, entry, then)
+        except PayloadTooLarge as exc:  # nothing went out, nor its journal entry
+            self._release(task.agent)
+            self.attempts.end(task, None, str(exc))
+            raise
         await self._report()
         return entry
 

@@ -230,3 +230,30 @@ async def test_progress_reports_each_task_and_done_over_total(fleet: Fleet, clie
         ("stage-three", "w3", "Succeeded", 1),
     ]
     assert all(t.started_at and t.finished_at and t.finished_at >= t.started_at for t in last)
+
+
+async def test_a_run_whose_task_is_too_large_to_send_fails_at_once_saying_so(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    """A task over the bus limit can go to no agent, on no retry: the run ends Failed naming the size and what to do
+    instead, with nothing sent and the journal saying the step failed (the operator used to retry the whole run
+    every few seconds, Running for ever)."""
+    spec = OrchestrationSpec.model_validate(
+        {
+            "strategy": "pipeline",
+            "input": {"text": "x" * 1_100_000},
+            "pipeline": {"stages": [{"name": "one", "agent": "w1", "fallback": "w2"}]},
+        }
+    )
+    uid = uuid.uuid4().hex[:12]
+    directory = AgentDirectory([info("w1"), info("w2")])
+    outcome = await run_orchestration(client, directory, fleet.namespace, "big", uid, spec, bus=bus)
+    assert outcome.phase == "Failed" and outcome.reason == "TaskFailed", outcome
+    assert "over the bus limit of 1048576" in outcome.message and "by reference" in outcome.message, outcome.message
+    assert fleet.log(uid) == []  # no agent got anything
+    (step,) = outcome.tasks
+    assert step.state == "Failed" and step.error is not None and "over the bus limit" in step.error
+    # Taken up again (an operator restart), it ends the same way from its journal, sending nothing.
+    again = await run_orchestration(client, directory, fleet.namespace, "big", uid, spec, bus=bus)
+    assert again.phase == "Failed" and again.message == outcome.message
+    assert fleet.log(uid) == []

@@ -47,7 +47,7 @@ def with_redis(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
             raise RedisUnreachable(f"podium run: --redis-url / PODIUM_REDIS_URL: {exc}") from None
         try:
             return await work(client)
-        except (ConnectionError, TimeoutError, OSError) as exc:  # AuthenticationError is a ConnectionError
+        except (ConnectionError, TimeoutError) as exc:  # AuthenticationError is a ConnectionError
             raise unreachable(url, exc) from None
         finally:
             await client.aclose()

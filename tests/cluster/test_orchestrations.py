@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import redis
+import yaml
 
 from podium.api.common import FINALIZER
 from podium.dataplane.keys import OrchestrationKeys
-from podium_localcluster.redis_server import RedisServer
+from podium_localcluster.redis_server import RedisServer, free_port
 from tests.support.wait import wait_for
 
 from .conftest import ClusterHandle
@@ -329,8 +330,11 @@ def test_podium_run_cli_submits_watches_and_shows_result_and_history(
         input={"topic": "operators"},
         pipeline={"stages": [{"name": "gather", "role": "researcher"}, {"name": "write", "role": "documenter"}]},
     )
+    # The file also holds an Agent (as the examples do): checked, not applied, and said so.
+    extra = {"apiVersion": "podium.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "not-applied"}}
+    extra["spec"] = {"role": "worker", "backend": {"command": {"args": ["cat"]}}}
     path = tmp_path / "run.yaml"
-    path.write_text(json.dumps(manifest))
+    path.write_text(yaml.safe_dump_all([extra, manifest]))
     env = {**cluster.env, "KUBECONFIG": str(cluster.kubeconfig), "PODIUM_REDIS_URL": redis_server.url}
 
     def podium(*args: str) -> subprocess.CompletedProcess[str]:
@@ -341,6 +345,9 @@ def test_podium_run_cli_submits_watches_and_shows_result_and_history(
     submitted = podium("submit", str(path), "--watch", "--timeout=120")
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "via-cli" in submitted.stdout and "Succeeded" in submitted.stdout
+    skipped = f"not applied: Agent not-applied (submit takes Orchestrations; apply the rest with kubectl apply -n {ns}"
+    assert skipped in submitted.stderr, submitted.stderr
+    assert cluster.kubectl("get", "-n", ns, "agent", "not-applied").returncode != 0
     shown = podium("result", "via-cli")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == status(cluster, ns, "via-cli")["result"]
@@ -356,6 +363,12 @@ def test_podium_run_cli_submits_watches_and_shows_result_and_history(
         assert missing.stderr.splitlines() == [
             f"podium run: orchestration 'no-such-run' not found in namespace {ns!r}"
         ], (verb, missing.stderr)
+    # The namespace and Redis also after the command, as with kubectl; a Redis not there is one line, no traceback.
+    nowhere = f"redis://:pw@127.0.0.1:{free_port()}/0"
+    run = [PODIUM, "run", "history", "via-cli", "-n", ns, "--redis-url", nowhere]
+    unreachable = subprocess.run(run, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert unreachable.returncode == 1 and len(unreachable.stderr.splitlines()) == 1, unreachable.stderr
+    assert unreachable.stderr.startswith(f"podium run: Redis at {nowhere.replace(':pw@', '')} cannot be reached")
 
 
 def test_apply_to_first_dispatch_next_to_the_engine_called_directly(

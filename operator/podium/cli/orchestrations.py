@@ -26,17 +26,19 @@ def _get(api: Any, namespace: str, name: str) -> dict[str, Any]:
     return obj
 
 
-def submit(path: Path, namespace: str) -> list[str]:
-    """Create or update every Orchestration in the file; Agents and Teams in it are validated and skipped."""
+def submit(path: Path, namespace: str) -> tuple[list[str], list[str]]:
+    """Create or update every Orchestration in the file: (their names, the other objects in it: Agents and Teams,
+    validated and not applied)."""
     from kubernetes.client.exceptions import ApiException
 
     api = run_state.kube_api()
-    names = []
+    names, skipped = [], []
     for doc in yaml.safe_load_all(path.read_text()):
         if not doc:
             continue
         parse(doc)  # the same checks as the API server, with the same messages, before anything is sent
         if doc["kind"] != "Orchestration":
+            skipped.append(f"{doc['kind']} {doc['metadata']['name']}")
             continue
         name = doc["metadata"]["name"]
         try:
@@ -48,7 +50,7 @@ def submit(path: Path, namespace: str) -> list[str]:
                 raise
             api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, doc)
         names.append(name)
-    return names
+    return names, skipped
 
 
 def describe(status: dict[str, Any]) -> str:
@@ -223,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flags, how in common.items():
         parser.add_argument(*flags, **how)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("submit", help="create or update the Orchestrations in a file")
+    p = sub.add_parser(
+        "submit", help="create or update the Orchestrations in a file (its Agents and Teams are checked, not applied)"
+    )
     p.add_argument("file", type=Path)
     p.add_argument("--watch", action="store_true", help="then watch them to the end")
     p.add_argument("--timeout", type=float, default=600)
@@ -251,7 +255,13 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "submit":
-            names = submit(args.file, args.namespace)
+            names, skipped = submit(args.file, args.namespace)
+            if skipped:
+                print(
+                    f"podium run: not applied: {', '.join(skipped)} (submit takes Orchestrations; "
+                    f"apply the rest with kubectl apply -n {args.namespace} -f {args.file})",
+                    file=sys.stderr,
+                )
             for name in names:
                 print(f"orchestration.{GROUP}/{name} submitted")
             if args.watch:

@@ -24,12 +24,13 @@ def guarded() -> Iterator[RedisServer]:
         yield server
 
 
+async def listing(client: Any) -> Any:
+    """What `podium run state NAME` reads."""
+    return await SharedState(client, "team", "run").listing()
+
+
 def test_a_redis_that_is_not_there_is_one_line_saying_where_and_how_to_point_elsewhere() -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
-
-    async def listing(client: Any) -> Any:
-        return await SharedState(client, "team", "run").listing()
-
     with pytest.raises(RedisUnreachable) as raised:
         with_redis(url, listing)
     message = str(raised.value.code)
@@ -39,9 +40,6 @@ def test_a_redis_that_is_not_there_is_one_line_saying_where_and_how_to_point_els
 
 
 def test_a_wrong_password_is_said_as_such(guarded: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def listing(client: Any) -> Any:
-        return await SharedState(client, "team", "run").listing()
-
     with pytest.raises(RedisUnreachable, match="refused the credentials") as raised:
         with_redis(f"redis://:wrong@{guarded.host}:{guarded.port}/0", listing)
     assert "wrong" not in str(raised.value.code)

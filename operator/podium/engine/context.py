@@ -822,15 +822,19 @@ class RunContext:
     ) -> Result | None:
         """The attempt's result, or None when none came within its timeout, or its agent left the run's scope
         meanwhile (deleted: its queue went with it, nothing will answer), or became unavailable with the task still
-        queued (why is kept in ``_gone``). An attempt Redis lost (its ``journaled`` entry gone) is sent again."""
+        queued (why is kept in ``_gone``). An attempt Redis lost (its ``journaled`` entry gone) is sent again, and
+        waited for its whole timeout from then: its agent never had it."""
         info = self.info(agent) if agent in self._known else None
         timeout = timeout_seconds or (info.resilience.timeout_seconds if info else 120)
-        remaining = await self.budget.remaining_seconds(self.options.clock())
-        bound = max(0.0, min(timeout + RESULT_GRACE_SECONDS, remaining))
+
+        async def bound() -> float:
+            remaining = await self.budget.remaining_seconds(self.options.clock())
+            return max(0.0, min(timeout + RESULT_GRACE_SECONDS, remaining))
+
         try:
             if self._refresh is None:  # no view of the agents to watch: wait the bound
-                return await self.bus.wait_result(task, bound)
-            deadline = time.monotonic() + bound
+                return await self.bus.wait_result(task, await bound())
+            deadline = time.monotonic() + await bound()
             while True:
                 left = deadline - time.monotonic()
                 poll = self.options.wake_poll_seconds
@@ -846,27 +850,26 @@ class RunContext:
                     # holds the task already is left to finish it (a drain does).
                     self._gone[task.id] = f"{now.reason}, while its task waited in its queue"
                     return None
-                if journaled is not None:
-                    await self._look_for_loss(task, journaled)
+                if journaled is not None and await self._look_for_loss(task, journaled):
+                    deadline = time.monotonic() + await bound()
         finally:
             self._release(agent)
 
-    async def _look_for_loss(self, task: Task, journaled: Entry) -> None:
+    async def _look_for_loss(self, task: Task, journaled: Entry) -> bool:
         """Whether Redis lost what the run wrote (it restarted without its data: an emptyDir, no AOF), and if so
         write it back (:meth:`_restore`), and this attempt when it is lost too (its entry, which went ahead of the
-        task in the same round trip, is gone and no result came). Not after a purge: a deleted run is marked
-        cancelled on its agents before its keys go, maybe on another replica while the run still waits. Redis
-        unreachable: nothing is known, nothing done."""
+        task in the same round trip, is gone and no result came); True when the attempt went out again. Not after a
+        purge: a deleted run is marked cancelled on its agents before its keys go, maybe on another replica while
+        the run still waits. Redis unreachable: nothing is known, nothing done."""
         try:
             own_gone, done_gone = await self.journal.gone(journaled.step)
             if not (own_gone or done_gone) or await self.bus.cancelled(task):
-                return
+                return False
             lost = own_gone and await self.bus.get_result(task) is None
             await self._restore()
         except (RedisError, OSError):
-            return
-        if lost:
-            await self._resend(task, journaled)
+            return False
+        return lost and await self._resend(task, journaled)
 
     async def _restore(self) -> None:
         """Write back what Redis lost of what the run wrote, so a later resume neither runs its finished steps again
@@ -888,9 +891,10 @@ class RunContext:
             )
             await self.publish("run.restored", {"steps": restored, "why": "lost from Redis: the journal was gone"})
 
-    async def _resend(self, task: Task, journaled: Entry) -> None:
+    async def _resend(self, task: Task, journaled: Entry) -> bool:
         """Send a lost attempt again as it was (same id and attempt: its agent never had it, or had it from a
-        Redis that no longer exists), instead of waiting out its timeout for a result that cannot come."""
+        Redis that no longer exists), instead of waiting out its timeout for a result that cannot come; False when
+        Redis refused it."""
         log.warning(
             "%s: task %s for %s was lost from Redis (restarted without its data?); sending it again",
             self.orchestration,
@@ -901,7 +905,7 @@ class RunContext:
             await self._send(task, journaled)
         except (RedisError, OSError) as exc:  # Redis away again: the next look finds it lost still and tries again
             log.warning("%s: could not send task %s again: %s", self.orchestration, task.id, exc)
-            return
+            return False
         await self.publish(
             "task.resent",
             {
@@ -911,6 +915,7 @@ class RunContext:
                 "why": "lost from Redis: its journal entry was gone and no result came",
             },
         )
+        return True
 
     def _release(self, agent: str) -> None:
         self._assigned[agent] = max(0, self._assigned.get(agent, 0) - 1)

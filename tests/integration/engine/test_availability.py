@@ -310,12 +310,18 @@ async def test_a_run_is_never_held_by_an_agent_it_does_not_need(fleet: Fleet, cl
 
 
 def ghost_run(
-    fleet: Fleet, client: aioredis.Redis, bus: Bus, uid: str, *before: dict[str, Any], kept: Kept | None = None
+    fleet: Fleet,
+    client: aioredis.Redis,
+    bus: Bus,
+    uid: str,
+    *before: dict[str, Any],
+    kept: Kept | None = None,
+    timeout: int = 60,
 ) -> asyncio.Task[RunOutcome]:
-    """A run whose last step goes to 'ghost' (no process reads its inbox; a 60 s timeout), after ``before`` (stages
-    of w1), looking at its agents every 0.2 s; ``kept`` as the operator's driver passes it."""
+    """A run whose last step goes to 'ghost' (no process reads its inbox; ``timeout``, no retries), after
+    ``before`` (stages of w1), looking at its agents every 0.2 s; ``kept`` as the operator's driver passes it."""
     ghost = dataclasses.replace(info("w2", retries=0), name="ghost")
-    ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": 60}))
+    ghost = dataclasses.replace(ghost, resilience=ghost.resilience.model_copy(update={"timeout_seconds": timeout}))
     agents = AgentDirectory([info("w1"), ghost])
 
     async def refresh() -> AgentDirectory:
@@ -331,16 +337,25 @@ def ghost_run(
 
 
 async def waiting_on_ghost(
-    fleet: Fleet, client: aioredis.Redis, bus: Bus, *before: dict[str, Any], kept: Kept | None = None
+    fleet: Fleet,
+    client: aioredis.Redis,
+    bus: Bus,
+    *before: dict[str, Any],
+    kept: Kept | None = None,
+    agent_timeout: int = 60,
 ) -> tuple[asyncio.Task[RunOutcome], str]:
     """:func:`ghost_run`, once ghost's task is in its inbox: (the run, its uid)."""
     uid = uuid.uuid4().hex[:12]
-    running = ghost_run(fleet, client, bus, uid, *before, kept=kept)
+    running = ghost_run(fleet, client, bus, uid, *before, kept=kept, timeout=agent_timeout)
+    await in_ghosts_inbox(fleet, bus, running)
+    return running, uid
+
+
+async def in_ghosts_inbox(fleet: Fleet, bus: Bus, running: asyncio.Task[RunOutcome]) -> None:
     started = time.monotonic()
     while await bus.queue_depth(fleet.namespace, "ghost") == 0:
         assert time.monotonic() - started < 10 and not running.done(), "the task never reached ghost's inbox"
         await asyncio.sleep(0.05)
-    return running, uid
 
 
 async def answer_as_ghost(fleet: Fleet, bus: Bus, running: asyncio.Task[RunOutcome], within: float) -> list[str]:
@@ -388,6 +403,28 @@ async def test_an_attempt_redis_lost_is_sent_again_at_the_next_look(
         }
     ]
     assert (await StatsStore(client, fleet.namespace).get("ghost")).failed == 0  # nothing counted against it
+
+
+async def test_an_attempt_sent_again_is_given_its_whole_timeout_from_then(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # Redis loses the attempt late in its timeout (4 s, and the 5 s the engine adds for the result to come back);
+    # the agent never had it, so the resent attempt's time counts from when it went out again. Before, the run
+    # still waited from the first send and failed the step with "timed out" while the agent was doing it.
+    started = time.monotonic()
+    running, uid = await waiting_on_ghost(fleet, client, bus, agent_timeout=4)
+    await asyncio.sleep(6 - (time.monotonic() - started))
+    journal = OrchestrationKeys(fleet.namespace, "lost").journal(uid)
+    assert await client.delete(journal, AgentKeys(fleet.namespace, "ghost").inbox) == 2
+    await in_ghosts_inbox(fleet, bus, running)
+    resent_at = time.monotonic()
+    await asyncio.sleep(5)  # past the first send's 9 s, well within the resent attempt's
+
+    done = await answer_as_ghost(fleet, bus, running, 10)
+    outcome = await asyncio.wait_for(running, 5)
+    assert outcome.phase == "Succeeded", outcome.message
+    assert done == [f"{uid}:stage-check:1"]
+    assert time.monotonic() - resent_at < 9
 
 
 async def test_finished_steps_redis_lost_are_written_back_so_a_resume_does_not_run_them_again(

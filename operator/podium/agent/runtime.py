@@ -298,16 +298,18 @@ class AgentRuntime:
             await asyncio.shield(self._release(delivery, started=True))
             raise
         seconds = time.monotonic() - started
-        self.metrics.finished(outcome.label, seconds, outcome.result.tokens)
+        # What the run is told: an answer the bus cannot take (too large) is stored as a failure saying why.
+        result = await self._complete(delivery, outcome.result, fields)
+        label = outcome.label if result.ok or not outcome.result.ok else "error"
+        self.metrics.finished(label, seconds, result.tokens)
         self.metrics.model_usage(
             outcome.usage.prompt_tokens, outcome.usage.completion_tokens, outcome.usage.first_token_seconds
         )
-        if outcome.label == "ok":
+        if label == "ok":
             self.durations.add(seconds)
-        await self._complete(delivery, outcome.result, fields)
-        level = logging.INFO if outcome.result.ok else logging.WARNING
-        message = "task done" if outcome.result.ok else f"task failed: {outcome.result.error}"
-        log.log(level, message, extra={**fields, "outcome": outcome.label, "duration_ms": round(seconds * 1000, 1)})
+        level = logging.INFO if result.ok else logging.WARNING
+        message = "task done" if result.ok else f"task failed: {result.error}"
+        log.log(level, message, extra={**fields, "outcome": label, "duration_ms": round(seconds * 1000, 1)})
 
     async def _execute(self, task: Task, started: float) -> Outcome:
         kind = str(task.kind)
@@ -393,19 +395,20 @@ class AgentRuntime:
         load = max(0, len(self.running) - 1) / self.spec.concurrency  # the other work; not this bid itself
         return BackendOutput(defaults.bid(self.spec, task.input, load=load, eta_seconds=self.durations.average()))
 
-    async def _complete(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> None:
+    async def _complete(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> Result:
         """Store the result, however long Redis takes to take it (an outage, memory pressure, a failover): the task
         stays this replica's meanwhile (its heartbeats go on, so no other replica takes it). Only shutdown ends the
-        retries, after the grace period; the task then returns to the others when this replica's lease lapses."""
+        retries, after the grace period; the task then returns to the others when this replica's lease lapses.
+        Returns the result as stored (:meth:`Consumer.store`)."""
         assert self.consumer is not None
         attempt = 0
         while True:
             try:
-                await self.consumer.complete(delivery, result)
+                stored = await self.consumer.store(delivery, result)
                 self.health.redis_ok = True
                 if attempt:
                     log.info(f"result stored after {attempt} failed tries", extra=fields)
-                return
+                return stored
             except (RedisError, OSError) as exc:
                 attempt += 1
                 self.health.redis_ok = False

@@ -481,8 +481,8 @@ class InboxConsumer:
 
     # -- settling -------------------------------------------------------------------------------------
 
-    def _payload(self, delivery: Delivery, result: Result, limit: int) -> bytes:
-        """The result as stored: its JSON, or an error result saying why it cannot be stored as it is."""
+    def _payload(self, delivery: Delivery, result: Result, limit: int) -> tuple[Result, bytes]:
+        """The result as stored and its JSON: itself, or an error result saying why it cannot be stored as it is."""
         task = delivery.task
         if result.task_id != task.id:
             raise ValueError(f"result is for task {result.task_id!r} but the delivery is task {task.id!r}")
@@ -494,44 +494,54 @@ class InboxConsumer:
             why = f"its output cannot be stored: {exc}"
         else:
             if len(raw) <= limit:
-                return raw
+                return result, raw
             why = (
                 f"its result is {len(raw)} bytes encoded, over the bus limit of {limit} bytes: return large outputs "
                 f"by reference (shared state, object storage)"
             )
-        return dataclasses.replace(
-            result, ok=False, output=None, quality=None, error=f"result not stored: {why}"
-        ).to_json()
+        stored = dataclasses.replace(result, ok=False, output=None, quality=None, error=f"result not stored: {why}")
+        return stored, stored.to_json()
 
     async def complete(self, delivery: Delivery, result: Result) -> bool:
         """Record the result and acknowledge the entry in one function call; False if this task id + attempt was
         already recorded (or the entry was no longer pending: purged or dead-lettered meanwhile)."""
         return (await self.complete_many([(delivery, result)]))[0]
 
+    async def store(self, delivery: Delivery, result: Result) -> Result:
+        """:meth:`complete`, returning the result as stored: ``result`` itself, or the failure stored in its place
+        when it cannot be stored as it is (over the bus limit, nested too deep)."""
+        (stored,) = await self._complete_many([(delivery, result)])
+        return stored[1]
+
     async def complete_many(self, done: Sequence[tuple[Delivery, Result]]) -> list[bool]:
         """Like :meth:`complete` for many deliveries in one round trip. Raises (nothing settled locally, the entries
         stay this replica's) when Redis cannot take them: call again until it can."""
+        return [recorded for recorded, _ in await self._complete_many(done)]
+
+    async def _complete_many(self, done: Sequence[tuple[Delivery, Result]]) -> list[tuple[bool, Result]]:
+        """Each result recorded (False: it was already) and as stored."""
         if not done:
             return []
         try:
             limit = await self._limit()
-            payloads = [self._payload(d, r, limit) for d, r in done]
-            codes = await self._record(done, payloads)
+            stored = [self._payload(d, r, limit) for d, r in done]
+            codes = await self._record(done, [raw for _, raw in stored])
             retry = [i for i, code in enumerate(codes) if code == -2]
             if retry:  # the library's limit shrank since this replica read it: store why instead
                 self._max_bytes = None
                 limit = await self._limit()
                 again = [done[i] for i in retry]
-                recoded = await self._record(again, [self._payload(d, r, limit) for d, r in again])
-                for i, code in zip(retry, recoded, strict=True):
-                    codes[i] = code
+                restored = [self._payload(d, r, limit) for d, r in again]
+                recoded = await self._record(again, [raw for _, raw in restored])
+                for i, code, pair in zip(retry, recoded, restored, strict=True):
+                    codes[i], stored[i] = code, pair
         except (RedisError, OSError):
             self._unanswered()
             raise
         self._answered()
         for delivery, _ in done:
             self._settle(delivery)
-        return [code == 1 for code in codes]
+        return [(code == 1, result) for code, (result, _) in zip(codes, stored, strict=True)]
 
     async def _record(self, done: Sequence[tuple[Delivery, Result]], payloads: Sequence[bytes]) -> list[int]:
         keys: list[str] = [self.keys.inbox, self.keys.results]

@@ -20,6 +20,7 @@ from podium_localcluster.modelserver import LlamaServer as ModelServer
 from podium_localcluster.redis_server import RedisServer
 from tests.integration.agent.conftest import ROOT, VENV_BIN, StartAgent
 from tests.integration.agent.helpers import echo_service, serve
+from tests.support.wait import wait_for
 
 SAMPLES = "tests.integration.agent.sample_agents"
 
@@ -98,6 +99,25 @@ async def test_command_backend_crash_reports_stderr(bus: Bus, namespace: str, st
     start_agent("crasher", {"role": "worker", "backend": {"command": {"args": [sys.executable, "-c", code]}}})
     result = await run_task(bus, new_task(namespace, "crasher", "execute", {}))
     assert not result.ok and "exited with code 4" in result.error and "disk on fire" in result.error
+
+
+async def test_an_answer_too_large_for_the_bus_is_logged_and_counted_as_the_failure_the_run_is_told(
+    bus: Bus, namespace: str, start_agent: StartAgent
+) -> None:
+    # The bus stores "result not stored: ..." in its place; the agent's log and metrics say the same, not "done".
+    code = "import sys; sys.stdout.write('x' * 1_200_000)"
+    agent = start_agent("verbose", {"role": "worker", "backend": {"command": {"args": [sys.executable, "-c", code]}}})
+    result = await run_task(bus, new_task(namespace, "verbose", "execute", {}))
+    assert not result.ok and result.error.startswith("result not stored: its result is"), result.error
+
+    def finished() -> dict[str, Any] | None:  # logged once the result is stored, maybe after the run read it
+        lines = [line for line in agent.logs() if line.get("task_id") == result.task_id]
+        return lines[-1] if lines and lines[-1]["msg"] != "task started" else None
+
+    line = wait_for("the task's last log line", finished, timeout=10, every=0.1)
+    assert line["msg"] == f"task failed: {result.error}" and line["outcome"] == "error", line
+    assert agent.metric("podium_agent_tasks_total", outcome="error") == 1
+    assert agent.metric("podium_agent_tasks_total", outcome="ok") == 0
 
 
 PROPOSAL = {"draft": "Podium runs agents", "round": 1, "proposal": "Podium runs teams of AI agents on Kubernetes"}

@@ -157,46 +157,83 @@ def test_an_llm_agent_reaches_the_model_server_with_its_key_from_a_secret(
     """An Agent's pod, made by the chart's operator, calls the model server at the URL of the notes, with the API
     key from the Secret its apiKeySecretRef names; a pipeline through it succeeds with the tokens counted."""
     ns = release.namespace
-    url = f"http://{release.name}-model-server.{ns}.svc:8080/v1"
     secret = cluster.kubectl("create", "secret", "generic", "model-key", f"--from-literal=key={API_KEY}", "-n", ns)
     assert secret.returncode == 0, secret.stderr
-    agent = {
-        "apiVersion": "podium.dev/v1alpha1",
-        "kind": "Agent",
-        "metadata": {"name": "writer"},
-        "spec": {
-            "role": "writer",
-            "capabilities": [{"name": "writing"}],
-            "backend": {
-                "llm": {
-                    "model": MODEL_ALIAS,
-                    "baseURL": url,
-                    "apiKeySecretRef": {"name": "model-key", "key": "key"},
-                    "temperature": 0,
-                    "maxTokens": 40,
-                }
-            },
-        },
-    }
-    run = {
-        "apiVersion": "podium.dev/v1alpha1",
-        "kind": "Orchestration",
-        "metadata": {"name": "tagline"},
-        "spec": {
-            "strategy": "pipeline",
-            "pipeline": {"stages": [{"name": "write", "agent": "writer"}]},
-            "input": {"text": "Write a one-line tagline for a bakery."},
-            "limits": {"timeoutSeconds": 120, "maxTasks": 3},
-        },
-    }
-    apply(cluster, ns, agent)
-    apply(cluster, ns, run)
-
-    def finished() -> dict[str, Any] | None:
-        status: dict[str, Any] = (get(cluster, ns, "orchestration", "tagline") or {}).get("status") or {}
-        return status if status.get("phase") in ("Succeeded", "Failed") else None
-
-    status = wait_for("the orchestration to finish", finished, timeout=180)
+    apply(cluster, ns, writer(release))
+    apply(cluster, ns, tagline("tagline"))
+    status = finished(cluster, ns, "tagline")
     agent_logs = cluster.kubectl("logs", "-n", ns, "deploy/writer", "--tail=20").stdout
     assert status["phase"] == "Succeeded", f"{status}\n{agent_logs}"
     assert not status.get("degraded") and status["tokens"] > 0 and status["result"], status
+
+
+def writer(release: Release) -> dict[str, Any]:
+    """An llm Agent on the release's model server, with the key from Secret ``model-key``."""
+    url = f"http://{release.name}-model-server.{release.namespace}.svc:8080/v1"
+    llm = {
+        "model": MODEL_ALIAS,
+        "baseURL": url,
+        "apiKeySecretRef": {"name": "model-key", "key": "key"},
+        "temperature": 0,
+        "maxTokens": 40,
+    }
+    spec = {"role": "writer", "capabilities": [{"name": "writing"}], "backend": {"llm": llm}}
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "writer"}, "spec": spec}
+
+
+def tagline(name: str) -> dict[str, Any]:
+    spec = {
+        "strategy": "pipeline",
+        "pipeline": {"stages": [{"name": "write", "agent": "writer"}]},
+        "input": {"text": "Write a one-line tagline for a bakery."},
+        "limits": {"timeoutSeconds": 120, "maxTasks": 3},
+    }
+    return {"apiVersion": "podium.dev/v1alpha1", "kind": "Orchestration", "metadata": {"name": name}, "spec": spec}
+
+
+def finished(cluster: ClusterHandle, ns: str, name: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        status: dict[str, Any] = (get(cluster, ns, "orchestration", name) or {}).get("status") or {}
+        return status if status.get("phase") in ("Succeeded", "Failed") else None
+
+    return wait_for(f"orchestration {name} to finish", ended, timeout=180)
+
+
+def test_an_agent_whose_model_server_is_down_says_so_and_runs_pass_it_over_naming_why(
+    cluster: ClusterHandle, release: Release
+) -> None:
+    """The model server scaled to zero: the llm Agent's pod stays up but takes no tasks, and the Agent says why
+    (Degraded, Available=False BackendUnavailable); a run that needs it fails at once saying so, instead of
+    spending its attempts on calls that cannot be answered. The server back, the Agent is Ready again by itself."""
+    ns = release.namespace
+    if cluster.kubectl("get", "secret", "model-key", "-n", ns).returncode != 0:
+        made = cluster.kubectl("create", "secret", "generic", "model-key", f"--from-literal=key={API_KEY}", "-n", ns)
+        assert made.returncode == 0, made.stderr
+    apply(cluster, ns, writer(release))
+    server = f"deploy/{release.name}-model-server"
+
+    def available() -> dict[str, Any] | None:
+        status = (get(cluster, ns, "agent", "writer") or {}).get("status") or {}
+        return next((c for c in status.get("conditions") or [] if c["type"] == "Available"), None)
+
+    wait_for("writer available", lambda: (available() or {}).get("status") == "True", timeout=180)
+    assert cluster.kubectl("scale", "-n", ns, server, "--replicas=0").returncode == 0
+    try:
+        down = wait_for(
+            "writer to say its backend is down",
+            lambda: c if (c := available()) and c.get("reason") == "BackendUnavailable" else None,
+            timeout=90,
+        )
+        assert "its model server: cannot reach" in down["message"], down
+        assert (get(cluster, ns, "agent", "writer") or {})["status"]["phase"] == "Degraded"
+        apply(cluster, ns, tagline("while-down"))
+        status = finished(cluster, ns, "while-down")
+        assert status["phase"] == "Failed", status
+        assert "its backend is unavailable: replica writer-" in status["message"], status["message"]
+        tasks = status.get("tasks") or []
+        assert all(int(t.get("attempts") or 0) <= 1 for t in tasks), tasks  # no attempts spent on it
+    finally:
+        assert cluster.kubectl("scale", "-n", ns, server, "--replicas=1").returncode == 0
+    wait_for("writer available again", lambda: (available() or {}).get("status") == "True", timeout=180)
+    apply(cluster, ns, tagline("after"))
+    assert finished(cluster, ns, "after")["phase"] == "Succeeded"

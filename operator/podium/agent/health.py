@@ -12,6 +12,7 @@ class Health:
     last_tick: float = field(default_factory=time.monotonic)
     redis_ok: bool = False
     backend_ready: bool = False
+    backend_problem: str | None = None  # why its backend's upstream takes no requests now (see AgentRuntime)
     draining: bool = False
     maintenance: bool = False
 
@@ -33,6 +34,8 @@ class Health:
             return False, "maintenance: finishing in-flight work, accepting nothing new"
         if not self.backend_ready:
             return False, "backend not ready"
+        if self.backend_problem is not None:
+            return False, f"backend unavailable: {self.backend_problem}"
         if not self.redis_ok:
             return False, "redis unreachable"
         return True, "ok"

@@ -23,6 +23,12 @@ class AgentMetrics:
             registry=self.registry,
         )
         self.in_flight = Gauge("podium_agent_in_flight", "Tasks running now", list(labels), registry=self.registry)
+        self.backend_up = Gauge(
+            "podium_agent_backend_up",
+            "1 while the backend's upstream (an llm backend's model server) answers, 0 while it does not",
+            list(labels),
+            registry=self.registry,
+        )
         self.tokens = Counter("podium_agent_tokens", "Model tokens used", list(labels), registry=self.registry)
         self.backend_errors = Counter(
             "podium_agent_backend_errors",
@@ -76,6 +82,9 @@ class AgentMetrics:
 
     def store_retried(self) -> None:
         self.store_retries.labels(**self.labels).inc()
+
+    def set_backend_up(self, up: bool) -> None:
+        self.backend_up.labels(**self.labels).set(1 if up else 0)
 
     def set_in_flight(self, value: int) -> None:
         self.in_flight.labels(**self.labels).set(value)

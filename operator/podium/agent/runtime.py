@@ -21,8 +21,10 @@ from podium.agent.backends.base import (
     TASK_TOOL_CALLS,
     BudgetSpent,
     InvalidOutput,
+    Probed,
     Refused,
     Throttled,
+    Unreachable,
 )
 from podium.agent.config import ConfigError, RuntimeConfig, parse_spec
 from podium.agent.health import Health
@@ -47,6 +49,8 @@ FETCH_BLOCK_MS = 500  # also bounds how long SIGTERM waits for a blocked read
 CONFIG_POLL_SECONDS = 1.0
 TICK_SECONDS = 0.25
 STORE_RETRY_CAP_SECONDS = 2.0  # longest pause between two tries to store a result
+PROBE_SECONDS = 15.0  # how often a backend's upstream is asked whether it is up (and at once after a task found it
+PROBE_DOWN_SECONDS = 2.0  # not); how often while it is down, so the replica takes work again soon after it is back
 # Kinds the runtime can answer itself when the backend does not handle them.
 DEFAULT_KINDS = frozenset({"bid"})
 
@@ -105,6 +109,7 @@ class AgentRuntime:
         self.running: dict[str, asyncio.Task[None]] = {}
         self.slot_freed = asyncio.Event()
         self.stopping = asyncio.Event()
+        self.backend_doubt = asyncio.Event()  # a task found the backend's upstream unreachable: probe it now
         self.maintenance = config.spec.maintenance
         self.left = False
         self.membership = asyncio.Lock()  # orders heartbeats against leave()
@@ -176,6 +181,8 @@ class AgentRuntime:
                 asyncio.create_task(self._heartbeats(), name="heartbeats"),
                 asyncio.create_task(self._watch_config(), name="config-watch"),
             ]
+            if isinstance(self.backend, Probed):
+                helpers.append(asyncio.create_task(self._watch_backend(self.backend), name="backend-watch"))
             try:
                 await self._fetch_loop()
                 await self._drain()
@@ -223,6 +230,9 @@ class AgentRuntime:
                 await self._leave_when_idle()
                 await self._wait_slot(CONFIG_POLL_SECONDS)
                 continue
+            if self.health.backend_problem is not None:  # tasks wait in the inbox: the runs see why and route
+                await self._wait_slot(CONFIG_POLL_SECONDS)
+                continue
             free = self.spec.concurrency - len(self.running)
             if free <= 0:
                 await self._wait_slot(CONFIG_POLL_SECONDS)
@@ -240,7 +250,7 @@ class AgentRuntime:
                 await self._sleep_or_stop(min(5.0, 0.2 * 2**failures))
                 continue
             for delivery in deliveries:
-                if self.stopping.is_set() or self.maintenance:
+                if self.stopping.is_set() or self.maintenance or self.health.backend_problem is not None:
                     await self._release(delivery)  # fetched but not started: another replica takes it soon
                 else:
                     self._start(delivery)
@@ -341,6 +351,8 @@ class AgentRuntime:
                 error_type = BUDGET_SPENT
             elif isinstance(exc, Refused):
                 error_type = REFUSED
+            elif isinstance(exc, Unreachable):
+                self.backend_doubt.set()
         except Exception as exc:
             label, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
@@ -433,18 +445,43 @@ class AgentRuntime:
             await asyncio.sleep(TICK_SECONDS)
 
     async def _heartbeats(self) -> None:
-        assert self.consumer is not None
         while True:
             await asyncio.sleep(self.config.lease_seconds / 3)
-            async with self.membership:
-                if self.left:
-                    continue
-                try:
-                    await self.consumer.heartbeat(len(self.running) / self.spec.concurrency, len(self.running))
-                    self.health.redis_ok = True
-                except (RedisError, OSError) as exc:
-                    self.health.redis_ok = False
-                    log.warning(f"heartbeat failed: {exc}", extra=self._who())
+            await self._beat()
+
+    async def _beat(self) -> None:
+        assert self.consumer is not None
+        async with self.membership:
+            if self.left:
+                return
+            try:
+                load, problem = len(self.running) / self.spec.concurrency, self.health.backend_problem
+                await self.consumer.heartbeat(load, len(self.running), problem)
+                self.health.redis_ok = True
+            except (RedisError, OSError) as exc:
+                self.health.redis_ok = False
+                log.warning(f"heartbeat failed: {exc}", extra=self._who())
+
+    async def _watch_backend(self, backend: Probed) -> None:
+        """Whether the backend's upstream (the llm backend's model server) takes requests: asked every
+        PROBE_SECONDS, at once after a task found it unreachable, every PROBE_DOWN_SECONDS while it is down. While
+        it is down the replica fails /readyz, takes no tasks and says why in its heartbeat, so runs pass the agent
+        over naming why instead of spending their attempts on it."""
+        while True:
+            self.backend_doubt.clear()
+            problem = await backend.probe()
+            self.metrics.set_backend_up(problem is None)
+            if problem != self.health.backend_problem:
+                if problem is None:
+                    log.info("backend answers again: taking tasks", extra=self._who())
+                    self.slot_freed.set()
+                elif self.health.backend_problem is None:
+                    log.warning(f"backend unavailable, taking no tasks until it answers: {problem}", extra=self._who())
+                self.health.backend_problem = problem
+                await self._beat()  # the operator hears it now, not at the next lease renewal
+            wait = PROBE_DOWN_SECONDS if problem else PROBE_SECONDS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.backend_doubt.wait(), wait)
 
     async def _watch_config(self) -> None:
         """Poll the spec file: ConfigMap updates swap a symlink, which inotify on the path would miss."""

@@ -118,6 +118,7 @@ class InboxConsumer:
         self._last_recover = 0.0
         self._last_heartbeat = 0.0
         self._load = 0.0
+        self._problem: str | None = None  # the last heartbeat's: why this replica takes no work
         self._in_flight = 0
         # Recovery scans every consumer's state: do it a few times per lease, not on every fetch.
         self.recover_interval = max(0.05, lease_seconds / 4)
@@ -192,7 +193,7 @@ class InboxConsumer:
         try:
             await self._ensure_group()
             await self._limit()
-            await self.heartbeat(self._load, self._in_flight)
+            await self.heartbeat(self._load, self._in_flight, self._problem)
         except (RedisError, OSError):
             self._unanswered()
             raise
@@ -224,7 +225,7 @@ class InboxConsumer:
         await self._limit()
         now = time.monotonic()
         if now - self._last_heartbeat > self.lease_seconds / 3:
-            await self.heartbeat(self._load, self._in_flight)
+            await self.heartbeat(self._load, self._in_flight, self._problem)
         if self._isolating():
             await self._wait_settled(block_ms)
             return []
@@ -574,15 +575,14 @@ class InboxConsumer:
         self._settle(delivery)
         self._last_recover = 0.0  # if no other replica takes it first, this one does at its next fetch
 
-    async def heartbeat(self, load: float, in_flight: int) -> None:
-        self._load, self._in_flight = float(load), int(in_flight)
+    async def heartbeat(self, load: float, in_flight: int, problem: str | None = None) -> None:
+        """Renew this replica's lease; ``problem``: why it takes no work meanwhile (its backend unavailable), which
+        the operator shows on the Agent."""
+        self._load, self._in_flight, self._problem = float(load), int(in_flight), problem
         self._last_heartbeat = time.monotonic()
+        args: list[Any] = [self.replica, f"{self._load:.4f}", self._in_flight, self._lease_ms]
         try:
-            await self.bus.call(
-                "podium_heartbeat",
-                [self.keys.heartbeats],
-                [self.replica, f"{self._load:.4f}", self._in_flight, self._lease_ms],
-            )
+            await self.bus.call("podium_heartbeat", [self.keys.heartbeats], [*args, problem] if problem else args)
         except (RedisError, OSError):
             self._unanswered()
             raise

@@ -22,13 +22,14 @@ class Delivery:
 @dataclass
 class ReplicaInfo:
     """One replica's heartbeat: hash ``AgentKeys.heartbeats``, replica -> ``"load in_flight last_seen_ms lease_ms"``
-    (written by ``podium.dataplane.scripts.HEARTBEAT``)."""
+    and, while its backend cannot take work, ``" why"`` (written by ``podium.dataplane.scripts``' ``heartbeat``)."""
 
     replica: str
     last_seen: float  # unix seconds, Redis clock
     load: float = 0.0
     in_flight: int = 0
     lease_seconds: float = 0.0
+    problem: str | None = None  # why it takes no work although alive (its model server unreachable), or None
 
 
 @dataclass
@@ -61,7 +62,7 @@ def fields_of(raw: Any) -> dict[str, str]:
 
 def parse_replica(name: str, value: str) -> ReplicaInfo:
     """One heartbeat entry; ValueError for a malformed one."""
-    parts = value.split()
+    parts = value.split(" ", 4)
     if len(parts) < 3:
         raise ValueError(f"heartbeat of {name!r} is not 'load in_flight last_seen_ms lease_ms': {value!r}")
     return ReplicaInfo(
@@ -70,6 +71,7 @@ def parse_replica(name: str, value: str) -> ReplicaInfo:
         load=float(parts[0]),
         in_flight=int(float(parts[1])),
         lease_seconds=float(parts[3]) / 1000.0 if len(parts) > 3 else 0.0,
+        problem=parts[4] if len(parts) > 4 and parts[4] else None,
     )
 
 

@@ -98,7 +98,7 @@ local function live_replicas(hb, now, prune)
   local alive, out = {}, {}
   local rows = redis.call('HGETALL', hb)
   for i = 1, #rows, 2 do
-    local _, _, seen, lease = string.find(rows[i + 1], '^%S+ %S+ (%d+) (%d+)$')
+    local _, _, seen, lease = string.find(rows[i + 1], '^%S+ %S+ (%d+) (%d+)')
     if seen and tonumber(seen) + tonumber(lease) >= now then
       alive[rows[i]] = true
       out[#out + 1] = rows[i]
@@ -198,7 +198,8 @@ local function dead_letter(keys, args)
   return 1
 end
 
--- KEYS: heartbeats.  ARGV: replica, load, in_flight, lease ms.  Returns Redis's time in ms.
+-- KEYS: heartbeats.  ARGV: replica, load, in_flight, lease ms, and optionally why the replica takes no work (its
+-- backend unavailable), kept after the numbers.  Returns Redis's time in ms.
 local function heartbeat(keys, args)
   local hb = keys[1]
   prefix_of(hb, 'hb')
@@ -210,7 +211,10 @@ local function heartbeat(keys, args)
     fail('PODIUMARGS', 'heartbeat: ' .. MAX_REPLICAS .. ' replicas already registered')
   end
   local now = now_ms()
-  redis.call('HSET', hb, replica, string.format('%.4f %d %d %d', load, inflight, now, lease))
+  local value = string.format('%.4f %d %d %d', load, inflight, now, lease)
+  local problem = args[5]
+  if problem and #problem > 0 then value = value .. ' ' .. string.sub(problem, 1, 400) end
+  redis.call('HSET', hb, replica, value)
   local keep = math.floor(lease) * 3
   if redis.call('PTTL', hb) < keep then redis.call('PEXPIRE', hb, keep) end
   return now

@@ -17,6 +17,7 @@ from podium.dataplane.messages import Task
 from podium.engine import contracts
 from podium_localcluster.modelserver import MODEL_ALIAS as MODEL_NAME
 from podium_localcluster.modelserver import LlamaServer as ModelServer
+from podium_localcluster.modelserver import locate
 from podium_localcluster.redis_server import RedisServer
 from tests.integration.agent.conftest import ROOT, VENV_BIN, StartAgent
 from tests.integration.agent.helpers import echo_service, serve
@@ -118,6 +119,57 @@ async def test_an_answer_too_large_for_the_bus_is_logged_and_counted_as_the_fail
     assert line["msg"] == f"task failed: {result.error}" and line["outcome"] == "error", line
     assert agent.metric("podium_agent_tasks_total", outcome="error") == 1
     assert agent.metric("podium_agent_tasks_total", outcome="ok") == 0
+
+
+async def test_an_llm_agent_takes_no_work_while_its_model_server_is_down_and_says_why(
+    bus: Bus, namespace: str, start_agent: StartAgent
+) -> None:
+    # The replica runs, its model server does not answer: it fails /readyz naming why and says so in its heartbeat
+    # (the operator shows it on the Agent; runs pass the agent over), and leaves its tasks in the inbox instead of
+    # failing them one by one. Once a real llama-server answers on that port the replica takes them; when it goes
+    # away again, the first task that finds it unreachable stops the replica taking more at once.
+    server = ModelServer(locate(), threads=1)  # its port chosen; nothing listens there yet
+    llm = {"model": MODEL_NAME, "baseURL": server.base_url, "temperature": 0, "seed": 1, "maxTokens": 16}
+    agent = start_agent("writer", {"role": "writer", "backend": {"llm": llm}}, wait=False)
+
+    def unready() -> str | None:
+        try:
+            status, body = agent.probe("/readyz")
+        except OSError:  # not serving its probes yet
+            return None
+        return body if status == 503 and "backend unavailable" in body else None
+
+    async def started(task: Task) -> bool:
+        ran = any(line.get("task_id") == task.id for line in agent.logs())
+        return ran or await bus.get_result(task) is not None or await bus.queue_depth(namespace, "writer") == 0
+
+    said = wait_for("/readyz to say why", unready, timeout=15, every=0.1)
+    assert f"its model server: cannot reach {server.base_url}" in said, said
+    (replica,) = await bus.replicas(namespace, "writer")
+    assert replica.problem is not None and replica.problem.startswith("its model server: cannot reach"), replica
+    assert agent.metric("podium_agent_backend_up") == 0
+    waiting = new_task(namespace, "writer", "execute", "Name a colour.")
+    await bus.dispatch(waiting)
+    await asyncio.sleep(3)  # a probe or two
+    assert not await started(waiting)  # waits: in the inbox, or handed back by a read already under way
+
+    with server:
+        done = await bus.wait_result(waiting, 60)
+        assert done is not None and done.ok and isinstance(done.output, str) and done.output, done
+        agent.wait_ready()
+        assert (await bus.replicas(namespace, "writer"))[0].problem is None
+        assert agent.metric("podium_agent_backend_up") == 1
+
+    failed = await run_task(bus, new_task(namespace, "writer", "execute", "Name a fruit."), wait=30)
+    assert not failed.ok and "cannot reach" in failed.error, failed.error
+    wait_for("/readyz to fail again", unready, timeout=5, every=0.1)  # at once, not at the next 15 s probe
+    queued = new_task(namespace, "writer", "execute", "Name a tree.")
+    await bus.dispatch(queued)
+    await asyncio.sleep(1.5)
+    assert not await started(queued)
+    logged = [line["msg"] for line in agent.logs() if line.get("msg", "").startswith("backend ")]
+    assert logged[0].startswith("backend unavailable, taking no tasks until it answers: its model server: cannot")
+    assert "backend answers again: taking tasks" in logged
 
 
 PROPOSAL = {"draft": "Podium runs agents", "round": 1, "proposal": "Podium runs teams of AI agents on Kubernetes"}

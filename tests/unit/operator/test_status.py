@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from podium.api.team import TeamSpec
+from podium.dataplane.records import parse_replica
+from podium.engine import availability
 from podium.engine.resilience import Breaker
 from podium.operator.agents import status as agent_status
-from podium.operator.agents.health import HealthReport, PodView
+from podium.operator.agents.health import HealthReport, PodView, evaluate
 from podium.operator.agents.reconcile import pod_view
 from podium.operator.agents.status import Observed
+from podium.operator.orchestrations.directory import agent_info
 from podium.operator.teams import status as team_status
 from podium.operator.teams.status import AgentView
 
@@ -189,3 +192,24 @@ def test_a_replica_whose_container_cannot_be_created_says_why_at_once() -> None:
     s = agent(Observed(desired=1, replicas=1, ready=0, stuck=blocked))
     assert s["phase"] == "Degraded" and cond(s, "Degraded")["reason"] == "ReplicasCannotStart"
     assert agent_status.stuck([pod], "ns", ready=1, now=T0 + 10) is None
+
+
+def test_replicas_whose_backend_does_not_answer_make_the_agent_unavailable_saying_why() -> None:
+    # A replica whose model server is down stays alive (it heartbeats) but fails /readyz and takes no work; its
+    # heartbeat says why, the Agent shows it, and runs pass the agent over naming it instead of waiting for it.
+    why = "its model server: cannot reach http://llm:8080/v1: Connection refused"
+    beats = [parse_replica("x-1", f"0.0000 0 {int(T0 * 1000)} 15000 {why}"), parse_replica("x-2", "0.5 2 0 15000")]
+    assert beats[0].problem == why and beats[1].problem is None and beats[0].lease_seconds == 15
+    pods = [PodView("x-1", True, False, T0 - 300), PodView("x-2", True, False, T0 - 300)]
+    report = evaluate(pods, beats, now=T0, lease_seconds=15, startup_grace_seconds=20, concurrency=4)
+    assert report.problems == {"x-1": why}  # x-2's heartbeat lapsed: what it said is not news
+    assert agent_status.stuck(pods, "ns", ready=1, now=T0, problems=report.problems) is None
+    unavailable = agent_status.stuck(pods, "ns", ready=0, now=T0, problems=report.problems)
+    assert unavailable is not None and unavailable.reason == "BackendUnavailable"
+    s = agent(Observed(desired=2, replicas=2, ready=0, health=report, stuck=unavailable))
+    assert s["phase"] == "Degraded" and cond(s, "Available")["message"] == f"replica x-1: {why}"
+    spec = {"role": "writer", "backend": {"llm": {"baseURL": "http://llm:8080/v1", "model": "m"}}}
+    seen = agent_info({"metadata": {"name": "x"}, "spec": spec, "status": s})
+    assert seen is not None and availability.of(seen) == availability.Availability(
+        availability.State.UNAVAILABLE, f"its backend is unavailable: replica x-1: {why}"
+    )

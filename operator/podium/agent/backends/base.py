@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from podium.dataplane.toolcalls import ToolCall
 
@@ -93,6 +93,11 @@ class Refused(BackendError):
     the breaker alone."""
 
 
+class Unreachable(BackendError):
+    """The backend's upstream did not answer at all (connection refused or cut, DNS, a 5xx from a proxy in front):
+    the runtime probes it at once and takes no tasks until it answers (:class:`Probed`)."""
+
+
 class InvalidOutput(BackendError):
     """The answer does not honour the task's ``output_schema`` (the message names the field)."""
 
@@ -116,6 +121,15 @@ class Backend(Protocol):
         """False: the runtime answers this kind itself (see podium.agent.defaults)."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Probed(Protocol):
+    """A backend with an upstream it can ask whether it takes requests (the llm backend's model server). While it
+    does not, its replica fails /readyz, takes no tasks, and says why in its heartbeat."""
+
+    async def probe(self) -> str | None:
+        """Why the upstream cannot take requests now, or None when it answers. Never raises."""
 
 
 def task_document(task: TaskLike) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from podium import telemetry
-from podium.agent.backends.base import TASK_DEADLINE, BackendError, Refused, Throttled, tail
+from podium.agent.backends.base import TASK_DEADLINE, BackendError, Refused, Throttled, Unreachable, tail
 from podium.agent.backends.openai_wire import (
     JSON_OBJECT,
     JSON_SCHEMA,
@@ -43,6 +43,8 @@ MAX_WAITS = 3  # throttled answers waited out within one call before giving the 
 MAX_INLINE_WAIT_SECONDS = 30.0  # longer waits go back to the engine (the agent's slot is not held that long)
 THROTTLE_STATUSES = (429, 503)
 CONNECT_TIMEOUT_SECONDS = 10.0  # the task's own timeout bounds everything else
+PROBE_TIMEOUT_SECONDS = 5.0
+OUTAGE_STATUSES = (502, 503, 504)  # a server starting (llama-server loading its model) or a proxy with none behind
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -74,8 +76,16 @@ def inline_wait(retry_after: float | None, waits: int, now: float, deadline: flo
 
 
 class ChatClient:
-    def __init__(self, url: str, headers: Mapping[str, str], shown_url: str, sleep: Sleep = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        shown_url: str,
+        sleep: Sleep = asyncio.sleep,
+        probe_url: str | None = None,
+    ) -> None:
         self.url = url
+        self.probe_url = probe_url
         self.headers = dict(headers)
         self.shown_url = shown_url
         self.sleep = sleep
@@ -93,6 +103,22 @@ class ChatClient:
         if self.session is not None:
             await self.session.close()
             self.session = None
+
+    async def probe(self) -> str | None:
+        """Why the server takes no requests now, or None. A GET of ``probe_url`` (the API's model list): any answer
+        below 500 is a server that is up (one without that path, or wanting another key, still answers)."""
+        if self.probe_url is None:
+            return None
+        await self.start()
+        assert self.session is not None
+        try:
+            timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
+            async with self.session.get(self.probe_url, headers=self.headers, timeout=timeout) as resp:
+                if resp.status >= 500:
+                    return f"{self.shown_url} answers {resp.status} {resp.reason or ''}: {tail(await resp.text(), 200)}"
+                return None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return f"cannot reach {self.shown_url}: {exc or type(exc).__name__}"
 
     async def complete(self, request: Request) -> Completion:
         """One answer, after waiting out throttling and falling back from features the server refuses."""
@@ -186,9 +212,9 @@ class ChatClient:
                 # A kept-alive connection the server had closed (llama-server closes after every streamed
                 # answer, although it offers keep-alive): the request never got an answer; ask once more.
                 if fresh or isinstance(exc, aiohttp.ClientConnectorError):
-                    raise BackendError(f"llm: cannot reach {self.shown_url}: {exc}") from exc
+                    raise Unreachable(f"llm: cannot reach {self.shown_url}: {exc}") from exc
             except aiohttp.ClientError as exc:
-                raise BackendError(f"llm: cannot reach {self.shown_url}: {exc}") from exc
+                raise Unreachable(f"llm: cannot reach {self.shown_url}: {exc}") from exc
             except WireError as exc:
                 raise BackendError(f"llm: {exc}") from None
             except ValueError as exc:  # a body that is not JSON
@@ -213,4 +239,6 @@ class ChatClient:
             return Throttled(message, retry_after)
         if status == 400:
             return Refused(message)
+        if status in OUTAGE_STATUSES:
+            return Unreachable(message)
         return BackendError(message)

@@ -28,7 +28,7 @@ from podium.api.agent import LLM_API_KEY_ENV, LLMBackend
 from podium.api.tools import ToolCalling, Tools
 from podium.dataplane.allowance import of_task
 
-__all__ = ["LLMRunner", "Usage", "chat_url", "check_answer"]
+__all__ = ["LLMRunner", "Usage", "chat_url", "check_answer", "models_url"]
 
 log = logging.getLogger("podium.agent.llm")
 
@@ -36,6 +36,11 @@ log = logging.getLogger("podium.agent.llm")
 def chat_url(base_url: str) -> str:
     base = base_url.rstrip("/")
     return base if base.endswith("/chat/completions") else base + "/chat/completions"
+
+
+def models_url(base_url: str) -> str:
+    """The API's model list, which the runtime asks to learn whether the server is up."""
+    return base_url.rstrip("/").removesuffix("/chat/completions") + "/models"
 
 
 def check_answer(
@@ -77,7 +82,9 @@ class LLMRunner:
         api_key = env.get(LLM_API_KEY_ENV)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.client = ChatClient(chat_url(spec.base_url), headers, shown_url=spec.base_url)
+        self.client = ChatClient(
+            chat_url(spec.base_url), headers, shown_url=spec.base_url, probe_url=models_url(spec.base_url)
+        )
         self.tools = tools
         self.writes = tuple(writes)  # shared-state keys the model is asked to write (spec.blackboard.write)
         self.toolbox: Any = None
@@ -102,6 +109,10 @@ class LLMRunner:
             except ToolboxError as exc:
                 raise BackendError(f"tools: {exc}") from None
             log.info(f"tools: {', '.join(sorted(self.toolbox.tools)) or 'none'} ({self.calling} calling)")
+
+    async def probe(self) -> str | None:
+        problem = await self.client.probe()
+        return None if problem is None else f"its model server: {problem}"
 
     def handles(self, kind: str) -> bool:
         # Prices and capacity are the runtime's knowledge, not the model's.

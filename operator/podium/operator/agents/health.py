@@ -36,6 +36,7 @@ class HealthReport:
     lapsed: list[str] = field(default_factory=list)  # pods to restart: Running but heartbeat lapsed
     load: float | None = None  # in-flight / capacity over replicas that heartbeat
     heartbeats_known: bool = True
+    problems: dict[str, str] = field(default_factory=dict)  # pod -> why it takes no work (its backend is down)
 
 
 def evaluate(
@@ -56,12 +57,15 @@ def evaluate(
     lapsed: list[str] = []
     alive = 0
     in_flight = 0
+    problems: dict[str, str] = {}
     for pod in live:
         beat = seen.get(pod.name)
         fresh = beat is not None and now - beat.last_seen <= lease_seconds
         if fresh and beat is not None:
             alive += 1
             in_flight += beat.in_flight
+            if beat.problem:
+                problems[pod.name] = beat.problem
             continue
         if not pod.running or pod.started_at is None:
             continue  # not started yet, or already failing in a way the kubelet and Deployment handle
@@ -69,4 +73,4 @@ def evaluate(
         if now - pod.started_at > startup_grace_seconds + lease_seconds:
             lapsed.append(pod.name)
     load = None if alive == 0 else round(in_flight / (alive * max(1, concurrency)), 3)
-    return HealthReport(pods=len(live), ready=ready, alive=alive, lapsed=sorted(lapsed), load=load)
+    return HealthReport(pods=len(live), ready=ready, alive=alive, lapsed=sorted(lapsed), load=load, problems=problems)

@@ -406,7 +406,7 @@ class AgentReconciler:
             replica_failed=failures > 0,
             autoscaled=scaling is not None,
             workload=deployment is not None,
-            stuck=agent_status.stuck(pods, namespace, report.ready, now) if desired > 0 else None,
+            stuck=agent_status.stuck(pods, namespace, report.ready, now, report.problems) if desired > 0 else None,
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now

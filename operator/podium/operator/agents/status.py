@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
 # The Available condition's reasons for replicas that waiting will not make ready (stuck): runs read them.
 CRASHING = "ReplicasCrashing"  # they keep exiting
 CANNOT_START = "ReplicasCannotStart"  # their container cannot be created (a missing Secret, an image not pulled)
+BACKEND_UNAVAILABLE = "BackendUnavailable"  # they run but take no work: their backend's upstream does not answer
 CRASH_RESTARTS = 2  # restarts of a replica, with none ready, that make its Agent's replicas crash-looping...
 CRASH_UPTIME_SECONDS = 60.0  # ... when its last run ended this soon after it started (a process killed after an
 # hour of work, restarting now, is not crash-looping: runs wait for it as for any replica coming back)
@@ -37,14 +38,18 @@ class Observed:
     replica_failed: bool = False  # a replica crashed or lost its heartbeat this round
     autoscaled: bool = False  # spec.autoscaling is set: queued work wakes it from zero
     workload: bool = True  # its Deployment exists (or was just applied): False while its creation is under way
-    stuck: Cond | None = None  # no replica ready, and none will be by waiting: the Available condition saying why
-    # (stuck; None whenever one is ready)
+    stuck: Cond | None = None  # no replica ready, and none will be by waiting on Kubernetes: the Available condition
+    # saying why (stuck; None whenever one is ready)
 
 
-def stuck(pods: Sequence[PodView], namespace: str, ready: int, now: float) -> Cond | None:
-    """Why an Agent with no ready replica will not get one by waiting, as its Available condition: a replica whose
-    container cannot be created (a missing Secret, an image that cannot be pulled), or one that keeps exiting (its
-    backend cannot start: a missing tool server, a bad entrypoint); None otherwise."""
+def stuck(
+    pods: Sequence[PodView], namespace: str, ready: int, now: float, problems: Mapping[str, str] | None = None
+) -> Cond | None:
+    """Why an Agent with no ready replica will not get one by waiting on Kubernetes, as its Available condition: a
+    replica whose container cannot be created (a missing Secret, an image that cannot be pulled), one that keeps
+    exiting (its backend cannot start: a missing tool server, a bad entrypoint), or one that runs but takes no work
+    because its backend's upstream does not answer (``problems``, from the heartbeats: a model server down); None
+    otherwise."""
     if ready > 0:
         return None
     blocked = next((p for p in pods if not p.terminating and p.cannot_start and _older(p, now)), None)
@@ -52,7 +57,10 @@ def stuck(pods: Sequence[PodView], namespace: str, ready: int, now: float) -> Co
         why = f"replica {blocked.name} cannot start: {blocked.cannot_start}; its events: kubectl describe pod -n "
         return Cond("Available", False, CANNOT_START, why + f"{namespace} {blocked.name}")
     looping = crash_loop(pods, namespace)
-    return None if looping is None else Cond("Available", False, CRASHING, looping)
+    if looping is not None:
+        return Cond("Available", False, CRASHING, looping)
+    name, problem = min((problems or {}).items(), default=(None, None))
+    return None if name is None else Cond("Available", False, BACKEND_UNAVAILABLE, f"replica {name}: {problem}")
 
 
 def _older(pod: PodView, now: float) -> bool:

@@ -19,7 +19,7 @@ from podium.api.orchestration import OrchestrationSpec
 from podium.api.team import TeamSpec
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
 from podium.engine.strategies import needs
-from podium.operator.agents.status import CANNOT_START, CRASHING
+from podium.operator.agents.status import BACKEND_UNAVAILABLE, CANNOT_START, CRASHING
 from podium.operator.kube import Kube
 
 
@@ -63,7 +63,11 @@ def _unavailable(status: dict[str, Any]) -> dict[str, Any] | None:
     return available if available is not None and available.get("status") == "False" else None
 
 
-STUCK = {CRASHING: "its replicas keep exiting", CANNOT_START: "its replicas cannot start"}
+STUCK = {
+    CRASHING: "its replicas keep exiting",
+    CANNOT_START: "its replicas cannot start",
+    BACKEND_UNAVAILABLE: "its backend is unavailable",
+}
 
 
 def _stuck(status: dict[str, Any]) -> str | None:

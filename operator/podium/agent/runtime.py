@@ -308,8 +308,8 @@ class AgentRuntime:
             await asyncio.shield(self._release(delivery, started=True))
             raise
         seconds = time.monotonic() - started
-        # What the run is told: an answer the bus cannot take (too large) is stored as a failure saying why.
-        result = await self._complete(delivery, outcome.result, fields)
+        # Counted and logged as the run is told it: an answer the bus cannot take (too large) is stored as a failure.
+        result = self.consumer.as_stored(delivery, outcome.result) if self.consumer else outcome.result
         label = outcome.label if result.ok or not outcome.result.ok else "error"
         self.metrics.finished(label, seconds, result.tokens)
         self.metrics.model_usage(
@@ -317,6 +317,7 @@ class AgentRuntime:
         )
         if label == "ok":
             self.durations.add(seconds)
+        await self._complete(delivery, result, fields)
         level = logging.INFO if result.ok else logging.WARNING
         message = "task done" if result.ok else f"task failed: {result.error}"
         log.log(level, message, extra={**fields, "outcome": label, "duration_ms": round(seconds * 1000, 1)})
@@ -407,20 +408,19 @@ class AgentRuntime:
         load = max(0, len(self.running) - 1) / self.spec.concurrency  # the other work; not this bid itself
         return BackendOutput(defaults.bid(self.spec, task.input, load=load, eta_seconds=self.durations.average()))
 
-    async def _complete(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> Result:
+    async def _complete(self, delivery: Delivery, result: Result, fields: dict[str, Any]) -> None:
         """Store the result, however long Redis takes to take it (an outage, memory pressure, a failover): the task
         stays this replica's meanwhile (its heartbeats go on, so no other replica takes it). Only shutdown ends the
-        retries, after the grace period; the task then returns to the others when this replica's lease lapses.
-        Returns the result as stored (:meth:`Consumer.store`)."""
+        retries, after the grace period; the task then returns to the others when this replica's lease lapses."""
         assert self.consumer is not None
         attempt = 0
         while True:
             try:
-                stored = await self.consumer.store(delivery, result)
+                await self.consumer.complete(delivery, result)
                 self.health.redis_ok = True
                 if attempt:
                     log.info(f"result stored after {attempt} failed tries", extra=fields)
-                return stored
+                return
             except (RedisError, OSError) as exc:
                 attempt += 1
                 self.health.redis_ok = False

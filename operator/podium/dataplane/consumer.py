@@ -508,41 +508,36 @@ class InboxConsumer:
         already recorded (or the entry was no longer pending: purged or dead-lettered meanwhile)."""
         return (await self.complete_many([(delivery, result)]))[0]
 
-    async def store(self, delivery: Delivery, result: Result) -> Result:
-        """:meth:`complete`, returning the result as stored: ``result`` itself, or the failure stored in its place
-        when it cannot be stored as it is (over the bus limit, nested too deep)."""
-        (stored,) = await self._complete_many([(delivery, result)])
-        return stored[1]
+    def as_stored(self, delivery: Delivery, result: Result) -> Result:
+        """The result as :meth:`complete` will store it: ``result`` itself, or the failure stored in its place when
+        it cannot be stored as it is (over the bus limit, nested too deep), by the limit this replica read when it
+        fetched the task; no I/O."""
+        return result if self._max_bytes is None else self._payload(delivery, result, self._max_bytes)[0]
 
     async def complete_many(self, done: Sequence[tuple[Delivery, Result]]) -> list[bool]:
         """Like :meth:`complete` for many deliveries in one round trip. Raises (nothing settled locally, the entries
         stay this replica's) when Redis cannot take them: call again until it can."""
-        return [recorded for recorded, _ in await self._complete_many(done)]
-
-    async def _complete_many(self, done: Sequence[tuple[Delivery, Result]]) -> list[tuple[bool, Result]]:
-        """Each result recorded (False: it was already) and as stored."""
         if not done:
             return []
         try:
             limit = await self._limit()
-            stored = [self._payload(d, r, limit) for d, r in done]
-            codes = await self._record(done, [raw for _, raw in stored])
+            payloads = [self._payload(d, r, limit)[1] for d, r in done]
+            codes = await self._record(done, payloads)
             retry = [i for i, code in enumerate(codes) if code == -2]
             if retry:  # the library's limit shrank since this replica read it: store why instead
                 self._max_bytes = None
                 limit = await self._limit()
                 again = [done[i] for i in retry]
-                restored = [self._payload(d, r, limit) for d, r in again]
-                recoded = await self._record(again, [raw for _, raw in restored])
-                for i, code, pair in zip(retry, recoded, restored, strict=True):
-                    codes[i], stored[i] = code, pair
+                recoded = await self._record(again, [self._payload(d, r, limit)[1] for d, r in again])
+                for i, code in zip(retry, recoded, strict=True):
+                    codes[i] = code
         except (RedisError, OSError):
             self._unanswered()
             raise
         self._answered()
         for delivery, _ in done:
             self._settle(delivery)
-        return [(code == 1, result) for code, (result, _) in zip(codes, stored, strict=True)]
+        return [code == 1 for code in codes]
 
     async def _record(self, done: Sequence[tuple[Delivery, Result]], payloads: Sequence[bytes]) -> list[int]:
         keys: list[str] = [self.keys.inbox, self.keys.results]

@@ -30,7 +30,8 @@ class Fault:
     delay: float = 0.0  # seconds before forwarding
     content: str | None = None  # replace the model's answer text
     truncate: int | None = None  # keep only this many characters of the answer, as if cut at the token limit
-    match: Match | None = None  # which requests it applies to (default: any)
+    match: Match | None = None  # which requests it applies to (default: any chat completion; a probe's GET is
+    # seen as {"GET": "/v1/models"} and is matched only by a ``match`` that says so)
     times: int = 1
     # Replace the answer with these native tool calls ({"name", "arguments"}: arguments as a dict or JSON text).
     tool_calls: list[dict[str, Any]] | None = None
@@ -66,7 +67,8 @@ class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")  # e.g. http://127.0.0.1:8080 (no /v1)
         self.faults: list[Fault] = []
-        self.seen: list[Seen] = []
+        self.seen: list[Seen] = []  # chat completions
+        self.probed: list[Seen] = []  # GETs of the model list (the llm backend's probe)
         self.runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
         self.port = 0
@@ -84,6 +86,7 @@ class FaultProxy:
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_get("/v1/models", self._handle)  # what the llm backend's probe asks (seen as {"GET": path})
         # A client that gives up (a task timeout) cancels its handler, as a real server stops generating.
         self.runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self.runner.setup()
@@ -106,16 +109,16 @@ class FaultProxy:
 
     def _take(self, body: dict[str, Any]) -> Fault | None:
         for fault in self.faults:
-            if fault.times > 0 and (fault.match is None or fault.match(body)):
+            if fault.times > 0 and ("GET" not in body if fault.match is None else fault.match(body)):
                 fault.times -= 1
                 return fault
         return None
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
+        body = await request.json() if request.method == "POST" else {request.method: request.path}
         peer = request.transport.get_extra_info("peername") if request.transport else None
         seen = Seen(time.monotonic(), body, peer[1] if peer else 0, dict(request.headers))
-        self.seen.append(seen)
+        (self.seen if request.method == "POST" else self.probed).append(seen)
         fault = self._take(body)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)
@@ -123,7 +126,8 @@ class FaultProxy:
             seen.status = fault.status
             return web.Response(status=fault.status, headers=fault.headers, text=fault.text)
         assert self.session is not None
-        async with self.session.post(self.upstream + request.path, json=body) as up:
+        sent = body if request.method == "POST" else None
+        async with self.session.request(request.method, self.upstream + request.path, json=sent) as up:
             raw = await up.read()
             seen.status = up.status
             content_type = up.content_type

@@ -469,7 +469,11 @@ class AgentRuntime:
         over naming why instead of spending their attempts on it."""
         while True:
             self.backend_doubt.clear()
-            problem = await backend.probe()
+            try:
+                problem = await backend.probe()
+            except Exception as exc:  # a probe that breaks says nothing of the server: tasks will tell
+                log.warning(f"backend probe failed: {type(exc).__name__}: {exc}", extra=self._who())
+                problem = None
             self.metrics.set_backend_up(problem is None)
             if problem != self.health.backend_problem:
                 if problem is None:

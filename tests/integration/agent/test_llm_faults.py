@@ -17,6 +17,7 @@ from podium.dataplane.bus import Bus
 from podium.dataplane.messages import INVALID_OUTPUT, Task
 from podium.engine import contracts
 from podium_localcluster.modelserver import LlamaServer as ModelServer
+from podium_localcluster.redis_server import free_port
 from tests.integration.agent.conftest import StartAgent
 from tests.integration.agent.llm_cases import CASES, llm
 from tests.support.fault_proxy import Fault, FaultProxy, streamed, wants_schema
@@ -44,6 +45,26 @@ async def runner(proxy: FaultProxy) -> AsyncIterator[LLMRunner]:
     await r.start()
     yield r
     await r.close()
+
+
+async def test_the_probe_tells_a_server_that_answers_from_one_that_is_down_or_loading(
+    proxy: FaultProxy, runner: LLMRunner
+) -> None:
+    # What the runtime asks to decide whether the replica takes work (docs/agent-runtime.md): the model list.
+    assert await runner.probe() is None
+    assert proxy.probed[-1].body == {"GET": "/v1/models"} and proxy.probed[-1].status == 200
+    proxy.inject(Fault(status=503, text='{"error": {"message": "Loading model"}}', match=lambda b: "GET" in b))
+    loading = await runner.probe()
+    assert loading is not None and loading.startswith(f"its model server: {proxy.url} answers 503"), loading
+    assert "Loading model" in loading
+    proxy.inject(Fault(status=404, text="no such path", match=lambda b: "GET" in b))  # an API without the list
+    assert await runner.probe() is None
+    gone = LLMRunner(llm(f"http://127.0.0.1:{free_port()}/v1"))
+    try:
+        said = await gone.probe()
+        assert said is not None and said.startswith("its model server: cannot reach http://127.0.0.1:"), said
+    finally:
+        await gone.close()
 
 
 async def test_a_429_with_retry_after_is_waited_out(proxy: FaultProxy, runner: LLMRunner) -> None:

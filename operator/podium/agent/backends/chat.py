@@ -115,7 +115,8 @@ class ChatClient:
             timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
             async with self.session.get(self.probe_url, headers=self.headers, timeout=timeout) as resp:
                 if resp.status >= 500:
-                    return f"{self.shown_url} answers {resp.status} {resp.reason or ''}: {tail(await resp.text(), 200)}"
+                    body = (await resp.read()).decode("utf-8", errors="replace")
+                    return f"{self.shown_url} answers {resp.status} {resp.reason or ''}: {tail(body, 200)}"
                 return None
         except (aiohttp.ClientError, TimeoutError) as exc:
             return f"cannot reach {self.shown_url}: {exc or type(exc).__name__}"

@@ -486,7 +486,8 @@ class AgentStatus(Model):
     conditions: list[Condition] | None = None
     """Ready, Available and Degraded; e.g. Ready reason ScaledToZero, Degraded reason HeartbeatLost or
     BreakerOpen, Available and Degraded reason ReplicasCrashing or ReplicasCannotStart (no replica will be ready by
-    waiting: the message says why)."""
+    waiting: the message says why) or BackendUnavailable (the replicas run but their backend's upstream, an llm
+    Agent's model server, does not answer: the message names the replica and why)."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed for; older than the Agent's generation while a change
     has not been reconciled yet."""

@@ -50,7 +50,8 @@ CONFIG_POLL_SECONDS = 1.0
 TICK_SECONDS = 0.25
 STORE_RETRY_CAP_SECONDS = 2.0  # longest pause between two tries to store a result
 PROBE_SECONDS = 15.0  # how often a backend's upstream is asked whether it is up (and at once after a task found it
-PROBE_DOWN_SECONDS = 2.0  # not); how often while it is down, so the replica takes work again soon after it is back
+PROBE_DOWN_SECONDS = 2.0  # not); how often after a failed probe, so the replica takes work again soon after it is back
+PROBE_FAILURES = 2  # failed probes in a row that make it down (one slow answer on a busy machine does not)
 # Kinds the runtime can answer itself when the backend does not handle them.
 DEFAULT_KINDS = frozenset({"bid"})
 
@@ -60,6 +61,14 @@ class Outcome:
     result: Result
     label: str  # ok | error | timeout | throttled | invalid (the metrics label)
     usage: BackendOutput  # what the work used, also when it failed
+
+
+def backend_problem(current: str | None, said: str | None, failed: int) -> str | None:
+    """Why the backend's upstream takes no requests after a probe that ``said`` so (None: it answered), the
+    ``failed``-th in a row: one that answers clears it, PROBE_FAILURES in a row set it, fewer change nothing."""
+    if said is None:
+        return None
+    return said if failed >= PROBE_FAILURES else current
 
 
 def effective_timeout(task: Task, spec: AgentSpec, backend_cap: int | None) -> float:
@@ -467,13 +476,16 @@ class AgentRuntime:
         PROBE_SECONDS, at once after a task found it unreachable, every PROBE_DOWN_SECONDS while it is down. While
         it is down the replica fails /readyz, takes no tasks and says why in its heartbeat, so runs pass the agent
         over naming why instead of spending their attempts on it."""
+        failed = 0
         while True:
             self.backend_doubt.clear()
             try:
-                problem = await backend.probe()
+                said = await backend.probe()
             except Exception as exc:  # a probe that breaks says nothing of the server: tasks will tell
                 log.warning(f"backend probe failed: {type(exc).__name__}: {exc}", extra=self._who())
-                problem = None
+                said = None
+            failed = failed + 1 if said else 0
+            problem = backend_problem(self.health.backend_problem, said, failed)
             self.metrics.set_backend_up(problem is None)
             if problem != self.health.backend_problem:
                 if problem is None:
@@ -483,7 +495,7 @@ class AgentRuntime:
                     log.warning(f"backend unavailable, taking no tasks until it answers: {problem}", extra=self._who())
                 self.health.backend_problem = problem
                 await self._beat()  # the operator hears it now, not at the next lease renewal
-            wait = PROBE_DOWN_SECONDS if problem else PROBE_SECONDS
+            wait = PROBE_DOWN_SECONDS if said else PROBE_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.backend_doubt.wait(), wait)
 

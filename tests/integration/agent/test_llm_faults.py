@@ -59,6 +59,8 @@ async def test_the_probe_tells_a_server_that_answers_from_one_that_is_down_or_lo
     assert "Loading model" in loading
     proxy.inject(Fault(status=404, text="no such path", match=lambda b: "GET" in b))  # an API without the list
     assert await runner.probe() is None
+    proxy.inject(Fault(status=501, text="Unsupported method ('GET')", match=lambda b: "GET" in b))  # nor GET
+    assert await runner.probe() is None
     gone = LLMRunner(llm(f"http://127.0.0.1:{free_port()}/v1"))
     try:
         said = await gone.probe()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from podium.agent.health import Health
+from podium.agent.runtime import backend_problem
 
 
 def test_liveness_follows_the_tick() -> None:
@@ -22,3 +23,13 @@ def test_readiness_needs_everything() -> None:
     assert not h.ready()[0]
     h.maintenance, h.draining = False, True
     assert "draining" in h.ready()[1]
+
+
+def test_a_backend_is_down_after_two_failed_probes_in_a_row_and_up_after_one_answer() -> None:
+    down = "its model server: cannot reach http://llm/v1: timeout"
+    assert backend_problem(None, down, failed=1) is None  # one slow answer on a busy machine
+    assert backend_problem(None, down, failed=2) == down
+    assert backend_problem(down, "its model server: answers 503", failed=1) == down  # a new outage is not news yet
+    assert backend_problem(down, None, failed=0) is None
+    h = Health(stall_seconds=1.0, backend_ready=True, redis_ok=True, backend_problem=down)
+    assert h.ready() == (False, f"backend unavailable: {down}")

@@ -106,7 +106,8 @@ class ChatClient:
 
     async def probe(self) -> str | None:
         """Why the server takes no requests now, or None. A GET of ``probe_url`` (the API's model list): any answer
-        below 500 is a server that is up (one without that path, or wanting another key, still answers)."""
+        but 502, 503 or 504 is a server that is up (one without that path, or without GET at all, or wanting
+        another key, still answers)."""
         if self.probe_url is None:
             return None
         await self.start()
@@ -114,7 +115,7 @@ class ChatClient:
         try:
             timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_SECONDS)
             async with self.session.get(self.probe_url, headers=self.headers, timeout=timeout) as resp:
-                if resp.status >= 500:
+                if resp.status in OUTAGE_STATUSES:
                     body = (await resp.read()).decode("utf-8", errors="replace")
                     return f"{self.shown_url} answers {resp.status} {resp.reason or ''}: {tail(body, 200)}"
                 return None

@@ -181,12 +181,13 @@ def writer(release: Release) -> dict[str, Any]:
     return {"apiVersion": "podium.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "writer"}, "spec": spec}
 
 
-def tagline(name: str) -> dict[str, Any]:
+def tagline(name: str, **extra: Any) -> dict[str, Any]:
     spec = {
         "strategy": "pipeline",
         "pipeline": {"stages": [{"name": "write", "agent": "writer"}]},
         "input": {"text": "Write a one-line tagline for a bakery."},
         "limits": {"timeoutSeconds": 120, "maxTasks": 3},
+        **extra,
     }
     return {"apiVersion": "podium.dev/v1alpha1", "kind": "Orchestration", "metadata": {"name": name}, "spec": spec}
 
@@ -199,12 +200,14 @@ def finished(cluster: ClusterHandle, ns: str, name: str) -> dict[str, Any]:
     return wait_for(f"orchestration {name} to finish", ended, timeout=180)
 
 
-def test_an_agent_whose_model_server_is_down_says_so_and_runs_pass_it_over_naming_why(
+def test_an_agent_whose_model_server_is_down_says_so_and_runs_wait_for_it_or_pass_it_over_naming_why(
     cluster: ClusterHandle, release: Release
 ) -> None:
     """The model server scaled to zero: the llm Agent's pod stays up but takes no tasks, and the Agent says why
-    (Degraded, Available=False BackendUnavailable); a run that needs it fails at once saying so, instead of
-    spending its attempts on calls that cannot be answered. The server back, the Agent is Ready again by itself."""
+    (Degraded, Available=False BackendUnavailable). A run that may not wait for agents (agentWaitSeconds 0) fails at
+    once saying so, instead of spending its attempts on calls that cannot be answered; a run with the default wait
+    says whom it waits for and why, and succeeds once the server is back (a model server restart is ridden out).
+    The Agent is Ready again by itself."""
     ns = release.namespace
     if cluster.kubectl("get", "secret", "model-key", "-n", ns).returncode != 0:
         made = cluster.kubectl("create", "secret", "generic", "model-key", f"--from-literal=key={API_KEY}", "-n", ns)
@@ -216,6 +219,11 @@ def test_an_agent_whose_model_server_is_down_says_so_and_runs_pass_it_over_namin
         status = (get(cluster, ns, "agent", "writer") or {}).get("status") or {}
         return next((c for c in status.get("conditions") or [] if c["type"] == "Available"), None)
 
+    def waiting(name: str) -> dict[str, Any] | None:
+        status = (get(cluster, ns, "orchestration", name) or {}).get("status") or {}
+        said = next((c for c in status.get("conditions") or [] if c["type"] == "Waiting"), None)
+        return said if said is not None and said["status"] == "True" else None
+
     wait_for("writer available", lambda: (available() or {}).get("status") == "True", timeout=180)
     assert cluster.kubectl("scale", "-n", ns, server, "--replicas=0").returncode == 0
     try:
@@ -226,14 +234,19 @@ def test_an_agent_whose_model_server_is_down_says_so_and_runs_pass_it_over_namin
         )
         assert "its model server: cannot reach" in down["message"], down
         assert (get(cluster, ns, "agent", "writer") or {})["status"]["phase"] == "Degraded"
-        apply(cluster, ns, tagline("while-down"))
-        status = finished(cluster, ns, "while-down")
+        apply(cluster, ns, tagline("no-wait", agentWaitSeconds=0))
+        status = finished(cluster, ns, "no-wait")
         assert status["phase"] == "Failed", status
         assert "its backend is unavailable: replica writer-" in status["message"], status["message"]
         tasks = status.get("tasks") or []
         assert all(int(t.get("attempts") or 0) <= 1 for t in tasks), tasks  # no attempts spent on it
+        apply(cluster, ns, tagline("rides-out"))
+        said = wait_for("the run to say it waits for writer", lambda: waiting("rides-out"), timeout=60)
+        assert "agent 'writer' is not ready (its backend is unavailable: replica writer-" in said["message"], said
     finally:
         assert cluster.kubectl("scale", "-n", ns, server, "--replicas=1").returncode == 0
+    status = finished(cluster, ns, "rides-out")
+    assert status["phase"] == "Succeeded" and status["result"], status
     wait_for("writer available again", lambda: (available() or {}).get("status") == "True", timeout=180)
     apply(cluster, ns, tagline("after"))
     assert finished(cluster, ns, "after")["phase"] == "Succeeded"

@@ -499,7 +499,9 @@ class OrchestrationSpec(Model):
     limits: Limits = Field(default_factory=Limits)
     agent_wait_seconds: int = Field(default=180, ge=0, le=86400)
     """How long the run waits for an agent that is not up yet before passing it over: an Agent with
-    spec.autoscaling at zero replicas (the queued task wakes it) or one whose first replicas are starting. While
+    spec.autoscaling at zero replicas (the queued task wakes it), one whose first replicas are starting, one that
+    lost its last ready replica moments ago, or one whose backend stopped answering in the last two minutes (its
+    model server restarting: the Agent's Available condition, reason BackendUnavailable). While
     it waits, condition Waiting says for whom. An agent that is scaled to zero without autoscaling, in
     maintenance, or without a ready replica is passed over at once. Passed over: the step goes to the next
     suitable agent, or is lost (a critical agent's step fails the run with reason AgentUnavailable, naming it;

@@ -10,11 +10,11 @@ dedupe marker still records exactly one result per task id + attempt.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import ResponseError
 
-from podium.dataplane.keys import GROUP, AgentKeys, check_name, split_ref
+from podium.dataplane.keys import GROUP, RELEASED, AgentKeys, check_name, split_ref
 from podium.dataplane.messages import Result, Task
 from podium.dataplane.redisutil import text
 
@@ -75,9 +75,10 @@ async def withdraw(bus: Bus, task: Task) -> bool:
 
 
 async def queued(bus: Bus, task: Task) -> bool:
-    """Whether ``task`` still waits in its agent's inbox, handed to no replica (among the first SCAN_BATCH waiting
-    entries). Read only: :func:`withdraw` would also mark a delivered task for its replica to drop, and a caller
-    that only wants to take back what no replica holds looks first."""
+    """Whether ``task`` still waits in its agent's inbox, handed to no replica: not delivered yet, or handed back by
+    the replica that read it (a replica whose backend went down hands back what it had not started), among the first
+    SCAN_BATCH of each. Read only: :func:`withdraw` would also mark a delivered task for its replica to drop, and a
+    caller that only wants to take back what no replica holds looks first."""
     inbox = AgentKeys(task.namespace, task.agent).inbox
     try:
         groups = await bus.redis.xinfo_groups(inbox)
@@ -85,8 +86,22 @@ async def queued(bus: Bus, task: Task) -> bool:
         return False
     start = next((text(g["last-delivered-id"]) for g in groups if text(g["name"]) == GROUP), "0-0")
     rows = await bus.redis.xrange(inbox, min=f"({start}", count=SCAN_BATCH)
-    ids = (fields.get(b"i", fields.get("i")) for _, fields in rows or [] if fields)  # bytes, or str if decoded
-    return any(text(i) == task.id for i in ids)
+    if any(_task_id(fields) == task.id for _, fields in rows or []):
+        return True
+    released = await bus.redis.xpending_range(inbox, GROUP, "-", "+", SCAN_BATCH, consumername=RELEASED)
+    if not released:
+        return False
+    async with bus.redis.pipeline(transaction=False) as pipe:
+        for entry in released:
+            pipe.xrange(inbox, min=entry["message_id"], max=entry["message_id"])
+        replies = await pipe.execute()
+    return any(_task_id(fields) == task.id for rows in replies for _, fields in rows or [])
+
+
+def _task_id(fields: dict[Any, Any] | None) -> str | None:
+    """The task id an inbox entry carries (its field ``i``; bytes, or str from a decoding client)."""
+    raw = (fields or {}).get(b"i", (fields or {}).get("i"))
+    return None if raw is None else text(raw)
 
 
 async def cancelled(bus: Bus, task: Task) -> bool:

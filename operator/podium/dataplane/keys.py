@@ -22,6 +22,7 @@ from dataclasses import dataclass
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 
 GROUP = "workers"  # the one consumer group of every inbox
+RELEASED = ":released"  # the group's pseudo-consumer holding entries replicas handed back (the library's RELEASED)
 
 
 def check_name(value: str, what: str) -> str:

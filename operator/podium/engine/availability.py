@@ -3,7 +3,8 @@
 A run decides per agent, before each dispatch (and up front for the agents its spec names): an available agent
 gets the work; a waking one gets it too and the run waits a bounded time for it to come up (an autoscaled agent
 at zero replicas is woken by the work itself; a new agent's first replicas are starting; one that lost its last
-ready replica moments ago is most likely restarting it); an unavailable one is passed over at once: the step goes
+ready replica moments ago is most likely restarting it; one whose backend stopped answering moments ago, its model
+server most likely restarting); an unavailable one is passed over at once: the step goes
 to the next suitable agent, or is lost (critical: the run fails).
 """
 
@@ -45,6 +46,8 @@ def of(agent: AgentInfo) -> Availability:
         return AVAILABLE
     if agent.failing:  # waiting would not bring a replica up: its backend or its container cannot start
         return Availability(State.UNAVAILABLE, agent.failing)
+    if agent.outage:  # its model server restarting, most likely: the queued task waits for it
+        return Availability(State.WAKING, agent.outage)
     if agent.autoscaled:
         if agent.replicas == 0:
             return Availability(State.WAKING, "at zero replicas; its autoscaler starts one for the queued work")

@@ -41,6 +41,7 @@ class AgentInfo:
     starting: bool = False  # its first replicas are starting (it has never been ready)
     recovering: bool = False  # it lost its last ready replica moments ago (a pod restart, a Redis blip)
     failing: str | None = None  # none of its replicas is ready and none will be by waiting: why (its Agent's status)
+    outage: str | None = None  # its replicas are up but its backend stopped answering moments ago (restarting?): why
 
     @classmethod
     def from_spec(

@@ -157,3 +157,23 @@ async def test_a_withdrawn_task_already_delivered_is_settled_as_withdrawn_not_ru
     assert got is not None and not got.ok
     assert got.error == f"withdrawn: orchestration {ns}/a stopped waiting for this attempt (task {tasks[1].id})"
     assert await bus.queue_depth(ns, "worker") == 0 and await bus.in_flight(ns, "worker") == 0
+
+
+async def test_a_task_a_replica_handed_back_counts_as_queued_and_is_withdrawn_before_it_runs(bus: Bus, ns: str) -> None:
+    # A replica whose model server goes down hands back what a read already under way gave it: no replica holds
+    # that task, so a run deciding whether its agent will ever take it must see it as waiting in the queue.
+    tasks = [task(ns, "a", i) for i in range(3)]
+    await bus.dispatch_many(tasks)
+    replica = bus.consumer(ns, "worker", "r1")
+    held = await replica.fetch(2, 100)
+    assert [d.task.id for d in held] == [tasks[0].id, tasks[1].id]
+    assert not await bus.queued(tasks[0]) and await bus.queued(tasks[2])  # held by r1; not delivered yet
+    await replica.release(held[0])
+    assert await bus.queued(tasks[0]) and not await bus.queued(tasks[1])
+
+    assert await bus.withdraw(tasks[0]) is False  # handed out once: marked for whoever takes it next, not deleted
+    await replica.complete(held[1], Result(task_id=tasks[1].id, attempt=0, ok=True, replica="r1"))
+    ran = await drain(bus.consumer(ns, "worker", "r2"), bus, ns)
+    assert ran == [tasks[2].id]
+    got = await bus.get_result(tasks[0])
+    assert got is not None and not got.ok and got.error is not None and got.error.startswith("withdrawn:")

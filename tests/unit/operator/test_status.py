@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from podium.api.team import TeamSpec
@@ -12,7 +13,7 @@ from podium.operator.agents import status as agent_status
 from podium.operator.agents.health import HealthReport, PodView, evaluate
 from podium.operator.agents.reconcile import pod_view
 from podium.operator.agents.status import Observed
-from podium.operator.orchestrations.directory import agent_info
+from podium.operator.orchestrations.directory import BACKEND_RECOVERY_GRACE_SECONDS, agent_info
 from podium.operator.teams import status as team_status
 from podium.operator.teams.status import AgentView
 
@@ -196,7 +197,8 @@ def test_a_replica_whose_container_cannot_be_created_says_why_at_once() -> None:
 
 def test_replicas_whose_backend_does_not_answer_make_the_agent_unavailable_saying_why() -> None:
     # A replica whose model server is down stays alive (it heartbeats) but fails /readyz and takes no work; its
-    # heartbeat says why, the Agent shows it, and runs pass the agent over naming it instead of waiting for it.
+    # heartbeat says why, and the Agent shows it. Runs wait for it a while (a model server restarting: within their
+    # agentWaitSeconds), and once the outage is older than that they pass the agent over naming why.
     why = "its model server: cannot reach http://llm:8080/v1: Connection refused"
     beats = [parse_replica("x-1", f"0.0000 0 {int(T0 * 1000)} 15000 {why}"), parse_replica("x-2", "0.5 2 0 15000")]
     assert beats[0].problem == why and beats[1].problem is None and beats[0].lease_seconds == 15
@@ -209,7 +211,14 @@ def test_replicas_whose_backend_does_not_answer_make_the_agent_unavailable_sayin
     s = agent(Observed(desired=2, replicas=2, ready=0, health=report, stuck=unavailable))
     assert s["phase"] == "Degraded" and cond(s, "Available")["message"] == f"replica x-1: {why}"
     spec = {"role": "writer", "backend": {"llm": {"baseURL": "http://llm:8080/v1", "model": "m"}}}
-    seen = agent_info({"metadata": {"name": "x"}, "spec": spec, "status": s})
-    assert seen is not None and availability.of(seen) == availability.Availability(
-        availability.State.UNAVAILABLE, f"its backend is unavailable: replica x-1: {why}"
+    obj = {"metadata": {"name": "x"}, "spec": spec, "status": s}
+    down_at = datetime.fromisoformat(cond(s, "Available")["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
+    said = f"its backend is unavailable: replica x-1: {why}"
+    restarting = agent_info(obj, now=down_at + 30)
+    assert restarting is not None and availability.of(restarting) == availability.Availability(
+        availability.State.WAKING, said
+    )
+    long_down = agent_info(obj, now=down_at + BACKEND_RECOVERY_GRACE_SECONDS + 1)
+    assert long_down is not None and availability.of(long_down) == availability.Availability(
+        availability.State.UNAVAILABLE, said
     )

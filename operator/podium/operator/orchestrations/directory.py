@@ -36,6 +36,11 @@ class Snapshot:
 # agentWaitSeconds; after that it is unavailable and passed over, as the pattern asks of an agent without ready
 # replicas. Long enough for a pod restart and a readiness probe or two.
 RECOVERY_GRACE_SECONDS = 20.0
+# How long an Agent whose replicas are up but whose backend stopped answering (BackendUnavailable: its model server
+# is down) counts as recovering: long enough for a model server's pod to be replaced and load its model, so a run
+# rides out a restart (within its agentWaitSeconds) instead of failing at once; an outage older than this is not
+# waited for.
+BACKEND_RECOVERY_GRACE_SECONDS = 120.0
 
 
 def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | None:
@@ -49,10 +54,13 @@ def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | Non
     info = AgentInfo.from_spec(
         meta["name"], spec, labels=dict(meta.get("labels") or {}), ready_replicas=int(status.get("readyReplicas") or 0)
     )
+    now = time.time() if now is None else now
     # Never ready yet (just created, or no status): its first replicas are starting, worth a bounded wait.
-    info = replace(info, starting=status.get("phase") in (None, "Initializing"), failing=_stuck(status))
+    outage = _outage(status, now)
+    failing = None if outage else _stuck(status)
+    info = replace(info, starting=status.get("phase") in (None, "Initializing"), failing=failing, outage=outage)
     if info.ready_replicas == 0 and status.get("phase") == "Degraded":
-        info = replace(info, recovering=_lost_lately(status, time.time() if now is None else now))
+        info = replace(info, recovering=_lost_lately(status, now, RECOVERY_GRACE_SECONDS))
     load = status.get("load")
     return replace(info, load=float(load)) if isinstance(load, int | float) else info
 
@@ -81,8 +89,16 @@ def _stuck(status: dict[str, Any]) -> str | None:
     return f"{what}: {said}" if said else what
 
 
-def _lost_lately(status: dict[str, Any], now: float) -> bool:
-    """The Agent's last ready replica went within the recovery grace (its Available condition's transition)."""
+def _outage(status: dict[str, Any], now: float) -> str | None:
+    """Why the Agent's backend does not answer, while that began within BACKEND_RECOVERY_GRACE_SECONDS; else None."""
+    available = _unavailable(status) or {}
+    if available.get("reason") != BACKEND_UNAVAILABLE or not _lost_lately(status, now, BACKEND_RECOVERY_GRACE_SECONDS):
+        return None
+    return _stuck(status)
+
+
+def _lost_lately(status: dict[str, Any], now: float, grace: float) -> bool:
+    """The Agent's last ready replica went within ``grace`` seconds (its Available condition's transition)."""
     available = _unavailable(status)
     if available is None or not available.get("lastTransitionTime"):
         return False
@@ -90,7 +106,7 @@ def _lost_lately(status: dict[str, Any], now: float) -> bool:
         lost = datetime.fromisoformat(str(available["lastTransitionTime"]).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return False
-    return now - lost <= RECOVERY_GRACE_SECONDS
+    return now - lost <= grace
 
 
 def team_info(obj: dict[str, Any], agents: dict[str, AgentInfo]) -> TeamInfo | None:

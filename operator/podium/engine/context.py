@@ -845,15 +845,22 @@ class RunContext:
                 if agent not in self.directory:  # deleted (its queue went with it) or out of scope: not waited for
                     self._gone[task.id] = f"{now.reason}, while its task ran"
                     return None
-                if not now.usable and await self.bus.queued(task):
+                queued = now.state is not State.AVAILABLE and await self.bus.queued(task)
+                if queued and not now.usable:
                     # In maintenance, scaled to zero, its replicas gone: nothing will read the queue. A replica that
                     # holds the task already is left to finish it (a drain does).
                     self._gone[task.id] = f"{now.reason}, while its task waited in its queue"
                     return None
+                # Coming back (its model server restarting, a pod replaced): the run says what it waits for.
+                why = f"agent {agent!r} is not ready ({now.reason}): its task waits in its queue" if queued else None
+                if why != self.waiting.get(task.id):
+                    await self._set_waiting(task.id, why)
                 if journaled is not None and await self._look_for_loss(task, journaled):
                     deadline = time.monotonic() + await bound()
         finally:
             self._release(agent)
+            if task.id in self.waiting:
+                await self._set_waiting(task.id, None)
 
     async def _look_for_loss(self, task: Task, journaled: Entry) -> bool:
         """Whether Redis lost what the run wrote (it restarted without its data: an emptyDir, no AOF), and if so

@@ -239,6 +239,62 @@ async def test_an_agent_that_becomes_unavailable_while_waited_for_is_passed_over
     assert fleet.log(uid) == [("w1", "execute", "stage-check")]
 
 
+async def test_a_run_waits_for_an_agent_whose_model_server_is_restarting_saying_so(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # 'ghost' was ready when its task went out; then its model server stopped answering (the operator shows
+    # BackendUnavailable, moments ago: most likely a restart). Its replica takes nothing meanwhile, so the task
+    # waits in its queue: the run says so (Progress.waiting, the Waiting condition) instead of only Running, and
+    # goes on when the server is back and the replica takes the task.
+    ready = dataclasses.replace(info("w2"), name="ghost")
+    why = "its backend is unavailable: replica ghost-0: its model server: cannot reach http://llm:8080/v1"
+    down = dataclasses.replace(ready, ready_replicas=0, outage=why)
+    looks = 0
+
+    async def refresh() -> AgentDirectory:
+        nonlocal looks
+        looks += 1
+        return AgentDirectory([ready if looks == 1 else down])
+
+    seen: list[Progress] = []
+    said = asyncio.Event()
+
+    def told(progress: Progress) -> None:
+        seen.append(progress)
+        if progress.waiting:
+            said.set()
+
+    uid = uuid.uuid4().hex[:12]
+    fresh = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
+    spec = pipeline({"name": "check", "agent": "ghost"})
+    running = asyncio.create_task(
+        run_orchestration(
+            client,
+            AgentDirectory([ready]),
+            fleet.namespace,
+            "avail",
+            uid,
+            spec,
+            told,
+            bus=bus,
+            agents=refresh,
+            options=fresh,
+        )
+    )
+    await asyncio.wait_for(said.wait(), 10)
+    assert next(p.waiting for p in seen if p.waiting) == [
+        f"agent 'ghost' is not ready ({why}): its task waits in its queue"
+    ]
+    replica = bus.consumer(fleet.namespace, "ghost", "ghost-0")  # the server is back: its replica takes the task
+    [delivery] = await replica.fetch(1, 2000)
+    await replica.complete(
+        delivery, Result(delivery.task.id, delivery.task.attempt, True, output="ok", agent="ghost", replica="ghost-0")
+    )
+    outcome = await asyncio.wait_for(running, 30)
+    assert outcome.phase == "Succeeded" and not outcome.degraded, outcome.message
+    assert seen[-1].waiting == []
+
+
 async def test_a_run_stops_waiting_for_an_agent_deleted_while_its_task_runs(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:

@@ -56,6 +56,18 @@ def test_a_higher_recommendation_holds_while_a_lower_one_follows() -> None:
     assert run(p, steps, start=0) == [8, 8, 3, 3, 3, 0]
 
 
+def test_no_scale_up_while_the_replicas_running_cannot_take_work() -> None:
+    # An llm Agent whose model server is down: its tasks pile up in the inbox, but more replicas would be down the
+    # same way. It holds its count (waking from zero still starts one: that replica is what finds the problem), and
+    # scales for the backlog again once it is not stuck.
+    p = Policy(min_replicas=0, max_replicas=5, target_backlog_per_replica=2, scale_down_delay_seconds=60)
+    woken = decide((), 0, 9, 0, p, stuck=True)
+    assert woken.desired == 5  # nothing is running yet: nothing can be stuck
+    held = decide((), 0, 9, 1, p, stuck=True)
+    assert (held.recommended, held.desired) == (5, 1)
+    assert decide(held.window, 5, 9, 1, p).desired == 5
+
+
 def test_caps_and_floor_apply_to_the_count_a_user_set_by_hand() -> None:
     p = Policy(min_replicas=2, max_replicas=4, target_backlog_per_replica=5, scale_down_delay_seconds=300)
     assert decide((), 0, 1000, 1, p).desired == 4  # capped at max

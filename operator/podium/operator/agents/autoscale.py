@@ -56,17 +56,21 @@ def recommend(backlog: int, policy: Policy) -> int:
     return max(policy.min_replicas, min(policy.max_replicas, want))
 
 
-def decide(window: Window, now: float, backlog: int, current: int, policy: Policy) -> Decision:
+def decide(
+    window: Window, now: float, backlog: int, current: int, policy: Policy, *, stuck: bool = False
+) -> Decision:
     """The replicas to run now, given the current spec.replicas and the recommendations of earlier rounds.
 
-    ``current`` may be anything a user set by hand; the answer is always within [min, max].
+    ``current`` may be anything a user set by hand; the answer is always within [min, max]. ``stuck``: the replicas
+    running cannot take work (they cannot start, keep exiting, or their backend does not answer), so the backlog
+    waits for them, not for more of them: no scale-up, which would only add replicas stuck the same way.
     """
     recommended = recommend(backlog, policy)
     horizon = now - policy.scale_down_delay_seconds
     kept = (*((t, r) for t, r in window if horizon <= t <= now), (now, recommended))
     highest = max(r for _, r in kept)
     if recommended > current:
-        desired = recommended
+        desired = current if stuck and current > 0 else recommended
     elif highest < current:
         desired = highest
     else:

@@ -414,7 +414,9 @@ class AgentReconciler:
         if runtime and runtime.stats is not None:
             status["stats"] = runtime.stats
         if scaling is not None:
-            auto = await self._autoscale(body, mem, scaling, runtime, old, terminating=terminating)
+            auto = await self._autoscale(
+                body, mem, scaling, runtime, old, terminating=terminating, stuck=obs.stuck is not None
+            )
             if auto is not None:
                 status["autoscaling"] = auto
         elif old.get("autoscaling") is not None:
@@ -444,8 +446,10 @@ class AgentReconciler:
         old: dict[str, Any],
         *,
         terminating: bool,
+        stuck: bool = False,
     ) -> dict[str, Any] | None:
         """One autoscaler round: decide from the backlog, patch agents/scale if the count changes; the status block.
+        ``stuck``: no replica is ready and none will be by waiting (the Available condition): no scale-up.
 
         Without a backlog reading (Redis unreachable) it decides nothing and keeps the last status block.
         """
@@ -469,7 +473,7 @@ class AgentReconciler:
             seeded = previous.get("desiredReplicas")
             mem.autoscale_window = ((runtime.now, int(seeded)),) if seeded is not None else ()
         policy = autoscale.Policy.of(scaling)
-        decision = autoscale.decide(mem.autoscale_window, runtime.now, runtime.backlog, current, policy)
+        decision = autoscale.decide(mem.autoscale_window, runtime.now, runtime.backlog, current, policy, stuck=stuck)
         mem.autoscale_window, mem.autoscale_desired = decision.window, decision.desired
         metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.desired)
         if decision.desired != current and await self._patch_scale(mem, namespace, name, generation, decision.desired):

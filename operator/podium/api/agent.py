@@ -487,7 +487,8 @@ class AgentStatus(Model):
     """Ready, Available and Degraded; e.g. Ready reason ScaledToZero, Degraded reason HeartbeatLost or
     BreakerOpen, Available and Degraded reason ReplicasCrashing or ReplicasCannotStart (no replica will be ready by
     waiting: the message says why) or BackendUnavailable (the replicas run but their backend's upstream, an llm
-    Agent's model server, does not answer: the message names the replica and why)."""
+    Agent's model server, does not answer: the message names the replica and why), then BackendRecovering (it
+    answers again; the replicas are passing their readiness probes again)."""
     observed_generation: int | None = None
     """The metadata.generation this status was computed for; older than the Agent's generation while a change
     has not been reconciled yet."""

@@ -60,3 +60,11 @@ def merge(
 
 def find(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] | None:
     return next((c for c in conditions or [] if c.get("type") == type_), None)
+
+
+def false_within(condition: dict[str, Any] | None, now: float, seconds: float) -> bool:
+    """Whether ``condition`` (wire form) turned False at most ``seconds`` before ``now``."""
+    if condition is None or condition.get("status") != "False":
+        return False
+    since = parse_rfc3339(condition.get("lastTransitionTime"))
+    return since is not None and now - since <= seconds

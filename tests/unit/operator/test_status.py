@@ -12,8 +12,8 @@ from podium.engine.resilience import Breaker
 from podium.operator.agents import status as agent_status
 from podium.operator.agents.health import HealthReport, PodView, evaluate
 from podium.operator.agents.reconcile import pod_view
-from podium.operator.agents.status import Observed
-from podium.operator.orchestrations.directory import BACKEND_RECOVERY_GRACE_SECONDS, agent_info
+from podium.operator.agents.status import BACKEND_RECOVERY_GRACE_SECONDS, Observed
+from podium.operator.orchestrations.directory import agent_info
 from podium.operator.teams import status as team_status
 from podium.operator.teams.status import AgentView
 
@@ -222,3 +222,32 @@ def test_replicas_whose_backend_does_not_answer_make_the_agent_unavailable_sayin
     assert long_down is not None and availability.of(long_down) == availability.Availability(
         availability.State.UNAVAILABLE, said
     )
+
+
+def test_an_agent_whose_backend_answers_again_is_coming_back_until_a_replica_is_ready() -> None:
+    # The model server is back: the replica's heartbeat no longer names a problem, but its pod passes its readiness
+    # probe a few seconds later. Meanwhile the Agent is coming back (BackendRecovering), and runs wait for it as
+    # they did during the outage, instead of passing it over as an Agent with no ready replica.
+    spec = {"role": "writer", "backend": {"llm": {"baseURL": "http://llm:8080/v1", "model": "m"}}}
+    why = "its model server: cannot reach http://llm:8080/v1: Connection refused"
+    down = agent(
+        Observed(desired=1, replicas=1, ready=0, stuck=agent_status.stuck([], "ns", 0, T0, {"x-1": why})), now=T0
+    )
+    available = cond(down, "Available")
+    assert available["reason"] == "BackendUnavailable"
+    assert agent_status.backend_recovering(available, {"x-1": why}, T0 + 30) is False  # still down
+    assert agent_status.backend_recovering(available, {}, T0 + 30)
+    back = agent(Observed(desired=1, replicas=1, ready=0, backend_back=True), old=down, now=T0 + 30)
+    assert (cond(back, "Available")["reason"], back["phase"]) == ("BackendRecovering", "Degraded")
+    seen = agent_info({"metadata": {"name": "x"}, "spec": spec, "status": back}, now=T0 + 31)
+    assert seen is not None and availability.of(seen) == availability.Availability(
+        availability.State.WAKING,
+        "its backend is coming back: its replicas are becoming ready (their backend answers again)",
+    )
+    ready = agent(Observed(desired=1, replicas=1, ready=1, backend_back=True), old=back, now=T0 + 33)
+    assert cond(ready, "Available")["status"] == "True" and ready["phase"] == "Ready"
+    # An outage older than the grace is not waited for, coming back or not: the Agent is one without ready replicas.
+    late = T0 + BACKEND_RECOVERY_GRACE_SECONDS + 1
+    assert not agent_status.backend_recovering(cond(back, "Available"), {}, late)
+    seen = agent_info({"metadata": {"name": "x"}, "spec": spec, "status": back}, now=late)
+    assert seen is not None and availability.of(seen).state is availability.State.UNAVAILABLE

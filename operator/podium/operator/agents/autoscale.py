@@ -56,9 +56,7 @@ def recommend(backlog: int, policy: Policy) -> int:
     return max(policy.min_replicas, min(policy.max_replicas, want))
 
 
-def decide(
-    window: Window, now: float, backlog: int, current: int, policy: Policy, *, stuck: bool = False
-) -> Decision:
+def decide(window: Window, now: float, backlog: int, current: int, policy: Policy, *, stuck: bool = False) -> Decision:
     """The replicas to run now, given the current spec.replicas and the recommendations of earlier rounds.
 
     ``current`` may be anything a user set by hand; the answer is always within [min, max]. ``stuck``: the replicas

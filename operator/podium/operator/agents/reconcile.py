@@ -29,7 +29,7 @@ from podium.operator.agents import status as agent_status
 from podium.operator.agents.children import ChildSettings, TemplateError
 from podium.operator.agents.health import PodView, evaluate
 from podium.operator.agents.status import Observed
-from podium.operator.conditions import now_rfc3339, parse_rfc3339
+from podium.operator.conditions import find, now_rfc3339, parse_rfc3339
 from podium.operator.kube import Kube, secret_value
 from podium.operator.settings import Settings
 
@@ -407,6 +407,9 @@ class AgentReconciler:
             autoscaled=scaling is not None,
             workload=deployment is not None,
             stuck=agent_status.stuck(pods, namespace, report.ready, now, report.problems) if desired > 0 else None,
+            backend_back=desired > 0
+            and report.heartbeats_known
+            and agent_status.backend_recovering(find(old.get("conditions"), "Available"), report.problems, now),
         )
         status = agent_status.status(
             obs, selector=children.selector_string(name), generation=meta.get("generation"), old=old, now=now

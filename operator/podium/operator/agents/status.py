@@ -9,13 +9,20 @@ from typing import Any
 from podium.api.agent import AgentPhase, BreakerState
 from podium.engine.resilience import Breaker
 from podium.operator.agents.health import HealthReport, PodView
-from podium.operator.conditions import Cond, merge, now_rfc3339
+from podium.operator.conditions import Cond, false_within, merge, now_rfc3339
 
 BUSY_LOAD = 0.8  # load at or above which an agent shows Busy
 # The Available condition's reasons for replicas that waiting will not make ready (stuck): runs read them.
 CRASHING = "ReplicasCrashing"  # they keep exiting
 CANNOT_START = "ReplicasCannotStart"  # their container cannot be created (a missing Secret, an image not pulled)
 BACKEND_UNAVAILABLE = "BackendUnavailable"  # they run but take no work: their backend's upstream does not answer
+# Its backend answers again after BackendUnavailable and its replicas are passing their readiness probes again (a
+# few seconds): runs still wait for it, as during the outage.
+BACKEND_RECOVERING = "BackendRecovering"
+# How long after its backend stopped answering an Agent counts as coming back: long enough for a model server's pod
+# to be replaced and load its model, so runs ride out a restart (within their agentWaitSeconds); an older outage is
+# not waited for.
+BACKEND_RECOVERY_GRACE_SECONDS = 120.0
 CRASH_RESTARTS = 2  # restarts of a replica, with none ready, that make its Agent's replicas crash-looping...
 CRASH_UPTIME_SECONDS = 60.0  # ... when its last run ended this soon after it started (a process killed after an
 # hour of work, restarting now, is not crash-looping: runs wait for it as for any replica coming back)
@@ -40,6 +47,7 @@ class Observed:
     workload: bool = True  # its Deployment exists (or was just applied): False while its creation is under way
     stuck: Cond | None = None  # no replica ready, and none will be by waiting on Kubernetes: the Available condition
     # saying why (stuck; None whenever one is ready)
+    backend_back: bool = False  # no replica ready yet, but their backend answers again (backend_recovering)
 
 
 def stuck(
@@ -61,6 +69,15 @@ def stuck(
         return Cond("Available", False, CRASHING, looping)
     name, problem = min((problems or {}).items(), default=(None, None))
     return None if name is None else Cond("Available", False, BACKEND_UNAVAILABLE, f"replica {name}: {problem}")
+
+
+def backend_recovering(before: Mapping[str, Any] | None, problems: Mapping[str, str], now: float) -> bool:
+    """Whether an Agent whose backend stopped answering lately (``before``: its Available condition as last shown,
+    reason BackendUnavailable or BackendRecovering) answers again (no live replica says otherwise): its replicas
+    are ready again within seconds, and until then it is coming back, not down."""
+    if problems or before is None or before.get("reason") not in (BACKEND_UNAVAILABLE, BACKEND_RECOVERING):
+        return False
+    return false_within(dict(before), now, BACKEND_RECOVERY_GRACE_SECONDS)
 
 
 def _older(pod: PodView, now: float) -> bool:
@@ -156,6 +173,9 @@ def conditions(obs: Observed) -> list[Cond]:
         )
         if obs.stuck:
             out.append(obs.stuck)
+        elif obs.backend_back and obs.ready == 0:
+            back = "its replicas are becoming ready (their backend answers again)"
+            out.append(Cond("Available", False, BACKEND_RECOVERING, back))
         else:
             out.append(
                 Cond(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,7 +18,14 @@ from podium.api.orchestration import OrchestrationSpec
 from podium.api.team import TeamSpec
 from podium.engine.directory import AgentDirectory, AgentInfo, TeamInfo, UnknownAgent
 from podium.engine.strategies import needs
-from podium.operator.agents.status import BACKEND_UNAVAILABLE, CANNOT_START, CRASHING
+from podium.operator.agents.status import (
+    BACKEND_RECOVERING,
+    BACKEND_RECOVERY_GRACE_SECONDS,
+    BACKEND_UNAVAILABLE,
+    CANNOT_START,
+    CRASHING,
+)
+from podium.operator.conditions import false_within
 from podium.operator.kube import Kube
 
 
@@ -36,11 +42,6 @@ class Snapshot:
 # agentWaitSeconds; after that it is unavailable and passed over, as the pattern asks of an agent without ready
 # replicas. Long enough for a pod restart and a readiness probe or two.
 RECOVERY_GRACE_SECONDS = 20.0
-# How long an Agent whose replicas are up but whose backend stopped answering (BackendUnavailable: its model server
-# is down) counts as recovering: long enough for a model server's pod to be replaced and load its model, so a run
-# rides out a restart (within its agentWaitSeconds) instead of failing at once; an outage older than this is not
-# waited for.
-BACKEND_RECOVERY_GRACE_SECONDS = 120.0
 
 
 def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | None:
@@ -60,7 +61,7 @@ def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | Non
     failing = None if outage else _stuck(status)
     info = replace(info, starting=status.get("phase") in (None, "Initializing"), failing=failing, outage=outage)
     if info.ready_replicas == 0 and status.get("phase") == "Degraded":
-        info = replace(info, recovering=_lost_lately(status, now, RECOVERY_GRACE_SECONDS))
+        info = replace(info, recovering=false_within(_unavailable(status), now, RECOVERY_GRACE_SECONDS))
     load = status.get("load")
     return replace(info, load=float(load)) if isinstance(load, int | float) else info
 
@@ -89,24 +90,22 @@ def _stuck(status: dict[str, Any]) -> str | None:
     return f"{what}: {said}" if said else what
 
 
+# What a run is told of an Agent whose backend stopped answering lately (its Available condition's reason).
+OUTAGE = {
+    BACKEND_UNAVAILABLE: "its backend is unavailable",
+    BACKEND_RECOVERING: "its backend is coming back",
+}
+
+
 def _outage(status: dict[str, Any], now: float) -> str | None:
-    """Why the Agent's backend does not answer, while that began within BACKEND_RECOVERY_GRACE_SECONDS; else None."""
-    available = _unavailable(status) or {}
-    if available.get("reason") != BACKEND_UNAVAILABLE or not _lost_lately(status, now, BACKEND_RECOVERY_GRACE_SECONDS):
-        return None
-    return _stuck(status)
-
-
-def _lost_lately(status: dict[str, Any], now: float, grace: float) -> bool:
-    """The Agent's last ready replica went within ``grace`` seconds (its Available condition's transition)."""
+    """Why the Agent's backend does not take work, while that began within BACKEND_RECOVERY_GRACE_SECONDS; else
+    None."""
     available = _unavailable(status)
-    if available is None or not available.get("lastTransitionTime"):
-        return False
-    try:
-        lost = datetime.fromisoformat(str(available["lastTransitionTime"]).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return False
-    return now - lost <= grace
+    what = OUTAGE.get(str((available or {}).get("reason")))
+    if what is None or not false_within(available, now, BACKEND_RECOVERY_GRACE_SECONDS):
+        return None
+    said = (available or {}).get("message")
+    return f"{what}: {said}" if said else what
 
 
 def team_info(obj: dict[str, Any], agents: dict[str, AgentInfo]) -> TeamInfo | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -62,7 +63,7 @@ def find(conditions: list[dict[str, Any]] | None, type_: str) -> dict[str, Any] 
     return next((c for c in conditions or [] if c.get("type") == type_), None)
 
 
-def false_within(condition: dict[str, Any] | None, now: float, seconds: float) -> bool:
+def false_within(condition: Mapping[str, Any] | None, now: float, seconds: float) -> bool:
     """Whether ``condition`` (wire form) turned False at most ``seconds`` before ``now``."""
     if condition is None or condition.get("status") != "False":
         return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from podium.api.team import TeamSpec
@@ -13,6 +12,7 @@ from podium.operator.agents import status as agent_status
 from podium.operator.agents.health import HealthReport, PodView, evaluate
 from podium.operator.agents.reconcile import pod_view
 from podium.operator.agents.status import BACKEND_RECOVERY_GRACE_SECONDS, Observed
+from podium.operator.conditions import parse_rfc3339
 from podium.operator.orchestrations.directory import agent_info
 from podium.operator.teams import status as team_status
 from podium.operator.teams.status import AgentView
@@ -212,7 +212,8 @@ def test_replicas_whose_backend_does_not_answer_make_the_agent_unavailable_sayin
     assert s["phase"] == "Degraded" and cond(s, "Available")["message"] == f"replica x-1: {why}"
     spec = {"role": "writer", "backend": {"llm": {"baseURL": "http://llm:8080/v1", "model": "m"}}}
     obj = {"metadata": {"name": "x"}, "spec": spec, "status": s}
-    down_at = datetime.fromisoformat(cond(s, "Available")["lastTransitionTime"].replace("Z", "+00:00")).timestamp()
+    down_at = parse_rfc3339(cond(s, "Available")["lastTransitionTime"])
+    assert down_at is not None
     said = f"its backend is unavailable: replica x-1: {why}"
     restarting = agent_info(obj, now=down_at + 30)
     assert restarting is not None and availability.of(restarting) == availability.Availability(

@@ -77,7 +77,7 @@ def backend_recovering(before: Mapping[str, Any] | None, problems: Mapping[str, 
     are ready again within seconds, and until then it is coming back, not down."""
     if problems or before is None or before.get("reason") not in (BACKEND_UNAVAILABLE, BACKEND_RECOVERING):
         return False
-    return false_within(dict(before), now, BACKEND_RECOVERY_GRACE_SECONDS)
+    return false_within(before, now, BACKEND_RECOVERY_GRACE_SECONDS)
 
 
 def _older(pod: PodView, now: float) -> bool:

@@ -25,7 +25,7 @@ from podium.operator.agents.status import (
     CANNOT_START,
     CRASHING,
 )
-from podium.operator.conditions import false_within
+from podium.operator.conditions import false_within, find
 from podium.operator.kube import Kube
 
 
@@ -68,7 +68,7 @@ def agent_info(obj: dict[str, Any], now: float | None = None) -> AgentInfo | Non
 
 def _unavailable(status: dict[str, Any]) -> dict[str, Any] | None:
     """The Agent's Available condition when it is False."""
-    available = next((c for c in status.get("conditions") or [] if c.get("type") == "Available"), None)
+    available = find(status.get("conditions"), "Available")
     return available if available is not None and available.get("status") == "False" else None
 
 
@@ -77,19 +77,6 @@ STUCK = {
     CANNOT_START: "its replicas cannot start",
     BACKEND_UNAVAILABLE: "its backend is unavailable",
 }
-
-
-def _stuck(status: dict[str, Any]) -> str | None:
-    """Why none of its replicas will be ready by waiting, as its Available condition says (the operator's
-    ``stuck``), or None."""
-    available = _unavailable(status) or {}
-    what = STUCK.get(str(available.get("reason")))
-    if what is None:
-        return None
-    said = available.get("message")
-    return f"{what}: {said}" if said else what
-
-
 # What a run is told of an Agent whose backend stopped answering lately (its Available condition's reason).
 OUTAGE = {
     BACKEND_UNAVAILABLE: "its backend is unavailable",
@@ -97,15 +84,27 @@ OUTAGE = {
 }
 
 
+def _why(available: dict[str, Any] | None, said_of: dict[str, str]) -> str | None:
+    """What ``said_of`` says of the Available condition's reason, with the condition's message; None for a reason
+    it does not name."""
+    what = said_of.get(str((available or {}).get("reason")))
+    if what is None:
+        return None
+    said = (available or {}).get("message")
+    return f"{what}: {said}" if said else what
+
+
+def _stuck(status: dict[str, Any]) -> str | None:
+    """Why none of its replicas will be ready by waiting, as its Available condition says (the operator's
+    ``stuck``), or None."""
+    return _why(_unavailable(status), STUCK)
+
+
 def _outage(status: dict[str, Any], now: float) -> str | None:
     """Why the Agent's backend does not take work, while that began within BACKEND_RECOVERY_GRACE_SECONDS; else
     None."""
     available = _unavailable(status)
-    what = OUTAGE.get(str((available or {}).get("reason")))
-    if what is None or not false_within(available, now, BACKEND_RECOVERY_GRACE_SECONDS):
-        return None
-    said = (available or {}).get("message")
-    return f"{what}: {said}" if said else what
+    return _why(available, OUTAGE) if false_within(available, now, BACKEND_RECOVERY_GRACE_SECONDS) else None
 
 
 def team_info(obj: dict[str, Any], agents: dict[str, AgentInfo]) -> TeamInfo | None:

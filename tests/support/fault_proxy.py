@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class FaultProxy:
         self.runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
         self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -81,6 +84,40 @@ class FaultProxy:
         self.faults.append(fault)
 
     async def start(self) -> FaultProxy:
+        """Serve from a thread of its own, on its own event loop: a test that blocks its loop (a synchronous wait
+        for an agent's /readyz, which needs the agent's probe answered through this proxy) does not stall it."""
+        started = threading.Event()
+        failed: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            try:
+                loop.run_until_complete(self._open())
+            except BaseException as exc:
+                failed.append(exc)
+                started.set()
+                loop.close()
+                return
+            self._loop = loop
+            started.set()
+            loop.run_forever()
+            loop.run_until_complete(self._shut())
+            loop.close()
+
+        self._thread = threading.Thread(target=serve, name="fault-proxy", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(started.wait)
+        if failed:
+            raise failed[0]
+        return self
+
+    async def close(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            await asyncio.to_thread(self._thread.join)
+            self._loop = self._thread = None
+
+    async def _open(self) -> None:
         # A new connection per request upstream: llama-server closes a kept-alive connection after a streamed
         # answer, and the proxy should add no faults of its own.
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
@@ -93,9 +130,8 @@ class FaultProxy:
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
 
-    async def close(self) -> None:
+    async def _shut(self) -> None:
         if self.runner is not None:
             await self.runner.cleanup()
         if self.session is not None:

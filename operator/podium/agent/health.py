@@ -13,6 +13,7 @@ class Health:
     redis_ok: bool = False
     backend_ready: bool = False
     backend_problem: str | None = None  # why its backend's upstream takes no requests now (see AgentRuntime)
+    backend_checked: bool = True  # False until a probed backend's upstream first answered a probe, or failed it
     draining: bool = False
     maintenance: bool = False
 
@@ -34,6 +35,8 @@ class Health:
             return False, "maintenance: finishing in-flight work, accepting nothing new"
         if not self.backend_ready:
             return False, "backend not ready"
+        if not self.backend_checked:
+            return False, "backend not checked yet: its first probe has not answered"
         if self.backend_problem is not None:
             return False, f"backend unavailable: {self.backend_problem}"
         if not self.redis_ok:

@@ -63,12 +63,13 @@ class Outcome:
     usage: BackendOutput  # what the work used, also when it failed
 
 
-def backend_problem(current: str | None, said: str | None, failed: int) -> str | None:
+def backend_problem(current: str | None, said: str | None, failed: int, *, first: bool = False) -> str | None:
     """Why the backend's upstream takes no requests after a probe that ``said`` so (None: it answered), the
-    ``failed``-th in a row: one that answers clears it, PROBE_FAILURES in a row set it, fewer change nothing."""
+    ``failed``-th in a row: one that answers clears it, PROBE_FAILURES in a row set it, fewer change nothing. The
+    ``first`` probe of a replica sets it at once: an upstream never seen up is not having a slow moment."""
     if said is None:
         return None
-    return said if failed >= PROBE_FAILURES else current
+    return said if first or failed >= PROBE_FAILURES else current
 
 
 def effective_timeout(task: Task, spec: AgentSpec, backend_cap: int | None) -> float:
@@ -171,6 +172,9 @@ class AgentRuntime:
                 log.error(f"backend cannot start: {exc}", extra=self._who())
                 return 1
             self.health.backend_ready = True
+            # A probed backend takes nothing until its upstream answered once: a task fetched before that would
+            # fail "cannot reach" on a model server that is down or still loading, spending a run's attempt.
+            self.health.backend_checked = not isinstance(self.backend, Probed)
             self.redis = connect(cfg.redis_url, username=cfg.redis_username, password=cfg.redis_password)
             bus = Bus(self.redis, wait_replicas=cfg.wait_replicas)
             if getattr(self.backend, "uses_memory", False):
@@ -239,7 +243,8 @@ class AgentRuntime:
                 await self._leave_when_idle()
                 await self._wait_slot(CONFIG_POLL_SECONDS)
                 continue
-            if self.health.backend_problem is not None:  # tasks wait in the inbox: the runs see why and route
+            if self.health.backend_problem is not None or not self.health.backend_checked:
+                # Tasks wait in the inbox: the runs see why and route (or wait for the first probe, a moment).
                 await self._wait_slot(CONFIG_POLL_SECONDS)
                 continue
             free = self.spec.concurrency - len(self.running)
@@ -475,7 +480,8 @@ class AgentRuntime:
         """Whether the backend's upstream (the llm backend's model server) takes requests: asked every
         PROBE_SECONDS, at once after a task found it unreachable, every PROBE_DOWN_SECONDS while it is down. While
         it is down the replica fails /readyz, takes no tasks and says why in its heartbeat, so runs pass the agent
-        over naming why instead of spending their attempts on it."""
+        over naming why instead of spending their attempts on it. Nothing is taken before the first probe is back,
+        and a first probe that fails makes it down at once."""
         failed = 0
         while True:
             self.backend_doubt.clear()
@@ -485,7 +491,9 @@ class AgentRuntime:
                 log.warning(f"backend probe failed: {type(exc).__name__}: {exc}", extra=self._who())
                 said = None
             failed = failed + 1 if said else 0
-            problem = backend_problem(self.health.backend_problem, said, failed)
+            first = not self.health.backend_checked
+            problem = backend_problem(self.health.backend_problem, said, failed, first=first)
+            self.health.backend_checked = True
             self.metrics.set_backend_up(problem is None)
             if problem != self.health.backend_problem:
                 if problem is None:
@@ -495,6 +503,8 @@ class AgentRuntime:
                     log.warning(f"backend unavailable, taking no tasks until it answers: {problem}", extra=self._who())
                 self.health.backend_problem = problem
                 await self._beat()  # the operator hears it now, not at the next lease renewal
+            elif first:
+                self.slot_freed.set()  # it answered: the fetch loop waits for no more
             wait = PROBE_DOWN_SECONDS if said else PROBE_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.backend_doubt.wait(), wait)

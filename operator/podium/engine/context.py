@@ -835,10 +835,14 @@ class RunContext:
             if self._refresh is None:  # no view of the agents to watch: wait the bound
                 return await self.bus.wait_result(task, await bound())
             deadline = time.monotonic() + await bound()
+            held_up: str | None = None  # why its agent could not take it, while the task waited in its queue
             while True:
                 left = deadline - time.monotonic()
                 poll = self.options.wake_poll_seconds
                 result = await self.bus.wait_result(task, max(0.0, min(poll, left)))
+                if result is None and left <= poll and held_up is not None and await self.bus.queued(task):
+                    # Never started: its agent's state is why, not a timeout of its own (its breaker stays put).
+                    self._gone[task.id] = f"{held_up}, while its task waited in its queue"
                 if result is not None or left <= poll:
                     return result
                 now = await self.availability(agent)  # the view, read again when older than refresh_seconds
@@ -852,6 +856,7 @@ class RunContext:
                     self._gone[task.id] = f"{now.reason}, while its task waited in its queue"
                     return None
                 # Coming back (its model server restarting, a pod replaced): the run says what it waits for.
+                held_up = now.reason if queued else None
                 why = f"agent {agent!r} is not ready ({now.reason}): its task waits in its queue" if queued else None
                 if why != self.waiting.get(task.id):
                     await self._set_waiting(task.id, why)

@@ -127,9 +127,12 @@ async def test_an_llm_agent_takes_no_work_while_its_model_server_is_down_and_say
     # The replica runs, its model server does not answer: it fails /readyz naming why and says so in its heartbeat
     # (the operator shows it on the Agent; runs pass the agent over), and leaves its tasks in the inbox instead of
     # failing them one by one. Once a real llama-server answers on that port the replica takes them; when it goes
-    # away again, the first task that finds it unreachable stops the replica taking more at once.
+    # away again, the first task that finds it unreachable stops the replica taking more at once. A task queued
+    # before the replica starts is not taken either: the replica takes nothing before its first probe is back.
     server = ModelServer(locate(), threads=1)  # its port chosen; nothing listens there yet
     llm = {"model": MODEL_NAME, "baseURL": server.base_url, "temperature": 0, "seed": 1, "maxTokens": 16}
+    early = new_task(namespace, "writer", "execute", "Name a bird.")
+    await bus.dispatch(early)
     agent = start_agent("writer", {"role": "writer", "backend": {"llm": llm}}, wait=False)
 
     def unready() -> str | None:
@@ -152,10 +155,12 @@ async def test_an_llm_agent_takes_no_work_while_its_model_server_is_down_and_say
     await bus.dispatch(waiting)
     await asyncio.sleep(3)  # a probe or two
     assert not await started(waiting)  # waits: in the inbox, or handed back by a read already under way
+    assert not await started(early)
 
     with server:
-        done = await bus.wait_result(waiting, 60)
-        assert done is not None and done.ok and isinstance(done.output, str) and done.output, done
+        for task in (early, waiting):
+            done = await bus.wait_result(task, 60)
+            assert done is not None and done.ok and isinstance(done.output, str) and done.output, done
         agent.wait_ready()
         assert (await bus.replicas(namespace, "writer"))[0].problem is None
         assert agent.metric("podium_agent_backend_up") == 1

@@ -295,6 +295,44 @@ async def test_a_run_waits_for_an_agent_whose_model_server_is_restarting_saying_
     assert seen[-1].waiting == []
 
 
+async def test_an_attempt_that_waited_out_its_timeout_in_the_queue_of_an_agent_coming_back_says_why(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # As above, but the model server does not come back within the attempt's timeout: the attempt never started,
+    # so the run's error names the agent's state ("... while its task waited in its queue"), not a timeout of the
+    # agent's own.
+    ready = dataclasses.replace(info("w2"), name="ghost")
+    ready = dataclasses.replace(ready, resilience=ready.resilience.model_copy(update={"timeout_seconds": 1}))
+    why = "its backend is unavailable: replica ghost-0: its model server: cannot reach http://llm:8080/v1"
+    down = dataclasses.replace(ready, ready_replicas=0, outage=why)
+    looks = 0
+
+    async def refresh() -> AgentDirectory:
+        nonlocal looks
+        looks += 1
+        return AgentDirectory([ready if looks == 1 else down])
+
+    fresh = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
+    spec = pipeline({"name": "check", "agent": "ghost", "retries": 0})
+    outcome = await asyncio.wait_for(
+        run_orchestration(
+            client,
+            AgentDirectory([ready]),
+            fleet.namespace,
+            "avail",
+            uuid.uuid4().hex[:12],
+            spec,
+            bus=bus,
+            agents=refresh,
+            options=fresh,
+        ),
+        30,
+    )
+    assert outcome.phase == "Failed", outcome.message
+    assert f"ghost: {why}, while its task waited in its queue (task " in outcome.message, outcome.message
+    assert "no result within the timeout" not in outcome.message
+
+
 async def test_a_run_stops_waiting_for_an_agent_deleted_while_its_task_runs(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:

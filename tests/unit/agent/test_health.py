@@ -31,5 +31,14 @@ def test_a_backend_is_down_after_two_failed_probes_in_a_row_and_up_after_one_ans
     assert backend_problem(None, down, failed=2) == down
     assert backend_problem(down, "its model server: answers 503", failed=1) == down  # a new outage is not news yet
     assert backend_problem(down, None, failed=0) is None
+    assert backend_problem(None, down, failed=1, first=True) == down  # never seen up: down at once
+    assert backend_problem(None, None, failed=0, first=True) is None
     h = Health(stall_seconds=1.0, backend_ready=True, redis_ok=True, backend_problem=down)
     assert h.ready() == (False, f"backend unavailable: {down}")
+
+
+def test_a_probed_backend_is_not_ready_before_its_first_probe_is_back() -> None:
+    h = Health(stall_seconds=1.0, backend_ready=True, redis_ok=True, backend_checked=False)
+    assert h.ready() == (False, "backend not checked yet: its first probe has not answered")
+    h.backend_checked = True
+    assert h.ready() == (True, "ok")

@@ -120,7 +120,7 @@ class ChatClient:
                     return f"{self.shown_url} answers {resp.status} {resp.reason or ''}: {tail(body, 200)}"
                 return None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"cannot reach {self.shown_url}: {exc or type(exc).__name__}"
+            return f"cannot reach {self.shown_url}: {str(exc) or type(exc).__name__}"
 
     async def complete(self, request: Request) -> Completion:
         """One answer, after waiting out throttling and falling back from features the server refuses."""

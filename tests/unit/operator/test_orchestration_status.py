@@ -159,3 +159,13 @@ def test_an_edit_of_a_started_run_other_than_suspend_is_shown_as_ignored_through
         find(st.phase_fields(st.RUNNING, "Running", "", generation=3, old_conditions=None)["conditions"], "SpecIgnored")
         is None
     )
+
+
+def test_each_wait_for_an_agent_is_an_event_once_however_often_it_comes_back() -> None:
+    told: set[str] = set()
+    down = "agent 'writer' is not ready (its backend is unavailable: ...): its task waits in its queue"
+    assert st.wait_event(told, [down]) == down
+    assert st.wait_event(told, []) is None  # a replica took the task
+    assert st.wait_event(told, [down]) is None  # the same wait again: the condition says it, no second Event
+    other = "agent 'editor' is not ready (none of its 1 replicas is ready since moments ago): waiting up to 180s"
+    assert st.wait_event(told, [down, other]) == other

@@ -93,6 +93,7 @@ class Controller:
         # Approval states already announced (status.approvals survives a restart: no Event is posted twice).
         self.approval_states = {a["step"]: a["state"] for a in status.get("approvals") or [] if "step" in a}
         self.waiting: list[str] = []  # agents the engine waits for to come up (condition Waiting)
+        self.waits_told: set[str] = set()  # the waits an Event said already: once each, however often they come back
         self.pinned: dict[str, Any] | None = None  # the spec (wire form) the run started with, once it has
         self.ignored = ""  # why the spec as it is now is not the run's (condition SpecIgnored), "" when it is
         self._shown: tuple[str, str, str, bool] | None = None  # the phase last set: re-shown when waiting changes
@@ -138,8 +139,9 @@ class Controller:
         if progress.waiting != self.waiting:
             self.waiting = list(progress.waiting)
             self._reshow()
-            if self.waiting:
-                self.event("Normal", "WaitingForAgent", "; ".join(self.waiting))
+            said = st.wait_event(self.waits_told, self.waiting)
+            if said is not None:
+                self.event("Normal", "WaitingForAgent", said)
         for record in progress.tasks:
             if record.state == "Failed" and record.step not in self.failed_steps:
                 self.failed_steps.add(record.step)

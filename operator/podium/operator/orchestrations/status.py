@@ -307,6 +307,15 @@ def approval_events(seen: dict[str, str], records: Sequence[Any]) -> list[tuple[
     return out
 
 
+def wait_event(told: set[str], waiting: Sequence[str]) -> str | None:
+    """The WaitingForAgent Event's message for the waits in ``waiting`` not in ``told`` (updated), or None: each
+    wait is said once, though the run's Waiting condition comes and goes with it (a task waits, is taken, waits
+    again while its agent's model server restarts)."""
+    news = [why for why in waiting if why not in told]
+    told.update(news)
+    return "; ".join(news) or None
+
+
 def data_loss_event(type_: str, payload: Any) -> tuple[str, str] | None:
     """The Warning Event (reason, message) an engine event about Redis losing the run's data deserves on the
     Orchestration, where ``kubectl describe`` shows it; None for every other event (they are on the run's stream)."""

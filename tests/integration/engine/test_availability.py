@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -239,6 +239,23 @@ async def test_an_agent_that_becomes_unavailable_while_waited_for_is_passed_over
     assert fleet.log(uid) == [("w1", "execute", "stage-check")]
 
 
+OUTAGE = "its backend is unavailable: replica ghost-0: its model server: cannot reach http://llm:8080/v1"
+
+
+def goes_down(ready: AgentInfo) -> Callable[[], Awaitable[AgentDirectory]]:
+    """The agents' view for a run: ``ready`` at the first look, then its model server down moments ago (the
+    operator's BackendUnavailable within the restart grace: waking)."""
+    down = dataclasses.replace(ready, ready_replicas=0, outage=OUTAGE)
+    looks = 0
+
+    async def refresh() -> AgentDirectory:
+        nonlocal looks
+        looks += 1
+        return AgentDirectory([ready if looks == 1 else down])
+
+    return refresh
+
+
 async def test_a_run_waits_for_an_agent_whose_model_server_is_restarting_saying_so(
     fleet: Fleet, client: aioredis.Redis, bus: Bus
 ) -> None:
@@ -247,15 +264,6 @@ async def test_a_run_waits_for_an_agent_whose_model_server_is_restarting_saying_
     # waits in its queue: the run says so (Progress.waiting, the Waiting condition) instead of only Running, and
     # goes on when the server is back and the replica takes the task.
     ready = dataclasses.replace(info("w2"), name="ghost")
-    why = "its backend is unavailable: replica ghost-0: its model server: cannot reach http://llm:8080/v1"
-    down = dataclasses.replace(ready, ready_replicas=0, outage=why)
-    looks = 0
-
-    async def refresh() -> AgentDirectory:
-        nonlocal looks
-        looks += 1
-        return AgentDirectory([ready if looks == 1 else down])
-
     seen: list[Progress] = []
     said = asyncio.Event()
 
@@ -277,13 +285,13 @@ async def test_a_run_waits_for_an_agent_whose_model_server_is_restarting_saying_
             spec,
             told,
             bus=bus,
-            agents=refresh,
+            agents=goes_down(ready),
             options=fresh,
         )
     )
     await asyncio.wait_for(said.wait(), 10)
     assert next(p.waiting for p in seen if p.waiting) == [
-        f"agent 'ghost' is not ready ({why}): its task waits in its queue"
+        f"agent 'ghost' is not ready ({OUTAGE}): its task waits in its queue"
     ]
     replica = bus.consumer(fleet.namespace, "ghost", "ghost-0")  # the server is back: its replica takes the task
     [delivery] = await replica.fetch(1, 2000)
@@ -303,15 +311,6 @@ async def test_an_attempt_that_waited_out_its_timeout_in_the_queue_of_an_agent_c
     # agent's own.
     ready = dataclasses.replace(info("w2"), name="ghost")
     ready = dataclasses.replace(ready, resilience=ready.resilience.model_copy(update={"timeout_seconds": 1}))
-    why = "its backend is unavailable: replica ghost-0: its model server: cannot reach http://llm:8080/v1"
-    down = dataclasses.replace(ready, ready_replicas=0, outage=why)
-    looks = 0
-
-    async def refresh() -> AgentDirectory:
-        nonlocal looks
-        looks += 1
-        return AgentDirectory([ready if looks == 1 else down])
-
     fresh = RunOptions(refresh_seconds=0, wake_poll_seconds=0.2)
     spec = pipeline({"name": "check", "agent": "ghost", "retries": 0})
     outcome = await asyncio.wait_for(
@@ -323,13 +322,13 @@ async def test_an_attempt_that_waited_out_its_timeout_in_the_queue_of_an_agent_c
             uuid.uuid4().hex[:12],
             spec,
             bus=bus,
-            agents=refresh,
+            agents=goes_down(ready),
             options=fresh,
         ),
         30,
     )
     assert outcome.phase == "Failed", outcome.message
-    assert f"ghost: {why}, while its task waited in its queue (task " in outcome.message, outcome.message
+    assert f"ghost: {OUTAGE}, while its task waited in its queue (task " in outcome.message, outcome.message
     assert "no result within the timeout" not in outcome.message
 
 

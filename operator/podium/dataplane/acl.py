@@ -43,8 +43,10 @@ KEY_COMMANDS: dict[str, tuple[str, ...]] = {
     "inbox": ("xreadgroup", "xack", "xdel", "xclaim", "xpending", "xrange", "xinfo|consumers"),
     "results": ("xadd",),  # completion appends results
     "dlq": ("xadd",),  # dead-lettering appends the entry
-    "result:*": ("get", "set"),  # the stored result
-    "done:*": ("get", "set"),  # the sealed dedupe marker
+    "result:*": ("get", "set"),  # the stored result, also the dedupe marker of its attempt
+    # Replicas of versions before 2026-12 pass a per-attempt marker key to podium_complete too, which the library
+    # leaves alone: named (for the call's key check) so a rolling upgrade records what they hold; no command on it.
+    "done:*": (),
     "hb": ("hset", "hdel", "hgetall", "hexists", "hlen", "pexpire", "pttl"),  # heartbeats
     "cancelled": ("smembers",),  # read only: the operator marks cancelled orchestrations
     # The agent's memory (spec.memory, podium.dataplane.memory): its turns in each run, its named memories.

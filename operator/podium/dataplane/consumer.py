@@ -475,7 +475,7 @@ class InboxConsumer:
                 agent=self.agent,
                 replica=self.replica,
             )
-            keys += [self.keys.result(task_id), self.keys.done(task_id, attempt)]
+            keys.append(self.keys.result(task_id))
             args += [task_id, attempt, error.to_json()]
         log.warning("dead-lettered inbox entry %s of %s/%s: %s", entry_id, self.namespace, self.agent, reason)
         return bool(await self.bus.call("podium_dead_letter", keys, args))
@@ -544,7 +544,7 @@ class InboxConsumer:
         args: list[Any] = [self.bus.result_ttl_seconds, self.bus.stream_maxlen]
         for (delivery, _), payload in zip(done, payloads, strict=True):
             task = delivery.task
-            keys += [self.keys.result(task.id), self.keys.done(task.id, task.attempt)]
+            keys.append(self.keys.result(task.id))
             args += [delivery.entry_id, task.id, task.attempt, payload]
         if not self.bus.wait_replicas:
             return [int(c) for c in await self.bus.call("podium_complete", keys, args)]

@@ -60,7 +60,7 @@ def run_tag(namespace: str, orchestration: str) -> str:
 
 @dataclass(frozen=True)
 class AgentKeys:
-    """All keys of one agent. ``result``/``done`` keys are per task and carry a TTL."""
+    """All keys of one agent. ``result`` keys are per task and carry a TTL."""
 
     namespace: str
     agent: str
@@ -109,7 +109,7 @@ class AgentKeys:
     def breaker(self) -> str:  # the agent's circuit breaker, JSON (podium.dataplane.breakers); engines write it
         return self.prefix + "breaker"
 
-    def result(self, task_id: str) -> str:
+    def result(self, task_id: str) -> str:  # the task's latest result, sealed: also its attempt's dedupe marker
         return f"{self.prefix}result:{task_id}"
 
     @staticmethod
@@ -124,9 +124,6 @@ class AgentKeys:
 
     def memory(self, name: str) -> str:  # stream of the agent's named memory across runs (podium.dataplane.memory)
         return f"{self.prefix}memory:{check_name(name, 'memory name')}"
-
-    def done(self, task_id: str, attempt: int) -> str:  # dedupe marker of one attempt
-        return f"{self.prefix}done:{task_id}:{attempt}"
 
     @property
     def pattern(self) -> str:  # every key of this agent, for SCAN

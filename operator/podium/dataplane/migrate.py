@@ -4,8 +4,9 @@ per-kind key spaces ``podium:{<ns>/agent/<name>}`` and ``podium:{<ns>/run/<name>
 The operator runs :func:`migrate` when it starts; a marker key (:data:`LAYOUT_KEY`) records that it ran, so later
 starts cost one GET. Which kind a legacy key belongs to follows from its suffix; ``result:<id>`` is both an agent's
 stored result (always written with a TTL) and a run's stored result (never with one), so the TTL decides. Results
-and dedupe markers are sealed on the way (:mod:`podium.dataplane.library`): producers accept nothing else. A key
-whose new name is already taken is left where it is and counted. See docs/data-plane.md, "Upgrading".
+are sealed on the way (:mod:`podium.dataplane.library`): producers accept nothing else. Dedupe markers
+(``done:<id>:<attempt>``) are dropped: a sealed result key is its attempt's marker now. A key whose new name is
+already taken is left where it is and counted. See docs/data-plane.md, "Upgrading".
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ RUN_SUFFIXES = frozenset({"events", "budget", "state"})
 class Migration:
     moved: int = 0
     sealed: int = 0
+    dropped: int = 0  # dedupe markers: the sealed result key is the marker now
     kept: list[str] = field(default_factory=list)  # legacy keys left in place: their new name was taken
 
 
@@ -50,13 +52,6 @@ def new_name(key: str, has_ttl: bool) -> str | None:
     if suffix.startswith("result:"):
         return (agent if has_ttl else run) + suffix
     return None
-
-
-def _done_marker(secret: str, key: str) -> str | None:
-    """The sealed marker of ``...:done:<task id>:<attempt>`` (the task id may hold ':')."""
-    tail = key.split(":done:", 1)[1]
-    task_id, _, attempt = tail.rpartition(":")
-    return seal(secret, f"done\n{task_id}\n{attempt}".encode()) if task_id and attempt.isdigit() else None
 
 
 async def _move(redis: aioredis.Redis, old: str, new: str, library: Library, out: Migration) -> None:
@@ -77,14 +72,8 @@ async def _move(redis: aioredis.Redis, old: str, new: str, library: Library, out
             out.sealed += 1
         return
     if suffix.startswith("done:"):
-        marker = _done_marker(library.secret, new)
-        ttl = await redis.pttl(old)
-        if marker is None or not await redis.set(new, marker, nx=True, px=ttl if ttl > 0 else None):
-            out.kept.append(old)
-            return
         await redis.delete(old)
-        out.moved += 1
-        out.sealed += 1
+        out.dropped += 1
         return
     if suffix == "results":
         await _move_results(redis, old, new, library, out)

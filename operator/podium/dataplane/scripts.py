@@ -8,8 +8,9 @@ so a function holds no more rights than its caller: what makes a result trustwor
 ACL. The library holds a secret (``SEAL``, put in when the operator loads it; only users allowed ``FUNCTION
 LIST`` can read it, never an agent) and every result it records carries ``seal(task id, result)``; producers
 accept only results whose seal verifies (:mod:`podium.dataplane.library`), so a result written by hand, without
-the completion function, counts for nothing. Dedupe markers are sealed the same way, so a forged marker cannot
-stop a real completion from being recorded.
+the completion function, counts for nothing. The result key is also the dedupe marker of its task's attempt (a
+completion finding this attempt's sealed result there records nothing), so a forged value there cannot stop a real
+completion from being recorded.
 
 Delivery counts (the consumer group's per-entry counter) count hand-outs to a backend, not claims: recovering an
 entry (``podium_recover``) claims it with JUSTID, which leaves the counter alone, and ``podium_handout`` sets it
@@ -36,6 +37,7 @@ local GROUP = 'workers'
 local RELEASED = ':released'  -- pseudo-consumer holding handed-back entries; ':' is never in a replica name
 local DLQ_RAW = 65536         -- bytes of a dead letter's task kept in the dead-letter stream
 local MAX_REPLICAS = 1000     -- heartbeat fields per agent
+local SEALED = 40             -- hex digits of a seal, ahead of the JSON in a result key
 
 local function fail(code, message)
   error({err = code .. ' ' .. message})
@@ -78,18 +80,27 @@ local function entry(inbox, id)
   return rows[1][2]
 end
 
-local function marker(tid, attempt)
-  return seal('done\n' .. tid .. '\n' .. attempt)
+-- Whether a result key's value is a result of this task id + attempt that the library recorded: its seal verifies
+-- (it binds the task id) and the result says this attempt. Only read when a key is already there, so off the hot path.
+local function recorded(value, tid, attempt)
+  if not value or #value <= SEALED then return false end
+  local res = string.sub(value, SEALED + 1)
+  if string.sub(value, 1, SEALED) ~= seal(tid .. '\n' .. res) then return false end
+  local ok, result = pcall(cjson.decode, res)
+  return ok and type(result) == 'table' and tostring(result['attempt']) == tostring(attempt)
 end
 
--- Record a result once per task id + attempt: 1 when recorded, 0 when a genuine marker says it already was.
-local function record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
-  local mark = marker(tid, attempt)
-  local before = redis.call('SET', dkey, mark, 'NX', 'EX', ttl, 'GET')  -- one call when there is no marker yet
-  if before == mark then return 0 end
-  if before then redis.call('SET', dkey, mark, 'EX', ttl) end  -- a marker not sealed here counts for nothing
+-- Record a result once per task id + attempt: 1 when recorded, 0 when the result key already holds one of this
+-- attempt. The result key is its own dedupe marker: it holds the latest result recorded for the task, sealed, and a
+-- value the library did not seal counts for nothing.
+local function record(results, rkey, tid, attempt, res, ttl, maxlen)
   local s = seal(tid .. '\n' .. res)
-  redis.call('SET', rkey, s .. res, 'EX', ttl)
+  local value = s .. res
+  local before = redis.call('SET', rkey, value, 'NX', 'EX', ttl, 'GET')  -- one call when the task has no result yet
+  if before then
+    if recorded(before, tid, attempt) then return 0 end
+    redis.call('SET', rkey, value, 'EX', ttl)  -- another attempt's result, or one not sealed here
+  end
   redis.call('XADD', results, 'MAXLEN', '~', maxlen, '*', 'i', tid, 'r', res, 's', s)
   return 1
 end
@@ -134,29 +145,34 @@ local function dispatch(keys, args)
   return n
 end
 
--- KEYS: inbox, results, then per item: result key, done key.
+-- KEYS: inbox, results, then per item: result key (replicas of versions before 2026-12 also pass a done key after
+-- each, unused: a rolling upgrade finishes the tasks they hold).
 -- ARGV: ttl seconds, results maxlen, then per item: entry id, task id, attempt, result json.
--- Per item: 1 recorded; 0 already recorded (by a genuine marker); -1 not pending, nothing recorded (the entry was
--- never delivered, or was settled without a marker: purged, dead-lettered without a task id); -2 the result is over
--- MAX_BYTES, nothing done. The seal binds the task id: a result key or marker key that does not match it holds a
+-- Per item: 1 recorded; 0 already recorded (the result key holds this attempt's); -1 not pending, nothing recorded
+-- (the entry was never delivered, or was settled without a result: purged, dead-lettered without a task id); -2 the
+-- result is over MAX_BYTES, nothing done. The seal binds the task id: a result key that does not match it holds a
 -- value that verifies for no task, so the keys need no check here (this is the hot path).
 local function complete(keys, args)
   local inbox, results = keys[1], keys[2]
   local p = prefix_of(inbox, 'inbox')
   expect_key(results, p .. 'results')
-  local n = (#keys - 2) / 2
-  if n ~= math.floor(n) or #args ~= 2 + 4 * n then fail('PODIUMARGS', 'complete takes 2 args and 4 per item') end
+  local n = (#args - 2) / 4
+  local per = 1
+  if n > 0 then per = (#keys - 2) / n end
+  if n ~= math.floor(n) or (per ~= 1 and per ~= 2) then
+    fail('PODIUMARGS', 'complete takes 2 args, then a key and 4 args per item')
+  end
   local ttl, maxlen = args[1], args[2]
   local out, acked = {}, {}
   for i = 1, n do
-    local rkey, dkey = keys[1 + 2 * i], keys[2 + 2 * i]
+    local rkey = keys[3 + per * (i - 1)]
     local id, tid, attempt, res = args[4 * i - 1], args[4 * i], args[4 * i + 1], args[4 * i + 2]
     if #res > MAX_BYTES then
       out[i] = -2
     elseif redis.call('XACK', inbox, GROUP, id) == 1 then
       acked[#acked + 1] = id
-      out[i] = record(results, rkey, dkey, tid, attempt, res, ttl, maxlen)
-    elseif redis.call('GET', dkey) == marker(tid, attempt) then
+      out[i] = record(results, rkey, tid, attempt, res, ttl, maxlen)
+    elseif recorded(redis.call('GET', rkey), tid, attempt) then
       out[i] = 0
     else
       out[i] = -1
@@ -169,7 +185,8 @@ local function complete(keys, args)
   return out
 end
 
--- KEYS: inbox, dlq, results, then when the task is known: its result key and done key.
+-- KEYS: inbox, dlq, results, then when the task is known: its result key (and, from replicas of versions before
+-- 2026-12, a done key, unused).
 -- ARGV: entry id, reason, deliveries, dlq maxlen, ttl, results maxlen, then when the task is known: task id,
 -- attempt, error result json. Moves the entry to the dead letters (its task field, at most DLQ_RAW bytes of it)
 -- and records the error result, so the producer learns at once. Returns 1, or 0 when the entry was not pending.
@@ -179,7 +196,7 @@ local function dead_letter(keys, args)
   expect_key(dlq, p .. 'dlq')
   expect_key(results, p .. 'results')
   local id = args[1]
-  local known = #keys == 5 and #args == 9
+  local known = #keys >= 4 and #args == 9
   local fields = entry(inbox, id)
   if redis.call('XACK', inbox, GROUP, id) == 0 then return 0 end
   redis.call('XDEL', inbox, id)
@@ -192,7 +209,7 @@ local function dead_letter(keys, args)
     local tid, attempt, res = args[7], args[8], args[9]
     local holds = fields and field(fields, 'i')
     if #res <= MAX_BYTES and not (holds and holds ~= tid) then
-      record(results, keys[4], keys[5], tid, attempt, res, args[5], args[6])
+      record(results, keys[4], tid, attempt, res, args[5], args[6])
     end
   end
   return 1

@@ -81,11 +81,12 @@ async def start(
         hint = " (Podium needs Redis 7.0 or later: the bus is a function library)" if "unknown" in str(e) else ""
         raise kopf.PermanentError(f"cannot load the podium function library into Redis: {e}{hint}") from e
     moved = await migrate(redis, library)  # keys of the layout before per-kind key spaces, once
-    if moved is not None and (moved.moved or moved.kept):
+    if moved is not None and (moved.moved or moved.kept or moved.dropped):
         logger.info(
-            "moved %d keys to per-kind key spaces (%d results and markers sealed); %d left in place: %s",
+            "moved %d keys to per-kind key spaces (%d results sealed, %d dedupe markers dropped); %d left in place: %s",
             moved.moved,
             moved.sealed,
+            moved.dropped,
             len(moved.kept),
             moved.kept[:10],
         )

@@ -113,6 +113,22 @@ async def test_duplicate_complete_is_refused_and_first_result_kept(bus: Bus, ns:
     assert [e.payload["output"] for e in history if e.type == "result"] == ["first"]
 
 
+async def test_an_attempt_sent_twice_is_recorded_once_and_the_next_attempt_again(bus: Bus, ns: str) -> None:
+    # Two entries of one task id + attempt: what a producer's resend leaves when the first was not lost after all.
+    consumer = bus.consumer(ns, "worker", "r1")
+    for attempt, outputs in ((1, ("first", "again")), (2, ("retry", "retry again"))):
+        t = task(ns, 1, attempt=attempt)
+        await bus.dispatch_many([t, t])
+        d1, d2 = await consumer.fetch(2, 1000)
+        assert await consumer.complete(d1, ok(t, output=outputs[0])) is True
+        assert await consumer.complete(d2, ok(t, output=outputs[1])) is False  # acknowledged, not recorded
+        assert await bus.queue_depth(ns, "worker") == 0
+        stored = await bus.get_result(t)
+        assert stored is not None and (stored.attempt, stored.output) == (attempt, outputs[0])
+    history = await bus.history(agent=(ns, "worker"))
+    assert [e.payload["output"] for e in history if e.type == "result"] == ["first", "retry"]
+
+
 async def test_a_new_attempt_is_recorded_after_a_failed_one(bus: Bus, ns: str) -> None:
     consumer = bus.consumer(ns, "worker", "r1")
     first = task(ns, 1)

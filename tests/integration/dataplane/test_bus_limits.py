@@ -83,15 +83,32 @@ async def test_only_the_completion_function_writes_results_that_count(bus: Bus, 
     t = task(ns, "t1", 1)
     await agent.set(keys.result("t1"), Result("t1", 1, True, output="forged").to_json())
     await agent.xadd(keys.results, {"i": "t1", "r": Result("t1", 1, True, output="forged").to_json(), "s": "0" * 40})
-    await agent.set(keys.done("t1", 1), "1")  # a pre-set dedupe marker
     assert await bus.get_result(t) is None
     await bus.dispatch(t)
     assert await bus.wait_result(t, 0.3) is None  # the forged stream entry is not taken either
     consumer = worker_bus.consumer(ns, "worker", "r1")
     [delivery] = await consumer.fetch(1, 1000)
-    assert await consumer.complete(delivery, Result("t1", 1, True, output="real"))  # the marker did not stop it
+    assert await consumer.complete(delivery, Result("t1", 1, True, output="real"))  # the forged key did not stop it
     assert (await bus.get_result(t)).output == "real"  # type: ignore[union-attr]
     waited = await asyncio.wait_for(bus.wait_result(t, 5), 10)
     assert waited is not None and waited.output == "real"
     history = [e.payload["output"] for e in await bus.history(agent=(ns, "worker")) if e.type == "result"]
     assert history == ["real"]
+
+
+async def test_a_replica_of_the_version_before_still_completes_what_it_holds(
+    bus: Bus, worker_bus: Bus, ns: str
+) -> None:
+    # Until 2026-12 a replica passed a dedupe marker key after each result key. During a rolling upgrade the new
+    # library and the Agent's new ACL still take that call, so the old pods' tasks are recorded, not run again.
+    keys = AgentKeys(ns, "worker")
+    t = task(ns, "t1", 1)
+    await bus.dispatch(t)
+    consumer = worker_bus.consumer(ns, "worker", "old-pod")
+    [d] = await consumer.fetch(1, 1000)
+    result = Result("t1", 1, True, output="from the old pod").to_json()
+    old_keys = [keys.inbox, keys.results, keys.result("t1"), keys.prefix + "done:t1:1"]
+    args = [bus.result_ttl_seconds, bus.stream_maxlen, d.entry_id, "t1", 1, result]
+    assert [int(c) for c in await worker_bus.call("podium_complete", old_keys, args)] == [1]
+    assert (await bus.get_result(t)).output == "from the old pod"  # type: ignore[union-attr]
+    assert await bus.queue_depth(ns, "worker") == 0

@@ -82,7 +82,7 @@ def test_payload_too_large_names_size_limit_and_knob() -> None:
 
 def test_agent_keys_share_one_hash_tag() -> None:
     keys = AgentKeys("team-a", "reviewer")
-    all_keys = [keys.inbox, keys.results, keys.heartbeats, keys.dlq, keys.direct, keys.result("x"), keys.done("x", 1)]
+    all_keys = [keys.inbox, keys.results, keys.heartbeats, keys.dlq, keys.direct, keys.result("x")]
     assert {k.split("}")[0] + "}" for k in all_keys} == {"podium:{team-a/agent/reviewer}"}
     assert OrchestrationKeys.of("team-a/release").events == "podium:{team-a/run/release}:events"
 
@@ -91,7 +91,7 @@ def test_an_agent_and_an_orchestration_of_one_name_share_no_key_prefix() -> None
     agent, run = AgentKeys("ns", "x"), OrchestrationKeys("ns", "x")
     assert not agent.prefix.startswith(run.prefix) and not run.prefix.startswith(agent.prefix)
     # Each purge pattern matches only its own kind's keys.
-    agent_keys = [agent.inbox, agent.result("u"), agent.stats, agent.done("t", 1)]
+    agent_keys = [agent.inbox, agent.result("u"), agent.stats]
     run_keys = [run.events, run.result("u"), run.journal("u"), run.budget, run.state]
     assert all(fnmatch.fnmatchcase(k, agent.pattern) for k in agent_keys)
     assert not any(fnmatch.fnmatchcase(k, agent.pattern) for k in run_keys)

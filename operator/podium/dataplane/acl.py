@@ -3,7 +3,7 @@
 Redis checks a user's ACL inside functions too, so the user is granted the library's agent functions
 (``+fcall|podium_complete``...) and, key by key, the commands those functions run. Selectors (Redis 7) tie each
 command to the keys it is used on: the user may XADD to its result and dead-letter streams but not to its inbox
-(only the operator fills inboxes), SET its result and marker keys but nothing else, and touch no key outside its
+(only the operator fills inboxes), SET its result keys but nothing else, and touch no key outside its
 agent's own. It may not run EVAL, SCRIPT, FUNCTION or XGROUP, nor call the operator's functions (dispatch,
 cancel, prune). ``+fcall|<name>`` grants one function: Redis 7.0 and 7.2 accept this "first argument" form for
 commands without subcommands (it is deprecated, but no other way names a function in an ACL).

@@ -3,8 +3,8 @@
 The operator marks the orchestration in each agent's ``cancelled`` set and deletes its undelivered inbox
 entries (the library's ``podium_cancel``, one agent per call). Entries already delivered cannot be taken
 back from a replica, so :class:`podium.dataplane.consumer.InboxConsumer` checks the set and settles the cancelled
-ones with a failed Result instead of handing them out: nothing runs, nothing stays pending, and the bus's
-dedupe marker still records exactly one result per task id + attempt.
+ones with a failed Result instead of handing them out: nothing runs, nothing stays pending, and the bus still
+records exactly one result per task id + attempt (its result key is the dedupe marker).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ async def cancel(bus: Bus, orchestration: str, agents: Iterable[str], uid: str |
     """Cancel ``orchestration`` ("ns/name") on each agent of its namespace; undelivered entries removed, by agent.
 
     With ``uid`` only that run's tasks (``task.meta["uid"]``) are cancelled, so a re-created Orchestration of
-    the same name is not affected. The mark lasts ``bus.result_ttl_seconds`` (as long as a dedupe marker).
+    the same name is not affected. The mark lasts ``bus.result_ttl_seconds`` (as long as a result key).
     """
     namespace, _name = split_ref(orchestration)
     mark = member(orchestration, uid)

@@ -1,7 +1,8 @@
 """One replica's side of an agent inbox: fetch work, complete it exactly once, heartbeat, recover, leave.
 
 Delivery is at-least-once (a Redis Streams consumer group) and bounded; recording is exactly-once per task id +
-attempt (the library's completion function keeps a sealed marker). What bounds delivery:
+attempt (the library's completion function records it in the task's sealed result key, which is the marker).
+What bounds delivery:
 
 - An entry's delivery count counts hand-outs to a backend (:mod:`podium.dataplane.scripts`). Every path that
   hands an entry out checks it: a fresh read, this replica's own pending entries after a restart under the same

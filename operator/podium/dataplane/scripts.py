@@ -80,12 +80,17 @@ local function entry(inbox, id)
   return rows[1][2]
 end
 
+-- A result's seal: it binds the task id (library.result_message on the producers' side).
+local function result_seal(tid, res)
+  return seal(tid .. '\n' .. res)
+end
+
 -- Whether a result key's value is a result of this task id + attempt that the library recorded: its seal verifies
 -- (it binds the task id) and the result says this attempt. Only read when a key is already there, so off the hot path.
 local function recorded(value, tid, attempt)
   if not value or #value <= SEALED then return false end
   local res = string.sub(value, SEALED + 1)
-  if string.sub(value, 1, SEALED) ~= seal(tid .. '\n' .. res) then return false end
+  if string.sub(value, 1, SEALED) ~= result_seal(tid, res) then return false end
   local ok, result = pcall(cjson.decode, res)
   return ok and type(result) == 'table' and tostring(result['attempt']) == tostring(attempt)
 end
@@ -94,7 +99,7 @@ end
 -- attempt. The result key is its own dedupe marker: it holds the latest result recorded for the task, sealed, and a
 -- value the library did not seal counts for nothing.
 local function record(results, rkey, tid, attempt, res, ttl, maxlen)
-  local s = seal(tid .. '\n' .. res)
+  local s = result_seal(tid, res)
   local value = s .. res
   local before = redis.call('SET', rkey, value, 'NX', 'EX', ttl, 'GET')  -- one call when the task has no result yet
   if before then

@@ -35,7 +35,7 @@ from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
 from podium.engine.kept import Kept
 from podium.engine.progress import FINISHED, Progress, TaskRecord
 from podium.engine.resilience import Breaker, BreakerStore, backoff_delay, parse_breaker
-from podium.engine.stats import Failure, Outcome, PerfStats, StatsStore, parse_recent
+from podium.engine.stats import Failure, Outcome, PerfStats, RecentView, StatsStore, parse_recent
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,9 @@ class RunOptions:
     # How old the reads of a step taken with the previous step's result (:class:`Next`) may be when it starts;
     # older ones (an approval waited for, a slow strategy) are read again, so a breaker is never judged stale.
     look_ahead_seconds: float = 0.1
+    # How old a run's view of its agents' recent outcomes (what ranking them weighs) may be: its own outcomes count
+    # at once, other runs' once it reads the agent's list again (:class:`podium.engine.stats.RecentView`).
+    recent_seconds: float = 2.0
 
 
 class RunContext:
@@ -261,6 +264,7 @@ class RunContext:
         self.budget = Budget(redis, namespace, name, uid, self.limits, self.kept)
         self.breakers = BreakerStore(redis, namespace)
         self.stats = StatsStore(redis, namespace)
+        self._recent = RecentView(self.options.recent_seconds)
         self._batch = Batcher(redis)  # the run's parallel steps share round trips (podium.dataplane.batch)
         self.degraded = False
         self.notes: list[str] = []
@@ -579,25 +583,28 @@ class RunContext:
         return _Reads(step.step, pool, breakers)
 
     def _queue_looks(self, pipe: Any, looks: Sequence[_Reads], origin: int | None = None) -> Parse[Look]:
-        """The reads of many steps as a few commands on the caller's pipeline: their journal entries in one, each
-        agent's recent outcomes and breaker once. Returns what makes each step's :class:`Look` of the replies
-        (counted from the pipeline's ``origin``: where the caller's commands start; here, by default)."""
+        """The reads of many steps as a few commands on the caller's pipeline: their journal entries in one, the
+        recent outcomes of each agent they rank whose view is due (:class:`RecentView`) and each one's breaker once.
+        Returns what makes each step's :class:`Look` of the replies (counted from the pipeline's ``origin``: where
+        the caller's commands start; here, by default)."""
         at = len(pipe) - (len(pipe) if origin is None else origin)
         self.journal.queue_get_many(pipe, [r.step for r in looks])
-        ranked = list(dict.fromkeys(n for r in looks for n in r.ranked))
-        for name in ranked:
+        now = self.options.clock()
+        due = self._recent.due(list(dict.fromkeys(n for r in looks for n in r.ranked)), now)
+        for name in due:
             self.stats.queue_recent(pipe, name)
         breakers = list(dict.fromkeys(n for r in looks for n in r.breakers))
         parse_breakers = self.breakers.queue_load_many(pipe, breakers)
 
         def parse(replies: Sequence[Any]) -> list[Look]:
             entries = self.journal.parse_many(replies[at])
-            recent = {n: parse_recent(replies[at + 1 + i]) for i, n in enumerate(ranked)}
-            seen = dict(zip(breakers, parse_breakers(replies[at + 1 + len(ranked) :]), strict=True))
+            for i, name in enumerate(due):
+                self._recent.read(name, parse_recent(replies[at + 1 + i]), now)
+            seen = dict(zip(breakers, parse_breakers(replies[at + 1 + len(due) :]), strict=True))
             return [
                 Look(
                     entry=entry,
-                    stats={n: recent[n] for n in r.ranked},
+                    stats={n: self._recent.stats(n) for n in r.ranked},
                     breakers={n: seen[n] for n in r.breakers},
                 )
                 for r, entry in zip(looks, entries, strict=True)
@@ -1092,6 +1099,7 @@ class RunContext:
             by_agent.setdefault(w.agent, []).append(w.outcome)
         for agent, outcomes in by_agent.items():
             self.stats.queue_records(pipe, agent, outcomes)
+            self._recent.add(agent, outcomes)
         breakers: dict[str, int] = {}
         for w in written:
             if w.breaker and w.agent not in breakers:

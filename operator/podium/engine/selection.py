@@ -23,8 +23,11 @@ def capability_match(agent: AgentInfo, required: Sequence[str]) -> float:
 
 def weighted_mean(parts: Sequence[tuple[float, float]]) -> float:
     """The mean of ``(weight, value)`` pairs by their weights (relative: divided by their sum)."""
-    total = sum(w for w, _ in parts)
-    return sum(w * v for w, v in parts) / total if total > 0 else 0.0
+    total = acc = 0.0
+    for weight, value in parts:  # a loop, not two sums over generators: every step ranks its candidates with it
+        total += weight
+        acc += weight * value
+    return acc / total if total > 0 else 0.0
 
 
 def free(load: float) -> float:

@@ -24,6 +24,7 @@ __all__ = [
     "Failure",
     "Outcome",
     "PerfStats",
+    "RecentView",
     "StatsStore",
     "next_reputation",
     "parse_recent",
@@ -140,6 +141,41 @@ class StatsStore:
     async def get_many(self, agents: Sequence[str]) -> dict[str, PerfStats]:
         """Stats of many agents in one round trip (selection ranks every candidate before each dispatch)."""
         return await perf.read_many(self._redis, self._namespace, agents, PerfStats)
+
+
+class RecentView:
+    """A run's view of its agents' recent outcomes, all that ranking them for a step weighs: read from Redis when
+    older than ``max_age`` seconds, with the run's own outcomes added as it records them. A run ranks on what it saw
+    its agents do a moment ago at once, on what other runs saw within ``max_age``, and a sequential strategy does not
+    read every candidate's list again for every step. Pure: the caller reads and says when."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._seen: dict[str, tuple[float, PerfStats]] = {}  # agent -> (read at, its recent outcomes)
+
+    def due(self, agents: Sequence[str], now: float) -> list[str]:
+        """The agents whose outcomes are to be read again (never read, or read more than ``max_age`` ago)."""
+        seen = self._seen
+        return [a for a in agents if a not in seen or now - seen[a][0] > self.max_age]
+
+    def read(self, agent: str, stats: PerfStats, now: float) -> None:
+        """The agent's outcomes as just read from Redis (they hold the run's own, written before the read)."""
+        self._seen[agent] = (now, stats)
+
+    def add(self, agent: str, outcomes: Sequence[Outcome]) -> None:
+        """The run's own outcomes of ``agent`` (oldest first), as it records them in Redis."""
+        seen = self._seen.get(agent)
+        if seen is not None:
+            newest = tuple(o.ok for o in reversed(outcomes))
+            self._seen[agent] = (seen[0], PerfStats(recent=(newest + seen[1].recent)[:RECENT]))
+
+    def stats(self, agent: str) -> PerfStats:
+        """The agent's recent outcomes as the run sees them (none if never read)."""
+        seen = self._seen.get(agent)
+        return seen[1] if seen is not None else _NONE_SEEN
+
+
+_NONE_SEEN = PerfStats()
 
 
 def parse_stats(raw: Any, recent: Any, failures: Any) -> PerfStats:

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from podium.api.orchestration import Limits, OrchestrationSpec
+from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.bus import Bus
 from podium.engine import contracts
 from podium.engine.budget import BudgetExceeded
-from podium.engine.context import RunContext, TaskFailed
+from podium.engine.context import RunContext, RunOptions, TaskFailed
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.progress import Progress
 from podium.engine.resilience import OPEN, BreakerStore
@@ -111,6 +111,30 @@ async def test_retries_with_backoff_until_success(fleet: Fleet, client: aioredis
     assert ctx.records["s"].attempts == 3 and ctx.records["s"].state == "Succeeded"
     stats = await StatsStore(client, fleet.namespace).get("w1")
     assert (stats.completed, stats.failed) == (1, 2)
+
+
+async def test_a_step_ranks_on_its_run_s_outcomes_at_once_and_on_other_runs_once_its_view_is_due(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    # Ranked on recent success alone (ties go by name): the record of each agent decides who gets a step.
+    now = [1000.0]
+    options = RunOptions(clock=lambda: now[0], recent_seconds=2.0)
+    ctx = context(fleet, client, bus, [info("w1", retries=0), info("w2", retries=0)], options=options)
+    await ctx.start()
+    workers = Target(role="worker", weights=BalanceWeights(load=0, capability=0, success=1))
+    fleet.set_mode("w1", fail_always=True)
+    assert (await ctx.run_task("a", "execute", "x", target=workers)).agent == "w2"  # w1 first (no record), failed
+    fleet.set_mode("w1")
+    assert (await ctx.run_task("b", "execute", "x", target=workers)).agent == "w2"  # its failure counts at once
+    # Another run sees w1 do well, and w2 fail: this run's view of them is not due yet, so it keeps to w2 ...
+    other = StatsStore(client, fleet.namespace)
+    for _ in range(5):
+        await other.record("w1", True, 10.0, None)
+        await other.record("w2", False, 10.0, None)
+    assert (await ctx.run_task("c", "execute", "x", target=workers)).agent == "w2"
+    # ... until its view is older than recent_seconds and read again.
+    now[0] += 2.5
+    assert (await ctx.run_task("d", "execute", "x", target=workers)).agent == "w1"
 
 
 async def test_failures_are_remembered_with_task_error_and_time_and_silence_with_its_real_duration(

@@ -11,7 +11,7 @@ from podium.engine.selection import (
     rank,
     winner,
 )
-from podium.engine.stats import PerfStats
+from podium.engine.stats import RECENT, Outcome, PerfStats, RecentView
 
 
 def agent(name: str, load: float = 0.0, ready: int = 1, **caps: float) -> AgentInfo:
@@ -101,3 +101,17 @@ def test_winner_respects_reserve_price_and_min_score() -> None:
     assert best is not None and best.agent == "cheap"
     best, _ = winner(bids, BidWeights(), reserve_price=1.5, min_score=0.9)
     assert best is None
+
+
+def test_a_run_s_view_of_recent_outcomes_adds_its_own_and_is_read_again_when_older_than_its_max_age() -> None:
+    view = RecentView(max_age=2.0)
+    assert view.due(["a", "b"], 100.0) == ["a", "b"]  # never read
+    view.read("a", PerfStats(recent=(True, False)), 100.0)
+    view.add("a", [Outcome(False, 1.0), Outcome(True, 1.0)])  # oldest first: the success is the newest
+    view.add("b", [Outcome(True, 1.0)])  # never read: nothing to add to, it is read when due
+    assert view.stats("a").recent == (True, False, True, False)
+    assert view.stats("b").recent == ()
+    assert view.due(["a", "b"], 102.0) == ["b"]
+    assert view.due(["a", "b"], 102.5) == ["a", "b"]
+    view.add("a", [Outcome(True, 1.0)] * (RECENT + 3))
+    assert view.stats("a").recent == (True,) * RECENT  # as long as the list in Redis, never longer

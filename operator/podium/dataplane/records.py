@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from podium.dataplane import codec
@@ -104,12 +104,10 @@ class Entry:
     history: list[str] = field(default_factory=list)  # agents tried, in order
 
 
-_ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
-
-
 def encode_entry(entry: Entry) -> bytes:
     # Not asdict(): it deep-copies the result's output only for the codec to walk it again (a dispatch's hot path).
-    return codec.dumps({name: getattr(entry, name) for name in _ENTRY_FIELDS}, check_finite=False)
+    # An Entry's __dict__ holds its fields, in their order, and nothing else.
+    return codec.dumps(vars(entry), check_finite=False)
 
 
 def decode_entry(raw: bytes | str) -> Entry:

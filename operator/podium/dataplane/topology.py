@@ -19,7 +19,15 @@ _COPIED = ("username", "password", "socket_timeout", "socket_connect_timeout", "
 
 
 def is_cluster(redis: Any) -> bool:
-    return isinstance(redis, RedisCluster)
+    # RedisCluster's isinstance check runs in Python (an ABC), and every dispatch asks: answered once per class.
+    cls = type(redis)
+    known = _CLUSTER_CLASSES.get(cls)
+    if known is None:
+        known = _CLUSTER_CLASSES[cls] = issubclass(cls, RedisCluster)
+    return known
+
+
+_CLUSTER_CLASSES: dict[type, bool] = {}
 
 
 def is_sentinel(redis: Any) -> bool:

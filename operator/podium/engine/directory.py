@@ -100,7 +100,8 @@ class AgentDirectory:
     """Agents and teams by name, with lookups by role, capability, team and label selector."""
 
     def __init__(self, agents: Iterable[AgentInfo], teams: Iterable[TeamInfo] = ()) -> None:
-        self._agents = {a.name: a for a in agents}
+        # By name, sorted once: every step that ranks a role or a capability walks them in that order.
+        self._agents = {a.name: a for a in sorted(agents, key=lambda a: a.name)}
         self._teams = {t.name: t for t in teams}
 
     # ------------------------------------------------------------------ lookups
@@ -111,7 +112,8 @@ class AgentDirectory:
         return name in self._agents
 
     def all(self) -> list[AgentInfo]:
-        return sorted(self._agents.values(), key=lambda a: a.name)
+        """Every agent, by name."""
+        return list(self._agents.values())
 
     def get(self, name: str) -> AgentInfo:
         try:

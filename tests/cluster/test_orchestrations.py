@@ -253,6 +253,24 @@ def test_suspend_pauses_dispatch_and_resume_finishes(
     wait_for("Suspended and Resumed events", lambda: {"Suspended", "Resumed"} <= set(events(cluster, ns, name)))
 
 
+def test_a_limits_edit_applies_to_the_running_run_and_is_not_ignored(
+    cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
+) -> None:
+    name = "tightened"
+    kubectl_apply(cluster, ns, slow_pipeline(name, 8))
+    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    patch = cluster.kubectl(
+        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"limits":{"maxTasks":3}}}'
+    )
+    assert patch.returncode == 0, patch.stderr
+    st = finished(cluster, ns, name)
+    assert st["phase"] == "Failed" and st["message"] == "budget exceeded: maxTasks used 3 of 3", st.get("message")
+    assert condition(st, "BudgetExceeded").get("status") == "True"
+    assert not condition(st, "SpecIgnored") and st["observedGeneration"] == 2, st["conditions"]
+    assert len(executions(admin, ns, name)) == 3
+    wait_for("LimitsChanged event", lambda: "LimitsChanged" in events(cluster, ns, name))
+
+
 def test_delete_cancels_the_run_and_purges_its_keys(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:

@@ -419,7 +419,8 @@ class MarketSpec(Model):
 class Limits(Model):
     """Hard budgets of the run, checked before every dispatch and kept in Redis, so an operator restart does not
     reset them. Reaching one stops the run: Failed, reason BudgetExceeded, with the best partial result; no
-    further task is dispatched."""
+    further task is dispatched. They may be edited while the run runs (unlike the rest of the spec): the new limits
+    apply from then on, a new timeoutSeconds still counted from the run's start (Event LimitsChanged)."""
 
     timeout_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
     """Wall-clock limit of the run in seconds, from its start; time suspended counts. A run still Pending this

@@ -4,7 +4,8 @@ the agents its journals name.
 A result too large for the Orchestration's status is stored under ``OrchestrationKeys.result(uid)`` and
 referenced from ``status.resultRef`` as ``redis:<key>``; the operator writes it, `podium run result` reads it.
 The spec a run started with is pinned under ``OrchestrationKeys.spec(uid)``: a run taken up again (an operator
-restart, another replica) goes on with it, not with an edit of the Orchestration made since.
+restart, another replica) goes on with it, not with an edit of the Orchestration made since (but for its limits, which
+a running run follows: :func:`repin_spec`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ async def pin_spec(redis: aioredis.Redis, namespace: str, name: str, uid: str, s
     key = OrchestrationKeys(namespace, name).spec(uid)
     pinned = await redis.set(key, codec.dumps(dict(spec)), nx=True, get=True)  # with GET: the value before, or None
     return dict(spec) if pinned is None else codec.loads(cast(bytes, pinned))
+
+
+async def repin_spec(redis: aioredis.Redis, namespace: str, name: str, uid: str, spec: Mapping[str, Any]) -> None:
+    """The pinned spec of the run ``uid`` replaced by ``spec`` (the parts of an edit a running run follows: its
+    limits), so that a run taken up again goes on with them too."""
+    await redis.set(OrchestrationKeys(namespace, name).spec(uid), codec.dumps(dict(spec)), xx=True)
 
 
 def result_ref(key: str) -> str:

@@ -8,6 +8,7 @@ a dispatch costs no round trip, and it counts the task at once, so parallel step
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -57,20 +58,55 @@ def allowance(limits: Limits, usage: Usage) -> Allowance:
     )
 
 
+class LiveLimits:
+    """A run's limits as they are now. They start as the spec's; the operator sets them again when ``spec.limits`` is
+    edited while the run runs, and each listener (the budget check, the run's deadline) applies them at once, as
+    Kubernetes applies an edit of a running Job's ``activeDeadlineSeconds``."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._listeners: list[Callable[[Limits], None]] = []
+
+    def listen(self, listener: Callable[[Limits], None]) -> Callable[[], None]:
+        """Call ``listener`` with the limits whenever they change; returns what stops it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def set(self, limits: Limits) -> bool:
+        """The limits as edited; False when they are the ones in force already."""
+        if limits == self.limits:
+            return False
+        self.limits = limits
+        for listener in list(self._listeners):
+            listener(limits)
+        return True
+
+
 class Budget:
     """The run's usage against its limits: started-at (set once), dispatched tasks, cost and tokens of results."""
 
     def __init__(
-        self, redis: aioredis.Redis, namespace: str, name: str, uid: str, limits: Limits, kept: Kept | None = None
+        self,
+        redis: aioredis.Redis,
+        namespace: str,
+        name: str,
+        uid: str,
+        limits: Limits | LiveLimits,
+        kept: Kept | None = None,
     ) -> None:
         self._counters = UsageCounters(redis, namespace, name)
         self._uid = uid
-        self.limits = limits
+        self.live = limits if isinstance(limits, LiveLimits) else LiveLimits(limits)
         self._started: float | None = None  # fixed once start() has run: no read needed for the clock
         # The counters as of start(), plus what this run counted since: kept where the caller can hand them to the
         # next run of the same uid (:mod:`podium.engine.kept`).
         self._kept = kept or Kept()
         self.resumed = False  # start() found the run started before (an operator restart, a takeover)
+
+    @property
+    def limits(self) -> Limits:
+        """The limits in force now (:class:`LiveLimits`)."""
+        return self.live.limits
 
     async def start(self, now: float) -> float:
         """Record when the run began (first start only, per uid) and return it. Run again with the counters kept
@@ -127,5 +163,10 @@ class Budget:
 
     async def remaining_seconds(self, now: float) -> float:
         if self._started is not None:
-            return self.limits.timeout_seconds - (now - self._started)
+            return self.remaining_after_start(now)
         return self.limits.timeout_seconds - (await self.usage(now)).elapsed
+
+    def remaining_after_start(self, now: float) -> float:
+        """:meth:`remaining_seconds` of a started budget (no read needed)."""
+        assert self._started is not None, "the budget has not started"
+        return self.limits.timeout_seconds - (now - self._started)

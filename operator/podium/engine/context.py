@@ -28,7 +28,7 @@ from podium.dataplane.messages import ERROR_TYPES, REFUSED, PayloadTooLarge, Res
 from podium.dataplane.toolcalls import TOOL_CALL_EVENT
 from podium.engine import availability, degradation, selection, tracing
 from podium.engine.availability import Availability, State
-from podium.engine.budget import Budget, allowance
+from podium.engine.budget import Budget, LiveLimits, allowance
 from podium.engine.contracts import Contract
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.journal import DISPATCHED, DONE, Entry, Journal
@@ -235,7 +235,7 @@ class RunContext:
         uid: str,
         namespace: str,
         name: str,
-        limits: Limits | None = None,
+        limits: Limits | LiveLimits | None = None,
         state: Any = None,
         team: str | None = None,
         on_progress: ProgressCallback | None = None,
@@ -257,11 +257,11 @@ class RunContext:
         self.name = name
         self.team = team
         self.state = state
-        self.limits = limits or Limits()
         self.options = options or RunOptions()
         self.kept = kept or Kept()  # what it wrote that the run can write back (:mod:`podium.engine.kept`)
         self.journal = Journal(redis, namespace, name, uid, self.kept.done)
-        self.budget = Budget(redis, namespace, name, uid, self.limits, self.kept)
+        # Edited while the run runs (spec.limits), they apply from the next dispatch on: LiveLimits.
+        self.budget = Budget(redis, namespace, name, uid, limits or Limits(), self.kept)
         self.breakers = BreakerStore(redis, namespace)
         self.stats = StatsStore(redis, namespace)
         self._recent = RecentView(self.options.recent_seconds)
@@ -299,6 +299,11 @@ class RunContext:
         self._deferred_error: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle hooks
+    @property
+    def limits(self) -> Limits:
+        """The run's limits as they are now (:class:`podium.engine.budget.LiveLimits`)."""
+        return self.budget.limits
+
     @property
     def orchestration(self) -> str:
         return f"{self.namespace}/{self.name}"

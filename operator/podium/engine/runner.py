@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import redis.asyncio as aioredis
 
-from podium.api.orchestration import OrchestrationSpec
+from podium.api.orchestration import Limits, OrchestrationSpec
 from podium.dataplane.records import ReplicaInfo
 from podium.engine import availability, tracing
 from podium.engine.approval import NotApproved
-from podium.engine.budget import BudgetExceeded
+from podium.engine.budget import BudgetExceeded, LiveLimits
 from podium.engine.collaboration import Collaboration
 from podium.engine.context import (
     EventHook,
@@ -104,10 +104,12 @@ async def run_orchestration(
     agents: Refresh | None = None,
     on_event: EventHook | None = None,
     kept: Kept | None = None,
+    limits: LiveLimits | None = None,
 ) -> RunOutcome:
     """Run ``spec`` over the agents of ``directory``; ``agents``, when given, reads them again (the operator's live
     view), so availability is decided on what is true when each step needs an agent. ``kept``: the copy of what the
-    run wrote, for a caller that runs it again after an error (:mod:`podium.engine.kept`)."""
+    run wrote, for a caller that runs it again after an error (:mod:`podium.engine.kept`). ``limits``: the run's
+    limits, when the caller may change them while it runs (else ``spec.limits``)."""
     # A bus of its own (no caller's): closed at the end, or its result reader would read on after the run, holding
     # a connection of the caller's pool. The operator passes one bus shared by all its runs.
     own: Bus | None = None
@@ -138,7 +140,7 @@ async def run_orchestration(
             uid=uid,
             namespace=namespace,
             name=name,
-            limits=spec.limits,
+            limits=limits or spec.limits,
             state=state,
             team=spec.team,
             on_progress=on_progress,
@@ -206,16 +208,25 @@ async def _execute(ctx: RunContext, spec: OrchestrationSpec, block: Any) -> RunO
     strategy = get(str(spec.strategy))
     clock = ctx.options.clock
     remaining = await ctx.budget.remaining_seconds(clock())
+    loop = asyncio.get_running_loop()
     try:
         # The budget check before each dispatch stops new work; this stops a run stuck waiting.
-        async with asyncio.timeout(max(remaining, 0.0)):
-            outcome = await _with_router(ctx, strategy(ctx, block, spec.input))
-            if ctx.collab is not None:
-                ctx.partial = outcome.result
-                await ctx.collab.approve_result(ctx, outcome.result)
+        async with asyncio.timeout(max(remaining, 0.0)) as deadline:
+
+            def moved(_: Limits) -> None:  # timeoutSeconds edited while the run runs: its deadline moves with it
+                deadline.reschedule(loop.time() + max(ctx.budget.remaining_after_start(clock()), 0.0))
+
+            unfollow = ctx.budget.live.listen(moved)
+            try:
+                outcome = await _with_router(ctx, strategy(ctx, block, spec.input))
+                if ctx.collab is not None:
+                    ctx.partial = outcome.result
+                    await ctx.collab.approve_result(ctx, outcome.result)
+            finally:
+                unfollow()
     except TimeoutError:
         usage = await ctx.budget.usage(clock())
-        exc = BudgetExceeded("timeoutSeconds", round(usage.elapsed, 3), spec.limits.timeout_seconds)
+        exc = BudgetExceeded("timeoutSeconds", round(usage.elapsed, 3), ctx.limits.timeout_seconds)
         return _finish(ctx, FAILED, "BudgetExceeded", str(exc), ctx.partial)
     except BudgetExceeded as exc:
         return _finish(ctx, FAILED, "BudgetExceeded", str(exc), ctx.partial)

@@ -15,12 +15,12 @@ import redis.asyncio as aioredis
 from podium.api.orchestration import BalanceWeights, Limits, OrchestrationSpec, Target
 from podium.dataplane.bus import Bus
 from podium.engine import contracts
-from podium.engine.budget import BudgetExceeded
+from podium.engine.budget import BudgetExceeded, LiveLimits
 from podium.engine.context import RunContext, RunOptions, TaskFailed
 from podium.engine.directory import AgentDirectory, AgentInfo
 from podium.engine.progress import Progress
 from podium.engine.resilience import OPEN, BreakerStore
-from podium.engine.runner import run_orchestration
+from podium.engine.runner import RunOutcome, run_orchestration
 from podium.engine.stats import StatsStore
 from tests.integration.engine.fleet import Fleet, info, start_fleet
 
@@ -214,6 +214,39 @@ async def test_max_cost_stops_dispatch_with_a_clear_reason(fleet: Fleet, client:
     assert exc.value.limit == "maxCost" and "used 1.2 of 1" in str(exc.value)
     assert fleet.count(ctx.uid, "c") == 0
     assert ctx.progress().cost == pytest.approx(1.2) and ctx.progress().tokens == 20
+
+
+async def test_limits_edited_while_a_run_runs_apply_to_it_at_once(
+    fleet: Fleet, client: aioredis.Redis, bus: Bus
+) -> None:
+    stages = [{"name": f"s{i}", "agent": "w1"} for i in range(8)]
+    spec = OrchestrationSpec.model_validate({"strategy": "pipeline", "input": 1, "pipeline": {"stages": stages}})
+    directory = AgentDirectory([info("w1")])
+
+    async def run(edit: dict[str, Any]) -> tuple[RunOutcome, float]:
+        """A run whose limits are edited half a second in; its outcome, and how long after the edit it ended."""
+        limits = LiveLimits(spec.limits)
+        uid = uuid.uuid4().hex[:12]
+        going = asyncio.create_task(
+            run_orchestration(client, directory, fleet.namespace, "live", uid, spec, bus=bus, limits=limits)
+        )
+        await asyncio.sleep(0.5)
+        edited = asyncio.get_running_loop().time()
+        assert limits.set(limits.limits.model_copy(update=edit))
+        outcome = await going
+        return outcome, asyncio.get_running_loop().time() - edited
+
+    # Quick stages: with fewer tasks allowed than it has dispatched by now, it stops before its next dispatch.
+    fleet.set_mode("w1", sleep=0.3)
+    outcome, _ = await run({"max_tasks": 3})
+    assert (outcome.phase, outcome.reason) == ("Failed", "BudgetExceeded"), outcome.message
+    assert "maxTasks used 3 of 3" in outcome.message
+    # A stage that takes longer than the new deadline: the run ends at the deadline, a second after its start, not
+    # after the stage (nor after the hour it started with).
+    fleet.set_mode("w1", sleep=4)
+    outcome, waited = await run({"timeout_seconds": 1})
+    assert (outcome.phase, outcome.reason) == ("Failed", "BudgetExceeded"), outcome.message
+    assert "timeoutSeconds" in outcome.message and waited < 2, (outcome.message, waited)
 
 
 async def test_suspended_run_dispatches_nothing_until_resumed(fleet: Fleet, client: aioredis.Redis, bus: Bus) -> None:

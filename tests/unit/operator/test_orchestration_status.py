@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from podium.api.orchestration import OrchestrationStatus
+from podium.api.orchestration import Limits, OrchestrationStatus
 from podium.engine.progress import Progress, TaskRecord, TaskState
 from podium.engine.runner import RunOutcome
 from podium.operator.conditions import find
@@ -142,6 +142,24 @@ def test_redis_losing_a_runs_data_is_a_warning_on_the_orchestration_and_other_en
         "lost from Redis: the journal was gone; wrote back the entries of 2 finished steps",
     )
     assert st.data_loss_event("task.finished", {"step": "stage-a", "state": "Succeeded"}) is None
+
+
+def test_a_started_run_follows_an_edit_of_its_limits_and_says_what_changed() -> None:
+    started = {"strategy": "pipeline", "input": {"x": 1}, "limits": {"maxTasks": 10}}
+    assert run.limits_edit(started, started) is None
+    assert run.limits_edit(started, started | {"suspend": True}) is None
+    edited = run.limits_edit(started, started | {"limits": {"maxTasks": 3, "timeoutSeconds": 60}})
+    assert edited is not None
+    limits, wire = edited
+    assert (limits.max_tasks, limits.timeout_seconds, wire) == (3, 60, {"maxTasks": 3, "timeoutSeconds": 60})
+    assert run.changes(Limits(max_tasks=10), limits) == "timeoutSeconds 3600 -> 60, maxTasks 10 -> 3"
+    removed = run.limits_edit(started, {k: v for k, v in started.items() if k != "limits"})
+    assert removed is not None and removed[0] == Limits() and removed[1] is None  # back to the defaults
+    assert run.limits_edit(started, started | {"limits": {"maxTasks": -1}}) is None  # not limits: not followed
+    # Limits are followed, not ignored; an edit of anything else beside them still is.
+    assert run.edit_ignored(started, started | {"limits": {"maxTasks": 3}}, 2) == ""
+    why = run.edit_ignored(started, started | {"limits": {"maxTasks": 3}, "input": {"x": 2}}, 3)
+    assert "generation 3" in why and "spec.suspend and spec.limits" in why
 
 
 def test_an_edit_of_a_started_run_other_than_suspend_is_shown_as_ignored_through_its_end() -> None:

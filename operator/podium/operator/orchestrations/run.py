@@ -4,7 +4,8 @@ The kopf daemon (``orchestrations/handlers.py``) calls :func:`drive` with the li
 operator calls it again for a Running orchestration: the engine's journal replays finished steps and
 re-attaches to in-flight ones, so no task runs twice. A run goes on with the spec it started with (pinned in Redis
 at its start): an edit made while it runs, or before a replica takes it up again, earns a ``SpecIgnored``
-condition (:func:`edit_ignored`) but for ``spec.suspend``, which it follows. Until it starts, a Pending run reads
+condition (:func:`edit_ignored`) but for ``spec.suspend``, which it follows, and ``spec.limits``, which apply from
+then on (:func:`limits_edit`; pinned again, so a run taken up again keeps them). Until it starts, a Pending run reads
 the spec again at every look, so fixing a name it waits for starts it. Succeeded and Failed are terminal: a
 finished run is never started again (a later spec change only earns ``SpecIgnored``, see :func:`ignored_change`).
 """
@@ -20,14 +21,16 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from podium import telemetry
-from podium.api.orchestration import OrchestrationSpec
+from podium.api.orchestration import Limits, OrchestrationSpec
 from podium.api.validation import explain
 from podium.dataplane import runs
 from podium.dataplane.approvals import ApprovalStore
 from podium.dataplane.bus import Bus
 from podium.dataplane.purge import purge_orchestration
+from podium.engine.budget import LiveLimits
 from podium.engine.kept import Kept
 from podium.engine.progress import Progress
 from podium.engine.runner import FAILED, RunOutcome, run_orchestration
@@ -95,6 +98,7 @@ class Controller:
         self.waiting: list[str] = []  # agents the engine waits for to come up (condition Waiting)
         self.waits_told: set[str] = set()  # the waits an Event said already: once each, however often they come back
         self.pinned: dict[str, Any] | None = None  # the spec (wire form) the run started with, once it has
+        self.limits: LiveLimits | None = None  # the running engine's limits, while it runs
         self.ignored = ""  # why the spec as it is now is not the run's (condition SpecIgnored), "" when it is
         self._shown: tuple[str, str, str, bool] | None = None  # the phase last set: re-shown when waiting changes
 
@@ -277,14 +281,36 @@ class Controller:
         return spec
 
     async def notice_edit(self) -> None:
-        """SpecIgnored while the spec as it is now differs from the run's, with a Warning Event once per edit."""
-        ignored = edit_ignored(self.pinned or {}, self.body.get("spec") or {}, self.generation)
+        """An edit of spec.limits applied to the run; SpecIgnored while the rest of the spec as it is now differs
+        from the run's, with a Warning Event once per edit."""
+        now = self.body.get("spec") or {}
+        if self.pinned is not None and self.limits is not None:
+            await self._follow_limits(self.pinned, now, self.limits)
+        ignored = edit_ignored(self.pinned or {}, now, self.generation)
         if ignored == self.ignored:
             return
         self.ignored = ignored
         if ignored:
             self.event("Warning", "SpecIgnored", ignored)
         self._reshow()
+        await self.writer.flush()
+
+    async def _follow_limits(self, pinned: dict[str, Any], now: Mapping[str, Any], live: LiveLimits) -> None:
+        edited = limits_edit(pinned, now)
+        if edited is None:
+            return
+        limits, wire = edited
+        repinned = {k: v for k, v in pinned.items() if k != "limits"} | ({"limits": wire} if wire is not None else {})
+        try:  # pinned first: a run taken up again after this keeps the limits it now runs under
+            await runs.repin_spec(self.deps.redis, self.namespace, self.name, self.uid, repinned)
+        except RedisError as e:  # tried again at the next look
+            self.deps.logger.warning("spec.limits edited, but not pinned yet (Redis: %s); trying again", e)
+            return
+        self.pinned = repinned
+        before = live.limits
+        live.set(limits)
+        self.event("Normal", "LimitsChanged", f"spec.limits edited while the run runs: {changes(before, limits)}")
+        self._reshow()  # the conditions now observe this generation
         await self.writer.flush()
 
     async def watch_spec(self) -> None:
@@ -413,6 +439,7 @@ async def _run_once(
         if lost is not None:
             ctl.event("Warning", *lost)
 
+    ctl.limits = LiveLimits(spec.limits)  # an edit of spec.limits reaches the engine through it (notice_edit)
     engine: asyncio.Task[RunOutcome] = asyncio.create_task(
         run(
             ctl.deps.redis,
@@ -427,6 +454,7 @@ async def _run_once(
             on_event=on_event,
             bus=ctl.deps.bus,
             kept=kept,
+            limits=ctl.limits,
         ),
         name=f"orchestration {ctl.namespace}/{ctl.name}",
     )
@@ -453,19 +481,41 @@ async def _run_once(
         if not engine.done():
             engine.cancel()
         await asyncio.gather(engine, watcher, decisions, return_exceptions=True)
+        ctl.limits = None
     await ctl.finish(outcome)
+
+
+FOLLOWED = ("suspend", "limits")  # what a running run follows of an edit of its spec
 
 
 def edit_ignored(started: Mapping[str, Any], now: Mapping[str, Any], generation: int | None) -> str:
     """Why a started run ignores its spec as it is ``now`` ("" when that is the spec it ``started`` with, but for
-    spec.suspend, which a run follows)."""
-    if {k: v for k, v in started.items() if k != "suspend"} == {k: v for k, v in now.items() if k != "suspend"}:
+    spec.suspend and spec.limits, which a run follows)."""
+    if {k: v for k, v in started.items() if k not in FOLLOWED} == {k: v for k, v in now.items() if k not in FOLLOWED}:
         return ""
     return (
         f"the spec changed after the run started (generation {generation}): the run goes on with the spec it started "
-        "with and follows only spec.suspend; to run the new spec, create a new Orchestration (or delete and "
-        "re-apply this one)"
+        "with and follows only spec.suspend and spec.limits; to run the new spec, create a new Orchestration (or "
+        "delete and re-apply this one)"
     )
+
+
+def limits_edit(started: Mapping[str, Any], now: Mapping[str, Any]) -> tuple[Limits, Any] | None:
+    """The limits a running run goes on with when ``now`` edits those it ``started`` (or was last given) with, and
+    their wire form; None when they are the same (or the edit is not valid limits: the API server refuses those)."""
+    wire = now.get("limits")
+    if wire == started.get("limits"):
+        return None
+    try:
+        return Limits.model_validate(wire or {}), wire
+    except ValidationError:
+        return None
+
+
+def changes(before: Limits, after: Limits) -> str:
+    """What an edit of the limits changed, as "timeoutSeconds 3600 -> 60, maxTasks 100 -> 3"."""
+    old, new = before.model_dump(by_alias=True), after.model_dump(by_alias=True)
+    return ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v) or "no change"
 
 
 def ignored_change(body: Mapping[str, Any]) -> dict[str, Any] | None:

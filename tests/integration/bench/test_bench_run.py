@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from pathlib import Path
 
 import pytest
 
-from bench import orchestration, run
+from bench import instructions, orchestration, run
+from podium_localcluster.redis_server import RedisServer
 
 
 async def test_engine_overhead_is_measured_against_the_same_steps_through_the_bus() -> None:
@@ -38,3 +41,15 @@ def test_bench_run_writes_one_json_per_benchmark_with_the_load_and_the_table_int
 def test_orchestration_plan_rejects_sizes_over_the_api_cap() -> None:
     with pytest.raises(ValueError, match=r"1\.\.64"):
         orchestration.Plan(stages=65, tasks=1, agents=1, runs=1).check()
+
+
+async def test_the_loops_whose_instructions_are_counted_run_the_engine_and_the_direct_steps() -> None:
+    with RedisServer() as server:
+        agents = asyncio.create_task(instructions.agents(server.url))
+        try:
+            for kind in instructions.LOOPS:  # each raises if a run fails or a step gets no result
+                await asyncio.wait_for(instructions.loop(kind, server.url, 1), 60)
+        finally:
+            agents.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await agents

@@ -308,14 +308,15 @@ class Controller:
             return
         self.pinned = repinned
         before = live.limits
-        live.set(limits)
+        if not live.set(limits):  # the same limits, written another way ({} for none)
+            return
         self.event("Normal", "LimitsChanged", f"spec.limits edited while the run runs: {changes(before, limits)}")
         self._reshow()  # the conditions now observe this generation
         await self.writer.flush()
 
     async def watch_spec(self) -> None:
-        """While the engine runs: spec.suspend in the phase (the engine itself holds dispatch), and any other edit
-        noted as ignored."""
+        """While the engine runs: spec.suspend in the phase (the engine itself holds dispatch), spec.limits handed to
+        the engine, and any other edit noted as ignored."""
         was = self.suspended()
         while True:
             await self.notice_edit()
@@ -515,7 +516,7 @@ def limits_edit(started: Mapping[str, Any], now: Mapping[str, Any]) -> tuple[Lim
 def changes(before: Limits, after: Limits) -> str:
     """What an edit of the limits changed, as "timeoutSeconds 3600 -> 60, maxTasks 100 -> 3"."""
     old, new = before.model_dump(by_alias=True), after.model_dump(by_alias=True)
-    return ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v) or "no change"
+    return ", ".join(f"{k} {old.get(k)} -> {v}" for k, v in new.items() if old.get(k) != v)
 
 
 def ignored_change(body: Mapping[str, Any]) -> dict[str, Any] | None:

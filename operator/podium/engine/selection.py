@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from podium.api.orchestration import AssignmentWeights, BalanceWeights, BidWeights
 from podium.engine import availability
 from podium.engine.directory import AgentInfo
-from podium.engine.stats import PerfStats
+from podium.engine.stats import NO_RECORD, PerfStats
 
 DEFAULT_BALANCE = BalanceWeights()
-NO_RECORD = PerfStats()  # an agent without a record yet
 
 
 def capability_match(agent: AgentInfo, required: Sequence[str]) -> float:

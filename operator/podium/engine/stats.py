@@ -19,6 +19,7 @@ from podium.dataplane.keys import agent_keys
 from podium.dataplane.perf import RECENT, Failure, Outcome, PerfRecord
 
 __all__ = [
+    "NO_RECORD",
     "RECENT",
     "REPUTATION_ALPHA",
     "Failure",
@@ -64,6 +65,9 @@ class PerfStats(PerfRecord):
     @property
     def avg_quality(self) -> float | None:
         return self.quality_sum / self.quality_n if self.quality_n else None
+
+
+NO_RECORD = PerfStats()  # an agent without a record yet
 
 
 def recommendation(stats: PerfStats, targets: PerformanceTargets) -> str:
@@ -172,10 +176,7 @@ class RecentView:
     def stats(self, agent: str) -> PerfStats:
         """The agent's recent outcomes as the run sees them (none if never read)."""
         seen = self._seen.get(agent)
-        return seen[1] if seen is not None else _NONE_SEEN
-
-
-_NONE_SEEN = PerfStats()
+        return seen[1] if seen is not None else NO_RECORD
 
 
 def parse_stats(raw: Any, recent: Any, failures: Any) -> PerfStats:

@@ -54,6 +54,12 @@ def kubectl_apply(cluster: ClusterHandle, ns: str, *manifests: dict[str, Any]) -
     assert out.returncode == 0, out.stderr
 
 
+def patch_spec(cluster: ClusterHandle, ns: str, name: str, spec: dict[str, Any]) -> None:
+    """An edit of the Orchestration's spec, as `kubectl patch --type=merge` makes it."""
+    out = cluster.kubectl("patch", "-n", ns, "orchestration", name, "--type=merge", "-p", json.dumps({"spec": spec}))
+    assert out.returncode == 0, out.stderr
+
+
 def orchestration(name: str, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "podium.dev/v1alpha1", "kind": "Orchestration", "metadata": {"name": name}, "spec": spec}
 

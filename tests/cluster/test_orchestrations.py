@@ -32,6 +32,7 @@ from .orchestration_support import (
     kubectl_apply,
     obj,
     orchestration,
+    patch_spec,
     status,
 )
 
@@ -235,18 +236,14 @@ def test_suspend_pauses_dispatch_and_resume_finishes(
     name = "pausable"
     kubectl_apply(cluster, ns, slow_pipeline(name, 5))
     wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
-    patch = cluster.kubectl("patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"suspend":true}}')
-    assert patch.returncode == 0, patch.stderr
+    patch_spec(cluster, ns, name, {"suspend": True})
     wait_for("phase Suspended", lambda: status(cluster, ns, name).get("phase") == "Suspended", timeout=30)
     time.sleep(2.0)  # the stage in flight when suspend landed finishes
     held = len(executions(admin, ns, name))
     time.sleep(4.0)  # nearly three stage-lengths: a running pipeline would have moved on
     assert len(executions(admin, ns, name)) == held
     assert status(cluster, ns, name)["phase"] == "Suspended"
-    patch = cluster.kubectl(
-        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"suspend":false}}'
-    )
-    assert patch.returncode == 0, patch.stderr
+    patch_spec(cluster, ns, name, {"suspend": False})
     st = finished(cluster, ns, name)
     assert st["phase"] == "Succeeded" and st["tasksDone"] == 5
     assert set(executions(admin, ns, name).values()) == {1}
@@ -259,10 +256,7 @@ def test_a_limits_edit_applies_to_the_running_run_and_is_not_ignored(
     name = "tightened"
     kubectl_apply(cluster, ns, slow_pipeline(name, 8))
     wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
-    patch = cluster.kubectl(
-        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"limits":{"maxTasks":3}}}'
-    )
-    assert patch.returncode == 0, patch.stderr
+    patch_spec(cluster, ns, name, {"limits": {"maxTasks": 3}})
     st = finished(cluster, ns, name)
     assert st["phase"] == "Failed" and st["message"] == "budget exceeded: maxTasks used 3 of 3", st.get("message")
     assert condition(st, "BudgetExceeded").get("status") == "True"
@@ -296,10 +290,7 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     wait_for("two stages done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 2, timeout=60)
     # An edit while it runs is not the run's, nor after the operator that replaces this one takes it up.
     eight = slow_pipeline(name, 8)["spec"]["pipeline"]
-    patch = cluster.kubectl(
-        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", json.dumps({"spec": {"pipeline": eight}})
-    )
-    assert patch.returncode == 0, patch.stderr
+    patch_spec(cluster, ns, name, {"pipeline": eight})
     ignored = wait_for("SpecIgnored", lambda: condition(status(cluster, ns, name), "SpecIgnored"), timeout=30)
     assert ignored["reason"] == "RunStarted" and "generation 2" in ignored["message"], ignored
     operator.kill()
@@ -417,10 +408,7 @@ def test_a_finished_run_is_not_rerun_when_its_spec_changes(
     kubectl_apply(cluster, ns, slow_pipeline(name, 1))
     assert finished(cluster, ns, name)["phase"] == "Succeeded"
     ran = executions(admin, ns, name)
-    patch = cluster.kubectl(
-        "patch", "-n", ns, "orchestration", name, "--type=merge", "-p", '{"spec":{"input":"again"}}'
-    )
-    assert patch.returncode == 0, patch.stderr
+    patch_spec(cluster, ns, name, {"input": "again"})
 
     cond = wait_for("SpecIgnored condition", lambda: condition(status(cluster, ns, name), "SpecIgnored"), timeout=30)
     assert cond["reason"] == "RunFinished" and cond["observedGeneration"] == 2

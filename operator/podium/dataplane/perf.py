@@ -138,9 +138,18 @@ async def read_many(redis: aioredis.Redis, namespace: str, agents: Sequence[str]
     if not agents:
         return {}
     async with redis.pipeline(transaction=False) as pipe:
-        for agent in agents:
-            queue_read(pipe, agent_keys(namespace, agent))
+        queue_read_many(pipe, namespace, agents)
         replies = await pipe.execute()
+    return parse_many(agents, replies, into)
+
+
+def queue_read_many(pipe: Pipeline, namespace: str, agents: Sequence[str]) -> None:
+    """:func:`read_many` as commands on the caller's pipeline; :func:`parse_many` takes their replies."""
+    for agent in agents:
+        queue_read(pipe, agent_keys(namespace, agent))
+
+
+def parse_many(agents: Sequence[str], replies: Sequence[Any], into: type[R]) -> dict[str, R]:
     out = {}
     for i, agent in enumerate(agents):
         raw, recent, failures = replies[READS * i : READS * (i + 1)]

@@ -357,6 +357,23 @@ class RunContext:
         if self._on_event is not None:
             self._on_event(type, payload)
 
+    def announce(self, type: str, payload: Any) -> None:
+        """:meth:`publish` without a round trip of its own: the event goes out with the run's next commands queued
+        in this turn of the event loop (``run.started`` with the first step's reads, ``run.finished`` with the last
+        step's writes). A failure is raised where a deferred write's is: at the next dispatch, or by
+        :meth:`settle_writes`."""
+        event = _Event("engine", type, payload, self.options.clock())
+        task = asyncio.create_task(self._announce(event), name=f"event {type} {self.orchestration}")
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _announce(self, event: _Event) -> None:
+        try:
+            await self._batch.run(lambda pipe: self._queue_events(pipe, [event]))
+            await self._told([event])
+        except Exception as exc:
+            self._deferred_error = self._deferred_error or exc
+
     async def publish_as(self, sender: str, type: str, payload: Any) -> None:
         """A message on the run's stream from ``sender`` (an agent's ``messages``): routed to its subscribers."""
         publish = getattr(self.bus, "publish", None)
@@ -369,7 +386,14 @@ class RunContext:
 
     # ------------------------------------------------------------------ agents
     async def perf(self, agents: Sequence[AgentInfo]) -> dict[str, PerfStats]:
-        return await self.stats.get_many([a.name for a in agents])  # one round trip for all of them
+        """Their stats, in one round trip shared with whatever else the run sends then (run.started, for a plan
+        ranked before any step)."""
+        names = [a.name for a in agents]
+        if not names:
+            return {}
+        parse: list[Callable[[Sequence[Any]], dict[str, PerfStats]]] = []
+        replies = await self._batch.run(lambda pipe: parse.append(self.stats.queue_get_many(pipe, names)))
+        return parse[0](replies)
 
     async def ranked(
         self,

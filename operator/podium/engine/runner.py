@@ -122,7 +122,7 @@ async def run_orchestration(
             state = SharedState(redis, namespace, name, resolution=str(spec.conflict_resolution))  # type: ignore[arg-type]
         collab = Collaboration(redis, namespace, name, uid, spec, state) if isinstance(state, SharedState) else None
         try:
-            scoped, lost = await _with_live_load(bus, _scope(directory, spec), namespace), ""
+            scoped, lost = _scope(directory, spec), ""
         except UnknownAgent as exc:  # its team is gone: deleted since the run started (found when it is taken up)
             scoped, lost = AgentDirectory([]), str(exc)
         refresh: Refresh | None = None
@@ -157,18 +157,24 @@ async def run_orchestration(
         if not len(scoped):
             return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
         block = spec.block()
-        await ctx.start()
+        # The agents' loads (their replicas' heartbeats) read while the run starts, not a round trip before it.
+        async with asyncio.TaskGroup() as starting:
+            loaded = starting.create_task(_with_live_load(bus, scoped, namespace))
+            starting.create_task(ctx.start())
+        ctx.directory = loaded.result()
         if collab is not None:
             await collab.start(ctx)
         # A run taken up again (operator restart, another replica taking over) says so: it did not start twice.
-        await ctx.publish(
+        # Announced, not published: it goes with the first step's reads, and run.finished with the last step's
+        # writes, instead of a round trip each.
+        ctx.announce(
             "run.resumed" if ctx.budget.resumed else "run.started", {"uid": uid, "strategy": str(spec.strategy)}
         )
         outcome = _unstartable(ctx, spec, block) or await _execute(ctx, spec, block)
-        await ctx.settle_writes()  # the last step's writes: nothing is left to ride
         outcome.withdrawn = await _withdraw(ctx, bus)
         finished = {"uid": uid, "phase": outcome.phase, "reason": outcome.reason, "message": outcome.message[:1000]}
-        await ctx.publish("run.finished", finished | ({"withdrawn": outcome.withdrawn} if outcome.withdrawn else {}))
+        ctx.announce("run.finished", finished | ({"withdrawn": outcome.withdrawn} if outcome.withdrawn else {}))
+        await ctx.settle_writes()  # the last step's writes and run.finished: nothing is left to ride
         return outcome
     finally:
         if own is not None:

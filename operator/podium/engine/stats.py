@@ -6,7 +6,7 @@ Agent's status. Reputation (the market's view of an agent) lives in the same rec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +145,11 @@ class StatsStore:
     async def get_many(self, agents: Sequence[str]) -> dict[str, PerfStats]:
         """Stats of many agents in one round trip (selection ranks every candidate before each dispatch)."""
         return await perf.read_many(self._redis, self._namespace, agents, PerfStats)
+
+    def queue_get_many(self, pipe: Pipeline, agents: Sequence[str]) -> Callable[[Sequence[Any]], dict[str, PerfStats]]:
+        """:meth:`get_many` as commands on the caller's pipeline; returns what parses their replies."""
+        perf.queue_read_many(pipe, self._namespace, agents)
+        return lambda replies: perf.parse_many(agents, replies, PerfStats)
 
 
 class RecentView:

@@ -25,9 +25,9 @@ from podium.engine.stats import StatsStore
 AGENTS = [f"a{i}" for i in range(4)]
 STAGES = 12
 TASKS = 48
-# Per run, whatever its size: the agents' loads, the budget's claim, the run.started event, the first step's reads
-# (centralCommand: its agents' stats for the plan), run.finished.
-PER_RUN = 5
+# Per run, whatever its size: the agents' loads and the budget's claim (sent together), the first step's reads
+# (centralCommand: its agents' stats for the plan) with the run.started event, run.finished.
+PER_RUN = 4
 
 
 class Counting(aioredis.Connection):
@@ -77,11 +77,18 @@ async def counted_run(bus: Bus, counter: type[Counting], namespace: str, spec: A
     return counter.sent - sent - (counter.xreads - xreads), counter.xreads - xreads
 
 
+async def warm(bus: Bus, counter: type[Counting], namespace: str, spec: Any) -> None:
+    """Result streams watched, the library read, and the pool holding a connection for each of the reads a run
+    starts with at once besides the one its result reader keeps (a new connection's handshake would count)."""
+    for _ in range(2):
+        await counted_run(bus, counter, namespace, spec)
+
+
 async def test_a_pipeline_step_takes_its_dispatch_and_its_result_read_its_writes_ride_the_next_dispatch(
     counted: tuple[Bus, type[Counting], str],
 ) -> None:
     bus, counter, namespace = counted
-    await counted_run(bus, counter, namespace, pipeline_spec(STAGES))  # warm: result streams watched, library read
+    await warm(bus, counter, namespace, pipeline_spec(STAGES))
     other, xreads = await counted_run(bus, counter, namespace, pipeline_spec(STAGES))
     # Per step: the dispatch, with its journal entry and count, the previous step's result writes and the next
     # step's reads; the last step's writes go on their own (no dispatch follows). The result read is at least one
@@ -93,7 +100,7 @@ async def test_a_pipeline_step_takes_its_dispatch_and_its_result_read_its_writes
 
 async def test_parallel_centralcommand_tasks_share_their_round_trips(counted: tuple[Bus, type[Counting], str]) -> None:
     bus, counter, namespace = counted
-    await counted_run(bus, counter, namespace, central_spec(TASKS))
+    await warm(bus, counter, namespace, central_spec(TASKS))
     other, xreads = await counted_run(bus, counter, namespace, central_spec(TASKS))
     # The tasks' reads go out in one round trip and their dispatches in another; results are written as they are
     # read, a round trip per batch of results, never one per task.

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,6 +96,21 @@ async def echo(bus: Bus, agent: str, stop: asyncio.Event, *, namespace: str = NA
                     for d in batch
                 ]
             )
+
+
+@contextlib.asynccontextmanager
+async def echoes(url: str, agents: Sequence[str], namespace: str = NAMESPACE) -> AsyncIterator[None]:
+    """No-op agents answering ``agents``' inboxes (:func:`echo`) on a client of their own, until the block ends."""
+    client = aioredis.Redis.from_url(url)
+    bus, stop = Bus(client), asyncio.Event()
+    loops = [asyncio.create_task(echo(bus, name, stop, namespace=namespace)) for name in agents]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*loops)
+        await bus.close()
+        await client.aclose()
 
 
 class CountingConnection(wire(aioredis.Connection)):  # type: ignore[misc]

@@ -157,11 +157,7 @@ async def run_orchestration(
         if not len(scoped):
             return _finish(ctx, FAILED, "NoAgents", "no agents in scope: check spec.team / spec.agentSelector")
         block = spec.block()
-        # The agents' loads (their replicas' heartbeats) read while the run starts, not a round trip before it.
-        async with asyncio.TaskGroup() as starting:
-            loaded = starting.create_task(_with_live_load(bus, scoped, namespace))
-            starting.create_task(ctx.start())
-        ctx.directory = loaded.result()
+        ctx.directory = await _started(ctx, _with_live_load(bus, scoped, namespace))
         if collab is not None:
             await collab.start(ctx)
         # A run taken up again (operator restart, another replica taking over) says so: it did not start twice.
@@ -179,6 +175,20 @@ async def run_orchestration(
     finally:
         if own is not None:
             await own.close()
+
+
+async def _started(ctx: RunContext, loading: Awaitable[AgentDirectory]) -> AgentDirectory:
+    """The run started (:meth:`RunContext.start`) while the agents' loads are read (``loading``), not a round trip
+    after it; the directory with the loads. Either one's error is raised as it is (no group of them), the other
+    read abandoned."""
+    loads = asyncio.ensure_future(loading)
+    try:
+        await ctx.start()
+    except BaseException:
+        loads.cancel()
+        loads.add_done_callback(lambda t: t.cancelled() or t.exception())  # its own error, if any, is not news
+        raise
+    return await loads
 
 
 async def _withdraw(ctx: RunContext, bus: RunBus) -> dict[str, int]:

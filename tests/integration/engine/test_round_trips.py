@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from bench.orchestration import central_spec, echo, pipeline_spec
+from bench.orchestration import central_spec, echoes, pipeline_spec
 from podium.api.orchestration import Limits
 from podium.dataplane.bus import Bus
 from podium.engine.context import RunOptions
@@ -51,18 +51,13 @@ async def counted(redis_url: str) -> AsyncIterator[tuple[Bus, type[Counting], st
     """The engine's Bus on a counted client (a class of its own, so counts never mix), the agents on their own."""
     counter = type("Counter", (Counting,), {"sent": 0, "xreads": 0})
     pool = aioredis.BlockingConnectionPool.from_url(redis_url, connection_class=counter, max_connections=100)
-    engine, agents = aioredis.Redis(connection_pool=pool), aioredis.Redis.from_url(redis_url)
-    bus, agents_bus = Bus(engine), Bus(agents)
+    engine = aioredis.Redis(connection_pool=pool)
+    bus = Bus(engine)
     namespace = "rt" + uuid.uuid4().hex[:8]
-    stop = asyncio.Event()
-    loops = [asyncio.create_task(echo(agents_bus, name, stop, namespace=namespace)) for name in AGENTS]
-    yield bus, counter, namespace
-    stop.set()
-    await asyncio.gather(*loops)
+    async with echoes(redis_url, AGENTS, namespace):
+        yield bus, counter, namespace
     await bus.close()
-    await agents_bus.close()
     await engine.aclose()
-    await agents.aclose()
 
 
 async def counted_run(bus: Bus, counter: type[Counting], namespace: str, spec: Any) -> tuple[int, int]:

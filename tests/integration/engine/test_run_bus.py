@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from bench.orchestration import echo, pipeline_spec
+from bench.orchestration import echoes, pipeline_spec
 from podium.dataplane.bus import Bus
 from podium.dataplane.messages import Task
 from podium.engine.directory import AgentDirectory, AgentInfo
@@ -24,16 +24,9 @@ AGENTS = ["a0", "a1"]
 @pytest.fixture
 async def agents(redis_url: str) -> AsyncIterator[str]:
     """No-op agents a0 and a1 in a namespace of their own, on a client of their own."""
-    client = aioredis.Redis.from_url(redis_url)
-    bus = Bus(client)
     namespace = "rb" + uuid.uuid4().hex[:8]
-    stop = asyncio.Event()
-    loops = [asyncio.create_task(echo(bus, name, stop, namespace=namespace)) for name in AGENTS]
-    yield namespace
-    stop.set()
-    await asyncio.gather(*loops)
-    await bus.close()
-    await client.aclose()
+    async with echoes(redis_url, AGENTS, namespace):
+        yield namespace
 
 
 def directory() -> AgentDirectory:

@@ -359,9 +359,9 @@ class RunContext:
 
     def announce(self, type: str, payload: Any) -> None:
         """:meth:`publish` without a round trip of its own: the event goes out with the run's next commands queued
-        in this turn of the event loop (``run.started`` with the first step's reads, ``run.finished`` with the last
-        step's writes). A failure is raised where a deferred write's is: at the next dispatch, or by
-        :meth:`settle_writes`."""
+        in this turn of the event loop (``run.started`` with the first step's reads, ``run.finished`` with writes
+        still waiting at the end), or alone. A failure is raised where a deferred write's is: at the next dispatch,
+        or by :meth:`settle_writes`."""
         event = _Event("engine", type, payload, self.options.clock())
         task = asyncio.create_task(self._announce(event), name=f"event {type} {self.orchestration}")
         self._flushing.add(task)

@@ -161,8 +161,8 @@ async def run_orchestration(
         if collab is not None:
             await collab.start(ctx)
         # A run taken up again (operator restart, another replica taking over) says so: it did not start twice.
-        # Announced, not published: it goes with the first step's reads, and run.finished with the last step's
-        # writes, instead of a round trip each.
+        # Announced, not published: it goes with the first step's reads instead of a round trip of its own (and
+        # run.finished with any writes still waiting at the end).
         ctx.announce(
             "run.resumed" if ctx.budget.resumed else "run.started", {"uid": uid, "strategy": str(spec.strategy)}
         )

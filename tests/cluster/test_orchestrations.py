@@ -187,6 +187,12 @@ def slow_pipeline(name: str, stages: int) -> dict[str, Any]:
     )
 
 
+def slow_run(cluster: ClusterHandle, ns: str, name: str, stages: int, *, done: int = 1) -> None:
+    """A slow pipeline of ``stages`` applied, returning once ``done`` of them are done: the run is under way."""
+    kubectl_apply(cluster, ns, slow_pipeline(name, stages))
+    wait_for(f"{done} stage(s) done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= done, timeout=60)
+
+
 def test_missing_team_leaves_the_run_pending_with_a_reason(cluster: ClusterHandle, ns: str, fleet: list[str]) -> None:
     kubectl_apply(cluster, ns, orchestration("no-team", strategy="swarm", team="ghosts"))
     st = wait_for("Pending", lambda: (s := status(cluster, ns, "no-team")).get("phase") == "Pending" and s)
@@ -234,8 +240,7 @@ def test_suspend_pauses_dispatch_and_resume_finishes(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:
     name = "pausable"
-    kubectl_apply(cluster, ns, slow_pipeline(name, 5))
-    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    slow_run(cluster, ns, name, 5)
     patch_spec(cluster, ns, name, {"suspend": True})
     wait_for("phase Suspended", lambda: status(cluster, ns, name).get("phase") == "Suspended", timeout=30)
     time.sleep(2.0)  # the stage in flight when suspend landed finishes
@@ -254,8 +259,7 @@ def test_a_limits_edit_applies_to_the_running_run_and_is_not_ignored(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:
     name = "tightened"
-    kubectl_apply(cluster, ns, slow_pipeline(name, 8))
-    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    slow_run(cluster, ns, name, 8)
     patch_spec(cluster, ns, name, {"limits": {"maxTasks": 3}})
     st = finished(cluster, ns, name)
     assert st["phase"] == "Failed" and st["message"] == "budget exceeded: maxTasks used 3 of 3", st.get("message")
@@ -269,8 +273,7 @@ def test_delete_cancels_the_run_and_purges_its_keys(
     cluster: ClusterHandle, ns: str, fleet: list[str], admin: redis.Redis
 ) -> None:
     name = "doomed"
-    kubectl_apply(cluster, ns, slow_pipeline(name, 10))
-    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    slow_run(cluster, ns, name, 10)
     started = time.monotonic()
     deleted = cluster.kubectl("delete", "-n", ns, "orchestration", name, "--timeout=30s")
     assert deleted.returncode == 0, deleted.stderr
@@ -286,8 +289,7 @@ def test_operator_killed_mid_run_finishes_with_no_task_run_twice(
     cluster: ClusterHandle, ns: str, fleet: list[str], operator: Operator, admin: redis.Redis
 ) -> None:
     name = "survivor"
-    kubectl_apply(cluster, ns, slow_pipeline(name, 6))
-    wait_for("two stages done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 2, timeout=60)
+    slow_run(cluster, ns, name, 6, done=2)
     # An edit while it runs is not the run's, nor after the operator that replaces this one takes it up.
     eight = slow_pipeline(name, 8)["spec"]["pipeline"]
     patch_spec(cluster, ns, name, {"pipeline": eight})
@@ -311,8 +313,7 @@ def test_a_run_deleted_while_no_operator_runs_is_cleaned_up_once_one_starts(
     cluster: ClusterHandle, ns: str, fleet: list[str], operator: Operator, admin: redis.Redis
 ) -> None:
     name = "orphaned"
-    kubectl_apply(cluster, ns, slow_pipeline(name, 10))
-    wait_for("first stage done", lambda: status(cluster, ns, name).get("tasksDone", 0) >= 1, timeout=60)
+    slow_run(cluster, ns, name, 10)
     assert FINALIZER in obj(cluster, ns, name)["metadata"].get("finalizers", [])
     operator.kill()
     deleted = cluster.kubectl("delete", "-n", ns, "orchestration", name, "--wait=false")
